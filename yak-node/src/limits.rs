@@ -1,0 +1,42 @@
+//! Every limit and default in one place. Units last in names.
+
+/// Largest frame a peer may send; checked before any allocation.
+pub const FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest single record batch a producer may send.
+pub const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Default largest message (key + value) a producer may send.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Longest topic name, as in Kafka.
+pub const TOPIC_NAME_CHARS_MAX: usize = 249;
+/// Most partitions one topic may have.
+pub const PARTITIONS_MAX: u32 = 10_000;
+/// Default segment size before a roll.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// A sparse index entry is written every this many log bytes.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+/// Most connections one server keeps open at once.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// Default fetch size per partition.
+pub const FETCH_PARTITION_BYTES_DEFAULT: u32 = 1024 * 1024;
+/// Most bytes one fetch response carries over all partitions.
+pub const FETCH_RESPONSE_BYTES_MAX: u32 = 8 * 1024 * 1024;
+/// Longest a fetch may wait for data.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+/// Producer: default linger before a partial batch is sent.
+pub const LINGER_MS_DEFAULT: u64 = 5;
+/// Producer: default batch size.
+pub const BATCH_BYTES_DEFAULT: usize = 64 * 1024;
+/// Producer: most unacknowledged requests per broker connection.
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 5;
+/// Producer: how long a message may wait for an acknowledgement, retries included.
+pub const DELIVERY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Broker heartbeat interval to ZooKeeper.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+/// Default broker session timeout.
+pub const SESSION_TIMEOUT_MS_DEFAULT: u64 = 600;
+/// Metadata log records between ZooKeeper snapshots.
+pub const METADATA_LOG_RECORDS_PER_SNAPSHOT: u64 = 1000;
+/// Largest metadata log record.
+pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Client: how long to wait for a connection or a response.
+pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
