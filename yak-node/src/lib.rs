@@ -2,10 +2,25 @@
 //! a broker, or a client command.
 //!
 //! # Layout
+//! Data flows one way: cli → client → protocol → broker → storage.
 //! - [`protocol`]: frames, requests, responses, error codes, record batches.
+//! - [`transport`]: Unix sockets (interprocess).
+//! - [`server`]: the accept/read/answer loop shared by ZooKeeper and brokers.
+//! - [`zookeeper`]: sessions, metadata state machine, metadata log.
+//! - [`broker`]: produce, fetch, offsets, replica reconciliation.
 //! - [`storage`]: segmented partition logs, sparse index, recovery.
+//! - [`client`]: admin, metadata cache, producer, consumer.
+//! - [`cli`]: the `yak-node` command line.
 //! - [`limits`]: every limit and default.
+#![deny(missing_docs)]
 
+pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod limits;
 pub mod protocol;
+pub mod server;
+pub mod shutdown;
 pub mod storage;
+pub mod transport;
+pub mod zookeeper;

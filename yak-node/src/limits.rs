@@ -40,3 +40,5 @@ pub const METADATA_LOG_RECORDS_PER_SNAPSHOT: u64 = 1000;
 pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
 /// Client: how long to wait for a connection or a response.
 pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Most replicas per partition: one until brokers replicate to followers.
+pub const REPLICATION_FACTOR_MAX: u32 = 1;

@@ -99,12 +99,12 @@ impl BatchHeader {
 
     /// Offset of the last record.
     pub fn last_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.last_offset_delta)
+        self.base_offset.saturating_add(u64::from(self.last_offset_delta))
     }
 
     /// Offset after the last record.
     pub fn next_offset(&self) -> u64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 }
 
@@ -267,6 +267,7 @@ impl BatchBuilder {
     }
 
     /// Writes the header fields and the CRC; the batch is ready to send.
+    /// Call it on a batch with at least one record: brokers refuse empty ones.
     pub fn finish(mut self) -> Vec<u8> {
         let b = &mut self.buf;
         let batch_length = (b.len() - LOG_OVERHEAD_BYTES) as u32;
@@ -285,7 +286,8 @@ impl BatchBuilder {
 pub fn records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
     let header = validate(batch)?;
     let end = header.total_bytes();
-    let mut out = Vec::with_capacity(header.record_count as usize);
+    // The count is untrusted: bound the allocation by the smallest record size.
+    let mut out = Vec::with_capacity((header.record_count as usize).min(end / record_bytes(None, &[])));
     let mut at = HEADER_BYTES;
     for i in 0..header.record_count {
         let rec = parse_record(&batch[..end], at, &header).ok_or(BatchError::BadRecord(i))?;
@@ -328,7 +330,7 @@ fn parse_record<'a>(b: &'a [u8], start: usize, h: &BatchHeader) -> Option<(usize
         take(b, &mut at, v)?;
     }
     let record = Record {
-        offset: h.base_offset + u64::from(offset_delta),
+        offset: h.base_offset.checked_add(u64::from(offset_delta))?,
         timestamp_ms: h.first_timestamp_ms.wrapping_add(ts_delta),
         key,
         value,

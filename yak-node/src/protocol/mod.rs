@@ -1,5 +1,14 @@
-//! Wire protocol: frames, requests, responses, error codes, record batches.
-//! Owns every serde type of YaK. Does no socket I/O of its own beyond
-//! reading and writing one frame on a stream it is given.
+//! Wire protocol: frames, requests, responses, error codes, record batches,
+//! topic naming rules and the metadata log's records. Owns every serde type
+//! of YaK. Does no socket I/O beyond reading and writing one frame on a
+//! stream it is given.
 
 pub mod batch;
+pub mod errors;
+pub mod frame;
+pub mod messages;
+pub mod metalog;
+pub mod names;
+
+pub use errors::{ErrorBody, ErrorCode};
+pub use messages::*;

@@ -1,0 +1,163 @@
+//! `topic create|delete|list|describe` and `cluster status`.
+
+use super::TopicCommand;
+use crate::client::Admin;
+use crate::protocol::TopicMetadata;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde_json::json;
+use std::path::Path;
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn ids(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map_or_else(|| "none".into(), |l| l.to_string())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t
+}
+
+fn topic_json(t: &TopicMetadata) -> serde_json::Value {
+    json!({
+        "name": t.name,
+        "topic_id": t.topic_id,
+        "partitions": t.partitions.iter().map(|p| json!({
+            "partition": p.partition,
+            "leader": p.leader,
+            "replicas": p.replicas,
+            "isr": p.isr,
+            "leader_epoch": p.leader_epoch,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs a `topic` subcommand.
+pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
+    let mut admin = Admin::connect(cluster)?;
+    match command {
+        TopicCommand::Create { name, partitions, replication_factor } => {
+            let t = admin.create_topic(&name, partitions, replication_factor)?;
+            let rf = t.partitions.first().map_or(0, |p| p.replicas.len());
+            println!("created topic {} with {} partitions, replication factor {rf}", t.name, t.partitions.len());
+        }
+        TopicCommand::Delete { name } => {
+            admin.delete_topic(&name)?;
+            println!("deleted topic {name}");
+        }
+        TopicCommand::List { json } => {
+            let m = admin.metadata()?;
+            if json {
+                let v: Vec<_> = m
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "name": t.name,
+                            "partitions": t.partitions.len(),
+                            "replication_factor": t.partitions.first().map_or(0, |p| p.replicas.len()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for t in &m.topics {
+                    println!("{}", t.name);
+                }
+            }
+        }
+        TopicCommand::Describe { name, json } => {
+            let t = admin.describe_topic(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&topic_json(&t))?);
+            } else {
+                println!("topic {} (id {}), {} partitions", t.name, t.topic_id, t.partitions.len());
+                let mut tab = table(&["partition", "leader", "replicas", "isr", "leader epoch"]);
+                for p in &t.partitions {
+                    tab.add_row(vec![
+                        p.partition.to_string(),
+                        opt(p.leader),
+                        ids(&p.replicas),
+                        ids(&p.isr),
+                        p.leader_epoch.to_string(),
+                    ]);
+                }
+                println!("{tab}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cluster status`.
+pub fn status(cluster: &Path, json: bool) -> CliResult {
+    let mut admin = Admin::connect(cluster)?;
+    let m = admin.metadata()?;
+    let offsets = admin.replica_offsets()?;
+    let mut partitions = Vec::new();
+    for t in &m.topics {
+        for p in &t.partitions {
+            let leader_view = p.leader.and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)));
+            let replica_leos: Vec<serde_json::Value> = p
+                .replicas
+                .iter()
+                .map(|r| {
+                    let leo = offsets.get(&(t.name.clone(), p.partition, *r)).map(|o| o.log_end_offset);
+                    json!({"broker": r, "log_end_offset": leo})
+                })
+                .collect();
+            partitions.push(json!({
+                "topic": t.name,
+                "partition": p.partition,
+                "leader": p.leader,
+                "replicas": p.replicas,
+                "isr": p.isr,
+                "leader_epoch": p.leader_epoch,
+                "high_watermark": leader_view.map(|o| o.high_watermark),
+                "log_end_offset": leader_view.map(|o| o.log_end_offset),
+                "replica_log_end_offsets": replica_leos,
+            }));
+        }
+    }
+    let brokers: Vec<_> = m.brokers.iter().map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive})).collect();
+    if json {
+        let v = json!({"brokers": brokers, "partitions": partitions});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut tb = table(&["broker", "pid", "alive", "socket"]);
+    for b in &m.brokers {
+        tb.add_row(vec![b.id.to_string(), b.pid.to_string(), b.alive.to_string(), b.socket.clone()]);
+    }
+    println!("{tb}");
+    let mut tp = table(&["topic", "partition", "leader", "replicas", "isr", "epoch", "high watermark", "log end offset"]);
+    for p in &partitions {
+        let s = |k: &str| match &p[k] {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(a) => a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+            v => v.to_string(),
+        };
+        tp.add_row(vec![
+            s("topic"),
+            s("partition"),
+            s("leader"),
+            s("replicas"),
+            s("isr"),
+            s("leader_epoch"),
+            s("high_watermark"),
+            s("log_end_offset"),
+        ]);
+    }
+    if partitions.is_empty() {
+        println!("no topics");
+    } else {
+        println!("{tp}");
+    }
+    Ok(())
+}

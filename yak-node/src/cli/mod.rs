@@ -1,0 +1,125 @@
+//! The command line: argument definitions and one function per command.
+//! Parses, calls the client library (or starts a server), prints.
+
+pub mod admin;
+pub mod consume;
+pub mod produce;
+pub mod servers;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// YaK node: mini-ZooKeeper, broker, and client commands.
+#[derive(Debug, Parser)]
+#[command(name = "yak-node", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the cluster is.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArg {
+    /// Run dir of the cluster (holds zookeeper.sock).
+    #[arg(long, env = "YAK_CLUSTER", default_value = "yak-run", global = true)]
+    pub cluster: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the mini-ZooKeeper (started by yak-supervisor).
+    Zookeeper(servers::ZookeeperArgs),
+    /// Run a broker (started by yak-supervisor).
+    Broker(servers::BrokerArgs),
+    /// Create, delete, list and describe topics.
+    Topic {
+        /// Topic command.
+        #[command(subcommand)]
+        command: TopicCommand,
+        /// Cluster.
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Cluster state.
+    Cluster {
+        /// Cluster command.
+        #[command(subcommand)]
+        command: ClusterCommand,
+        /// Cluster.
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Send messages to a topic.
+    Produce(produce::ProduceArgs),
+    /// Read messages from a topic.
+    Consume(consume::ConsumeArgs),
+}
+
+/// `topic ...`
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// Topic name: 1-249 characters of a-z A-Z 0-9 . _ -
+        name: String,
+        /// Partition count (cluster default if absent).
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// Replicas per partition (cluster default if absent).
+        #[arg(long)]
+        replication_factor: Option<u32>,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+    /// List topics.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a topic's partitions.
+    Describe {
+        /// Topic name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `cluster ...`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Brokers and partitions.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Output format of `consume`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// One value per line.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Zookeeper(a) => servers::zookeeper(a),
+        Command::Broker(a) => servers::broker(a),
+        Command::Topic { command, cluster } => admin::topic(command, &cluster.cluster),
+        Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
+        Command::Produce(a) => produce::run(a),
+        Command::Consume(a) => consume::run(a),
+    }
+}

@@ -1,0 +1,153 @@
+//! `yak-node produce`: messages from `--message` flags or stdin lines, with
+//! batching and linger; exits 0 only if every message was acknowledged.
+
+use super::ClusterArg;
+use crate::client::{Producer, ProducerConfig};
+use crate::limits::{BATCH_BYTES_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
+use clap::Args;
+use crossbeam_channel::RecvTimeoutError;
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+/// Flags of `produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic to write to (created with the cluster defaults if missing).
+    #[arg(long)]
+    pub topic: String,
+    /// A message to send (repeatable); without it, one message per stdin line.
+    #[arg(long = "message")]
+    pub messages: Vec<String>,
+    /// Key for every message.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Split each stdin line at the first SEP into key and value.
+    #[arg(long, value_name = "SEP")]
+    pub key_separator: Option<String>,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    pub acks: i8,
+    /// How long a partial batch waits for more messages.
+    #[arg(long, default_value_t = LINGER_MS_DEFAULT)]
+    pub linger_ms: u64,
+    /// Send a batch once it reaches this many bytes.
+    #[arg(long, default_value_t = BATCH_BYTES_DEFAULT)]
+    pub batch_bytes: usize,
+    /// Largest message accepted.
+    #[arg(long, default_value_t = MESSAGE_BYTES_MAX_DEFAULT)]
+    pub max_message_bytes: usize,
+    /// Cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+fn parse_acks(s: &str) -> Result<i8, String> {
+    match s {
+        "0" => Ok(0),
+        "1" => Ok(1),
+        "all" | "-1" => Ok(-1),
+        _ => Err(format!("acks must be 0, 1 or all, not '{s}'")),
+    }
+}
+
+struct Counts {
+    sent: u64,
+    rejected: u64,
+}
+
+fn split<'a>(line: &'a str, key: Option<&'a str>, sep: Option<&str>) -> (Option<&'a str>, &'a str) {
+    match sep {
+        Some(sep) => match line.split_once(sep) {
+            Some((k, v)) => (Some(k), v),
+            None => (key, line),
+        },
+        None => (key, line),
+    }
+}
+
+fn send_one(p: &mut Producer, a: &ProduceArgs, line: &str, counts: &mut Counts) -> Result<(), Box<dyn std::error::Error>> {
+    let (key, value) = split(line, a.key.as_deref(), a.key_separator.as_deref());
+    counts.sent += 1;
+    match p.send(&a.topic, key.map(str::as_bytes), value.as_bytes()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.code().is_some() && !e.is_retriable() && counts.sent > 1 => {
+            // One bad message (too large) fails alone; the stream goes on.
+            if counts.rejected == 0 {
+                eprintln!("error: message {}: {e}", counts.sent);
+            }
+            counts.rejected += 1;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `produce`.
+pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ProducerConfig {
+        acks: a.acks,
+        linger: Duration::from_millis(a.linger_ms),
+        batch_bytes: a.batch_bytes,
+        max_message_bytes: a.max_message_bytes,
+        ..ProducerConfig::default()
+    };
+    let mut producer = Producer::connect(&a.cluster.cluster, config)?;
+    let mut counts = Counts { sent: 0, rejected: 0 };
+    let started = Instant::now();
+    if !a.messages.is_empty() {
+        for m in &a.messages {
+            send_one(&mut producer, &a, m, &mut counts)?;
+        }
+    } else {
+        let (tx, rx) = crossbeam_channel::bounded::<String>(8192);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let wait = producer
+                .next_deadline()
+                .map_or(Duration::from_millis(100), |d| d.saturating_duration_since(Instant::now()));
+            match rx.recv_timeout(wait) {
+                Ok(line) => send_one(&mut producer, &a, &line, &mut counts)?,
+                Err(RecvTimeoutError::Timeout) => producer.poll()?,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+    let report = producer.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    let failed = report.failed + counts.rejected;
+    eprintln!(
+        "produced {} of {} messages to {} in {secs:.2}s ({} batches, {failed} not acknowledged)",
+        report.acked, counts.sent, a.topic, report.batches
+    );
+    if failed > 0 {
+        let why = report.first_error.unwrap_or_else(|| "rejected by the client".into());
+        return Err(format!("{failed} messages were not acknowledged: {why}").into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_separator_when_splitting_lines_should_cut_at_first_occurrence() {
+        assert_eq!(split("k:v:w", None, Some(":")), (Some("k"), "v:w"));
+        assert_eq!(split("novalue", Some("dflt"), Some(":")), (Some("dflt"), "novalue"));
+        assert_eq!(split("plain", None, None), (None, "plain"));
+    }
+
+    #[test]
+    fn given_acks_strings_when_parsing_should_accept_only_kafka_values() {
+        assert_eq!(parse_acks("all"), Ok(-1));
+        assert_eq!(parse_acks("1"), Ok(1));
+        assert!(parse_acks("2").is_err());
+    }
+}

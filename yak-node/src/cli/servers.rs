@@ -1,0 +1,95 @@
+//! `yak-node zookeeper` and `yak-node broker`: flags to configs, then run.
+
+use crate::broker::{self, BrokerConfig};
+use crate::limits::{INDEX_INTERVAL_BYTES, REPLICATION_FACTOR_MAX, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
+use crate::storage::{FsyncPolicy, LogConfig};
+use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `yak-node zookeeper`.
+#[derive(Debug, Args)]
+pub struct ZookeeperArgs {
+    /// Where zookeeper.sock goes.
+    #[arg(long, default_value = "yak-run")]
+    pub run_dir: PathBuf,
+    /// Where the metadata log goes (in zookeeper/).
+    #[arg(long, default_value = "yak-data")]
+    pub data_dir: PathBuf,
+    /// A broker silent this long is dead.
+    #[arg(long, default_value_t = SESSION_TIMEOUT_MS_DEFAULT)]
+    pub session_timeout_ms: u64,
+    /// Partitions of a topic created without --partitions.
+    #[arg(long, default_value_t = 3)]
+    pub default_partitions: u32,
+    /// Replicas of a topic created without --replication-factor.
+    #[arg(long, default_value_t = 1)]
+    pub default_replication_factor: u32,
+}
+
+/// When appends reach the disk.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FsyncArg {
+    /// fsync before acks=all is answered (group commit per request).
+    Always,
+    /// Leave it to the OS: faster, loses recent writes on power loss.
+    Never,
+}
+
+/// Flags of `yak-node broker`.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Broker id.
+    #[arg(long)]
+    pub id: u32,
+    /// Where the sockets live.
+    #[arg(long, default_value = "yak-run")]
+    pub run_dir: PathBuf,
+    /// Where broker-<id>/ goes.
+    #[arg(long, default_value = "yak-data")]
+    pub data_dir: PathBuf,
+    /// Roll a new segment at this size.
+    #[arg(long, default_value_t = SEGMENT_BYTES_DEFAULT)]
+    pub segment_bytes: u64,
+    /// Write a sparse index entry every this many bytes.
+    #[arg(long, default_value_t = INDEX_INTERVAL_BYTES)]
+    pub index_interval_bytes: u64,
+    /// fsync policy.
+    #[arg(long, value_enum, default_value = "always")]
+    pub fsync: FsyncArg,
+}
+
+/// Runs ZooKeeper.
+pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if a.default_partitions == 0 || a.default_replication_factor == 0 {
+        return Err("--default-partitions and --default-replication-factor must be at least 1".into());
+    }
+    zookeeper::run(ZkConfig {
+        run_dir: a.run_dir,
+        data_dir: a.data_dir,
+        session_timeout: Duration::from_millis(a.session_timeout_ms),
+        defaults: TopicDefaults {
+            partitions: a.default_partitions,
+            replication_factor: a.default_replication_factor,
+            max_replication_factor: REPLICATION_FACTOR_MAX,
+        },
+    })
+}
+
+/// Runs a broker.
+pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if a.segment_bytes < 1024 || a.index_interval_bytes == 0 {
+        return Err("--segment-bytes must be at least 1024 and --index-interval-bytes at least 1".into());
+    }
+    broker::run(BrokerConfig {
+        id: a.id,
+        run_dir: a.run_dir,
+        data_dir: a.data_dir,
+        log: LogConfig { segment_bytes: a.segment_bytes, index_interval_bytes: a.index_interval_bytes },
+        fsync: match a.fsync {
+            FsyncArg::Always => FsyncPolicy::Always,
+            FsyncArg::Never => FsyncPolicy::Never,
+        },
+    })
+}

@@ -1,0 +1,76 @@
+//! Topic and cluster administration: create, delete, list, describe, status.
+
+use super::metadata::MetadataCache;
+use super::ClientError;
+use crate::protocol::names::validate_topic;
+use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, LocalPartition, Reply, TopicMetadata};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One replica's offsets as its broker reports them.
+pub type ReplicaOffsets = BTreeMap<(String, u32, u32), LocalPartition>;
+
+/// Admin client.
+pub struct Admin {
+    cache: MetadataCache,
+}
+
+impl Admin {
+    /// Connects to the cluster at `dir`.
+    pub fn connect(dir: &Path) -> Result<Admin, ClientError> {
+        Ok(Admin { cache: MetadataCache::connect(dir)? })
+    }
+
+    /// Creates a topic.
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: Option<u32>,
+        replication_factor: Option<u32>,
+    ) -> Result<TopicMetadata, ClientError> {
+        validate_topic(name).map_err(|m| ClientError::Server(ErrorBody::new(ErrorCode::InvalidTopicName, m)))?;
+        let call = Call::CreateTopic { name: name.to_string(), partitions, replication_factor };
+        match self.cache.zookeeper_call(&call)? {
+            Reply::TopicCreated(t) => Ok(t),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Deletes a topic.
+    pub fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {
+        match self.cache.zookeeper_call(&Call::DeleteTopic { name: name.to_string() })? {
+            Reply::TopicDeleted => Ok(()),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Brokers and every topic.
+    pub fn metadata(&mut self) -> Result<ClusterMetadata, ClientError> {
+        self.cache.refresh().cloned()
+    }
+
+    /// One topic.
+    pub fn describe_topic(&mut self, name: &str) -> Result<TopicMetadata, ClientError> {
+        self.cache.refresh()?;
+        self.cache.topic(name)
+    }
+
+    /// Every replica each alive broker holds, keyed by (topic, partition, broker).
+    /// A broker that cannot be reached is skipped.
+    pub fn replica_offsets(&mut self) -> Result<ReplicaOffsets, ClientError> {
+        let brokers: Vec<u32> = self.cache.metadata().brokers.iter().filter(|b| b.alive).map(|b| b.id).collect();
+        let mut out = BTreeMap::new();
+        for id in brokers {
+            let reply = self.cache.broker(id).and_then(|c| c.call(&Call::LocalPartitions));
+            match reply {
+                Ok(Reply::LocalPartitions { partitions }) => {
+                    for p in partitions {
+                        out.insert((p.topic.clone(), p.partition, id), p);
+                    }
+                }
+                Ok(_) | Err(_) => self.cache.forget_broker(id),
+            }
+        }
+        Ok(out)
+    }
+}

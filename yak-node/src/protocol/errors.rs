@@ -1,0 +1,92 @@
+//! Typed error codes that cross the wire. A client acts on the code; the
+//! message is for people.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What went wrong, as a client can act on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// No such topic.
+    UnknownTopic,
+    /// No such partition in the topic.
+    UnknownPartition,
+    /// This broker does not lead the partition; ask `leader`.
+    NotLeader {
+        /// Current leader if known.
+        leader: Option<u32>,
+        /// Its epoch.
+        epoch: u32,
+    },
+    /// Fewer in-sync replicas than `min.insync.replicas`.
+    NotEnoughReplicas,
+    /// A message or batch over the size limit.
+    MessageTooLarge,
+    /// Topic name breaks the naming rules.
+    InvalidTopicName,
+    /// Partition count or replication factor out of range.
+    InvalidPartitions,
+    /// Create of a topic that exists.
+    TopicAlreadyExists,
+    /// Sequence gap from an idempotent producer.
+    OutOfOrderSequence,
+    /// A resent batch that was already written.
+    DuplicateSequence,
+    /// A request from an older leader epoch.
+    FencedLeaderEpoch,
+    /// Batch failed its CRC or does not parse.
+    CorruptBatch,
+    /// Offset outside the log.
+    OffsetOutOfRange {
+        /// First offset in the log.
+        log_start_offset: u64,
+        /// Offset after the last record.
+        log_end_offset: u64,
+    },
+    /// Did not complete in time.
+    Timeout,
+    /// No broker is alive to place a partition on.
+    NoBrokersAvailable,
+    /// The request is not valid for this server.
+    InvalidRequest,
+    /// The broker could not read or write its disk.
+    StorageError,
+}
+
+impl ErrorCode {
+    /// Worth retrying after a metadata refresh.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotLeader { .. }
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::Timeout
+                | ErrorCode::UnknownPartition
+                | ErrorCode::NoBrokersAvailable
+        )
+    }
+}
+
+/// An error on the wire: a code and a human sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error with a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ErrorBody {}

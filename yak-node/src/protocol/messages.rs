@@ -1,0 +1,254 @@
+//! Requests and responses. Every message is a named MessagePack map;
+//! fields added later carry `#[serde(default)]` so old peers still parse.
+//!
+//! A request is `{correlation_id, call: {api, body}}`; the response echoes
+//! the correlation id, so a client may pipeline many requests.
+
+use super::errors::ErrorBody;
+use serde::{Deserialize, Serialize};
+
+/// One request frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Echoed in the response.
+    pub correlation_id: u64,
+    /// What is asked.
+    pub call: Call,
+}
+
+/// One response frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// The id of the request this answers.
+    pub correlation_id: u64,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// Which offset `ListOffsets` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OffsetSpec {
+    /// The first offset still in the log.
+    Earliest,
+    /// The offset the next message will get (for consumers: the high watermark).
+    Latest,
+}
+
+/// One partition in a fetch request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// First offset wanted.
+    pub offset: u64,
+    /// Most bytes wanted from this partition.
+    pub max_bytes: u32,
+}
+
+/// Every request YaK understands, tagged by `api`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "api", content = "body")]
+pub enum Call {
+    /// Broker → ZooKeeper: I am alive at this socket.
+    RegisterBroker {
+        /// Broker id.
+        broker_id: u32,
+        /// Process id.
+        pid: u32,
+        /// Path of the broker's socket.
+        socket: String,
+    },
+    /// Broker → ZooKeeper: still alive.
+    Heartbeat {
+        /// Broker id.
+        broker_id: u32,
+    },
+    /// Create a topic; missing counts take the cluster defaults.
+    CreateTopic {
+        /// Topic name.
+        name: String,
+        /// Partition count.
+        #[serde(default)]
+        partitions: Option<u32>,
+        /// Replicas per partition.
+        #[serde(default)]
+        replication_factor: Option<u32>,
+    },
+    /// Delete a topic and, on the brokers, its files.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// Cluster metadata; `None` means every topic.
+    Metadata {
+        /// Topics of interest.
+        #[serde(default)]
+        topics: Option<Vec<String>>,
+    },
+    /// Client → broker: append one record batch to a partition.
+    Produce {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// 0: no response; 1: leader has it; -1: all in-sync replicas have it.
+        acks: i8,
+        /// The batch in its on-disk form.
+        #[serde(with = "serde_bytes")]
+        records: Vec<u8>,
+    },
+    /// Read record batches from one or more partitions of this broker.
+    Fetch {
+        /// Wait up to this long when no partition has data.
+        max_wait_ms: u64,
+        /// Partitions and offsets.
+        partitions: Vec<FetchPartition>,
+    },
+    /// The earliest or latest offset of a partition.
+    ListOffsets {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// Which offset.
+        spec: OffsetSpec,
+    },
+    /// Broker: the state of every partition replica it holds.
+    LocalPartitions,
+}
+
+/// A broker as ZooKeeper knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    /// Broker id.
+    pub id: u32,
+    /// Process id of its last registration.
+    pub pid: u32,
+    /// Its socket path.
+    pub socket: String,
+    /// Session alive now.
+    pub alive: bool,
+}
+
+/// One partition's placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    /// Partition index.
+    pub partition: u32,
+    /// Broker that leads it, if any is alive.
+    pub leader: Option<u32>,
+    /// Every broker that holds a replica, preferred leader first.
+    pub replicas: Vec<u32>,
+    /// In-sync replicas.
+    pub isr: Vec<u32>,
+    /// Raised on every leader change.
+    pub leader_epoch: u32,
+}
+
+/// One topic's placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    /// Topic name.
+    pub name: String,
+    /// Unique per creation, so a re-created topic is told apart.
+    pub topic_id: u64,
+    /// Partitions in index order.
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+/// What `Metadata` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMetadata {
+    /// Raised on every change.
+    pub version: u64,
+    /// Registered brokers.
+    pub brokers: Vec<BrokerInfo>,
+    /// Topics asked for.
+    pub topics: Vec<TopicMetadata>,
+}
+
+/// One partition's data in a fetch response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchedPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Set when this partition could not be read.
+    #[serde(default)]
+    pub error: Option<ErrorBody>,
+    /// Consumers may read below this offset.
+    pub high_watermark: u64,
+    /// First offset in the log.
+    pub log_start_offset: u64,
+    /// Whole record batches as stored.
+    #[serde(with = "serde_bytes")]
+    pub records: Vec<u8>,
+}
+
+/// A replica held by a broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Topic id the files belong to.
+    pub topic_id: u64,
+    /// First offset in the log.
+    pub log_start_offset: u64,
+    /// Offset the next record will get.
+    pub log_end_offset: u64,
+    /// Consumers may read below this.
+    pub high_watermark: u64,
+    /// Leader epoch this broker knows.
+    pub leader_epoch: u32,
+    /// This broker leads the partition.
+    pub is_leader: bool,
+}
+
+/// Every response, tagged by `api`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "api", content = "body")]
+pub enum Reply {
+    /// The request failed.
+    Error(ErrorBody),
+    /// Registration accepted.
+    Registered {
+        /// Current metadata version.
+        metadata_version: u64,
+    },
+    /// Heartbeat accepted.
+    HeartbeatOk {
+        /// Current metadata version; a broker refreshes when it changed.
+        metadata_version: u64,
+    },
+    /// The topic was created.
+    TopicCreated(TopicMetadata),
+    /// The topic was deleted.
+    TopicDeleted,
+    /// Cluster metadata.
+    Metadata(ClusterMetadata),
+    /// The batch was appended.
+    Produced {
+        /// Offset of its first record.
+        base_offset: u64,
+    },
+    /// Fetch results per partition.
+    Fetched {
+        /// Per partition, in request order.
+        partitions: Vec<FetchedPartition>,
+    },
+    /// An offset.
+    Offset {
+        /// The offset asked for.
+        offset: u64,
+    },
+    /// Replicas held by a broker.
+    LocalPartitions {
+        /// One per replica.
+        partitions: Vec<LocalPartition>,
+    },
+}

@@ -1,0 +1,47 @@
+//! Records of ZooKeeper's metadata log and its snapshot.
+
+use super::messages::TopicMetadata;
+use serde::{Deserialize, Serialize};
+
+/// One change to the cluster metadata, appended (fsynced) before it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaRecord {
+    /// A topic was created with this placement.
+    TopicCreated(TopicMetadata),
+    /// A topic was deleted.
+    TopicDeleted {
+        /// Topic name.
+        name: String,
+    },
+    /// A partition's leader, ISR or epoch changed.
+    PartitionChanged {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// New leader.
+        leader: Option<u32>,
+        /// New in-sync replicas.
+        isr: Vec<u32>,
+        /// New leader epoch.
+        leader_epoch: u32,
+    },
+    /// Producer ids below `next` are handed out.
+    ProducerIdsAllocated {
+        /// Next free producer id.
+        next: i64,
+    },
+}
+
+/// The whole metadata state at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaSnapshot {
+    /// Metadata version.
+    pub version: u64,
+    /// Next topic id.
+    pub next_topic_id: u64,
+    /// Next free producer id.
+    pub next_producer_id: i64,
+    /// Every topic.
+    pub topics: Vec<TopicMetadata>,
+}

@@ -1,0 +1,676 @@
+//! The log of one partition: an ordered list of segments, the last one
+//! active. Appends (leader and follower paths), reads through the sparse
+//! index, truncation, recovery at open and the leader-epoch cache.
+//! Fsyncs on its own only at a roll (the full segment), a truncation and an
+//! epoch change (the checkpoint); otherwise the broker calls [`Log::flush`].
+
+use std::path::{Path, PathBuf};
+
+use super::epochs::EpochCache;
+use super::segment::{self, Segment};
+use super::{io_err, sync_dir, AppendInfo, LogConfig, StorageError};
+use crate::protocol::batch::{self, BatchError, BatchHeader};
+
+/// A partition log in its directory.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Ordered by base offset; never empty; the last one takes appends.
+    segments: Vec<Segment>,
+    log_end_offset: u64,
+    epochs: EpochCache,
+    /// A segment was created or removed since the directory was last synced.
+    dir_dirty: bool,
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating the directory if missing, and
+    /// recovers it: every segment but the last is trusted; the last is checked
+    /// from its last index entry and a torn or corrupt tail is truncated.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let bases = segment_bases(dir)?;
+        let mut epochs = EpochCache::load(dir)?;
+        let interval = config.index_interval_bytes;
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        let (log_end_offset, seen_epochs) = match bases.split_last() {
+            None => {
+                segments.push(Segment::create(dir, 0)?);
+                sync_dir(dir)?;
+                (0, Vec::new())
+            }
+            Some((&last, trusted)) => {
+                for &base in trusted {
+                    segments.push(Segment::open_trusted(dir, base, interval)?);
+                }
+                let recovered = Segment::recover(dir, last, interval)?;
+                segments.push(recovered.segment);
+                (recovered.next_offset, recovered.epochs)
+            }
+        };
+        epochs.truncate_from(log_end_offset)?;
+        for (epoch, start_offset) in seen_epochs {
+            if epochs.latest().is_none_or(|latest| epoch > latest) {
+                epochs.assign(epoch, start_offset)?;
+            }
+        }
+        tracing::debug!(dir = %dir.display(), segments = segments.len(), log_end_offset, "log opened");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_end_offset,
+            epochs,
+            dir_dirty: false,
+        })
+    }
+
+    /// Leader path: checks one batch (CRC, record count), stamps it with the
+    /// log end offset and `leader_epoch`, and appends it. `batch` must hold
+    /// exactly one batch.
+    pub fn append(
+        &mut self,
+        batch: &mut [u8],
+        leader_epoch: u32,
+    ) -> Result<AppendInfo, StorageError> {
+        let header = check_batch(batch, 0)?;
+        if header.total_bytes() != batch.len() {
+            return Err(StorageError::BatchLengthMismatch {
+                declared: header.total_bytes(),
+                actual: batch.len(),
+            });
+        }
+        self.check_epoch(leader_epoch)?;
+        let base_offset = self.log_end_offset;
+        let last_offset = base_offset
+            .checked_add(u64::from(header.last_offset_delta))
+            .filter(|&l| l < u64::MAX)
+            .ok_or(StorageError::OffsetOverflow {
+                offset: base_offset,
+            })?;
+        batch::stamp(batch, base_offset, leader_epoch);
+        self.write_batch(batch, base_offset, last_offset, leader_epoch)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+        })
+    }
+
+    /// Follower path: appends concatenated batches that already carry their
+    /// offsets and epochs. All complete batches are checked before any is
+    /// written: CRC, record count, the first starting at the log end offset,
+    /// contiguous offsets, epochs not decreasing. A trailing incomplete batch
+    /// is ignored. `None` when no complete batch was given.
+    pub fn append_replicated(
+        &mut self,
+        batches: &[u8],
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        let mut checked: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut position = 0;
+        let mut expected = self.log_end_offset;
+        let mut epoch_floor = self.epochs.latest();
+        while batches.len() - position >= batch::HEADER_BYTES {
+            let header = match check_batch(&batches[position..], position) {
+                Err(StorageError::CorruptBatch {
+                    reason: BatchError::Truncated { .. },
+                    ..
+                }) => break,
+                other => other?,
+            };
+            if header.base_offset != expected {
+                return Err(StorageError::NonMonotonicOffset {
+                    expected,
+                    got: header.base_offset,
+                });
+            }
+            if let Some(latest) = epoch_floor.filter(|&l| header.leader_epoch < l) {
+                return Err(StorageError::StaleEpoch {
+                    epoch: header.leader_epoch,
+                    latest,
+                });
+            }
+            epoch_floor = Some(header.leader_epoch);
+            expected = header
+                .base_offset
+                .checked_add(u64::from(header.record_count))
+                .ok_or(StorageError::OffsetOverflow {
+                    offset: header.base_offset,
+                })?;
+            checked.push((position, header));
+            position += header.total_bytes();
+        }
+        let Some(&(_, first)) = checked.first() else {
+            return Ok(None);
+        };
+        for &(at, h) in &checked {
+            let bytes = &batches[at..at + h.total_bytes()];
+            self.write_batch(bytes, h.base_offset, h.last_offset(), h.leader_epoch)?;
+        }
+        Ok(Some(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: expected - 1,
+        }))
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` but at
+    /// least one batch; empty at the log end offset. Seeks through the
+    /// sparse index, then scans batch headers forward; continues into the
+    /// next segment when the current one is exhausted and bytes remain.
+    pub fn read(&self, offset: u64, max_bytes: u32) -> Result<Vec<u8>, StorageError> {
+        if offset < self.log_start_offset() || offset > self.log_end_offset {
+            return Err(self.out_of_range(offset));
+        }
+        let mut out = Vec::new();
+        if offset == self.log_end_offset {
+            return Ok(out);
+        }
+        let budget = u64::from(max_bytes);
+        let holding = self.segment_index(offset);
+        // A segment ending before `offset` (only if damaged) is skipped.
+        let (first, mut start) = match self.segments[holding].find(offset)? {
+            Some((position, _)) => (holding, position),
+            None => (holding + 1, 0),
+        };
+        for segment in &self.segments[first..] {
+            let remaining = budget.saturating_sub(out.len() as u64);
+            let chunk = segment.read(start, remaining, out.is_empty())?;
+            let exhausted = start + chunk.len() as u64 >= segment.size_bytes();
+            out.extend_from_slice(&chunk);
+            if !exhausted || out.len() as u64 >= budget {
+                break;
+            }
+            start = 0;
+        }
+        Ok(out)
+    }
+
+    /// The first offset in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.segments
+            .first()
+            .map_or(self.log_end_offset, Segment::base_offset)
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> u64 {
+        self.log_end_offset
+    }
+
+    /// Makes everything appended so far durable: the active segment's log
+    /// and index, and the directory after a roll.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.active().flush()?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Drops every record at `offset` or later. Works on whole batches: when
+    /// `offset` falls inside a batch, that whole batch is dropped too, so the
+    /// log end offset becomes the batch's base offset (at most `offset`).
+    /// No-op at or past the log end; `OffsetOutOfRange` below the log start.
+    /// Later segments are removed, the index and epoch cache trimmed, and the
+    /// result made durable.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        if offset < self.log_start_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        let keep = self.segment_index(offset);
+        let Some((position, header)) = self.segments[keep].find(offset)? else {
+            return Err(self.out_of_range(offset));
+        };
+        while self.segments.len() > keep + 1 {
+            if let Some(segment) = self.segments.pop() {
+                segment.delete()?;
+            }
+        }
+        let active = self.active_mut();
+        active.truncate_to_position(position)?;
+        active.flush()?;
+        sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        tracing::info!(dir = %self.dir.display(), offset, log_end_offset = header.base_offset, "log truncated");
+        self.log_end_offset = header.base_offset;
+        self.epochs.truncate_from(self.log_end_offset)
+    }
+
+    /// The epoch of the latest leader that appended, if any.
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.epochs.latest()
+    }
+
+    /// Kafka's OffsetsForLeaderEpoch: the largest epoch at most `epoch` and
+    /// the start offset of the next higher epoch, or the log end offset if it
+    /// is the latest (also when `epoch` is above the latest). For an epoch
+    /// below the first known one: `epoch` itself and the first epoch's start
+    /// offset, as Kafka. `None` when the log has no epoch.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> Option<(u32, u64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Rejects a leader epoch older than the latest one.
+    fn check_epoch(&self, epoch: u32) -> Result<(), StorageError> {
+        match self.epochs.latest() {
+            Some(latest) if epoch < latest => Err(StorageError::StaleEpoch { epoch, latest }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes one checked batch at the log end, rolling first if due, and
+    /// records a new epoch.
+    fn write_batch(
+        &mut self,
+        bytes: &[u8],
+        base_offset: u64,
+        last_offset: u64,
+        epoch: u32,
+    ) -> Result<(), StorageError> {
+        assert_eq!(
+            base_offset, self.log_end_offset,
+            "invariant: batches append at the log end"
+        );
+        if self.roll_due(bytes.len() as u64, last_offset) {
+            self.roll()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut().append(bytes, base_offset, interval)?;
+        self.log_end_offset = last_offset + 1;
+        if self.epochs.latest().is_none_or(|latest| epoch > latest) {
+            self.epochs.assign(epoch, base_offset)?;
+        }
+        Ok(())
+    }
+
+    /// A non-empty active segment rolls when the batch would take it past
+    /// `segment_bytes` or its last offset past a `u32` relative offset.
+    fn roll_due(&self, batch_bytes: u64, last_offset: u64) -> bool {
+        let active = self.active();
+        let too_big = active.size_bytes() + batch_bytes > self.config.segment_bytes;
+        let too_far = last_offset - active.base_offset() > u64::from(u32::MAX);
+        active.size_bytes() > 0 && (too_big || too_far)
+    }
+
+    /// Makes the active segment durable and starts a new one at the log end.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        self.active().flush()?;
+        let segment = Segment::create(&self.dir, self.log_end_offset)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = self.log_end_offset, "segment rolled");
+        self.segments.push(segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Index of the segment holding `offset` (which is at least the log start).
+    fn segment_index(&self, offset: u64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("invariant: a log has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("invariant: a log has a segment")
+    }
+
+    fn out_of_range(&self, offset: u64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset,
+        }
+    }
+}
+
+/// Validates the batch at the start of `bytes` (at `position` in the input):
+/// CRC, and a record count matching the last offset delta.
+fn check_batch(bytes: &[u8], position: usize) -> Result<BatchHeader, StorageError> {
+    let header =
+        batch::validate(bytes).map_err(|reason| StorageError::CorruptBatch { position, reason })?;
+    if header.record_count == 0 || header.last_offset_delta != header.record_count - 1 {
+        return Err(StorageError::BadRecordCount {
+            position,
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// Base offsets of the segment files in `dir`, in order. Other files are ignored.
+fn segment_bases(dir: &Path) -> Result<Vec<u64>, StorageError> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let name = entry.map_err(io_err(dir))?.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        match stem.parse::<u64>() {
+            Ok(base) if segment::file_name(base, "log") == name.to_str().unwrap_or_default() => {
+                bases.push(base)
+            }
+            _ => {
+                tracing::warn!(dir = %dir.display(), file = stem, "ignoring file that is not a segment")
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::storage::test_util::{
+        append_batches, assert_reads_all, files, headers, make_batch, SMALL,
+    };
+
+    #[test]
+    fn given_batches_when_reading_each_offset_should_return_containing_batch_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let batches = append_batches(&mut log, 10, 1);
+        assert_eq!(log.log_end_offset(), 19); // 1, 2, 3, 1, ... records
+        assert_reads_all(&log, &batches);
+        let all = log.read(0, u32::MAX).unwrap();
+        assert_eq!(all, batches.concat());
+        let from_mid = log.read(4, u32::MAX).unwrap(); // batch [3, 5]
+        assert_eq!(headers(&from_mid)[0].base_offset, 3);
+    }
+
+    #[test]
+    fn given_small_max_bytes_when_reading_should_return_whole_batches_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let batches = append_batches(&mut log, 5, 1);
+        let two = (batches[0].len() + batches[1].len()) as u32;
+        assert_eq!(log.read(0, two + 5).unwrap(), batches[..2].concat());
+        assert_eq!(log.read(0, two - 1).unwrap(), batches[0]);
+        assert_eq!(log.read(0, 0).unwrap(), batches[0]);
+    }
+
+    #[test]
+    fn given_small_segments_when_appending_should_roll_and_read_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let batches = append_batches(&mut log, 30, 1);
+        let segments = files(dir.path(), "log");
+        assert!(segments.len() > 3, "{} segments", segments.len());
+        for s in &segments {
+            let len = std::fs::metadata(s).unwrap().len();
+            assert!(len <= SMALL.segment_bytes, "{} is {len} bytes", s.display());
+        }
+        assert_eq!(log.read(0, u32::MAX).unwrap(), batches.concat());
+        assert_reads_all(&log, &batches);
+    }
+
+    #[test]
+    fn given_segment_boundaries_when_reading_should_find_first_and_last_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        append_batches(&mut log, 30, 1);
+        let bases: Vec<u64> = log.segments.iter().map(Segment::base_offset).collect();
+        let mut ends: Vec<u64> = bases[1..].to_vec();
+        ends.push(log.log_end_offset());
+        for (&base, &end) in bases.iter().zip(&ends) {
+            let first = headers(&log.read(base, 1).unwrap())[0];
+            assert_eq!(first.base_offset, base);
+            let last = headers(&log.read(end - 1, 1).unwrap())[0];
+            assert_eq!(last.next_offset(), end, "last batch of segment {base}");
+        }
+        let leo = log.log_end_offset();
+        assert!(log.read(leo, u32::MAX).unwrap().is_empty());
+        assert!(
+            matches!(log.read(leo + 1, 1), Err(StorageError::OffsetOutOfRange { offset, .. }) if offset == leo + 1)
+        );
+    }
+
+    #[test]
+    fn given_damaged_segment_start_when_reading_late_offset_should_seek_through_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let batches = append_batches(&mut log, 30, 1);
+        let second_base = log.segments[1].base_offset();
+        drop(log);
+        // Break the first header of the first (trusted) segment: a read near
+        // the segment end only works if it does not scan from the start.
+        let first = &files(dir.path(), "log")[0];
+        let mut raw = std::fs::read(first).unwrap();
+        raw[16] = 99; // magic
+        std::fs::write(first, raw).unwrap();
+        let log = Log::open(dir.path(), SMALL).unwrap();
+        let got = headers(&log.read(second_base - 1, 1).unwrap())[0];
+        assert_eq!(got.next_offset(), second_base);
+        assert!(matches!(
+            log.read(0, 1),
+            Err(StorageError::CorruptSegment { position: 0, .. })
+        ));
+        assert_eq!(
+            log.read(second_base, u32::MAX).unwrap().len(),
+            batches.concat().len() - std::fs::metadata(first).unwrap().len() as usize
+        );
+    }
+
+    #[test]
+    fn given_clean_append_when_reopening_should_keep_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let mut batches = append_batches(&mut log, 25, 3);
+        log.flush().unwrap();
+        drop(log);
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        assert_reads_all(&log, &batches);
+        assert_eq!(log.latest_epoch(), Some(3));
+        let mut more = make_batch(2, 99);
+        let info = log.append(&mut more, 3).unwrap();
+        assert_eq!(info.base_offset, 49);
+        batches.push(more);
+        drop(log);
+        let log = Log::open(dir.path(), SMALL).unwrap();
+        assert_reads_all(&log, &batches);
+    }
+
+    #[test]
+    fn given_truncate_inside_batch_when_truncating_should_drop_that_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let batches = append_batches(&mut log, 30, 1);
+        let segments_before = files(dir.path(), "log").len();
+        // Batch 4 holds offsets [7, 8]: truncating to 8 keeps [0, 7).
+        log.truncate_to(8).unwrap();
+        assert_eq!(log.log_end_offset(), 7);
+        assert!(files(dir.path(), "log").len() < segments_before);
+        assert_reads_all(&log, &batches[..4]);
+        log.truncate_to(100).unwrap(); // past the end: nothing
+        assert_eq!(log.log_end_offset(), 7);
+        let mut more = make_batch(1, 7);
+        assert_eq!(log.append(&mut more, 1).unwrap().base_offset, 7);
+        drop(log);
+        let log = Log::open(dir.path(), SMALL).unwrap();
+        let mut expected = batches[..4].to_vec();
+        expected.push(more);
+        assert_reads_all(&log, &expected);
+    }
+
+    #[test]
+    fn given_truncate_to_segment_base_when_truncating_should_keep_empty_active_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let batches = append_batches(&mut log, 30, 1);
+        let base = log.segments[2].base_offset();
+        log.truncate_to(base).unwrap();
+        assert_eq!(log.log_end_offset(), base);
+        assert!(log.read(base, 10).unwrap().is_empty());
+        drop(log);
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        assert_eq!(log.log_end_offset(), base);
+        let n = batches
+            .iter()
+            .take_while(|b| headers(b)[0].base_offset < base)
+            .count();
+        assert_reads_all(&log, &batches[..n]);
+        log.truncate_to(0).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert_eq!(log.latest_epoch(), None);
+    }
+
+    #[test]
+    fn given_epochs_when_appending_and_truncating_should_answer_end_offset_for_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        assert_eq!(log.end_offset_for_epoch(0), None);
+        for (epoch, records) in [(1, 2), (1, 3), (2, 1), (5, 4), (5, 1)] {
+            log.append(&mut make_batch(records, 0), epoch).unwrap();
+        }
+        // Epoch 1: [0, 5), epoch 2: [5, 6), epoch 5: [6, 11).
+        assert_eq!(log.latest_epoch(), Some(5));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 5)));
+        assert_eq!(log.end_offset_for_epoch(3), Some((2, 6)));
+        assert_eq!(log.end_offset_for_epoch(5), Some((5, 11)));
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 0)));
+        let refused = log.append(&mut make_batch(1, 0), 4);
+        assert!(matches!(
+            refused,
+            Err(StorageError::StaleEpoch {
+                epoch: 4,
+                latest: 5
+            })
+        ));
+        log.truncate_to(6).unwrap();
+        assert_eq!(log.latest_epoch(), Some(2));
+        assert_eq!(log.end_offset_for_epoch(7), Some((2, 6)));
+        drop(log);
+        let log = Log::open(dir.path(), SMALL).unwrap();
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 5)));
+        assert_eq!(log.latest_epoch(), Some(2));
+        let text = std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap();
+        assert_eq!(text, "1 0\n2 5\n");
+    }
+
+    #[test]
+    fn given_leader_log_when_replicating_should_copy_it_and_ignore_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut leader = Log::open(&dir.path().join("leader"), SMALL).unwrap();
+        append_batches(&mut leader, 12, 1);
+        append_batches(&mut leader, 12, 2);
+        let mut follower = Log::open(&dir.path().join("follower"), SMALL).unwrap();
+        let mut offset = 0;
+        while offset < leader.log_end_offset() {
+            let mut chunk = leader.read(offset, 300).unwrap();
+            let torn = leader.read(leader.log_end_offset() - 1, 1).unwrap();
+            chunk.extend_from_slice(&torn[..torn.len() / 2]);
+            let info = follower.append_replicated(&chunk).unwrap().unwrap();
+            assert_eq!(info.base_offset, offset);
+            offset = info.last_offset + 1;
+        }
+        assert_eq!(
+            follower.read(0, u32::MAX).unwrap(),
+            leader.read(0, u32::MAX).unwrap()
+        );
+        assert_eq!(
+            follower.end_offset_for_epoch(1),
+            leader.end_offset_for_epoch(1)
+        );
+        assert_eq!(follower.append_replicated(&[1, 2, 3]).unwrap(), None);
+        let again = follower.append_replicated(&leader.read(0, 1).unwrap());
+        assert!(
+            matches!(again, Err(StorageError::NonMonotonicOffset { expected, got: 0 }) if expected == offset)
+        );
+    }
+
+    #[test]
+    fn given_bad_batch_when_appending_should_refuse_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let mut bad_crc = make_batch(2, 0);
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 1;
+        assert!(matches!(
+            log.append(&mut bad_crc, 0),
+            Err(StorageError::CorruptBatch { position: 0, .. })
+        ));
+        let mut two = [make_batch(1, 0), make_batch(1, 1)].concat();
+        assert!(matches!(
+            log.append(&mut two, 0),
+            Err(StorageError::BatchLengthMismatch { .. })
+        ));
+        let mut short = make_batch(1, 0);
+        short.truncate(40);
+        assert!(matches!(
+            log.append(&mut short, 0),
+            Err(StorageError::CorruptBatch { .. })
+        ));
+        assert!(matches!(
+            log.append(&mut make_batch(0, 0), 0),
+            Err(StorageError::BadRecordCount { .. })
+        ));
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(
+            std::fs::metadata(&files(dir.path(), "log")[0])
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn given_large_log_when_reading_random_offsets_should_return_containing_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 32 * 1024,
+            index_interval_bytes: 1024,
+        };
+        let mut log = Log::open(dir.path(), config).unwrap();
+        let batches = append_batches(&mut log, 2_000, 1);
+        assert!(files(dir.path(), "log").len() >= 5);
+        drop(log);
+        let log = Log::open(dir.path(), config).unwrap();
+        let starts: Vec<u64> = batches.iter().map(|b| headers(b)[0].base_offset).collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..500 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let offset = seed % log.log_end_offset();
+            let i = starts.partition_point(|&s| s <= offset) - 1;
+            assert_eq!(log.read(offset, 1).unwrap(), batches[i], "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn given_partition_when_deleting_should_remove_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("topic-0");
+        let mut log = Log::open(&path, SMALL).unwrap();
+        append_batches(&mut log, 3, 1);
+        assert_eq!(log.dir(), path);
+        log.delete().unwrap();
+        assert!(!path.exists());
+    }
+}

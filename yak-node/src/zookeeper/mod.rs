@@ -1,0 +1,164 @@
+//! The mini-ZooKeeper: broker sessions, the topic metadata state machine,
+//! its fsynced metadata log, and the request handler that ties them
+//! together. Owns cluster metadata; never touches partition data.
+
+pub mod metalog;
+pub mod sessions;
+pub mod state;
+
+use crate::limits::{FRAME_BYTES_MAX, METADATA_LOG_RECORDS_PER_SNAPSHOT};
+use crate::protocol::metalog::MetaRecord;
+use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, Reply};
+use crate::server::{self, Handler};
+use metalog::MetaLog;
+use sessions::Sessions;
+use state::{MetadataState, TopicDefaults};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How a ZooKeeper process is set up.
+#[derive(Debug, Clone)]
+pub struct ZkConfig {
+    /// Where `zookeeper.sock` goes.
+    pub run_dir: PathBuf,
+    /// Where `zookeeper/` (metadata log and snapshot) goes.
+    pub data_dir: PathBuf,
+    /// A broker without a heartbeat for this long is dead.
+    pub session_timeout: Duration,
+    /// Defaults for topics created without counts.
+    pub defaults: TopicDefaults,
+}
+
+struct Inner {
+    state: MetadataState,
+    sessions: Sessions,
+    log: MetaLog,
+}
+
+/// ZooKeeper's request handler.
+pub struct ZooKeeper {
+    inner: Mutex<Inner>,
+    defaults: TopicDefaults,
+}
+
+impl ZooKeeper {
+    /// Opens the metadata log and replays it.
+    pub fn open(config: &ZkConfig) -> Result<ZooKeeper, metalog::MetaLogError> {
+        let dir = config.data_dir.join("zookeeper");
+        let (mut log, recovered) = MetaLog::open(&dir)?;
+        let mut state = MetadataState::from_snapshot(recovered.snapshot);
+        for r in &recovered.records {
+            state.apply(r);
+        }
+        if log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
+            log.snapshot(state.snapshot())?;
+        }
+        tracing::info!(topics = state.topics().count(), version = state.version, "metadata recovered");
+        Ok(ZooKeeper {
+            inner: Mutex::new(Inner { state, sessions: Sessions::new(config.session_timeout), log }),
+            defaults: config.defaults,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave half-applied state:
+        // records are applied only after they are durable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn commit(inner: &mut Inner, record: MetaRecord) -> Result<(), ErrorBody> {
+        inner.log.append(&record).map_err(|e| {
+            tracing::error!(error = %e, "metadata log append failed");
+            ErrorBody::new(ErrorCode::StorageError, format!("metadata log: {e}"))
+        })?;
+        inner.state.apply(&record);
+        if inner.log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
+            if let Err(e) = inner.log.snapshot(inner.state.snapshot()) {
+                tracing::error!(error = %e, "metadata snapshot failed");
+            }
+        }
+        Ok(())
+    }
+
+    fn create_topic(&self, name: &str, partitions: Option<u32>, rf: Option<u32>) -> Result<Reply, ErrorBody> {
+        let mut inner = self.lock();
+        let alive = inner.sessions.alive(Instant::now());
+        let record = inner.state.plan_create(name, partitions, rf, self.defaults, &alive)?;
+        Self::commit(&mut inner, record)?;
+        let topic = inner.state.topic(name).cloned().ok_or_else(|| {
+            ErrorBody::new(ErrorCode::StorageError, "invariant: created topic is in the state")
+        })?;
+        tracing::info!(topic = name, topic_id = topic.topic_id, partitions = topic.partitions.len(), "topic created");
+        Ok(Reply::TopicCreated(topic))
+    }
+
+    fn delete_topic(&self, name: &str) -> Result<Reply, ErrorBody> {
+        let mut inner = self.lock();
+        let record = inner.state.plan_delete(name)?;
+        Self::commit(&mut inner, record)?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(Reply::TopicDeleted)
+    }
+
+    fn metadata(&self, topics: Option<Vec<String>>) -> Reply {
+        let inner = self.lock();
+        let topics = match topics {
+            None => inner.state.topics().cloned().collect(),
+            Some(names) => names.iter().filter_map(|n| inner.state.topic(n).cloned()).collect(),
+        };
+        Reply::Metadata(ClusterMetadata {
+            version: inner.state.version,
+            brokers: inner.sessions.infos(Instant::now()),
+            topics,
+        })
+    }
+
+    fn dispatch(&self, call: Call) -> Result<Reply, ErrorBody> {
+        match call {
+            Call::RegisterBroker { broker_id, pid, socket } => {
+                let mut inner = self.lock();
+                tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
+                inner.sessions.register(broker_id, pid, socket, Instant::now());
+                Ok(Reply::Registered { metadata_version: inner.state.version })
+            }
+            Call::Heartbeat { broker_id } => {
+                let mut inner = self.lock();
+                if inner.sessions.heartbeat(broker_id, Instant::now()) {
+                    Ok(Reply::HeartbeatOk { metadata_version: inner.state.version })
+                } else {
+                    Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")))
+                }
+            }
+            Call::CreateTopic { name, partitions, replication_factor } => {
+                self.create_topic(&name, partitions, replication_factor)
+            }
+            Call::DeleteTopic { name } => self.delete_topic(&name),
+            Call::Metadata { topics } => Ok(self.metadata(topics)),
+            Call::Produce { .. } | Call::Fetch { .. } | Call::ListOffsets { .. } | Call::LocalPartitions => {
+                Err(ErrorBody::new(ErrorCode::InvalidRequest, "ZooKeeper does not serve partition data; ask a broker"))
+            }
+        }
+    }
+}
+
+impl Handler for ZooKeeper {
+    fn handle(&self, call: Call) -> Option<Reply> {
+        Some(self.dispatch(call).unwrap_or_else(Reply::Error))
+    }
+}
+
+/// Runs ZooKeeper until SIGTERM.
+pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let zk = Arc::new(ZooKeeper::open(&config)?);
+    let socket = config.run_dir.join("zookeeper.sock");
+    let listener = crate::transport::Listener::bind(&socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let cleanup = socket.clone();
+    crate::shutdown::on_terminate(move || {
+        let _ = std::fs::remove_file(&cleanup);
+    })?;
+    tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
+    server::serve(listener, zk);
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Broker sessions: who registered, where, and whether its heartbeats are
+//! recent. No I/O and no clock of its own: callers pass `now`.
+
+use crate::protocol::BrokerInfo;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Session {
+    pid: u32,
+    socket: String,
+    last_seen: Instant,
+}
+
+/// Registered brokers and their last heartbeat.
+#[derive(Debug)]
+pub struct Sessions {
+    timeout: Duration,
+    brokers: BTreeMap<u32, Session>,
+}
+
+impl Sessions {
+    /// No brokers yet; sessions expire after `timeout` without a heartbeat.
+    pub fn new(timeout: Duration) -> Self {
+        Sessions { timeout, brokers: BTreeMap::new() }
+    }
+
+    /// A broker (re)registers; a new registration replaces an old one.
+    pub fn register(&mut self, id: u32, pid: u32, socket: String, now: Instant) {
+        self.brokers.insert(id, Session { pid, socket, last_seen: now });
+    }
+
+    /// Records a heartbeat; false if the broker is unknown and must register.
+    pub fn heartbeat(&mut self, id: u32, now: Instant) -> bool {
+        match self.brokers.get_mut(&id) {
+            Some(s) => {
+                s.last_seen = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_alive(&self, s: &Session, now: Instant) -> bool {
+        now.saturating_duration_since(s.last_seen) <= self.timeout
+    }
+
+    /// Ids of brokers whose session is alive, sorted.
+    pub fn alive(&self, now: Instant) -> Vec<u32> {
+        self.brokers.iter().filter(|(_, s)| self.is_alive(s, now)).map(|(id, _)| *id).collect()
+    }
+
+    /// Every registered broker with its liveness.
+    pub fn infos(&self, now: Instant) -> Vec<BrokerInfo> {
+        self.brokers
+            .iter()
+            .map(|(id, s)| BrokerInfo { id: *id, pid: s.pid, socket: s.socket.clone(), alive: self.is_alive(s, now) })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_silent_broker_when_timeout_passes_should_not_be_alive() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_millis(600));
+        s.register(1, 10, "b1".into(), t0);
+        s.register(2, 20, "b2".into(), t0);
+        assert_eq!(s.alive(t0 + Duration::from_millis(500)), vec![1, 2]);
+        assert!(s.heartbeat(1, t0 + Duration::from_millis(500)));
+        assert_eq!(s.alive(t0 + Duration::from_millis(700)), vec![1]);
+        assert!(!s.heartbeat(3, t0), "unknown broker must register");
+        let infos = s.infos(t0 + Duration::from_millis(700));
+        assert!(infos[0].alive && !infos[1].alive);
+    }
+}

@@ -1,0 +1,305 @@
+//! Cluster configuration: reads the TOML file, merges command-line flags over
+//! it, validates the result and turns the `[zookeeper]` / `[broker]` sections
+//! into `yak-node` flags. Also finds the `yak-node` binary.
+//!
+//! Owns: every setting the supervisor runs with, already checked.
+//! Never: creates directories, spawns or prints anything.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Smallest and largest broker count a cluster may have.
+pub const BROKERS_MIN: u32 = 1;
+/// See [`BROKERS_MIN`].
+pub const BROKERS_MAX: u32 = 64;
+/// Broker count when neither the file nor a flag gives one.
+pub const BROKERS_DEFAULT: u32 = 3;
+/// Environment variable naming the `yak-node` binary.
+pub const NODE_BIN_ENV: &str = "YAK_NODE_BIN";
+
+/// What can be wrong with the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("config {path}: [{section}] {key}: {reason}")]
+    Value {
+        path: PathBuf,
+        section: &'static str,
+        key: String,
+        reason: &'static str,
+    },
+    #[error("brokers must be {BROKERS_MIN}..={BROKERS_MAX}, got {brokers}")]
+    Brokers { brokers: i64 },
+    #[error("cannot resolve {what} {path}: {source}")]
+    Path {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("yak-node binary not found at {path} ({origin}); pass --node-bin or set {NODE_BIN_ENV}")]
+    NodeBinMissing { path: PathBuf, origin: &'static str },
+    #[error("cannot locate the supervisor's own executable to find yak-node: {source}")]
+    CurrentExe { source: std::io::Error },
+}
+
+/// The file as written; every field optional so flags can fill the gaps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    run_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    brokers: Option<i64>,
+    #[serde(default)]
+    zookeeper: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    broker: BTreeMap<String, toml::Value>,
+}
+
+/// Settings given on the command line; `Some` wins over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub brokers: Option<i64>,
+    pub run_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub node_bin: Option<PathBuf>,
+}
+
+/// The checked configuration the supervisor runs with. Paths are absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub run_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub brokers: u32,
+    /// Extra flags for `yak-node zookeeper`, e.g. `["--session-timeout-ms", "600"]`.
+    pub zookeeper_args: Vec<String>,
+    /// Extra flags for every `yak-node broker`.
+    pub broker_args: Vec<String>,
+}
+
+impl Config {
+    /// Reads the file named in `overrides` (if any) and merges the flags over it.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        match &overrides.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Config::from_toml(&text, path, overrides)
+            }
+            None => Config::merge(FileConfig::default(), Path::new("<defaults>"), overrides),
+        }
+    }
+
+    /// Parses `text` (read from `path`, used only in messages) and merges `overrides`.
+    pub fn from_toml(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        Config::merge(file, path, overrides)
+    }
+
+    fn merge(file: FileConfig, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let brokers = overrides.brokers.or(file.brokers).unwrap_or(i64::from(BROKERS_DEFAULT));
+        let brokers = u32::try_from(brokers)
+            .ok()
+            .filter(|b| (BROKERS_MIN..=BROKERS_MAX).contains(b))
+            .ok_or(ConfigError::Brokers { brokers })?;
+        let run_dir = overrides.run_dir.clone().or(file.run_dir).unwrap_or_else(|| "yak-run".into());
+        let data_dir = overrides.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "yak-data".into());
+        Ok(Config {
+            run_dir: absolute("run dir", &run_dir)?,
+            data_dir: absolute("data dir", &data_dir)?,
+            brokers,
+            zookeeper_args: section_to_flags(path, "zookeeper", &file.zookeeper)?,
+            broker_args: section_to_flags(path, "broker", &file.broker)?,
+        })
+    }
+}
+
+fn absolute(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(ConfigError::Path {
+            what,
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty path"),
+        });
+    }
+    std::path::absolute(path).map_err(|source| ConfigError::Path {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `key_name = v` becomes `--key-name v`; `true` a bare `--key-name`; `false` nothing.
+fn section_to_flags(
+    path: &Path,
+    section: &'static str,
+    table: &BTreeMap<String, toml::Value>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut args = Vec::new();
+    for (key, value) in table {
+        let bad = |reason| ConfigError::Value {
+            path: path.to_path_buf(),
+            section,
+            key: key.clone(),
+            reason,
+        };
+        let key_ok = !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && !key.starts_with('-');
+        if !key_ok {
+            return Err(bad("keys must be letters, digits, '_' or '-'"));
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        match value {
+            toml::Value::String(s) => args.extend([flag, s.clone()]),
+            toml::Value::Integer(i) => args.extend([flag, i.to_string()]),
+            toml::Value::Float(f) => args.extend([flag, f.to_string()]),
+            toml::Value::Boolean(true) => args.push(flag),
+            toml::Value::Boolean(false) => {}
+            _ => return Err(bad("value must be a string, integer, float or boolean")),
+        }
+    }
+    Ok(args)
+}
+
+/// Finds `yak-node`: the flag, else `$YAK_NODE_BIN`, else next to `current_exe`.
+pub fn resolve_node_bin(
+    flag: Option<PathBuf>,
+    env: Option<OsString>,
+    current_exe: impl FnOnce() -> std::io::Result<PathBuf>,
+) -> Result<PathBuf, ConfigError> {
+    let (path, origin) = match (flag, env.filter(|e| !e.is_empty())) {
+        (Some(path), _) => (path, "--node-bin"),
+        (None, Some(env)) => (PathBuf::from(env), NODE_BIN_ENV),
+        (None, None) => {
+            let exe = current_exe().map_err(|source| ConfigError::CurrentExe { source })?;
+            (exe.with_file_name("yak-node"), "next to yak-supervisor")
+        }
+    };
+    let path = absolute("yak-node binary", &path)?;
+    if !path.is_file() {
+        return Err(ConfigError::NodeBinMissing { path, origin });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"), overrides)
+    }
+
+    #[test]
+    fn given_example_cluster_toml_when_parsing_should_give_its_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cluster.toml");
+        let config = Config::load(&Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(config.brokers, 3);
+        assert!(config.run_dir.is_absolute() && config.run_dir.ends_with("yak-run"));
+        assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("yak-data"));
+        assert!(config.zookeeper_args.windows(2).any(|w| w == ["--session-timeout-ms", "600"]));
+        assert!(config.broker_args.windows(2).any(|w| w == ["--fsync", "always"]));
+    }
+
+    #[test]
+    fn given_no_file_when_loading_should_use_defaults() {
+        let config = Config::load(&Overrides::default()).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.run_dir, cwd.join("yak-run"));
+        assert_eq!(config.data_dir, cwd.join("yak-data"));
+        assert_eq!(config.brokers, 3);
+        assert!(config.zookeeper_args.is_empty() && config.broker_args.is_empty());
+    }
+
+    #[test]
+    fn given_flags_when_merging_should_override_file() {
+        let overrides = Overrides {
+            brokers: Some(5),
+            run_dir: Some("/tmp/r".into()),
+            ..Overrides::default()
+        };
+        let config = parse("brokers = 2\nrun_dir = \"x\"\ndata_dir = \"/d\"", &overrides).unwrap();
+        assert_eq!(config.brokers, 5);
+        assert_eq!(config.run_dir, PathBuf::from("/tmp/r"));
+        assert_eq!(config.data_dir, PathBuf::from("/d"));
+    }
+
+    #[test]
+    fn given_section_values_when_merging_should_become_flags() {
+        let text = r#"
+            [broker]
+            segment_bytes = 10
+            fsync = "never"
+            ratio = 0.5
+            verbose = true
+            quiet = false
+        "#;
+        let config = parse(text, &Overrides::default()).unwrap();
+        // BTreeMap: keys come out sorted.
+        assert_eq!(
+            config.broker_args,
+            ["--fsync", "never", "--ratio", "0.5", "--segment-bytes", "10", "--verbose"]
+        );
+    }
+
+    #[test]
+    fn given_bad_input_when_parsing_should_fail_clearly() {
+        let cases = [
+            ("colour = 1", "unknown field"),
+            ("brokers = 0", "brokers must be"),
+            ("brokers = 65", "brokers must be"),
+            ("brokers = -1", "brokers must be"),
+            ("[broker]\nx = [1]", "[broker] x"),
+            ("[zookeeper]\nx = { a = 1 }", "[zookeeper] x"),
+            ("brokers = \"three\"", "invalid config"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(
+                err.contains("test.toml") || expected == "brokers must be",
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_node_bin_sources_when_resolving_should_prefer_flag_then_env_then_sibling() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        let sibling = dir.path().join("yak-node");
+        for p in [&a, &b, &sibling] {
+            std::fs::write(p, "").unwrap();
+        }
+        let exe = || Ok(dir.path().join("yak-supervisor"));
+        assert_eq!(resolve_node_bin(Some(a.clone()), Some(b.clone().into()), exe).unwrap(), a);
+        assert_eq!(resolve_node_bin(None, Some(b.clone().into()), exe).unwrap(), b);
+        assert_eq!(resolve_node_bin(None, None, exe).unwrap(), sibling);
+        let err = resolve_node_bin(Some(dir.path().join("nope")), None, exe).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

@@ -1,0 +1,543 @@
+//! The supervisor proper: prepares the run dir, starts ZooKeeper then the
+//! brokers, reaps and restarts children, and shuts everything down on
+//! SIGINT/SIGTERM.
+//!
+//! Owns: the run-dir lock, the list of children and their states, the main
+//! loop, and the shutdown order (brokers, then ZooKeeper, then files).
+//! Never: forks itself (`spawn` does), decides backoff (`restart` does) or
+//! formats child output (`output` does). All forks happen on the main thread,
+//! which lives until exit: PR_SET_PDEATHSIG fires when the forking thread ends.
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::Config;
+use crate::output::{self, Sink};
+use crate::restart::{Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW};
+use crate::spawn::{self, ChildSpec, SpawnError};
+
+/// How often the main loop reaps, restarts and checks for signals.
+pub const TICK: Duration = Duration::from_millis(25);
+/// How long ZooKeeper may take to accept connections on its socket.
+pub const ZOOKEEPER_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often to try ZooKeeper's socket while waiting for it.
+pub const ZOOKEEPER_READY_POLL: Duration = Duration::from_millis(20);
+/// How long children get between SIGTERM and SIGKILL.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for output readers to drain after the children are gone.
+pub const READERS_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+const LOCK_FILE: &str = "supervisor.lock";
+const ZOOKEEPER_SOCKET: &str = "zookeeper.sock";
+
+/// What can stop the supervisor.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open lock file {path}: {source}")]
+    OpenLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: PathBuf, source: Errno },
+    #[error("another yak-supervisor is running in {dir}")]
+    AlreadyRunning { dir: PathBuf },
+    #[error("cannot clean stale sockets in {dir}: {source}")]
+    CleanSockets {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {source}")]
+    Signals { source: std::io::Error },
+    #[error("zookeeper did not accept connections on {path} within {waited_ms} ms")]
+    ZookeeperTimeout { path: PathBuf, waited_ms: u128 },
+    #[error("zookeeper was given up before its socket {path} was ready")]
+    ZookeeperGaveUp { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotStarted,
+    Running { pid: Pid, since: Instant },
+    Backoff { until: Instant },
+    GaveUp,
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Child {
+    spec: ChildSpec,
+    state: State,
+    policy: RestartPolicy,
+}
+
+impl Child {
+    fn pid(&self) -> Option<Pid> {
+        match self.state {
+            State::Running { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+}
+
+/// Index of ZooKeeper in `Supervisor::children`; brokers follow it.
+const ZOOKEEPER: usize = 0;
+
+struct Supervisor {
+    run_dir: PathBuf,
+    /// Zookeeper first, then `broker-1..=N`.
+    children: Vec<Child>,
+    signals: Signals,
+    signals_seen: usize,
+    shutting_down: bool,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// Runs the cluster described by `config` until SIGINT or SIGTERM. On an
+/// error every started child is stopped before it is returned.
+pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
+    let signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| Error::Signals { source })?;
+    prepare_dirs(config)?;
+    let lock = lock_run_dir(&config.run_dir)?;
+    remove_sockets(&config.run_dir).map_err(|source| Error::CleanSockets {
+        dir: config.run_dir.clone(),
+        source,
+    })?;
+    let mut supervisor = Supervisor {
+        run_dir: config.run_dir.clone(),
+        children: child_specs(config, node_bin)
+            .into_iter()
+            .map(|spec| Child {
+                spec,
+                state: State::NotStarted,
+                policy: RestartPolicy::new(),
+            })
+            .collect(),
+        signals,
+        signals_seen: 0,
+        shutting_down: false,
+        readers: Vec::new(),
+    };
+    let result = supervisor.start_and_watch();
+    supervisor.shutdown(if result.is_ok() { "signal" } else { "start-up failed" });
+    if let Err(e) = remove_sockets(&config.run_dir) {
+        tracing::warn!(dir = %config.run_dir.display(), "cannot remove sockets: {e}");
+    }
+    let lock_path = config.run_dir.join(LOCK_FILE);
+    if let Err(e) = std::fs::remove_file(&lock_path) {
+        tracing::warn!(path = %lock_path.display(), "cannot remove lock file: {e}");
+    }
+    drop(lock);
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
+    result
+}
+
+/// The children of a cluster, ZooKeeper first.
+fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
+    let dirs = |args: &mut Vec<String>| {
+        args.push("--run-dir".into());
+        args.push(config.run_dir.display().to_string());
+        args.push("--data-dir".into());
+        args.push(config.data_dir.display().to_string());
+    };
+    let mut zk_args = vec!["zookeeper".to_string()];
+    dirs(&mut zk_args);
+    zk_args.extend(config.zookeeper_args.iter().cloned());
+    let mut specs = vec![ChildSpec {
+        name: "zookeeper".into(),
+        program: node_bin.to_path_buf(),
+        args: zk_args,
+    }];
+    for id in 1..=config.brokers {
+        let mut args = vec!["broker".to_string(), "--id".into(), id.to_string()];
+        dirs(&mut args);
+        args.extend(config.broker_args.iter().cloned());
+        specs.push(ChildSpec {
+            name: format!("broker-{id}"),
+            program: node_bin.to_path_buf(),
+            args,
+        });
+    }
+    specs
+}
+
+fn prepare_dirs(config: &Config) -> Result<(), Error> {
+    let create_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::CreateDir { path, source }
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.run_dir)
+        .map_err(create_err(&config.run_dir))?;
+    std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(create_err(&config.run_dir))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(create_err(&config.data_dir))
+}
+
+/// Takes `RUN/supervisor.lock`; held until the returned value drops.
+fn lock_run_dir(run_dir: &Path) -> Result<Flock<File>, Error> {
+    let path = run_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::OpenLock {
+            path: path.clone(),
+            source,
+        })?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, Errno::EWOULDBLOCK)) => Err(Error::AlreadyRunning {
+            dir: run_dir.to_path_buf(),
+        }),
+        Err((_, source)) => Err(Error::Lock { path, source }),
+    }
+}
+
+/// Removes every `*.sock` in `dir`.
+fn remove_sockets(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "sock") {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, signal, core) => {
+            format!("killed by {}{}", signal.as_str(), if core { " (core dumped)" } else { "" })
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+impl Supervisor {
+    /// Returns when a signal asks for shutdown, or with an error at start-up.
+    fn start_and_watch(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        self.start(ZOOKEEPER, now)?;
+        if !self.wait_for_zookeeper()? {
+            return Ok(());
+        }
+        let now = Instant::now();
+        for index in 1..self.children.len() {
+            self.start(index, now)?;
+        }
+        let started: Vec<String> = self
+            .children
+            .iter()
+            .map(|c| match c.pid() {
+                Some(pid) => format!("{}={pid}", c.spec.name),
+                None => format!("{}=(down)", c.spec.name),
+            })
+            .collect();
+        tracing::info!("all children started: {}", started.join(" "));
+        while !self.signalled() {
+            self.tick(Instant::now());
+            std::thread::sleep(TICK);
+        }
+        Ok(())
+    }
+
+    /// Waits until ZooKeeper accepts a connection; `false` if a signal came first.
+    fn wait_for_zookeeper(&mut self) -> Result<bool, Error> {
+        let path = self.run_dir.join(ZOOKEEPER_SOCKET);
+        let begin = Instant::now();
+        loop {
+            if self.signalled() {
+                return Ok(false);
+            }
+            self.tick(Instant::now());
+            if self.children[ZOOKEEPER].state == State::GaveUp {
+                return Err(Error::ZookeeperGaveUp { path });
+            }
+            if path.exists() && UnixStream::connect(&path).is_ok() {
+                tracing::info!(socket = %path.display(), "zookeeper ready");
+                return Ok(true);
+            }
+            if begin.elapsed() >= ZOOKEEPER_READY_TIMEOUT {
+                return Err(Error::ZookeeperTimeout {
+                    path,
+                    waited_ms: begin.elapsed().as_millis(),
+                });
+            }
+            std::thread::sleep(ZOOKEEPER_READY_POLL);
+        }
+    }
+
+    /// True once SIGINT or SIGTERM has arrived (counts every arrival).
+    fn signalled(&mut self) -> bool {
+        for signal in self.signals.pending() {
+            self.signals_seen += 1;
+            tracing::info!(signal, count = self.signals_seen, "signal received");
+        }
+        self.signals_seen > 0
+    }
+
+    /// Spawns child `index` and starts its output readers.
+    fn start(&mut self, index: usize, now: Instant) -> Result<(), SpawnError> {
+        let child = &mut self.children[index];
+        let spawned = spawn::spawn(&child.spec)?;
+        child.state = State::Running {
+            pid: spawned.pid,
+            since: now,
+        };
+        child.policy.started(now);
+        tracing::info!(child = %child.spec.name, pid = %spawned.pid, "started");
+        for (fd, sink) in [(spawned.stdout, Sink::Stdout), (spawned.stderr, Sink::Stderr)] {
+            match output::forward(&child.spec.name, fd, sink) {
+                Ok(handle) => self.readers.push(handle),
+                Err(e) => tracing::error!(child = %child.spec.name, "cannot start output reader: {e}"),
+            }
+        }
+        self.readers.retain(|r| !r.is_finished());
+        Ok(())
+    }
+
+    /// Reaps exited children and restarts those whose backoff has passed.
+    fn tick(&mut self, now: Instant) {
+        self.reap(now);
+        if self.shutting_down {
+            return;
+        }
+        for index in 0..self.children.len() {
+            let due = matches!(self.children[index].state, State::Backoff { until } if until <= now);
+            if due {
+                if let Err(e) = self.start(index, now) {
+                    tracing::error!("{e}");
+                    self.decide(index, now);
+                }
+            }
+        }
+    }
+
+    /// Collects every exited child without blocking.
+    fn reap(&mut self, now: Instant) {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!("waitpid failed: {e}");
+                    return;
+                }
+                Ok(status) => status,
+            };
+            let Some(pid) = status.pid() else { continue };
+            if !matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                continue;
+            }
+            let Some(index) = self.children.iter().position(|c| c.pid() == Some(pid)) else {
+                continue;
+            };
+            self.exited(index, status, now);
+        }
+    }
+
+    fn exited(&mut self, index: usize, status: WaitStatus, now: Instant) {
+        let child = &mut self.children[index];
+        let up_ms = match child.state {
+            State::Running { since, .. } => now.saturating_duration_since(since).as_millis(),
+            _ => 0,
+        };
+        if self.shutting_down {
+            tracing::info!(child = %child.spec.name, "{}", describe(status));
+            child.state = State::Stopped;
+            return;
+        }
+        tracing::warn!(child = %child.spec.name, up_ms, "{}", describe(status));
+        self.decide(index, now);
+    }
+
+    /// Applies the restart policy to a child that is down.
+    fn decide(&mut self, index: usize, now: Instant) {
+        let child = &mut self.children[index];
+        match child.policy.exited(now) {
+            Decision::RestartAt(until) => {
+                let delay_ms = until.saturating_duration_since(now).as_millis();
+                tracing::info!(child = %child.spec.name, delay_ms, "restarting after backoff");
+                child.state = State::Backoff { until };
+            }
+            Decision::GiveUp => {
+                tracing::error!(
+                    child = %child.spec.name,
+                    "giving up: more than {RESTARTS_MAX} restarts within {} s; the other children keep running",
+                    RESTART_WINDOW.as_secs()
+                );
+                child.state = State::GaveUp;
+            }
+        }
+    }
+
+    /// Stops every child: brokers first, then ZooKeeper; reaps them all.
+    fn shutdown(&mut self, reason: &str) {
+        self.shutting_down = true;
+        let signals_at_start = self.signals_seen;
+        tracing::info!(reason, "shutting down");
+        for child in &mut self.children {
+            if !matches!(child.state, State::Running { .. }) {
+                child.state = State::Stopped;
+            }
+        }
+        let brokers: Vec<usize> = (1..self.children.len()).collect();
+        let hurry = self.stop_group(&brokers, signals_at_start, false);
+        self.stop_group(&[ZOOKEEPER], signals_at_start, hurry);
+        debug_assert!(self.children.iter().all(|c| c.pid().is_none()));
+        // Children of children (if any were left in a group) are not ours to reap.
+        self.reap(Instant::now());
+        self.drain_readers();
+    }
+
+    /// SIGTERM, grace period, SIGKILL for the children at `indices`; returns
+    /// true if a new signal asked to hurry (the caller then skips the grace).
+    fn stop_group(&mut self, indices: &[usize], signals_at_start: usize, mut hurry: bool) -> bool {
+        let running = |s: &Self| indices.iter().any(|&i| s.children[i].pid().is_some());
+        if !running(self) {
+            return hurry;
+        }
+        if !hurry {
+            self.signal_all(indices, Signal::SIGTERM);
+            let deadline = Instant::now() + SHUTDOWN_GRACE;
+            while running(self) && Instant::now() < deadline {
+                std::thread::sleep(TICK);
+                self.reap(Instant::now());
+                if self.signalled() && self.signals_seen > signals_at_start {
+                    tracing::warn!("second signal: killing at once");
+                    hurry = true;
+                    break;
+                }
+            }
+        }
+        if running(self) {
+            self.signal_all(indices, Signal::SIGKILL);
+            for &index in indices {
+                if let Some(pid) = self.children[index].pid() {
+                    self.wait_blocking(index, pid);
+                }
+            }
+        }
+        hurry
+    }
+
+    /// Signals each running child's process group (it leads its own group).
+    fn signal_all(&self, indices: &[usize], signal: Signal) {
+        for &index in indices {
+            let child = &self.children[index];
+            if let Some(pid) = child.pid() {
+                tracing::info!(child = %child.spec.name, %pid, "sending {}", signal.as_str());
+                match killpg(pid, signal) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => tracing::error!(child = %child.spec.name, %pid, "kill failed: {e}"),
+                }
+            }
+        }
+    }
+
+    fn wait_blocking(&mut self, index: usize, pid: Pid) {
+        loop {
+            match waitpid(pid, None) {
+                Err(Errno::EINTR) => continue,
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    self.exited(index, status, Instant::now());
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(child = %self.children[index].spec.name, %pid, "waitpid failed: {e}");
+                    self.children[index].state = State::Stopped;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Lets readers print the children's last lines; gives up after a bound.
+    fn drain_readers(&mut self) {
+        let deadline = Instant::now() + READERS_DRAIN_TIMEOUT;
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for reader in std::mem::take(&mut self.readers) {
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_config_when_building_specs_should_name_and_flag_children() {
+        let config = Config {
+            run_dir: "/r".into(),
+            data_dir: "/d".into(),
+            brokers: 2,
+            zookeeper_args: vec!["--session-timeout-ms".into(), "600".into()],
+            broker_args: vec!["--fsync".into(), "never".into()],
+        };
+        let specs = child_specs(&config, Path::new("/bin/yak-node"));
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["zookeeper", "broker-1", "broker-2"]);
+        assert_eq!(
+            specs[0].args,
+            ["zookeeper", "--run-dir", "/r", "--data-dir", "/d", "--session-timeout-ms", "600"]
+        );
+        assert_eq!(
+            specs[2].args,
+            ["broker", "--id", "2", "--run-dir", "/r", "--data-dir", "/d", "--fsync", "never"]
+        );
+    }
+
+    #[test]
+    fn given_lock_held_when_locking_again_should_say_another_supervisor_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = lock_run_dir(dir.path()).unwrap();
+        let err = lock_run_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("another yak-supervisor is running in"), "{err}");
+    }
+
+    #[test]
+    fn given_stale_sockets_when_cleaning_should_remove_only_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broker-1.sock"), "").unwrap();
+        std::fs::write(dir.path().join("keep.txt"), "").unwrap();
+        remove_sockets(dir.path()).unwrap();
+        assert!(!dir.path().join("broker-1.sock").exists());
+        assert!(dir.path().join("keep.txt").exists());
+    }
+}
