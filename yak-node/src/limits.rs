@@ -32,6 +32,8 @@ pub const IN_FLIGHT_REQUESTS_MAX: usize = 5;
 pub const DELIVERY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Broker heartbeat interval to ZooKeeper.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+/// How often ZooKeeper checks sessions for expiry.
+pub const SESSION_TICK_MS: u64 = 20;
 /// Default broker session timeout.
 pub const SESSION_TIMEOUT_MS_DEFAULT: u64 = 600;
 /// Metadata log records between ZooKeeper snapshots.
@@ -40,5 +42,15 @@ pub const METADATA_LOG_RECORDS_PER_SNAPSHOT: u64 = 1000;
 pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
 /// Client: how long to wait for a connection or a response.
 pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// Most replicas per partition: one until brokers replicate to followers.
-pub const REPLICATION_FACTOR_MAX: u32 = 1;
+/// Default `min.insync.replicas`: acks=all needs this many in-sync replicas.
+pub const MIN_INSYNC_REPLICAS_DEFAULT: usize = 2;
+/// A follower that has not caught up for this long leaves the ISR.
+pub const REPLICA_LAG_TIME_MAX_MS: u64 = 1000;
+/// Longest a follower's fetch waits at the leader for new data.
+pub const REPLICA_FETCH_WAIT_MS: u64 = 200;
+/// Longest an acks=all produce waits for the ISR before `Timeout`.
+pub const PRODUCE_ACK_TIMEOUT_MS: u64 = 10_000;
+/// Producer state (sequence numbers) rebuilt from this many bytes at the tail of a log.
+pub const PRODUCER_STATE_SCAN_BYTES: u32 = 8 * 1024 * 1024;
+/// Batches per producer remembered for duplicate detection, as in Kafka.
+pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;

@@ -1,6 +1,11 @@
 //! The request loop shared by ZooKeeper and brokers: accept connections,
 //! one thread each, read frames, hand each request to a [`Handler`], write
 //! the reply. A bad frame closes that connection only, with a logged reason.
+//!
+//! A handler may answer at once or keep the [`Responder`] and answer later
+//! from another thread (a produce waiting for replication), so a slow
+//! request never holds up the requests pipelined behind it. Answers then go
+//! out in completion order; clients match them by correlation id.
 
 use crate::limits::{CONNECTIONS_MAX, FRAME_BYTES_MAX};
 use crate::protocol::frame::{self, FrameError};
@@ -9,13 +14,41 @@ use crate::transport::Listener;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Answers requests. `None` means no response is sent (acks=0 produce).
+type SharedWriter = Arc<Mutex<BufWriter<UnixStream>>>;
+
+/// Where the answer to one request goes. Dropping it sends nothing.
+pub struct Responder {
+    correlation_id: u64,
+    writer: SharedWriter,
+}
+
+impl Responder {
+    /// Sends the answer now, flushing it.
+    pub fn send(self, reply: Reply) {
+        let response = Response { correlation_id: self.correlation_id, reply };
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // A closed connection is noticed by its reader thread.
+        let _ = frame::write(&mut *w, &response).and_then(|_| w.flush().map_err(Into::into));
+    }
+}
+
+/// What a handler did with a request.
+pub enum Handled {
+    /// Answer now.
+    Reply(Reply),
+    /// No answer (acks=0 produce).
+    NoReply,
+    /// The handler kept the responder and answers later.
+    Deferred,
+}
+
+/// Answers requests.
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one request.
-    fn handle(&self, call: Call) -> Option<Reply>;
+    /// Handles one request; `responder` is for a deferred answer.
+    fn handle(&self, call: Call, responder: Responder) -> Handled;
 }
 
 /// Accepts connections forever, serving each on its own thread.
@@ -62,7 +95,7 @@ pub fn serve<H: Handler>(listener: Listener, handler: Arc<H>) {
 
 fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), FrameError> {
     let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone()?);
-    let mut writer = BufWriter::with_capacity(64 * 1024, stream);
+    let writer: SharedWriter = Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, stream)));
     loop {
         let body = match frame::read_body(&mut reader, FRAME_BYTES_MAX) {
             Ok(b) => b,
@@ -71,13 +104,19 @@ fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), F
         };
         let request: Request = frame::decode(&body)?;
         drop(body);
-        if let Some(reply) = handler.handle(request.call) {
-            let response = Response { correlation_id: request.correlation_id, reply };
-            frame::write(&mut writer, &response)?;
-        }
+        let responder = Responder { correlation_id: request.correlation_id, writer: Arc::clone(&writer) };
+        let mut w = match handler.handle(request.call, responder) {
+            Handled::Reply(reply) => {
+                let response = Response { correlation_id: request.correlation_id, reply };
+                let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+                frame::write(&mut *w, &response)?;
+                w
+            }
+            Handled::NoReply | Handled::Deferred => writer.lock().unwrap_or_else(|p| p.into_inner()),
+        };
         // Pipelined requests already buffered are answered before one flush.
         if reader.buffer().is_empty() {
-            writer.flush()?;
+            w.flush()?;
         }
     }
 }

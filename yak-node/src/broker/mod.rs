@@ -1,20 +1,29 @@
 //! The broker: serves produce, fetch and offset requests for the partition
-//! replicas it holds, keeps them in line with ZooKeeper's metadata, and
-//! heartbeats. Owns partition data; never decides placement or leaders.
+//! replicas it holds, replicates as a follower, keeps the ISR and high
+//! watermark as a leader, follows ZooKeeper's metadata and heartbeats.
+//! Owns partition data; never decides placement or leaders.
 
+pub mod fetcher;
+pub mod isr;
 pub mod notify;
+pub mod partition;
+pub mod producers;
 pub mod replicas;
 pub mod zk_session;
 
-use crate::limits::{BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use crate::limits::{
+    BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
+};
 use crate::protocol::batch::{self, BatchError};
-use crate::protocol::{Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply};
-use crate::server::{self, Handler};
-use crate::storage::{FsyncPolicy, LogConfig, StorageError};
+use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply};
+use crate::server::{self, Handled, Handler, Responder};
+use crate::storage::{FsyncPolicy, LogConfig};
+use fetcher::Fetchers;
 use notify::Notifier;
-use replicas::{Replica, Replicas};
+use partition::{send_all, Partition};
+use replicas::Replicas;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zk_session::ZkSession;
 
@@ -33,137 +42,157 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
 }
 
-/// The broker's request handler.
+type IsrProposal = (String, u32, u32, Vec<u32>);
+
+/// The broker's request handler and background duties.
 pub struct Broker {
     id: u32,
     fsync: FsyncPolicy,
-    replicas: Arc<Replicas>,
-    zk: Arc<ZkSession>,
-    appended: Arc<Notifier>,
-}
-
-fn storage_error(e: StorageError) -> ErrorBody {
-    match e {
-        StorageError::OffsetOutOfRange { log_start_offset, log_end_offset, offset } => ErrorBody::new(
-            ErrorCode::OffsetOutOfRange { log_start_offset, log_end_offset },
-            format!("offset {offset} is outside the log [{log_start_offset}, {log_end_offset})"),
-        ),
-        other => {
-            tracing::error!(error = %other, "storage failure");
-            ErrorBody::new(ErrorCode::StorageError, other.to_string())
-        }
-    }
+    replicas: Replicas,
+    zk: ZkSession,
+    fetchers: Fetchers,
+    appended: Notifier,
+    metadata_version: Mutex<Option<u64>>,
+    isr_proposals: Mutex<Vec<IsrProposal>>,
 }
 
 impl Broker {
-    /// Finds a replica, reloading metadata once if it is not known yet
-    /// (a topic created a moment ago), and checks this broker leads it.
-    fn leader_replica(&self, topic: &str, partition: u32) -> Result<Arc<Replica>, ErrorBody> {
-        let replica = match self.replicas.get(topic, partition) {
-            Some(r) => r,
-            None => {
-                if let Ok(m) = self.zk.metadata() {
-                    self.replicas.reconcile(&m);
-                }
-                self.replicas.get(topic, partition).ok_or_else(|| self.not_here(topic, partition))?
-            }
-        };
-        let l = replica.leadership();
-        if l.leader != Some(self.id) {
-            return Err(ErrorBody::new(
-                ErrorCode::NotLeader { leader: l.leader, epoch: l.epoch },
-                format!("broker {} does not lead {topic}-{partition}", self.id),
-            ));
+    /// Applies metadata from ZooKeeper (never an older version than applied).
+    fn on_metadata(&self, m: &ClusterMetadata) {
+        let mut applied = self.metadata_version.lock().unwrap_or_else(|p| p.into_inner());
+        if applied.is_some_and(|v| v > m.version) {
+            return;
         }
-        Ok(replica)
+        *applied = Some(m.version);
+        let (completions, plan) = self.replicas.reconcile(m);
+        self.fetchers.apply(plan);
+        drop(applied);
+        send_all(completions);
+        self.appended.notify();
+    }
+
+    fn refresh_metadata(&self) {
+        match self.zk.metadata() {
+            Ok(m) => self.on_metadata(&m),
+            Err(e) => tracing::warn!(error = %e, "metadata refresh failed"),
+        }
+    }
+
+    /// Finds a replica, reloading metadata once if it is unknown (a topic
+    /// created a moment ago).
+    fn replica(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, ErrorBody> {
+        if let Some(p) = self.replicas.get(topic, partition) {
+            return Ok(p);
+        }
+        self.refresh_metadata();
+        self.replicas.get(topic, partition).ok_or_else(|| self.not_here(topic, partition))
     }
 
     fn not_here(&self, topic: &str, partition: u32) -> ErrorBody {
-        match self.zk.metadata() {
-            Ok(m) => match m.topics.iter().find(|t| t.name == topic) {
-                None => ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")),
-                Some(t) => match t.partitions.get(partition as usize) {
-                    None => ErrorBody::new(
-                        ErrorCode::UnknownPartition,
-                        format!("topic '{topic}' has no partition {partition}"),
-                    ),
-                    Some(p) => ErrorBody::new(
-                        ErrorCode::NotLeader { leader: p.leader, epoch: p.leader_epoch },
-                        format!("broker {} holds no replica of {topic}-{partition}", self.id),
-                    ),
-                },
+        let Ok(m) = self.zk.metadata() else {
+            return ErrorBody::new(ErrorCode::UnknownTopic, format!("broker {} does not know {topic}-{partition}", self.id));
+        };
+        match m.topics.iter().find(|t| t.name == topic) {
+            None => ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")),
+            Some(t) => match t.partitions.get(partition as usize) {
+                None => ErrorBody::new(ErrorCode::UnknownPartition, format!("topic '{topic}' has no partition {partition}")),
+                Some(p) => ErrorBody::new(
+                    ErrorCode::NotLeader { leader: p.leader, epoch: p.leader_epoch },
+                    format!("broker {} holds no replica of {topic}-{partition}", self.id),
+                ),
             },
-            Err(_) => ErrorBody::new(ErrorCode::UnknownTopic, format!("broker {} does not know {topic}-{partition}", self.id)),
         }
     }
 
-    fn produce(&self, topic: &str, partition: u32, acks: i8, mut records: Vec<u8>) -> Result<Reply, ErrorBody> {
-        if records.len() > BATCH_BYTES_MAX {
-            return Err(ErrorBody::new(
-                ErrorCode::MessageTooLarge,
-                format!("batch of {} bytes exceeds the limit of {BATCH_BYTES_MAX}", records.len()),
-            ));
-        }
-        let header = batch::validate(&records).map_err(|e: BatchError| {
-            ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}"))
-        })?;
-        if header.total_bytes() != records.len() {
-            return Err(ErrorBody::new(ErrorCode::CorruptBatch, "a produce request carries exactly one batch"));
-        }
-        let replica = self.leader_replica(topic, partition)?;
-        let epoch = replica.leadership().epoch;
-        let info = {
-            let mut log = replica.log();
-            let info = log.append(&mut records, epoch).map_err(storage_error)?;
-            if acks == -1 && self.fsync == FsyncPolicy::Always {
-                log.flush().map_err(storage_error)?;
+    fn produce(&self, topic: &str, partition: u32, acks: i8, records: Vec<u8>, responder: Responder) -> Handled {
+        let checked = (|| {
+            if records.len() > BATCH_BYTES_MAX {
+                return Err(ErrorBody::new(
+                    ErrorCode::MessageTooLarge,
+                    format!("batch of {} bytes exceeds the limit of {BATCH_BYTES_MAX}", records.len()),
+                ));
             }
-            info
+            let header = batch::validate(&records)
+                .map_err(|e: BatchError| ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}")))?;
+            if header.total_bytes() != records.len() {
+                return Err(ErrorBody::new(ErrorCode::CorruptBatch, "a produce request carries exactly one batch"));
+            }
+            Ok((header, self.replica(topic, partition)?))
+        })();
+        let (header, replica) = match checked {
+            Ok(v) => v,
+            Err(e) if acks == 0 => {
+                tracing::warn!(topic, partition, error = %e, "acks=0 produce failed");
+                return Handled::NoReply;
+            }
+            Err(e) => return Handled::Reply(Reply::Error(e)),
         };
+        let fsync = acks == -1 && self.fsync == FsyncPolicy::Always;
+        let timeout = Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS);
+        let (handled, completions) = replica.produce(acks, records, &header, fsync, timeout, responder);
+        send_all(completions);
         self.appended.notify();
-        Ok(Reply::Produced { base_offset: info.base_offset })
+        handled
     }
 
-    fn fetch_one(&self, req: &FetchPartition, budget: u32) -> FetchedPartition {
-        let mut out = FetchedPartition {
-            topic: req.topic.clone(),
-            partition: req.partition,
-            error: None,
-            high_watermark: 0,
-            log_start_offset: 0,
-            records: Vec::new(),
-        };
-        let replica = match self.leader_replica(&req.topic, req.partition) {
-            Ok(r) => r,
-            Err(e) => {
-                out.error = Some(e);
-                return out;
-            }
-        };
-        let log = replica.log();
-        out.high_watermark = log.log_end_offset();
-        out.log_start_offset = log.log_start_offset();
-        if req.offset != out.high_watermark {
-            match log.read(req.offset, req.max_bytes.min(budget)) {
-                Ok(bytes) => out.records = bytes,
-                Err(e) => out.error = Some(storage_error(e)),
-            }
-        }
-        out
-    }
-
-    fn fetch(&self, max_wait_ms: u64, partitions: &[FetchPartition]) -> Reply {
+    fn fetch(&self, replica_id: Option<u32>, max_wait_ms: u64, partitions: &[FetchPartition]) -> Reply {
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
         loop {
             let generation = self.appended.generation();
             let mut budget = FETCH_RESPONSE_BYTES_MAX;
             let mut results = Vec::with_capacity(partitions.len());
-            for p in partitions {
-                let r = self.fetch_one(p, budget.max(1));
-                budget = budget.saturating_sub(r.records.len() as u32);
-                results.push(r);
+            let mut hw_advanced = false;
+            for req in partitions {
+                let max_bytes = req.max_bytes.min(budget).max(1);
+                let replica = match self.replica(&req.topic, req.partition) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        results.push(crate::protocol::FetchedPartition {
+                            topic: req.topic.clone(),
+                            partition: req.partition,
+                            error: Some(e),
+                            high_watermark: 0,
+                            log_start_offset: 0,
+                            records: Vec::new(),
+                            diverging_epoch: None,
+                        });
+                        continue;
+                    }
+                };
+                let result = match replica_id {
+                    None => replica.fetch_for_consumer(req.offset, max_bytes, req.leader_epoch),
+                    Some(follower) => {
+                        let f = replica.fetch_for_follower(
+                            follower,
+                            req.offset,
+                            max_bytes,
+                            req.leader_epoch,
+                            req.last_fetched_epoch,
+                            Instant::now(),
+                        );
+                        send_all(f.completions);
+                        hw_advanced |= f.hw_advanced;
+                        if let Some((epoch, isr)) = f.proposal {
+                            self.propose_isr(&req.topic, req.partition, epoch, isr);
+                        }
+                        f.result
+                    }
+                };
+                if result.error.as_ref().is_some_and(|e| matches!(e.code, ErrorCode::NotLeader { .. })) {
+                    // Someone knows a newer epoch than this broker: catch up.
+                    if req.leader_epoch.is_some_and(|e| e > replica.leadership().epoch) {
+                        self.refresh_metadata();
+                    }
+                }
+                budget = budget.saturating_sub(result.records.len() as u32);
+                results.push(result);
             }
-            let ready = results.iter().any(|r| !r.records.is_empty() || r.error.is_some());
+            if hw_advanced {
+                self.appended.notify();
+            }
+            let ready = results
+                .iter()
+                .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some());
             if ready || Instant::now() >= deadline {
                 return Reply::Fetched { partitions: results };
             }
@@ -171,73 +200,107 @@ impl Broker {
         }
     }
 
-    fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<Reply, ErrorBody> {
-        let replica = self.leader_replica(topic, partition)?;
-        let log = replica.log();
-        let offset = match spec {
-            OffsetSpec::Earliest => log.log_start_offset(),
-            OffsetSpec::Latest => log.log_end_offset(),
-        };
-        Ok(Reply::Offset { offset })
+    fn propose_isr(&self, topic: &str, partition: u32, epoch: u32, isr: Vec<u32>) {
+        let mut q = self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner());
+        q.retain(|(t, p, _, _)| !(t == topic && *p == partition));
+        q.push((topic.to_string(), partition, epoch, isr));
     }
 
-    fn dispatch(&self, call: Call) -> Option<Result<Reply, ErrorBody>> {
-        Some(match call {
-            Call::Produce { topic, partition, acks, records } => {
-                let result = self.produce(&topic, partition, acks, records);
-                if acks == 0 {
-                    if let Err(e) = result {
-                        tracing::warn!(topic = %topic, partition, error = %e, "acks=0 produce failed");
-                    }
-                    return None;
-                }
-                result
+    /// Every tick: expire waiting acks, shrink lagging ISRs, send ISR changes.
+    fn maintain(&self) {
+        let now = Instant::now();
+        for p in self.replicas.all() {
+            send_all(p.expire_waiters(now));
+            if let Some((epoch, isr)) = p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS)) {
+                self.propose_isr(&p.topic, p.partition, epoch, isr);
             }
-            Call::Fetch { max_wait_ms, partitions } => Ok(self.fetch(max_wait_ms, &partitions)),
+        }
+        let proposals = std::mem::take(&mut *self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner()));
+        for (topic, partition, epoch, isr) in proposals {
+            let call = Call::AlterIsr { topic: topic.clone(), partition, leader: self.id, leader_epoch: epoch, isr: isr.clone() };
+            match self.zk.call(&call) {
+                Ok(_) => {
+                    tracing::info!(topic = %topic, partition, isr = ?isr, "isr change accepted");
+                    if let Some(p) = self.replicas.get(&topic, partition) {
+                        send_all(p.isr_accepted(epoch, &isr));
+                        self.appended.notify();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic, partition, error = %e, "isr change refused");
+                    self.refresh_metadata();
+                }
+            }
+        }
+    }
+
+    fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<Reply, ErrorBody> {
+        let offset = self.replica(topic, partition)?.offset(spec == OffsetSpec::Latest)?;
+        Ok(Reply::Offset { offset })
+    }
+}
+
+impl Handler for Broker {
+    fn handle(&self, call: Call, responder: Responder) -> Handled {
+        let result = match call {
+            Call::Produce { topic, partition, acks, records } => {
+                return self.produce(&topic, partition, acks, records, responder);
+            }
+            Call::Fetch { replica_id, max_wait_ms, partitions } => Ok(self.fetch(replica_id, max_wait_ms, &partitions)),
             Call::ListOffsets { topic, partition, spec } => self.list_offsets(&topic, partition, spec),
             Call::LocalPartitions => Ok(Reply::LocalPartitions { partitions: self.replicas.describe() }),
             Call::RegisterBroker { .. }
             | Call::Heartbeat { .. }
             | Call::CreateTopic { .. }
             | Call::DeleteTopic { .. }
-            | Call::Metadata { .. } => {
+            | Call::Metadata { .. }
+            | Call::AlterIsr { .. }
+            | Call::BrokerDown { .. }
+            | Call::InitProducerId => {
                 Err(ErrorBody::new(ErrorCode::InvalidRequest, "brokers do not serve metadata requests; ask ZooKeeper"))
             }
-        })
+        };
+        Handled::Reply(result.unwrap_or_else(Reply::Error))
     }
 }
 
-impl Handler for Broker {
-    fn handle(&self, call: Call) -> Option<Reply> {
-        self.dispatch(call).map(|r| r.unwrap_or_else(Reply::Error))
-    }
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map(|_| ())
 }
 
 /// Runs a broker until SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let data = config.data_dir.join(format!("broker-{}", config.id));
-    let replicas = Arc::new(Replicas::open(config.id, &data, config.log)?);
+    let replicas = Replicas::open(config.id, &data, config.log)?;
     let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    let zk = Arc::new(ZkSession::new(config.id, config.run_dir.join("zookeeper.sock"), socket.clone()));
+    let broker = Arc::new(Broker {
+        id: config.id,
+        fsync: config.fsync,
+        replicas,
+        zk: ZkSession::new(config.id, config.run_dir.join("zookeeper.sock"), socket.clone()),
+        fetchers: Fetchers::new(config.id, config.run_dir.clone(), config.fsync == FsyncPolicy::Always),
+        appended: Notifier::default(),
+        metadata_version: Mutex::new(None),
+        isr_proposals: Mutex::new(Vec::new()),
+    });
     {
-        let replicas = Arc::clone(&replicas);
+        let b = Arc::clone(&broker);
         let socket = socket.clone();
         crate::shutdown::on_terminate(move || {
-            replicas.flush_all();
+            b.replicas.flush_all();
             let _ = std::fs::remove_file(&socket);
         })?;
     }
-    {
-        let zk = Arc::clone(&zk);
-        let replicas = Arc::clone(&replicas);
-        std::thread::Builder::new().name("zk-session".into()).spawn(move || {
-            zk.run(|m| replicas.reconcile(&m));
-        })?;
-    }
+    let b = Arc::clone(&broker);
+    spawn("zk-session", move || b.zk.run(|m| b.on_metadata(&m)))?;
+    let b = Arc::clone(&broker);
+    spawn("maintenance", move || loop {
+        std::thread::sleep(Duration::from_millis(50));
+        b.maintain();
+    })?;
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync, "broker serving");
-    let broker = Broker { id: config.id, fsync: config.fsync, replicas, zk, appended: Arc::new(Notifier::default()) };
-    server::serve(listener, Arc::new(broker));
+    server::serve(listener, broker);
     Ok(())
 }

@@ -23,7 +23,8 @@ impl ZkSession {
         ZkSession { broker_id, zk_socket, own_socket, conn: Mutex::new(None) }
     }
 
-    fn call(&self, call: &Call) -> Result<Reply, ClientError> {
+    /// Sends one request to ZooKeeper, (re)connecting and registering first if needed.
+    pub fn call(&self, call: &Call) -> Result<Reply, ClientError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             let mut conn = Connection::connect(&self.zk_socket)?;

@@ -3,7 +3,7 @@
 
 use super::ClusterArg;
 use crate::client::{Producer, ProducerConfig};
-use crate::limits::{BATCH_BYTES_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
+use crate::limits::{BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
 use clap::Args;
 use crossbeam_channel::RecvTimeoutError;
 use std::io::BufRead;
@@ -36,6 +36,9 @@ pub struct ProduceArgs {
     /// Largest message accepted.
     #[arg(long, default_value_t = MESSAGE_BYTES_MAX_DEFAULT)]
     pub max_message_bytes: usize,
+    /// Give up on a message not acknowledged within this long, retries included.
+    #[arg(long, default_value_t = DELIVERY_TIMEOUT_MS_DEFAULT)]
+    pub delivery_timeout_ms: u64,
     /// Cluster.
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -89,6 +92,7 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         linger: Duration::from_millis(a.linger_ms),
         batch_bytes: a.batch_bytes,
         max_message_bytes: a.max_message_bytes,
+        delivery_timeout: Duration::from_millis(a.delivery_timeout_ms),
         ..ProducerConfig::default()
     };
     let mut producer = Producer::connect(&a.cluster.cluster, config)?;

@@ -1,7 +1,7 @@
 //! `yak-node zookeeper` and `yak-node broker`: flags to configs, then run.
 
 use crate::broker::{self, BrokerConfig};
-use crate::limits::{INDEX_INTERVAL_BYTES, REPLICATION_FACTOR_MAX, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
+use crate::limits::{INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
 use crate::storage::{FsyncPolicy, LogConfig};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
 use clap::{Args, ValueEnum};
@@ -72,7 +72,6 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
         defaults: TopicDefaults {
             partitions: a.default_partitions,
             replication_factor: a.default_replication_factor,
-            max_replication_factor: REPLICATION_FACTOR_MAX,
         },
     })
 }

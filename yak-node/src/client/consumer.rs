@@ -129,12 +129,15 @@ impl Consumer {
         let mut by_leader: BTreeMap<u32, Vec<FetchPartition>> = BTreeMap::new();
         let mut leaderless = false;
         for (&partition, &offset) in &self.positions {
-            match self.cache.leader(&self.topic, partition) {
-                Some(l) => by_leader.entry(l).or_default().push(FetchPartition {
+            let placement = self.cache.partition(&self.topic, partition).and_then(|p| Some((p.leader?, p.leader_epoch)));
+            match placement {
+                Some((leader, epoch)) => by_leader.entry(leader).or_default().push(FetchPartition {
                     topic: self.topic.clone(),
                     partition,
                     offset,
                     max_bytes: self.config.partition_max_bytes,
+                    leader_epoch: Some(epoch),
+                    last_fetched_epoch: None,
                 }),
                 None => leaderless = true,
             }
@@ -142,7 +145,7 @@ impl Consumer {
         let mut sent = Vec::new();
         let mut refresh = leaderless;
         for (leader, partitions) in by_leader {
-            let call = Call::Fetch { max_wait_ms: wait_ms, partitions };
+            let call = Call::Fetch { replica_id: None, max_wait_ms: wait_ms, partitions };
             let res = self.cache.broker(leader).and_then(|c| {
                 c.set_read_timeout(Duration::from_millis(wait_ms + 10_000))?;
                 let id = c.send(&call)?;

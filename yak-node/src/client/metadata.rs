@@ -2,7 +2,7 @@
 //! and a connection pool keyed by broker id. Refreshed from ZooKeeper.
 
 use super::{zookeeper_socket, ClientError, Connection};
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, Reply, TopicMetadata};
+use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -90,10 +90,15 @@ impl MetadataCache {
         }
     }
 
+    /// A partition's placement, from the cache.
+    pub fn partition(&self, topic: &str, partition: u32) -> Option<&PartitionMetadata> {
+        let t = self.metadata.topics.iter().find(|t| t.name == topic)?;
+        t.partitions.get(partition as usize)
+    }
+
     /// The leader of a partition, from the cache.
     pub fn leader(&self, topic: &str, partition: u32) -> Option<u32> {
-        let t = self.metadata.topics.iter().find(|t| t.name == topic)?;
-        t.partitions.get(partition as usize)?.leader
+        self.partition(topic, partition)?.leader
     }
 
     /// A connection to a broker, opened on first use.

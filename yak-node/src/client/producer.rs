@@ -32,6 +32,8 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// Create a missing topic with the cluster defaults.
     pub create_topics: bool,
+    /// Number batches so a resent one is never written twice.
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -43,6 +45,7 @@ impl Default for ProducerConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             delivery_timeout: Duration::from_millis(DELIVERY_TIMEOUT_MS_DEFAULT),
             create_topics: true,
+            idempotent: true,
         }
     }
 }
@@ -84,6 +87,8 @@ pub struct Producer {
     in_flight: HashMap<u32, VecDeque<(u64, Pending)>>,
     retries: Vec<Pending>,
     report: ProducerReport,
+    producer_id: i64,
+    next_sequence: HashMap<(String, u32), i32>,
 }
 
 fn now_ms() -> i64 {
@@ -98,7 +103,17 @@ impl Producer {
         }
         let mut cache = MetadataCache::connect(dir)?;
         cache.refresh()?;
+        let producer_id = if config.idempotent {
+            match cache.zookeeper_call(&Call::InitProducerId)? {
+                Reply::ProducerId { producer_id } => producer_id,
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        } else {
+            -1
+        };
         Ok(Producer {
+            producer_id,
+            next_sequence: HashMap::new(),
             cache,
             config,
             partitioner: DefaultPartitioner::default(),
@@ -162,10 +177,14 @@ impl Producer {
             self.partitioner.on_batch_full(partition, partitions);
         }
         let cap = self.config.batch_bytes;
+        let (pid, seq) = match self.producer_id {
+            -1 => (-1, -1),
+            pid => (pid, self.next_sequence.get(&slot).copied().unwrap_or(0)),
+        };
         let batch = self
             .open
             .entry(slot)
-            .or_insert_with(|| OpenBatch { builder: BatchBuilder::new(-1, 0, -1, cap), opened: Instant::now() });
+            .or_insert_with(|| OpenBatch { builder: BatchBuilder::new(pid, 0, seq, cap), opened: Instant::now() });
         batch.builder.push(NewRecord { key, value, timestamp_ms: now_ms() });
         Ok(())
     }
@@ -208,6 +227,10 @@ impl Producer {
         let Some(batch) = self.open.remove(slot) else { return Ok(()) };
         let records = u64::from(batch.builder.len());
         let bytes = batch.builder.finish();
+        if self.producer_id >= 0 {
+            let seq = self.next_sequence.entry(slot.clone()).or_insert(0);
+            *seq = seq.wrapping_add(records as i32);
+        }
         let now = Instant::now();
         self.report.batches += 1;
         let pending = Pending {

@@ -59,6 +59,8 @@ impl ErrorCode {
         matches!(
             self,
             ErrorCode::NotLeader { .. }
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::OutOfOrderSequence
                 | ErrorCode::NotEnoughReplicas
                 | ErrorCode::Timeout
                 | ErrorCode::UnknownPartition

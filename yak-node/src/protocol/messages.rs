@@ -45,6 +45,12 @@ pub struct FetchPartition {
     pub offset: u64,
     /// Most bytes wanted from this partition.
     pub max_bytes: u32,
+    /// The leader epoch the fetcher believes current; a mismatch is refused.
+    #[serde(default)]
+    pub leader_epoch: Option<u32>,
+    /// Followers: epoch of the last batch they hold, for divergence checks.
+    #[serde(default)]
+    pub last_fetched_epoch: Option<u32>,
 }
 
 /// Every request YaK understands, tagged by `api`.
@@ -101,6 +107,9 @@ pub enum Call {
     },
     /// Read record batches from one or more partitions of this broker.
     Fetch {
+        /// Set by a follower replicating; consumers leave it out.
+        #[serde(default)]
+        replica_id: Option<u32>,
         /// Wait up to this long when no partition has data.
         max_wait_ms: u64,
         /// Partitions and offsets.
@@ -117,6 +126,26 @@ pub enum Call {
     },
     /// Broker: the state of every partition replica it holds.
     LocalPartitions,
+    /// Leader → ZooKeeper: change a partition's ISR, naming my epoch.
+    AlterIsr {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The leader asking.
+        leader: u32,
+        /// Its leader epoch; a stale one is refused.
+        leader_epoch: u32,
+        /// The new in-sync replicas.
+        isr: Vec<u32>,
+    },
+    /// Supervisor → ZooKeeper: this broker's process is gone; expire it now.
+    BrokerDown {
+        /// Broker id.
+        broker_id: u32,
+    },
+    /// Producer → ZooKeeper: a fresh producer id for idempotent produce.
+    InitProducerId,
 }
 
 /// A broker as ZooKeeper knows it.
@@ -130,6 +159,9 @@ pub struct BrokerInfo {
     pub socket: String,
     /// Session alive now.
     pub alive: bool,
+    /// Times it registered again with a new pid since ZooKeeper started.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// One partition's placement.
@@ -186,6 +218,9 @@ pub struct FetchedPartition {
     /// Whole record batches as stored.
     #[serde(with = "serde_bytes")]
     pub records: Vec<u8>,
+    /// Followers: the log diverged; truncate to `(epoch, end offset)` first.
+    #[serde(default)]
+    pub diverging_epoch: Option<(u32, u64)>,
 }
 
 /// A replica held by a broker.
@@ -207,6 +242,9 @@ pub struct LocalPartition {
     pub leader_epoch: u32,
     /// This broker leads the partition.
     pub is_leader: bool,
+    /// In-sync replicas as this broker knows them.
+    #[serde(default)]
+    pub isr: Vec<u32>,
 }
 
 /// Every response, tagged by `api`.
@@ -231,10 +269,22 @@ pub enum Reply {
     TopicDeleted,
     /// Cluster metadata.
     Metadata(ClusterMetadata),
-    /// The batch was appended.
+    /// The batch was appended (or had been: a resent duplicate).
     Produced {
         /// Offset of its first record.
         base_offset: u64,
+        /// True when this batch was already in the log and nothing was written.
+        #[serde(default)]
+        duplicate: bool,
+    },
+    /// ZooKeeper accepted an ISR change.
+    IsrAltered,
+    /// ZooKeeper noted a broker down.
+    BrokerDownNoted,
+    /// A fresh producer id.
+    ProducerId {
+        /// The id.
+        producer_id: i64,
     },
     /// Fetch results per partition.
     Fetched {

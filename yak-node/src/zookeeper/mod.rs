@@ -6,10 +6,10 @@ pub mod metalog;
 pub mod sessions;
 pub mod state;
 
-use crate::limits::{FRAME_BYTES_MAX, METADATA_LOG_RECORDS_PER_SNAPSHOT};
+use crate::limits::{FRAME_BYTES_MAX, METADATA_LOG_RECORDS_PER_SNAPSHOT, SESSION_TICK_MS};
 use crate::protocol::metalog::MetaRecord;
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, Reply};
-use crate::server::{self, Handler};
+use crate::server::{self, Handled, Handler, Responder};
 use metalog::MetaLog;
 use sessions::Sessions;
 use state::{MetadataState, TopicDefaults};
@@ -55,10 +55,41 @@ impl ZooKeeper {
             log.snapshot(state.snapshot())?;
         }
         tracing::info!(topics = state.topics().count(), version = state.version, "metadata recovered");
-        Ok(ZooKeeper {
-            inner: Mutex::new(Inner { state, sessions: Sessions::new(config.session_timeout), log }),
-            defaults: config.defaults,
-        })
+        let mut sessions = Sessions::new(config.session_timeout);
+        // Brokers get a few session timeouts to re-register before anything
+        // is failed over: a ZooKeeper restart alone moves no leader.
+        let known: Vec<u32> =
+            state.topics().flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied())).collect();
+        sessions.assume_alive(known, Instant::now() + config.session_timeout * 4);
+        Ok(ZooKeeper { inner: Mutex::new(Inner { state, sessions, log }), defaults: config.defaults })
+    }
+
+    /// Fails over partitions whose leader or ISR members lost their session.
+    /// Called on every tick and whenever a broker comes or goes.
+    fn fail_over(inner: &mut Inner) {
+        let alive = inner.sessions.alive(Instant::now());
+        for record in inner.state.plan_failover(&alive) {
+            if let MetaRecord::PartitionChanged { topic, partition, leader, isr, leader_epoch } = &record {
+                let old = inner.state.topic(topic).and_then(|t| t.partitions.get(*partition as usize)).cloned();
+                if old.as_ref().map(|o| o.leader) != Some(*leader) {
+                    tracing::info!(topic = %topic, partition, old_leader = ?old.as_ref().and_then(|o| o.leader), new_leader = ?leader, leader_epoch, isr = ?isr, "leader changed");
+                } else {
+                    tracing::info!(topic = %topic, partition, leader = ?leader, isr = ?isr, "isr changed");
+                }
+            }
+            if let Err(e) = Self::commit(inner, record) {
+                tracing::error!(error = %e, "cannot record failover");
+                return;
+            }
+        }
+    }
+
+    /// Checks sessions every `period`, forever.
+    pub fn tick_forever(&self, period: Duration) {
+        loop {
+            std::thread::sleep(period);
+            Self::fail_over(&mut self.lock());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -120,11 +151,18 @@ impl ZooKeeper {
                 let mut inner = self.lock();
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
                 inner.sessions.register(broker_id, pid, socket, Instant::now());
+                Self::fail_over(&mut inner);
                 Ok(Reply::Registered { metadata_version: inner.state.version })
             }
             Call::Heartbeat { broker_id } => {
                 let mut inner = self.lock();
-                if inner.sessions.heartbeat(broker_id, Instant::now()) {
+                let now = Instant::now();
+                let was_alive = inner.sessions.is_alive_id(broker_id, now);
+                if inner.sessions.heartbeat(broker_id, now) {
+                    if !was_alive {
+                        tracing::info!(broker = broker_id, "broker session revived");
+                        Self::fail_over(&mut inner);
+                    }
                     Ok(Reply::HeartbeatOk { metadata_version: inner.state.version })
                 } else {
                     Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")))
@@ -135,6 +173,29 @@ impl ZooKeeper {
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
             Call::Metadata { topics } => Ok(self.metadata(topics)),
+            Call::AlterIsr { topic, partition, leader, leader_epoch, isr } => {
+                let mut inner = self.lock();
+                let alive = inner.sessions.alive(Instant::now());
+                if let Some(record) = inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, &isr, &alive)? {
+                    tracing::info!(topic = %topic, partition, leader, isr = ?isr, "isr changed");
+                    Self::commit(&mut inner, record)?;
+                }
+                Ok(Reply::IsrAltered)
+            }
+            Call::BrokerDown { broker_id } => {
+                let mut inner = self.lock();
+                if inner.sessions.expire(broker_id, Instant::now()) {
+                    tracing::info!(broker = broker_id, "broker reported down by the supervisor");
+                    Self::fail_over(&mut inner);
+                }
+                Ok(Reply::BrokerDownNoted)
+            }
+            Call::InitProducerId => {
+                let mut inner = self.lock();
+                let producer_id = inner.state.next_producer_id();
+                Self::commit(&mut inner, MetaRecord::ProducerIdsAllocated { next: producer_id + 1 })?;
+                Ok(Reply::ProducerId { producer_id })
+            }
             Call::Produce { .. } | Call::Fetch { .. } | Call::ListOffsets { .. } | Call::LocalPartitions => {
                 Err(ErrorBody::new(ErrorCode::InvalidRequest, "ZooKeeper does not serve partition data; ask a broker"))
             }
@@ -143,8 +204,8 @@ impl ZooKeeper {
 }
 
 impl Handler for ZooKeeper {
-    fn handle(&self, call: Call) -> Option<Reply> {
-        Some(self.dispatch(call).unwrap_or_else(Reply::Error))
+    fn handle(&self, call: Call, _responder: Responder) -> Handled {
+        Handled::Reply(self.dispatch(call).unwrap_or_else(Reply::Error))
     }
 }
 
@@ -158,6 +219,12 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     crate::shutdown::on_terminate(move || {
         let _ = std::fs::remove_file(&cleanup);
     })?;
+    {
+        let zk = Arc::clone(&zk);
+        std::thread::Builder::new()
+            .name("sessions".into())
+            .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS)))?;
+    }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
     server::serve(listener, zk);
     Ok(())

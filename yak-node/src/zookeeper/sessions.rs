@@ -10,6 +10,7 @@ struct Session {
     pid: u32,
     socket: String,
     last_seen: Instant,
+    restarts: u32,
 }
 
 /// Registered brokers and their last heartbeat.
@@ -25,9 +26,35 @@ impl Sessions {
         Sessions { timeout, brokers: BTreeMap::new() }
     }
 
-    /// A broker (re)registers; a new registration replaces an old one.
+    /// A broker (re)registers; a new registration replaces an old one. A
+    /// new pid counts as a restart.
     pub fn register(&mut self, id: u32, pid: u32, socket: String, now: Instant) {
-        self.brokers.insert(id, Session { pid, socket, last_seen: now });
+        let restarts = match self.brokers.get(&id) {
+            Some(old) if old.pid != pid && old.pid != 0 => old.restarts + 1,
+            Some(old) => old.restarts,
+            None => 0,
+        };
+        self.brokers.insert(id, Session { pid, socket, last_seen: now, restarts });
+    }
+
+    /// After a ZooKeeper restart: brokers named in the metadata count as
+    /// alive until `until` + timeout, giving them time to re-register before
+    /// anything is failed over.
+    pub fn assume_alive(&mut self, ids: impl IntoIterator<Item = u32>, until: Instant) {
+        for id in ids {
+            self.brokers.entry(id).or_insert(Session { pid: 0, socket: String::new(), last_seen: until, restarts: 0 });
+        }
+    }
+
+    /// Ends a broker's session at once (its process is known to be gone).
+    pub fn expire(&mut self, id: u32, now: Instant) -> bool {
+        match self.brokers.get_mut(&id) {
+            Some(s) => {
+                s.last_seen = now.checked_sub(self.timeout * 2).unwrap_or(s.last_seen);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records a heartbeat; false if the broker is unknown and must register.
@@ -45,6 +72,11 @@ impl Sessions {
         now.saturating_duration_since(s.last_seen) <= self.timeout
     }
 
+    /// Whether a broker's session is alive.
+    pub fn is_alive_id(&self, id: u32, now: Instant) -> bool {
+        self.brokers.get(&id).is_some_and(|s| self.is_alive(s, now))
+    }
+
     /// Ids of brokers whose session is alive, sorted.
     pub fn alive(&self, now: Instant) -> Vec<u32> {
         self.brokers.iter().filter(|(_, s)| self.is_alive(s, now)).map(|(id, _)| *id).collect()
@@ -54,7 +86,13 @@ impl Sessions {
     pub fn infos(&self, now: Instant) -> Vec<BrokerInfo> {
         self.brokers
             .iter()
-            .map(|(id, s)| BrokerInfo { id: *id, pid: s.pid, socket: s.socket.clone(), alive: self.is_alive(s, now) })
+            .map(|(id, s)| BrokerInfo {
+                id: *id,
+                pid: s.pid,
+                socket: s.socket.clone(),
+                alive: self.is_alive(s, now),
+                restarts: s.restarts,
+            })
             .collect()
     }
 }
@@ -75,5 +113,7 @@ mod tests {
         assert!(!s.heartbeat(3, t0), "unknown broker must register");
         let infos = s.infos(t0 + Duration::from_millis(700));
         assert!(infos[0].alive && !infos[1].alive);
+        s.register(2, 21, "b2".into(), t0 + Duration::from_millis(800));
+        assert_eq!(s.infos(t0 + Duration::from_millis(800))[1].restarts, 1);
     }
 }

@@ -15,8 +15,6 @@ pub struct TopicDefaults {
     pub partitions: u32,
     /// Replicas per partition.
     pub replication_factor: u32,
-    /// Most replicas per partition this build can keep in sync.
-    pub max_replication_factor: u32,
 }
 
 /// Everything ZooKeeper remembers across restarts.
@@ -90,15 +88,6 @@ impl MetadataState {
         if rf == 0 {
             return Err(ErrorBody::new(ErrorCode::InvalidPartitions, "replication factor must be at least 1"));
         }
-        if rf > defaults.max_replication_factor {
-            return Err(ErrorBody::new(
-                ErrorCode::InvalidPartitions,
-                format!(
-                    "replication factor {rf} is above the maximum of {}: brokers do not replicate between each other yet",
-                    defaults.max_replication_factor
-                ),
-            ));
-        }
         if rf as usize > alive_brokers.len() {
             if explicit_rf {
                 return Err(ErrorBody::new(
@@ -138,6 +127,94 @@ impl MetadataState {
         Ok(MetaRecord::TopicDeleted { name: name.to_string() })
     }
 
+    /// Leader and ISR changes that follow from the set of alive brokers
+    /// (sorted ids). For each partition: dead members leave the ISR (which
+    /// never becomes empty, so its last member can return and lead); a dead
+    /// or missing leader is replaced by the first replica, in preferred
+    /// order, that is alive and in the ISR, with the epoch raised by one;
+    /// with none, the partition goes offline (no leader, epoch raised) and
+    /// waits for an ISR member. Never elects outside the ISR.
+    pub fn plan_failover(&self, alive: &[u32]) -> Vec<MetaRecord> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            for p in &t.partitions {
+                let alive_isr: Vec<u32> = p.isr.iter().copied().filter(|b| alive.contains(b)).collect();
+                let leader_alive = p.leader.is_some_and(|l| alive.contains(&l));
+                let change = if leader_alive {
+                    if alive_isr != p.isr { Some((p.leader, alive_isr, p.leader_epoch)) } else { None }
+                } else if !alive_isr.is_empty() {
+                    let leader = p.replicas.iter().copied().find(|r| alive_isr.contains(r));
+                    Some((leader, alive_isr, p.leader_epoch + 1))
+                } else if p.leader.is_some() {
+                    Some((None, p.isr.clone(), p.leader_epoch + 1))
+                } else {
+                    None
+                };
+                if let Some((leader, isr, leader_epoch)) = change {
+                    out.push(MetaRecord::PartitionChanged {
+                        topic: t.name.clone(),
+                        partition: p.partition,
+                        leader,
+                        isr,
+                        leader_epoch,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks a leader's request to change an ISR; refuses a stale epoch.
+    pub fn plan_alter_isr(
+        &self,
+        topic: &str,
+        partition: u32,
+        leader: u32,
+        leader_epoch: u32,
+        isr: &[u32],
+        alive: &[u32],
+    ) -> Result<Option<MetaRecord>, ErrorBody> {
+        let p = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")))?
+            .partitions
+            .get(partition as usize)
+            .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownPartition, format!("{topic} has no partition {partition}")))?;
+        if p.leader != Some(leader) || p.leader_epoch != leader_epoch {
+            return Err(ErrorBody::new(
+                ErrorCode::FencedLeaderEpoch,
+                format!(
+                    "{topic}-{partition}: broker {leader} at epoch {leader_epoch} is not the leader (leader {:?}, epoch {})",
+                    p.leader, p.leader_epoch
+                ),
+            ));
+        }
+        let mut new_isr: Vec<u32> = isr.iter().copied().filter(|b| p.replicas.contains(b) && alive.contains(b)).collect();
+        new_isr.sort_unstable();
+        new_isr.dedup();
+        if !new_isr.contains(&leader) {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, "an ISR must contain its leader"));
+        }
+        let mut current = p.isr.clone();
+        current.sort_unstable();
+        if current == new_isr {
+            return Ok(None);
+        }
+        Ok(Some(MetaRecord::PartitionChanged {
+            topic: topic.to_string(),
+            partition,
+            leader: Some(leader),
+            isr: new_isr,
+            leader_epoch,
+        }))
+    }
+
+    /// The next producer id to hand out.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
     /// Applies one record. Records come from the log, so they are trusted;
     /// a record about an unknown topic changes nothing but the version.
     pub fn apply(&mut self, record: &MetaRecord) {
@@ -172,7 +249,7 @@ impl MetadataState {
 mod tests {
     use super::*;
 
-    const DEFAULTS: TopicDefaults = TopicDefaults { partitions: 3, replication_factor: 1, max_replication_factor: 3 };
+    const DEFAULTS: TopicDefaults = TopicDefaults { partitions: 3, replication_factor: 1 };
 
     fn create(state: &mut MetadataState, name: &str, p: Option<u32>, rf: Option<u32>) -> TopicMetadata {
         let rec = state.plan_create(name, p, rf, DEFAULTS, &[1, 2, 3]).expect("plan");
@@ -235,6 +312,93 @@ mod tests {
         assert!(s.topic("t").is_none());
         let second = create(&mut s, "t", None, None);
         assert!(second.topic_id > first.topic_id);
+    }
+
+    fn partition(s: &MetadataState, name: &str, p: usize) -> PartitionMetadata {
+        s.topic(name).expect("topic").partitions[p].clone()
+    }
+
+    fn apply_all(s: &mut MetadataState, records: Vec<MetaRecord>) {
+        for r in &records {
+            s.apply(r);
+        }
+    }
+
+    #[test]
+    fn given_leader_dies_when_failing_over_should_elect_next_isr_member_with_higher_epoch() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(3));
+        let before = partition(&s, "t", 0);
+        let dead = before.leader.expect("leader");
+        let alive: Vec<u32> = [1, 2, 3].into_iter().filter(|b| *b != dead).collect();
+        let records = s.plan_failover(&alive);
+        apply_all(&mut s, records);
+        let after = partition(&s, "t", 0);
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        let new_leader = after.leader.expect("new leader");
+        assert_ne!(new_leader, dead);
+        assert_eq!(Some(new_leader), before.replicas.iter().copied().find(|r| *r != dead));
+        assert!(!after.isr.contains(&dead));
+        assert!(s.plan_failover(&alive).is_empty(), "failover is idempotent");
+    }
+
+    #[test]
+    fn given_follower_dies_when_failing_over_should_shrink_isr_and_keep_epoch() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(3));
+        let before = partition(&s, "t", 0);
+        let leader = before.leader.expect("leader");
+        let follower = before.replicas[1];
+        let alive: Vec<u32> = [1, 2, 3].into_iter().filter(|b| *b != follower).collect();
+        let records = s.plan_failover(&alive);
+        apply_all(&mut s, records);
+        let after = partition(&s, "t", 0);
+        assert_eq!(after.leader, Some(leader));
+        assert_eq!(after.leader_epoch, before.leader_epoch);
+        assert_eq!(after.isr.len(), 2);
+    }
+
+    #[test]
+    fn given_no_isr_member_alive_when_failing_over_should_go_offline_then_return_with_isr_member() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(2));
+        let p = partition(&s, "t", 0);
+        let (a, b) = (p.replicas[0], p.replicas[1]);
+        // b dies first: leaves the ISR. Then a dies: no ISR member alive.
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|x| *x != b).collect();
+        let r = s.plan_failover(&others);
+        apply_all(&mut s, r);
+        let third: Vec<u32> = [1, 2, 3].into_iter().filter(|x| *x != a && *x != b).collect();
+        let r = s.plan_failover(&third);
+        apply_all(&mut s, r);
+        let offline = partition(&s, "t", 0);
+        assert_eq!(offline.leader, None);
+        assert_eq!(offline.isr, vec![a], "last ISR member is remembered");
+        // b (out of sync) returns: still offline, no unclean election.
+        let r = s.plan_failover(&[b]);
+        assert!(r.is_empty());
+        // a returns: it leads again with a higher epoch.
+        let r = s.plan_failover(&[a, b]);
+        apply_all(&mut s, r);
+        let back = partition(&s, "t", 0);
+        assert_eq!(back.leader, Some(a));
+        assert!(back.leader_epoch > offline.leader_epoch);
+    }
+
+    #[test]
+    fn given_stale_epoch_when_altering_isr_should_be_fenced() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(3));
+        let p = partition(&s, "t", 0);
+        let leader = p.leader.expect("leader");
+        let shrink = vec![leader];
+        let err = s
+            .plan_alter_isr("t", 0, leader, p.leader_epoch + 7, &shrink, &[1, 2, 3])
+            .expect_err("stale epoch");
+        assert_eq!(err.code, ErrorCode::FencedLeaderEpoch);
+        let ok = s.plan_alter_isr("t", 0, leader, p.leader_epoch, &shrink, &[1, 2, 3]).expect("valid");
+        apply_all(&mut s, ok.into_iter().collect());
+        assert_eq!(partition(&s, "t", 0).isr, vec![leader]);
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! Follower fetchers: one thread per leader this broker follows, pulling
+//! every partition it follows from that leader in one long-polling fetch,
+//! with the last fetched epoch so a diverged log is truncated first.
+
+use super::partition::Partition;
+use super::replicas::FollowPlan;
+use crate::client::Connection;
+use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCH_WAIT_MS};
+use crate::protocol::{Call, ErrorCode, FetchPartition, Reply};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Fetcher {
+    partitions: Mutex<Vec<Arc<Partition>>>,
+    stop: AtomicBool,
+}
+
+/// Runs the fetcher threads and keeps them in line with the follow plan.
+pub struct Fetchers {
+    broker_id: u32,
+    run_dir: PathBuf,
+    fsync: bool,
+    by_leader: Mutex<BTreeMap<u32, Arc<Fetcher>>>,
+}
+
+impl Fetchers {
+    /// No fetchers yet.
+    pub fn new(broker_id: u32, run_dir: PathBuf, fsync: bool) -> Self {
+        Fetchers { broker_id, run_dir, fsync, by_leader: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Follows exactly the partitions in `plan`.
+    pub fn apply(&self, plan: FollowPlan) {
+        let mut by_leader = self.by_leader.lock().unwrap_or_else(|p| p.into_inner());
+        for (leader, f) in by_leader.iter() {
+            if !plan.contains_key(leader) {
+                f.stop.store(true, Ordering::Relaxed);
+            }
+        }
+        by_leader.retain(|leader, _| plan.contains_key(leader));
+        for (leader, partitions) in plan {
+            if let Some(f) = by_leader.get(&leader) {
+                *f.partitions.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
+                continue;
+            }
+            let f = Arc::new(Fetcher { partitions: Mutex::new(partitions), stop: AtomicBool::new(false) });
+            let socket = self.run_dir.join(format!("broker-{leader}.sock"));
+            let (me, fsync, thread_f) = (self.broker_id, self.fsync, Arc::clone(&f));
+            let spawned = std::thread::Builder::new()
+                .name(format!("fetch-from-{leader}"))
+                .spawn(move || run(&thread_f, me, leader, &socket, fsync));
+            match spawned {
+                Ok(_) => {
+                    by_leader.insert(leader, f);
+                }
+                Err(e) => tracing::error!(leader, error = %e, "cannot start fetcher"),
+            }
+        }
+    }
+}
+
+fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
+    let mut conn: Option<Connection> = None;
+    let mut failures = 0u32;
+    while !f.stop.load(Ordering::Relaxed) {
+        let partitions = f.partitions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match fetch_once(&mut conn, me, socket, &partitions, fsync) {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                conn = None;
+                if failures == 0 {
+                    tracing::warn!(leader, error = %e, "fetch from leader failed; retrying");
+                }
+                failures += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn fetch_once(
+    conn: &mut Option<Connection>,
+    me: u32,
+    socket: &Path,
+    partitions: &[Arc<Partition>],
+    fsync: bool,
+) -> Result<(), String> {
+    let requests: Vec<FetchPartition> = partitions
+        .iter()
+        .map(|p| {
+            let (offset, last_fetched_epoch, epoch) = p.fetch_position();
+            FetchPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                offset,
+                max_bytes: FETCH_PARTITION_BYTES_DEFAULT,
+                leader_epoch: Some(epoch),
+                last_fetched_epoch,
+            }
+        })
+        .collect();
+    if conn.is_none() {
+        *conn = Some(Connection::connect(socket).map_err(|e| e.to_string())?);
+    }
+    let c = conn.as_mut().ok_or("invariant: connection set above")?;
+    let call = Call::Fetch { replica_id: Some(me), max_wait_ms: REPLICA_FETCH_WAIT_MS, partitions: requests };
+    let results = match c.call(&call).map_err(|e| e.to_string())? {
+        Reply::Fetched { partitions } => partitions,
+        other => return Err(format!("unexpected reply {other:?}")),
+    };
+    let mut backoff = false;
+    for (p, r) in partitions.iter().zip(results) {
+        if let Some(e) = &r.error {
+            // A leader change is on its way through metadata; wait for it.
+            backoff |= matches!(e.code, ErrorCode::NotLeader { .. } | ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownTopic);
+            continue;
+        }
+        if let Err(e) = p.apply_fetched(&r, fsync) {
+            tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "cannot apply replicated data");
+            backoff = true;
+        }
+    }
+    if backoff {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
