@@ -3,6 +3,7 @@
 //! watermark as a leader, follows ZooKeeper's metadata and heartbeats.
 //! Owns partition data; never decides placement or leaders.
 
+pub mod divergence;
 pub mod fetcher;
 pub mod isr;
 pub mod notify;

@@ -9,6 +9,7 @@
 //! waiting acks=all requests. Follower: appends what its fetcher brings,
 //! truncating first where the leader says the logs diverged.
 
+use super::divergence;
 use super::isr::IsrTracker;
 use super::producers::{ProducerTable, Verdict};
 use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_STATE_SCAN_BYTES};
@@ -367,15 +368,8 @@ impl Partition {
         }
         let leo = inner.log.log_end_offset();
         out.result.log_start_offset = inner.log.log_start_offset();
-        let diverging = match last_fetched_epoch {
-            Some(lfe) if offset > 0 => match inner.log.end_offset_for_epoch(lfe) {
-                Some((e, end)) if e != lfe || end < offset => Some((e, end.min(leo))),
-                None => Some((lfe, leo.min(offset))),
-                _ => None,
-            },
-            _ => None,
-        };
-        let diverging = diverging.or_else(|| (offset > leo).then_some((inner.leadership.epoch, leo)));
+        let leader_end = last_fetched_epoch.and_then(|e| inner.log.end_offset_for_epoch(e));
+        let diverging = divergence::leader_check(offset, last_fetched_epoch, leader_end, inner.leadership.epoch, leo);
         if let Some(d) = diverging {
             out.result.diverging_epoch = Some(d);
             out.result.high_watermark = inner.high_watermark;
@@ -410,8 +404,8 @@ impl Partition {
             return Ok(());
         }
         if let Some((epoch, end)) = fetched.diverging_epoch {
-            let own_end = inner.log.end_offset_for_epoch(epoch).map_or(end, |(_, o)| o);
-            let to = end.min(own_end).min(inner.log.log_end_offset());
+            let own_end = inner.log.end_offset_for_epoch(epoch).map(|(_, o)| o);
+            let to = divergence::truncation_point((epoch, end), own_end, inner.log.log_end_offset());
             tracing::info!(partition = %self.name(), epoch, leader_end = end, truncate_to = to, "log diverged from the leader; truncating");
             inner.log.truncate_to(to).map_err(storage_error)?;
             inner.producers.truncate(to);
