@@ -94,6 +94,17 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
     Ok(())
 }
 
+fn replica_leos(v: &serde_json::Value) -> String {
+    let Some(list) = v.as_array() else { return String::new() };
+    list.iter()
+        .map(|r| {
+            let leo = r["log_end_offset"].as_u64().map_or_else(|| "-".to_string(), |o| o.to_string());
+            format!("{}:{leo}", r["broker"])
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs `cluster status`.
 pub fn status(cluster: &Path, json: bool) -> CliResult {
     let mut admin = Admin::connect(cluster)?;
@@ -124,18 +135,29 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
             }));
         }
     }
-    let brokers: Vec<_> = m.brokers.iter().map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive})).collect();
+    let brokers: Vec<_> =
+        m.brokers.iter().map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive, "restarts": b.restarts})).collect();
     if json {
         let v = json!({"brokers": brokers, "partitions": partitions});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let mut tb = table(&["broker", "pid", "alive", "socket"]);
+    let mut tb = table(&["broker", "pid", "alive", "restarts", "socket"]);
     for b in &m.brokers {
-        tb.add_row(vec![b.id.to_string(), b.pid.to_string(), b.alive.to_string(), b.socket.clone()]);
+        tb.add_row(vec![b.id.to_string(), b.pid.to_string(), b.alive.to_string(), b.restarts.to_string(), b.socket.clone()]);
     }
     println!("{tb}");
-    let mut tp = table(&["topic", "partition", "leader", "replicas", "isr", "epoch", "high watermark", "log end offset"]);
+    let mut tp = table(&[
+        "topic",
+        "partition",
+        "leader",
+        "replicas",
+        "isr",
+        "epoch",
+        "high watermark",
+        "log end offset",
+        "replica log end offsets",
+    ]);
     for p in &partitions {
         let s = |k: &str| match &p[k] {
             serde_json::Value::Null => "-".to_string(),
@@ -152,6 +174,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
             s("leader_epoch"),
             s("high_watermark"),
             s("log_end_offset"),
+            replica_leos(&p["replica_log_end_offsets"]),
         ]);
     }
     if partitions.is_empty() {
