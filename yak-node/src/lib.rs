@@ -10,10 +10,12 @@
 //! - [`broker`]: produce, fetch, offsets, replica reconciliation.
 //! - [`storage`]: segmented partition logs, sparse index, recovery.
 //! - [`client`]: admin, metadata cache, producer, consumer.
+//! - [`bench`]: produce, consume and end-to-end benchmarks.
 //! - [`cli`]: the `yak-node` command line.
 //! - [`limits`]: every limit and default.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -2,6 +2,7 @@
 //! Parses, calls the client library (or starts a server), prints.
 
 pub mod admin;
+pub mod bench;
 pub mod consume;
 pub mod produce;
 pub mod servers;
@@ -55,6 +56,12 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Read messages from a topic.
     Consume(consume::ConsumeArgs),
+    /// Benchmarks against a running cluster.
+    Bench {
+        /// Benchmark.
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 /// `topic ...`
@@ -121,5 +128,6 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
+        Command::Bench { command } => bench::run(command),
     }
 }

@@ -44,7 +44,8 @@ pub struct ProduceArgs {
     pub cluster: ClusterArg,
 }
 
-fn parse_acks(s: &str) -> Result<i8, String> {
+/// Parses `0`, `1`, `all` (or `-1`).
+pub fn parse_acks(s: &str) -> Result<i8, String> {
     match s {
         "0" => Ok(0),
         "1" => Ok(1),

@@ -59,6 +59,28 @@ impl Connection {
         Ok(correlation_id)
     }
 
+    /// The socket, for waiting on several connections at once.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.reader.get_ref().as_fd()
+    }
+
+    /// True when a response is already buffered.
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
+    /// True when a response can be read without blocking.
+    pub fn has_data(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let mut fds = [PollFd::new(self.reader.get_ref().as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
     /// Sends queued requests.
     pub fn flush(&mut self) -> Result<(), ClientError> {
         self.writer.flush().map_err(|e| ClientError::io(&self.path, e))

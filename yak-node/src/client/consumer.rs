@@ -6,7 +6,7 @@
 use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
-use crate::protocol::batch;
+use crate::protocol::batch::{self, Record};
 use crate::protocol::{Call, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,6 +64,8 @@ pub struct Consumer {
     topic: String,
     config: ConsumerConfig,
     positions: BTreeMap<u32, u64>,
+    /// One outstanding fetch per leader: broker id → correlation id.
+    in_flight: BTreeMap<u32, u64>,
 }
 
 impl Consumer {
@@ -84,7 +86,8 @@ impl Consumer {
             }
             _ => (0..meta.partitions.len() as u32).collect(),
         };
-        let mut consumer = Consumer { cache, topic: topic.to_string(), config, positions: BTreeMap::new() };
+        let mut consumer =
+            Consumer { cache, topic: topic.to_string(), config, positions: BTreeMap::new(), in_flight: BTreeMap::new() };
         for p in partitions {
             let offset = match start {
                 StartFrom::Offset { offset, .. } => offset,
@@ -125,12 +128,33 @@ impl Consumer {
 
     /// One round of fetches: waits up to `max_wait` for data; returns what came.
     pub fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>, ClientError> {
+        let mut out = Vec::new();
+        let topic = self.topic.clone();
+        self.poll_each(max_wait, &mut |partition, r| {
+            out.push(ConsumedRecord {
+                topic: topic.clone(),
+                partition,
+                offset: r.offset,
+                key: r.key.map(<[u8]>::to_vec),
+                value: r.value.to_vec(),
+                timestamp_ms: r.timestamp_ms,
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Consumer::poll`], but lends each record to `visit` instead of
+    /// copying it: no allocation per record.
+    pub fn poll_each(&mut self, max_wait: Duration, visit: &mut dyn FnMut(u32, &Record<'_>)) -> Result<usize, ClientError> {
         let wait_ms = (max_wait.as_millis() as u64).min(FETCH_WAIT_MS_MAX);
+        let cache = &self.cache;
+        self.in_flight.retain(|leader, _| cache.is_connected(*leader));
         let mut by_leader: BTreeMap<u32, Vec<FetchPartition>> = BTreeMap::new();
         let mut leaderless = false;
         for (&partition, &offset) in &self.positions {
             let placement = self.cache.partition(&self.topic, partition).and_then(|p| Some((p.leader?, p.leader_epoch)));
             match placement {
+                Some((leader, _)) if self.in_flight.contains_key(&leader) => {}
                 Some((leader, epoch)) => by_leader.entry(leader).or_default().push(FetchPartition {
                     topic: self.topic.clone(),
                     partition,
@@ -142,7 +166,6 @@ impl Consumer {
                 None => leaderless = true,
             }
         }
-        let mut sent = Vec::new();
         let mut refresh = leaderless;
         for (leader, partitions) in by_leader {
             let call = Call::Fetch { replica_id: None, max_wait_ms: wait_ms, partitions };
@@ -153,19 +176,26 @@ impl Consumer {
                 Ok(id)
             });
             match res {
-                Ok(id) => sent.push((leader, id)),
+                Ok(id) => {
+                    self.in_flight.insert(leader, id);
+                }
                 Err(_) => {
                     self.cache.forget_broker(leader);
                     refresh = true;
                 }
             }
         }
-        let mut out = Vec::new();
-        for (leader, id) in sent {
+        // Answers are taken in the order they arrive: a leader with data is
+        // never kept waiting behind one that is long-polling.
+        let leaders: Vec<u32> = self.in_flight.keys().copied().collect();
+        let ready = self.cache.wait_readable(&leaders, Duration::from_millis(wait_ms + 1000));
+        let mut count = 0;
+        for leader in ready {
+            let Some(id) = self.in_flight.remove(&leader) else { continue };
             match self.receive(leader, id) {
                 Ok(parts) => {
                     for p in parts {
-                        refresh |= self.absorb(p, &mut out)?;
+                        refresh |= self.absorb(p, &mut count, visit)?;
                     }
                 }
                 Err(_) => {
@@ -179,7 +209,7 @@ impl Consumer {
             self.cache.refresh()?;
             self.cache.topic(&self.topic)?;
         }
-        Ok(out)
+        Ok(count)
     }
 
     fn receive(&mut self, leader: u32, id: u64) -> Result<Vec<FetchedPartition>, ClientError> {
@@ -198,7 +228,12 @@ impl Consumer {
     }
 
     /// Takes one partition's answer; returns true when metadata should be refreshed.
-    fn absorb(&mut self, p: FetchedPartition, out: &mut Vec<ConsumedRecord>) -> Result<bool, ClientError> {
+    fn absorb(
+        &mut self,
+        p: FetchedPartition,
+        count: &mut usize,
+        visit: &mut dyn FnMut(u32, &Record<'_>),
+    ) -> Result<bool, ClientError> {
         let Some(position) = self.positions.get(&p.partition).copied() else { return Ok(false) };
         if let Some(err) = p.error {
             return match err.code {
@@ -222,14 +257,8 @@ impl Consumer {
                     continue;
                 }
                 next = r.offset + 1;
-                out.push(ConsumedRecord {
-                    topic: self.topic.clone(),
-                    partition: p.partition,
-                    offset: r.offset,
-                    key: r.key.map(<[u8]>::to_vec),
-                    value: r.value.to_vec(),
-                    timestamp_ms: r.timestamp_ms,
-                });
+                *count += 1;
+                visit(p.partition, &r);
             }
         }
         debug_assert!(next >= position, "positions only move forward");

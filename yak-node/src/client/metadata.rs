@@ -5,6 +5,7 @@ use super::{zookeeper_socket, ClientError, Connection};
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Metadata from ZooKeeper plus open connections to brokers.
 pub struct MetadataCache {
@@ -117,6 +118,32 @@ impl MetadataCache {
         self.brokers
             .get_mut(&id)
             .ok_or_else(|| ClientError::Unexpected("invariant: connection was just inserted".into()))
+    }
+
+    /// Waits up to `timeout` until at least one of the open connections to
+    /// `ids` has a response to read; returns those that do.
+    pub fn wait_readable(&self, ids: &[u32], timeout: Duration) -> Vec<u32> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let open: Vec<(u32, &Connection)> = ids.iter().filter_map(|id| Some((*id, self.brokers.get(id)?))).collect();
+        let buffered: Vec<u32> = open.iter().filter(|(_, c)| c.has_buffered()).map(|(id, _)| *id).collect();
+        if !buffered.is_empty() || open.is_empty() {
+            return buffered;
+        }
+        let mut fds: Vec<PollFd<'_>> = open.iter().map(|(_, c)| PollFd::new(c.as_fd(), PollFlags::POLLIN)).collect();
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as u32).unwrap_or(PollTimeout::MAX);
+        if poll(&mut fds, ms).is_err() {
+            return Vec::new();
+        }
+        open.iter()
+            .zip(&fds)
+            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|((id, _), _)| *id)
+            .collect()
+    }
+
+    /// True while a connection to broker `id` is open.
+    pub fn is_connected(&self, id: u32) -> bool {
+        self.brokers.contains_key(&id)
     }
 
     /// Drops a broker connection after a failure so the next use reconnects.

@@ -13,6 +13,7 @@ use crate::limits::{
 use crate::protocol::batch::{record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
+use hdrhistogram::Histogram;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,6 +35,8 @@ pub struct ProducerConfig {
     pub create_topics: bool,
     /// Number batches so a resent one is never written twice.
     pub idempotent: bool,
+    /// Record each message's ack latency (from its batch's first message to the ack).
+    pub record_latency: bool,
 }
 
 impl Default for ProducerConfig {
@@ -46,6 +49,7 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_millis(DELIVERY_TIMEOUT_MS_DEFAULT),
             create_topics: true,
             idempotent: true,
+            record_latency: false,
         }
     }
 }
@@ -69,6 +73,7 @@ struct OpenBatch {
 }
 
 struct Pending {
+    opened: Instant,
     topic: String,
     partition: u32,
     call: Call,
@@ -89,6 +94,13 @@ pub struct Producer {
     report: ProducerReport,
     producer_id: i64,
     next_sequence: HashMap<(String, u32), i32>,
+    latency_us: Option<Histogram<u64>>,
+}
+
+/// A microsecond latency histogram: 1 µs to 10 min, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3)
+        .expect("invariant: constant bounds are valid")
 }
 
 fn now_ms() -> i64 {
@@ -111,7 +123,9 @@ impl Producer {
         } else {
             -1
         };
+        let latency_us = config.record_latency.then(latency_histogram);
         Ok(Producer {
+            latency_us,
             producer_id,
             next_sequence: HashMap::new(),
             cache,
@@ -128,6 +142,19 @@ impl Producer {
     /// What happened so far.
     pub fn report(&self) -> &ProducerReport {
         &self.report
+    }
+
+    /// Ack latencies in microseconds, one count per message, if recorded.
+    pub fn ack_latency_us(&self) -> Option<&Histogram<u64>> {
+        self.latency_us.as_ref()
+    }
+
+    fn acked(&mut self, p: &Pending) {
+        self.report.acked += p.records;
+        if let Some(h) = self.latency_us.as_mut() {
+            let us = p.opened.elapsed().as_micros() as u64;
+            h.saturating_record_n(us.max(1), p.records);
+        }
     }
 
     fn partitions_of(&mut self, topic: &str) -> Result<u32, ClientError> {
@@ -189,8 +216,23 @@ impl Producer {
         Ok(())
     }
 
-    /// Sends batches whose linger has passed and retries that are due.
+    /// Sends batches whose linger has passed and retries that are due, and
+    /// reads every acknowledgement that has already arrived.
     pub fn poll(&mut self) -> Result<(), ClientError> {
+        let ready: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(b, _)| *b)
+            .filter(|b| self.cache.broker(*b).is_ok_and(|c| c.has_data()))
+            .collect();
+        for broker in ready {
+            while self.in_flight.get(&broker).is_some_and(|q| !q.is_empty())
+                && self.cache.broker(broker).is_ok_and(|c| c.has_data())
+            {
+                self.read_one(broker);
+            }
+        }
         let now = Instant::now();
         let due: Vec<(String, u32)> =
             self.open.iter().filter(|(_, b)| now >= b.opened + self.config.linger).map(|(k, _)| k.clone()).collect();
@@ -234,6 +276,7 @@ impl Producer {
         let now = Instant::now();
         self.report.batches += 1;
         let pending = Pending {
+            opened: batch.opened,
             topic: slot.0.clone(),
             partition: slot.1,
             call: Call::Produce { topic: slot.0.clone(), partition: slot.1, acks: self.config.acks, records: bytes },
@@ -306,7 +349,7 @@ impl Producer {
             Ok(id)
         });
         match sent {
-            Ok(_) if self.config.acks == 0 => self.report.acked += p.records,
+            Ok(_) if self.config.acks == 0 => self.acked(&p),
             Ok(id) => self.in_flight.entry(leader).or_default().push_back((id, p)),
             Err(e) => {
                 self.connection_lost(leader);
@@ -334,7 +377,7 @@ impl Producer {
         let Some(pos) = queue.iter().position(|(id, _)| *id == response.correlation_id) else { return };
         let Some((_, p)) = queue.remove(pos) else { return };
         match response.reply {
-            Reply::Produced { .. } => self.report.acked += p.records,
+            Reply::Produced { .. } => self.acked(&p),
             Reply::Error(e) => self.retry_or_fail(p, ClientError::Server(e)),
             other => self.fail(&p, format!("unexpected reply {other:?}")),
         }
