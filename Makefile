@@ -24,6 +24,10 @@ cluster: build
 test: build
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2
 
+# The standard benchmark suite on fresh clusters; RUNS=3 by default.
+bench: build
+	bash bench/suite.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf yak-run yak-data

@@ -378,6 +378,22 @@ impl TestCluster {
         Background { child: Some(child), what: format!("yak-node {}", abbreviate(&args.join(" "))) }
     }
 
+    /// Like [`TestCluster::spawn_yak`], with stdin piped: returns the
+    /// process and its stdin (drop the stdin to send end-of-file).
+    pub fn spawn_yak_stdin(&self, args: &[&str]) -> (Background, std::process::ChildStdin) {
+        let full = self.args_with_cluster(args);
+        let mut child = Command::new(yak_node_bin())
+            .args(&full)
+            .env_remove("YAK_CLUSTER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start yak-node in the background");
+        let stdin = child.stdin.take().expect("stdin was piped");
+        (Background { child: Some(child), what: format!("yak-node {}", abbreviate(&args.join(" "))) }, stdin)
+    }
+
     /// `cluster status --json`, or `None` if the command fails.
     pub fn try_status_json(&self) -> Option<Value> {
         let out = run_yak_node(&self.args_with_cluster(&["cluster", "status", "--json"]), None, CLIENT_TIMEOUT);

@@ -20,7 +20,12 @@ pub enum BenchCommand {
     Table {
         /// Files of JSON lines.
         files: Vec<PathBuf>,
+        /// One row per benchmark name: the median of each figure over its runs.
+        #[arg(long)]
+        median: bool,
     },
+    /// Kills a broker with SIGKILL and times until its restarted process serves again.
+    Restart(RestartBenchArgs),
 }
 
 /// Topic placement for a benchmark's topic.
@@ -40,6 +45,9 @@ pub struct TopicArgs {
 /// Flags of `bench produce`.
 #[derive(Debug, Args)]
 pub struct ProduceBenchArgs {
+    /// Name of the result row (default: what was run).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Topic.
     #[command(flatten)]
     pub topic: TopicArgs,
@@ -75,6 +83,9 @@ pub struct ProduceBenchArgs {
 /// Flags of `bench consume`.
 #[derive(Debug, Args)]
 pub struct ConsumeBenchArgs {
+    /// Name of the result row (default: what was run).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Topic to read.
     #[arg(long)]
     pub topic: String,
@@ -95,6 +106,9 @@ pub struct ConsumeBenchArgs {
 /// Flags of `bench e2e`.
 #[derive(Debug, Args)]
 pub struct E2eBenchArgs {
+    /// Name of the result row (default: what was run).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Topic.
     #[command(flatten)]
     pub topic: TopicArgs,
@@ -118,7 +132,28 @@ pub struct E2eBenchArgs {
     pub cluster: ClusterArg,
 }
 
-fn show(result: &BenchResult, json: bool) {
+/// Flags of `bench restart`.
+#[derive(Debug, Args)]
+pub struct RestartBenchArgs {
+    /// Name of the result row.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Broker to kill (its supervisor restarts it).
+    #[arg(long)]
+    pub broker: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+fn show(mut result: BenchResult, label: Option<String>, json: bool) {
+    if let Some(l) = label {
+        result.name = l;
+    }
+    let result = &result;
     if json {
         println!("{}", result.to_json());
     } else {
@@ -161,9 +196,9 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 linger: Duration::from_millis(a.linger_ms),
                 batch_bytes: a.batch_bytes,
             };
-            show(&bench::produce::run(&a.cluster.cluster, &spec)?, a.json);
+            show(bench::produce::run(&a.cluster.cluster, &spec)?, a.label, a.json);
         }
-        BenchCommand::Consume(a) => show(&bench::consume::run(&a.cluster.cluster, &a.topic, a.messages)?, a.json),
+        BenchCommand::Consume(a) => show(bench::consume::run(&a.cluster.cluster, &a.topic, a.messages)?, a.label, a.json),
         BenchCommand::E2e(a) => {
             let spec = E2eSpec {
                 topic: a.topic.topic,
@@ -174,9 +209,12 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 message_bytes: a.message_bytes,
                 acks: a.acks,
             };
-            show(&bench::e2e::run(&a.cluster.cluster, &spec)?, a.json);
+            show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
         }
-        BenchCommand::Table { files } => {
+        BenchCommand::Restart(a) => {
+            show(bench::restart::run(&a.cluster.cluster, a.broker)?, a.label, a.json);
+        }
+        BenchCommand::Table { files, median } => {
             let mut results = Vec::new();
             for f in &files {
                 let text = if f.as_os_str() == "-" {
@@ -188,6 +226,9 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
                     results.push(from_json(&v));
                 }
+            }
+            if median {
+                results = bench::medians(&results);
             }
             bench::print_table(&results);
         }

@@ -113,14 +113,21 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         });
+        let mut last_poll = Instant::now();
         loop {
             let wait = producer
                 .next_deadline()
-                .map_or(Duration::from_millis(100), |d| d.saturating_duration_since(Instant::now()));
+                .map_or(Duration::from_millis(100), |d| d.saturating_duration_since(Instant::now()))
+                .min(Duration::from_millis(10));
             match rx.recv_timeout(wait) {
                 Ok(line) => send_one(&mut producer, &a, &line, &mut counts)?,
-                Err(RecvTimeoutError::Timeout) => producer.poll()?,
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            // Lingering batches, acks and retries move on even while lines keep coming.
+            if last_poll.elapsed() >= Duration::from_millis(1) {
+                producer.poll()?;
+                last_poll = Instant::now();
             }
         }
     }

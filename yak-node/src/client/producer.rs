@@ -73,6 +73,8 @@ struct OpenBatch {
 }
 
 struct Pending {
+    /// Dispatch order: retries go out in it, so a partition's batches keep their sequence order.
+    order: u64,
     opened: Instant,
     topic: String,
     partition: u32,
@@ -95,6 +97,7 @@ pub struct Producer {
     producer_id: i64,
     next_sequence: HashMap<(String, u32), i32>,
     latency_us: Option<Histogram<u64>>,
+    dispatched: u64,
 }
 
 /// A microsecond latency histogram: 1 µs to 10 min, 3 significant digits.
@@ -125,6 +128,7 @@ impl Producer {
         };
         let latency_us = config.record_latency.then(latency_histogram);
         Ok(Producer {
+            dispatched: 0,
             latency_us,
             producer_id,
             next_sequence: HashMap::new(),
@@ -254,11 +258,13 @@ impl Producer {
             self.dispatch_open(&slot)?;
         }
         loop {
-            self.run_retries(true)?;
-            let brokers: Vec<u32> = self.in_flight.iter().filter(|(_, q)| !q.is_empty()).map(|(b, _)| *b).collect();
-            if brokers.is_empty() && self.retries.is_empty() {
+            let idle = self.in_flight.values().all(VecDeque::is_empty);
+            if idle && self.retries.is_empty() {
                 return Ok(self.report.clone());
             }
+            // Sleep for a retry's backoff only when no answer is awaited.
+            self.run_retries(idle)?;
+            let brokers: Vec<u32> = self.in_flight.iter().filter(|(_, q)| !q.is_empty()).map(|(b, _)| *b).collect();
             for broker in brokers {
                 self.read_one(broker);
             }
@@ -275,7 +281,9 @@ impl Producer {
         }
         let now = Instant::now();
         self.report.batches += 1;
+        self.dispatched += 1;
         let pending = Pending {
+            order: self.dispatched,
             opened: batch.opened,
             topic: slot.0.clone(),
             partition: slot.1,
@@ -284,7 +292,13 @@ impl Producer {
             first_sent: now,
             retry_at: now,
         };
-        self.transmit(pending);
+        // Behind a batch of the same partition that waits to be retried: wait
+        // with it, or the broker would see a sequence gap.
+        let waiting = self.retries.iter().filter(|p| p.topic == slot.0 && p.partition == slot.1).map(|p| p.retry_at).max();
+        match waiting {
+            Some(at) => self.retries.push(Pending { retry_at: at, ..pending }),
+            None => self.transmit(pending),
+        }
         Ok(())
     }
 
@@ -301,8 +315,10 @@ impl Producer {
             }
         }
         let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries).into_iter().partition(|p| p.retry_at <= now);
+        let (mut due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.retries).into_iter().partition(|p| p.retry_at <= now);
         self.retries = later;
+        due.sort_by_key(|p| p.order);
         if !due.is_empty() {
             // Leaders may have moved; a failed refresh is retried with the batches.
             let _ = self.cache.refresh();

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The standard benchmark suite (issue 5): starts fresh 3-broker clusters in a
+# temp dir (one with relaxed fsync, one durable), runs every benchmark RUNS
+# times (default 3), and prints one table of medians. Raw results (JSON lines)
+# stay in $OUT/results.jsonl. Usage: bench/suite.sh   (or: make bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release}
+RUNS=${RUNS:-3}
+OUT=$(mktemp -d /tmp/yak-bench.XXXXXX)
+RESULTS=$OUT/results.jsonl
+SUPERVISORS=()
+
+cleanup() {
+    for pid in "${SUPERVISORS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${SUPERVISORS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# start_cluster NAME FSYNC -> sets CLUSTER to its run dir
+start_cluster() {
+    local dir=$OUT/$1
+    mkdir -p "$dir"
+    cat > "$dir/cluster.toml" <<TOML
+run_dir = "$dir/run"
+data_dir = "$dir/data"
+brokers = 3
+[zookeeper]
+default_partitions = 3
+default_replication_factor = 1
+[broker]
+fsync = "$2"
+TOML
+    "$BIN/yak-supervisor" --config "$dir/cluster.toml" > "$dir/cluster.log" 2>&1 &
+    SUPERVISORS+=($!)
+    CLUSTER=$dir/run
+    for _ in $(seq 1 300); do
+        if [ "$("$BIN/yak-node" cluster status --json --cluster "$CLUSTER" 2>/dev/null | grep -c '"alive": true')" = 3 ]; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "cluster $1 did not start; log:" >&2; cat "$dir/cluster.log" >&2; exit 1
+}
+
+y() { "$BIN/yak-node" "$@" --cluster "$CLUSTER" --json >> "$RESULTS"; }
+step() { echo "[bench] $*" >&2; }
+
+start_cluster relaxed never
+RELAXED=$CLUSTER
+start_cluster durable always
+DURABLE=$CLUSTER
+
+for run in $(seq 1 "$RUNS"); do
+    step "run $run of $RUNS"
+    CLUSTER=$RELAXED
+    y bench produce --label "1 replica, acks=1, relaxed: produce" --topic r1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 2000000
+    y bench consume --label "consume that topic from the beginning" --topic r1-$run
+    y bench produce --label "3 replicas, acks=all, relaxed: produce" --topic r3-$run --partitions 3 --replication-factor 3 --acks all --messages 2000000
+    y bench produce --label "1 KiB, 1 replica, acks=1: produce" --topic k1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 300000 --message-bytes 1024
+    CLUSTER=$DURABLE
+    y bench produce --label "3 replicas, acks=all, durable: produce" --topic d3-$run --partitions 3 --replication-factor 3 --acks all --messages 1000000
+    y bench produce --label "3 replicas, acks=all, durable, 10k msg/s: ack latency" --topic dl-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 0
+    y bench e2e --label "same: produce-to-consume latency" --topic de-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000
+done
+
+step "log size: consume the first 1M messages of a 1M-message and a 10M-message log"
+CLUSTER=$RELAXED
+"$BIN/yak-node" bench produce --topic small --partitions 1 --replication-factor 1 --acks 1 --messages 1000000 --cluster "$CLUSTER" > /dev/null
+"$BIN/yak-node" bench produce --topic large --partitions 1 --replication-factor 1 --acks 1 --messages 10000000 --cluster "$CLUSTER" > /dev/null
+for run in $(seq 1 "$RUNS"); do
+    y bench consume --label "consume 1M from offset 0 of a 1M log" --topic small --messages 1000000
+    y bench consume --label "consume 1M from offset 0 of a 10M log" --topic large --messages 1000000
+done
+
+step "restart: a broker holding a 2 GB log"
+"$BIN/yak-node" bench produce --topic big --partitions 3 --replication-factor 1 --acks 1 --messages 2000000 --message-bytes 1024 --cluster "$CLUSTER" > /dev/null
+for run in $(seq 1 "$RUNS"); do
+    y bench restart --label "broker restart with ~0.7 GB of 2 GB, until it serves" --broker 1
+    sleep 1
+done
+step "data on disk: $(du -sh "$OUT/relaxed/data" | cut -f1) (relaxed), $(du -sh "$OUT/durable/data" | cut -f1) (durable)"
+
+"$BIN/yak-node" bench table --median "$RESULTS"
+echo "raw results: $RESULTS" >&2
