@@ -248,11 +248,14 @@ impl Consumer {
             };
         }
         let mut next = position;
+        let corrupt = |e| ClientError::Invalid(format!("{}-{}: {e}", self.topic, p.partition));
         for item in batch::split(&p.records) {
-            let (_, bytes) = item.map_err(|e| ClientError::Invalid(format!("{}-{}: {e}", self.topic, p.partition)))?;
-            let records =
-                batch::records(bytes).map_err(|e| ClientError::Invalid(format!("{}-{}: {e}", self.topic, p.partition)))?;
-            for r in records {
+            let (header, bytes) = item.map_err(corrupt)?;
+            if header.last_offset() < next {
+                continue;
+            }
+            for r in batch::iter_records(&header, bytes) {
+                let r = r.map_err(corrupt)?;
                 if r.offset < next || r.offset >= p.high_watermark {
                     continue;
                 }

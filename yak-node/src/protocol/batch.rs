@@ -282,19 +282,37 @@ impl BatchBuilder {
     }
 }
 
-/// Iterates over the records of one validated batch.
+/// Checks a batch's CRC and returns all its records.
 pub fn records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
     let header = validate(batch)?;
-    let end = header.total_bytes();
-    // The count is untrusted: bound the allocation by the smallest record size.
-    let mut out = Vec::with_capacity((header.record_count as usize).min(end / record_bytes(None, &[])));
+    iter_records(&header, batch).collect()
+}
+
+/// The records of a batch whose header was already validated, one by one,
+/// without allocating. Stops at the first record that does not parse.
+pub fn iter_records<'a>(header: &BatchHeader, batch: &'a [u8]) -> impl Iterator<Item = Result<Record<'a>, BatchError>> {
+    let header = *header;
+    let body = &batch[..header.total_bytes().min(batch.len())];
     let mut at = HEADER_BYTES;
-    for i in 0..header.record_count {
-        let rec = parse_record(&batch[..end], at, &header).ok_or(BatchError::BadRecord(i))?;
-        at = rec.0;
-        out.push(rec.1);
-    }
-    Ok(out)
+    let mut i = 0u32;
+    std::iter::from_fn(move || {
+        if i >= header.record_count {
+            return None;
+        }
+        let item = match parse_record(body, at, &header) {
+            Some((next, record)) => {
+                at = next;
+                Ok(record)
+            }
+            None => {
+                let bad = i;
+                i = header.record_count;
+                return Some(Err(BatchError::BadRecord(bad)));
+            }
+        };
+        i += 1;
+        Some(item)
+    })
 }
 
 fn take<'a>(b: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {
