@@ -50,6 +50,8 @@ pub const REPLICA_LAG_TIME_MAX_MS: u64 = 1000;
 pub const REPLICA_FETCH_WAIT_MS: u64 = 200;
 /// Longest an acks=all produce waits for the ISR before `Timeout`.
 pub const PRODUCE_ACK_TIMEOUT_MS: u64 = 10_000;
+/// How often a broker applies retention to its logs (deleting old segments).
+pub const RETENTION_CHECK_INTERVAL_MS: u64 = 1_000;
 /// Producer state (sequence numbers) rebuilt from this many bytes at the tail of a log.
 pub const PRODUCER_STATE_SCAN_BYTES: u32 = 8 * 1024 * 1024;
 /// Batches per producer remembered for duplicate detection, as in Kafka.

@@ -102,6 +102,7 @@ fn fetch_once(
             }
         })
         .collect();
+    let offsets: Vec<u64> = requests.iter().map(|r| r.offset).collect();
     if conn.is_none() {
         *conn = Some(Connection::connect(socket).map_err(|e| e.to_string())?);
     }
@@ -112,7 +113,19 @@ fn fetch_once(
         other => return Err(format!("unexpected reply {other:?}")),
     };
     let mut backoff = false;
-    for (p, r) in partitions.iter().zip(results) {
+    for ((p, r), offset) in partitions.iter().zip(results).zip(offsets) {
+        if let Some(ErrorCode::OffsetOutOfRange { log_start_offset, .. }) = r.error.as_ref().map(|e| &e.code) {
+            // Retention at the leader passed this log's end: start over there.
+            match p.restart_at(offset, *log_start_offset) {
+                Ok(true) => {}
+                Ok(false) => backoff = true,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "cannot restart the log at the leader's start");
+                    backoff = true;
+                }
+            }
+            continue;
+        }
         if let Some(e) = &r.error {
             // A leader change is on its way through metadata; wait for it.
             backoff |= matches!(e.code, ErrorCode::NotLeader { .. } | ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownTopic);

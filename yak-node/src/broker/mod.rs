@@ -14,11 +14,12 @@ pub mod zk_session;
 
 use crate::limits::{
     BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
+    RETENTION_CHECK_INTERVAL_MS,
 };
 use crate::protocol::batch::{self, BatchError};
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply};
 use crate::server::{self, Handled, Handler, Responder};
-use crate::storage::{FsyncPolicy, LogConfig};
+use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use fetcher::Fetchers;
 use notify::Notifier;
 use partition::{send_all, Partition};
@@ -41,6 +42,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// When appends are fsynced.
     pub fsync: FsyncPolicy,
+    /// Cluster-wide retention for topics without their own.
+    pub retention: RetentionPolicy,
 }
 
 type IsrProposal = (String, u32, u32, Vec<u32>);
@@ -49,6 +52,7 @@ type IsrProposal = (String, u32, u32, Vec<u32>);
 pub struct Broker {
     id: u32,
     fsync: FsyncPolicy,
+    retention: RetentionPolicy,
     replicas: Replicas,
     zk: ZkSession,
     fetchers: Fetchers,
@@ -235,6 +239,24 @@ impl Broker {
         }
     }
 
+    /// Every few seconds: deletes old segments of every replica this broker
+    /// holds, leader or follower (offsets are the same on every replica).
+    fn apply_retention(&self) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        for p in self.replicas.all() {
+            match p.apply_retention(self.retention, now_ms) {
+                Ok(r) if r.segments_deleted > 0 => {
+                    tracing::info!(topic = %p.topic, partition = p.partition, segments = r.segments_deleted,
+                        bytes = r.bytes_deleted, log_start_offset = r.log_start_offset, "retention applied");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "retention failed"),
+            }
+        }
+    }
+
     fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<Reply, ErrorBody> {
         let offset = self.replica(topic, partition)?.offset(spec == OffsetSpec::Latest)?;
         Ok(Reply::Offset { offset })
@@ -279,6 +301,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let broker = Arc::new(Broker {
         id: config.id,
         fsync: config.fsync,
+        retention: config.retention,
         replicas,
         zk: ZkSession::new(config.id, config.run_dir.join("zookeeper.sock"), socket.clone()),
         fetchers: Fetchers::new(config.id, config.run_dir.clone(), config.fsync == FsyncPolicy::Always),
@@ -297,11 +320,19 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let b = Arc::clone(&broker);
     spawn("zk-session", move || b.zk.run(|m| b.on_metadata(&m)))?;
     let b = Arc::clone(&broker);
-    spawn("maintenance", move || loop {
-        std::thread::sleep(Duration::from_millis(50));
-        b.maintain();
+    spawn("maintenance", move || {
+        let mut retention_due = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            b.maintain();
+            if Instant::now() >= retention_due {
+                b.apply_retention();
+                retention_due = Instant::now() + Duration::from_millis(RETENTION_CHECK_INTERVAL_MS);
+            }
+        }
     })?;
-    tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync, "broker serving");
+    tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,
+        retention_bytes = ?config.retention.bytes, retention_ms = ?config.retention.ms, "broker serving");
     server::serve(listener, broker);
     Ok(())
 }

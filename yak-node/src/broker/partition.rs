@@ -14,9 +14,9 @@ use super::isr::IsrTracker;
 use super::producers::{ProducerTable, Verdict};
 use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_STATE_SCAN_BYTES};
 use crate::protocol::batch::{self, BatchHeader, HEADER_BYTES};
-use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply};
+use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig};
 use crate::server::{Handled, Responder};
-use crate::storage::{Log, StorageError};
+use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,8 @@ struct Inner {
     high_watermark: u64,
     producers: ProducerTable,
     waiters: Vec<Waiter>,
+    /// The topic's own settings from ZooKeeper (retention overrides).
+    topic_config: TopicConfig,
 }
 
 /// A partition replica.
@@ -85,10 +87,14 @@ pub fn send_all(completions: Completions) {
 
 fn storage_error(e: StorageError) -> ErrorBody {
     match e {
-        StorageError::OffsetOutOfRange { log_start_offset, log_end_offset, offset } => ErrorBody::new(
-            ErrorCode::OffsetOutOfRange { log_start_offset, log_end_offset },
-            format!("offset {offset} is outside the log [{log_start_offset}, {log_end_offset})"),
-        ),
+        StorageError::OffsetOutOfRange { log_start_offset, log_end_offset, offset } => {
+            let why = if offset < log_start_offset {
+                format!("offset {offset} is below the earliest offset {log_start_offset} (older records were deleted by retention)")
+            } else {
+                format!("offset {offset} is past the log end offset {log_end_offset}")
+            };
+            ErrorBody::new(ErrorCode::OffsetOutOfRange { log_start_offset, log_end_offset }, why)
+        }
         StorageError::StaleEpoch { epoch, latest } => ErrorBody::new(
             ErrorCode::FencedLeaderEpoch,
             format!("epoch {epoch} is older than the log's latest epoch {latest}"),
@@ -154,6 +160,7 @@ impl Partition {
             high_watermark: 0,
             producers,
             waiters: Vec::new(),
+            topic_config: TopicConfig::default(),
         };
         Partition { topic, partition, topic_id, broker_id, inner: Mutex::new(inner) }
     }
@@ -368,6 +375,14 @@ impl Partition {
         }
         let leo = inner.log.log_end_offset();
         out.result.log_start_offset = inner.log.log_start_offset();
+        out.result.high_watermark = inner.high_watermark;
+        if offset < out.result.log_start_offset {
+            // Retention deleted what the follower asks for: it must start
+            // over at the log start (see `restart_at`).
+            let (log_start_offset, log_end_offset) = (out.result.log_start_offset, leo);
+            out.result.error = Some(storage_error(StorageError::OffsetOutOfRange { offset, log_start_offset, log_end_offset }));
+            return out;
+        }
         let leader_end = last_fetched_epoch.and_then(|e| inner.log.end_offset_for_epoch(e));
         let diverging = divergence::leader_check(offset, last_fetched_epoch, leader_end, inner.leadership.epoch, leo);
         if let Some(d) = diverging {
@@ -407,8 +422,14 @@ impl Partition {
             let own_end = inner.log.end_offset_for_epoch(epoch).map(|(_, o)| o);
             let to = divergence::truncation_point((epoch, end), own_end, inner.log.log_end_offset());
             tracing::info!(partition = %self.name(), epoch, leader_end = end, truncate_to = to, "log diverged from the leader; truncating");
-            inner.log.truncate_to(to).map_err(storage_error)?;
-            inner.producers.truncate(to);
+            if to < inner.log.log_start_offset() {
+                // Everything this replica holds is past the point: start over there.
+                inner.log.reset_to(to).map_err(storage_error)?;
+                inner.producers = ProducerTable::default();
+            } else {
+                inner.log.truncate_to(to).map_err(storage_error)?;
+                inner.producers.truncate(to);
+            }
             inner.high_watermark = inner.high_watermark.min(inner.log.log_end_offset());
             return Ok(());
         }
@@ -429,6 +450,43 @@ impl Partition {
         }
         inner.high_watermark = inner.high_watermark.max(fetched.high_watermark.min(inner.log.log_end_offset()));
         Ok(())
+    }
+
+    /// Follower: the leader answered OffsetOutOfRange to a fetch at
+    /// `fetched_from` because its log starts at `leader_log_start`. When this
+    /// log still ends there, below the leader's start, it is emptied and
+    /// restarts at the leader's log start (Kafka: truncate fully and start
+    /// at the leader's log start offset). Returns whether it did.
+    pub fn restart_at(&self, fetched_from: u64, leader_log_start: u64) -> Result<bool, ErrorBody> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let leo = inner.log.log_end_offset();
+        if inner.tracker.is_some() || leo != fetched_from || leo >= leader_log_start {
+            return Ok(false);
+        }
+        tracing::warn!(partition = %self.name(), log_end_offset = leo, leader_log_start,
+            "log ends below the leader's log start (deleted by retention); emptying it and restarting there");
+        inner.log.reset_to(leader_log_start).map_err(storage_error)?;
+        inner.producers = ProducerTable::default();
+        inner.high_watermark = leader_log_start;
+        Ok(true)
+    }
+
+    /// Sets the topic's own settings, as ZooKeeper holds them.
+    pub fn set_topic_config(&self, config: TopicConfig) {
+        self.lock().topic_config = config;
+    }
+
+    /// Deletes old segments by the topic's retention settings, else
+    /// `defaults` (the broker's). Leaders and followers each apply it to
+    /// their own log; never past the high watermark this replica knows.
+    pub fn apply_retention(&self, defaults: RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StorageError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let c = inner.topic_config;
+        let policy = RetentionPolicy { bytes: c.retention_bytes.or(defaults.bytes), ms: c.retention_ms.or(defaults.ms) };
+        let hw = inner.high_watermark;
+        inner.log.apply_retention(policy, hw, now_ms)
     }
 
     /// Leader: an ISR without lagging followers, if that differs, with the epoch.

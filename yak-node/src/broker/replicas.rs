@@ -6,7 +6,7 @@
 //! and a `topic_id` file, so a re-created topic never reads old data.
 
 use super::partition::{Completions, Leadership, Partition};
-use crate::protocol::{ClusterMetadata, LocalPartition};
+use crate::protocol::{ClusterMetadata, LocalPartition, TopicConfig};
 use crate::storage::{Log, LogConfig, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -87,7 +87,9 @@ impl Replicas {
     /// partitions to follow, by leader.
     pub fn reconcile(&self, metadata: &ClusterMetadata) -> (Completions, FollowPlan) {
         let mut wanted: HashMap<TopicPartition, (u64, Leadership)> = HashMap::new();
+        let mut configs: HashMap<&str, TopicConfig> = HashMap::new();
         for t in &metadata.topics {
+            configs.insert(&t.name, t.config);
             for p in t.partitions.iter().filter(|p| p.replicas.contains(&self.broker_id)) {
                 let l = Leadership { leader: p.leader, epoch: p.leader_epoch, replicas: p.replicas.clone(), isr: p.isr.clone() };
                 wanted.insert((t.name.clone(), p.partition), (t.topic_id, l));
@@ -123,6 +125,7 @@ impl Replicas {
                     }
                 },
             };
+            partition.set_topic_config(configs.get(tp.0.as_str()).copied().unwrap_or_default());
             if let Some(leader) = leadership.leader.filter(|l| *l != self.broker_id) {
                 follow.entry(leader).or_default().push(Arc::clone(&partition));
             }

@@ -2,7 +2,7 @@
 
 use super::TopicCommand;
 use crate::client::Admin;
-use crate::protocol::TopicMetadata;
+use crate::protocol::{TopicConfig, TopicMetadata};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::json;
 use std::path::Path;
@@ -23,10 +23,17 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A retention override, or what applies without one.
+fn retention(v: Option<u64>) -> String {
+    v.map_or_else(|| "cluster default".into(), |n| n.to_string())
+}
+
 fn topic_json(t: &TopicMetadata) -> serde_json::Value {
     json!({
         "name": t.name,
         "topic_id": t.topic_id,
+        "retention_bytes": t.config.retention_bytes,
+        "retention_ms": t.config.retention_ms,
         "partitions": t.partitions.iter().map(|p| json!({
             "partition": p.partition,
             "leader": p.leader,
@@ -41,8 +48,9 @@ fn topic_json(t: &TopicMetadata) -> serde_json::Value {
 pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
     let mut admin = Admin::connect(cluster)?;
     match command {
-        TopicCommand::Create { name, partitions, replication_factor } => {
-            let t = admin.create_topic(&name, partitions, replication_factor)?;
+        TopicCommand::Create { name, partitions, replication_factor, retention_bytes, retention_ms } => {
+            let config = TopicConfig { retention_bytes, retention_ms };
+            let t = admin.create_topic_with_config(&name, partitions, replication_factor, config)?;
             let rf = t.partitions.first().map_or(0, |p| p.replicas.len());
             println!("created topic {} with {} partitions, replication factor {rf}", t.name, t.partitions.len());
         }
@@ -77,6 +85,11 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                 println!("{}", serde_json::to_string_pretty(&topic_json(&t))?);
             } else {
                 println!("topic {} (id {}), {} partitions", t.name, t.topic_id, t.partitions.len());
+                println!(
+                    "retention.bytes: {}, retention.ms: {}",
+                    retention(t.config.retention_bytes),
+                    retention(t.config.retention_ms)
+                );
                 let mut tab = table(&["partition", "leader", "replicas", "isr", "leader epoch"]);
                 for p in &t.partitions {
                     tab.add_row(vec![
@@ -130,6 +143,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
                 "isr": p.isr,
                 "leader_epoch": p.leader_epoch,
                 "high_watermark": leader_view.map(|o| o.high_watermark),
+                "log_start_offset": leader_view.map(|o| o.log_start_offset),
                 "log_end_offset": leader_view.map(|o| o.log_end_offset),
                 "replica_log_end_offsets": replica_leos,
             }));
@@ -154,6 +168,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
         "replicas",
         "isr",
         "epoch",
+        "log start offset",
         "high watermark",
         "log end offset",
         "replica log end offsets",
@@ -172,6 +187,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
             s("replicas"),
             s("isr"),
             s("leader_epoch"),
+            s("log_start_offset"),
             s("high_watermark"),
             s("log_end_offset"),
             replica_leos(&p["replica_log_end_offsets"]),

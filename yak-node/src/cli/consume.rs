@@ -4,6 +4,7 @@
 
 use super::{ClusterArg, Format};
 use crate::client::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
+use crate::protocol::ErrorCode;
 use clap::Args;
 use serde_json::json;
 use std::io::{self, Write};
@@ -21,7 +22,8 @@ pub struct ConsumeArgs {
     /// Read only this partition (with --offset).
     #[arg(long, requires = "offset")]
     pub partition: Option<u32>,
-    /// First offset to read in --partition.
+    /// First offset to read in --partition; below the earliest offset (deleted
+    /// by retention) is an error that names the earliest offset.
     #[arg(long, requires = "partition")]
     pub offset: Option<u64>,
     /// Exit after this many messages.
@@ -65,7 +67,15 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ if a.from_beginning => StartFrom::Earliest,
         _ => StartFrom::Latest,
     };
-    let mut consumer = Consumer::subscribe(&a.cluster.cluster, &a.topic, start, ConsumerConfig::default())?;
+    let mut consumer = match Consumer::subscribe(&a.cluster.cluster, &a.topic, start, ConsumerConfig::default()) {
+        Err(e) => match e.code() {
+            Some(ErrorCode::OffsetOutOfRange { log_start_offset, .. }) if a.offset.is_some() => {
+                return Err(format!("{e}; start at --offset {log_start_offset} or use --from-beginning").into());
+            }
+            _ => return Err(e.into()),
+        },
+        Ok(c) => c,
+    };
     let timeout = a.timeout_ms.map(Duration::from_millis);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

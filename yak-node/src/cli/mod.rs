@@ -77,6 +77,14 @@ pub enum TopicCommand {
         /// Replicas per partition (cluster default if absent).
         #[arg(long)]
         replication_factor: Option<u32>,
+        /// Delete old segments while a partition exceeds this many bytes by a
+        /// whole segment (the brokers' --retention-bytes if absent).
+        #[arg(long)]
+        retention_bytes: Option<u64>,
+        /// Delete a segment once its newest message is this old (the
+        /// brokers' --retention-ms if absent).
+        #[arg(long)]
+        retention_ms: Option<u64>,
     },
     /// Delete a topic and its data.
     Delete {

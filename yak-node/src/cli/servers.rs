@@ -2,7 +2,7 @@
 
 use crate::broker::{self, BrokerConfig};
 use crate::limits::{INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
-use crate::storage::{FsyncPolicy, LogConfig};
+use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -58,6 +58,14 @@ pub struct BrokerArgs {
     /// fsync policy.
     #[arg(long, value_enum, default_value = "always")]
     pub fsync: FsyncArg,
+    /// Cluster default retention.bytes per partition: delete the oldest
+    /// segments while a log exceeds it by a whole segment (absent: unlimited).
+    #[arg(long)]
+    pub retention_bytes: Option<u64>,
+    /// Cluster default retention.ms: delete a segment once its newest record
+    /// is this old (absent: unlimited).
+    #[arg(long)]
+    pub retention_ms: Option<u64>,
 }
 
 /// Runs ZooKeeper.
@@ -90,5 +98,6 @@ pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             FsyncArg::Always => FsyncPolicy::Always,
             FsyncArg::Never => FsyncPolicy::Never,
         },
+        retention: RetentionPolicy { bytes: a.retention_bytes, ms: a.retention_ms },
     })
 }

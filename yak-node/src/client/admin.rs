@@ -3,7 +3,7 @@
 use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::protocol::names::validate_topic;
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, LocalPartition, Reply, TopicMetadata};
+use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, LocalPartition, Reply, TopicConfig, TopicMetadata};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -21,15 +21,26 @@ impl Admin {
         Ok(Admin { cache: MetadataCache::connect(dir)? })
     }
 
-    /// Creates a topic.
+    /// Creates a topic with the cluster's default settings.
     pub fn create_topic(
         &mut self,
         name: &str,
         partitions: Option<u32>,
         replication_factor: Option<u32>,
     ) -> Result<TopicMetadata, ClientError> {
+        self.create_topic_with_config(name, partitions, replication_factor, TopicConfig::default())
+    }
+
+    /// Creates a topic with per-topic settings (retention) over the cluster defaults.
+    pub fn create_topic_with_config(
+        &mut self,
+        name: &str,
+        partitions: Option<u32>,
+        replication_factor: Option<u32>,
+        config: TopicConfig,
+    ) -> Result<TopicMetadata, ClientError> {
         validate_topic(name).map_err(|m| ClientError::Server(ErrorBody::new(ErrorCode::InvalidTopicName, m)))?;
-        let call = Call::CreateTopic { name: name.to_string(), partitions, replication_factor };
+        let call = Call::CreateTopic { name: name.to_string(), partitions, replication_factor, config };
         match self.cache.zookeeper_call(&call)? {
             Reply::TopicCreated(t) => Ok(t),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),

@@ -7,7 +7,7 @@ use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
 use crate::protocol::batch::{self, Record};
-use crate::protocol::{Call, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply};
+use crate::protocol::{Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -69,7 +69,10 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Subscribes to `topic`; fails if it does not exist.
+    /// Subscribes to `topic`; fails if it does not exist, or with
+    /// `OffsetOutOfRange` when an explicit offset is below the partition's
+    /// earliest offset (retention deleted it). Once running, a position that
+    /// falls below the earliest offset skips ahead to it, with a warning.
     pub fn subscribe(dir: &Path, topic: &str, start: StartFrom, config: ConsumerConfig) -> Result<Consumer, ClientError> {
         let mut cache = MetadataCache::connect(dir)?;
         cache.refresh()?;
@@ -90,7 +93,7 @@ impl Consumer {
             Consumer { cache, topic: topic.to_string(), config, positions: BTreeMap::new(), in_flight: BTreeMap::new() };
         for p in partitions {
             let offset = match start {
-                StartFrom::Offset { offset, .. } => offset,
+                StartFrom::Offset { offset, .. } => consumer.check_retained(p, offset)?,
                 StartFrom::Earliest => consumer.list_offset(p, OffsetSpec::Earliest)?,
                 StartFrom::Latest => consumer.list_offset(p, OffsetSpec::Latest)?,
             };
@@ -102,6 +105,22 @@ impl Consumer {
     /// The next offset to read per partition.
     pub fn positions(&self) -> &BTreeMap<u32, u64> {
         &self.positions
+    }
+
+    /// `offset` itself, or `OffsetOutOfRange` when it is below the earliest offset.
+    fn check_retained(&mut self, partition: u32, offset: u64) -> Result<u64, ClientError> {
+        let earliest = self.list_offset(partition, OffsetSpec::Earliest)?;
+        if offset >= earliest {
+            return Ok(offset);
+        }
+        let latest = self.list_offset(partition, OffsetSpec::Latest)?;
+        Err(ClientError::Server(ErrorBody::new(
+            ErrorCode::OffsetOutOfRange { log_start_offset: earliest, log_end_offset: latest },
+            format!(
+                "offset {offset} of {}-{partition} is below its earliest offset {earliest}: older messages were deleted by retention",
+                self.topic
+            ),
+        )))
     }
 
     fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {

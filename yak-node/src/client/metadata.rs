@@ -76,7 +76,7 @@ impl MetadataCache {
         partitions: Option<u32>,
         replication_factor: Option<u32>,
     ) -> Result<TopicMetadata, ClientError> {
-        let call = Call::CreateTopic { name: name.to_string(), partitions, replication_factor };
+        let call = Call::CreateTopic { name: name.to_string(), partitions, replication_factor, config: Default::default() };
         match self.zookeeper_call(&call) {
             Ok(Reply::TopicCreated(t)) => {
                 self.refresh()?;

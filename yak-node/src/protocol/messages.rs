@@ -81,6 +81,9 @@ pub enum Call {
         /// Replicas per partition.
         #[serde(default)]
         replication_factor: Option<u32>,
+        /// Per-topic settings (retention); missing ones take the cluster defaults.
+        #[serde(default)]
+        config: TopicConfig,
     },
     /// Delete a topic and, on the brokers, its files.
     DeleteTopic {
@@ -179,6 +182,19 @@ pub struct PartitionMetadata {
     pub leader_epoch: u32,
 }
 
+/// Per-topic overrides of cluster defaults; `None` takes the broker's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// Kafka's `retention.bytes`: old segments are deleted while a partition
+    /// exceeds this by at least a whole segment.
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+    /// Kafka's `retention.ms`: a segment is deleted once its newest record
+    /// is older than this.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+}
+
 /// One topic's placement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMetadata {
@@ -188,6 +204,9 @@ pub struct TopicMetadata {
     pub topic_id: u64,
     /// Partitions in index order.
     pub partitions: Vec<PartitionMetadata>,
+    /// Per-topic settings given at creation.
+    #[serde(default)]
+    pub config: TopicConfig,
 }
 
 /// What `Metadata` returns.
@@ -301,4 +320,28 @@ pub enum Reply {
         /// One per replica.
         partitions: Vec<LocalPartition>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `TopicMetadata` as written before topics had a config.
+    #[derive(Serialize)]
+    struct TopicMetadataV1 {
+        name: String,
+        topic_id: u64,
+        partitions: Vec<PartitionMetadata>,
+    }
+
+    #[test]
+    fn given_topic_without_config_when_decoding_should_take_defaults() {
+        let old = TopicMetadataV1 { name: "t".into(), topic_id: 3, partitions: Vec::new() };
+        let bytes = rmp_serde::to_vec_named(&old).expect("encode");
+        let t: TopicMetadata = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!((t.name.as_str(), t.topic_id, t.config), ("t", 3, TopicConfig::default()));
+        let new = TopicMetadata { config: TopicConfig { retention_bytes: Some(1), retention_ms: Some(2) }, ..t };
+        let round: TopicMetadata = rmp_serde::from_slice(&rmp_serde::to_vec_named(&new).expect("encode")).expect("decode");
+        assert_eq!(round, new);
+    }
 }

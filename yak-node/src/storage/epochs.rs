@@ -86,6 +86,22 @@ impl EpochCache {
         self.write()
     }
 
+    /// The log now starts at `offset` (retention deleted what was below):
+    /// drops the epochs that end at or before it and clamps the start of the
+    /// one covering it to `offset`, as Kafka's `truncateFromStart`.
+    pub(crate) fn truncate_start(&mut self, offset: u64) -> Result<(), StorageError> {
+        let covering = self.entries.partition_point(|e| e.start_offset <= offset);
+        let Some(first) = covering.checked_sub(1) else {
+            return Ok(());
+        };
+        if first == 0 && self.entries[0].start_offset == offset {
+            return Ok(());
+        }
+        self.entries.drain(..first);
+        self.entries[0].start_offset = offset;
+        self.write()
+    }
+
     /// Kafka's OffsetsForLeaderEpoch answer: the largest epoch at most
     /// `epoch` and where the next higher epoch starts (`log_end_offset` if
     /// none). For an epoch below the first known one, that epoch itself and
@@ -215,5 +231,27 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(1, 0), (2, 10), (4, 15)]
         );
+    }
+
+    #[test]
+    fn given_new_log_start_when_truncating_start_should_drop_and_clamp_like_kafka() {
+        let cases: [(u64, &[(u32, u64)]); 5] = [
+            (0, &[(1, 0), (3, 40), (4, 90)]),  // nothing below
+            (10, &[(1, 10), (3, 40), (4, 90)]), // clamp the first
+            (40, &[(3, 40), (4, 90)]),          // exactly at an epoch start
+            (95, &[(4, 95)]),                   // inside the latest
+            (500, &[(4, 500)]),                 // past every start
+        ];
+        for (start, want) in cases {
+            let (dir, mut c) = cache(&[(1, 0), (3, 40), (4, 90)]);
+            c.truncate_start(start).unwrap();
+            let got: Vec<(u32, u64)> = c.entries.iter().map(|e| (e.epoch, e.start_offset)).collect();
+            assert_eq!(got, want, "start {start}");
+            let reloaded = EpochCache::load(dir.path()).unwrap();
+            assert_eq!(reloaded.entries, c.entries, "start {start} persisted");
+        }
+        let (_dir, mut empty) = cache(&[]);
+        empty.truncate_start(7).unwrap();
+        assert_eq!(empty.latest(), None);
     }
 }

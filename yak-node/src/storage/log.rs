@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::epochs::EpochCache;
 use super::segment::{self, Segment};
-use super::{io_err, sync_dir, AppendInfo, LogConfig, StorageError};
+use super::{io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 
 /// A partition log in its directory.
@@ -56,6 +56,10 @@ impl Log {
                 epochs.assign(epoch, start_offset)?;
             }
         }
+        // Retention may have deleted segments and crashed before the
+        // checkpoint followed: the log start comes from the files.
+        let log_start_offset = segments.first().map_or(log_end_offset, Segment::base_offset);
+        epochs.truncate_start(log_start_offset)?;
         tracing::debug!(dir = %dir.display(), segments = segments.len(), log_end_offset, "log opened");
         Ok(Log {
             dir: dir.to_path_buf(),
@@ -91,7 +95,7 @@ impl Log {
                 offset: base_offset,
             })?;
         batch::stamp(batch, base_offset, leader_epoch);
-        self.write_batch(batch, base_offset, last_offset, leader_epoch)?;
+        self.write_batch(batch, &header, base_offset, last_offset, leader_epoch)?;
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -146,7 +150,7 @@ impl Log {
         };
         for &(at, h) in &checked {
             let bytes = &batches[at..at + h.total_bytes()];
-            self.write_batch(bytes, h.base_offset, h.last_offset(), h.leader_epoch)?;
+            self.write_batch(bytes, &h, h.base_offset, h.last_offset(), h.leader_epoch)?;
         }
         Ok(Some(AppendInfo {
             base_offset: first.base_offset,
@@ -241,6 +245,105 @@ impl Log {
         self.epochs.truncate_from(self.log_end_offset)
     }
 
+    /// Deletes whole old segments as `policy` says, oldest first, and moves
+    /// the log start up to the first segment kept. Kafka's rules: by time, a
+    /// segment goes once its largest timestamp is more than `policy.ms`
+    /// before `now_ms`; by size, the oldest segment goes while the log
+    /// exceeds `policy.bytes` by at least that segment's size. Deletion
+    /// stops at the first segment that must stay. Never deletes the active
+    /// (last) segment, nor one holding offsets at or past `high_watermark`
+    /// (records not yet replicated), so the log start never passes it.
+    pub fn apply_retention(
+        &mut self,
+        policy: RetentionPolicy,
+        high_watermark: u64,
+        now_ms: i64,
+    ) -> Result<RetentionReport, StorageError> {
+        // Segments [0, deletable) are closed and wholly below the high watermark.
+        let deletable = self.segments[1..]
+            .iter()
+            .take_while(|next| next.base_offset() <= high_watermark)
+            .count();
+        let mut count = 0;
+        if let Some(ms) = policy.ms {
+            let cutoff_ms = now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+            while count < deletable && self.expired(count, cutoff_ms) {
+                count += 1;
+            }
+        }
+        if let Some(bytes) = policy.bytes {
+            let total: u64 = self.segments[count..].iter().map(Segment::size_bytes).sum();
+            if total >= bytes {
+                let mut excess = total - bytes;
+                while count < deletable && excess >= self.segments[count].size_bytes() {
+                    excess -= self.segments[count].size_bytes();
+                    count += 1;
+                }
+            }
+        }
+        self.delete_oldest(count)
+    }
+
+    /// Whether segment `i` holds nothing newer than `cutoff_ms`. An empty
+    /// segment holds nothing; a segment whose headers cannot be read is kept.
+    fn expired(&mut self, i: usize, cutoff_ms: i64) -> bool {
+        match self.segments[i].max_timestamp_ms() {
+            Ok(max) => max.is_none_or(|m| m < cutoff_ms),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read a segment's timestamps; keeping it");
+                false
+            }
+        }
+    }
+
+    /// Deletes the `count` oldest segments (never the active one), makes the
+    /// directory durable and moves the epoch cache's start up.
+    fn delete_oldest(&mut self, count: usize) -> Result<RetentionReport, StorageError> {
+        assert!(count < self.segments.len(), "invariant: the active segment is never deleted");
+        let mut report = RetentionReport {
+            segments_deleted: 0,
+            bytes_deleted: 0,
+            log_start_offset: self.log_start_offset(),
+        };
+        if count == 0 {
+            return Ok(report);
+        }
+        for _ in 0..count {
+            // Files first: a segment leaves the list only once they are gone.
+            self.segments[0].delete_files()?;
+            let segment = self.segments.remove(0);
+            report.segments_deleted += 1;
+            report.bytes_deleted += segment.size_bytes();
+        }
+        sync_dir(&self.dir)?;
+        let start = self.log_start_offset();
+        assert!(start >= report.log_start_offset, "invariant: the log start only moves forward");
+        report.log_start_offset = start;
+        self.epochs.truncate_start(start)?;
+        tracing::info!(dir = %self.dir.display(), segments = report.segments_deleted, bytes = report.bytes_deleted,
+            log_start_offset = start, "retention deleted old segments");
+        Ok(report)
+    }
+
+    /// Empties the log and starts it again at `offset`: every segment is
+    /// deleted, one empty segment starts at `offset`, the epoch cache is
+    /// cleared. A follower does this when its log ends below the leader's
+    /// log start (Kafka's truncate-fully-and-start-at), then fetches from
+    /// `offset`.
+    pub fn reset_to(&mut self, offset: u64) -> Result<(), StorageError> {
+        for segment in &self.segments {
+            segment.delete_files()?;
+        }
+        let fresh = Segment::create(&self.dir, offset)?;
+        self.segments = vec![fresh];
+        sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        self.log_end_offset = offset;
+        self.epochs.truncate_from(0)?;
+        tracing::info!(dir = %self.dir.display(), offset, "log emptied and restarted");
+        Ok(())
+    }
+
     /// The epoch of the latest leader that appended, if any.
     pub fn latest_epoch(&self) -> Option<u32> {
         self.epochs.latest()
@@ -276,10 +379,11 @@ impl Log {
     }
 
     /// Writes one checked batch at the log end, rolling first if due, and
-    /// records a new epoch.
+    /// records a new epoch. `header` gives its largest timestamp.
     fn write_batch(
         &mut self,
         bytes: &[u8],
+        header: &BatchHeader,
         base_offset: u64,
         last_offset: u64,
         epoch: u32,
@@ -292,7 +396,7 @@ impl Log {
             self.roll()?;
         }
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(bytes, base_offset, interval)?;
+        self.active_mut().append(bytes, base_offset, header.max_timestamp_ms, interval)?;
         self.log_end_offset = last_offset + 1;
         if self.epochs.latest().is_none_or(|latest| epoch > latest) {
             self.epochs.assign(epoch, base_offset)?;
@@ -388,8 +492,245 @@ fn segment_bases(dir: &Path) -> Result<Vec<u64>, StorageError> {
 mod tests {
     use super::*;
     use crate::storage::test_util::{
-        append_batches, assert_reads_all, files, headers, make_batch, SMALL,
+        append_batches, assert_reads_all, files, headers, make_batch, make_batch_at, SMALL,
     };
+
+    fn size_of(log: &Log) -> u64 {
+        log.segments.iter().map(Segment::size_bytes).sum()
+    }
+
+    fn bases(log: &Log) -> Vec<u64> {
+        log.segments.iter().map(Segment::base_offset).collect()
+    }
+
+    /// The batches of `batches` at or after `offset`.
+    fn from_offset(batches: &[Vec<u8>], offset: u64) -> Vec<Vec<u8>> {
+        batches
+            .iter()
+            .filter(|b| headers(b)[0].base_offset >= offset)
+            .cloned()
+            .collect()
+    }
+
+    fn by_bytes(bytes: u64) -> RetentionPolicy {
+        RetentionPolicy {
+            bytes: Some(bytes),
+            ms: None,
+        }
+    }
+
+    fn by_ms(ms: u64) -> RetentionPolicy {
+        RetentionPolicy {
+            bytes: None,
+            ms: Some(ms),
+        }
+    }
+
+    /// `count` one-record batches stamped at `timestamp_ms`, appended at epoch 1.
+    fn append_at(log: &mut Log, count: u64, timestamp_ms: i64) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| {
+                let mut bytes = make_batch_at(1, i, timestamp_ms);
+                log.append(&mut bytes, 1).unwrap();
+                bytes
+            })
+            .collect()
+    }
+
+    #[test]
+    fn given_log_over_retention_bytes_when_applying_should_delete_oldest_segments_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let batches = append_batches(&mut log, 60, 1);
+        let (before, leo) = (bases(&log), log.log_end_offset());
+        let keep = 2 * SMALL.segment_bytes;
+        let report = log.apply_retention(by_bytes(keep), leo, 0).unwrap();
+        let after = bases(&log);
+        assert!(report.segments_deleted > 0, "{report:?}");
+        assert_eq!(after[..], before[report.segments_deleted..], "oldest first");
+        assert_eq!(report.log_start_offset, after[0]);
+        assert_eq!(log.log_start_offset(), after[0]);
+        // Kafka's rule: at least retention.bytes kept, and no further
+        // segment could go without dropping below it.
+        assert!(size_of(&log) >= keep);
+        assert!(size_of(&log) - log.segments[0].size_bytes() < keep);
+        assert_eq!(files(dir.path(), "log").len(), after.len());
+        assert_eq!(files(dir.path(), "index").len(), after.len());
+        assert_reads_all(&log, &from_offset(&batches, after[0]));
+        assert_eq!(log.log_end_offset(), leo);
+        // Applying again changes nothing.
+        let again = log.apply_retention(by_bytes(keep), leo, 0).unwrap();
+        assert_eq!(again.segments_deleted, 0);
+    }
+
+    #[test]
+    fn given_retention_when_reading_below_new_start_should_be_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        append_batches(&mut log, 60, 1);
+        let leo = log.log_end_offset();
+        log.apply_retention(by_bytes(SMALL.segment_bytes), leo, 0)
+            .unwrap();
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        for offset in [0, start - 1] {
+            let got = log.read(offset, u32::MAX);
+            assert!(
+                matches!(got, Err(StorageError::OffsetOutOfRange { offset: o, log_start_offset, log_end_offset })
+                    if o == offset && log_start_offset == start && log_end_offset == leo),
+                "{got:?}"
+            );
+        }
+        assert_eq!(headers(&log.read(start, 1).unwrap())[0].base_offset, start);
+        assert!(matches!(
+            log.truncate_to(start - 1),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn given_old_and_new_segments_when_applying_time_retention_should_delete_only_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let mut batches = append_at(&mut log, 40, 1_000);
+        let first_new = log.log_end_offset();
+        batches.extend(append_at(&mut log, 40, 50_000));
+        let leo = log.log_end_offset();
+        // Cutoff 40_000: only segments wholly made of old batches go.
+        let report = log.apply_retention(by_ms(20_000), leo, 60_000).unwrap();
+        assert!(report.segments_deleted > 0);
+        let start = log.log_start_offset();
+        assert!(start <= first_new, "a segment holding a new batch stays");
+        assert!(
+            log.segments.get(1).unwrap().base_offset() > first_new,
+            "the first kept segment holds a new batch"
+        );
+        assert_reads_all(&log, &from_offset(&batches, start));
+        // Not yet expired: nothing more goes.
+        let none = log.apply_retention(by_ms(20_000), leo, 60_000).unwrap();
+        assert_eq!(none.segments_deleted, 0);
+        // Later, everything but the active segment goes.
+        let rest = log.apply_retention(by_ms(20_000), leo, 1_000_000).unwrap();
+        assert_eq!(log.segments.len(), 1);
+        assert!(rest.segments_deleted > 0);
+        assert_eq!(log.log_start_offset(), log.active().base_offset());
+    }
+
+    #[test]
+    fn given_everything_expired_when_applying_should_keep_active_segment_and_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let batches = append_at(&mut log, 50, 1_000);
+        let leo = log.log_end_offset();
+        let policy = RetentionPolicy {
+            bytes: Some(0),
+            ms: Some(1),
+        };
+        log.apply_retention(policy, leo, i64::MAX).unwrap();
+        assert_eq!(log.segments.len(), 1, "the active segment stays");
+        let active_base = log.active().base_offset();
+        assert!(log.active().size_bytes() > 0);
+        assert_eq!(log.log_start_offset(), active_base);
+        assert_reads_all(&log, &from_offset(&batches, active_base));
+        let mut more = make_batch(2, 7);
+        assert_eq!(log.append(&mut more, 1).unwrap().base_offset, leo);
+        log.apply_retention(policy, leo + 2, i64::MAX).unwrap();
+        assert_eq!(log.segments.len(), 1);
+        assert_eq!(log.log_start_offset(), log.active().base_offset());
+        assert_eq!(log.log_end_offset(), leo + 2);
+    }
+
+    #[test]
+    fn given_high_watermark_when_applying_should_keep_segments_reaching_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        append_batches(&mut log, 60, 1);
+        let second = log.segments[1].base_offset();
+        let third = log.segments[2].base_offset();
+        let none = log.apply_retention(by_bytes(0), second - 1, 0).unwrap();
+        assert_eq!(none.segments_deleted, 0, "segment 0 holds unreplicated records");
+        let one = log.apply_retention(by_bytes(0), third - 1, 0).unwrap();
+        assert_eq!(one.segments_deleted, 1);
+        assert_eq!(log.log_start_offset(), second);
+    }
+
+    #[test]
+    fn given_retention_when_reopening_should_start_at_first_kept_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        let mut batches = append_batches(&mut log, 30, 1);
+        batches.extend(append_batches(&mut log, 30, 2));
+        let leo = log.log_end_offset();
+        log.apply_retention(by_bytes(2 * SMALL.segment_bytes), leo, 0)
+            .unwrap();
+        let start = log.log_start_offset();
+        log.flush().unwrap();
+        drop(log);
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, leo));
+        let kept = from_offset(&batches, start);
+        assert_reads_all(&log, &kept);
+        assert!(matches!(
+            log.read(start - 1, 1),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        // The epoch cache starts at the log start, or later.
+        let text = std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap();
+        let first_start: u64 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(first_start >= start, "{text}");
+        let mut more = make_batch(1, 9);
+        assert_eq!(log.append(&mut more, 2).unwrap().base_offset, leo);
+        // Timestamps of segments opened from disk are read when needed.
+        let report = log.apply_retention(by_ms(1), leo + 1, i64::MAX).unwrap();
+        assert!(report.segments_deleted > 0);
+        assert_eq!(log.segments.len(), 1);
+    }
+
+    #[test]
+    fn given_segments_deleted_behind_checkpoint_when_opening_should_clamp_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        append_batches(&mut log, 30, 1);
+        append_batches(&mut log, 30, 3);
+        let second = log.segments[1].base_offset();
+        drop(log);
+        // As after a crash between deleting a segment and the checkpoint.
+        let oldest = &files(dir.path(), "log")[0];
+        std::fs::remove_file(oldest).unwrap();
+        let log = Log::open(dir.path(), SMALL).unwrap();
+        assert_eq!(log.log_start_offset(), second);
+        assert_eq!(log.end_offset_for_epoch(1).unwrap().0, 1);
+        let text = std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap();
+        assert!(text.starts_with(&format!("1 {second}\n")), "{text}");
+    }
+
+    #[test]
+    fn given_log_when_resetting_should_empty_it_and_continue_at_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), SMALL).unwrap();
+        append_batches(&mut log, 30, 1);
+        log.reset_to(1_000).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_000));
+        assert_eq!(log.latest_epoch(), None);
+        assert_eq!(files(dir.path(), "log").len(), 1);
+        assert!(log.read(1_000, 100).unwrap().is_empty());
+        assert!(matches!(
+            log.read(999, 100),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        // A leader's batch at its log start follows.
+        let mut leader_batch = make_batch(3, 1);
+        batch::stamp(&mut leader_batch, 1_000, 4);
+        let info = log.append_replicated(&leader_batch).unwrap().unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (1_000, 1_002));
+        assert_eq!(log.latest_epoch(), Some(4));
+        log.flush().unwrap();
+        drop(log);
+        let log = Log::open(dir.path(), SMALL).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_003));
+        assert_reads_all(&log, &[leader_batch]);
+        assert_eq!(log.end_offset_for_epoch(4), Some((4, 1_003)));
+    }
 
     #[test]
     fn given_batches_when_reading_each_offset_should_return_containing_batch_first() {

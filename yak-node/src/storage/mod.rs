@@ -1,5 +1,5 @@
-//! Per-partition segmented logs: append, read, recovery, truncation and the
-//! leader-epoch cache.
+//! Per-partition segmented logs: append, read, recovery, truncation,
+//! retention (deleting whole old segments) and the leader-epoch cache.
 //!
 //! Owns every file in a partition directory: segments
 //! `<base offset, 20 digits>.log`, their sparse `.index` (8-byte entries:
@@ -12,7 +12,8 @@
 //! [`Log::flush`] according to its [`FsyncPolicy`]) and does no network I/O.
 //!
 //! # Layout
-//! - `log`: the [`Log`] of one partition: segments, roll, read, truncate.
+//! - `log`: the [`Log`] of one partition: segments, roll, read, truncate,
+//!   retention.
 //! - `segment`: one `.log` file and its index; recovery of a segment.
 //! - `index`: the sparse offset → position index.
 //! - `epochs`: the leader-epoch cache and its checkpoint file.
@@ -76,6 +77,28 @@ impl LogConfig {
         }
         Ok(())
     }
+}
+
+/// How much of a log to keep; `None` keeps everything on that axis.
+/// Kafka's `retention.bytes` and `retention.ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Keep the log at about this size: old segments go while it exceeds
+    /// this by at least a whole segment.
+    pub bytes: Option<u64>,
+    /// Delete a segment once its newest record is older than this.
+    pub ms: Option<u64>,
+}
+
+/// What [`Log::apply_retention`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of log they held.
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub log_start_offset: u64,
 }
 
 /// Offsets given to an append.

@@ -65,6 +65,11 @@ pub(crate) struct Segment {
     size_bytes: u64,
     index: Index,
     bytes_since_index: u64,
+    /// Largest batch timestamp in the segment, once known: kept up to date
+    /// by appends to a segment created in this process, computed lazily
+    /// (from the last index entry on) for a segment opened from disk.
+    max_timestamp_ms: Option<i64>,
+    max_timestamp_known: bool,
 }
 
 impl Segment {
@@ -86,6 +91,8 @@ impl Segment {
             size_bytes: 0,
             index,
             bytes_since_index: 0,
+            max_timestamp_ms: None,
+            max_timestamp_known: true,
         })
     }
 
@@ -155,6 +162,8 @@ impl Segment {
                 size_bytes,
                 index,
                 bytes_since_index: 0,
+                max_timestamp_ms: None,
+                max_timestamp_known: false,
             },
             loaded,
         ))
@@ -381,11 +390,13 @@ impl Segment {
         Ok(buf)
     }
 
-    /// Appends one checked batch, adding an index entry when one is due.
+    /// Appends one checked batch (whose largest timestamp is
+    /// `max_timestamp_ms`), adding an index entry when one is due.
     pub(crate) fn append(
         &mut self,
         bytes: &[u8],
         base_offset: u64,
+        max_timestamp_ms: i64,
         interval_bytes: u64,
     ) -> Result<(), StorageError> {
         let relative_offset = u32::try_from(base_offset - self.base_offset)
@@ -404,7 +415,30 @@ impl Segment {
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += bytes.len() as u64;
+        if self.max_timestamp_known {
+            self.max_timestamp_ms = Some(self.max_timestamp_ms.map_or(max_timestamp_ms, |m| m.max(max_timestamp_ms)));
+        }
         Ok(())
+    }
+
+    /// The largest batch timestamp in the segment; `None` when it is empty.
+    /// For a segment opened from disk it is computed once, from the batches
+    /// after the last index entry (the newest ones), so it costs at most one
+    /// index interval of header reads.
+    pub(crate) fn max_timestamp_ms(&mut self) -> Result<Option<i64>, StorageError> {
+        if self.max_timestamp_known {
+            return Ok(self.max_timestamp_ms);
+        }
+        let mut position = self.last_indexed_position();
+        let mut max: Option<i64> = None;
+        while position < self.size_bytes {
+            let header = self.trusted_header_at(position)?;
+            max = Some(max.map_or(header.max_timestamp_ms, |m| m.max(header.max_timestamp_ms)));
+            position += header.total_bytes() as u64;
+        }
+        self.max_timestamp_ms = max;
+        self.max_timestamp_known = true;
+        Ok(max)
     }
 
     /// Drops every byte from `position` (a batch start) on.
@@ -413,6 +447,8 @@ impl Segment {
         self.size_bytes = position;
         self.index.truncate_to_position(position)?;
         self.bytes_since_index = self.size_bytes - self.last_indexed_position();
+        // The largest timestamp may have been cut off: recompute when asked.
+        self.max_timestamp_known = false;
         Ok(())
     }
 
@@ -424,6 +460,12 @@ impl Segment {
 
     /// Removes both files, the log first so a crash leaves no hole.
     pub(crate) fn delete(self) -> Result<(), StorageError> {
+        self.delete_files()
+    }
+
+    /// Removes both files (the log first) but keeps this handle, so a caller
+    /// drops it from its list only once the files are gone.
+    pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
         std::fs::remove_file(&self.log_path).map_err(io_err(&self.log_path))?;
         match std::fs::remove_file(self.index.path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(self.index.path())(e)),

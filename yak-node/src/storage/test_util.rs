@@ -14,13 +14,18 @@ pub(crate) const SMALL: LogConfig = LogConfig {
 
 /// A producer batch of `records` records whose values carry `tag`.
 pub(crate) fn make_batch(records: u32, tag: u64) -> Vec<u8> {
+    make_batch_at(records, tag, 1_000)
+}
+
+/// [`make_batch`] with record timestamps from `timestamp_ms` on.
+pub(crate) fn make_batch_at(records: u32, tag: u64, timestamp_ms: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(-1, 0, -1, 256);
     for i in 0..records {
         let value = format!("value-{tag}-{i}");
         b.push(NewRecord {
             key: Some(b"k"),
             value: value.as_bytes(),
-            timestamp_ms: 1_000 + i64::from(i),
+            timestamp_ms: timestamp_ms + i64::from(i),
         });
     }
     b.finish()

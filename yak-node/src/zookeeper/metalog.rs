@@ -203,7 +203,7 @@ mod tests {
     use crate::protocol::TopicMetadata;
 
     fn topic(name: &str, id: u64) -> MetaRecord {
-        MetaRecord::TopicCreated(TopicMetadata { name: name.into(), topic_id: id, partitions: vec![] })
+        MetaRecord::TopicCreated(TopicMetadata { name: name.into(), topic_id: id, partitions: vec![], config: Default::default() })
     }
 
     #[test]

@@ -112,10 +112,16 @@ impl ZooKeeper {
         Ok(())
     }
 
-    fn create_topic(&self, name: &str, partitions: Option<u32>, rf: Option<u32>) -> Result<Reply, ErrorBody> {
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        rf: Option<u32>,
+        config: crate::protocol::TopicConfig,
+    ) -> Result<Reply, ErrorBody> {
         let mut inner = self.lock();
         let alive = inner.sessions.alive(Instant::now());
-        let record = inner.state.plan_create(name, partitions, rf, self.defaults, &alive)?;
+        let record = inner.state.plan_create(name, partitions, rf, config, self.defaults, &alive)?;
         Self::commit(&mut inner, record)?;
         let topic = inner.state.topic(name).cloned().ok_or_else(|| {
             ErrorBody::new(ErrorCode::StorageError, "invariant: created topic is in the state")
@@ -168,8 +174,8 @@ impl ZooKeeper {
                     Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")))
                 }
             }
-            Call::CreateTopic { name, partitions, replication_factor } => {
-                self.create_topic(&name, partitions, replication_factor)
+            Call::CreateTopic { name, partitions, replication_factor, config } => {
+                self.create_topic(&name, partitions, replication_factor, config)
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
             Call::Metadata { topics } => Ok(self.metadata(topics)),

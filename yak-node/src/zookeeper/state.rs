@@ -5,7 +5,7 @@
 use crate::limits::PARTITIONS_MAX;
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::names::validate_topic;
-use crate::protocol::{ErrorBody, ErrorCode, PartitionMetadata, TopicMetadata};
+use crate::protocol::{ErrorBody, ErrorCode, PartitionMetadata, TopicConfig, TopicMetadata};
 use std::collections::BTreeMap;
 
 /// Cluster defaults for topics created without explicit counts.
@@ -60,12 +60,14 @@ impl MetadataState {
 
     /// Plans the creation of a topic over the alive brokers (sorted ids).
     /// Replicas are spread round-robin, each partition starting one broker
-    /// further, so leaders are spread evenly.
+    /// further, so leaders are spread evenly. `config` is stored with the
+    /// topic as given (brokers apply their defaults where it is silent).
     pub fn plan_create(
         &self,
         name: &str,
         partitions: Option<u32>,
         replication_factor: Option<u32>,
+        config: TopicConfig,
         defaults: TopicDefaults,
         alive_brokers: &[u32],
     ) -> Result<MetaRecord, ErrorBody> {
@@ -116,6 +118,7 @@ impl MetadataState {
             name: name.to_string(),
             topic_id: self.next_topic_id + 1,
             partitions,
+            config,
         }))
     }
 
@@ -252,7 +255,7 @@ mod tests {
     const DEFAULTS: TopicDefaults = TopicDefaults { partitions: 3, replication_factor: 1 };
 
     fn create(state: &mut MetadataState, name: &str, p: Option<u32>, rf: Option<u32>) -> TopicMetadata {
-        let rec = state.plan_create(name, p, rf, DEFAULTS, &[1, 2, 3]).expect("plan");
+        let rec = state.plan_create(name, p, rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3]).expect("plan");
         state.apply(&rec);
         state.topic(name).expect("created").clone()
     }
@@ -296,10 +299,10 @@ mod tests {
             ("exists", None, None, ErrorCode::TopicAlreadyExists),
         ];
         for (name, p, rf, code) in cases {
-            let err = s.plan_create(name, *p, *rf, DEFAULTS, &[1, 2, 3]).expect_err("refused");
+            let err = s.plan_create(name, *p, *rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3]).expect_err("refused");
             assert_eq!(&err.code, code, "{name:?} {p:?} {rf:?}");
         }
-        let none = s.plan_create("x", None, None, DEFAULTS, &[]).expect_err("no brokers");
+        let none = s.plan_create("x", None, None, TopicConfig::default(), DEFAULTS, &[]).expect_err("no brokers");
         assert_eq!(none.code, ErrorCode::NoBrokersAvailable);
     }
 
@@ -408,5 +411,16 @@ mod tests {
         create(&mut s, "b", Some(5), Some(2));
         s.apply(&MetaRecord::ProducerIdsAllocated { next: 1000 });
         assert_eq!(MetadataState::from_snapshot(s.snapshot()), s);
+    }
+
+    #[test]
+    fn given_topic_config_when_creating_should_keep_it_through_snapshot() {
+        let mut s = MetadataState::default();
+        let config = TopicConfig { retention_bytes: Some(4096), retention_ms: None };
+        let rec = s.plan_create("r", Some(1), None, config, DEFAULTS, &[1]).expect("plan");
+        s.apply(&rec);
+        assert_eq!(s.topic("r").expect("created").config, config);
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.topic("r").expect("restored").config, config);
     }
 }
