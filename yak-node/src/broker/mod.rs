@@ -132,9 +132,8 @@ impl Broker {
             }
             Err(e) => return Handled::Reply(Reply::Error(e)),
         };
-        let fsync = acks == -1 && self.fsync == FsyncPolicy::Always;
         let timeout = Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS);
-        let (handled, completions) = replica.produce(acks, records, &header, fsync, timeout, responder);
+        let (handled, completions) = replica.produce(acks, records, &header, timeout, responder);
         send_all(completions);
         self.appended.notify();
         handled
@@ -257,6 +256,28 @@ impl Broker {
         }
     }
 
+    /// fsync policy `always`: waits for appends and fsyncs them, many at a
+    /// time, forever. Producers' acks=all requests complete from here.
+    fn flush_forever(&self) {
+        loop {
+            let generation = self.appended.generation();
+            let mut advanced = false;
+            for p in self.replicas.all() {
+                match p.sync() {
+                    Ok((completions, moved)) => {
+                        send_all(completions);
+                        advanced |= moved;
+                    }
+                    Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "fsync failed"),
+                }
+            }
+            if advanced {
+                self.appended.notify();
+            }
+            self.appended.wait(generation, Instant::now() + Duration::from_millis(100));
+        }
+    }
+
     fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<Reply, ErrorBody> {
         let offset = self.replica(topic, partition)?.offset(spec == OffsetSpec::Latest)?;
         Ok(Reply::Offset { offset })
@@ -294,7 +315,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 /// Runs a broker until SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let data = config.data_dir.join(format!("broker-{}", config.id));
-    let replicas = Replicas::open(config.id, &data, config.log)?;
+    let replicas = Replicas::open(config.id, &data, config.log, config.fsync == FsyncPolicy::Always)?;
     let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
@@ -319,6 +340,10 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     }
     let b = Arc::clone(&broker);
     spawn("zk-session", move || b.zk.run(|m| b.on_metadata(&m)))?;
+    if broker.fsync == FsyncPolicy::Always {
+        let b = Arc::clone(&broker);
+        spawn("flusher", move || b.flush_forever())?;
+    }
     let b = Arc::clone(&broker);
     spawn("maintenance", move || {
         let mut retention_due = Instant::now();

@@ -57,6 +57,10 @@ pub struct FollowerFetch {
 
 struct Inner {
     log: Log,
+    /// Appends below this offset are fsynced.
+    durable_offset: u64,
+    /// fsync policy `always`: only fsynced data counts toward the high watermark.
+    sync_appends: bool,
     leadership: Leadership,
     tracker: Option<IsrTracker>,
     high_watermark: u64,
@@ -151,9 +155,11 @@ fn rebuild_producers(log: &Log) -> ProducerTable {
 
 impl Partition {
     /// Wraps an opened log.
-    pub fn new(topic: String, partition: u32, topic_id: u64, broker_id: u32, log: Log) -> Partition {
+    pub fn new(topic: String, partition: u32, topic_id: u64, broker_id: u32, log: Log, sync_appends: bool) -> Partition {
         let producers = rebuild_producers(&log);
         let inner = Inner {
+            durable_offset: log.log_end_offset(),
+            sync_appends,
             log,
             leadership: Leadership::default(),
             tracker: None,
@@ -231,7 +237,10 @@ impl Partition {
     /// Leader: recomputes the high watermark and completes waiting requests.
     fn advance(inner: &mut Inner, out: &mut Completions) {
         let Some(t) = inner.tracker.as_mut() else { return };
-        inner.high_watermark = t.update_high_watermark(inner.log.log_end_offset());
+        let leo = inner.log.log_end_offset();
+        inner.durable_offset = inner.durable_offset.min(leo);
+        let own_end = if inner.sync_appends { inner.durable_offset } else { leo };
+        inner.high_watermark = t.update_high_watermark(own_end);
         let hw = inner.high_watermark;
         let (done, waiting): (Vec<_>, Vec<_>) = inner.waiters.drain(..).partition(|w| w.last_offset < hw);
         inner.waiters = waiting;
@@ -245,7 +254,6 @@ impl Partition {
         acks: i8,
         mut records: Vec<u8>,
         header: &BatchHeader,
-        fsync: bool,
         ack_timeout: Duration,
         responder: Responder,
     ) -> (Handled, Completions) {
@@ -279,11 +287,6 @@ impl Partition {
                         Ok(i) => i,
                         Err(e) => return (Handled::Reply(Reply::Error(storage_error(e))), out),
                     };
-                    if fsync {
-                        if let Err(e) = inner.log.flush() {
-                            return (Handled::Reply(Reply::Error(storage_error(e))), out);
-                        }
-                    }
                     let (first, last) = (header.base_sequence, last_seq(header));
                     inner.producers.record(header.producer_id, first, last, info.base_offset, info.last_offset);
                     (info.base_offset, info.last_offset, false)
@@ -405,6 +408,25 @@ impl Partition {
         out
     }
 
+    /// Leader with fsync policy `always`: fsyncs appends not yet on disk —
+    /// one fsync for every batch appended since the last (group commit) — and
+    /// completes the requests the higher watermark covers. Returns them and
+    /// whether the high watermark moved.
+    pub fn sync(&self) -> Result<(Completions, bool), ErrorBody> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let leo = inner.log.log_end_offset();
+        let mut out = Vec::new();
+        if !inner.sync_appends || inner.durable_offset >= leo {
+            return Ok((out, false));
+        }
+        inner.log.flush().map_err(storage_error)?;
+        inner.durable_offset = leo;
+        let hw = inner.high_watermark;
+        Self::advance(inner, &mut out);
+        Ok((out, inner.high_watermark > hw))
+    }
+
     /// Follower: where to fetch from next: (offset, last epoch, leader epoch).
     pub fn fetch_position(&self) -> (u64, Option<u32>, u32) {
         let g = self.lock();
@@ -446,6 +468,7 @@ impl Partition {
             }
             if fsync {
                 inner.log.flush().map_err(storage_error)?;
+                inner.durable_offset = inner.log.log_end_offset();
             }
         }
         inner.high_watermark = inner.high_watermark.max(fetched.high_watermark.min(inner.log.log_end_offset()));

@@ -23,6 +23,7 @@ pub type FollowPlan = BTreeMap<u32, Vec<Arc<Partition>>>;
 /// Every replica on this broker.
 pub struct Replicas {
     broker_id: u32,
+    sync_appends: bool,
     dir: PathBuf,
     config: LogConfig,
     map: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
@@ -39,7 +40,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 
 impl Replicas {
     /// Opens every partition directory under `dir` (running log recovery).
-    pub fn open(broker_id: u32, dir: &Path, config: LogConfig) -> Result<Replicas, StorageError> {
+    /// With `sync_appends`, only fsynced data counts toward high watermarks.
+    pub fn open(broker_id: u32, dir: &Path, config: LogConfig, sync_appends: bool) -> Result<Replicas, StorageError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let mut map = HashMap::new();
         for entry in fs::read_dir(dir).map_err(io(dir))?.flatten() {
@@ -54,10 +56,10 @@ impl Replicas {
             };
             let log = Log::open(&path, config)?;
             tracing::info!(topic = %topic, partition, log_end_offset = log.log_end_offset(), "replica loaded");
-            let p = Partition::new(topic.clone(), partition, topic_id, broker_id, log);
+            let p = Partition::new(topic.clone(), partition, topic_id, broker_id, log, sync_appends);
             map.insert((topic, partition), Arc::new(p));
         }
-        Ok(Replicas { broker_id, dir: dir.to_path_buf(), config, map: RwLock::new(map) })
+        Ok(Replicas { broker_id, sync_appends, dir: dir.to_path_buf(), config, map: RwLock::new(map) })
     }
 
     /// A replica by topic and partition.
@@ -80,7 +82,7 @@ impl Replicas {
         let log = Log::open(&path, self.config)?;
         let id_path = path.join("topic_id");
         fs::write(&id_path, topic_id.to_string()).map_err(io(&id_path))?;
-        Ok(Partition::new(topic.to_string(), partition, topic_id, self.broker_id, log))
+        Ok(Partition::new(topic.to_string(), partition, topic_id, self.broker_id, log, self.sync_appends))
     }
 
     /// Makes the replicas match `metadata`. Returns answers to send and the
