@@ -2,6 +2,8 @@
 //! Parses, calls the client library (or starts a server), prints.
 
 pub mod admin;
+pub mod bench_chart;
+pub mod bench_partitioners;
 pub mod consume;
 pub mod produce;
 pub mod servers;
@@ -55,6 +57,19 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Read messages from a topic.
     Consume(consume::ConsumeArgs),
+    /// Benchmarks against the live cluster.
+    Bench {
+        /// Benchmark.
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// `bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The same workload through each partitioner plugin, side by side.
+    Partitioners(bench_partitioners::BenchPartitionersArgs),
 }
 
 /// `topic ...`
@@ -121,5 +136,6 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
+        Command::Bench { command: BenchCommand::Partitioners(a) } => bench_partitioners::run(a),
     }
 }
