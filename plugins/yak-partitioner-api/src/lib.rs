@@ -149,6 +149,26 @@ pub trait Partitioner: Sized + 'static {
 pub mod ffi {
     use super::*;
     use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Once;
+
+    static PANIC_HOOK: Once = Once::new();
+
+    /// A caught panic prints one line (the host reports it too); the
+    /// plugin's copy of std has its own hook, so the host's is untouched.
+    fn install_panic_hook() {
+        PANIC_HOOK.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let payload = info.payload();
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(no message)");
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                eprintln!("partitioner plugin panicked{at}: {msg}");
+            }));
+        });
+    }
 
     /// [`NewFn`] for `P`.
     ///
@@ -158,6 +178,7 @@ pub mod ffi {
         if state_out.is_null() {
             return STATUS_INVALID;
         }
+        install_panic_hook();
         let config = Config { batch_bytes, seed };
         match catch_unwind(|| Box::new(P::new(&config))) {
             Ok(state) => {
