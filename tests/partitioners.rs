@@ -18,7 +18,12 @@ fn high_watermarks(c: &TestCluster, topic: &str) -> Vec<u64> {
         .unwrap()
         .iter()
         .filter(|p| p["topic"] == topic)
-        .map(|p| (p["partition"].as_u64().unwrap(), p["high_watermark"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["partition"].as_u64().unwrap(),
+                p["high_watermark"].as_u64().unwrap(),
+            )
+        })
         .collect();
     hws.sort();
     hws.into_iter().map(|(_, hw)| hw).collect()
@@ -33,26 +38,69 @@ fn given_round_robin_and_key_hash_plugins_when_producing_should_spread_evenly_an
     let c = TestCluster::start(3);
     let rr = plugin_path("round-robin");
     c.yak_ok(&["topic", "create", "rr", "--partitions", "4"]);
-    let out = c.yak_stdin(&["produce", "--topic", "rr", "--partitioner", rr.to_str().unwrap()], &lines(400, |i| format!("v{i}")));
+    let out = c.yak_stdin(
+        &[
+            "produce",
+            "--topic",
+            "rr",
+            "--partitioner",
+            rr.to_str().unwrap(),
+        ],
+        &lines(400, |i| format!("v{i}")),
+    );
     assert_success(&out, "produce --partitioner round-robin");
     assert!(String::from_utf8_lossy(&out.stderr).contains("partitioner round-robin"));
-    assert_eq!(high_watermarks(&c, "rr"), [100, 100, 100, 100], "round-robin spreads exactly evenly");
+    assert_eq!(
+        high_watermarks(&c, "rr"),
+        [100, 100, 100, 100],
+        "round-robin spreads exactly evenly"
+    );
 
     let kh = plugin_path("key-hash");
     c.yak_ok(&["topic", "create", "kh", "--partitions", "4"]);
     let input = lines(1000, |i| format!("user-{}:v{i}", i % 37));
-    let args = ["produce", "--topic", "kh", "--key-separator", ":", "--partitioner", kh.to_str().unwrap()];
+    let args = [
+        "produce",
+        "--topic",
+        "kh",
+        "--key-separator",
+        ":",
+        "--partitioner",
+        kh.to_str().unwrap(),
+    ];
     c.yak_stdin_ok(&args, &input);
-    let consumed = c.yak_ok(&["consume", "--topic", "kh", "--from-beginning", "--format", "json", "--max-messages", "1000", "--timeout-ms", "5000"]);
+    let consumed = c.yak_ok(&[
+        "consume",
+        "--topic",
+        "kh",
+        "--from-beginning",
+        "--format",
+        "json",
+        "--max-messages",
+        "1000",
+        "--timeout-ms",
+        "5000",
+    ]);
     let mut placed: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     for l in consumed.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
-        placed.entry(v["key"].as_str().unwrap().to_string()).or_default().insert(v["partition"].as_u64().unwrap() as u32);
+        placed
+            .entry(v["key"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(v["partition"].as_u64().unwrap() as u32);
     }
-    assert_eq!(placed.values().map(BTreeSet::len).sum::<usize>(), 37, "37 keys, each on exactly one partition");
+    assert_eq!(
+        placed.values().map(BTreeSet::len).sum::<usize>(),
+        37,
+        "37 keys, each on exactly one partition"
+    );
     for (key, parts) in &placed {
         let want = key_partition(key.as_bytes(), 4);
-        assert_eq!(parts.iter().copied().collect::<Vec<_>>(), [want], "{key} is where Kafka would put it");
+        assert_eq!(
+            parts.iter().copied().collect::<Vec<_>>(),
+            [want],
+            "{key} is where Kafka would put it"
+        );
     }
     assert_eq!(high_watermarks(&c, "kh").iter().sum::<u64>(), 1000);
 }
@@ -61,13 +109,37 @@ fn given_round_robin_and_key_hash_plugins_when_producing_should_spread_evenly_an
 fn given_misbehaving_plugin_when_producing_should_fall_back_and_report_without_crashing() {
     let c = TestCluster::start(1);
     let bad = plugin_path("fixture-misbehaving");
-    c.yak_ok(&["topic", "create", "mb", "--partitions", "3", "--replication-factor", "1"]);
-    let input = lines(30, |i| format!("{}:v{i}", ["panic", "out-of-range", "fine"][i % 3]));
-    let out = c.yak_stdin(&["produce", "--topic", "mb", "--key-separator", ":", "--partitioner", bad.to_str().unwrap()], &input);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "mb",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ]);
+    let input = lines(30, |i| {
+        format!("{}:v{i}", ["panic", "out-of-range", "fine"][i % 3])
+    });
+    let out = c.yak_stdin(
+        &[
+            "produce",
+            "--topic",
+            "mb",
+            "--key-separator",
+            ":",
+            "--partitioner",
+            bad.to_str().unwrap(),
+        ],
+        &input,
+    );
     assert_success(&out, "produce with a misbehaving plugin");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("produced 30 of 30"), "{stderr}");
-    assert!(stderr.contains("warning: the partitioner failed for 20 messages"), "{stderr}");
+    assert!(
+        stderr.contains("warning: the partitioner failed for 20 messages"),
+        "{stderr}"
+    );
     assert!(stderr.contains("panicked"), "first failure named: {stderr}");
     assert_eq!(high_watermarks(&c, "mb").iter().sum::<u64>(), 30);
 }
@@ -75,19 +147,58 @@ fn given_misbehaving_plugin_when_producing_should_fall_back_and_report_without_c
 #[test]
 fn given_cluster_wide_partitioner_when_producing_without_flag_should_use_it_unless_env_overrides() {
     let rr = plugin_path("round-robin");
-    let c = TestCluster::builder(1).top_level("partitioner", &serde_json::to_string(rr.to_str().unwrap()).unwrap()).start();
+    let c = TestCluster::builder(1)
+        .top_level(
+            "partitioner",
+            &serde_json::to_string(rr.to_str().unwrap()).unwrap(),
+        )
+        .start();
     let client_toml = std::fs::read_to_string(c.run_dir().join("client.toml")).unwrap();
     assert!(client_toml.contains(rr.to_str().unwrap()), "{client_toml}");
 
-    c.yak_ok(&["topic", "create", "cw", "--partitions", "3", "--replication-factor", "1"]);
-    let out = c.yak_stdin(&["produce", "--topic", "cw"], &lines(300, |i| format!("v{i}")));
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "cw",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ]);
+    let out = c.yak_stdin(
+        &["produce", "--topic", "cw"],
+        &lines(300, |i| format!("v{i}")),
+    );
     assert_success(&out, "produce with the cluster default");
-    assert_eq!(high_watermarks(&c, "cw"), [100, 100, 100], "round-robin from client.toml");
+    assert_eq!(
+        high_watermarks(&c, "cw"),
+        [100, 100, 100],
+        "round-robin from client.toml"
+    );
 
     // $YAK_PARTITIONER wins over client.toml: the fixture puts everything on partition 0.
-    c.yak_ok(&["topic", "create", "env", "--partitions", "3", "--replication-factor", "1"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "env",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ]);
     let out = Command::new(yak_node_bin())
-        .args(["produce", "--topic", "env", "--message", "a", "--message", "b", "--message", "c", "--cluster"])
+        .args([
+            "produce",
+            "--topic",
+            "env",
+            "--message",
+            "a",
+            "--message",
+            "b",
+            "--message",
+            "c",
+            "--cluster",
+        ])
         .arg(c.run_dir())
         .env("YAK_PARTITIONER", plugin_path("fixture-misbehaving"))
         .stdin(Stdio::null())

@@ -35,7 +35,11 @@ mod tests {
 
     fn place(kh: &mut KeyHash, key: Option<&[u8]>, partitions: usize) -> u32 {
         let in_flight = vec![0u64; partitions];
-        kh.partition(&Message { key, value_len: 10, in_flight: &in_flight })
+        kh.partition(&Message {
+            key,
+            value_len: 10,
+            in_flight: &in_flight,
+        })
     }
 
     #[test]
@@ -54,16 +58,30 @@ mod tests {
             (b"abc", 6, 3),
             (b"abc", 10, 7),
         ];
-        let mut kh = KeyHash::new(&Config { batch_bytes: 1, seed: 1 });
+        let mut kh = KeyHash::new(&Config {
+            batch_bytes: 1,
+            seed: 1,
+        });
         for (key, n, want) in cases {
-            assert_eq!(place(&mut kh, Some(key), *n as usize), *want, "{} over {n}", String::from_utf8_lossy(key));
+            assert_eq!(
+                place(&mut kh, Some(key), *n as usize),
+                *want,
+                "{} over {n}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 
     #[test]
     fn given_same_key_when_partitioning_twice_should_be_deterministic_across_instances() {
-        let mut a = KeyHash::new(&Config { batch_bytes: 1, seed: 1 });
-        let mut b = KeyHash::new(&Config { batch_bytes: 99, seed: 2 });
+        let mut a = KeyHash::new(&Config {
+            batch_bytes: 1,
+            seed: 1,
+        });
+        let mut b = KeyHash::new(&Config {
+            batch_bytes: 99,
+            seed: 2,
+        });
         for i in 0..1000 {
             let key = format!("user-{i}");
             let p = place(&mut a, Some(key.as_bytes()), 7);
@@ -75,7 +93,10 @@ mod tests {
 
     #[test]
     fn given_many_keys_when_partitioning_should_spread_roughly_evenly() {
-        let mut kh = KeyHash::new(&Config { batch_bytes: 1, seed: 1 });
+        let mut kh = KeyHash::new(&Config {
+            batch_bytes: 1,
+            seed: 1,
+        });
         let mut counts = [0u32; 4];
         for i in 0..4000 {
             counts[place(&mut kh, Some(format!("key-{i}").as_bytes()), 4) as usize] += 1;
@@ -85,7 +106,10 @@ mod tests {
 
     #[test]
     fn given_unkeyed_messages_when_partitioning_should_round_robin() {
-        let mut kh = KeyHash::new(&Config { batch_bytes: 1, seed: 1 });
+        let mut kh = KeyHash::new(&Config {
+            batch_bytes: 1,
+            seed: 1,
+        });
         let got: Vec<u32> = (0..6).map(|_| place(&mut kh, None, 3)).collect();
         assert_eq!(got, [0, 1, 2, 0, 1, 2]);
     }

@@ -11,7 +11,9 @@ pub struct Random {
 
 impl Partitioner for Random {
     fn new(config: &Config) -> Self {
-        Random { rng: XorShift64::new(config.seed) }
+        Random {
+            rng: XorShift64::new(config.seed),
+        }
     }
 
     fn partition(&mut self, msg: &Message<'_>) -> u32 {
@@ -26,9 +28,20 @@ mod tests {
     use super::*;
 
     fn run(seed: u64, n: usize, count: usize) -> Vec<u32> {
-        let mut r = Random::new(&Config { batch_bytes: 1, seed });
+        let mut r = Random::new(&Config {
+            batch_bytes: 1,
+            seed,
+        });
         let in_flight = vec![0u64; n];
-        (0..count).map(|_| r.partition(&Message { key: Some(b"k"), value_len: 1, in_flight: &in_flight })).collect()
+        (0..count)
+            .map(|_| {
+                r.partition(&Message {
+                    key: Some(b"k"),
+                    value_len: 1,
+                    in_flight: &in_flight,
+                })
+            })
+            .collect()
     }
 
     #[test]
@@ -37,7 +50,10 @@ mod tests {
         for p in run(77, 5, 50_000) {
             counts[p as usize] += 1;
         }
-        assert!(counts.iter().all(|c| (9_000..11_000).contains(c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|c| (9_000..11_000).contains(c)),
+            "{counts:?}"
+        );
         assert!(run(1, 1, 100).iter().all(|p| *p == 0));
     }
 

@@ -34,7 +34,12 @@ impl Sticky {
 
 impl Partitioner for Sticky {
     fn new(config: &Config) -> Self {
-        Sticky { batch_bytes: config.batch_bytes.max(1), current: None, produced_bytes: 0, rng: XorShift64::new(config.seed) }
+        Sticky {
+            batch_bytes: config.batch_bytes.max(1),
+            current: None,
+            produced_bytes: 0,
+            rng: XorShift64::new(config.seed),
+        }
     }
 
     fn partition(&mut self, msg: &Message<'_>) -> u32 {
@@ -60,12 +65,19 @@ mod tests {
     use super::*;
 
     fn place(s: &mut Sticky, value_len: usize, in_flight: &[u64]) -> u32 {
-        s.partition(&Message { key: None, value_len, in_flight })
+        s.partition(&Message {
+            key: None,
+            value_len,
+            in_flight,
+        })
     }
 
     #[test]
     fn given_batch_bytes_when_partitioning_should_stick_for_one_batch_then_switch() {
-        let mut s = Sticky::new(&Config { batch_bytes: 1000, seed: 5 });
+        let mut s = Sticky::new(&Config {
+            batch_bytes: 1000,
+            seed: 5,
+        });
         let idle = [0u64; 4];
         let first = place(&mut s, 100, &idle);
         // 10 messages of 100 bytes fill the batch: all on one partition.
@@ -81,29 +93,46 @@ mod tests {
 
     #[test]
     fn given_many_batches_when_partitioning_should_be_roughly_uniform() {
-        let mut s = Sticky::new(&Config { batch_bytes: 100, seed: 11 });
+        let mut s = Sticky::new(&Config {
+            batch_bytes: 100,
+            seed: 11,
+        });
         let idle = [0u64; 4];
         let mut counts = [0u32; 4];
         for _ in 0..40_000 {
             counts[place(&mut s, 10, &idle) as usize] += 1;
         }
-        assert!(counts.iter().all(|c| (8_000..12_000).contains(c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|c| (8_000..12_000).contains(c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn given_one_loaded_partition_when_switching_should_rarely_pick_it() {
-        let mut s = Sticky::new(&Config { batch_bytes: 1, seed: 3 });
+        let mut s = Sticky::new(&Config {
+            batch_bytes: 1,
+            seed: 3,
+        });
         let loads = [1000u64, 0, 0];
         let on_loaded = (0..3000).filter(|_| place(&mut s, 10, &loads) == 0).count();
-        assert!(on_loaded < 30, "picked the loaded partition {on_loaded} times");
+        assert!(
+            on_loaded < 30,
+            "picked the loaded partition {on_loaded} times"
+        );
     }
 
     #[test]
     fn given_same_seed_when_partitioning_should_repeat_choices() {
         let idle = [0u64; 5];
         let run = |seed| {
-            let mut s = Sticky::new(&Config { batch_bytes: 50, seed });
-            (0..100).map(|_| place(&mut s, 20, &idle)).collect::<Vec<_>>()
+            let mut s = Sticky::new(&Config {
+                batch_bytes: 50,
+                seed,
+            });
+            (0..100)
+                .map(|_| place(&mut s, 20, &idle))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(8), run(8));
     }

@@ -47,7 +47,11 @@ pub struct XorShift64(u64);
 impl XorShift64 {
     /// A generator from `seed` (any value; zero is remapped).
     pub fn new(seed: u64) -> Self {
-        XorShift64(if seed == 0 { 0x2545_f491_4f6c_dd1d } else { seed })
+        XorShift64(if seed == 0 {
+            0x2545_f491_4f6c_dd1d
+        } else {
+            seed
+        })
     }
 
     /// The next value.
@@ -76,7 +80,10 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (key, want) in cases {

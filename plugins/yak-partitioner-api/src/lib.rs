@@ -80,7 +80,16 @@ pub type TableFn = unsafe extern "C" fn() -> *const PartitionerTable;
 pub type NewFn = unsafe extern "C" fn(u64, u64, *mut *mut c_void) -> i32;
 /// Picks a partition: `(state, key_ptr, key_len, key_present, value_len,
 /// in_flight_ptr, partitions, partition_out) -> status`.
-pub type PartitionFn = unsafe extern "C" fn(*mut c_void, *const u8, usize, u8, usize, *const u64, u32, *mut u32) -> i32;
+pub type PartitionFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const u8,
+    usize,
+    u8,
+    usize,
+    *const u64,
+    u32,
+    *mut u32,
+) -> i32;
 /// Frees a strategy instance made by [`NewFn`].
 pub type FreeFn = unsafe extern "C" fn(*mut c_void);
 
@@ -164,7 +173,10 @@ pub mod ffi {
                     .copied()
                     .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                     .unwrap_or("(no message)");
-                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
                 eprintln!("partitioner plugin panicked{at}: {msg}");
             }));
         });
@@ -174,7 +186,11 @@ pub mod ffi {
     ///
     /// # Safety
     /// `state_out` is null or valid for one write.
-    pub unsafe extern "C" fn new<P: Partitioner>(batch_bytes: u64, seed: u64, state_out: *mut *mut c_void) -> i32 {
+    pub unsafe extern "C" fn new<P: Partitioner>(
+        batch_bytes: u64,
+        seed: u64,
+        state_out: *mut *mut c_void,
+    ) -> i32 {
         if state_out.is_null() {
             return STATUS_INVALID;
         }
@@ -209,7 +225,12 @@ pub mod ffi {
         partition_out: *mut u32,
     ) -> i32 {
         let key_bad = key_present != 0 && key_len > 0 && key_ptr.is_null();
-        if state.is_null() || partition_out.is_null() || in_flight_ptr.is_null() || partitions == 0 || key_bad {
+        if state.is_null()
+            || partition_out.is_null()
+            || in_flight_ptr.is_null()
+            || partitions == 0
+            || key_bad
+        {
             return STATUS_INVALID;
         }
         let key: Option<&[u8]> = match (key_present, key_len) {
@@ -222,7 +243,11 @@ pub mod ffi {
         let in_flight = unsafe { std::slice::from_raw_parts(in_flight_ptr, partitions as usize) };
         // SAFETY: `state` was made by `new::<P>` and is exclusively ours during this call.
         let strategy = unsafe { &mut *state.cast::<P>() };
-        let msg = Message { key, value_len, in_flight };
+        let msg = Message {
+            key,
+            value_len,
+            in_flight,
+        };
         match catch_unwind(AssertUnwindSafe(|| strategy.partition(&msg))) {
             Ok(p) => {
                 // SAFETY: non-null (checked), valid for a write (caller's promise).
@@ -317,7 +342,9 @@ mod tests {
         let present = u8::from(key.is_some());
         let n = in_flight.len() as u32;
         // SAFETY: every pointer is null or valid for its length; `state` is null or from `new_state`.
-        let status = unsafe { (table().partition)(state, ptr, len, present, 3, in_flight.as_ptr(), n, &mut out) };
+        let status = unsafe {
+            (table().partition)(state, ptr, len, present, 3, in_flight.as_ptr(), n, &mut out)
+        };
         (status, out)
     }
 
@@ -331,7 +358,11 @@ mod tests {
         let mut state = std::ptr::null_mut();
         assert_eq!(new_state(7, &mut state), STATUS_OK);
         assert_eq!(call(state, Some(b"ab"), &[0, 0]), (STATUS_OK, 9));
-        assert_eq!(call(state, Some(b""), &[0, 0]), (STATUS_OK, 7), "empty key is present");
+        assert_eq!(
+            call(state, Some(b""), &[0, 0]),
+            (STATUS_OK, 7),
+            "empty key is present"
+        );
         assert_eq!(call(state, None, &[0]), (STATUS_OK, 107), "absent key");
         free(state);
     }
@@ -341,7 +372,11 @@ mod tests {
         let mut state = std::ptr::null_mut();
         assert_eq!(new_state(0, &mut state), STATUS_OK);
         assert_eq!(call(state, Some(b"boom"), &[0]).0, STATUS_PANIC);
-        assert_eq!(call(state, Some(b"x"), &[0]), (STATUS_OK, 1), "still usable after a panic");
+        assert_eq!(
+            call(state, Some(b"x"), &[0]),
+            (STATUS_OK, 1),
+            "still usable after a panic"
+        );
         free(state);
     }
 
