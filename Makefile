@@ -7,7 +7,14 @@ BIN := target/release
 CONFIG ?= examples/cluster.toml
 ARGS ?=
 
-.PHONY: all build cluster test plugins bench toolchain clean
+# Partitioner plugins, each built to target/release/libyak_partitioner_<name>.so
+# (dashes become underscores: round-robin -> libyak_partitioner_round_robin.so).
+PLUGINS := round-robin key-hash sticky random least-loaded
+# Loader test fixtures (built for `make test` only).
+FIXTURES := wrong-abi no-symbol misbehaving
+PLUGIN_SOS := $(foreach p,$(PLUGINS),$(BIN)/libyak_partitioner_$(subst -,_,$(p)).so)
+
+.PHONY: all build cluster test plugins fixtures bench bench-partitioners toolchain clean
 
 all: build
 
@@ -18,15 +25,27 @@ toolchain:
 build: toolchain
 	$(CARGO) build $(PROFILE_FLAGS) --workspace --bins
 
-cluster: build
+plugins: toolchain
+	$(CARGO) build $(PROFILE_FLAGS) $(foreach p,$(PLUGINS),-p yak-partitioner-$(p))
+
+fixtures: toolchain
+	$(CARGO) build $(PROFILE_FLAGS) $(foreach p,$(FIXTURES),-p yak-partitioner-fixture-$(p))
+
+cluster: build plugins
 	$(BIN)/yak-supervisor --config $(CONFIG) $(ARGS)
 
-test: build
+test: build plugins fixtures
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2
 
 # The standard benchmark suite on fresh clusters; RUNS=3 by default.
-bench: build
+bench: build plugins
 	bash bench/suite.sh
+
+# Starts a fresh 3-broker cluster in a temp dir, runs `bench partitioners`
+# over all five plugins on the default workload (BENCH_ARGS adds flags), stops it.
+BENCH_ARGS ?=
+bench-partitioners: build plugins
+	scripts/bench-partitioners $(PLUGIN_SOS) -- $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

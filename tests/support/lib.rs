@@ -59,6 +59,16 @@ pub fn yak_node_bin() -> PathBuf {
     bin_dir().join("yak-node")
 }
 
+/// The partitioner plugin (or loader fixture) `name` as built by `make
+/// plugins` / `make fixtures`: `<bin dir>/libyak_partitioner_<name>.so` with
+/// dashes as underscores (`round-robin`, `fixture-wrong-abi`); panics with a
+/// hint when it is missing.
+pub fn plugin_path(name: &str) -> PathBuf {
+    let path = bin_dir().join(format!("libyak_partitioner_{}.so", name.replace('-', "_")));
+    assert!(path.is_file(), "plugin {} not found; run `make plugins fixtures` (make test does)", path.display());
+    path
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, for at most `timeout`;
 /// panics naming `what` when time runs out.
 pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -178,6 +188,7 @@ impl Drop for Background {
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     brokers: u32,
+    top_level: Vec<(String, String)>,
     zookeeper: Vec<(String, String)>,
     broker: Vec<(String, String)>,
     supervisor_args: Vec<String>,
@@ -187,6 +198,12 @@ impl ClusterBuilder {
     /// Number of brokers (ids 1..=n).
     pub fn brokers(mut self, n: u32) -> Self {
         self.brokers = n;
+        self
+    }
+
+    /// Adds a top-level `key = value` (e.g. `partitioner`); `value` is TOML text.
+    pub fn top_level(mut self, key: &str, value: &str) -> Self {
+        self.top_level.push((key.into(), value.into()));
         self
     }
 
@@ -232,7 +249,7 @@ fn toml_string(s: &str) -> String {
 impl TestCluster {
     /// A builder with `brokers` brokers and no extra settings.
     pub fn builder(brokers: u32) -> ClusterBuilder {
-        ClusterBuilder { brokers, zookeeper: Vec::new(), broker: Vec::new(), supervisor_args: Vec::new() }
+        ClusterBuilder { brokers, top_level: Vec::new(), zookeeper: Vec::new(), broker: Vec::new(), supervisor_args: Vec::new() }
     }
 
     /// Starts a cluster of `brokers` brokers with default settings and waits
@@ -249,11 +266,15 @@ impl TestCluster {
         fs::create_dir(&run_dir).expect("cannot create run dir");
         fs::create_dir(&data_dir).expect("cannot create data dir");
         let mut toml = format!(
-            "run_dir = {}\ndata_dir = {}\nbrokers = {}\n\n[zookeeper]\n",
+            "run_dir = {}\ndata_dir = {}\nbrokers = {}\n",
             toml_string(&run_dir.to_string_lossy()),
             toml_string(&data_dir.to_string_lossy()),
             b.brokers
         );
+        for (k, v) in &b.top_level {
+            toml.push_str(&format!("{k} = {v}\n"));
+        }
+        toml.push_str("\n[zookeeper]\n");
         for (k, v) in &b.zookeeper {
             toml.push_str(&format!("{k} = {v}\n"));
         }

@@ -61,6 +61,7 @@ struct FileConfig {
     run_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     brokers: Option<i64>,
+    partitioner: Option<PathBuf>,
     #[serde(default)]
     zookeeper: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -87,6 +88,9 @@ pub struct Config {
     pub zookeeper_args: Vec<String>,
     /// Extra flags for every `yak-node broker`.
     pub broker_args: Vec<String>,
+    /// Cluster-wide default partitioner plugin for clients, written to
+    /// `<run_dir>/client.toml` (clients are not children of the supervisor).
+    pub partitioner: Option<PathBuf>,
 }
 
 impl Config {
@@ -127,6 +131,7 @@ impl Config {
             brokers,
             zookeeper_args: section_to_flags(path, "zookeeper", &file.zookeeper)?,
             broker_args: section_to_flags(path, "broker", &file.broker)?,
+            partitioner: file.partitioner.as_deref().map(|p| absolute("partitioner plugin", p)).transpose()?,
         })
     }
 }
@@ -263,6 +268,15 @@ mod tests {
             config.broker_args,
             ["--fsync", "never", "--ratio", "0.5", "--segment-bytes", "10", "--verbose"]
         );
+    }
+
+    #[test]
+    fn given_partitioner_key_when_parsing_should_make_it_absolute() {
+        let config = parse("partitioner = \"/p/libx.so\"", &Overrides::default()).unwrap();
+        assert_eq!(config.partitioner, Some(PathBuf::from("/p/libx.so")));
+        let config = parse("partitioner = \"t/liby.so\"", &Overrides::default()).unwrap();
+        assert_eq!(config.partitioner, Some(std::env::current_dir().unwrap().join("t/liby.so")));
+        assert_eq!(parse("", &Overrides::default()).unwrap().partitioner, None);
     }
 
     #[test]

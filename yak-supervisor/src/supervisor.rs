@@ -52,6 +52,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write client config {path}: {source}")]
+    ClientConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open lock file {path}: {source}")]
     OpenLock {
         path: PathBuf,
@@ -122,6 +127,7 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         dir: config.run_dir.clone(),
         source,
     })?;
+    write_client_config(config)?;
     let mut supervisor = Supervisor {
         run_dir: config.run_dir.clone(),
         children: child_specs(config, node_bin)
@@ -195,6 +201,37 @@ fn prepare_dirs(config: &Config) -> Result<(), Error> {
     std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(create_err(&config.run_dir))?;
     std::fs::create_dir_all(&config.data_dir).map_err(create_err(&config.data_dir))
+}
+
+/// File in the run dir with client defaults; `yak-node produce` reads it.
+pub const CLIENT_CONFIG_FILE: &str = "client.toml";
+
+/// The text of `RUN/client.toml`, or `None` when there is nothing to say.
+fn client_config_text(config: &Config) -> Option<String> {
+    let plugin = config.partitioner.as_ref()?;
+    let quoted = toml::Value::String(plugin.display().to_string()).to_string();
+    Some(format!(
+        "# Written by yak-supervisor from its config; read by `yak-node produce`.\npartitioner = {quoted}\n"
+    ))
+}
+
+/// Writes `RUN/client.toml` (clients are separate processes, so cluster-wide
+/// client defaults travel through the run dir), or removes a stale one.
+fn write_client_config(config: &Config) -> Result<(), Error> {
+    let path = config.run_dir.join(CLIENT_CONFIG_FILE);
+    let result = match client_config_text(config) {
+        Some(text) => {
+            if config.partitioner.as_ref().is_some_and(|p| !p.is_file()) {
+                tracing::warn!(path = %path.display(), "the partitioner plugin named in the config does not exist (yet); run `make plugins`");
+            }
+            std::fs::write(&path, text)
+        }
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+    };
+    result.map_err(|source| Error::ClientConfig { path, source })
 }
 
 /// Takes `RUN/supervisor.lock`; held until the returned value drops.
@@ -523,6 +560,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn given_partitioner_when_writing_client_config_should_quote_the_path() {
+        let mut config = Config {
+            run_dir: "/r".into(),
+            data_dir: "/d".into(),
+            brokers: 1,
+            zookeeper_args: Vec::new(),
+            broker_args: Vec::new(),
+            partitioner: None,
+        };
+        assert_eq!(client_config_text(&config), None);
+        config.partitioner = Some("/p/a \"b\".so".into());
+        let text = client_config_text(&config).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["partitioner"].as_str(), Some("/p/a \"b\".so"));
+    }
+
+    #[test]
     fn given_config_when_building_specs_should_name_and_flag_children() {
         let config = Config {
             run_dir: "/r".into(),
@@ -530,6 +584,7 @@ mod tests {
             brokers: 2,
             zookeeper_args: vec!["--session-timeout-ms".into(), "600".into()],
             broker_args: vec!["--fsync".into(), "never".into()],
+            partitioner: None,
         };
         let specs = child_specs(&config, Path::new("/bin/yak-node"));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();

@@ -26,6 +26,8 @@ pub enum BenchCommand {
     },
     /// Kills a broker with SIGKILL and times until its restarted process serves again.
     Restart(RestartBenchArgs),
+    /// The same workload through each partitioner plugin, side by side.
+    Partitioners(super::bench_partitioners::BenchPartitionersArgs),
 }
 
 /// Topic placement for a benchmark's topic.
@@ -211,6 +213,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             };
             show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
         }
+        BenchCommand::Partitioners(a) => super::bench_partitioners::run(a)?,
         BenchCommand::Restart(a) => {
             show(bench::restart::run(&a.cluster.cluster, a.broker)?, a.label, a.json);
         }

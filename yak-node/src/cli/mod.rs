@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_chart;
+pub mod bench_partitioners;
 pub mod consume;
 pub mod produce;
 pub mod servers;

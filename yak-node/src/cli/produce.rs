@@ -1,12 +1,17 @@
 //! `yak-node produce`: messages from `--message` flags or stdin lines, with
 //! batching and linger; exits 0 only if every message was acknowledged.
+//! The partitioner is `--partitioner FILE.so`, else `$YAK_PARTITIONER`,
+//! else `partitioner` in the cluster's `client.toml`, else the built-in
+//! default (key-hash for keyed messages, sticky for the rest).
 
 use super::ClusterArg;
+use crate::client::plugin::{resolve_plugin_path, PluginPartitioner, PluginSource, PARTITIONER_ENV};
 use crate::client::{Producer, ProducerConfig};
 use crate::limits::{BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
 use clap::Args;
 use crossbeam_channel::RecvTimeoutError;
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Flags of `produce`.
@@ -39,6 +44,11 @@ pub struct ProduceArgs {
     /// Give up on a message not acknowledged within this long, retries included.
     #[arg(long, default_value_t = DELIVERY_TIMEOUT_MS_DEFAULT)]
     pub delivery_timeout_ms: u64,
+    /// Partitioner plugin (.so); default: $YAK_PARTITIONER, else the
+    /// cluster's client.toml, else key-hash for keyed messages and sticky
+    /// for the rest.
+    #[arg(long, value_name = "FILE.so")]
+    pub partitioner: Option<PathBuf>,
     /// Cluster.
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -96,7 +106,24 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         delivery_timeout: Duration::from_millis(a.delivery_timeout_ms),
         ..ProducerConfig::default()
     };
+    let env = std::env::var(PARTITIONER_ENV).ok();
+    let plugin = match resolve_plugin_path(a.partitioner.as_deref(), env.as_deref(), &a.cluster.cluster)? {
+        Some((path, source)) => {
+            let plugin = PluginPartitioner::load(&path, a.batch_bytes)?;
+            let from = match source {
+                PluginSource::Flag => "--partitioner".to_string(),
+                PluginSource::Env => format!("${PARTITIONER_ENV}"),
+                PluginSource::ClusterConfig(file) => file.display().to_string(),
+            };
+            tracing::info!(plugin = %path.display(), %from, "partitioner plugin loaded");
+            Some(plugin)
+        }
+        None => None,
+    };
     let mut producer = Producer::connect(&a.cluster.cluster, config)?;
+    if let Some(plugin) = plugin {
+        producer.set_partitioner(Box::new(plugin));
+    }
     let mut counts = Counts { sent: 0, rejected: 0 };
     let started = Instant::now();
     if !a.messages.is_empty() {
@@ -135,9 +162,20 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let secs = started.elapsed().as_secs_f64();
     let failed = report.failed + counts.rejected;
     eprintln!(
-        "produced {} of {} messages to {} in {secs:.2}s ({} batches, {failed} not acknowledged)",
-        report.acked, counts.sent, a.topic, report.batches
+        "produced {} of {} messages to {} in {secs:.2}s ({} batches, {failed} not acknowledged, partitioner {})",
+        report.acked,
+        counts.sent,
+        a.topic,
+        report.batches,
+        producer.partitioner_name()
     );
+    if report.partitioner_fallbacks > 0 {
+        eprintln!(
+            "warning: the partitioner failed for {} messages, placed by the built-in default instead: {}",
+            report.partitioner_fallbacks,
+            report.partitioner_error.as_deref().unwrap_or("unknown error")
+        );
+    }
     if failed > 0 {
         let why = report.first_error.unwrap_or_else(|| "rejected by the client".into());
         return Err(format!("{failed} messages were not acknowledged: {why}").into());

@@ -6,7 +6,9 @@ use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
 use crate::protocol::frame;
 use crate::protocol::{Call, Reply, Response};
 use serde::Serialize;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{BufReader, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,20 +72,19 @@ impl Connection {
         !self.reader.buffer().is_empty()
     }
 
-    /// True when a response can be read without blocking.
-    pub fn has_data(&self) -> bool {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use std::os::fd::AsFd;
+    /// Sends queued requests.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.writer.flush().map_err(|e| ClientError::io(&self.path, e))
+    }
+
+    /// Whether a response (or end of stream) can be read without waiting:
+    /// buffered bytes, or a readable socket.
+    pub fn response_ready(&self) -> bool {
         if !self.reader.buffer().is_empty() {
             return true;
         }
         let mut fds = [PollFd::new(self.reader.get_ref().as_fd(), PollFlags::POLLIN)];
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
-    }
-
-    /// Sends queued requests.
-    pub fn flush(&mut self) -> Result<(), ClientError> {
-        self.writer.flush().map_err(|e| ClientError::io(&self.path, e))
     }
 
     /// Reads the next response.

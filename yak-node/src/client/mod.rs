@@ -7,12 +7,13 @@ pub mod connection;
 pub mod consumer;
 pub mod metadata;
 pub mod partitioner;
+pub mod plugin;
 pub mod producer;
 
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
-pub use producer::{Producer, ProducerConfig, ProducerReport};
+pub use producer::{BatchAck, Producer, ProducerConfig, ProducerReport};
 
 use crate::protocol::frame::FrameError;
 use crate::protocol::{ErrorBody, ErrorCode};

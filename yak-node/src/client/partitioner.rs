@@ -1,44 +1,24 @@
 //! Built-in partitioning: Kafka's default. A keyed message goes to
 //! `murmur2(key) & 0x7fffffff % partitions`, the partition Kafka's Java
 //! client would pick; an unkeyed one sticks to one partition until its batch
-//! is full, then moves on (uniform sticky, KIP-794).
+//! is full, then moves on (uniform sticky, KIP-794). Also the
+//! [`Partitioner`] trait that makes the producer's strategy pluggable.
 
-/// Kafka's murmur2 hash of `data`.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let len = data.len();
-    let mut h: u32 = SEED ^ (len as u32);
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
+pub use yak_partitioner_api::{key_partition, murmur2, Message};
 
-/// The partition Kafka's default partitioner picks for `key`.
-pub fn key_partition(key: &[u8], partitions: u32) -> u32 {
-    ((murmur2(key) & 0x7fff_ffff) as u32) % partitions
+use super::plugin::PluginError;
+
+/// How a producer picks a partition: the built-in [`DefaultPartitioner`] or
+/// a strategy loaded from a plugin ([`super::plugin::PluginPartitioner`]).
+/// The producer checks the answer is below `msg.partitions()` and falls back
+/// to the built-in default when it is not or when this returns an error.
+pub trait Partitioner: Send {
+    /// The strategy's name, for reports.
+    fn name(&self) -> &str;
+    /// Picks a partition of `topic` for `msg`.
+    fn partition(&mut self, topic: &str, msg: &Message<'_>) -> Result<u32, PluginError>;
+    /// The producer closed a full batch for `partition` of `topic`.
+    fn on_batch_full(&mut self, _topic: &str, _partition: u32, _partitions: u32) {}
 }
 
 /// Kafka's default strategy: key hash for keyed messages, sticky otherwise.
@@ -88,6 +68,20 @@ impl DefaultPartitioner {
             let step = 1 + (self.next_random() % u64::from(partitions - 1)) as u32;
             self.sticky = Some((partition + step) % partitions);
         }
+    }
+}
+
+impl Partitioner for DefaultPartitioner {
+    fn name(&self) -> &str {
+        "default (key-hash, sticky)"
+    }
+
+    fn partition(&mut self, _topic: &str, msg: &Message<'_>) -> Result<u32, PluginError> {
+        Ok(DefaultPartitioner::partition(self, msg.key, msg.partitions()))
+    }
+
+    fn on_batch_full(&mut self, _topic: &str, partition: u32, partitions: u32) {
+        DefaultPartitioner::on_batch_full(self, partition, partitions);
     }
 }
 

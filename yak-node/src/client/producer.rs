@@ -2,9 +2,17 @@
 //! [`IN_FLIGHT_REQUESTS_MAX`] requests per broker, retries retriable errors
 //! after a metadata refresh until the delivery timeout, and counts every
 //! message as acknowledged or failed.
+//!
+//! The partition of a message comes from a [`Partitioner`]: the built-in
+//! default, or a plugin set with [`Producer::set_partitioner`]. The producer
+//! counts unacknowledged records per partition (queued, in flight or waiting
+//! for a retry) and passes those counts to the strategy. A strategy that
+//! fails (a plugin that panicked) or answers a partition out of range never
+//! stops the producer: that message is placed by the built-in default and the
+//! fallback is counted in [`ProducerReport::partitioner_fallbacks`].
 
 use super::metadata::MetadataCache;
-use super::partitioner::DefaultPartitioner;
+use super::partitioner::{DefaultPartitioner, Message, Partitioner};
 use super::ClientError;
 use crate::limits::{
     BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT,
@@ -65,7 +73,26 @@ pub struct ProducerReport {
     pub batches: u64,
     /// The first error that failed a message.
     pub first_error: Option<String>,
+    /// Messages the partitioner failed to place (an error, a panic, a
+    /// partition out of range), placed by the built-in default instead.
+    pub partitioner_fallbacks: u64,
+    /// The first partitioner failure.
+    pub partitioner_error: Option<String>,
 }
+
+/// One acknowledged batch, as seen by an ack observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchAck {
+    /// Partition the batch was written to.
+    pub partition: u32,
+    /// Records in the batch.
+    pub records: u64,
+    /// From the batch's first send to its acknowledgement, retries included.
+    pub latency: Duration,
+}
+
+/// Called once per acknowledged batch (acks 1 or all).
+pub type AckObserver = Box<dyn FnMut(&str, BatchAck) + Send>;
 
 struct OpenBatch {
     builder: BatchBuilder,
@@ -88,7 +115,11 @@ struct Pending {
 pub struct Producer {
     cache: MetadataCache,
     config: ProducerConfig,
-    partitioner: DefaultPartitioner,
+    partitioner: Box<dyn Partitioner>,
+    fallback: DefaultPartitioner,
+    /// Unacknowledged records per partition of each topic.
+    unacked: HashMap<String, Vec<u64>>,
+    ack_observer: Option<AckObserver>,
     partition_counts: HashMap<String, u32>,
     open: HashMap<(String, u32), OpenBatch>,
     in_flight: HashMap<u32, VecDeque<(u64, Pending)>>,
@@ -134,7 +165,10 @@ impl Producer {
             next_sequence: HashMap::new(),
             cache,
             config,
-            partitioner: DefaultPartitioner::default(),
+            partitioner: Box::new(DefaultPartitioner::default()),
+            fallback: DefaultPartitioner::default(),
+            unacked: HashMap::new(),
+            ack_observer: None,
             partition_counts: HashMap::new(),
             open: HashMap::new(),
             in_flight: HashMap::new(),
@@ -153,12 +187,24 @@ impl Producer {
         self.latency_us.as_ref()
     }
 
-    fn acked(&mut self, p: &Pending) {
-        self.report.acked += p.records;
-        if let Some(h) = self.latency_us.as_mut() {
-            let us = p.opened.elapsed().as_micros() as u64;
-            h.saturating_record_n(us.max(1), p.records);
-        }
+    /// Places messages with `partitioner` from now on.
+    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner>) {
+        self.partitioner = partitioner;
+    }
+
+    /// The name of the strategy placing messages.
+    pub fn partitioner_name(&self) -> &str {
+        self.partitioner.name()
+    }
+
+    /// Calls `observer` for every acknowledged batch (acks 1 or all).
+    pub fn set_ack_observer(&mut self, observer: AckObserver) {
+        self.ack_observer = Some(observer);
+    }
+
+    /// Unacknowledged records per partition of `topic` (empty if none sent yet).
+    pub fn in_flight(&self, topic: &str) -> &[u64] {
+        self.unacked.get(topic).map_or(&[], Vec::as_slice)
     }
 
     fn partitions_of(&mut self, topic: &str) -> Result<u32, ClientError> {
@@ -174,14 +220,37 @@ impl Producer {
         };
         let n = meta.partitions.len() as u32;
         self.partition_counts.insert(topic.to_string(), n);
+        self.unacked.entry(topic.to_string()).or_default().resize(n as usize, 0);
         Ok(n)
     }
 
-    /// Queues one message; the partition is chosen by key (or sticky).
+    /// Queues one message; the partitioner picks its partition.
     pub fn send(&mut self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<(), ClientError> {
         let partitions = self.partitions_of(topic)?;
-        let partition = self.partitioner.partition(key, partitions);
+        let partition = self.choose_partition(topic, key, value.len(), partitions);
         self.send_to(topic, partition, key, value)
+    }
+
+    /// Asks the partitioner; on an error or an out-of-range answer, counts a
+    /// fallback and asks the built-in default.
+    fn choose_partition(&mut self, topic: &str, key: Option<&[u8]>, value_len: usize, partitions: u32) -> u32 {
+        let in_flight = self.unacked.get(topic).map_or(&[][..], Vec::as_slice);
+        debug_assert_eq!(in_flight.len(), partitions as usize, "invariant: unacked sized by partitions_of");
+        let msg = Message { key, value_len, in_flight };
+        let why = match self.partitioner.partition(topic, &msg) {
+            Ok(p) if p < partitions => return p,
+            Ok(p) => format!(
+                "partitioner '{}' returned partition {p} for topic '{topic}', which has {partitions} partitions",
+                self.partitioner.name()
+            ),
+            Err(e) => e.to_string(),
+        };
+        if self.report.partitioner_fallbacks == 0 {
+            tracing::warn!(topic, %why, "partitioner failed; the built-in default places this message");
+        }
+        self.report.partitioner_fallbacks += 1;
+        self.report.partitioner_error.get_or_insert(why);
+        self.fallback.partition(key, partitions)
     }
 
     /// Queues one message for a given partition.
@@ -205,7 +274,8 @@ impl Producer {
             .is_some_and(|b| b.builder.size_bytes() + size > self.config.batch_bytes.max(HEADER_BYTES + size));
         if full {
             self.dispatch_open(&slot)?;
-            self.partitioner.on_batch_full(partition, partitions);
+            self.partitioner.on_batch_full(topic, partition, partitions);
+            self.fallback.on_batch_full(partition, partitions);
         }
         let cap = self.config.batch_bytes;
         let (pid, seq) = match self.producer_id {
@@ -217,26 +287,16 @@ impl Producer {
             .entry(slot)
             .or_insert_with(|| OpenBatch { builder: BatchBuilder::new(pid, 0, seq, cap), opened: Instant::now() });
         batch.builder.push(NewRecord { key, value, timestamp_ms: now_ms() });
+        if let Some(n) = self.unacked.get_mut(topic).and_then(|v| v.get_mut(partition as usize)) {
+            *n += 1;
+        }
         Ok(())
     }
 
-    /// Sends batches whose linger has passed and retries that are due, and
-    /// reads every acknowledgement that has already arrived.
+    /// Reads the acknowledgements that have arrived, sends batches whose
+    /// linger has passed and retries that are due. Never waits for a broker.
     pub fn poll(&mut self) -> Result<(), ClientError> {
-        let ready: Vec<u32> = self
-            .in_flight
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(b, _)| *b)
-            .filter(|b| self.cache.broker(*b).is_ok_and(|c| c.has_data()))
-            .collect();
-        for broker in ready {
-            while self.in_flight.get(&broker).is_some_and(|q| !q.is_empty())
-                && self.cache.broker(broker).is_ok_and(|c| c.has_data())
-            {
-                self.read_one(broker);
-            }
-        }
+        self.read_ready();
         let now = Instant::now();
         let due: Vec<(String, u32)> =
             self.open.iter().filter(|(_, b)| now >= b.opened + self.config.linger).map(|(k, _)| k.clone()).collect();
@@ -329,7 +389,30 @@ impl Producer {
         Ok(())
     }
 
+    /// The records of `p` are no longer unacknowledged.
+    fn settle(&mut self, p: &Pending) {
+        if let Some(n) = self.unacked.get_mut(&p.topic).and_then(|v| v.get_mut(p.partition as usize)) {
+            *n = n.saturating_sub(p.records);
+        }
+    }
+
+    fn acked(&mut self, p: &Pending) {
+        self.settle(p);
+        self.report.acked += p.records;
+        if self.config.acks == 0 {
+            return;
+        }
+        if let Some(h) = self.latency_us.as_mut() {
+            let us = p.opened.elapsed().as_micros() as u64;
+            h.saturating_record_n(us.max(1), p.records);
+        }
+        if let Some(observe) = self.ack_observer.as_mut() {
+            observe(&p.topic, BatchAck { partition: p.partition, records: p.records, latency: p.first_sent.elapsed() });
+        }
+    }
+
     fn fail(&mut self, p: &Pending, why: String) {
+        self.settle(p);
         self.report.failed += p.records;
         tracing::debug!(topic = %p.topic, partition = p.partition, records = p.records, %why, "batch failed");
         self.report.first_error.get_or_insert(why);
@@ -381,6 +464,18 @@ impl Producer {
         for (_, p) in lost {
             let err = ClientError::Connection { path: Default::default(), reason: "connection lost".into() };
             self.retry_or_fail(p, err);
+        }
+    }
+
+    /// Reads every response already waiting, without blocking.
+    fn read_ready(&mut self) {
+        let brokers: Vec<u32> = self.in_flight.iter().filter(|(_, q)| !q.is_empty()).map(|(b, _)| *b).collect();
+        for broker in brokers {
+            while self.in_flight.get(&broker).is_some_and(|q| !q.is_empty())
+                && self.cache.broker(broker).is_ok_and(|c| c.response_ready())
+            {
+                self.read_one(broker);
+            }
         }
     }
 
