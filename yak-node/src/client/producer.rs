@@ -298,8 +298,19 @@ impl Producer {
     pub fn poll(&mut self) -> Result<(), ClientError> {
         self.read_ready();
         let now = Instant::now();
-        let due: Vec<(String, u32)> =
-            self.open.iter().filter(|(_, b)| now >= b.opened + self.config.linger).map(|(k, _)| k.clone()).collect();
+        // A lingered batch whose leader already has the most requests in
+        // flight stays open and keeps filling (as Kafka's accumulator does)
+        // instead of blocking the caller.
+        let due: Vec<(String, u32)> = self
+            .open
+            .iter()
+            .filter(|(_, b)| now >= b.opened + self.config.linger)
+            .map(|(k, _)| k)
+            .filter(|(t, p)| {
+                self.cache.leader(t, *p).is_none_or(|l| self.in_flight.get(&l).is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX))
+            })
+            .cloned()
+            .collect();
         for slot in due {
             self.dispatch_open(&slot)?;
         }
