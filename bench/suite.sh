@@ -59,7 +59,9 @@ for run in $(seq 1 "$RUNS"); do
     y bench produce --label "3 replicas, acks=all, relaxed: produce" --topic r3-$run --partitions 3 --replication-factor 3 --acks all --messages 2000000
     y bench produce --label "1 KiB, 1 replica, acks=1: produce" --topic k1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 300000 --message-bytes 1024
     CLUSTER=$DURABLE
+    sync   # earlier runs' dirty pages must not be written back during the durable runs
     y bench produce --label "3 replicas, acks=all, durable: produce" --topic d3-$run --partitions 3 --replication-factor 3 --acks all --messages 1000000
+    sync
     y bench produce --label "3 replicas, acks=all, durable, 10k msg/s: ack latency" --topic dl-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 0
     y bench e2e --label "same: produce-to-consume latency" --topic de-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000
 done
@@ -74,9 +76,10 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 step "restart: a broker holding a 2 GB log"
-"$BIN/yak-node" bench produce --topic big --partitions 3 --replication-factor 1 --acks 1 --messages 2000000 --message-bytes 1024 --cluster "$CLUSTER" > /dev/null
+"$BIN/yak-node" bench produce --topic big --partitions 1 --replication-factor 1 --acks 1 --messages 2000000 --message-bytes 1024 --cluster "$CLUSTER" > /dev/null
+sync
 for run in $(seq 1 "$RUNS"); do
-    y bench restart --label "broker restart with ~0.7 GB of 2 GB, until it serves" --broker 1
+    y bench restart --label "restart of the broker holding a 2 GB log, until it serves" --leader-of big
     sleep 1
 done
 step "data on disk: $(du -sh "$OUT/relaxed/data" | cut -f1) (relaxed), $(du -sh "$OUT/durable/data" | cut -f1) (durable)"

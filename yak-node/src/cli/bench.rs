@@ -141,8 +141,11 @@ pub struct RestartBenchArgs {
     #[arg(long)]
     pub label: Option<String>,
     /// Broker to kill (its supervisor restarts it).
-    #[arg(long)]
-    pub broker: u32,
+    #[arg(long, required_unless_present = "leader_of")]
+    pub broker: Option<u32>,
+    /// Kill the leader of partition 0 of this topic instead.
+    #[arg(long, conflicts_with = "broker")]
+    pub leader_of: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -215,7 +218,17 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         }
         BenchCommand::Partitioners(a) => super::bench_partitioners::run(a)?,
         BenchCommand::Restart(a) => {
-            show(bench::restart::run(&a.cluster.cluster, a.broker)?, a.label, a.json);
+            let broker = match (a.broker, a.leader_of) {
+                (Some(b), _) => b,
+                (None, Some(topic)) => crate::client::Admin::connect(&a.cluster.cluster)?
+                    .describe_topic(&topic)?
+                    .partitions
+                    .first()
+                    .and_then(|p| p.leader)
+                    .ok_or_else(|| format!("topic {topic} has no leader for partition 0"))?,
+                (None, None) => return Err("give --broker or --leader-of".into()),
+            };
+            show(bench::restart::run(&a.cluster.cluster, broker)?, a.label, a.json);
         }
         BenchCommand::Table { files, median } => {
             let mut results = Vec::new();
