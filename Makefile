@@ -6,6 +6,9 @@ PROFILE_FLAGS := --release
 BIN := target/release
 CONFIG ?= examples/cluster.toml
 ARGS ?=
+# Worker processes: make cluster PRODUCERS=2 CONSUMERS=3
+PRODUCERS ?=
+CONSUMERS ?=
 
 .PHONY: all build cluster test plugins bench toolchain clean
 
@@ -19,7 +22,7 @@ build: toolchain
 	$(CARGO) build $(PROFILE_FLAGS) --workspace --bins
 
 cluster: build
-	$(BIN)/yak-supervisor --config $(CONFIG) $(ARGS)
+	$(BIN)/yak-supervisor --config $(CONFIG) $(if $(PRODUCERS),--producers $(PRODUCERS)) $(if $(CONSUMERS),--consumers $(CONSUMERS)) $(ARGS)
 
 test: build
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2

@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod servers;
+pub mod worker;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -55,6 +57,54 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Read messages from a topic.
     Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (members, offsets, lag), reset offsets.
+    Group {
+        /// Group command.
+        #[command(subcommand)]
+        command: GroupCommand,
+        /// Cluster.
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Long-running producer or consumer workers (started by yak-supervisor).
+    Worker(worker::WorkerArgs),
+}
+
+/// `group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Members, assigned partitions, committed offsets, log end offsets and lag.
+    Describe {
+        /// Group name.
+        group: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a group's committed offsets (only while it has no members).
+    #[command(group(clap::ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset"])))]
+    ResetOffsets {
+        /// Group name.
+        group: String,
+        /// Topic whose offsets move.
+        #[arg(long)]
+        topic: String,
+        /// To the first offset of each partition.
+        #[arg(long)]
+        to_earliest: bool,
+        /// To the end (high watermark) of each partition.
+        #[arg(long)]
+        to_latest: bool,
+        /// To this offset in every partition.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        to_offset: Option<i64>,
+    },
 }
 
 /// `topic ...`
@@ -121,5 +171,7 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
+        Command::Group { command, cluster } => group::run(command, &cluster.cluster),
+        Command::Worker(a) => worker::run(a),
     }
 }
