@@ -183,6 +183,30 @@ fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
             args,
         });
     }
+    let w = &config.workers;
+    let cluster = config.run_dir.display().to_string();
+    let (rate, message_bytes) = (w.rate.to_string(), w.message_bytes.to_string());
+    for i in 1..=config.producers {
+        let name = format!("producer-{i}");
+        let args = [
+            "worker", "produce", "--cluster", &cluster, "--name", &name, "--topic", &w.topic, "--rate", &rate,
+            "--message-bytes", &message_bytes,
+        ];
+        specs.push(ChildSpec {
+            name: name.clone(),
+            program: node_bin.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        });
+    }
+    for i in 1..=config.consumers {
+        let name = format!("consumer-{i}");
+        let args = ["worker", "consume", "--cluster", &cluster, "--name", &name, "--topic", &w.topic, "--group", &w.group];
+        specs.push(ChildSpec {
+            name: name.clone(),
+            program: node_bin.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        });
+    }
     specs
 }
 

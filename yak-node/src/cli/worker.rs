@@ -146,7 +146,9 @@ fn produce(cluster: &Path, name: &str, topic: &str, rate: f64, bytes: usize) -> 
         }
         while next_send <= now {
             seq += 1;
-            if let Err(e) = producer.send(topic, None, message(name, seq, bytes).as_bytes()) {
+            // Keyed by sequence number: the key hash spreads messages over every partition.
+            let key = seq.to_string();
+            if let Err(e) = producer.send(topic, Some(key.as_bytes()), message(name, seq, bytes).as_bytes()) {
                 eprintln!("{name}: message #{seq} not sent: {e}");
             }
             next_send += interval;
