@@ -40,7 +40,18 @@ fn produce(c: &TestCluster, topic: &str, prefix: &str, range: std::ops::Range<u3
 }
 
 fn member(c: &TestCluster, topic: &str, group: &str, name: &str) -> Background {
-    c.spawn_yak(&["consume", "--topic", topic, "--group", group, "--from-beginning", "--format", "json", "--client-id", name])
+    c.spawn_yak(&[
+        "consume",
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--from-beginning",
+        "--format",
+        "json",
+        "--client-id",
+        name,
+    ])
 }
 
 fn describe(c: &TestCluster, group: &str) -> Value {
@@ -127,7 +138,9 @@ fn given_three_members_over_six_partitions_when_one_is_killed_should_move_its_pa
     let m1 = member(&c, "shared", "g", "m1");
     let m2 = member(&c, "shared", "g", "m2");
     let m3 = member(&c, "shared", "g", "m3");
-    let s = wait_until("a stable 3-member group", WAIT, || try_describe(&c, "g").and_then(|d| split(&d)).filter(|s| s.len() == 3));
+    let s = wait_until("a stable 3-member group", WAIT, || {
+        try_describe(&c, "g").and_then(|d| split(&d)).filter(|s| s.len() == 3)
+    });
     let sizes: Vec<usize> = s.values().map(Vec::len).collect();
     assert_eq!(sizes, vec![2, 2, 2], "range split of 6 partitions over 3 members: {s:?}");
     let all: BTreeSet<u64> = s.values().flatten().copied().collect();
@@ -137,7 +150,9 @@ fn given_three_members_over_six_partitions_when_one_is_killed_should_move_its_pa
     signal(&m1, Signal::SIGKILL);
     let killed = Instant::now();
     let s = wait_until("m1's partitions to move to m2 and m3", WAIT, || {
-        try_describe(&c, "g").and_then(|d| split(&d)).filter(|s| s.len() == 2 && s.values().map(Vec::len).sum::<usize>() == 6)
+        try_describe(&c, "g")
+            .and_then(|d| split(&d))
+            .filter(|s| s.len() == 2 && s.values().map(Vec::len).sum::<usize>() == 6)
     });
     let moved_in = killed.elapsed();
     eprintln!("partitions moved {moved_in:?} after the kill: {s:?}");
@@ -186,9 +201,19 @@ fn given_group_stopped_when_restarted_should_resume_from_committed_offsets() {
     // --from-beginning applies only where the group has no offset.
     let more = produce(&c, "resume", "s", 30..50);
     let out = c.yak_ok(&[
-        "consume", "--topic", "resume", "--group", "g", "--from-beginning", "--format", "json", "--timeout-ms", "3000",
+        "consume",
+        "--topic",
+        "resume",
+        "--group",
+        "g",
+        "--from-beginning",
+        "--format",
+        "json",
+        "--timeout-ms",
+        "3000",
     ]);
-    let again: Vec<String> = out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["value"].to_string()).collect();
+    let again: Vec<String> =
+        out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["value"].to_string()).collect();
     let again: Vec<String> = again.iter().map(|v| v.trim_matches('"').to_string()).collect();
     assert_exactly(&again, &more, "restart after a clean stop reads only the new messages");
     want.extend(more);
@@ -203,7 +228,18 @@ fn given_two_groups_when_consuming_should_each_read_every_message() {
     c.yak_ok(&["topic", "create", "fanout", "--partitions", "3"]);
     let want = produce(&c, "fanout", "f", 0..50);
     let args = |g: &'static str| {
-        vec!["consume", "--topic", "fanout", "--group", g, "--from-beginning", "--format", "json", "--timeout-ms", "3000"]
+        vec![
+            "consume",
+            "--topic",
+            "fanout",
+            "--group",
+            g,
+            "--from-beginning",
+            "--format",
+            "json",
+            "--timeout-ms",
+            "3000",
+        ]
     };
     let a = c.spawn_yak(&args("alpha"));
     let b = c.spawn_yak(&args("beta"));
@@ -300,7 +336,12 @@ fn given_bad_group_admin_input_when_run_should_fail_clearly_and_reset_should_wor
         .map(|p| p["high_watermark"].as_u64().unwrap())
         .collect();
     let committed = || -> Vec<u64> {
-        describe(&c, "busy")["partitions"].as_array().unwrap().iter().map(|p| p["committed_offset"].as_u64().unwrap()).collect()
+        describe(&c, "busy")["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["committed_offset"].as_u64().unwrap())
+            .collect()
     };
     assert_success(&reset(&["--to-earliest"]), "reset --to-earliest");
     assert_eq!(committed(), vec![0, 0]);

@@ -172,11 +172,8 @@ impl GroupConsumer {
     }
 
     fn send_heartbeat(&mut self, generation: u32) -> Result<MemberStatus, ClientError> {
-        let call = Call::GroupHeartbeat {
-            group: self.config.group.clone(),
-            member_id: self.member_id.clone(),
-            generation,
-        };
+        let call =
+            Call::GroupHeartbeat { group: self.config.group.clone(), member_id: self.member_id.clone(), generation };
         match self.consumer.cache().zookeeper_call(&call)? {
             Reply::GroupMember(s) => Ok(s),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),

@@ -64,9 +64,12 @@ mod tests {
         a.values().cloned().collect()
     }
 
+    /// Assignor, partition count, member ids, expected partitions per member.
+    type Case<'a> = (Assignor, u32, &'a [&'a str], &'a [&'a [u32]]);
+
     #[test]
     fn given_members_and_partitions_when_assigning_should_match_kafka_assignors() {
-        let cases: &[(Assignor, u32, &[&str], &[&[u32]])] = &[
+        let cases: &[Case<'_>] = &[
             (Assignor::Range, 6, &["a", "b", "c"], &[&[0, 1], &[2, 3], &[4, 5]]),
             (Assignor::Range, 7, &["a", "b", "c"], &[&[0, 1, 2], &[3, 4], &[5, 6]]),
             (Assignor::Range, 2, &["a", "b", "c"], &[&[0], &[1], &[]]),

@@ -152,7 +152,11 @@ impl Group {
             member_id: member_id.to_string(),
             generation: self.generation,
             rebalancing,
-            partitions: if rebalancing { Vec::new() } else { self.assignment.get(member_id).cloned().unwrap_or_default() },
+            partitions: if rebalancing {
+                Vec::new()
+            } else {
+                self.assignment.get(member_id).cloned().unwrap_or_default()
+            },
             heartbeat_interval_ms: (session / 5).as_millis() as u64,
         }
     }
@@ -283,7 +287,8 @@ impl Groups {
                 .iter()
                 .filter(|(_, m)| {
                     let silent = now.saturating_duration_since(m.last_seen) > m.session_timeout;
-                    let laggard = !m.rejoined && since.is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
+                    let laggard =
+                        !m.rejoined && since.is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
                     silent || laggard
                 })
                 .map(|(id, _)| id.clone())
@@ -354,7 +359,11 @@ impl Groups {
                     member_id: id.clone(),
                     client: m.client.clone(),
                     topic: m.topic.clone(),
-                    partitions: if rebalancing { Vec::new() } else { g.assignment.get(id).cloned().unwrap_or_default() },
+                    partitions: if rebalancing {
+                        Vec::new()
+                    } else {
+                        g.assignment.get(id).cloned().unwrap_or_default()
+                    },
                 })
                 .collect(),
         })
@@ -468,12 +477,18 @@ mod tests {
         new_member(&mut gs, "b", t0);
         // The rebalance is under way: a may still commit generation 1 offsets.
         gs.check_commit("g", "a", 1, "t", &po(5)).expect("commit before rejoin");
-        assert_eq!(gs.check_commit("g", "b", 1, "t", &po(5)).expect_err("b owns nothing").code, ErrorCode::IllegalGeneration);
+        assert_eq!(
+            gs.check_commit("g", "b", 1, "t", &po(5)).expect_err("b owns nothing").code,
+            ErrorCode::IllegalGeneration
+        );
         rejoin_all(&mut gs, &["a"], t0);
         assert_eq!(gs.check_commit("g", "a", 1, "t", &po(0)).expect_err("stale").code, ErrorCode::IllegalGeneration);
         gs.check_commit("g", "a", 2, "t", &po(0)).expect("a owns 0 in generation 2");
         assert_eq!(gs.check_commit("g", "a", 2, "t", &po(5)).expect_err("b owns 5").code, ErrorCode::IllegalGeneration);
-        assert_eq!(gs.check_commit("g", "a", 2, "u", &po(0)).expect_err("other topic").code, ErrorCode::IllegalGeneration);
+        assert_eq!(
+            gs.check_commit("g", "a", 2, "u", &po(0)).expect_err("other topic").code,
+            ErrorCode::IllegalGeneration
+        );
         assert_eq!(gs.check_commit("g", "zz", 2, "t", &po(0)).expect_err("stranger").code, ErrorCode::UnknownMember);
     }
 
