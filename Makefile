@@ -6,6 +6,9 @@ PROFILE_FLAGS := --release
 BIN := target/release
 CONFIG ?= examples/cluster.toml
 ARGS ?=
+# Worker processes: make cluster PRODUCERS=2 CONSUMERS=3
+PRODUCERS ?=
+CONSUMERS ?=
 
 # Partitioner plugins, each built to target/release/libyak_partitioner_<name>.so
 # (dashes become underscores: round-robin -> libyak_partitioner_round_robin.so).
@@ -32,7 +35,7 @@ fixtures: toolchain
 	$(CARGO) build $(PROFILE_FLAGS) $(foreach p,$(FIXTURES),-p yak-partitioner-fixture-$(p))
 
 cluster: build plugins
-	$(BIN)/yak-supervisor --config $(CONFIG) $(ARGS)
+	$(BIN)/yak-supervisor --config $(CONFIG) $(if $(PRODUCERS),--producers $(PRODUCERS)) $(if $(CONSUMERS),--consumers $(CONSUMERS)) $(ARGS)
 
 test: build plugins fixtures
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2

@@ -56,3 +56,17 @@ pub const RETENTION_CHECK_INTERVAL_MS: u64 = 1_000;
 pub const PRODUCER_STATE_SCAN_BYTES: u32 = 8 * 1024 * 1024;
 /// Batches per producer remembered for duplicate detection, as in Kafka.
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
+/// Default session timeout of a consumer-group member.
+pub const GROUP_SESSION_TIMEOUT_MS_DEFAULT: u64 = 3000;
+/// Smallest session timeout a group member may ask for.
+pub const GROUP_SESSION_TIMEOUT_MS_MIN: u64 = 100;
+/// Largest session timeout a group member may ask for.
+pub const GROUP_SESSION_TIMEOUT_MS_MAX: u64 = 300_000;
+/// Longest group name.
+pub const GROUP_NAME_CHARS_MAX: usize = 249;
+/// Most members one group may have.
+pub const GROUP_MEMBERS_MAX: usize = 1000;
+/// Group consumer: how often processed offsets are committed.
+pub const GROUP_COMMIT_INTERVAL_MS: u64 = 1000;
+/// Group consumer: how long the coordinator may be unreachable before the consumer gives up.
+pub const GROUP_COORDINATOR_WAIT_MS_MAX: u64 = 60_000;

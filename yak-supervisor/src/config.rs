@@ -17,6 +17,12 @@ pub const BROKERS_MIN: u32 = 1;
 pub const BROKERS_MAX: u32 = 64;
 /// Broker count when neither the file nor a flag gives one.
 pub const BROKERS_DEFAULT: u32 = 3;
+/// Most producer (and, separately, consumer) workers a cluster may have.
+pub const WORKERS_MAX: u32 = 64;
+/// Most messages per second one producer worker may send.
+pub const WORKER_RATE_MAX: f64 = 100_000.0;
+/// Largest message a producer worker may generate.
+pub const WORKER_MESSAGE_BYTES_MAX: u64 = 1024 * 1024;
 /// Environment variable naming the `yak-node` binary.
 pub const NODE_BIN_ENV: &str = "YAK_NODE_BIN";
 
@@ -42,6 +48,14 @@ pub enum ConfigError {
     },
     #[error("brokers must be {BROKERS_MIN}..={BROKERS_MAX}, got {brokers}")]
     Brokers { brokers: i64 },
+    #[error("{what} must be 0..={WORKERS_MAX}, got {count}")]
+    Workers { what: &'static str, count: i64 },
+    #[error("config {path}: [workers] {key}: {reason}")]
+    WorkerValue {
+        path: PathBuf,
+        key: &'static str,
+        reason: String,
+    },
     #[error("cannot resolve {what} {path}: {source}")]
     Path {
         what: &'static str,
@@ -62,10 +76,43 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     brokers: Option<i64>,
     partitioner: Option<PathBuf>,
+    producers: Option<i64>,
+    consumers: Option<i64>,
     #[serde(default)]
     zookeeper: BTreeMap<String, toml::Value>,
     #[serde(default)]
     broker: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    workers: WorkersFile,
+}
+
+/// The `[workers]` table: what producer and consumer workers do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkersFile {
+    topic: Option<String>,
+    rate: Option<f64>,
+    message_bytes: Option<i64>,
+    group: Option<String>,
+}
+
+/// What the workers do (`[workers]`), checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workers {
+    /// Topic both kinds use.
+    pub topic: String,
+    /// Messages per second per producer worker.
+    pub rate: f64,
+    /// Size of each generated message.
+    pub message_bytes: u64,
+    /// Consumer group of the consumer workers.
+    pub group: String,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers { topic: "workers".into(), rate: 5.0, message_bytes: 64, group: "workers".into() }
+    }
 }
 
 /// Settings given on the command line; `Some` wins over the file.
@@ -73,6 +120,8 @@ struct FileConfig {
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub brokers: Option<i64>,
+    pub producers: Option<i64>,
+    pub consumers: Option<i64>,
     pub run_dir: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub node_bin: Option<PathBuf>,
@@ -91,6 +140,12 @@ pub struct Config {
     /// Cluster-wide default partitioner plugin for clients, written to
     /// `<run_dir>/client.toml` (clients are not children of the supervisor).
     pub partitioner: Option<PathBuf>,
+    /// Producer workers (`yak-node worker produce`), started after the brokers.
+    pub producers: u32,
+    /// Consumer workers (`yak-node worker consume`), started after the brokers.
+    pub consumers: u32,
+    /// What the workers do.
+    pub workers: Workers,
 }
 
 impl Config {
@@ -123,6 +178,13 @@ impl Config {
             .ok()
             .filter(|b| (BROKERS_MIN..=BROKERS_MAX).contains(b))
             .ok_or(ConfigError::Brokers { brokers })?;
+        let count = |what: &'static str, n: Option<i64>| {
+            let n = n.unwrap_or(0);
+            u32::try_from(n).ok().filter(|n| *n <= WORKERS_MAX).ok_or(ConfigError::Workers { what, count: n })
+        };
+        let producers = count("producers", overrides.producers.or(file.producers))?;
+        let consumers = count("consumers", overrides.consumers.or(file.consumers))?;
+        let workers = check_workers(path, file.workers)?;
         let run_dir = overrides.run_dir.clone().or(file.run_dir).unwrap_or_else(|| "yak-run".into());
         let data_dir = overrides.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "yak-data".into());
         Ok(Config {
@@ -132,8 +194,35 @@ impl Config {
             zookeeper_args: section_to_flags(path, "zookeeper", &file.zookeeper)?,
             broker_args: section_to_flags(path, "broker", &file.broker)?,
             partitioner: file.partitioner.as_deref().map(|p| absolute("partitioner plugin", p)).transpose()?,
+            producers,
+            consumers,
+            workers,
         })
     }
+}
+
+fn check_workers(path: &Path, w: WorkersFile) -> Result<Workers, ConfigError> {
+    let bad = |key, reason: String| ConfigError::WorkerValue { path: path.to_path_buf(), key, reason };
+    let d = Workers::default();
+    let name_ok = |s: &str| !s.is_empty() && s.len() <= 249 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    let topic = w.topic.unwrap_or(d.topic);
+    if !name_ok(&topic) {
+        return Err(bad("topic", format!("'{topic}' is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)")));
+    }
+    let group = w.group.unwrap_or(d.group);
+    if !name_ok(&group) {
+        return Err(bad("group", format!("'{group}' is not a valid group name (1-249 of a-z A-Z 0-9 . _ -)")));
+    }
+    let rate = w.rate.unwrap_or(d.rate);
+    if !(rate > 0.0 && rate <= WORKER_RATE_MAX) {
+        return Err(bad("rate", format!("must be above 0 and at most {WORKER_RATE_MAX} messages/s, got {rate}")));
+    }
+    let message_bytes = w.message_bytes.unwrap_or(d.message_bytes as i64);
+    let message_bytes = u64::try_from(message_bytes)
+        .ok()
+        .filter(|b| (1..=WORKER_MESSAGE_BYTES_MAX).contains(b))
+        .ok_or_else(|| bad("message_bytes", format!("must be 1..={WORKER_MESSAGE_BYTES_MAX}, got {message_bytes}")))?;
+    Ok(Workers { topic, rate, message_bytes, group })
 }
 
 fn absolute(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
@@ -237,6 +326,30 @@ mod tests {
         assert_eq!(config.data_dir, cwd.join("yak-data"));
         assert_eq!(config.brokers, 3);
         assert!(config.zookeeper_args.is_empty() && config.broker_args.is_empty());
+        assert_eq!((config.producers, config.consumers), (0, 0));
+        assert_eq!(config.workers, Workers::default());
+    }
+
+    #[test]
+    fn given_workers_in_file_and_flags_when_merging_should_count_and_check_them() {
+        let text = "producers = 1\nconsumers = 4\n[workers]\ntopic = \"flow\"\nrate = 2.5\nmessage_bytes = 100\ngroup = \"g\"";
+        let overrides = Overrides { producers: Some(2), ..Overrides::default() };
+        let config = parse(text, &overrides).unwrap();
+        assert_eq!((config.producers, config.consumers), (2, 4));
+        let want = Workers { topic: "flow".into(), rate: 2.5, message_bytes: 100, group: "g".into() };
+        assert_eq!(config.workers, want);
+        let cases = [
+            ("producers = -1", "producers must be"),
+            ("consumers = 65", "consumers must be"),
+            ("[workers]\nrate = 0.0", "[workers] rate"),
+            ("[workers]\nmessage_bytes = 0", "[workers] message_bytes"),
+            ("[workers]\ntopic = \"a b\"", "[workers] topic"),
+            ("[workers]\ncolour = 1", "unknown field"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `yak-supervisor`: forks one mini-ZooKeeper and N brokers (`yak-node`),
+//! `yak-supervisor`: forks one mini-ZooKeeper, N brokers and any producer
+//! and consumer workers (`yak-node`),
 //! prefixes their output with their names, restarts them with backoff when
 //! they die, and stops them all on Ctrl-C or SIGTERM.
 //!
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Runs a YaK cluster (1 ZooKeeper, N brokers) in the foreground.
+/// Runs a YaK cluster (1 ZooKeeper, N brokers, optional workers) in the foreground.
 #[derive(Debug, Parser)]
 #[command(name = "yak-supervisor", version)]
 struct Args {
@@ -32,6 +33,12 @@ struct Args {
     /// Number of brokers, 1..=64 (default 3).
     #[arg(long, value_name = "N")]
     brokers: Option<u32>,
+    /// Producer workers (`yak-node worker produce`), 0..=64 (default 0).
+    #[arg(long, value_name = "N")]
+    producers: Option<u32>,
+    /// Consumer workers (`yak-node worker consume`), 0..=64 (default 0).
+    #[arg(long, value_name = "M")]
+    consumers: Option<u32>,
     /// Directory for sockets and the lock file (default ./yak-run).
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
@@ -49,6 +56,8 @@ fn main() -> ExitCode {
     let overrides = config::Overrides {
         config: args.config,
         brokers: args.brokers.map(i64::from),
+        producers: args.producers.map(i64::from),
+        consumers: args.consumers.map(i64::from),
         run_dir: args.run_dir,
         data_dir: args.data_dir,
         node_bin: args.node_bin,

@@ -1,9 +1,10 @@
-//! The supervisor proper: prepares the run dir, starts ZooKeeper then the
-//! brokers, reaps and restarts children, and shuts everything down on
-//! SIGINT/SIGTERM.
+//! The supervisor proper: prepares the run dir, starts ZooKeeper, then the
+//! brokers, then the producer/consumer workers, reaps and restarts
+//! children, and shuts everything down on SIGINT/SIGTERM.
 //!
 //! Owns: the run-dir lock, the list of children and their states, the main
-//! loop, and the shutdown order (brokers, then ZooKeeper, then files).
+//! loop, and the shutdown order (workers, then brokers, then ZooKeeper,
+//! then files).
 //! Never: forks itself (`spawn` does), decides backoff (`restart` does) or
 //! formats child output (`output` does). All forks happen on the main thread,
 //! which lives until exit: PR_SET_PDEATHSIG fires when the forking thread ends.
@@ -109,8 +110,10 @@ const ZOOKEEPER: usize = 0;
 
 struct Supervisor {
     run_dir: PathBuf,
-    /// Zookeeper first, then `broker-1..=N`.
+    /// Zookeeper first, then `broker-1..=N`, then `producer-*`, `consumer-*`.
     children: Vec<Child>,
+    /// Number of brokers: children `1..=brokers` are brokers, the rest workers.
+    brokers: usize,
     signals: Signals,
     signals_seen: usize,
     shutting_down: bool,
@@ -138,6 +141,7 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
                 policy: RestartPolicy::new(),
             })
             .collect(),
+        brokers: config.brokers as usize,
         signals,
         signals_seen: 0,
         shutting_down: false,
@@ -183,6 +187,30 @@ fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
             name: format!("broker-{id}"),
             program: node_bin.to_path_buf(),
             args,
+        });
+    }
+    let w = &config.workers;
+    let cluster = config.run_dir.display().to_string();
+    let (rate, message_bytes) = (w.rate.to_string(), w.message_bytes.to_string());
+    for i in 1..=config.producers {
+        let name = format!("producer-{i}");
+        let args = [
+            "worker", "produce", "--cluster", &cluster, "--name", &name, "--topic", &w.topic, "--rate", &rate,
+            "--message-bytes", &message_bytes,
+        ];
+        specs.push(ChildSpec {
+            name: name.clone(),
+            program: node_bin.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        });
+    }
+    for i in 1..=config.consumers {
+        let name = format!("consumer-{i}");
+        let args = ["worker", "consume", "--cluster", &cluster, "--name", &name, "--topic", &w.topic, "--group", &w.group];
+        specs.push(ChildSpec {
+            name: name.clone(),
+            program: node_bin.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         });
     }
     specs
@@ -305,6 +333,7 @@ impl Supervisor {
         if !self.wait_for_zookeeper()? {
             return Ok(());
         }
+        // Brokers, then workers (which wait for the brokers to register).
         let now = Instant::now();
         for index in 1..self.children.len() {
             self.start(index, now)?;
@@ -458,7 +487,7 @@ impl Supervisor {
         }
     }
 
-    /// Stops every child: brokers first, then ZooKeeper; reaps them all.
+    /// Stops every child: workers first, then brokers, then ZooKeeper; reaps them all.
     fn shutdown(&mut self, reason: &str) {
         self.shutting_down = true;
         let signals_at_start = self.signals_seen;
@@ -468,8 +497,10 @@ impl Supervisor {
                 child.state = State::Stopped;
             }
         }
-        let brokers: Vec<usize> = (1..self.children.len()).collect();
-        let hurry = self.stop_group(&brokers, signals_at_start, false);
+        let workers: Vec<usize> = (1 + self.brokers..self.children.len()).collect();
+        let brokers: Vec<usize> = (1..1 + self.brokers).collect();
+        let hurry = self.stop_group(&workers, signals_at_start, false);
+        let hurry = self.stop_group(&brokers, signals_at_start, hurry);
         self.stop_group(&[ZOOKEEPER], signals_at_start, hurry);
         debug_assert!(self.children.iter().all(|c| c.pid().is_none()));
         // Children of children (if any were left in a group) are not ours to reap.
@@ -568,6 +599,9 @@ mod tests {
             zookeeper_args: Vec::new(),
             broker_args: Vec::new(),
             partitioner: None,
+            producers: 0,
+            consumers: 0,
+            workers: crate::config::Workers::default(),
         };
         assert_eq!(client_config_text(&config), None);
         config.partitioner = Some("/p/a \"b\".so".into());
@@ -585,10 +619,24 @@ mod tests {
             zookeeper_args: vec!["--session-timeout-ms".into(), "600".into()],
             broker_args: vec!["--fsync".into(), "never".into()],
             partitioner: None,
+            producers: 1,
+            consumers: 2,
+            workers: crate::config::Workers::default(),
         };
         let specs = child_specs(&config, Path::new("/bin/yak-node"));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["zookeeper", "broker-1", "broker-2"]);
+        assert_eq!(names, ["zookeeper", "broker-1", "broker-2", "producer-1", "consumer-1", "consumer-2"]);
+        assert_eq!(
+            specs[3].args,
+            ["worker", "produce", "--cluster", "/r", "--name", "producer-1", "--topic", "workers", "--rate", "5"]
+                .into_iter()
+                .chain(["--message-bytes", "64"])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            specs[5].args,
+            ["worker", "consume", "--cluster", "/r", "--name", "consumer-2", "--topic", "workers", "--group", "workers"]
+        );
         assert_eq!(
             specs[0].args,
             ["zookeeper", "--run-dir", "/r", "--data-dir", "/d", "--session-timeout-ms", "600"]

@@ -300,7 +300,15 @@ impl Handler for Broker {
             | Call::Metadata { .. }
             | Call::AlterIsr { .. }
             | Call::BrokerDown { .. }
-            | Call::InitProducerId => {
+            | Call::InitProducerId
+            | Call::JoinGroup { .. }
+            | Call::GroupHeartbeat { .. }
+            | Call::LeaveGroup { .. }
+            | Call::CommitOffsets { .. }
+            | Call::FetchOffsets { .. }
+            | Call::ListGroups
+            | Call::DescribeGroup { .. }
+            | Call::ResetOffsets { .. } => {
                 Err(ErrorBody::new(ErrorCode::InvalidRequest, "brokers do not serve metadata requests; ask ZooKeeper"))
             }
         };

@@ -1,14 +1,37 @@
 //! `yak-node consume`: from the end, from the beginning, or from an offset
 //! of one partition; text or JSON lines; stops after `--max-messages` or
-//! `--timeout-ms` without a new message.
+//! `--timeout-ms` without a new message. With `--group`, a member of a
+//! consumer group: it reads the partitions the group gives it, from the
+//! group's committed offsets, and commits what it printed.
 
 use super::{ClusterArg, Format};
-use crate::client::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
-use crate::protocol::ErrorCode;
-use clap::Args;
+use crate::client::{ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, StartFrom};
+use crate::protocol::{Assignor, ErrorCode, OffsetSpec};
+use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// `--assignor` values.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AssignorArg {
+    /// Contiguous ranges of partitions per member.
+    Range,
+    /// Partitions dealt to members in turn.
+    RoundRobin,
+}
+
+impl From<AssignorArg> for Assignor {
+    fn from(a: AssignorArg) -> Assignor {
+        match a {
+            AssignorArg::Range => Assignor::Range,
+            AssignorArg::RoundRobin => Assignor::RoundRobin,
+        }
+    }
+}
 
 /// Flags of `consume`.
 #[derive(Debug, Args)]
@@ -35,12 +58,27 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Join this consumer group: share the topic's partitions with its other
+    /// members and resume at its committed offsets (--from-beginning then
+    /// applies only to partitions without one).
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// How the group spreads partitions over members (range by default).
+    #[arg(long, value_enum, requires = "group")]
+    pub assignor: Option<AssignorArg>,
+    /// Group session timeout: silent this long, the member is removed
+    /// (ZooKeeper's --group-session-timeout-ms by default).
+    #[arg(long, requires = "group")]
+    pub session_timeout_ms: Option<u64>,
+    /// Name shown for this member by `group describe` (default consumer-<pid>).
+    #[arg(long, requires = "group")]
+    pub client_id: Option<String>,
     /// Cluster.
     #[command(flatten)]
     pub cluster: ClusterArg,
 }
 
-fn print(out: &mut impl Write, r: &ConsumedRecord, format: Format) -> io::Result<()> {
+fn print(out: &mut (impl Write + ?Sized), r: &ConsumedRecord, format: Format) -> io::Result<()> {
     match format {
         Format::Text => {
             out.write_all(&r.value)?;
@@ -62,6 +100,18 @@ fn print(out: &mut impl Write, r: &ConsumedRecord, format: Format) -> io::Result
 
 /// Runs `consume`.
 pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(group) = &a.group {
+        let mut config = GroupConfig::new(group, &a.topic);
+        config.assignor = a.assignor.map_or(Assignor::Range, Assignor::from);
+        config.session_timeout = a.session_timeout_ms.map(Duration::from_millis);
+        config.reset = if a.from_beginning { OffsetSpec::Earliest } else { OffsetSpec::Latest };
+        if let Some(c) = &a.client_id {
+            config.client = c.clone();
+        }
+        let run = GroupRun { config, max_messages: a.max_messages, timeout: a.timeout_ms.map(Duration::from_millis) };
+        let format = a.format;
+        return run_group(&a.cluster.cluster, run, |out, r| print(out, r, format));
+    }
     let start = match (a.partition, a.offset) {
         (Some(partition), Some(offset)) => StartFrom::Offset { partition, offset },
         _ if a.from_beginning => StartFrom::Earliest,
@@ -117,4 +167,86 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A group member's run: who it is and when it stops.
+pub struct GroupRun {
+    /// Group settings.
+    pub config: GroupConfig,
+    /// Stop after this many messages.
+    pub max_messages: Option<u64>,
+    /// Stop after this long without a new message.
+    pub timeout: Option<Duration>,
+}
+
+/// Runs a group member until `--max-messages`, `--timeout-ms`, SIGINT or
+/// SIGTERM; prints each record with `print`, acknowledges it once the
+/// output is flushed, and commits and leaves the group on the way out.
+pub fn run_group(
+    cluster: &Path,
+    run: GroupRun,
+    mut print: impl FnMut(&mut dyn Write, &ConsumedRecord) -> io::Result<()>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let mut member = GroupConsumer::join(cluster, run.config)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut count = 0u64;
+    let mut last_message = Instant::now();
+    let result = loop {
+        if stop.load(Ordering::Relaxed) || run.max_messages.is_some_and(|m| count >= m) {
+            break Ok(());
+        }
+        let wait = match run.timeout {
+            Some(t) => {
+                let left = t.saturating_sub(last_message.elapsed());
+                if left.is_zero() {
+                    break Ok(());
+                }
+                left.min(Duration::from_millis(500))
+            }
+            None => Duration::from_millis(500),
+        };
+        let records = match member.poll(wait) {
+            Ok(r) => r,
+            Err(e) => break Err(e.into()),
+        };
+        if !records.is_empty() {
+            last_message = Instant::now();
+        }
+        let mut printed = 0;
+        let mut closed = false;
+        for r in &records {
+            if run.max_messages.is_some_and(|m| count >= m) {
+                break;
+            }
+            match print(&mut out, r) {
+                Ok(()) => {
+                    count += 1;
+                    printed += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    closed = true;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match out.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(()),
+            other => other?,
+        }
+        // Processed means written out: only now may the offsets be committed.
+        for r in &records[..printed] {
+            member.ack(r);
+        }
+        if closed {
+            break Ok(());
+        }
+    };
+    member.close();
+    result
 }

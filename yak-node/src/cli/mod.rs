@@ -6,8 +6,10 @@ pub mod bench;
 pub mod bench_chart;
 pub mod bench_partitioners;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod servers;
+pub mod worker;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -63,6 +65,54 @@ pub enum Command {
         /// Benchmark.
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Consumer groups: list, describe (members, offsets, lag), reset offsets.
+    Group {
+        /// Group command.
+        #[command(subcommand)]
+        command: GroupCommand,
+        /// Cluster.
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Long-running producer or consumer workers (started by yak-supervisor).
+    Worker(worker::WorkerArgs),
+}
+
+/// `group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Members, assigned partitions, committed offsets, log end offsets and lag.
+    Describe {
+        /// Group name.
+        group: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a group's committed offsets (only while it has no members).
+    #[command(group(clap::ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset"])))]
+    ResetOffsets {
+        /// Group name.
+        group: String,
+        /// Topic whose offsets move.
+        #[arg(long)]
+        topic: String,
+        /// To the first offset of each partition.
+        #[arg(long)]
+        to_earliest: bool,
+        /// To the end (high watermark) of each partition.
+        #[arg(long)]
+        to_latest: bool,
+        /// To this offset in every partition.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        to_offset: Option<i64>,
     },
 }
 
@@ -139,5 +189,7 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
         Command::Bench { command } => bench::run(command),
+        Command::Group { command, cluster } => group::run(command, &cluster.cluster),
+        Command::Worker(a) => worker::run(a),
     }
 }

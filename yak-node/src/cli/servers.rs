@@ -1,7 +1,7 @@
 //! `yak-node zookeeper` and `yak-node broker`: flags to configs, then run.
 
 use crate::broker::{self, BrokerConfig};
-use crate::limits::{INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
+use crate::limits::{GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
 use clap::{Args, ValueEnum};
@@ -26,6 +26,10 @@ pub struct ZookeeperArgs {
     /// Replicas of a topic created without --replication-factor.
     #[arg(long, default_value_t = 1)]
     pub default_replication_factor: u32,
+    /// A consumer-group member silent this long is removed and its
+    /// partitions reassigned (a member may ask for its own when joining).
+    #[arg(long, default_value_t = GROUP_SESSION_TIMEOUT_MS_DEFAULT)]
+    pub group_session_timeout_ms: u64,
 }
 
 /// When appends reach the disk.
@@ -81,6 +85,7 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
             partitions: a.default_partitions,
             replication_factor: a.default_replication_factor,
         },
+        group_session_timeout: Duration::from_millis(a.group_session_timeout_ms),
     })
 }
 

@@ -3,7 +3,10 @@
 use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::protocol::names::validate_topic;
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, LocalPartition, Reply, TopicConfig, TopicMetadata};
+use crate::protocol::{
+    Call, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary, LocalPartition, PartitionOffset, Reply,
+    TopicConfig, TopicMetadata,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -83,5 +86,46 @@ impl Admin {
             }
         }
         Ok(out)
+    }
+
+    /// Every consumer group (with members or committed offsets).
+    pub fn list_groups(&mut self) -> Result<Vec<GroupSummary>, ClientError> {
+        match self.cache.zookeeper_call(&Call::ListGroups)? {
+            Reply::Groups { groups } => Ok(groups),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// One group's members, assignment and committed offsets.
+    pub fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
+        match self.cache.zookeeper_call(&Call::DescribeGroup { group: group.to_string() })? {
+            Reply::Group(g) => Ok(g),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Each partition of `topic` as its leader reports it (log start, high
+    /// watermark, log end offset); `None` where the leader is unreachable.
+    pub fn leader_offsets(&mut self, topic: &str) -> Result<Vec<(u32, Option<LocalPartition>)>, ClientError> {
+        self.cache.refresh()?;
+        let t = self.cache.topic(topic)?;
+        let replicas = self.replica_offsets()?;
+        Ok(t.partitions
+            .iter()
+            .map(|p| {
+                let view = p.leader.and_then(|l| replicas.get(&(topic.to_string(), p.partition, l)).cloned());
+                (p.partition, view)
+            })
+            .collect())
+    }
+
+    /// Overwrites a group's committed offsets for `topic`; refused while
+    /// the group has members.
+    pub fn reset_offsets(&mut self, group: &str, topic: &str, offsets: Vec<PartitionOffset>) -> Result<(), ClientError> {
+        let call = Call::ResetOffsets { group: group.to_string(), topic: topic.to_string(), offsets };
+        match self.cache.zookeeper_call(&call)? {
+            Reply::GroupOk => Ok(()),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
     }
 }

@@ -102,6 +102,33 @@ impl Consumer {
         Ok(consumer)
     }
 
+    /// A consumer of `topic` that reads nothing until [`Consumer::assign`]
+    /// gives it partitions (a group member); fails if the topic does not exist.
+    pub fn unassigned(dir: &Path, topic: &str, config: ConsumerConfig) -> Result<Consumer, ClientError> {
+        let mut cache = MetadataCache::connect(dir)?;
+        cache.refresh()?;
+        cache.topic(topic)?;
+        Ok(Consumer { cache, topic: topic.to_string(), config, positions: BTreeMap::new(), in_flight: BTreeMap::new() })
+    }
+
+    /// Replaces the partitions read, each from the position given.
+    pub fn assign(&mut self, positions: BTreeMap<u32, u64>) {
+        self.positions = positions;
+        // A fetch still out was for the old positions: its answer, when it
+        // comes, is skipped by correlation id instead of being read as new data.
+        self.in_flight.clear();
+    }
+
+    /// The topic read.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The metadata cache, for calls to ZooKeeper.
+    pub fn cache(&mut self) -> &mut MetadataCache {
+        &mut self.cache
+    }
+
     /// The next offset to read per partition.
     pub fn positions(&self) -> &BTreeMap<u32, u64> {
         &self.positions
@@ -123,7 +150,8 @@ impl Consumer {
         )))
     }
 
-    fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
+    /// The earliest or latest (high watermark) offset of a partition, from its leader.
+    pub fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
         let mut last_err = None;
         for attempt in 0..50 {
             if attempt > 0 {

@@ -1,10 +1,11 @@
-//! Clients: connections, admin, metadata cache, producer, consumer. The
+//! Clients: connections, admin, metadata cache, producer, consumer, group consumer. The
 //! public Rust API that the CLI and examples use. Talks to ZooKeeper for
 //! metadata and to partition leaders for data; never touches the disk.
 
 pub mod admin;
 pub mod connection;
 pub mod consumer;
+pub mod group;
 pub mod metadata;
 pub mod partitioner;
 pub mod plugin;
@@ -13,6 +14,7 @@ pub mod producer;
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
+pub use group::{GroupConfig, GroupConsumer};
 pub use producer::{BatchAck, Producer, ProducerConfig, ProducerReport};
 
 use crate::protocol::frame::FrameError;

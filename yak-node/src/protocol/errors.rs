@@ -51,6 +51,16 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The broker could not read or write its disk.
     StorageError,
+    /// No such consumer group.
+    UnknownGroup,
+    /// The group does not know this member (expired or never joined): rejoin.
+    UnknownMember,
+    /// A commit or heartbeat from a generation that is not the group's current one.
+    IllegalGeneration,
+    /// The operation needs a group without members.
+    GroupNotEmpty,
+    /// A member asked for another assignor than the group's.
+    InconsistentGroupProtocol,
 }
 
 impl ErrorCode {

@@ -5,6 +5,7 @@
 //! the correlation id, so a client may pipeline many requests.
 
 use super::errors::ErrorBody;
+use super::groups::{Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset};
 use serde::{Deserialize, Serialize};
 
 /// One request frame.
@@ -149,6 +150,80 @@ pub enum Call {
     },
     /// Producer → ZooKeeper: a fresh producer id for idempotent produce.
     InitProducerId,
+    /// Consumer → ZooKeeper: join a group (empty `member_id` the first
+    /// time), or rejoin during a rebalance. Answered with `GroupMember`.
+    JoinGroup {
+        /// Group name.
+        group: String,
+        /// Empty on the first join; the id given before on a rejoin.
+        #[serde(default)]
+        member_id: String,
+        /// The client's own name, shown by `group describe`.
+        #[serde(default)]
+        client: String,
+        /// The topic this member reads.
+        topic: String,
+        /// Assignor this member wants; must match the group's.
+        #[serde(default)]
+        assignor: Assignor,
+        /// Session timeout; ZooKeeper's default when absent.
+        #[serde(default)]
+        session_timeout_ms: Option<u64>,
+    },
+    /// Consumer → ZooKeeper: still alive in this generation.
+    GroupHeartbeat {
+        /// Group name.
+        group: String,
+        /// Member id.
+        member_id: String,
+        /// The generation the member works in.
+        generation: u32,
+    },
+    /// Consumer → ZooKeeper: leaving the group now (triggers a rebalance).
+    LeaveGroup {
+        /// Group name.
+        group: String,
+        /// Member id.
+        member_id: String,
+    },
+    /// Consumer → ZooKeeper: commit processed offsets; refused from a stale
+    /// generation, a non-member, or for a partition not assigned to it.
+    CommitOffsets {
+        /// Group name.
+        group: String,
+        /// Member id.
+        member_id: String,
+        /// The generation the offsets were read in.
+        generation: u32,
+        /// Topic name.
+        topic: String,
+        /// Next offset to read per partition.
+        offsets: Vec<PartitionOffset>,
+    },
+    /// Committed offsets of a group for a topic.
+    FetchOffsets {
+        /// Group name.
+        group: String,
+        /// Topic name.
+        topic: String,
+    },
+    /// Every group ZooKeeper knows (with members or committed offsets).
+    ListGroups,
+    /// One group's members, assignment and committed offsets.
+    DescribeGroup {
+        /// Group name.
+        group: String,
+    },
+    /// Admin → ZooKeeper: overwrite committed offsets of a group without
+    /// members (the client resolves earliest/latest to offsets first).
+    ResetOffsets {
+        /// Group name.
+        group: String,
+        /// Topic name.
+        topic: String,
+        /// New committed offset per partition.
+        offsets: Vec<PartitionOffset>,
+    },
 }
 
 /// A broker as ZooKeeper knows it.
@@ -320,6 +395,22 @@ pub enum Reply {
         /// One per replica.
         partitions: Vec<LocalPartition>,
     },
+    /// A member's view of its group (to `JoinGroup` and `GroupHeartbeat`).
+    GroupMember(MemberStatus),
+    /// The member left, or the offsets were committed or reset.
+    GroupOk,
+    /// Committed offsets (to `FetchOffsets`).
+    GroupOffsets {
+        /// Per partition that has one, ascending.
+        offsets: Vec<PartitionOffset>,
+    },
+    /// Every group (to `ListGroups`).
+    Groups {
+        /// By name.
+        groups: Vec<GroupSummary>,
+    },
+    /// One group (to `DescribeGroup`).
+    Group(GroupDescription),
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Records of ZooKeeper's metadata log and its snapshot.
 
+use super::groups::GroupTopicOffsets;
 use super::messages::TopicMetadata;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,8 @@ pub enum MetaRecord {
         /// Next free producer id.
         next: i64,
     },
+    /// A group committed (or an admin reset) offsets of a topic.
+    OffsetsCommitted(GroupTopicOffsets),
 }
 
 /// The whole metadata state at one moment.
@@ -44,4 +47,7 @@ pub struct MetaSnapshot {
     pub next_producer_id: i64,
     /// Every topic.
     pub topics: Vec<TopicMetadata>,
+    /// Committed offsets of every group, per topic.
+    #[serde(default)]
+    pub group_offsets: Vec<GroupTopicOffsets>,
 }

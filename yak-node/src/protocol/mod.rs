@@ -6,9 +6,11 @@
 pub mod batch;
 pub mod errors;
 pub mod frame;
+pub mod groups;
 pub mod messages;
 pub mod metalog;
 pub mod names;
 
 pub use errors::{ErrorBody, ErrorCode};
+pub use groups::*;
 pub use messages::*;

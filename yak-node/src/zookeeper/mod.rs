@@ -2,6 +2,9 @@
 //! its fsynced metadata log, and the request handler that ties them
 //! together. Owns cluster metadata; never touches partition data.
 
+pub mod assign;
+mod coordinator;
+pub mod groups;
 pub mod metalog;
 pub mod sessions;
 pub mod state;
@@ -10,6 +13,7 @@ use crate::limits::{FRAME_BYTES_MAX, METADATA_LOG_RECORDS_PER_SNAPSHOT, SESSION_
 use crate::protocol::metalog::MetaRecord;
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, Reply};
 use crate::server::{self, Handled, Handler, Responder};
+use groups::Groups;
 use metalog::MetaLog;
 use sessions::Sessions;
 use state::{MetadataState, TopicDefaults};
@@ -28,18 +32,23 @@ pub struct ZkConfig {
     pub session_timeout: Duration,
     /// Defaults for topics created without counts.
     pub defaults: TopicDefaults,
+    /// A consumer-group member silent this long is removed (unless it asks
+    /// for another timeout when it joins).
+    pub group_session_timeout: Duration,
 }
 
 struct Inner {
     state: MetadataState,
     sessions: Sessions,
     log: MetaLog,
+    groups: Groups,
 }
 
 /// ZooKeeper's request handler.
 pub struct ZooKeeper {
     inner: Mutex<Inner>,
     defaults: TopicDefaults,
+    group_session_timeout: Duration,
 }
 
 impl ZooKeeper {
@@ -61,7 +70,11 @@ impl ZooKeeper {
         let known: Vec<u32> =
             state.topics().flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied())).collect();
         sessions.assume_alive(known, Instant::now() + config.session_timeout * 4);
-        Ok(ZooKeeper { inner: Mutex::new(Inner { state, sessions, log }), defaults: config.defaults })
+        Ok(ZooKeeper {
+            inner: Mutex::new(Inner { state, sessions, log, groups: Groups::default() }),
+            defaults: config.defaults,
+            group_session_timeout: config.group_session_timeout,
+        })
     }
 
     /// Fails over partitions whose leader or ISR members lost their session.
@@ -88,7 +101,9 @@ impl ZooKeeper {
     pub fn tick_forever(&self, period: Duration) {
         loop {
             std::thread::sleep(period);
-            Self::fail_over(&mut self.lock());
+            let mut inner = self.lock();
+            Self::fail_over(&mut inner);
+            Self::tick_groups(&mut inner);
         }
     }
 
@@ -202,6 +217,14 @@ impl ZooKeeper {
                 Self::commit(&mut inner, MetaRecord::ProducerIdsAllocated { next: producer_id + 1 })?;
                 Ok(Reply::ProducerId { producer_id })
             }
+            call @ (Call::JoinGroup { .. }
+            | Call::GroupHeartbeat { .. }
+            | Call::LeaveGroup { .. }
+            | Call::CommitOffsets { .. }
+            | Call::FetchOffsets { .. }
+            | Call::ListGroups
+            | Call::DescribeGroup { .. }
+            | Call::ResetOffsets { .. }) => self.group_call(call),
             Call::Produce { .. } | Call::Fetch { .. } | Call::ListOffsets { .. } | Call::LocalPartitions => {
                 Err(ErrorBody::new(ErrorCode::InvalidRequest, "ZooKeeper does not serve partition data; ask a broker"))
             }

@@ -5,7 +5,9 @@
 use crate::limits::PARTITIONS_MAX;
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::names::validate_topic;
-use crate::protocol::{ErrorBody, ErrorCode, PartitionMetadata, TopicConfig, TopicMetadata};
+use crate::protocol::{
+    ErrorBody, ErrorCode, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicConfig, TopicMetadata,
+};
 use std::collections::BTreeMap;
 
 /// Cluster defaults for topics created without explicit counts.
@@ -25,6 +27,8 @@ pub struct MetadataState {
     next_topic_id: u64,
     next_producer_id: i64,
     topics: BTreeMap<String, TopicMetadata>,
+    /// Committed offsets: (group, topic) → partition → next offset to read.
+    offsets: BTreeMap<(String, String), BTreeMap<u32, u64>>,
 }
 
 impl MetadataState {
@@ -35,6 +39,11 @@ impl MetadataState {
             next_topic_id: s.next_topic_id,
             next_producer_id: s.next_producer_id,
             topics: s.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            offsets: s
+                .group_offsets
+                .into_iter()
+                .map(|g| ((g.group, g.topic), g.offsets.iter().map(|o| (o.partition, o.offset)).collect()))
+                .collect(),
         }
     }
 
@@ -45,7 +54,70 @@ impl MetadataState {
             next_topic_id: self.next_topic_id,
             next_producer_id: self.next_producer_id,
             topics: self.topics.values().cloned().collect(),
+            group_offsets: self
+                .offsets
+                .iter()
+                .map(|((group, topic), offsets)| GroupTopicOffsets {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    offsets: to_partition_offsets(offsets),
+                })
+                .collect(),
         }
+    }
+
+    /// A group's committed offsets for a topic (empty if none).
+    pub fn committed_offsets(&self, group: &str, topic: &str) -> Vec<PartitionOffset> {
+        self.offsets.get(&(group.to_string(), topic.to_string())).map(to_partition_offsets).unwrap_or_default()
+    }
+
+    /// Every group with committed offsets, and the topics they are for.
+    pub fn groups_with_offsets(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (group, topic) in self.offsets.keys() {
+            out.entry(group.clone()).or_default().push(topic.clone());
+        }
+        out
+    }
+
+    /// Checks offsets to commit for a group (the caller has checked the
+    /// member and generation); `None` when nothing would change.
+    pub fn plan_commit_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[PartitionOffset],
+    ) -> Result<Option<MetaRecord>, ErrorBody> {
+        if group.is_empty() || group.len() > crate::limits::GROUP_NAME_CHARS_MAX {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("a group name must have 1 to {} characters", crate::limits::GROUP_NAME_CHARS_MAX),
+            ));
+        }
+        let t = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")))?;
+        if let Some(bad) = offsets.iter().find(|o| o.partition as usize >= t.partitions.len()) {
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownPartition,
+                format!("topic '{topic}' has {} partitions; there is no partition {}", t.partitions.len(), bad.partition),
+            ));
+        }
+        let current = self.offsets.get(&(group.to_string(), topic.to_string()));
+        let changed: Vec<PartitionOffset> = offsets
+            .iter()
+            .copied()
+            .filter(|o| current.and_then(|c| c.get(&o.partition)) != Some(&o.offset))
+            .collect();
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(MetaRecord::OffsetsCommitted(GroupTopicOffsets {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            offsets: changed,
+        })))
     }
 
     /// A topic by name.
@@ -229,6 +301,8 @@ impl MetadataState {
             }
             MetaRecord::TopicDeleted { name } => {
                 self.topics.remove(name);
+                // A re-created topic starts empty: old committed offsets go.
+                self.offsets.retain(|(_, topic), _| topic != name);
             }
             MetaRecord::PartitionChanged { topic, partition, leader, isr, leader_epoch } => {
                 let p = self
@@ -244,8 +318,20 @@ impl MetadataState {
             MetaRecord::ProducerIdsAllocated { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
             }
+            MetaRecord::OffsetsCommitted(c) => {
+                if self.topics.contains_key(&c.topic) {
+                    let entry = self.offsets.entry((c.group.clone(), c.topic.clone())).or_default();
+                    for o in &c.offsets {
+                        entry.insert(o.partition, o.offset);
+                    }
+                }
+            }
         }
     }
+}
+
+fn to_partition_offsets(offsets: &BTreeMap<u32, u64>) -> Vec<PartitionOffset> {
+    offsets.iter().map(|(&partition, &offset)| PartitionOffset { partition, offset }).collect()
 }
 
 #[cfg(test)]
@@ -410,7 +496,32 @@ mod tests {
         create(&mut s, "a", Some(2), None);
         create(&mut s, "b", Some(5), Some(2));
         s.apply(&MetaRecord::ProducerIdsAllocated { next: 1000 });
+        let commit = s.plan_commit_offsets("g", "b", &[PartitionOffset { partition: 4, offset: 7 }]).expect("valid");
+        apply_all(&mut s, commit.into_iter().collect());
         assert_eq!(MetadataState::from_snapshot(s.snapshot()), s);
+        assert_eq!(MetadataState::from_snapshot(s.snapshot()).committed_offsets("g", "b").len(), 1);
+    }
+
+    #[test]
+    fn given_commits_when_applied_should_keep_latest_per_partition_and_skip_unchanged() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(3), None);
+        let po = |partition, offset| PartitionOffset { partition, offset };
+        let r = s.plan_commit_offsets("g", "t", &[po(0, 5), po(2, 9)]).expect("valid").expect("changes");
+        s.apply(&r);
+        let r = s.plan_commit_offsets("g", "t", &[po(0, 6)]).expect("valid").expect("changes");
+        s.apply(&r);
+        assert_eq!(s.committed_offsets("g", "t"), vec![po(0, 6), po(2, 9)]);
+        assert!(s.plan_commit_offsets("g", "t", &[po(0, 6), po(2, 9)]).expect("valid").is_none(), "no-op commit");
+        assert!(s.committed_offsets("other", "t").is_empty());
+        let bad = s.plan_commit_offsets("g", "t", &[po(3, 1)]).expect_err("no partition 3");
+        assert_eq!(bad.code, ErrorCode::UnknownPartition);
+        let bad = s.plan_commit_offsets("g", "nope", &[po(0, 1)]).expect_err("no topic");
+        assert_eq!(bad.code, ErrorCode::UnknownTopic);
+        let del = s.plan_delete("t").expect("delete");
+        s.apply(&del);
+        assert!(s.committed_offsets("g", "t").is_empty(), "offsets go with their topic");
+        assert!(s.groups_with_offsets().is_empty());
     }
 
     #[test]

@@ -1,0 +1,188 @@
+//! The group coordinator's request handling: join, heartbeat, leave,
+//! commit, fetch, list, describe and reset. Membership lives in
+//! [`super::groups`] (soft state); committed offsets go through the
+//! metadata log like every other durable change.
+
+use super::groups::{GroupEvent, Join};
+use super::{Inner, ZooKeeper};
+use crate::limits::{GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN};
+use crate::protocol::{Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+static MEMBER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A member id unique across ZooKeeper restarts: client name, start time, sequence.
+fn new_member_id(client: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let seq = MEMBER_SEQ.fetch_add(1, Ordering::Relaxed);
+    let name: String = client.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(64).collect();
+    let name = if name.is_empty() { "member".to_string() } else { name };
+    format!("{name}-{nanos:x}-{seq}")
+}
+
+fn check_group_name(group: &str) -> Result<(), ErrorBody> {
+    if group.is_empty() || group.chars().count() > GROUP_NAME_CHARS_MAX || group.chars().any(char::is_control) {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a group name must have 1 to {GROUP_NAME_CHARS_MAX} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Logs what the membership state machine did.
+pub(super) fn log_events(events: &[GroupEvent]) {
+    for e in events {
+        match e {
+            GroupEvent::Joined { group, member } => tracing::info!(group = %group, member = %member, "member joined"),
+            GroupEvent::Left { group, member } => tracing::info!(group = %group, member = %member, "member left"),
+            GroupEvent::Expired { group, member } => {
+                tracing::info!(group = %group, member = %member, "member expired")
+            }
+            GroupEvent::Rebalanced { group, generation, assignment } => {
+                tracing::info!(group = %group, generation, assignment = ?assignment, "group rebalanced")
+            }
+        }
+    }
+}
+
+impl ZooKeeper {
+    /// Expires silent members and completes rebalances; called every tick.
+    pub(super) fn tick_groups(inner: &mut Inner) {
+        let Inner { state, groups, .. } = inner;
+        let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
+        let events = groups.tick(Instant::now(), &counts);
+        log_events(&events);
+    }
+
+    /// Handles one group call.
+    pub(super) fn group_call(&self, call: Call) -> Result<Reply, ErrorBody> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let now = Instant::now();
+        match call {
+            Call::JoinGroup { group, member_id, client, topic, assignor, session_timeout_ms } => {
+                check_group_name(&group)?;
+                if inner.state.topic(&topic).is_none() {
+                    return Err(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")));
+                }
+                let ms = session_timeout_ms
+                    .unwrap_or(self.group_session_timeout.as_millis() as u64)
+                    .clamp(GROUP_SESSION_TIMEOUT_MS_MIN, GROUP_SESSION_TIMEOUT_MS_MAX);
+                let join = Join {
+                    group: &group,
+                    member_id: &member_id,
+                    client: &client,
+                    topic: &topic,
+                    assignor,
+                    session_timeout: Duration::from_millis(ms),
+                };
+                let fresh = new_member_id(&client);
+                let Inner { state, groups, .. } = inner;
+                let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
+                let (status, events) = groups.join(&join, &fresh, now, &counts)?;
+                log_events(&events);
+                Ok(Reply::GroupMember(status))
+            }
+            Call::GroupHeartbeat { group, member_id, generation: _ } => {
+                Ok(Reply::GroupMember(inner.groups.heartbeat(&group, &member_id, now)?))
+            }
+            Call::LeaveGroup { group, member_id } => {
+                let Inner { state, groups, .. } = inner;
+                let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
+                let events = groups.leave(&group, &member_id, now, &counts)?;
+                log_events(&events);
+                Ok(Reply::GroupOk)
+            }
+            Call::CommitOffsets { group, member_id, generation, topic, offsets } => {
+                inner.groups.check_commit(&group, &member_id, generation, &topic, &offsets)?;
+                if let Some(record) = inner.state.plan_commit_offsets(&group, &topic, &offsets)? {
+                    Self::commit(inner, record)?;
+                }
+                Ok(Reply::GroupOk)
+            }
+            Call::FetchOffsets { group, topic } => {
+                Ok(Reply::GroupOffsets { offsets: inner.state.committed_offsets(&group, &topic) })
+            }
+            Call::ListGroups => Ok(Reply::Groups { groups: Self::summaries(inner) }),
+            Call::DescribeGroup { group } => Self::describe(inner, &group).map(Reply::Group),
+            Call::ResetOffsets { group, topic, offsets } => {
+                check_group_name(&group)?;
+                if inner.groups.has_members(&group) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::GroupNotEmpty,
+                        format!("group '{group}' has active members; stop them before resetting its offsets"),
+                    ));
+                }
+                if let Some(record) = inner.state.plan_commit_offsets(&group, &topic, &offsets)? {
+                    Self::commit(inner, record)?;
+                }
+                tracing::info!(group = %group, topic = %topic, offsets = ?offsets, "offsets reset");
+                Ok(Reply::GroupOk)
+            }
+            other => Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("not a group request: {other:?}"))),
+        }
+    }
+
+    fn summaries(inner: &Inner) -> Vec<GroupSummary> {
+        let mut topics: BTreeMap<String, Vec<String>> = inner.state.groups_with_offsets();
+        for (name, ts) in inner.groups.names() {
+            topics.entry(name).or_default().extend(ts);
+        }
+        topics
+            .into_iter()
+            .map(|(group, mut ts)| {
+                ts.sort_unstable();
+                ts.dedup();
+                let view = inner.groups.view(&group);
+                GroupSummary {
+                    state: view.as_ref().map_or("empty", |v| v.state).to_string(),
+                    members: view.map_or(0, |v| v.members.len() as u32),
+                    group,
+                    topics: ts,
+                }
+            })
+            .collect()
+    }
+
+    fn describe(inner: &Inner, group: &str) -> Result<GroupDescription, ErrorBody> {
+        let with_offsets = inner.state.groups_with_offsets();
+        let view = inner.groups.view(group);
+        if view.is_none() && !with_offsets.contains_key(group) {
+            return Err(ErrorBody::new(ErrorCode::UnknownGroup, format!("group '{group}' does not exist")));
+        }
+        let offsets = with_offsets
+            .get(group)
+            .map(|topics| {
+                topics
+                    .iter()
+                    .map(|t| GroupTopicOffsets {
+                        group: group.to_string(),
+                        topic: t.clone(),
+                        offsets: inner.state.committed_offsets(group, t),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(match view {
+            Some(v) => GroupDescription {
+                group: group.to_string(),
+                state: v.state.to_string(),
+                generation: v.generation,
+                assignor: v.assignor,
+                members: v.members,
+                offsets,
+            },
+            None => GroupDescription {
+                group: group.to_string(),
+                state: "empty".into(),
+                generation: 0,
+                assignor: Default::default(),
+                members: Vec::new(),
+                offsets,
+            },
+        })
+    }
+}

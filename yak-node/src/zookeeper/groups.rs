@@ -1,0 +1,535 @@
+//! Consumer-group membership: who is in each group, the generation, the
+//! rebalance protocol and the assignment. Soft state like broker sessions
+//! (lost on a ZooKeeper restart; members then rejoin). Committed offsets are
+//! not here: they are durable, in the metadata state. No I/O and no clock of
+//! its own: callers pass `now` and the partition counts.
+//!
+//! Protocol (Kafka's eager rebalance, with the assignment computed here):
+//! 1. A join, leave or expiry starts a rebalance; the generation stays.
+//! 2. Members learn of it from their heartbeat answer: they stop reading,
+//!    commit what they processed (still accepted: the generation is
+//!    current), drop their partitions and rejoin.
+//! 3. Once every member has rejoined, or a member's session timeout has
+//!    passed since the rebalance began (laggards are removed), the group
+//!    computes a new assignment and raises the generation.
+//! 4. Commits name the generation; an older one is refused, so a member
+//!    that missed a rebalance cannot overwrite its successor's offsets.
+
+use super::assign::assign;
+use crate::limits::GROUP_MEMBERS_MAX;
+use crate::protocol::{Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Member {
+    client: String,
+    topic: String,
+    session_timeout: Duration,
+    last_seen: Instant,
+    /// Has rejoined in the rebalance under way (or joined during it).
+    rejoined: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Stable,
+    Rebalancing { since: Instant },
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    generation: u32,
+    phase: Phase,
+    assignor: Assignor,
+    members: BTreeMap<String, Member>,
+    /// Member → partitions in `generation`.
+    assignment: BTreeMap<String, Vec<u32>>,
+    /// Topic → partition count the assignment was computed with.
+    counts: BTreeMap<String, u32>,
+}
+
+/// A join request, as the handler passes it on.
+#[derive(Debug, Clone)]
+pub struct Join<'a> {
+    /// Group name.
+    pub group: &'a str,
+    /// Empty on a first join.
+    pub member_id: &'a str,
+    /// The client's name.
+    pub client: &'a str,
+    /// Topic read.
+    pub topic: &'a str,
+    /// Assignor wanted.
+    pub assignor: Assignor,
+    /// Session timeout (already clamped).
+    pub session_timeout: Duration,
+}
+
+/// Something worth a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// A member joined.
+    Joined {
+        /// Group.
+        group: String,
+        /// Member.
+        member: String,
+    },
+    /// A member left on its own.
+    Left {
+        /// Group.
+        group: String,
+        /// Member.
+        member: String,
+    },
+    /// A member's session expired, or it did not rejoin a rebalance in time.
+    Expired {
+        /// Group.
+        group: String,
+        /// Member.
+        member: String,
+    },
+    /// A rebalance completed.
+    Rebalanced {
+        /// Group.
+        group: String,
+        /// New generation.
+        generation: u32,
+        /// Member → partitions.
+        assignment: BTreeMap<String, Vec<u32>>,
+    },
+}
+
+/// A group as `describe` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    /// `stable`, `rebalancing` or `empty`.
+    pub state: &'static str,
+    /// Generation.
+    pub generation: u32,
+    /// Assignor.
+    pub assignor: Assignor,
+    /// Members with their partitions.
+    pub members: Vec<MemberDescription>,
+}
+
+/// Every group with members.
+#[derive(Debug, Default)]
+pub struct Groups {
+    groups: BTreeMap<String, Group>,
+}
+
+fn unknown_member(group: &str, member: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::UnknownMember, format!("group '{group}' has no member '{member}'; rejoin"))
+}
+
+impl Group {
+    fn new(assignor: Assignor) -> Group {
+        Group {
+            generation: 0,
+            phase: Phase::Stable,
+            assignor,
+            members: BTreeMap::new(),
+            assignment: BTreeMap::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    fn start_rebalance(&mut self, now: Instant) {
+        if self.phase == Phase::Stable {
+            self.phase = Phase::Rebalancing { since: now };
+            for m in self.members.values_mut() {
+                m.rejoined = false;
+            }
+        }
+    }
+
+    fn status(&self, member_id: &str) -> MemberStatus {
+        let rebalancing = matches!(self.phase, Phase::Rebalancing { .. });
+        let session = self.members.get(member_id).map_or(Duration::ZERO, |m| m.session_timeout);
+        MemberStatus {
+            member_id: member_id.to_string(),
+            generation: self.generation,
+            rebalancing,
+            partitions: if rebalancing {
+                Vec::new()
+            } else {
+                self.assignment.get(member_id).cloned().unwrap_or_default()
+            },
+            heartbeat_interval_ms: (session / 5).as_millis() as u64,
+        }
+    }
+
+    /// Completes a rebalance when every member has rejoined.
+    fn try_complete(&mut self, name: &str, partitions_of: &dyn Fn(&str) -> Option<u32>) -> Option<GroupEvent> {
+        if self.phase == Phase::Stable || !self.members.values().all(|m| m.rejoined) {
+            return None;
+        }
+        let subs: Vec<(String, String)> = self.members.iter().map(|(id, m)| (id.clone(), m.topic.clone())).collect();
+        self.assignment = assign(self.assignor, &subs, |t| partitions_of(t).unwrap_or(0));
+        self.counts = subs.iter().map(|(_, t)| (t.clone(), partitions_of(t).unwrap_or(0))).collect();
+        self.generation += 1;
+        self.phase = Phase::Stable;
+        Some(GroupEvent::Rebalanced {
+            group: name.to_string(),
+            generation: self.generation,
+            assignment: self.assignment.clone(),
+        })
+    }
+}
+
+impl Groups {
+    /// A member joins (empty `member_id`, which then becomes `new_member_id`)
+    /// or rejoins. Returns its status and what happened.
+    pub fn join(
+        &mut self,
+        j: &Join<'_>,
+        new_member_id: &str,
+        now: Instant,
+        partitions_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<(MemberStatus, Vec<GroupEvent>), ErrorBody> {
+        let group = self.groups.entry(j.group.to_string()).or_insert_with(|| Group::new(j.assignor));
+        if group.members.is_empty() {
+            group.assignor = j.assignor;
+        } else if group.assignor != j.assignor {
+            return Err(ErrorBody::new(
+                ErrorCode::InconsistentGroupProtocol,
+                format!(
+                    "group '{}' uses the {} assignor; this member asked for {}",
+                    j.group,
+                    group.assignor.name(),
+                    j.assignor.name()
+                ),
+            ));
+        }
+        let mut events = Vec::new();
+        let id = if j.member_id.is_empty() {
+            if group.members.len() >= GROUP_MEMBERS_MAX {
+                return Err(ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    format!("group '{}' has the most members allowed ({GROUP_MEMBERS_MAX})", j.group),
+                ));
+            }
+            group.start_rebalance(now);
+            let member = Member {
+                client: j.client.to_string(),
+                topic: j.topic.to_string(),
+                session_timeout: j.session_timeout,
+                last_seen: now,
+                rejoined: true,
+            };
+            group.members.insert(new_member_id.to_string(), member);
+            events.push(GroupEvent::Joined { group: j.group.to_string(), member: new_member_id.to_string() });
+            new_member_id.to_string()
+        } else {
+            let topic_changed = {
+                let m = group.members.get_mut(j.member_id).ok_or_else(|| unknown_member(j.group, j.member_id))?;
+                m.last_seen = now;
+                m.session_timeout = j.session_timeout;
+                let changed = m.topic != j.topic;
+                m.topic = j.topic.to_string();
+                changed
+            };
+            if topic_changed {
+                group.start_rebalance(now);
+            }
+            if let Some(m) = group.members.get_mut(j.member_id) {
+                if matches!(group.phase, Phase::Rebalancing { .. }) {
+                    m.rejoined = true;
+                }
+            }
+            j.member_id.to_string()
+        };
+        events.extend(group.try_complete(j.group, partitions_of));
+        Ok((group.status(&id), events))
+    }
+
+    /// A member is alive; returns its status (a rebalance, a new generation).
+    pub fn heartbeat(&mut self, group: &str, member_id: &str, now: Instant) -> Result<MemberStatus, ErrorBody> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown_member(group, member_id))?;
+        let m = g.members.get_mut(member_id).ok_or_else(|| unknown_member(group, member_id))?;
+        m.last_seen = now;
+        Ok(g.status(member_id))
+    }
+
+    /// A member leaves; the others rebalance.
+    pub fn leave(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        now: Instant,
+        partitions_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Vec<GroupEvent>, ErrorBody> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown_member(group, member_id))?;
+        if g.members.remove(member_id).is_none() {
+            return Err(unknown_member(group, member_id));
+        }
+        g.start_rebalance(now);
+        let mut events = vec![GroupEvent::Left { group: group.to_string(), member: member_id.to_string() }];
+        events.extend(g.try_complete(group, partitions_of));
+        self.forget_empty();
+        Ok(events)
+    }
+
+    /// Expires silent members, removes members that did not rejoin a
+    /// rebalance within their session timeout, starts a rebalance when a
+    /// topic's partition count changed, and completes rebalances.
+    pub fn tick(&mut self, now: Instant, partitions_of: &dyn Fn(&str) -> Option<u32>) -> Vec<GroupEvent> {
+        let mut events = Vec::new();
+        for (name, g) in &mut self.groups {
+            let since = match g.phase {
+                Phase::Rebalancing { since } => Some(since),
+                Phase::Stable => None,
+            };
+            let gone: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    let silent = now.saturating_duration_since(m.last_seen) > m.session_timeout;
+                    let laggard =
+                        !m.rejoined && since.is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
+                    silent || laggard
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                g.members.remove(&id);
+                g.start_rebalance(now);
+                events.push(GroupEvent::Expired { group: name.clone(), member: id });
+            }
+            if g.phase == Phase::Stable && g.counts.iter().any(|(t, n)| partitions_of(t).unwrap_or(0) != *n) {
+                g.start_rebalance(now);
+            }
+            events.extend(g.try_complete(name, partitions_of));
+        }
+        self.forget_empty();
+        events
+    }
+
+    fn forget_empty(&mut self) {
+        self.groups.retain(|_, g| !g.members.is_empty());
+    }
+
+    /// Refuses a commit from a non-member, another generation, or for a
+    /// partition (or topic) the member was not assigned in that generation.
+    pub fn check_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u32,
+        topic: &str,
+        offsets: &[PartitionOffset],
+    ) -> Result<(), ErrorBody> {
+        let g = self.groups.get(group).ok_or_else(|| unknown_member(group, member_id))?;
+        let m = g.members.get(member_id).ok_or_else(|| unknown_member(group, member_id))?;
+        if generation != g.generation {
+            return Err(ErrorBody::new(
+                ErrorCode::IllegalGeneration,
+                format!("group '{group}' is at generation {}, not {generation}: commit refused", g.generation),
+            ));
+        }
+        let owned = g.assignment.get(member_id).map(Vec::as_slice).unwrap_or_default();
+        if let Some(o) = offsets.iter().find(|o| m.topic != topic || !owned.contains(&o.partition)) {
+            return Err(ErrorBody::new(
+                ErrorCode::IllegalGeneration,
+                format!("{topic}-{} is not assigned to member '{member_id}' in generation {generation}", o.partition),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the group has members now.
+    pub fn has_members(&self, group: &str) -> bool {
+        self.groups.get(group).is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// The group's members and assignment, if it has members.
+    pub fn view(&self, group: &str) -> Option<GroupView> {
+        let g = self.groups.get(group)?;
+        let rebalancing = matches!(g.phase, Phase::Rebalancing { .. });
+        Some(GroupView {
+            state: if rebalancing { "rebalancing" } else { "stable" },
+            generation: g.generation,
+            assignor: g.assignor,
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| MemberDescription {
+                    member_id: id.clone(),
+                    client: m.client.clone(),
+                    topic: m.topic.clone(),
+                    partitions: if rebalancing {
+                        Vec::new()
+                    } else {
+                        g.assignment.get(id).cloned().unwrap_or_default()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// Names of groups with members, with the topics they read.
+    pub fn names(&self) -> BTreeMap<String, Vec<String>> {
+        self.groups
+            .iter()
+            .map(|(name, g)| {
+                let mut topics: Vec<String> = g.members.values().map(|m| m.topic.clone()).collect();
+                topics.sort_unstable();
+                topics.dedup();
+                (name.clone(), topics)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION: Duration = Duration::from_millis(3000);
+
+    fn six(_: &str) -> Option<u32> {
+        Some(6)
+    }
+
+    fn join<'a>(member_id: &'a str, assignor: Assignor) -> Join<'a> {
+        Join { group: "g", member_id, client: "c", topic: "t", assignor, session_timeout: SESSION }
+    }
+
+    /// Joins a new member and returns its id.
+    fn new_member(gs: &mut Groups, id: &str, now: Instant) -> MemberStatus {
+        gs.join(&join("", Assignor::Range), id, now, &six).expect("join").0
+    }
+
+    /// Every member rejoins (as clients do on seeing `rebalancing`).
+    fn rejoin_all(gs: &mut Groups, ids: &[&str], now: Instant) -> Vec<MemberStatus> {
+        ids.iter().map(|id| gs.join(&join(id, Assignor::Range), "unused", now, &six).expect("rejoin").0).collect()
+    }
+
+    #[test]
+    fn given_first_member_when_joining_should_get_every_partition_at_generation_1() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        let s = new_member(&mut gs, "a", t0);
+        assert_eq!((s.generation, s.rebalancing, s.partitions), (1, false, (0..6).collect()));
+        assert_eq!(s.heartbeat_interval_ms, 600);
+    }
+
+    #[test]
+    fn given_three_members_when_all_rejoin_should_split_2_2_2_and_raise_generation() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        let b = new_member(&mut gs, "b", t0);
+        assert!(b.rebalancing, "a must rejoin first");
+        assert!(gs.heartbeat("g", "a", t0).expect("hb").rebalancing);
+        let c = new_member(&mut gs, "c", t0);
+        assert!(c.rebalancing);
+        let st = rejoin_all(&mut gs, &["a"], t0);
+        assert_eq!(st[0].generation, 2);
+        let parts: Vec<Vec<u32>> =
+            ["a", "b", "c"].iter().map(|m| gs.heartbeat("g", m, t0).expect("hb").partitions).collect();
+        assert_eq!(parts, vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
+    }
+
+    #[test]
+    fn given_silent_member_when_session_times_out_should_expire_and_reassign_its_partitions() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        new_member(&mut gs, "b", t0);
+        rejoin_all(&mut gs, &["a"], t0);
+        let t1 = t0 + Duration::from_millis(2000);
+        gs.heartbeat("g", "a", t1).expect("a alive");
+        assert!(gs.tick(t1, &six).is_empty(), "b is still within its session");
+        let t2 = t0 + SESSION + Duration::from_millis(1);
+        let events = gs.tick(t2, &six);
+        assert_eq!(events, vec![GroupEvent::Expired { group: "g".into(), member: "b".into() }]);
+        assert!(gs.heartbeat("g", "b", t2).is_err(), "an expired member must rejoin");
+        let a = rejoin_all(&mut gs, &["a"], t2);
+        assert_eq!((a[0].generation, a[0].partitions.clone()), (3, (0..6).collect()));
+    }
+
+    #[test]
+    fn given_member_that_never_rejoins_when_rebalance_times_out_should_remove_it() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        new_member(&mut gs, "b", t0 + Duration::from_millis(10));
+        // a keeps heartbeating but never rejoins.
+        let late = t0 + SESSION + Duration::from_millis(100);
+        gs.heartbeat("g", "a", late).expect("hb");
+        gs.heartbeat("g", "b", late).expect("hb");
+        let events = gs.tick(late, &six);
+        assert!(events.contains(&GroupEvent::Expired { group: "g".into(), member: "a".into() }), "{events:?}");
+        let b = gs.heartbeat("g", "b", late).expect("b");
+        assert_eq!(b.partitions, (0..6).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn given_rebalance_when_committing_should_accept_current_generation_and_fence_stale_ones() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        let po = |partition| [PartitionOffset { partition, offset: 10 }];
+        gs.check_commit("g", "a", 1, "t", &po(5)).expect("owner at generation 1");
+        new_member(&mut gs, "b", t0);
+        // The rebalance is under way: a may still commit generation 1 offsets.
+        gs.check_commit("g", "a", 1, "t", &po(5)).expect("commit before rejoin");
+        assert_eq!(
+            gs.check_commit("g", "b", 1, "t", &po(5)).expect_err("b owns nothing").code,
+            ErrorCode::IllegalGeneration
+        );
+        rejoin_all(&mut gs, &["a"], t0);
+        assert_eq!(gs.check_commit("g", "a", 1, "t", &po(0)).expect_err("stale").code, ErrorCode::IllegalGeneration);
+        gs.check_commit("g", "a", 2, "t", &po(0)).expect("a owns 0 in generation 2");
+        assert_eq!(gs.check_commit("g", "a", 2, "t", &po(5)).expect_err("b owns 5").code, ErrorCode::IllegalGeneration);
+        assert_eq!(
+            gs.check_commit("g", "a", 2, "u", &po(0)).expect_err("other topic").code,
+            ErrorCode::IllegalGeneration
+        );
+        assert_eq!(gs.check_commit("g", "zz", 2, "t", &po(0)).expect_err("stranger").code, ErrorCode::UnknownMember);
+    }
+
+    #[test]
+    fn given_member_leaves_when_others_rejoin_should_take_its_partitions_and_empty_group_is_forgotten() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        new_member(&mut gs, "b", t0);
+        rejoin_all(&mut gs, &["a"], t0);
+        gs.leave("g", "b", t0, &six).expect("leave");
+        assert!(gs.has_members("g"));
+        let a = rejoin_all(&mut gs, &["a"], t0);
+        assert_eq!(a[0].partitions, (0..6).collect::<Vec<_>>());
+        gs.leave("g", "a", t0, &six).expect("leave");
+        assert!(!gs.has_members("g") && gs.view("g").is_none());
+        assert_eq!(gs.leave("g", "a", t0, &six).expect_err("gone").code, ErrorCode::UnknownMember);
+    }
+
+    #[test]
+    fn given_other_assignor_when_joining_nonempty_group_should_refuse() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        let err = gs.join(&join("", Assignor::RoundRobin), "b", t0, &six).expect_err("mismatch");
+        assert_eq!(err.code, ErrorCode::InconsistentGroupProtocol);
+        gs.leave("g", "a", t0, &six).expect("leave");
+        let s = gs.join(&join("", Assignor::RoundRobin), "b", t0, &six).expect("empty group adopts").0;
+        assert_eq!(gs.view("g").expect("view").assignor, Assignor::RoundRobin);
+        assert_eq!(s.partitions.len(), 6);
+    }
+
+    #[test]
+    fn given_partitions_added_when_ticking_should_rebalance() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        let eight = |_: &str| Some(8);
+        gs.tick(t0, &eight);
+        assert!(gs.heartbeat("g", "a", t0).expect("hb").rebalancing);
+        let a = gs.join(&join("a", Assignor::Range), "x", t0, &eight).expect("rejoin").0;
+        assert_eq!(a.partitions.len(), 8);
+    }
+}
