@@ -80,8 +80,15 @@ pub fn serve<H: Handler>(listener: Listener, handler: Arc<H>) {
         let spawned = std::thread::Builder::new().name(format!("conn-{conn_id}")).spawn({
             let open = Arc::clone(&open);
             move || {
-                if let Err(reason) = serve_connection(stream, &*handler) {
-                    tracing::warn!(conn = conn_id, %reason, "closing connection");
+                match serve_connection(stream, &*handler) {
+                    Ok(()) => {}
+                    // A client that exits without closing politely is not news.
+                    Err(FrameError::Io(e))
+                        if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) =>
+                    {
+                        tracing::debug!(conn = conn_id, reason = %e, "client went away");
+                    }
+                    Err(reason) => tracing::warn!(conn = conn_id, %reason, "closing connection"),
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
             }
