@@ -62,8 +62,8 @@ for run in $(seq 1 "$RUNS"); do
     sync   # earlier runs' dirty pages must not be written back during the durable runs
     y bench produce --label "3 replicas, acks=all, durable: produce" --topic d3-$run --partitions 3 --replication-factor 3 --acks all --messages 1000000
     sync
-    y bench produce --label "3 replicas, acks=all, durable, 10k msg/s: ack latency" --topic dl-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 0
-    y bench e2e --label "same: produce-to-consume latency" --topic de-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000
+    y bench produce --label "3 replicas, acks=all, durable, 10k msg/s: ack latency" --topic dl-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 1
+    y bench e2e --label "same: produce-to-consume latency" --topic de-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 1
 done
 
 step "log size: consume the first 1M messages of a 1M-message and a 10M-message log"

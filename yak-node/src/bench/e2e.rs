@@ -31,6 +31,8 @@ pub struct E2eSpec {
     pub message_bytes: usize,
     /// 0, 1 or -1.
     pub acks: i8,
+    /// Producer linger.
+    pub linger: Duration,
 }
 
 /// Runs the benchmark.
@@ -45,7 +47,7 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
     let producer = {
         let (cluster, spec, done) = (cluster.to_path_buf(), spec.clone(), Arc::clone(&done));
         std::thread::spawn(move || -> Result<u64, ClientError> {
-            let config = ProducerConfig { acks: spec.acks, linger: Duration::ZERO, ..ProducerConfig::default() };
+            let config = ProducerConfig { acks: spec.acks, linger: spec.linger, ..ProducerConfig::default() };
             let mut p = Producer::connect(&cluster, config)?;
             let mut value = vec![b'x'; spec.message_bytes.max(8)];
             let start = Instant::now();

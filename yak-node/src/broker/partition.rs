@@ -61,6 +61,9 @@ struct Inner {
     durable_offset: u64,
     /// fsync policy `always`: only fsynced data counts toward the high watermark.
     sync_appends: bool,
+    /// Bumped by every truncation, so an fsync started before one does not
+    /// vouch for data written after it.
+    truncations: u64,
     leadership: Leadership,
     tracker: Option<IsrTracker>,
     high_watermark: u64,
@@ -160,6 +163,7 @@ impl Partition {
         let inner = Inner {
             durable_offset: log.log_end_offset(),
             sync_appends,
+            truncations: 0,
             log,
             leadership: Leadership::default(),
             tracker: None,
@@ -413,18 +417,42 @@ impl Partition {
     /// completes the requests the higher watermark covers. Returns them and
     /// whether the high watermark moved.
     pub fn sync(&self) -> Result<(Completions, bool), ErrorBody> {
+        let (file, end, truncations) = {
+            let mut g = self.lock();
+            let inner = &mut *g;
+            let leo = inner.log.log_end_offset();
+            if !inner.sync_appends || inner.durable_offset >= leo {
+                return Ok((Vec::new(), false));
+            }
+            match inner.log.data_sync_handle().map_err(storage_error)? {
+                Some((file, end)) => (file, end, inner.truncations),
+                None => {
+                    // A new segment or index entries: the full flush, under the lock.
+                    inner.log.flush().map_err(storage_error)?;
+                    return Ok(Self::made_durable(inner, leo));
+                }
+            }
+        };
+        // The fsync runs without the lock: appends and follower fetches of
+        // this partition go on meanwhile, and the next sync covers them.
+        file.sync_data().map_err(|e| ErrorBody::new(ErrorCode::StorageError, format!("{}: fsync: {e}", self.name())))?;
         let mut g = self.lock();
         let inner = &mut *g;
-        let leo = inner.log.log_end_offset();
-        let mut out = Vec::new();
-        if !inner.sync_appends || inner.durable_offset >= leo {
-            return Ok((out, false));
+        if inner.truncations != truncations {
+            return Ok((Vec::new(), false));
         }
-        inner.log.flush().map_err(storage_error)?;
-        inner.durable_offset = leo;
+        Ok(Self::made_durable(inner, end))
+    }
+
+    /// Everything below `end` is on disk: raise the durable offset and the
+    /// high watermark, and complete what that covers.
+    fn made_durable(inner: &mut Inner, end: u64) -> (Completions, bool) {
+        let mut out = Vec::new();
+        inner.durable_offset = inner.durable_offset.max(end.min(inner.log.log_end_offset()));
         let hw = inner.high_watermark;
         Self::advance(inner, &mut out);
-        Ok((out, inner.high_watermark > hw))
+        let moved = inner.high_watermark > hw;
+        (out, moved)
     }
 
     /// Follower: where to fetch from next: (offset, last epoch, leader epoch).
@@ -446,9 +474,11 @@ impl Partition {
             tracing::info!(partition = %self.name(), epoch, leader_end = end, truncate_to = to, "log diverged from the leader; truncating");
             if to < inner.log.log_start_offset() {
                 // Everything this replica holds is past the point: start over there.
+                inner.truncations += 1;
                 inner.log.reset_to(to).map_err(storage_error)?;
                 inner.producers = ProducerTable::default();
             } else {
+                inner.truncations += 1;
                 inner.log.truncate_to(to).map_err(storage_error)?;
                 inner.producers.truncate(to);
             }
@@ -489,6 +519,7 @@ impl Partition {
         }
         tracing::warn!(partition = %self.name(), log_end_offset = leo, leader_log_start,
             "log ends below the leader's log start (deleted by retention); emptying it and restarting there");
+        inner.truncations += 1;
         inner.log.reset_to(leader_log_start).map_err(storage_error)?;
         inner.producers = ProducerTable::default();
         inner.high_watermark = leader_log_start;

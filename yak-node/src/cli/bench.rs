@@ -123,6 +123,9 @@ pub struct E2eBenchArgs {
     /// Bytes per message (at least 8).
     #[arg(long, default_value_t = 100)]
     pub message_bytes: usize,
+    /// Producer linger.
+    #[arg(long, default_value_t = 1)]
+    pub linger_ms: u64,
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
     pub acks: i8,
@@ -213,6 +216,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 messages: a.messages,
                 message_bytes: a.message_bytes,
                 acks: a.acks,
+                linger: Duration::from_millis(a.linger_ms),
             };
             show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
         }

@@ -26,6 +26,9 @@ pub(crate) struct Index {
     path: PathBuf,
     file: File,
     entries: Vec<Entry>,
+    /// Entries on disk as of the last fsync; `None` when the file changed
+    /// since (or was never synced). Skips fsyncs of an unchanged index.
+    synced_entries: std::cell::Cell<Option<usize>>,
 }
 
 impl Index {
@@ -42,6 +45,7 @@ impl Index {
             path: path.to_path_buf(),
             file,
             entries: Vec::new(),
+            synced_entries: std::cell::Cell::new(None),
         })
     }
 
@@ -73,6 +77,7 @@ impl Index {
             path: path.to_path_buf(),
             file,
             entries,
+            synced_entries: std::cell::Cell::new(None),
         }))
     }
 
@@ -126,9 +131,20 @@ impl Index {
         Ok(())
     }
 
-    /// Makes the file durable.
+    /// True when the file changed since its last fsync.
+    pub(crate) fn needs_sync(&self) -> bool {
+        self.synced_entries.get() != Some(self.entries.len())
+    }
+
+    /// Makes the file durable (no fsync when nothing changed since the last).
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(io_err(&self.path))
+        let n = self.entries.len();
+        if self.synced_entries.get() == Some(n) {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(io_err(&self.path))?;
+        self.synced_entries.set(Some(n));
+        Ok(())
     }
 
     /// Path of the index file.
@@ -137,6 +153,7 @@ impl Index {
     }
 
     fn sync_len(&mut self) -> Result<(), StorageError> {
+        self.synced_entries.set(None);
         let bytes = self.entries.len() as u64 * ENTRY_BYTES;
         self.file.set_len(bytes).map_err(io_err(&self.path))
     }

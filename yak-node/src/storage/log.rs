@@ -213,6 +213,18 @@ impl Log {
         Ok(())
     }
 
+    /// For group commit without holding the log: a handle on the active
+    /// segment's data file and the log end offset it covers, when fsyncing
+    /// that file alone makes everything below that offset durable. `None`
+    /// when [`Log::flush`] is needed (a new segment's directory entry or
+    /// index entries are not yet durable).
+    pub fn data_sync_handle(&self) -> Result<Option<(std::fs::File, u64)>, StorageError> {
+        if self.dir_dirty {
+            return Ok(None);
+        }
+        Ok(self.active().data_sync_handle()?.map(|f| (f, self.log_end_offset)))
+    }
+
     /// Drops every record at `offset` or later. Works on whole batches: when
     /// `offset` falls inside a batch, that whole batch is dropped too, so the
     /// log end offset becomes the batch's base offset (at most `offset`).

@@ -458,6 +458,15 @@ impl Segment {
         self.index.flush()
     }
 
+    /// A second handle on the data file, to fsync it without holding the
+    /// segment; `None` when the index also needs an fsync.
+    pub(crate) fn data_sync_handle(&self) -> Result<Option<File>, StorageError> {
+        if self.index.needs_sync() {
+            return Ok(None);
+        }
+        self.log.try_clone().map(Some).map_err(io_err(&self.log_path))
+    }
+
     /// Removes both files, the log first so a crash leaves no hole.
     pub(crate) fn delete(self) -> Result<(), StorageError> {
         self.delete_files()
