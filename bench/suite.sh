@@ -43,7 +43,9 @@ TOML
     echo "cluster $1 did not start; log:" >&2; cat "$dir/cluster.log" >&2; exit 1
 }
 
-y() { "$BIN/yak-node" "$@" --cluster "$CLUSTER" --json >> "$RESULTS"; }
+# Each row starts with no dirty page cache left by the one before (writeback
+# of earlier rows' data would otherwise throttle or stall it).
+y() { sync; "$BIN/yak-node" "$@" --cluster "$CLUSTER" --json >> "$RESULTS"; }
 step() { echo "[bench] $*" >&2; }
 
 start_cluster relaxed never
@@ -51,19 +53,23 @@ RELAXED=$CLUSTER
 start_cluster durable always
 DURABLE=$CLUSTER
 
+# The durable rows first: the relaxed rows below write gigabytes, and the
+# page cache they leave behind stalls later fsyncs on this VM.
 for run in $(seq 1 "$RUNS"); do
-    step "run $run of $RUNS"
+    step "durable, run $run of $RUNS"
+    CLUSTER=$DURABLE
+    y bench produce --label "3 replicas, acks=all, durable, 10k msg/s: ack latency" --topic dl-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 1
+    y bench e2e --label "same: produce-to-consume latency" --topic de-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 1
+    y bench produce --label "3 replicas, acks=all, durable: produce" --topic d3-$run --partitions 3 --replication-factor 3 --acks all --messages 1000000
+done
+
+for run in $(seq 1 "$RUNS"); do
+    step "relaxed, run $run of $RUNS"
     CLUSTER=$RELAXED
     y bench produce --label "1 replica, acks=1, relaxed: produce" --topic r1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 2000000
     y bench consume --label "consume that topic from the beginning" --topic r1-$run
     y bench produce --label "3 replicas, acks=all, relaxed: produce" --topic r3-$run --partitions 3 --replication-factor 3 --acks all --messages 2000000
     y bench produce --label "1 KiB, 1 replica, acks=1: produce" --topic k1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 300000 --message-bytes 1024
-    CLUSTER=$DURABLE
-    sync   # earlier runs' dirty pages must not be written back during the durable runs
-    y bench produce --label "3 replicas, acks=all, durable: produce" --topic d3-$run --partitions 3 --replication-factor 3 --acks all --messages 1000000
-    sync
-    y bench produce --label "3 replicas, acks=all, durable, 10k msg/s: ack latency" --topic dl-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 1
-    y bench e2e --label "same: produce-to-consume latency" --topic de-$run --partitions 3 --replication-factor 3 --acks all --messages 50000 --rate 10000 --linger-ms 1
 done
 
 step "log size: consume the first 1M messages of a 1M-message and a 10M-message log"

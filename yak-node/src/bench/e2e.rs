@@ -3,6 +3,7 @@
 //! to arrive.
 
 use super::produce::{broker_pids, ensure_topic};
+
 use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
 use crate::client::{ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom};
 use std::path::Path;
@@ -33,6 +34,8 @@ pub struct E2eSpec {
     pub acks: i8,
     /// Producer linger.
     pub linger: Duration,
+    /// Messages sent (and acknowledged) before the measurement starts.
+    pub warmup_messages: u64,
 }
 
 /// Runs the benchmark.
@@ -41,6 +44,7 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
         return Err(ClientError::Invalid("--rate and --messages must be positive".into()));
     }
     ensure_topic(cluster, &spec.topic, spec.partitions, spec.replication_factor)?;
+    super::produce::warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
     let mut consumer = Consumer::subscribe(cluster, &spec.topic, StartFrom::Latest, ConsumerConfig::default())?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let done = Arc::new(AtomicBool::new(false));

@@ -32,6 +32,8 @@ pub struct ProduceSpec {
     pub linger: Duration,
     /// Producer batch size.
     pub batch_bytes: usize,
+    /// Messages sent (and acknowledged) before the measurement starts.
+    pub warmup_messages: u64,
 }
 
 /// Creates `topic` unless it exists.
@@ -41,6 +43,26 @@ pub fn ensure_topic(cluster: &Path, topic: &str, partitions: Option<u32>, rf: Op
         return Ok(());
     }
     admin.create_topic(topic, partitions, rf).map(|_| ())
+}
+
+/// Sends `messages` to every partition of `topic` round-robin and waits for
+/// their acks, outside any measurement: the first append to a partition
+/// writes its leader-epoch checkpoint and directory entries, a one-off cost
+/// a benchmark of the steady state should not include.
+pub fn warm_up(cluster: &Path, topic: &str, messages: u64, acks: i8) -> Result<(), ClientError> {
+    if messages == 0 {
+        return Ok(());
+    }
+    let partitions = Admin::connect(cluster)?.describe_topic(topic)?.partitions.len().max(1) as u64;
+    let mut producer = Producer::connect(cluster, ProducerConfig { acks, ..ProducerConfig::default() })?;
+    for i in 0..messages.max(partitions) {
+        producer.send_to(topic, (i % partitions) as u32, None, b"warm-up")?;
+    }
+    let report = producer.flush()?;
+    if report.failed > 0 {
+        return Err(ClientError::Invalid(format!("warm-up: {} messages failed", report.failed)));
+    }
+    Ok(())
 }
 
 /// Pids of the alive brokers.
@@ -101,6 +123,7 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
         return Err(ClientError::Invalid("--producers and --messages must be at least 1".into()));
     }
     ensure_topic(cluster, &spec.topic, spec.partitions, spec.replication_factor)?;
+    warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let sent = Arc::new(AtomicU64::new(0));
     let bar = progress(spec.messages, "produce");

@@ -74,6 +74,9 @@ pub struct ProduceBenchArgs {
     /// Producer batch size.
     #[arg(long, default_value_t = BATCH_BYTES_DEFAULT)]
     pub batch_bytes: usize,
+    /// Messages sent to every partition before timing starts (not counted).
+    #[arg(long, default_value_t = 1000)]
+    pub warmup_messages: u64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -126,6 +129,9 @@ pub struct E2eBenchArgs {
     /// Producer linger.
     #[arg(long, default_value_t = 1)]
     pub linger_ms: u64,
+    /// Messages sent to every partition before timing starts (not counted).
+    #[arg(long, default_value_t = 1000)]
+    pub warmup_messages: u64,
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
     pub acks: i8,
@@ -203,6 +209,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 rate: a.rate,
                 linger: Duration::from_millis(a.linger_ms),
                 batch_bytes: a.batch_bytes,
+                warmup_messages: a.warmup_messages,
             };
             show(bench::produce::run(&a.cluster.cluster, &spec)?, a.label, a.json);
         }
@@ -217,6 +224,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 message_bytes: a.message_bytes,
                 acks: a.acks,
                 linger: Duration::from_millis(a.linger_ms),
+                warmup_messages: a.warmup_messages,
             };
             show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
         }
