@@ -35,6 +35,15 @@ impl Responder {
     }
 }
 
+#[cfg(test)]
+impl Responder {
+    /// A responder writing to one end of a socket pair; the other end is returned.
+    pub(crate) fn for_test(correlation_id: u64) -> (Responder, UnixStream) {
+        let (a, b) = UnixStream::pair().expect("test: socket pair");
+        (Responder { correlation_id, writer: Arc::new(Mutex::new(BufWriter::new(a))) }, b)
+    }
+}
+
 /// What a handler did with a request.
 pub enum Handled {
     /// Answer now.

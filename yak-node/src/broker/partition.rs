@@ -627,6 +627,48 @@ mod tests {
         bytes
     }
 
+    fn single_replica_leader(dir: &std::path::Path, sync_appends: bool) -> Partition {
+        let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, sync_appends);
+        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1] };
+        assert!(p.set_leadership(leadership, Instant::now()).is_empty());
+        p
+    }
+
+    fn produce_two(p: &Partition) -> (Handled, Completions) {
+        let mut b = batch::BatchBuilder::new(-1, 0, -1, 64);
+        b.push(NewRecord { key: None, value: b"a", timestamp_ms: 0 });
+        b.push(NewRecord { key: None, value: b"b", timestamp_ms: 0 });
+        let bytes = b.finish();
+        let header = batch::validate(&bytes).expect("valid batch");
+        let (responder, _peer) = Responder::for_test(7);
+        p.produce(-1, bytes, &header, Duration::from_secs(10), responder)
+    }
+
+    #[test]
+    fn given_fsync_always_when_producing_acks_all_should_answer_only_after_the_data_is_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = single_replica_leader(dir.path(), true);
+        let (handled, done) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred), "no ack before fsync");
+        assert!(done.is_empty());
+        assert_eq!(p.describe().high_watermark, 0, "unsynced data is not below the high watermark");
+        let (done, moved) = p.sync().expect("sync");
+        assert!(moved);
+        assert_eq!(done.len(), 1, "the parked request completes");
+        assert_eq!(p.describe().high_watermark, 2);
+        assert_eq!(p.sync().expect("sync").1, false, "nothing left to sync");
+    }
+
+    #[test]
+    fn given_fsync_never_when_producing_acks_all_should_answer_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = single_replica_leader(dir.path(), false);
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(handled, Handled::Reply(Reply::Produced { base_offset: 0, duplicate: false })));
+        assert_eq!(p.describe().high_watermark, 2);
+    }
+
     #[test]
     fn given_batches_when_cutting_below_offset_should_keep_only_earlier_batches() {
         let mut all = batch_at(0, 3);
