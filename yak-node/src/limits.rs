@@ -38,8 +38,14 @@ pub const SESSION_TICK_MS: u64 = 20;
 pub const SESSION_TIMEOUT_MS_DEFAULT: u64 = 600;
 /// Metadata log records between ZooKeeper snapshots.
 pub const METADATA_LOG_RECORDS_PER_SNAPSHOT: u64 = 1000;
-/// Largest metadata log record.
-pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Largest metadata log record (a record comes from one request, so a frame bounds it).
+pub const METADATA_RECORD_BYTES_MAX: usize = FRAME_BYTES_MAX;
+/// Largest metadata snapshot.
+pub const METADATA_SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Most partitions one fetch request may name.
+pub const FETCH_PARTITIONS_MAX: usize = 10_000;
+/// How long a server waits to hand a response to a client that does not read.
+pub const SERVER_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Client: how long to wait for a connection or a response.
 pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Default `min.insync.replicas`: acks=all needs this many in-sync replicas.

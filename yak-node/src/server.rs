@@ -7,7 +7,7 @@
 //! request never holds up the requests pipelined behind it. Answers then go
 //! out in completion order; clients match them by correlation id.
 
-use crate::limits::{CONNECTIONS_MAX, FRAME_BYTES_MAX};
+use crate::limits::{CONNECTIONS_MAX, FRAME_BYTES_MAX, SERVER_WRITE_TIMEOUT_MS};
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::{Call, Reply, Request, Response};
 use crate::transport::Listener;
@@ -110,6 +110,9 @@ pub fn serve<H: Handler>(listener: Listener, handler: Arc<H>) {
 }
 
 fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), FrameError> {
+    // A client that stops reading gets its connection closed instead of
+    // holding the writer (and whoever answers it) forever.
+    stream.set_write_timeout(Some(Duration::from_millis(SERVER_WRITE_TIMEOUT_MS)))?;
     let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone()?);
     let writer: SharedWriter = Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, stream)));
     loop {

@@ -13,6 +13,7 @@ pub mod replicas;
 pub mod zk_session;
 
 use crate::limits::{
+    FETCH_PARTITIONS_MAX,
     BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
     RETENTION_CHECK_INTERVAL_MS,
 };
@@ -93,6 +94,22 @@ impl Broker {
         self.replicas.get(topic, partition).ok_or_else(|| self.not_here(topic, partition))
     }
 
+    /// Like [`Broker::replica`], but reloads metadata only while `may_refresh`
+    /// holds and then clears it: one request naming many unknown partitions
+    /// costs one metadata round trip, not one each.
+    fn replica_once(&self, topic: &str, partition: u32, may_refresh: &mut bool) -> Result<Arc<Partition>, ErrorBody> {
+        if let Some(p) = self.replicas.get(topic, partition) {
+            return Ok(p);
+        }
+        if !std::mem::replace(may_refresh, false) {
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownPartition,
+                format!("broker {} holds no replica of {topic}-{partition}", self.id),
+            ));
+        }
+        self.replica(topic, partition)
+    }
+
     fn not_here(&self, topic: &str, partition: u32) -> ErrorBody {
         let Ok(m) = self.zk.metadata() else {
             return ErrorBody::new(ErrorCode::UnknownTopic, format!("broker {} does not know {topic}-{partition}", self.id));
@@ -140,15 +157,20 @@ impl Broker {
     }
 
     fn fetch(&self, replica_id: Option<u32>, max_wait_ms: u64, partitions: &[FetchPartition]) -> Reply {
+        if let Err(e) = check_fetch(partitions) {
+            return Reply::Error(e);
+        }
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
+        let mut may_refresh = true;
         loop {
             let generation = self.appended.generation();
             let mut budget = FETCH_RESPONSE_BYTES_MAX;
             let mut results = Vec::with_capacity(partitions.len());
             let mut hw_advanced = false;
             for req in partitions {
-                let max_bytes = req.max_bytes.min(budget).max(1);
-                let replica = match self.replica(&req.topic, req.partition) {
+                // At least one batch while the budget lasts, nothing after.
+                let max_bytes = if budget == 0 { 0 } else { req.max_bytes.min(budget).max(1) };
+                let replica = match self.replica_once(&req.topic, req.partition, &mut may_refresh) {
                     Ok(r) => r,
                     Err(e) => {
                         results.push(crate::protocol::FetchedPartition {
@@ -313,6 +335,24 @@ impl Handler for Broker {
             }
         };
         Handled::Reply(result.unwrap_or_else(Reply::Error))
+    }
+}
+
+/// Refuses a fetch naming too many partitions or one partition twice.
+fn check_fetch(partitions: &[FetchPartition]) -> Result<(), ErrorBody> {
+    if partitions.len() > FETCH_PARTITIONS_MAX {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a fetch names {} partitions; the limit is {FETCH_PARTITIONS_MAX}", partitions.len()),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(partitions.len());
+    match partitions.iter().find(|p| !seen.insert((p.topic.as_str(), p.partition))) {
+        Some(p) => Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a fetch names {}-{} twice", p.topic, p.partition),
+        )),
+        None => Ok(()),
     }
 }
 

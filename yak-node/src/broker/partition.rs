@@ -352,7 +352,7 @@ impl Partition {
                 log_start_offset: out.log_start_offset,
                 log_end_offset: leo,
             }));
-        } else if offset < g.high_watermark {
+        } else if offset < g.high_watermark && max_bytes > 0 {
             match g.log.read(offset, max_bytes) {
                 Ok(bytes) => out.records = cut_below(bytes, g.high_watermark),
                 Err(e) => out.error = Some(storage_error(e)),
@@ -402,7 +402,7 @@ impl Partition {
         Self::advance(inner, &mut out.completions);
         out.hw_advanced = inner.high_watermark > hw_before;
         out.result.high_watermark = inner.high_watermark;
-        if offset < leo {
+        if offset < leo && max_bytes > 0 {
             match inner.log.read(offset, max_bytes) {
                 Ok(bytes) => out.result.records = bytes,
                 Err(e) => out.result.error = Some(storage_error(e)),

@@ -329,11 +329,18 @@ impl Groups {
                 format!("group '{group}' is at generation {}, not {generation}: commit refused", g.generation),
             ));
         }
-        let owned = g.assignment.get(member_id).map(Vec::as_slice).unwrap_or_default();
+        let owned: std::collections::HashSet<u32> =
+            g.assignment.get(member_id).map(|v| v.iter().copied().collect()).unwrap_or_default();
         if let Some(o) = offsets.iter().find(|o| m.topic != topic || !owned.contains(&o.partition)) {
             return Err(ErrorBody::new(
                 ErrorCode::IllegalGeneration,
                 format!("{topic}-{} is not assigned to member '{member_id}' in generation {generation}", o.partition),
+            ));
+        }
+        if offsets.len() > owned.len() {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("{} offsets committed for {} assigned partitions", offsets.len(), owned.len()),
             ));
         }
         Ok(())

@@ -7,7 +7,7 @@
 //! fsynced and renamed; only then does a new, empty log of generation G+1
 //! replace the old one, so a crash at any point replays to the same state.
 
-use crate::limits::METADATA_RECORD_BYTES_MAX;
+use crate::limits::{METADATA_RECORD_BYTES_MAX, METADATA_SNAPSHOT_BYTES_MAX};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -37,6 +37,14 @@ pub enum MetaLogError {
     /// A record could not be encoded.
     #[error("cannot encode metadata record: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
+    /// A record over the size limit; nothing was written.
+    #[error("metadata record of {bytes} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// Limit.
+        max: usize,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> MetaLogError + '_ {
@@ -65,8 +73,12 @@ pub struct Recovered {
     pub records: Vec<MetaRecord>,
 }
 
-fn encode_record<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaLogError> {
+fn encode_record<T: Serialize>(value: &T, max_bytes: usize) -> Result<Vec<u8>, MetaLogError> {
     let body = rmp_serde::to_vec_named(value)?;
+    // Never write what `open` would refuse to read back.
+    if body.len() > max_bytes {
+        return Err(MetaLogError::TooLarge { bytes: body.len(), max: max_bytes });
+    }
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
@@ -76,13 +88,13 @@ fn encode_record<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaLogError> {
 
 /// Decodes framed records from `bytes`; returns them and the length of the
 /// valid prefix (a torn or corrupt tail ends the run).
-fn decode_records<T: DeserializeOwned>(bytes: &[u8]) -> (Vec<T>, usize) {
+fn decode_records<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> (Vec<T>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= 8 {
         let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         let crc = u32::from_be_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
-        if len > METADATA_RECORD_BYTES_MAX || bytes.len() - at - 8 < len {
+        if len > max_bytes || bytes.len() - at - 8 < len {
             break;
         }
         let body = &bytes[at + 8..at + 8 + len];
@@ -113,7 +125,7 @@ impl MetaLog {
         let snap_path = dir.join("snapshot");
         let (generation, snapshot) = match fs::read(&snap_path) {
             Ok(bytes) => {
-                let (mut v, _) = decode_records::<SnapshotFile>(&bytes);
+                let (mut v, _) = decode_records::<SnapshotFile>(&bytes, METADATA_SNAPSHOT_BYTES_MAX);
                 let s = v.pop().ok_or_else(|| MetaLogError::CorruptSnapshot {
                     path: snap_path.clone(),
                     reason: "checksum or format mismatch".into(),
@@ -133,7 +145,7 @@ impl MetaLog {
             .map_err(io_err(&path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_err(&path))?;
-        let (records, valid) = decode_records::<MetaRecord>(&bytes);
+        let (records, valid) = decode_records::<MetaRecord>(&bytes, METADATA_RECORD_BYTES_MAX);
         if valid < bytes.len() {
             tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn metadata log tail");
             file.set_len(valid as u64).map_err(io_err(&path))?;
@@ -159,7 +171,7 @@ impl MetaLog {
 
     /// Appends one record and fsyncs it.
     pub fn append(&mut self, record: &MetaRecord) -> Result<(), MetaLogError> {
-        let bytes = encode_record(record)?;
+        let bytes = encode_record(record, METADATA_RECORD_BYTES_MAX)?;
         let path = Self::log_path(&self.dir, self.generation);
         self.file.write_all(&bytes).map_err(io_err(&path))?;
         self.file.sync_data().map_err(io_err(&path))?;
@@ -175,7 +187,7 @@ impl MetaLog {
     /// Writes `state` as the new snapshot and starts an empty log.
     pub fn snapshot(&mut self, state: MetaSnapshot) -> Result<(), MetaLogError> {
         let generation = self.generation + 1;
-        let bytes = encode_record(&SnapshotFile { generation, state })?;
+        let bytes = encode_record(&SnapshotFile { generation, state }, METADATA_SNAPSHOT_BYTES_MAX)?;
         let tmp = self.dir.join("snapshot.tmp");
         let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io_err(&tmp))?;

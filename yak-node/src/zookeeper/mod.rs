@@ -157,7 +157,11 @@ impl ZooKeeper {
         let inner = self.lock();
         let topics = match topics {
             None => inner.state.topics().cloned().collect(),
-            Some(names) => names.iter().filter_map(|n| inner.state.topic(n).cloned()).collect(),
+            Some(names) => {
+                // Each name once: a request repeating one name must not clone its topic over and over.
+                let names: std::collections::BTreeSet<&String> = names.iter().collect();
+                names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect()
+            }
         };
         Reply::Metadata(ClusterMetadata {
             version: inner.state.version,
