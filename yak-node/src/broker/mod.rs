@@ -139,6 +139,8 @@ impl Broker {
             if header.total_bytes() != records.len() {
                 return Err(ErrorBody::new(ErrorCode::CorruptBatch, "a produce request carries exactly one batch"));
             }
+            batch::check_record_count(&header, &records)
+                .map_err(|e| ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}")))?;
             Ok((header, self.replica(topic, partition)?))
         })();
         let (header, replica) = match checked {

@@ -282,6 +282,22 @@ impl BatchBuilder {
     }
 }
 
+/// Checks that a validated batch holds exactly `record_count` records that
+/// fill it to its end, walking only their length prefixes: a producer cannot
+/// claim more offsets than it sends records.
+pub fn check_record_count(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
+    let end = header.total_bytes().min(batch.len());
+    let mut at = HEADER_BYTES;
+    for i in 0..header.record_count {
+        let len = take_u32(&batch[..end], &mut at).ok_or(BatchError::BadRecord(i))? as usize;
+        at = at.checked_add(len).filter(|a| *a <= end).ok_or(BatchError::BadRecord(i))?;
+    }
+    if at != end || header.last_offset_delta != header.record_count.saturating_sub(1) {
+        return Err(BatchError::BadRecord(header.record_count));
+    }
+    Ok(())
+}
+
 /// Checks a batch's CRC and returns all its records.
 pub fn records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
     let header = validate(batch)?;
@@ -405,6 +421,19 @@ mod tests {
         assert_eq!(recs[1].value, b"second");
         assert_eq!(recs[1].offset, 41);
         assert_eq!(recs[1].timestamp_ms, 1005);
+    }
+
+    #[test]
+    fn given_record_count_that_lies_when_checking_should_refuse() {
+        let bytes = sample();
+        let h = validate(&bytes).expect("valid");
+        assert!(check_record_count(&h, &bytes).is_ok());
+        let more = BatchHeader { record_count: 3, last_offset_delta: 2, ..h };
+        assert!(check_record_count(&more, &bytes).is_err());
+        let fewer = BatchHeader { record_count: 1, last_offset_delta: 0, ..h };
+        assert!(check_record_count(&fewer, &bytes).is_err(), "a record left over");
+        let wide = BatchHeader { last_offset_delta: u32::MAX, ..h };
+        assert!(check_record_count(&wide, &bytes).is_err());
     }
 
     #[test]
