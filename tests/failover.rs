@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use yak::client::{Producer, ProducerConfig};
-use yak_tests::{assert_success, wait_until, TestCluster};
+use yak_tests::{assert_success, parse_records, wait_until, Rec, TestCluster};
 
 /// Producers write `key-<i % KEYS>:<i>` lines.
 const KEYS: u64 = 30;
@@ -25,31 +25,6 @@ const KEYS: u64 = 30;
 const CLIENT_WAIT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------- records
-
-/// One consumed record of `consume --format json`.
-#[derive(Debug, Clone, PartialEq)]
-struct Rec {
-    partition: u64,
-    offset: u64,
-    key: Option<String>,
-    value: String,
-}
-
-fn parse_records(stdout: &[u8]) -> Vec<Rec> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            Rec {
-                partition: v["partition"].as_u64().unwrap_or_else(|| panic!("no partition: {l}")),
-                offset: v["offset"].as_u64().unwrap_or_else(|| panic!("no offset: {l}")),
-                key: v["key"].as_str().map(str::to_string),
-                value: v["value"].as_str().unwrap_or_else(|| panic!("no value: {l}")).to_string(),
-            }
-        })
-        .collect()
-}
 
 /// Everything in `topic`, from the beginning.
 fn consume_all(c: &TestCluster, topic: &str) -> Vec<Rec> {

@@ -6,40 +6,23 @@
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
-use yak_tests::TestCluster;
+use yak_tests::{parse_records, Rec, TestCluster};
 
-/// One consumed record of `consume --format json`.
-#[derive(Debug, Clone, PartialEq)]
-struct Rec {
-    partition: u64,
-    offset: u64,
-    key: Option<String>,
-    value: String,
-}
-
-fn parse_records(stdout: &str) -> Vec<Rec> {
-    stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            for field in ["topic", "partition", "offset", "key", "value", "timestamp"] {
-                assert!(v.get(field).is_some(), "consumed record lacks {field}: {l}");
-            }
-            Rec {
-                partition: v["partition"].as_u64().unwrap(),
-                offset: v["offset"].as_u64().unwrap(),
-                key: v["key"].as_str().map(str::to_string),
-                value: v["value"].as_str().unwrap().to_string(),
-            }
-        })
-        .collect()
+/// Records of `consume --format json`, each checked to carry every field of the contract.
+fn parse_checked(stdout: &str) -> Vec<Rec> {
+    for l in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        for field in ["topic", "partition", "offset", "key", "value", "timestamp"] {
+            assert!(v.get(field).is_some(), "consumed record lacks {field}: {l}");
+        }
+    }
+    parse_records(stdout.as_bytes())
 }
 
 fn consume_json(c: &TestCluster, extra: &[&str]) -> Vec<Rec> {
     let mut args = vec!["consume", "--format", "json"];
     args.extend_from_slice(extra);
-    parse_records(&c.yak_ok(&args))
+    parse_checked(&c.yak_ok(&args))
 }
 
 fn high_watermarks(c: &TestCluster, topic: &str) -> Vec<u64> {

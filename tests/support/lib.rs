@@ -34,6 +34,37 @@ const LOG_TAIL_LINES: usize = 200;
 /// Sleep between two polls of a condition.
 const POLL: Duration = Duration::from_millis(50);
 
+/// One consumed record of `consume --format json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rec {
+    /// Partition index.
+    pub partition: u64,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Key, if any.
+    pub key: Option<String>,
+    /// Value.
+    pub value: String,
+}
+
+/// Parses the JSON lines `consume --format json` prints; panics on a line
+/// that is not a record.
+pub fn parse_records(stdout: &[u8]) -> Vec<Rec> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            Rec {
+                partition: v["partition"].as_u64().unwrap_or_else(|| panic!("no partition: {l}")),
+                offset: v["offset"].as_u64().unwrap_or_else(|| panic!("no offset: {l}")),
+                key: v["key"].as_str().map(str::to_string),
+                value: v["value"].as_str().unwrap_or_else(|| panic!("no value: {l}")).to_string(),
+            }
+        })
+        .collect()
+}
+
 /// The directory holding `yak-node` and `yak-supervisor`; panics with a clear
 /// message when either is missing.
 pub fn bin_dir() -> PathBuf {
