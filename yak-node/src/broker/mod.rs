@@ -77,10 +77,17 @@ impl Broker {
         self.appended.notify();
     }
 
-    fn refresh_metadata(&self) {
+    /// Reloads and applies metadata; returns it (None if ZooKeeper failed).
+    fn refresh_metadata(&self) -> Option<ClusterMetadata> {
         match self.zk.metadata() {
-            Ok(m) => self.on_metadata(&m),
-            Err(e) => tracing::warn!(error = %e, "metadata refresh failed"),
+            Ok(m) => {
+                self.on_metadata(&m);
+                Some(m)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata refresh failed");
+                None
+            }
         }
     }
 
@@ -90,8 +97,8 @@ impl Broker {
         if let Some(p) = self.replicas.get(topic, partition) {
             return Ok(p);
         }
-        self.refresh_metadata();
-        self.replicas.get(topic, partition).ok_or_else(|| self.not_here(topic, partition))
+        let metadata = self.refresh_metadata();
+        self.replicas.get(topic, partition).ok_or_else(|| self.not_here(metadata.as_ref(), topic, partition))
     }
 
     /// Like [`Broker::replica`], but reloads metadata only while `may_refresh`
@@ -110,8 +117,9 @@ impl Broker {
         self.replica(topic, partition)
     }
 
-    fn not_here(&self, topic: &str, partition: u32) -> ErrorBody {
-        let Ok(m) = self.zk.metadata() else {
+    /// Why this broker cannot serve a partition, from freshly loaded metadata.
+    fn not_here(&self, metadata: Option<&ClusterMetadata>, topic: &str, partition: u32) -> ErrorBody {
+        let Some(m) = metadata else {
             return ErrorBody::new(ErrorCode::UnknownTopic, format!("broker {} does not know {topic}-{partition}", self.id));
         };
         match m.topics.iter().find(|t| t.name == topic) {
@@ -209,7 +217,7 @@ impl Broker {
                 if result.error.as_ref().is_some_and(|e| matches!(e.code, ErrorCode::NotLeader { .. })) {
                     // Someone knows a newer epoch than this broker: catch up.
                     if req.leader_epoch.is_some_and(|e| e > replica.leadership().epoch) {
-                        self.refresh_metadata();
+                        let _ = self.refresh_metadata();
                     }
                 }
                 budget = budget.saturating_sub(result.records.len() as u32);
@@ -256,7 +264,7 @@ impl Broker {
                 }
                 Err(e) => {
                     tracing::warn!(topic = %topic, partition, error = %e, "isr change refused");
-                    self.refresh_metadata();
+                    let _ = self.refresh_metadata();
                 }
             }
         }
