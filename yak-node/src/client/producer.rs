@@ -129,6 +129,7 @@ pub struct Producer {
     next_sequence: HashMap<(String, u32), i32>,
     latency_us: Option<Histogram<u64>>,
     dispatched: u64,
+    slot_scratch: (String, u32),
 }
 
 /// A microsecond latency histogram: 1 µs to 10 min, 3 significant digits.
@@ -160,6 +161,7 @@ impl Producer {
         let latency_us = config.record_latency.then(latency_histogram);
         Ok(Producer {
             dispatched: 0,
+            slot_scratch: (String::new(), 0),
             latency_us,
             producer_id,
             next_sequence: HashMap::new(),
@@ -267,7 +269,11 @@ impl Producer {
                 format!("message of {size} bytes is larger than the maximum of {max} bytes"),
             )));
         }
-        let slot = (topic.to_string(), partition);
+        // The slot key is a reused buffer: no allocation per message.
+        let mut slot = std::mem::take(&mut self.slot_scratch);
+        slot.0.clear();
+        slot.0.push_str(topic);
+        slot.1 = partition;
         let full = self
             .open
             .get(&slot)
@@ -277,15 +283,19 @@ impl Producer {
             self.partitioner.on_batch_full(topic, partition, partitions);
             self.fallback.on_batch_full(partition, partitions);
         }
-        let cap = self.config.batch_bytes;
-        let (pid, seq) = match self.producer_id {
-            -1 => (-1, -1),
-            pid => (pid, self.next_sequence.get(&slot).copied().unwrap_or(0)),
+        if !self.open.contains_key(&slot) {
+            let seq = match self.producer_id {
+                -1 => -1,
+                _ => self.next_sequence.get(&slot).copied().unwrap_or(0),
+            };
+            let builder = BatchBuilder::new(self.producer_id, 0, seq, self.config.batch_bytes);
+            self.open.insert(slot.clone(), OpenBatch { builder, opened: Instant::now() });
+        }
+        let batch = self.open.get_mut(&slot);
+        self.slot_scratch = slot;
+        let Some(batch) = batch else {
+            return Err(ClientError::Invalid("invariant: the open batch was just inserted".into()));
         };
-        let batch = self
-            .open
-            .entry(slot)
-            .or_insert_with(|| OpenBatch { builder: BatchBuilder::new(pid, 0, seq, cap), opened: Instant::now() });
         batch.builder.push(NewRecord { key, value, timestamp_ms: now_ms() });
         if let Some(n) = self.unacked.get_mut(topic).and_then(|v| v.get_mut(partition as usize)) {
             *n += 1;
