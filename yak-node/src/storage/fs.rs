@@ -370,8 +370,10 @@ mod sim {
         crash_at: Option<u64>,
         /// The power is off: every call fails until [`SimFs::power_cut`].
         crashed: bool,
-        /// Injected faults: (write number counted from now, fault).
+        /// Injected faults: (write number counted from the start, fault).
         write_faults: Vec<(u64, WriteFault)>,
+        /// Injected faults for the next write to a file whose name ends so.
+        named_faults: Vec<(String, WriteFault)>,
         writes: u64,
         fail_syncs: u64,
         capacity: Option<u64>,
@@ -386,6 +388,8 @@ mod sim {
     #[derive(Debug)]
     struct SimFile {
         state: Arc<Mutex<State>>,
+        /// The name it was opened by, for named faults.
+        name: String,
         ino: Ino,
         generation: u64,
         append: bool,
@@ -436,6 +440,7 @@ mod sim {
                     crash_at: None,
                     crashed: false,
                     write_faults: Vec::new(),
+                    named_faults: Vec::new(),
                     writes: 0,
                     fail_syncs: 0,
                     capacity: None,
@@ -492,6 +497,12 @@ mod sim {
             let mut s = self.lock();
             let at = s.writes + n;
             s.write_faults.push((at, fault));
+        }
+
+        /// The next write to a file whose name ends with `suffix` fails as
+        /// `fault` says.
+        pub fn fail_write_to(&self, suffix: &str, fault: WriteFault) {
+            self.lock().named_faults.push((suffix.to_string(), fault));
         }
 
         /// The next `n` file fsyncs fail with EIO, dropping the dirty data
@@ -609,13 +620,19 @@ mod sim {
                 .sum()
         }
 
-        fn write(&mut self, ino: Ino, buf: &[u8], offset: u64) -> io::Result<usize> {
+        fn write(&mut self, ino: Ino, name: &str, buf: &[u8], offset: u64) -> io::Result<usize> {
             self.op()?;
             let n = self.writes;
             self.writes += 1;
             let mut len = buf.len();
-            if let Some(i) = self.write_faults.iter().position(|&(at, _)| at == n) {
-                let (_, fault) = self.write_faults.remove(i);
+            let fault = match self.write_faults.iter().position(|&(at, _)| at == n) {
+                Some(i) => Some(self.write_faults.remove(i).1),
+                None => match self.named_faults.iter().position(|(suffix, _)| name.ends_with(suffix.as_str())) {
+                    Some(i) => Some(self.named_faults.remove(i).1),
+                    None => None,
+                },
+            };
+            if let Some(fault) = fault {
                 match fault {
                     WriteFault::Short(max) => len = len.min(max),
                     WriteFault::NoSpace => return Err(enospc()),
@@ -752,6 +769,7 @@ mod sim {
             self.crashed = false;
             self.crash_at = None;
             self.write_faults.clear();
+            self.named_faults.clear();
             self.fail_syncs = 0;
         }
     }
@@ -779,6 +797,7 @@ mod sim {
             };
             Ok(Box::new(SimFile {
                 state: Arc::clone(&self.state),
+                name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 ino,
                 generation: s.generation,
                 append: o.append,
@@ -928,16 +947,16 @@ mod sim {
             let mut s = self.lock()?;
             if self.append {
                 let end = s.file_mut(self.ino)?.current.len() as u64;
-                return s.write(self.ino, buf, end);
+                return s.write(self.ino, &self.name, buf, end);
             }
-            s.write(self.ino, buf, offset)
+            s.write(self.ino, &self.name, buf, offset)
         }
 
         fn append_all(&self, mut buf: &[u8]) -> io::Result<()> {
             while !buf.is_empty() {
                 let mut s = self.lock()?;
                 let end = s.file_mut(self.ino)?.current.len() as u64;
-                match s.write(self.ino, buf, end)? {
+                match s.write(self.ino, &self.name, buf, end)? {
                     0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing")),
                     n => buf = &buf[n..],
                 }
@@ -966,6 +985,7 @@ mod sim {
             drop(self.lock()?);
             Ok(Box::new(SimFile {
                 state: Arc::clone(&self.state),
+                name: self.name.clone(),
                 ino: self.ino,
                 generation: self.generation,
                 append: self.append,

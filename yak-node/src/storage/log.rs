@@ -55,7 +55,15 @@ impl Log {
     pub fn open_with(fs: FsRef, dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         config.validate()?;
         let f: &dyn Fs = &*fs;
+        let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !f.exists(d)).collect();
         f.create_dir_all(dir).map_err(io_err(dir))?;
+        // A new directory's entry in its parent is durable only once the
+        // parent is synced, innermost first; the log's own entry below.
+        for new in created.iter().skip(1) {
+            if let Some(parent) = new.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(f, parent)?;
+            }
+        }
         let mut bases = segment_bases(f, dir)?;
         drop_empty_segments(f, dir, &mut bases)?;
         let mut epochs = EpochCache::load(f, dir)?;
@@ -592,6 +600,12 @@ impl Log {
     /// drops it).
     fn roll(&mut self) -> Result<(), StorageError> {
         self.active().flush()?;
+        // The active segment's own entry first: were the new segment's entry
+        // to reach the disk without it, a power cut would leave a hole.
+        if self.dir_dirty {
+            sync_dir(&*self.fs, &self.dir)?;
+            self.dir_dirty = false;
+        }
         let segment = Segment::create(&*self.fs, &self.dir, self.log_end_offset)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = self.log_end_offset, "segment rolled");
         self.segments.push(segment);

@@ -23,6 +23,8 @@
 #![deny(missing_docs)]
 
 mod epochs;
+#[cfg(test)]
+mod faults;
 pub mod fs;
 mod index;
 mod log;
