@@ -456,3 +456,33 @@ fn given_random_workloads_when_power_cut_at_random_moments_should_never_lose_or_
         epoch = epoch.max(open(&sim).latest_epoch().unwrap_or(0));
     }
 }
+
+#[test]
+fn given_empty_segment_left_by_a_failed_roll_when_opening_should_drop_it() {
+    let sim = SimFs::new();
+    let mut model = Model::default();
+    flushed_log(&sim, &mut model, 12);
+    let log = open(&sim);
+    let (last_base, leo) = (files_base(&sim), log.log_end_offset());
+    drop(log);
+    // A roll at `stray` failed and could not remove its file; the active
+    // segment went on past it.
+    let stray = last_base + 1;
+    assert!(stray < leo);
+    sim.open(&log_path(stray), super::fs::OpenOptions::create_truncate()).unwrap();
+    sim.sync_dir(Path::new(DIR)).unwrap();
+    let log = open(&sim);
+    assert_eq!(log.log_end_offset(), leo);
+    assert!(!sim.exists(&log_path(stray)));
+    drop(log);
+    model.check(&sim, "after a stray empty segment");
+}
+
+/// Base offset of the last segment file.
+fn files_base(sim: &SimFs) -> u64 {
+    let mut names: Vec<String> =
+        sim.read_dir(Path::new(DIR)).unwrap().into_iter().map(|n| n.to_string_lossy().into_owned()).collect();
+    names.retain(|n| n.ends_with(".log"));
+    names.sort();
+    names.last().unwrap().trim_end_matches(".log").parse().unwrap()
+}
