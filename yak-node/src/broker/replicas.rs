@@ -93,7 +93,13 @@ impl Replicas {
         for t in &metadata.topics {
             configs.insert(&t.name, t.config);
             for p in t.partitions.iter().filter(|p| p.replicas.contains(&self.broker_id)) {
-                let l = Leadership { leader: p.leader, epoch: p.leader_epoch, replicas: p.replicas.clone(), isr: p.isr.clone() };
+                let l = Leadership {
+                    leader: p.leader,
+                    epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    partition_epoch: p.partition_epoch,
+                };
                 wanted.insert((t.name.clone(), p.partition), (t.topic_id, l));
             }
         }

@@ -198,14 +198,21 @@ impl ZooKeeper {
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
             Call::Metadata { topics } => Ok(self.metadata(topics)),
-            Call::AlterIsr { topic, partition, leader, leader_epoch, isr } => {
+            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch } => {
                 let mut inner = self.lock();
                 let alive = inner.sessions.alive(Instant::now());
-                if let Some(record) = inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, &isr, &alive)? {
+                let planned =
+                    inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, partition_epoch, &isr, &alive)?;
+                if let Some(record) = planned {
                     tracing::info!(topic = %topic, partition, leader, isr = ?isr, "isr changed");
                     Self::commit(&mut inner, record)?;
                 }
-                Ok(Reply::IsrAltered)
+                let p = inner
+                    .state
+                    .topic(&topic)
+                    .and_then(|t| t.partitions.get(partition as usize))
+                    .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("{topic}-{partition} is gone")))?;
+                Ok(Reply::IsrAltered { isr: p.isr.clone(), partition_epoch: p.partition_epoch })
             }
             Call::BrokerDown { broker_id } => {
                 let mut inner = self.lock();

@@ -183,6 +183,7 @@ impl MetadataState {
                     isr: replicas.clone(),
                     replicas,
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 }
             })
             .collect();
@@ -239,13 +240,18 @@ impl MetadataState {
         out
     }
 
-    /// Checks a leader's request to change an ISR; refuses a stale epoch.
+    /// Checks a leader's request to change an ISR; refuses a stale leader
+    /// epoch, and a change based on a partition state that has changed since
+    /// (`partition_epoch`, compare-and-set: a late proposal must not restore
+    /// a member a failover just removed).
+    #[allow(clippy::too_many_arguments)]
     pub fn plan_alter_isr(
         &self,
         topic: &str,
         partition: u32,
         leader: u32,
         leader_epoch: u32,
+        partition_epoch: u64,
         isr: &[u32],
         alive: &[u32],
     ) -> Result<Option<MetaRecord>, ErrorBody> {
@@ -262,6 +268,15 @@ impl MetadataState {
                 format!(
                     "{topic}-{partition}: broker {leader} at epoch {leader_epoch} is not the leader (leader {:?}, epoch {})",
                     p.leader, p.leader_epoch
+                ),
+            ));
+        }
+        if p.partition_epoch != partition_epoch {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidUpdateVersion,
+                format!(
+                    "{topic}-{partition}: ISR change based on partition epoch {partition_epoch}, but it is at {} (ISR {:?})",
+                    p.partition_epoch, p.isr
                 ),
             ));
         }
@@ -313,6 +328,7 @@ impl MetadataState {
                     p.leader = *leader;
                     p.isr = isr.clone();
                     p.leader_epoch = *leader_epoch;
+                    p.partition_epoch += 1;
                 }
             }
             MetaRecord::ProducerIdsAllocated { next } => {
@@ -482,12 +498,41 @@ mod tests {
         let leader = p.leader.expect("leader");
         let shrink = vec![leader];
         let err = s
-            .plan_alter_isr("t", 0, leader, p.leader_epoch + 7, &shrink, &[1, 2, 3])
+            .plan_alter_isr("t", 0, leader, p.leader_epoch + 7, p.partition_epoch, &shrink, &[1, 2, 3])
             .expect_err("stale epoch");
         assert_eq!(err.code, ErrorCode::FencedLeaderEpoch);
-        let ok = s.plan_alter_isr("t", 0, leader, p.leader_epoch, &shrink, &[1, 2, 3]).expect("valid");
+        let ok = s.plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &shrink, &[1, 2, 3]).expect("valid");
         apply_all(&mut s, ok.into_iter().collect());
         assert_eq!(partition(&s, "t", 0).isr, vec![leader]);
+    }
+
+    #[test]
+    fn given_isr_changed_since_a_proposal_when_altering_isr_should_refuse_the_stale_version() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(3));
+        let p = partition(&s, "t", 0);
+        let leader = p.leader.expect("leader");
+        let follower = p.replicas[1];
+        // The leader proposes to keep everyone (based on version v) while a
+        // failover removes `follower` (its session expired): version v + 1.
+        let alive: Vec<u32> = p.replicas.iter().copied().filter(|b| *b != follower).collect();
+        let r = s.plan_failover(&alive);
+        apply_all(&mut s, r);
+        let after = partition(&s, "t", 0);
+        assert!(!after.isr.contains(&follower));
+        assert_eq!(after.partition_epoch, p.partition_epoch + 1, "every ISR change raises the partition epoch");
+        // The follower is back, and the late proposal arrives naming version v.
+        let err = s
+            .plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &p.replicas, &p.replicas)
+            .expect_err("stale partition epoch");
+        assert_eq!(err.code, ErrorCode::InvalidUpdateVersion);
+        assert!(!partition(&s, "t", 0).isr.contains(&follower), "a stale proposal does not restore a removed member");
+        // Named with the current version, the same change is accepted.
+        let ok = s
+            .plan_alter_isr("t", 0, leader, p.leader_epoch, after.partition_epoch, &p.replicas, &p.replicas)
+            .expect("current version");
+        apply_all(&mut s, ok.into_iter().collect());
+        assert!(partition(&s, "t", 0).isr.contains(&follower));
     }
 
     #[test]
