@@ -83,6 +83,8 @@ pub struct FollowerFetch {
 }
 
 struct Inner {
+    /// `<topic>-<partition>`, for messages.
+    name: String,
     log: Log,
     /// Appends below this offset are fsynced.
     durable_offset: u64,
@@ -188,6 +190,7 @@ impl Partition {
     pub fn new(topic: String, partition: u32, topic_id: u64, broker_id: u32, log: Log, sync_appends: bool) -> Partition {
         let producers = rebuild_producers(&log);
         let inner = Inner {
+            name: format!("{topic}-{partition}"),
             durable_offset: log.log_end_offset(),
             sync_appends,
             truncations: 0,
@@ -299,11 +302,12 @@ impl Partition {
             return;
         }
         let isr = inner.leadership.isr.clone();
+        let name = inner.name.clone();
         out.extend(done.into_iter().map(|w| {
             let err = ErrorBody::new(
                 ErrorCode::NotEnoughReplicasAfterAppend,
                 format!(
-                    "the batch at offset {} was appended, but the in-sync replicas shrank to {isr:?} ({isr_size} of the {min_isr} acks=all needs) before it was replicated; not acknowledged",
+                    "{name}: not enough replicas after append: the batch ending at offset {} is in the leader's log, but the in-sync replicas shrank to {isr:?} ({isr_size}, acks=all needs {min_isr}) before it was replicated; not acknowledged",
                     w.last_offset
                 ),
             );

@@ -109,6 +109,9 @@ struct Pending {
     records: u64,
     first_sent: Instant,
     retry_at: Instant,
+    /// Why the first attempt failed, if it did: reported with the last
+    /// error when the batch finally fails (the first is often the telling one).
+    first_error: Option<String>,
 }
 
 /// A producer bound to one cluster.
@@ -372,6 +375,7 @@ impl Producer {
             records,
             first_sent: now,
             retry_at: now,
+            first_error: None,
         };
         // Behind a batch of the same partition that waits to be retried: wait
         // with it, or the broker would see a sequence gap.
@@ -441,10 +445,16 @@ impl Producer {
 
     fn retry_or_fail(&mut self, mut p: Pending, err: ClientError) {
         let retriable = err.is_retriable() || err.code() == Some(&ErrorCode::UnknownTopic);
+        let why = err.to_string();
         if !retriable || p.first_sent.elapsed() >= self.config.delivery_timeout {
-            self.fail(&p, err.to_string());
+            let why = match p.first_error.take() {
+                Some(first) if first != why => format!("{why} (first attempt: {first})"),
+                _ => why,
+            };
+            self.fail(&p, why);
             return;
         }
+        p.first_error.get_or_insert(why);
         p.retry_at = Instant::now() + Duration::from_millis(50);
         self.retries.push(p);
     }
