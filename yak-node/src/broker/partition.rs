@@ -121,7 +121,13 @@ pub fn send_all(completions: Completions) {
     }
 }
 
+/// A storage error as the client sees it. A fatal one (a failed fsync, on
+/// any path: leader flush, follower flush, retention, truncation) does not
+/// return: the broker fail-stops, since no answer after it can be trusted.
 fn storage_error(e: StorageError) -> ErrorBody {
+    if e.is_fatal() {
+        super::fail_stop(&e);
+    }
     match e {
         StorageError::OffsetOutOfRange { log_start_offset, log_end_offset, offset } => {
             let why = if offset < log_start_offset {
