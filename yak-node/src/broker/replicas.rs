@@ -17,10 +17,9 @@
 
 use super::partition::{Completions, Leadership, Partition};
 use crate::protocol::{ClusterMetadata, LocalPartition, TopicConfig};
+use crate::storage::fs::{self, Fs, FsRef};
 use crate::storage::{sync_dir, Log, LogConfig, StorageError};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -33,6 +32,7 @@ pub type FollowPlan = BTreeMap<u32, Vec<Arc<Partition>>>;
 
 /// Every replica on this broker.
 pub struct Replicas {
+    fs: FsRef,
     broker_id: u32,
     sync_appends: bool,
     dir: PathBuf,
@@ -54,23 +54,13 @@ const TOPIC_ID_FILE: &str = "topic_id";
 /// Where unreadable and stray partition dirs are moved, in the broker dir.
 pub const QUARANTINE_DIR: &str = "quarantine";
 
-/// Writes `topic_id` into a partition dir atomically and durably: temp
-/// file, fsync, rename, fsync the dir.
-fn write_topic_id(dir: &Path, topic_id: u64) -> Result<(), StorageError> {
-    let tmp = dir.join(format!("{TOPIC_ID_FILE}.tmp"));
-    let path = dir.join(TOPIC_ID_FILE);
-    let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(topic_id.to_string().as_bytes()).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    sync_dir(dir)
-}
-
 /// The topic id in a partition dir, or why it cannot be read.
-fn read_topic_id(dir: &Path) -> Result<u64, String> {
-    let path = dir.join(TOPIC_ID_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| format!("unreadable topic_id {:?}", text.chars().take(32).collect::<String>())),
+fn read_topic_id(f: &dyn Fs, dir: &Path) -> Result<u64, String> {
+    match f.read(&dir.join(TOPIC_ID_FILE)) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            text.trim().parse().map_err(|_| format!("unreadable topic_id {:?}", text.chars().take(32).collect::<String>()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no topic_id".to_string()),
         Err(e) => Err(format!("cannot read topic_id: {e}")),
     }
@@ -78,20 +68,20 @@ fn read_topic_id(dir: &Path) -> Result<u64, String> {
 
 /// Moves a partition dir into `<broker dir>/quarantine/<name>.<unix ms>`,
 /// durably. Returns where it went.
-fn quarantine(broker_dir: &Path, dir: &Path) -> Result<PathBuf, StorageError> {
+fn quarantine(f: &dyn Fs, broker_dir: &Path, dir: &Path) -> Result<PathBuf, StorageError> {
     let aside = broker_dir.join(QUARANTINE_DIR);
-    fs::create_dir_all(&aside).map_err(io(&aside))?;
+    f.create_dir_all(&aside).map_err(io(&aside))?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let mut target = aside.join(format!("{name}.{ms}"));
     let mut n = 1;
-    while target.exists() {
+    while f.exists(&target) {
         target = aside.join(format!("{name}.{ms}.{n}"));
         n += 1;
     }
-    fs::rename(dir, &target).map_err(io(dir))?;
-    sync_dir(&aside)?;
-    sync_dir(broker_dir)?;
+    f.rename(dir, &target).map_err(io(dir))?;
+    sync_dir(f, &aside)?;
+    sync_dir(f, broker_dir)?;
     Ok(target)
 }
 
@@ -101,34 +91,45 @@ impl Replicas {
     /// A partition dir whose `topic_id` cannot be read is moved aside
     /// (quarantined), never deleted.
     pub fn open(broker_id: u32, dir: &Path, config: LogConfig, sync_appends: bool) -> Result<Replicas, StorageError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        Self::open_with(fs::real(), broker_id, dir, config, sync_appends)
+    }
+
+    /// [`Replicas::open`] with every file operation through `fs`.
+    pub fn open_with(
+        fs: FsRef,
+        broker_id: u32,
+        dir: &Path,
+        config: LogConfig,
+        sync_appends: bool,
+    ) -> Result<Replicas, StorageError> {
+        let f: &dyn Fs = &*fs;
+        f.create_dir_all(dir).map_err(io(dir))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
+            sync_dir(f, parent)?;
         }
         let mut map = HashMap::new();
-        for entry in fs::read_dir(dir).map_err(io(dir))? {
-            let entry = entry.map_err(io(dir))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in f.read_dir(dir).map_err(io(dir))? {
+            let name = name.to_string_lossy().into_owned();
+            let path = dir.join(&name);
             let Some((topic, partition)) = parse_dir_name(&name) else { continue };
-            if !path.is_dir() {
+            if !f.is_dir(&path) {
                 continue;
             }
-            let topic_id = match read_topic_id(&path) {
+            let topic_id = match read_topic_id(f, &path) {
                 Ok(id) => id,
                 Err(reason) => {
-                    let aside = quarantine(dir, &path)?;
+                    let aside = quarantine(f, dir, &path)?;
                     tracing::warn!(dir = %path.display(), moved_to = %aside.display(), reason = %reason,
                         "partition directory without a readable topic_id; quarantined, not deleted");
                     continue;
                 }
             };
-            let log = Log::open(&path, config)?;
+            let log = Log::open_with(Arc::clone(&fs), &path, config)?;
             tracing::info!(topic = %topic, partition, log_end_offset = log.log_end_offset(), "replica loaded");
             let p = Partition::new(topic.clone(), partition, topic_id, broker_id, log, sync_appends);
             map.insert((topic, partition), Arc::new(p));
         }
-        Ok(Replicas { broker_id, sync_appends, dir: dir.to_path_buf(), config, map: RwLock::new(map) })
+        Ok(Replicas { fs, broker_id, sync_appends, dir: dir.to_path_buf(), config, map: RwLock::new(map) })
     }
 
     /// A replica by topic and partition.
@@ -147,16 +148,20 @@ impl Replicas {
     /// dir's entry too) before any log file is created. A dir already at its
     /// path (which no replica holds) is quarantined first.
     fn create(&self, topic: &str, partition: u32, topic_id: u64) -> Result<Partition, StorageError> {
+        let f: &dyn Fs = &*self.fs;
         let path = self.dir.join(format!("{topic}-{partition}"));
-        if path.exists() {
-            let aside = quarantine(&self.dir, &path)?;
+        if f.exists(&path) {
+            let aside = quarantine(f, &self.dir, &path)?;
             tracing::warn!(dir = %path.display(), moved_to = %aside.display(), topic_id,
                 "partition directory in the way of a new replica; quarantined, not deleted");
         }
-        fs::create_dir(&path).map_err(io(&path))?;
-        write_topic_id(&path, topic_id)?;
-        sync_dir(&self.dir)?;
-        let log = Log::open(&path, self.config)?;
+        f.create_dir_all(&path).map_err(io(&path))?;
+        // Temp file, fsync, rename, fsync the partition dir; then the
+        // partition dir's own entry in the broker dir.
+        let id_path = path.join(TOPIC_ID_FILE);
+        fs::write_atomic(f, &id_path, topic_id.to_string().as_bytes()).map_err(io(&id_path))?;
+        sync_dir(f, &self.dir)?;
+        let log = Log::open_with(Arc::clone(&self.fs), &path, self.config)?;
         Ok(Partition::new(topic.to_string(), partition, topic_id, self.broker_id, log, self.sync_appends))
     }
 
@@ -187,7 +192,7 @@ impl Replicas {
             if let Some(p) = map.remove(&tp) {
                 completions.extend(p.set_leadership(Leadership::default(), Instant::now()));
                 if deleted.contains(&p.topic_id) {
-                    remove_replica(&p);
+                    remove_replica(&*self.fs, &p);
                 } else {
                     self.quarantine_stray(&p);
                 }
@@ -241,7 +246,7 @@ impl Replicas {
     /// as deleted.
     fn quarantine_stray(&self, p: &Partition) {
         let dir = p.dir();
-        match quarantine(&self.dir, &dir) {
+        match quarantine(&*self.fs, &self.dir, &dir) {
             Ok(aside) => tracing::warn!(topic = %p.topic, partition = p.partition, topic_id = p.topic_id,
                 moved_to = %aside.display(),
                 "stray replica: metadata neither places it here nor lists its topic as deleted; quarantined, not deleted"),
@@ -251,9 +256,9 @@ impl Replicas {
 }
 
 /// Deletes the files of a replica whose topic metadata lists as deleted.
-fn remove_replica(p: &Partition) {
+fn remove_replica(f: &dyn Fs, p: &Partition) {
     let dir = p.dir();
-    match fs::remove_dir_all(&dir) {
+    match f.remove_dir_all(&dir) {
         Ok(()) => tracing::info!(topic = %p.topic, partition = p.partition, "replica deleted"),
         Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot delete replica"),
     }
@@ -265,6 +270,8 @@ mod tests {
     use crate::protocol::batch::{self, BatchBuilder, NewRecord};
     use crate::protocol::{PartitionMetadata, Reply, TopicMetadata};
     use crate::server::{Handled, Responder};
+    use crate::storage::fs::SimFs;
+    use std::fs;
     use std::time::Duration;
 
     /// Full metadata placing partition 0 of each (name, id) on broker 1, as leader.
@@ -401,5 +408,78 @@ mod tests {
         assert_eq!(parse_dir_name("t-0"), Some(("t".into(), 0)));
         assert_eq!(parse_dir_name("nodash"), None);
         assert_eq!(parse_dir_name("t-x"), None);
+    }
+
+    /// A SimFs whose `/data` exists durably (the data dir predates the broker).
+    fn sim_with_data_dir() -> SimFs {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/data")).expect("mkdir");
+        sim.sync_dir(Path::new("/")).expect("sync root");
+        sim
+    }
+
+    fn open_sim(sim: &SimFs) -> Replicas {
+        Replicas::open_with(sim.shared(), 1, Path::new("/data/broker-1"), LogConfig::default(), false).expect("open")
+    }
+
+    #[test]
+    fn given_topic_just_created_when_power_is_cut_should_keep_the_replica_and_its_topic_id() {
+        for seed in 0..16 {
+            let sim = sim_with_data_dir();
+            let replicas = open_sim(&sim);
+            replicas.reconcile(&metadata(&[("t", 7)], &[]));
+            assert!(replicas.get("t", 0).is_some());
+            drop(replicas);
+            // Nothing appended, nothing flushed by the caller: the topic's
+            // set-up alone must have reached the disk.
+            if seed == 0 { sim.power_cut() } else { sim.power_cut_random(seed) }
+            let replicas = open_sim(&sim);
+            let p = replicas.get("t", 0).unwrap_or_else(|| panic!("seed {seed}: replica lost at the power cut"));
+            assert_eq!(p.topic_id, 7, "seed {seed}");
+            assert!(!sim.exists(Path::new("/data/broker-1/quarantine")), "seed {seed}: nothing quarantined");
+        }
+    }
+
+    #[test]
+    fn given_flushed_records_when_power_is_cut_should_reopen_the_replica_with_all_of_them() {
+        let sim = sim_with_data_dir();
+        let replicas = open_sim(&sim);
+        replicas.reconcile(&metadata(&[("t", 7)], &[]));
+        let p = replicas.get("t", 0).expect("created");
+        produce(&p, 5);
+        let before = p.fetch_for_consumer(0, 1 << 20, None).records;
+        drop((p, replicas));
+        sim.power_cut();
+        let replicas = open_sim(&sim);
+        replicas.reconcile(&metadata(&[("t", 7)], &[]));
+        let p = replicas.get("t", 0).expect("replica kept");
+        assert_eq!((p.topic_id, p.describe().log_end_offset), (7, 5), "every flushed record is there");
+        assert_eq!(p.fetch_for_consumer(0, 1 << 20, None).records, before, "byte for byte");
+    }
+
+    #[test]
+    fn given_power_cut_at_any_step_of_replica_creation_when_reopening_should_never_fail_or_lose_a_kept_dir() {
+        let probe = sim_with_data_dir();
+        let start = probe.ops();
+        open_sim(&probe).reconcile(&metadata(&[("t", 7)], &[]));
+        let steps = probe.ops() - start;
+        assert!(steps > 3, "creation takes several steps: {steps}");
+        for k in 0..steps {
+            let sim = sim_with_data_dir();
+            let replicas = open_sim(&sim);
+            sim.crash_at(sim.ops() + k);
+            replicas.reconcile(&metadata(&[("t", 7)], &[]));
+            drop(replicas);
+            sim.power_cut();
+            let replicas = open_sim(&sim);
+            if let Some(p) = replicas.get("t", 0) {
+                assert_eq!((p.topic_id, p.describe().log_end_offset), (7, 0), "step {k}");
+            }
+            // A half-made dir is moved aside, never deleted; the topic is
+            // created again from metadata.
+            replicas.reconcile(&metadata(&[("t", 7)], &[]));
+            let p = replicas.get("t", 0).unwrap_or_else(|| panic!("step {k}: replica not re-created"));
+            assert_eq!(p.topic_id, 7, "step {k}");
+        }
     }
 }
