@@ -410,6 +410,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 /// Runs a broker until SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let data = config.data_dir.join(format!("broker-{}", config.id));
+    // The lock first, then the cluster id, and only then is anything in the
+    // dir opened, recovered, truncated, moved or deleted. Held until exit.
+    let _lock = crate::datadir::lock(&data, crate::datadir::BROKER_LOCK_FILE, &format!("broker-{}", config.id))?;
+    let zk_socket = config.run_dir.join("zookeeper.sock");
+    let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
     let replicas = Replicas::open(config.id, &data, config.log, config.fsync == FsyncPolicy::Always)?;
     let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
     let listener = crate::transport::Listener::bind(&socket)
@@ -419,7 +424,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         fsync: config.fsync,
         retention: config.retention,
         replicas,
-        zk: ZkSession::new(config.id, config.run_dir.join("zookeeper.sock"), socket.clone()),
+        zk: ZkSession::new(config.id, cluster_id, zk_socket, socket.clone()),
         fetchers: Fetchers::new(config.id, config.run_dir.clone(), config.fsync == FsyncPolicy::Always),
         appended: Notifier::default(),
         metadata_version: Mutex::new(None),

@@ -301,6 +301,15 @@ pub struct ClusterMetadata {
     pub brokers: Vec<BrokerInfo>,
     /// Topics asked for.
     pub topics: Vec<TopicMetadata>,
+    /// The cluster's id, created once by ZooKeeper; a broker refuses a
+    /// ZooKeeper whose id differs from the one in its data dir.
+    #[serde(default)]
+    pub cluster_id: String,
+    /// Ids of recently deleted topics (a bounded record, oldest first), in
+    /// answers naming every topic: a broker deletes a replica's files only
+    /// when its topic id is here.
+    #[serde(default)]
+    pub deleted_topic_ids: Vec<u64>,
 }
 
 /// One partition's data in a fetch response.
@@ -359,6 +368,9 @@ pub enum Reply {
     Registered {
         /// Current metadata version.
         metadata_version: u64,
+        /// The cluster's id (see [`ClusterMetadata::cluster_id`]).
+        #[serde(default)]
+        cluster_id: String,
     },
     /// Heartbeat accepted.
     HeartbeatOk {

@@ -37,6 +37,17 @@ pub struct ZkConfig {
     pub group_session_timeout: Duration,
 }
 
+/// Why ZooKeeper cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkOpenError {
+    /// The metadata log or snapshot.
+    #[error(transparent)]
+    MetaLog(#[from] metalog::MetaLogError),
+    /// The data dir's lock, or the cluster id could not be made.
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
+}
+
 struct Inner {
     state: MetadataState,
     sessions: Sessions,
@@ -52,18 +63,26 @@ pub struct ZooKeeper {
 }
 
 impl ZooKeeper {
-    /// Opens the metadata log and replays it.
-    pub fn open(config: &ZkConfig) -> Result<ZooKeeper, metalog::MetaLogError> {
+    /// Opens the metadata log and replays it; the first time, gives the
+    /// cluster its id. The caller holds the data dir's lock.
+    pub fn open(config: &ZkConfig) -> Result<ZooKeeper, ZkOpenError> {
         let dir = config.data_dir.join("zookeeper");
         let (mut log, recovered) = MetaLog::open(&dir)?;
         let mut state = MetadataState::from_snapshot(recovered.snapshot);
         for r in &recovered.records {
             state.apply(r);
         }
+        if state.cluster_id().is_none() {
+            let record = MetaRecord::ClusterIdCreated { cluster_id: crate::datadir::new_cluster_id()? };
+            log.append(&record)?;
+            state.apply(&record);
+            tracing::info!(cluster_id = state.cluster_id().unwrap_or_default(), "cluster id created");
+        }
         if log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
             log.snapshot(state.snapshot())?;
         }
-        tracing::info!(topics = state.topics().count(), version = state.version, "metadata recovered");
+        tracing::info!(topics = state.topics().count(), version = state.version,
+            cluster_id = state.cluster_id().unwrap_or_default(), "metadata recovered");
         let mut sessions = Sessions::new(config.session_timeout);
         // Brokers get a few session timeouts to re-register before anything
         // is failed over: a ZooKeeper restart alone moves no leader.
@@ -155,18 +174,21 @@ impl ZooKeeper {
 
     fn metadata(&self, topics: Option<Vec<String>>) -> Reply {
         let inner = self.lock();
-        let topics = match topics {
-            None => inner.state.topics().cloned().collect(),
+        // The deleted ids go with the full metadata, the one brokers load.
+        let (topics, deleted_topic_ids) = match topics {
+            None => (inner.state.topics().cloned().collect(), inner.state.deleted_topic_ids().collect()),
             Some(names) => {
                 // Each name once: a request repeating one name must not clone its topic over and over.
                 let names: std::collections::BTreeSet<&String> = names.iter().collect();
-                names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect()
+                (names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect(), Vec::new())
             }
         };
         Reply::Metadata(ClusterMetadata {
             version: inner.state.version,
             brokers: inner.sessions.infos(Instant::now()),
             topics,
+            cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
+            deleted_topic_ids,
         })
     }
 
@@ -177,7 +199,10 @@ impl ZooKeeper {
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
                 inner.sessions.register(broker_id, pid, socket, Instant::now());
                 Self::fail_over(&mut inner);
-                Ok(Reply::Registered { metadata_version: inner.state.version })
+                Ok(Reply::Registered {
+                    metadata_version: inner.state.version,
+                    cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
+                })
             }
             Call::Heartbeat { broker_id } => {
                 let mut inner = self.lock();
@@ -251,6 +276,10 @@ impl Handler for ZooKeeper {
 
 /// Runs ZooKeeper until SIGTERM.
 pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything in the dir is opened, recovered or truncated; held
+    // until the process exits.
+    let dir = config.data_dir.join("zookeeper");
+    let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
     let zk = Arc::new(ZooKeeper::open(&config)?);
     let socket = config.run_dir.join("zookeeper.sock");
     let listener = crate::transport::Listener::bind(&socket)

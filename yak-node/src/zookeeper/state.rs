@@ -2,13 +2,13 @@
 //! No I/O: the server appends each [`MetaRecord`] to the metadata log, then
 //! applies it here. Replaying the log rebuilds the same state.
 
-use crate::limits::PARTITIONS_MAX;
+use crate::limits::{DELETED_TOPIC_IDS_MAX, PARTITIONS_MAX};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{
     ErrorBody, ErrorCode, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicConfig, TopicMetadata,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Cluster defaults for topics created without explicit counts.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,10 @@ pub struct MetadataState {
     topics: BTreeMap<String, TopicMetadata>,
     /// Committed offsets: (group, topic) → partition → next offset to read.
     offsets: BTreeMap<(String, String), BTreeMap<u32, u64>>,
+    /// Created once, by the first record ZooKeeper ever writes.
+    cluster_id: Option<String>,
+    /// The last [`DELETED_TOPIC_IDS_MAX`] deleted topic ids, oldest first.
+    deleted_topic_ids: VecDeque<u64>,
 }
 
 impl MetadataState {
@@ -44,6 +48,8 @@ impl MetadataState {
                 .into_iter()
                 .map(|g| ((g.group, g.topic), g.offsets.iter().map(|o| (o.partition, o.offset)).collect()))
                 .collect(),
+            cluster_id: s.cluster_id,
+            deleted_topic_ids: s.deleted_topic_ids.into(),
         }
     }
 
@@ -63,7 +69,19 @@ impl MetadataState {
                     offsets: to_partition_offsets(offsets),
                 })
                 .collect(),
+            cluster_id: self.cluster_id.clone(),
+            deleted_topic_ids: self.deleted_topic_ids.iter().copied().collect(),
         }
+    }
+
+    /// The cluster's id, once created.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// The most recently deleted topic ids, oldest first (bounded).
+    pub fn deleted_topic_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.deleted_topic_ids.iter().copied()
     }
 
     /// A group's committed offsets for a topic (empty if none).
@@ -315,7 +333,13 @@ impl MetadataState {
                 self.topics.insert(t.name.clone(), t.clone());
             }
             MetaRecord::TopicDeleted { name } => {
-                self.topics.remove(name);
+                if let Some(t) = self.topics.remove(name) {
+                    // Brokers delete a replica's files only for an id listed here.
+                    self.deleted_topic_ids.push_back(t.topic_id);
+                    while self.deleted_topic_ids.len() > DELETED_TOPIC_IDS_MAX {
+                        self.deleted_topic_ids.pop_front();
+                    }
+                }
                 // A re-created topic starts empty: old committed offsets go.
                 self.offsets.retain(|(_, topic), _| topic != name);
             }
@@ -333,6 +357,12 @@ impl MetadataState {
             }
             MetaRecord::ProducerIdsAllocated { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
+            }
+            MetaRecord::ClusterIdCreated { cluster_id } => {
+                // Created once: a second record (never written) changes nothing.
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                }
             }
             MetaRecord::OffsetsCommitted(c) => {
                 if self.topics.contains_key(&c.topic) {
@@ -578,5 +608,36 @@ mod tests {
         assert_eq!(s.topic("r").expect("created").config, config);
         let restored = MetadataState::from_snapshot(s.snapshot());
         assert_eq!(restored.topic("r").expect("restored").config, config);
+    }
+
+    #[test]
+    fn given_deleted_topics_when_replaying_and_snapshotting_should_remember_the_last_ids_in_order() {
+        let mut s = MetadataState::default();
+        let mut ids = Vec::new();
+        for i in 0..DELETED_TOPIC_IDS_MAX + 2 {
+            let t = create(&mut s, "t", Some(1), None);
+            ids.push(t.topic_id);
+            if i + 1 < DELETED_TOPIC_IDS_MAX + 2 {
+                s.apply(&s.plan_delete("t").expect("delete"));
+            }
+        }
+        let live = ids.pop().expect("live topic id");
+        let remembered: Vec<u64> = s.deleted_topic_ids().collect();
+        assert_eq!(remembered, ids[ids.len() - DELETED_TOPIC_IDS_MAX..], "bounded, oldest dropped first");
+        assert!(!remembered.contains(&live), "a live topic's id is not deleted");
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.deleted_topic_ids().collect::<Vec<_>>(), remembered);
+        assert_eq!(restored, s);
+    }
+
+    #[test]
+    fn given_cluster_id_when_created_twice_should_keep_the_first_through_snapshot() {
+        let mut s = MetadataState::default();
+        assert_eq!(s.cluster_id(), None);
+        s.apply(&MetaRecord::ClusterIdCreated { cluster_id: "a".repeat(32) });
+        s.apply(&MetaRecord::ClusterIdCreated { cluster_id: "b".repeat(32) });
+        assert_eq!(s.cluster_id(), Some("a".repeat(32).as_str()));
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.cluster_id(), s.cluster_id());
     }
 }
