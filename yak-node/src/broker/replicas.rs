@@ -293,6 +293,7 @@ mod tests {
                     replicas: vec![1],
                     isr: vec![1],
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 }],
                 config: TopicConfig::default(),
             })
@@ -313,7 +314,7 @@ mod tests {
             let bytes = b.finish();
             let header = batch::validate(&bytes).expect("valid batch");
             let (responder, _peer) = Responder::for_test(1);
-            let (handled, _) = p.produce(1, bytes, &header, Duration::from_secs(1), responder);
+            let (handled, _) = p.produce(1, bytes, &header, Duration::from_secs(1), responder, std::time::Instant::now());
             assert!(matches!(handled, Handled::Reply(Reply::Produced { .. })), "batch {i} refused");
         }
         p.flush().expect("flush");
