@@ -106,6 +106,25 @@ impl BatchHeader {
     pub fn next_offset(&self) -> u64 {
         self.last_offset().saturating_add(1)
     }
+
+    /// Sequence number of the last record (wrapping after `i32::MAX` to 0);
+    /// `base_sequence` itself when the batch has none (negative).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        next_sequence(self.base_sequence, self.record_count.saturating_sub(1))
+    }
+}
+
+/// The sequence number `n` records after `sequence`. Sequences run from 0 to
+/// `i32::MAX` and then start again at 0, as Kafka's do, so a producer never
+/// sends a negative one (negative means "none"). Both the producer (its next
+/// batch's base) and the broker (the expected next, a batch's last) use this.
+pub fn next_sequence(sequence: i32, n: u32) -> i32 {
+    const SEQUENCES: i64 = 1 << 31;
+    // Cannot truncate: the remainder is in 0..2^31.
+    (i64::from(sequence) + i64::from(n)).rem_euclid(SEQUENCES) as i32
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -434,6 +453,29 @@ mod tests {
         assert!(check_record_count(&fewer, &bytes).is_err(), "a record left over");
         let wide = BatchHeader { last_offset_delta: u32::MAX, ..h };
         assert!(check_record_count(&wide, &bytes).is_err());
+    }
+
+    #[test]
+    fn given_sequences_near_i32_max_when_advancing_should_wrap_to_zero_as_kafka() {
+        let cases: &[(i32, u32, i32)] = &[
+            (0, 1, 1),
+            (i32::MAX - 1, 1, i32::MAX),
+            (i32::MAX, 1, 0),
+            (i32::MAX - 1, 3, 1),
+            (i32::MAX, u32::MAX, i32::MAX - 1),
+            (5, 0, 5),
+        ];
+        for &(seq, n, want) in cases {
+            assert_eq!(next_sequence(seq, n), want, "{seq} + {n}");
+        }
+        let mut b = BatchBuilder::new(7, 0, i32::MAX - 1, 64);
+        for _ in 0..4 {
+            b.push(NewRecord { key: None, value: b"v", timestamp_ms: 0 });
+        }
+        let h = validate(&b.finish()).expect("valid");
+        assert_eq!(h.last_sequence(), 1, "MAX-1, MAX, 0, 1");
+        let none = BatchHeader { base_sequence: -1, ..h };
+        assert_eq!(none.last_sequence(), -1, "a batch without sequences has none");
     }
 
     #[test]
