@@ -283,6 +283,7 @@ impl Broker {
                         bytes = r.bytes_deleted, log_start_offset = r.log_start_offset, "retention applied");
                 }
                 Ok(_) => {}
+                Err(e) if e.is_fatal() => fail_stop(&format_args!("{}-{}: retention: {e}", p.topic, p.partition)),
                 Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "retention failed"),
             }
         }
@@ -300,7 +301,8 @@ impl Broker {
                         send_all(completions);
                         advanced |= moved;
                     }
-                    Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "fsync failed"),
+                    // A failed fsync never returns here: `Partition::sync` fail-stops.
+                    Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "sync failed"),
                 }
             }
             if advanced {
@@ -364,6 +366,20 @@ fn check_fetch(partitions: &[FetchPartition]) -> Result<(), ErrorBody> {
         )),
         None => Ok(()),
     }
+}
+
+/// Exit code of a broker that stopped on a fatal storage error.
+pub const FAIL_STOP_EXIT_CODE: i32 = 74;
+
+/// Fail-stop on a fatal storage error (a failed fsync): logs one line and
+/// exits non-zero, so the supervisor restarts the broker and recovery reads
+/// what is really on disk. After a failed fsync the kernel may have dropped
+/// the dirty pages and a retried fsync would "succeed" without writing them
+/// (fsyncgate): no other reaction is safe.
+pub(crate) fn fail_stop(error: &dyn std::fmt::Display) -> ! {
+    tracing::error!(error = %error, "fatal storage error; stopping so recovery reads what is on disk");
+    eprintln!("yak broker: fatal storage error, stopping: {error}");
+    std::process::exit(FAIL_STOP_EXIT_CODE)
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {

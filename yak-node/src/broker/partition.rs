@@ -415,8 +415,16 @@ impl Partition {
     /// Leader with fsync policy `always`: fsyncs appends not yet on disk —
     /// one fsync for every batch appended since the last (group commit) — and
     /// completes the requests the higher watermark covers. Returns them and
-    /// whether the high watermark moved.
+    /// whether the high watermark moved. A failed fsync (a fatal storage
+    /// error) never returns: the broker fail-stops ([`super::fail_stop`]).
     pub fn sync(&self) -> Result<(Completions, bool), ErrorBody> {
+        let name = self.name();
+        let fatal = |e: StorageError| -> ErrorBody {
+            if e.is_fatal() {
+                super::fail_stop(&format_args!("{name}: {e}"));
+            }
+            storage_error(e)
+        };
         let (file, end, truncations) = {
             let mut g = self.lock();
             let inner = &mut *g;
@@ -424,18 +432,20 @@ impl Partition {
             if !inner.sync_appends || inner.durable_offset >= leo {
                 return Ok((Vec::new(), false));
             }
-            match inner.log.data_sync_handle().map_err(storage_error)? {
+            match inner.log.data_sync_handle().map_err(fatal)? {
                 Some((file, end)) => (file, end, inner.truncations),
                 None => {
                     // A new segment or index entries: the full flush, under the lock.
-                    inner.log.flush().map_err(storage_error)?;
+                    inner.log.flush().map_err(fatal)?;
                     return Ok(Self::made_durable(inner, leo));
                 }
             }
         };
         // The fsync runs without the lock: appends and follower fetches of
         // this partition go on meanwhile, and the next sync covers them.
-        file.sync_data().map_err(|e| ErrorBody::new(ErrorCode::StorageError, format!("{}: fsync: {e}", self.name())))?;
+        if let Err(e) = file.sync_data() {
+            super::fail_stop(&format_args!("{name}: fsync of the active segment: {e}"));
+        }
         let mut g = self.lock();
         let inner = &mut *g;
         if inner.truncations != truncations {

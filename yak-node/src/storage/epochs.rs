@@ -3,11 +3,10 @@
 //! `epoch start_offset` line each), rewritten atomically on every change.
 //! Never reads segments.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{io_err, sync_dir, StorageError};
+use super::fs::{Fs, OpenOptions};
+use super::{io_err, sync_dir, sync_err, StorageError};
 
 /// Name of the checkpoint file in the partition directory.
 pub(crate) const FILE_NAME: &str = "leader-epoch-checkpoint";
@@ -27,20 +26,22 @@ pub(crate) struct EpochCache {
     dir: PathBuf,
     path: PathBuf,
     entries: Vec<EpochEntry>,
+    /// A write failed: the file may not match `entries`; the next change
+    /// (or [`EpochCache::ensure_written`]) rewrites it.
+    stale: bool,
 }
 
 impl EpochCache {
     /// Loads the checkpoint of `dir`, keeping the longest prefix of
     /// well-formed, increasing lines. No file: an empty cache.
-    pub(crate) fn load(dir: &Path) -> Result<EpochCache, StorageError> {
+    pub(crate) fn load(fs: &dyn Fs, dir: &Path) -> Result<EpochCache, StorageError> {
         let path = dir.join(FILE_NAME);
         let mut text = String::new();
-        match File::open(&path) {
+        match fs.open(&path, OpenOptions::read()) {
             Ok(f) => {
-                let mut raw = Vec::new();
-                f.take(FILE_BYTES_MAX)
-                    .read_to_end(&mut raw)
-                    .map_err(io_err(&path))?;
+                let len = f.len().map_err(io_err(&path))?.min(FILE_BYTES_MAX);
+                let mut raw = vec![0u8; len as usize];
+                f.read_exact_at(&mut raw, 0).map_err(io_err(&path))?;
                 text = String::from_utf8_lossy(&raw).into_owned();
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -55,6 +56,7 @@ impl EpochCache {
             dir: dir.to_path_buf(),
             path,
             entries,
+            stale: false,
         })
     }
 
@@ -65,41 +67,52 @@ impl EpochCache {
 
     /// Records that `epoch` starts at `start_offset`; entries that contradict
     /// it (an epoch or start offset not below it) are dropped first.
-    pub(crate) fn assign(&mut self, epoch: u32, start_offset: u64) -> Result<(), StorageError> {
+    /// All or nothing in memory: on error the entries are as before (the
+    /// file is rewritten at the next change).
+    pub(crate) fn assign(&mut self, fs: &dyn Fs, epoch: u32, start_offset: u64) -> Result<(), StorageError> {
+        let before = self.entries.clone();
         self.entries
             .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
         self.entries.push(EpochEntry {
             epoch,
             start_offset,
         });
-        self.write()
+        self.write(fs).inspect_err(|_| self.entries = before)
+    }
+
+    /// Rewrites the file if an earlier write failed, so it matches memory.
+    pub(crate) fn ensure_written(&mut self, fs: &dyn Fs) -> Result<(), StorageError> {
+        if self.stale {
+            self.write(fs)?;
+        }
+        Ok(())
     }
 
     /// Drops every epoch starting at `offset` or later: after a truncation
     /// to `offset` they hold no record.
-    pub(crate) fn truncate_from(&mut self, offset: u64) -> Result<(), StorageError> {
+    pub(crate) fn truncate_from(&mut self, fs: &dyn Fs, offset: u64) -> Result<(), StorageError> {
         let keep = self.entries.partition_point(|e| e.start_offset < offset);
         if keep == self.entries.len() {
-            return Ok(());
+            return self.ensure_written(fs);
         }
         self.entries.truncate(keep);
-        self.write()
+        self.write(fs)
     }
 
     /// The log now starts at `offset` (retention deleted what was below):
     /// drops the epochs that end at or before it and clamps the start of the
     /// one covering it to `offset`, as Kafka's `truncateFromStart`.
-    pub(crate) fn truncate_start(&mut self, offset: u64) -> Result<(), StorageError> {
+    pub(crate) fn truncate_start(&mut self, fs: &dyn Fs, offset: u64) -> Result<(), StorageError> {
         let covering = self.entries.partition_point(|e| e.start_offset <= offset);
         let Some(first) = covering.checked_sub(1) else {
-            return Ok(());
+            return self.ensure_written(fs);
         };
         if first == 0 && self.entries[0].start_offset == offset {
-            return Ok(());
+            return self.ensure_written(fs);
         }
         self.entries.drain(..first);
         self.entries[0].start_offset = offset;
-        self.write()
+        self.write(fs)
     }
 
     /// Kafka's OffsetsForLeaderEpoch answer: the largest epoch at most
@@ -123,17 +136,24 @@ impl EpochCache {
 
     /// Writes the checkpoint atomically: temporary file, fsync, rename, fsync
     /// of the directory.
-    fn write(&self) -> Result<(), StorageError> {
+    /// A failure marks the cache stale until a write succeeds.
+    fn write(&mut self, fs: &dyn Fs) -> Result<(), StorageError> {
+        self.stale = true;
         let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
         let mut text = String::new();
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        sync_dir(&self.dir)
+        let file = fs
+            .open(&tmp, OpenOptions::create_truncate())
+            .map_err(io_err(&tmp))?;
+        file.write_all_at(text.as_bytes(), 0).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(sync_err(&tmp))?;
+        drop(file);
+        fs.rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+        sync_dir(fs, &self.dir)?;
+        self.stale = false;
+        Ok(())
     }
 }
 
@@ -166,12 +186,13 @@ fn parse(text: &str) -> Vec<EpochEntry> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::storage::fs::RealFs;
 
     fn cache(pairs: &[(u32, u64)]) -> (tempfile::TempDir, EpochCache) {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = EpochCache::load(dir.path()).unwrap();
+        let mut c = EpochCache::load(&RealFs, dir.path()).unwrap();
         for &(e, o) in pairs {
-            c.assign(e, o).unwrap();
+            c.assign(&RealFs, e, o).unwrap();
         }
         (dir, c)
     }
@@ -201,8 +222,8 @@ mod tests {
     #[test]
     fn given_checkpoint_when_reloading_should_restore_entries() {
         let (dir, mut c) = cache(&[(1, 0), (2, 10), (5, 30)]);
-        c.truncate_from(10).unwrap();
-        let reloaded = EpochCache::load(dir.path()).unwrap();
+        c.truncate_from(&RealFs, 10).unwrap();
+        let reloaded = EpochCache::load(&RealFs, dir.path()).unwrap();
         assert_eq!(
             reloaded.entries,
             vec![EpochEntry {
@@ -223,7 +244,7 @@ mod tests {
     #[test]
     fn given_contradicting_epoch_when_assigning_should_drop_later_entries() {
         let (_dir, mut c) = cache(&[(1, 0), (2, 10), (3, 20)]);
-        c.assign(4, 15).unwrap();
+        c.assign(&RealFs, 4, 15).unwrap();
         assert_eq!(
             c.entries
                 .iter()
@@ -244,14 +265,14 @@ mod tests {
         ];
         for (start, want) in cases {
             let (dir, mut c) = cache(&[(1, 0), (3, 40), (4, 90)]);
-            c.truncate_start(start).unwrap();
+            c.truncate_start(&RealFs, start).unwrap();
             let got: Vec<(u32, u64)> = c.entries.iter().map(|e| (e.epoch, e.start_offset)).collect();
             assert_eq!(got, want, "start {start}");
-            let reloaded = EpochCache::load(dir.path()).unwrap();
+            let reloaded = EpochCache::load(&RealFs, dir.path()).unwrap();
             assert_eq!(reloaded.entries, c.entries, "start {start} persisted");
         }
         let (_dir, mut empty) = cache(&[]);
-        empty.truncate_start(7).unwrap();
+        empty.truncate_start(&RealFs, 7).unwrap();
         assert_eq!(empty.latest(), None);
     }
 }

@@ -2,12 +2,10 @@
 //! entries, 8 bytes each, big-endian, in increasing order. Held in memory for
 //! binary search and appended to its file. Never reads the log itself.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{io_err, StorageError};
+use super::fs::{Fs, FsFile, OpenOptions};
+use super::{io_err, sync_err, StorageError};
 
 /// Bytes of one index entry.
 pub(crate) const ENTRY_BYTES: u64 = 8;
@@ -24,7 +22,7 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 pub(crate) struct Index {
     path: PathBuf,
-    file: File,
+    file: Box<dyn FsFile>,
     entries: Vec<Entry>,
     /// Entries on disk as of the last fsync; `None` when the file changed
     /// since (or was never synced). Skips fsyncs of an unchanged index.
@@ -33,13 +31,9 @@ pub(crate) struct Index {
 
 impl Index {
     /// Creates an empty index file, replacing any stale one.
-    pub(crate) fn create(path: &Path) -> Result<Index, StorageError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
+    pub(crate) fn create(fs: &dyn Fs, path: &Path) -> Result<Index, StorageError> {
+        let file = fs
+            .open(path, OpenOptions::create_truncate())
             .map_err(io_err(path))?;
         Ok(Index {
             path: path.to_path_buf(),
@@ -52,21 +46,18 @@ impl Index {
     /// Loads an existing index, keeping the longest prefix of whole,
     /// increasing entries that point inside a log of `log_bytes`. The file is
     /// trimmed to match. `Ok(None)` when the file does not exist.
-    pub(crate) fn load(path: &Path, log_bytes: u64) -> Result<Option<Index>, StorageError> {
-        let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+    pub(crate) fn load(fs: &dyn Fs, path: &Path, log_bytes: u64) -> Result<Option<Index>, StorageError> {
+        let file = match fs.open(path, OpenOptions::read_write()) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(path)(e)),
         };
-        let file_bytes = file.metadata().map_err(io_err(path))?.len();
+        let file_bytes = file.len().map_err(io_err(path))?;
         // A valid index has at most one entry per batch start, so it can never
         // be larger than the log; anything beyond is garbage and not read.
         let keep_bytes = file_bytes.min(log_bytes) / ENTRY_BYTES * ENTRY_BYTES;
-        let mut raw = Vec::new();
-        (&mut file)
-            .take(keep_bytes)
-            .read_to_end(&mut raw)
-            .map_err(io_err(path))?;
+        let mut raw = vec![0u8; keep_bytes as usize];
+        file.read_exact_at(&mut raw, 0).map_err(io_err(path))?;
         let entries = valid_prefix(&raw, log_bytes);
         let valid_bytes = entries.len() as u64 * ENTRY_BYTES;
         if valid_bytes != file_bytes {
@@ -93,9 +84,14 @@ impl Index {
         bytes[..4].copy_from_slice(&entry.relative_offset.to_be_bytes());
         bytes[4..].copy_from_slice(&entry.position.to_be_bytes());
         let at = self.entries.len() as u64 * ENTRY_BYTES;
-        self.file
-            .write_all_at(&bytes, at)
-            .map_err(io_err(&self.path))?;
+        self.synced_entries.set(None);
+        if let Err(e) = self.file.write_all_at(&bytes, at) {
+            // All or nothing: a torn entry must not stay in the file.
+            if let Err(undo) = self.file.set_len(at) {
+                tracing::warn!(path = %self.path.display(), error = %undo, "cannot cut a torn index entry; recovery will");
+            }
+            return Err(io_err(&self.path)(e));
+        }
         self.entries.push(entry);
         Ok(())
     }
@@ -142,7 +138,7 @@ impl Index {
         if self.synced_entries.get() == Some(n) {
             return Ok(());
         }
-        self.file.sync_data().map_err(io_err(&self.path))?;
+        self.file.sync_data().map_err(sync_err(&self.path))?;
         self.synced_entries.set(Some(n));
         Ok(())
     }
@@ -183,6 +179,7 @@ fn valid_prefix(raw: &[u8], log_bytes: u64) -> Vec<Entry> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::storage::fs::RealFs;
 
     fn entry(relative_offset: u32, position: u32) -> Entry {
         Entry {
@@ -194,7 +191,7 @@ mod tests {
     #[test]
     fn given_entries_when_looking_up_should_return_floor_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let mut index = Index::create(&dir.path().join("0.index")).unwrap();
+        let mut index = Index::create(&RealFs, &dir.path().join("0.index")).unwrap();
         index.push(entry(10, 4000)).unwrap();
         index.push(entry(25, 8100)).unwrap();
         assert_eq!(index.lookup(9), None);
@@ -207,7 +204,7 @@ mod tests {
     fn given_torn_and_stale_entries_when_loading_should_keep_valid_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let mut index = Index::create(&path).unwrap();
+        let mut index = Index::create(&RealFs, &path).unwrap();
         for (o, p) in [(1, 100), (2, 200), (3, 300), (4, 400)] {
             index.push(entry(o, p)).unwrap();
         }
@@ -216,7 +213,7 @@ mod tests {
         raw.extend_from_slice(&[0, 0, 0]);
         std::fs::write(&path, &raw).unwrap();
         // The log now ends at 350: entries at 400 and the torn tail go.
-        let index = Index::load(&path, 350).unwrap().unwrap();
+        let index = Index::load(&RealFs, &path, 350).unwrap().unwrap();
         assert_eq!(index.last(), Some(entry(3, 300)));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 * ENTRY_BYTES);
     }
@@ -230,7 +227,7 @@ mod tests {
     #[test]
     fn given_missing_file_when_loading_should_return_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Index::load(&dir.path().join("x.index"), 10)
+        assert!(Index::load(&RealFs, &dir.path().join("x.index"), 10)
             .unwrap()
             .is_none());
     }

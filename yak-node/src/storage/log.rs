@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::epochs::EpochCache;
+use super::fs::{self, Fs, FsFile, FsRef};
 use super::segment::{self, Segment};
 use super::{io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
@@ -14,6 +15,7 @@ use crate::protocol::batch::{self, BatchError, BatchHeader};
 /// A partition log in its directory.
 #[derive(Debug)]
 pub struct Log {
+    fs: FsRef,
     dir: PathBuf,
     config: LogConfig,
     /// Ordered by base offset; never empty; the last one takes appends.
@@ -22,52 +24,84 @@ pub struct Log {
     epochs: EpochCache,
     /// A segment was created or removed since the directory was last synced.
     dir_dirty: bool,
+    /// An fsync failed: every later write and fsync is refused
+    /// ([`StorageError::Poisoned`]); only a restart recovers.
+    poisoned: bool,
+}
+
+/// The state an append starts from, to undo it on error.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    segments: usize,
+    active_size: u64,
+    log_end_offset: u64,
 }
 
 impl Log {
-    /// Opens the log in `dir`, creating the directory if missing, and
-    /// recovers it: every segment but the last is trusted; the last is checked
-    /// from its last index entry and a torn or corrupt tail is truncated.
+    /// Opens the log in `dir` on the real file system: [`Log::open_with`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
+        Log::open_with(fs::real(), dir, config)
+    }
+
+    /// Opens the log in `dir` through `fs`, creating the directory if
+    /// missing, and recovers it: every segment but the last is trusted; the
+    /// last is checked from its last index entry and a torn or corrupt tail
+    /// is truncated. An empty segment file is dropped unless it is the only
+    /// one (a roll that failed or was cut short leaves one). What recovery
+    /// keeps is then fsynced (the last segment, its index, the directory and
+    /// its entry in the parent): after a kill -9 the tail may sit in the page
+    /// cache only, and the caller counts everything up to the log end offset
+    /// as durable.
+    pub fn open_with(fs: FsRef, dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         config.validate()?;
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let bases = segment_bases(dir)?;
-        let mut epochs = EpochCache::load(dir)?;
+        let f: &dyn Fs = &*fs;
+        f.create_dir_all(dir).map_err(io_err(dir))?;
+        let mut bases = segment_bases(f, dir)?;
+        drop_empty_segments(f, dir, &mut bases)?;
+        let mut epochs = EpochCache::load(f, dir)?;
         let interval = config.index_interval_bytes;
         let mut segments = Vec::with_capacity(bases.len().max(1));
         let (log_end_offset, seen_epochs) = match bases.split_last() {
             None => {
-                segments.push(Segment::create(dir, 0)?);
-                sync_dir(dir)?;
+                segments.push(Segment::create(f, dir, 0)?);
                 (0, Vec::new())
             }
             Some((&last, trusted)) => {
                 for &base in trusted {
-                    segments.push(Segment::open_trusted(dir, base, interval)?);
+                    segments.push(Segment::open_trusted(f, dir, base, interval)?);
                 }
-                let recovered = Segment::recover(dir, last, interval)?;
+                let recovered = Segment::recover(f, dir, last, interval)?;
                 segments.push(recovered.segment);
                 (recovered.next_offset, recovered.epochs)
             }
         };
-        epochs.truncate_from(log_end_offset)?;
+        if let Some(active) = segments.last() {
+            active.flush()?;
+        }
+        sync_dir(f, dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(f, parent)?;
+        }
+        epochs.truncate_from(f, log_end_offset)?;
         for (epoch, start_offset) in seen_epochs {
             if epochs.latest().is_none_or(|latest| epoch > latest) {
-                epochs.assign(epoch, start_offset)?;
+                epochs.assign(f, epoch, start_offset)?;
             }
         }
         // Retention may have deleted segments and crashed before the
         // checkpoint followed: the log start comes from the files.
         let log_start_offset = segments.first().map_or(log_end_offset, Segment::base_offset);
-        epochs.truncate_start(log_start_offset)?;
+        epochs.truncate_start(f, log_start_offset)?;
         tracing::debug!(dir = %dir.display(), segments = segments.len(), log_end_offset, "log opened");
         Ok(Log {
             dir: dir.to_path_buf(),
+            fs,
             config,
             segments,
             log_end_offset,
             epochs,
             dir_dirty: false,
+            poisoned: false,
         })
     }
 
@@ -86,6 +120,7 @@ impl Log {
                 actual: batch.len(),
             });
         }
+        self.check_usable()?;
         self.check_epoch(leader_epoch)?;
         let base_offset = self.log_end_offset;
         let last_offset = base_offset
@@ -95,7 +130,9 @@ impl Log {
                 offset: base_offset,
             })?;
         batch::stamp(batch, base_offset, leader_epoch);
-        self.write_batch(batch, &header, base_offset, last_offset, leader_epoch)?;
+        let mark = self.mark();
+        let written = self.write_batch(batch, &header, base_offset, last_offset, leader_epoch);
+        self.settle(written, mark)?;
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -106,11 +143,13 @@ impl Log {
     /// offsets and epochs. All complete batches are checked before any is
     /// written: CRC, record count, the first starting at the log end offset,
     /// contiguous offsets, epochs not decreasing. A trailing incomplete batch
-    /// is ignored. `None` when no complete batch was given.
+    /// is ignored. `None` when no complete batch was given. All or nothing:
+    /// on an error no batch of the call stays in the log.
     pub fn append_replicated(
         &mut self,
         batches: &[u8],
     ) -> Result<Option<AppendInfo>, StorageError> {
+        self.check_usable()?;
         let mut checked: Vec<(usize, BatchHeader)> = Vec::new();
         let mut position = 0;
         let mut expected = self.log_end_offset;
@@ -148,10 +187,12 @@ impl Log {
         let Some(&(_, first)) = checked.first() else {
             return Ok(None);
         };
-        for &(at, h) in &checked {
+        let mark = self.mark();
+        let written = checked.iter().try_for_each(|&(at, h)| {
             let bytes = &batches[at..at + h.total_bytes()];
-            self.write_batch(bytes, &h, h.base_offset, h.last_offset(), h.leader_epoch)?;
-        }
+            self.write_batch(bytes, &h, h.base_offset, h.last_offset(), h.leader_epoch)
+        });
+        self.settle(written, mark)?;
         Ok(Some(AppendInfo {
             base_offset: first.base_offset,
             last_offset: expected - 1,
@@ -205,20 +246,25 @@ impl Log {
     /// Makes everything appended so far durable: the active segment's log
     /// and index, and the directory after a roll.
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        self.active().flush()?;
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
-        }
-        Ok(())
+        self.check_usable()?;
+        let flushed = self.active().flush().and_then(|()| {
+            if self.dir_dirty {
+                sync_dir(&*self.fs, &self.dir)?;
+                self.dir_dirty = false;
+            }
+            Ok(())
+        });
+        self.poison_if_fatal(flushed)
     }
 
     /// For group commit without holding the log: a handle on the active
     /// segment's data file and the log end offset it covers, when fsyncing
     /// that file alone makes everything below that offset durable. `None`
     /// when [`Log::flush`] is needed (a new segment's directory entry or
-    /// index entries are not yet durable).
-    pub fn data_sync_handle(&self) -> Result<Option<(std::fs::File, u64)>, StorageError> {
+    /// index entries are not yet durable). A failed fsync through the handle
+    /// is as fatal as any other.
+    pub fn data_sync_handle(&self) -> Result<Option<(Box<dyn FsFile>, u64)>, StorageError> {
+        self.check_usable()?;
         if self.dir_dirty {
             return Ok(None);
         }
@@ -238,23 +284,44 @@ impl Log {
         if offset < self.log_start_offset() {
             return Err(self.out_of_range(offset));
         }
+        self.check_usable()?;
         let keep = self.segment_index(offset);
         let Some((position, header)) = self.segments[keep].find(offset)? else {
             return Err(self.out_of_range(offset));
         };
-        while self.segments.len() > keep + 1 {
-            if let Some(segment) = self.segments.pop() {
-                segment.delete()?;
-            }
+        let truncated = self.truncate_files(keep, position, header.base_offset);
+        if truncated.is_err() {
+            // Memory follows whatever step failed; drop the epochs past it.
+            let _ = self.epochs.truncate_from(&*self.fs, self.log_end_offset);
         }
-        let active = self.active_mut();
-        active.truncate_to_position(position)?;
-        active.flush()?;
-        sync_dir(&self.dir)?;
-        self.dir_dirty = false;
+        self.poison_if_fatal(truncated)?;
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset = header.base_offset, "log truncated");
-        self.log_end_offset = header.base_offset;
-        self.epochs.truncate_from(self.log_end_offset)
+        let truncated = self.epochs.truncate_from(&*self.fs, self.log_end_offset);
+        self.poison_if_fatal(truncated)
+    }
+
+    /// The file steps of [`Log::truncate_to`]: later segments go newest
+    /// first, each removal made durable before the next (a power cut never
+    /// leaves a hole in the offsets), then the kept segment is cut at
+    /// `position` (holding `end`) and fsynced. The log end offset follows
+    /// each step, so memory matches the files whatever step fails.
+    fn truncate_files(&mut self, keep: usize, position: u64, end: u64) -> Result<(), StorageError> {
+        while self.segments.len() > keep + 1 {
+            let newest = self.active();
+            newest.delete_files(&*self.fs)?;
+            let base = newest.base_offset();
+            self.segments.pop();
+            self.log_end_offset = base;
+            self.dir_dirty = true;
+            sync_dir(&*self.fs, &self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.active_mut().truncate_to_position(position)?;
+        self.log_end_offset = end;
+        self.active().flush()?;
+        sync_dir(&*self.fs, &self.dir)?;
+        self.dir_dirty = false;
+        Ok(())
     }
 
     /// Deletes whole old segments as `policy` says, oldest first, and moves
@@ -271,6 +338,7 @@ impl Log {
         high_watermark: u64,
         now_ms: i64,
     ) -> Result<RetentionReport, StorageError> {
+        self.check_usable()?;
         // Segments [0, deletable) are closed and wholly below the high watermark.
         let deletable = self.segments[1..]
             .iter()
@@ -293,7 +361,8 @@ impl Log {
                 }
             }
         }
-        self.delete_oldest(count)
+        let deleted = self.delete_oldest(count);
+        self.poison_if_fatal(deleted)
     }
 
     /// Whether segment `i` holds nothing newer than `cutoff_ms`. An empty
@@ -308,8 +377,9 @@ impl Log {
         }
     }
 
-    /// Deletes the `count` oldest segments (never the active one), makes the
-    /// directory durable and moves the epoch cache's start up.
+    /// Deletes the `count` oldest segments (never the active one), oldest
+    /// first, each removal made durable before the next (a power cut never
+    /// leaves a hole in the offsets), and moves the epoch cache's start up.
     fn delete_oldest(&mut self, count: usize) -> Result<RetentionReport, StorageError> {
         assert!(count < self.segments.len(), "invariant: the active segment is never deleted");
         let mut report = RetentionReport {
@@ -322,16 +392,16 @@ impl Log {
         }
         for _ in 0..count {
             // Files first: a segment leaves the list only once they are gone.
-            self.segments[0].delete_files()?;
+            self.segments[0].delete_files(&*self.fs)?;
             let segment = self.segments.remove(0);
             report.segments_deleted += 1;
             report.bytes_deleted += segment.size_bytes();
+            sync_dir(&*self.fs, &self.dir)?;
         }
-        sync_dir(&self.dir)?;
         let start = self.log_start_offset();
         assert!(start >= report.log_start_offset, "invariant: the log start only moves forward");
         report.log_start_offset = start;
-        self.epochs.truncate_start(start)?;
+        self.epochs.truncate_start(&*self.fs, start)?;
         tracing::info!(dir = %self.dir.display(), segments = report.segments_deleted, bytes = report.bytes_deleted,
             log_start_offset = start, "retention deleted old segments");
         Ok(report)
@@ -341,19 +411,42 @@ impl Log {
     /// deleted, one empty segment starts at `offset`, the epoch cache is
     /// cleared. A follower does this when its log ends below the leader's
     /// log start (Kafka's truncate-fully-and-start-at), then fetches from
-    /// `offset`.
+    /// `offset`. Old segments go newest first, each removal durable before
+    /// the next, so a power cut leaves a prefix of the old log (no hole);
+    /// the new segment comes last. Should its creation fail once the old
+    /// files are gone, the log is poisoned: a restart starts it afresh.
     pub fn reset_to(&mut self, offset: u64) -> Result<(), StorageError> {
-        for segment in &self.segments {
-            segment.delete_files()?;
-        }
-        let fresh = Segment::create(&self.dir, offset)?;
-        self.segments = vec![fresh];
-        sync_dir(&self.dir)?;
-        self.dir_dirty = false;
-        self.log_end_offset = offset;
-        self.epochs.truncate_from(0)?;
+        self.check_usable()?;
+        let reset = self.reset_files(offset);
+        self.poison_if_fatal(reset)?;
         tracing::info!(dir = %self.dir.display(), offset, "log emptied and restarted");
         Ok(())
+    }
+
+    /// The file steps of [`Log::reset_to`]. The oldest segment stays in the
+    /// list until the new one replaces it (a log always has a segment).
+    fn reset_files(&mut self, offset: u64) -> Result<(), StorageError> {
+        let fs = &*self.fs;
+        while self.segments.len() > 1 {
+            let newest = self.active();
+            newest.delete_files(fs)?;
+            let base = newest.base_offset();
+            self.segments.pop();
+            self.log_end_offset = base;
+            sync_dir(fs, &self.dir)?;
+        }
+        // Until the new segment replaces it, the list names files that may
+        // be gone: a failure in between leaves the log poisoned.
+        self.poisoned = true;
+        self.active().delete_files(fs)?;
+        sync_dir(fs, &self.dir)?;
+        let fresh = Segment::create(fs, &self.dir, offset)?;
+        self.segments = vec![fresh];
+        self.poisoned = false;
+        self.log_end_offset = offset;
+        sync_dir(fs, &self.dir)?;
+        self.dir_dirty = false;
+        self.epochs.truncate_from(fs, 0)
     }
 
     /// The epoch of the latest leader that appended, if any.
@@ -373,13 +466,72 @@ impl Log {
     /// Removes the partition directory and everything in it.
     pub fn delete(self) -> Result<(), StorageError> {
         let dir = self.dir.clone();
+        let fs = std::sync::Arc::clone(&self.fs);
         drop(self);
-        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))
+        fs.remove_dir_all(&dir).map_err(io_err(&dir))
     }
 
     /// The partition directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Refuses writes and fsyncs after a failed fsync.
+    fn check_usable(&self) -> Result<(), StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A fatal error poisons the log: nothing written since the last good
+    /// fsync can be trusted, and retrying the fsync would lie.
+    fn poison_if_fatal<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &result {
+            if e.is_fatal() && !self.poisoned {
+                tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log refuses writes until restart");
+                self.poisoned = true;
+            }
+        }
+        result
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            segments: self.segments.len(),
+            active_size: self.active().size_bytes(),
+            log_end_offset: self.log_end_offset,
+        }
+    }
+
+    /// On error, puts the log back as it was at `mark`: segments rolled
+    /// since are removed, the active segment cut back, the epochs started
+    /// since dropped. Memory is restored even when a file step fails (the
+    /// next append overwrites stray bytes; recovery cuts them after a
+    /// restart).
+    fn settle(&mut self, result: Result<(), StorageError>, mark: Mark) -> Result<(), StorageError> {
+        let Err(e) = result else {
+            return Ok(());
+        };
+        while self.segments.len() > mark.segments {
+            if let Some(rolled) = self.segments.pop() {
+                if let Err(undo) = rolled.delete_files(&*self.fs) {
+                    tracing::warn!(dir = %self.dir.display(), error = %undo, "cannot remove a segment rolled by a failed append");
+                }
+                self.dir_dirty = true;
+            }
+        }
+        if let Err(undo) = self.active_mut().rollback_to(mark.active_size) {
+            tracing::warn!(dir = %self.dir.display(), error = %undo, "cannot cut a failed append");
+        }
+        self.log_end_offset = mark.log_end_offset;
+        if let Err(undo) = self.epochs.truncate_from(&*self.fs, mark.log_end_offset) {
+            tracing::warn!(dir = %self.dir.display(), error = %undo, "cannot drop the epoch of a failed append");
+        }
+        tracing::warn!(dir = %self.dir.display(), error = %e, log_end_offset = self.log_end_offset, "append failed; undone");
+        self.poison_if_fatal(Err(e))
     }
 
     /// Rejects a leader epoch older than the latest one.
@@ -392,6 +544,14 @@ impl Log {
 
     /// Writes one checked batch at the log end, rolling first if due, and
     /// records a new epoch. `header` gives its largest timestamp.
+    ///
+    /// Order: roll, data, then the epoch checkpoint (fsynced). The caller
+    /// undoes any failure ([`Log::settle`]), so an error always means the
+    /// batch is not in the log: a failed epoch write takes the batch back
+    /// out, and a checkpoint left stale by a failed write is rewritten
+    /// before the next batch. A crash between the data and the checkpoint
+    /// is covered by recovery, which relearns the epochs of the last
+    /// segment's batches.
     fn write_batch(
         &mut self,
         bytes: &[u8],
@@ -404,6 +564,7 @@ impl Log {
             base_offset, self.log_end_offset,
             "invariant: batches append at the log end"
         );
+        self.epochs.ensure_written(&*self.fs)?;
         if self.roll_due(bytes.len() as u64, last_offset) {
             self.roll()?;
         }
@@ -411,7 +572,7 @@ impl Log {
         self.active_mut().append(bytes, base_offset, header.max_timestamp_ms, interval)?;
         self.log_end_offset = last_offset + 1;
         if self.epochs.latest().is_none_or(|latest| epoch > latest) {
-            self.epochs.assign(epoch, base_offset)?;
+            self.epochs.assign(&*self.fs, epoch, base_offset)?;
         }
         Ok(())
     }
@@ -425,10 +586,13 @@ impl Log {
         active.size_bytes() > 0 && (too_big || too_far)
     }
 
-    /// Makes the active segment durable and starts a new one at the log end.
+    /// Makes the active segment durable and starts a new one at the log
+    /// end. All or nothing: on error no new segment is in the list (nor on
+    /// disk, if removing the half-created one works; else the next open
+    /// drops it).
     fn roll(&mut self) -> Result<(), StorageError> {
         self.active().flush()?;
-        let segment = Segment::create(&self.dir, self.log_end_offset)?;
+        let segment = Segment::create(&*self.fs, &self.dir, self.log_end_offset)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = self.log_end_offset, "segment rolled");
         self.segments.push(segment);
         self.dir_dirty = true;
@@ -478,11 +642,40 @@ fn check_batch(bytes: &[u8], position: usize) -> Result<BatchHeader, StorageErro
     Ok(header)
 }
 
+/// Removes the empty segment files of `dir` unless only one segment is
+/// left: a roll creates an empty segment, and one that failed or was cut
+/// short by a crash may leave it behind while the previous segment goes on
+/// (or went on) past its base offset. No legitimate empty segment precedes
+/// another, and an empty last one ends where the one before it does.
+fn drop_empty_segments(fs: &dyn Fs, dir: &Path, bases: &mut Vec<u64>) -> Result<(), StorageError> {
+    let mut removed = false;
+    let mut i = bases.len();
+    while i > 0 && bases.len() > 1 {
+        i -= 1;
+        let path = dir.join(segment::file_name(bases[i], "log"));
+        if fs.len(&path).map_err(io_err(&path))? > 0 {
+            continue;
+        }
+        tracing::warn!(path = %path.display(), "removing an empty segment left by an unfinished roll");
+        fs.remove_file(&path).map_err(io_err(&path))?;
+        let index = dir.join(segment::file_name(bases[i], "index"));
+        match fs.remove_file(&index) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&index)(e)),
+            _ => {}
+        }
+        bases.remove(i);
+        removed = true;
+    }
+    if removed {
+        sync_dir(fs, dir)?;
+    }
+    Ok(())
+}
+
 /// Base offsets of the segment files in `dir`, in order. Other files are ignored.
-fn segment_bases(dir: &Path) -> Result<Vec<u64>, StorageError> {
+fn segment_bases(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, StorageError> {
     let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let name = entry.map_err(io_err(dir))?.file_name();
+    for name in fs.read_dir(dir).map_err(io_err(dir))? {
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
             continue;
         };

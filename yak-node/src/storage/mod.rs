@@ -17,10 +17,13 @@
 //! - `segment`: one `.log` file and its index; recovery of a segment.
 //! - `index`: the sparse offset → position index.
 //! - `epochs`: the leader-epoch cache and its checkpoint file.
+//! - `fs`: the I/O seam every file operation goes through ([`fs::RealFs`]
+//!   in production, `fs::SimFs` in tests: faults and power cuts).
 
 #![deny(missing_docs)]
 
 mod epochs;
+pub mod fs;
 mod index;
 mod log;
 mod segment;
@@ -121,6 +124,25 @@ pub enum StorageError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An fsync (of a file or a directory) failed. Fatal: the kernel may
+    /// have dropped the dirty data and a later fsync would "succeed"
+    /// without writing it (fsyncgate), so nothing written since the last
+    /// good fsync can be trusted. The process must stop and recover from
+    /// what is on disk.
+    #[error("fsync failed on {path}: {source}")]
+    Fsync {
+        /// File or directory being synced.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An earlier fsync of this log failed; the log refuses every write and
+    /// fsync until the process restarts.
+    #[error("log {dir} failed an fsync earlier; restart to recover")]
+    Poisoned {
+        /// The partition directory.
+        dir: PathBuf,
+    },
     /// A setting is out of range.
     #[error("invalid log config: {reason}")]
     InvalidConfig {
@@ -198,6 +220,14 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// Whether the error means the data on disk may differ from what this
+    /// process believes (a failed fsync): the process must fail-stop.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, StorageError::Fsync { .. } | StorageError::Poisoned { .. })
+    }
+}
+
 /// Attaches a path to an I/O error.
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io {
@@ -206,9 +236,15 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> S
     }
 }
 
+/// Attaches a path to a failed fsync: a fatal [`StorageError::Fsync`].
+pub(crate) fn sync_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Fsync {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Makes the entries of a directory (created, renamed, removed files) durable.
-pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), StorageError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+pub(crate) fn sync_dir(fs: &dyn fs::Fs, dir: &std::path::Path) -> Result<(), StorageError> {
+    fs.sync_dir(dir).map_err(sync_err(dir))
 }

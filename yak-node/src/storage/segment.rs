@@ -2,12 +2,11 @@
 //! Appends, positioned reads, truncation and the batch-by-batch check of a
 //! segment at start-up. Knows nothing about other segments or epochs.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::fs::{Fs, FsFile, OpenOptions};
 use super::index::{Entry, Index};
-use super::{io_err, StorageError};
+use super::{io_err, sync_err, StorageError};
 use crate::protocol::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
 
 /// Name of the segment file for `base_offset` with extension `ext`.
@@ -61,7 +60,7 @@ struct ScanEnd {
 pub(crate) struct Segment {
     base_offset: u64,
     log_path: PathBuf,
-    log: File,
+    log: Box<dyn FsFile>,
     size_bytes: u64,
     index: Index,
     bytes_since_index: u64,
@@ -73,17 +72,23 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Creates an empty segment starting at `base_offset`, replacing stale files.
-    pub(crate) fn create(dir: &Path, base_offset: u64) -> Result<Segment, StorageError> {
+    /// Creates an empty segment starting at `base_offset`, replacing stale
+    /// files. All or nothing: when the index cannot be created, the new log
+    /// file is removed again.
+    pub(crate) fn create(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
+        let log = fs
+            .open(&log_path, OpenOptions::create_truncate())
             .map_err(io_err(&log_path))?;
-        let index = Index::create(&dir.join(file_name(base_offset, "index")))?;
+        let index = match Index::create(fs, &dir.join(file_name(base_offset, "index"))) {
+            Ok(index) => index,
+            Err(e) => {
+                if let Err(undo) = fs.remove_file(&log_path) {
+                    tracing::warn!(path = %log_path.display(), error = %undo, "cannot remove a half-created segment");
+                }
+                return Err(e);
+            }
+        };
         Ok(Segment {
             base_offset,
             log_path,
@@ -99,11 +104,12 @@ impl Segment {
     /// Opens a segment that is not the last one: trusted as it is. Its index
     /// is loaded, or rebuilt by scanning the segment if the file is missing.
     pub(crate) fn open_trusted(
+        fs: &dyn Fs,
         dir: &Path,
         base_offset: u64,
         interval_bytes: u64,
     ) -> Result<Segment, StorageError> {
-        let (mut segment, loaded) = Segment::open(dir, base_offset)?;
+        let (mut segment, loaded) = Segment::open(fs, dir, base_offset)?;
         if !loaded {
             tracing::warn!(path = %segment.index.path().display(), "index missing, rebuilding");
             let end = segment.scan(0, base_offset, interval_bytes, &mut Vec::new())?;
@@ -120,11 +126,12 @@ impl Segment {
     /// index entry (from the start without one). A torn or corrupt tail is
     /// truncated and logged.
     pub(crate) fn recover(
+        fs: &dyn Fs,
         dir: &Path,
         base_offset: u64,
         interval_bytes: u64,
     ) -> Result<Recovered, StorageError> {
-        let (mut segment, _) = Segment::open(dir, base_offset)?;
+        let (mut segment, _) = Segment::open(fs, dir, base_offset)?;
         let (start, expected) = segment.scan_start()?;
         let mut epochs = Vec::new();
         let end = segment.scan(start, expected, interval_bytes, &mut epochs)?;
@@ -141,18 +148,16 @@ impl Segment {
     }
 
     /// Opens the files of an existing segment; tells whether an index file was found.
-    fn open(dir: &Path, base_offset: u64) -> Result<(Segment, bool), StorageError> {
+    fn open(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<(Segment, bool), StorageError> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
+        let log = fs
+            .open(&log_path, OpenOptions::read_write())
             .map_err(io_err(&log_path))?;
-        let size_bytes = log.metadata().map_err(io_err(&log_path))?.len();
+        let size_bytes = log.len().map_err(io_err(&log_path))?;
         let index_path = dir.join(file_name(base_offset, "index"));
-        let (index, loaded) = match Index::load(&index_path, size_bytes)? {
+        let (index, loaded) = match Index::load(fs, &index_path, size_bytes)? {
             Some(index) => (index, true),
-            None => (Index::create(&index_path)?, false),
+            None => (Index::create(fs, &index_path)?, false),
         };
         Ok((
             Segment {
@@ -392,6 +397,8 @@ impl Segment {
 
     /// Appends one checked batch (whose largest timestamp is
     /// `max_timestamp_ms`), adding an index entry when one is due.
+    /// All or nothing: on any error (short write, full disk, index write)
+    /// the file is cut back to where it was and nothing in memory changes.
     pub(crate) fn append(
         &mut self,
         bytes: &[u8],
@@ -403,15 +410,29 @@ impl Segment {
             .expect("invariant: the log rolls before relative offsets pass u32");
         let position = u32::try_from(self.size_bytes)
             .expect("invariant: the log rolls before positions pass u32");
-        self.log
+        let index_due = self.bytes_since_index >= interval_bytes;
+        let written = self
+            .log
             .write_all_at(bytes, self.size_bytes)
-            .map_err(io_err(&self.log_path))?;
+            .map_err(io_err(&self.log_path))
+            .and_then(|()| match index_due {
+                true => self.index.push(Entry {
+                    relative_offset,
+                    position,
+                }),
+                false => Ok(()),
+            });
+        if let Err(e) = written {
+            // The index push cleans up after itself; the log is cut here.
+            if let Err(undo) = self.log.set_len(self.size_bytes) {
+                // The bytes past `size_bytes` are overwritten by the next
+                // append, or cut by recovery after a restart.
+                tracing::warn!(path = %self.log_path.display(), error = %undo, "cannot cut a failed append");
+            }
+            return Err(e);
+        }
         self.size_bytes += bytes.len() as u64;
-        if self.bytes_since_index >= interval_bytes {
-            self.index.push(Entry {
-                relative_offset,
-                position,
-            })?;
+        if index_due {
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += bytes.len() as u64;
@@ -452,31 +473,37 @@ impl Segment {
         Ok(())
     }
 
+    /// Puts the segment back at `size_bytes` (undoing a failed append):
+    /// memory first, whatever the file calls say, then the files are cut.
+    pub(crate) fn rollback_to(&mut self, size_bytes: u64) -> Result<(), StorageError> {
+        self.size_bytes = size_bytes;
+        let index = self.index.truncate_to_position(size_bytes);
+        self.bytes_since_index = self.size_bytes - self.last_indexed_position();
+        self.max_timestamp_known = false;
+        self.log.set_len(size_bytes).map_err(io_err(&self.log_path))?;
+        index
+    }
+
     /// Makes the log and index files durable.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
-        self.log.sync_data().map_err(io_err(&self.log_path))?;
+        self.log.sync_data().map_err(sync_err(&self.log_path))?;
         self.index.flush()
     }
 
     /// A second handle on the data file, to fsync it without holding the
     /// segment; `None` when the index also needs an fsync.
-    pub(crate) fn data_sync_handle(&self) -> Result<Option<File>, StorageError> {
+    pub(crate) fn data_sync_handle(&self) -> Result<Option<Box<dyn FsFile>>, StorageError> {
         if self.index.needs_sync() {
             return Ok(None);
         }
         self.log.try_clone().map(Some).map_err(io_err(&self.log_path))
     }
 
-    /// Removes both files, the log first so a crash leaves no hole.
-    pub(crate) fn delete(self) -> Result<(), StorageError> {
-        self.delete_files()
-    }
-
     /// Removes both files (the log first) but keeps this handle, so a caller
     /// drops it from its list only once the files are gone.
-    pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
-        std::fs::remove_file(&self.log_path).map_err(io_err(&self.log_path))?;
-        match std::fs::remove_file(self.index.path()) {
+    pub(crate) fn delete_files(&self, fs: &dyn Fs) -> Result<(), StorageError> {
+        fs.remove_file(&self.log_path).map_err(io_err(&self.log_path))?;
+        match fs.remove_file(self.index.path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(self.index.path())(e)),
             _ => Ok(()),
         }
