@@ -9,9 +9,9 @@
 
 use crate::limits::{METADATA_RECORD_BYTES_MAX, METADATA_SNAPSHOT_BYTES_MAX};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
+use crate::storage::fs::{self, FsFile, FsRef, OpenOptions};
 use serde::{de::DeserializeOwned, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -59,9 +59,10 @@ struct SnapshotFile {
 
 /// The open metadata log.
 pub struct MetaLog {
+    fs: FsRef,
     dir: PathBuf,
     generation: u64,
-    file: File,
+    file: Box<dyn FsFile>,
     records: u64,
 }
 
@@ -110,20 +111,22 @@ fn decode_records<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> (Vec<T
     (out, at)
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), MetaLogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
-}
-
 impl MetaLog {
     fn log_path(dir: &Path, generation: u64) -> PathBuf {
         dir.join(format!("metadata-{generation}.log"))
     }
 
-    /// Opens (or creates) the metadata log in `dir`, truncating a torn tail.
+    /// Opens (or creates) the metadata log in `dir` on the real file system,
+    /// truncating a torn tail.
     pub fn open(dir: &Path) -> Result<(MetaLog, Recovered), MetaLogError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Self::open_in(fs::real(), dir)
+    }
+
+    /// Opens (or creates) the metadata log in `dir` on `fs`, truncating a torn tail.
+    pub fn open_in(fs: FsRef, dir: &Path) -> Result<(MetaLog, Recovered), MetaLogError> {
+        fs.create_dir_all(dir).map_err(io_err(dir))?;
         let snap_path = dir.join("snapshot");
-        let (generation, snapshot) = match fs::read(&snap_path) {
+        let (generation, snapshot) = match fs.read(&snap_path) {
             Ok(bytes) => {
                 let (mut v, _) = decode_records::<SnapshotFile>(&bytes, METADATA_SNAPSHOT_BYTES_MAX);
                 let s = v.pop().ok_or_else(|| MetaLogError::CorruptSnapshot {
@@ -136,35 +139,27 @@ impl MetaLog {
             Err(e) => return Err(MetaLogError::Io { path: snap_path, source: e }),
         };
         let path = Self::log_path(dir, generation);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io_err(&path))?;
+        let file = fs.open(&path, OpenOptions::create_append()).map_err(io_err(&path))?;
+        let bytes = file.read_all().map_err(io_err(&path))?;
         let (records, valid) = decode_records::<MetaRecord>(&bytes, METADATA_RECORD_BYTES_MAX);
         if valid < bytes.len() {
             tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn metadata log tail");
             file.set_len(valid as u64).map_err(io_err(&path))?;
             file.sync_all().map_err(io_err(&path))?;
         }
-        let log = MetaLog { dir: dir.to_path_buf(), generation, file, records: records.len() as u64 };
+        let log = MetaLog { fs, dir: dir.to_path_buf(), generation, file, records: records.len() as u64 };
         log.remove_stale_logs();
         Ok((log, Recovered { snapshot, records }))
     }
 
     fn remove_stale_logs(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let Ok(names) = self.fs.read_dir(&self.dir) else { return };
         let keep = Self::log_path(&self.dir, self.generation);
-        for e in entries.flatten() {
-            let p = e.path();
-            let name = e.file_name();
+        for name in names {
+            let p = self.dir.join(&name);
             let name = name.to_string_lossy();
             if p != keep && name.starts_with("metadata-") && name.ends_with(".log") {
-                let _ = fs::remove_file(&p);
+                let _ = self.fs.remove_file(&p);
             }
         }
     }
@@ -173,7 +168,7 @@ impl MetaLog {
     pub fn append(&mut self, record: &MetaRecord) -> Result<(), MetaLogError> {
         let bytes = encode_record(record, METADATA_RECORD_BYTES_MAX)?;
         let path = Self::log_path(&self.dir, self.generation);
-        self.file.write_all(&bytes).map_err(io_err(&path))?;
+        self.file.append_all(&bytes).map_err(io_err(&path))?;
         self.file.sync_data().map_err(io_err(&path))?;
         self.records += 1;
         Ok(())
@@ -189,18 +184,16 @@ impl MetaLog {
         let generation = self.generation + 1;
         let bytes = encode_record(&SnapshotFile { generation, state }, METADATA_SNAPSHOT_BYTES_MAX)?;
         let tmp = self.dir.join("snapshot.tmp");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io_err(&tmp))?;
+        let f = self.fs.open(&tmp, OpenOptions::create_truncate()).map_err(io_err(&tmp))?;
+        f.write_all_at(&bytes, 0).and_then(|_| f.sync_all()).map_err(io_err(&tmp))?;
         let new_log_path = Self::log_path(&self.dir, generation);
-        let new_log = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&new_log_path)
+        let new_log = self
+            .fs
+            .open(&new_log_path, OpenOptions::create_truncate())
             .map_err(io_err(&new_log_path))?;
         let snap = self.dir.join("snapshot");
-        fs::rename(&tmp, &snap).map_err(io_err(&snap))?;
-        fsync_dir(&self.dir)?;
+        self.fs.rename(&tmp, &snap).map_err(io_err(&snap))?;
+        self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))?;
         self.generation = generation;
         self.file = new_log;
         self.records = 0;
@@ -237,8 +230,8 @@ mod tests {
         log.append(&topic("a", 1)).expect("append");
         drop(log);
         let path = dir.path().join("metadata-0.log");
-        let mut f = OpenOptions::new().append(true).open(&path).expect("open log");
-        f.write_all(&[0, 0, 0, 50, 1, 2]).expect("torn write");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open log");
+        std::io::Write::write_all(&mut f, &[0, 0, 0, 50, 1, 2]).expect("torn write");
         drop(f);
         let (mut log, rec) = MetaLog::open(dir.path()).expect("reopen");
         assert_eq!(rec.records.len(), 1);

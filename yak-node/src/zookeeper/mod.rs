@@ -56,13 +56,7 @@ impl ZooKeeper {
     pub fn open(config: &ZkConfig) -> Result<ZooKeeper, metalog::MetaLogError> {
         let dir = config.data_dir.join("zookeeper");
         let (mut log, recovered) = MetaLog::open(&dir)?;
-        let mut state = MetadataState::from_snapshot(recovered.snapshot);
-        for r in &recovered.records {
-            state.apply(r);
-        }
-        if log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
-            log.snapshot(state.snapshot())?;
-        }
+        let state = replay(&mut log, recovered)?;
         tracing::info!(topics = state.topics().count(), version = state.version, "metadata recovered");
         let mut sessions = Sessions::new(config.session_timeout);
         // Brokers get a few session timeouts to re-register before anything
@@ -240,6 +234,18 @@ impl Handler for ZooKeeper {
     fn handle(&self, call: Call, _responder: Responder) -> Handled {
         Handled::Reply(self.dispatch(call).unwrap_or_else(Reply::Error))
     }
+}
+
+/// The state the metadata log holds; then a snapshot, if one is due.
+fn replay(log: &mut MetaLog, recovered: metalog::Recovered) -> Result<MetadataState, metalog::MetaLogError> {
+    let mut state = MetadataState::from_snapshot(recovered.snapshot);
+    for r in &recovered.records {
+        state.apply(r);
+    }
+    if log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
+        log.snapshot(state.snapshot())?;
+    }
+    Ok(state)
 }
 
 /// Runs ZooKeeper until SIGTERM.
