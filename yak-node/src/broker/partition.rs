@@ -169,7 +169,7 @@ fn cut_below(mut bytes: Vec<u8>, offset: u64) -> Vec<u8> {
 }
 
 fn last_seq(h: &BatchHeader) -> i32 {
-    h.base_sequence.wrapping_add(h.record_count.saturating_sub(1) as i32)
+    h.last_sequence()
 }
 
 fn rebuild_producers(log: &Log) -> ProducerTable {

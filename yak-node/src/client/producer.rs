@@ -18,7 +18,7 @@ use crate::limits::{
     BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT,
     MESSAGE_BYTES_MAX_DEFAULT,
 };
-use crate::protocol::batch::{record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
+use crate::protocol::batch::{next_sequence, record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
 use hdrhistogram::Histogram;
@@ -357,11 +357,13 @@ impl Producer {
 
     fn dispatch_open(&mut self, slot: &(String, u32)) -> Result<(), ClientError> {
         let Some(batch) = self.open.remove(slot) else { return Ok(()) };
-        let records = u64::from(batch.builder.len());
+        let batch_records = batch.builder.len();
+        let records = u64::from(batch_records);
         let bytes = batch.builder.finish();
         if self.producer_id >= 0 {
             let seq = self.next_sequence.entry(slot.clone()).or_insert(0);
-            *seq = seq.wrapping_add(records as i32);
+            // After i32::MAX comes 0, as in Kafka; the broker expects the same.
+            *seq = next_sequence(*seq, batch_records);
         }
         let now = Instant::now();
         self.report.batches += 1;
