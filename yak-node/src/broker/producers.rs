@@ -123,7 +123,7 @@ mod tests {
         let bytes = b.finish();
         let header = batch::validate(&bytes).expect("valid batch");
         let (responder, _peer) = Responder::for_test(1);
-        match p.produce(1, bytes, &header, Duration::from_secs(10), responder).0 {
+        match p.produce(1, bytes, &header, Duration::from_secs(10), responder, std::time::Instant::now()).0 {
             Handled::Reply(Reply::Produced { base_offset, duplicate }) => Ok((base_offset, duplicate)),
             Handled::Reply(Reply::Error(e)) => Err(e.code),
             _ => panic!("acks=1 produce is answered at once with Produced or an error"),
@@ -135,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Log::open(&dir.path().join("t-0"), LogConfig::default()).expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, false);
-        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1] };
+        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
         assert!(p.set_leadership(leadership, Instant::now()).is_empty());
 
         assert_eq!(produce_at(&p, i32::MAX - 1, 1), Ok((0, false)), "sequence MAX-1");
