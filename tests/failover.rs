@@ -633,3 +633,36 @@ fn given_only_one_replica_in_sync_when_producing_should_refuse_acks_all_and_acce
     assert_eq!(values, vec!["before".to_string(), "accepted".to_string()], "lonely-0 content");
     paused.resume();
 }
+
+/// Issue 10, item 1, as a user would hit it: both followers are paused and
+/// an acks=all produce is sent at once, while the ISR still names them. The
+/// batch lands in the leader's log; then the ISR shrinks to the leader and
+/// the high watermark passes the batch. One copy is not what acks=all
+/// promises: the answer is NotEnoughReplicasAfterAppend, never an ack.
+#[test]
+fn given_followers_paused_when_acks_all_batch_waits_and_isr_shrinks_should_answer_not_enough_replicas_after_append() {
+    let c = TestCluster::start(3);
+    let s = create_topic(&c, "misr", 1);
+    c.yak_ok(&["produce", "--topic", "misr", "--acks", "all", "--message", "warm"]);
+    let (leader, _) = leaders(&s, "misr")[&0];
+    let followers: Vec<u64> = (1..=3).filter(|b| *b != leader).collect();
+    let pids: Vec<i32> = followers.iter().map(|b| broker_pid(&c, &s, *b)).collect();
+    let paused = Paused::stop(&pids);
+    println!("SIGSTOP followers {followers:?} (pids {pids:?}) of misr-0 (leader {leader})");
+
+    let t = Instant::now();
+    let out = c.yak(&["produce", "--topic", "misr", "--acks", "all", "--delivery-timeout-ms", "3000", "--message", "lonely"]);
+    let err = stderr_of(&out);
+    println!("acks=all with both followers paused: {} after {} ms; stderr: {}", out.status, t.elapsed().as_millis(), err.trim());
+    assert!(!out.status.success(), "acks=all was acknowledged with one copy; stderr:\n{err}");
+    assert!(err.contains("not enough replicas after append"), "the refusal does not say NotEnoughReplicasAfterAppend:\n{err}");
+    assert!(err.contains("1 not acknowledged"), "summary should count the refused message:\n{err}");
+
+    // The batch is in the leader's log (Kafka's semantics); once the
+    // followers are back it is replicated like any other. The promise is
+    // only that it was never acknowledged with fewer than two copies.
+    paused.resume();
+    wait_in_sync(&c, "misr", 3, Duration::from_secs(30));
+    let values: Vec<String> = consume_all(&c, "misr").into_iter().map(|r| r.value).collect();
+    assert_eq!(values.first().map(String::as_str), Some("warm"), "misr-0 content: {values:?}");
+}

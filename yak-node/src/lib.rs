@@ -13,12 +13,14 @@
 //! - [`bench`]: produce, consume and end-to-end benchmarks.
 //! - [`cli`]: the `yak-node` command line.
 //! - [`limits`]: every limit and default.
+//! - [`datadir`]: data-dir locks, the cluster id, durable small-file writes.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod datadir;
 pub mod limits;
 pub mod protocol;
 pub mod server;

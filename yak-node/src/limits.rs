@@ -38,8 +38,13 @@ pub const SESSION_TICK_MS: u64 = 20;
 pub const SESSION_TIMEOUT_MS_DEFAULT: u64 = 600;
 /// Metadata log records between ZooKeeper snapshots.
 pub const METADATA_LOG_RECORDS_PER_SNAPSHOT: u64 = 1000;
+/// After a failed snapshot (a full disk), metadata log records before the next try.
+pub const METADATA_SNAPSHOT_RETRY_RECORDS: u64 = 100;
 /// Largest metadata log record (a record comes from one request, so a frame bounds it).
 pub const METADATA_RECORD_BYTES_MAX: usize = FRAME_BYTES_MAX;
+/// Deleted topic ids ZooKeeper remembers (and sends brokers with full
+/// metadata); a replica of an older deleted topic is quarantined, not deleted.
+pub const DELETED_TOPIC_IDS_MAX: usize = 1000;
 /// Largest metadata snapshot.
 pub const METADATA_SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Most partitions one fetch request may name.

@@ -8,7 +8,7 @@
 //! - `spawn`: fork/exec of one child with piped stdout/stderr.
 //! - `output`: per-pipe reader threads and the `[supervisor]` log format.
 //! - `restart`: backoff and restart budget, no I/O.
-//! - `supervisor`: the run-dir lock, main loop and shutdown.
+//! - `supervisor`: the run-dir and data-dir locks, main loop and shutdown.
 //!
 //! This file only parses flags and calls into those modules.
 

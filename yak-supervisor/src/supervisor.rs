@@ -2,7 +2,7 @@
 //! brokers, then the producer/consumer workers, reaps and restarts
 //! children, and shuts everything down on SIGINT/SIGTERM.
 //!
-//! Owns: the run-dir lock, the list of children and their states, the main
+//! Owns: the run-dir and data-dir locks, the list of children and their states, the main
 //! loop, and the shutdown order (workers, then brokers, then ZooKeeper,
 //! then files).
 //! Never: forks itself (`spawn` does), decides backoff (`restart` does) or
@@ -67,6 +67,10 @@ pub enum Error {
     Lock { path: PathBuf, source: Errno },
     #[error("another yak-supervisor is running in {dir}")]
     AlreadyRunning { dir: PathBuf },
+    /// The data dir is locked by another process (another cluster, with
+    /// another run dir): the message names the holder's pid.
+    #[error("cannot use data dir: {0}")]
+    DataDir(#[from] yak::datadir::DataDirError),
     #[error("cannot clean stale sockets in {dir}: {source}")]
     CleanSockets {
         dir: PathBuf,
@@ -126,6 +130,13 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
     let signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| Error::Signals { source })?;
     prepare_dirs(config)?;
     let lock = lock_run_dir(&config.run_dir)?;
+    // One cluster per data dir, whatever its run dir: taken before any child
+    // starts, held until the supervisor exits (children lock their own dirs).
+    let data_lock = yak::datadir::lock(
+        &config.data_dir,
+        yak::datadir::SUPERVISOR_LOCK_FILE,
+        "yak-supervisor",
+    )?;
     remove_sockets(&config.run_dir).map_err(|source| Error::CleanSockets {
         dir: config.run_dir.clone(),
         source,
@@ -157,6 +168,7 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         tracing::warn!(path = %lock_path.display(), "cannot remove lock file: {e}");
     }
     drop(lock);
+    drop(data_lock);
     if result.is_ok() {
         tracing::info!("stopped");
     }

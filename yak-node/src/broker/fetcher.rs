@@ -2,7 +2,7 @@
 //! every partition it follows from that leader in one long-polling fetch,
 //! with the last fetched epoch so a diverged log is truncated first.
 
-use super::partition::Partition;
+use super::partition::{FetchPosition, Partition};
 use super::replicas::FollowPlan;
 use crate::client::Connection;
 use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCH_WAIT_MS};
@@ -67,7 +67,7 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
     let mut failures = 0u32;
     while !f.stop.load(Ordering::Relaxed) {
         let partitions = f.partitions.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match fetch_once(&mut conn, me, socket, &partitions, fsync) {
+        match fetch_once(&mut conn, me, leader, socket, &partitions, fsync) {
             Ok(()) => failures = 0,
             Err(e) => {
                 conn = None;
@@ -81,28 +81,41 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
     }
 }
 
+/// One long-polling fetch of every partition this broker follows from
+/// `leader`. Each answer is applied only if the partition still follows
+/// that leader, in the same epoch, from the same offset as when the fetch
+/// was sent (`Partition::apply_fetched` checks under its lock): a late
+/// answer is dropped, never appended under another leader's epoch.
 fn fetch_once(
     conn: &mut Option<Connection>,
     me: u32,
+    leader: u32,
     socket: &Path,
     partitions: &[Arc<Partition>],
     fsync: bool,
 ) -> Result<(), String> {
-    let requests: Vec<FetchPartition> = partitions
+    // A partition whose leadership moved away from `leader` is on its way
+    // to another fetcher: not asked here.
+    let asked: Vec<(&Arc<Partition>, FetchPosition)> = partitions
         .iter()
-        .map(|p| {
-            let (offset, last_fetched_epoch, epoch) = p.fetch_position();
-            FetchPartition {
-                topic: p.topic.clone(),
-                partition: p.partition,
-                offset,
-                max_bytes: FETCH_PARTITION_BYTES_DEFAULT,
-                leader_epoch: Some(epoch),
-                last_fetched_epoch,
-            }
+        .map(|p| (p, p.fetch_position()))
+        .filter(|(_, at)| at.leader == Some(leader))
+        .collect();
+    if asked.is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+        return Ok(());
+    }
+    let requests: Vec<FetchPartition> = asked
+        .iter()
+        .map(|(p, at)| FetchPartition {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            offset: at.offset,
+            max_bytes: FETCH_PARTITION_BYTES_DEFAULT,
+            leader_epoch: Some(at.leader_epoch),
+            last_fetched_epoch: at.last_fetched_epoch,
         })
         .collect();
-    let offsets: Vec<u64> = requests.iter().map(|r| r.offset).collect();
     if conn.is_none() {
         *conn = Some(Connection::connect(socket).map_err(|e| e.to_string())?);
     }
@@ -112,11 +125,17 @@ fn fetch_once(
         Reply::Fetched { partitions } => partitions,
         other => return Err(format!("unexpected reply {other:?}")),
     };
+    if results.len() != asked.len() {
+        return Err(format!("asked for {} partitions, the answer has {}", asked.len(), results.len()));
+    }
     let mut backoff = false;
-    for ((p, r), offset) in partitions.iter().zip(results).zip(offsets) {
+    for ((p, at), r) in asked.iter().zip(results) {
+        if (r.topic.as_str(), r.partition) != (p.topic.as_str(), p.partition) {
+            return Err(format!("answer for {}-{} where {}-{} was asked", r.topic, r.partition, p.topic, p.partition));
+        }
         if let Some(ErrorCode::OffsetOutOfRange { log_start_offset, .. }) = r.error.as_ref().map(|e| &e.code) {
             // Retention at the leader passed this log's end: start over there.
-            match p.restart_at(offset, *log_start_offset) {
+            match p.restart_at(at, *log_start_offset) {
                 Ok(true) => {}
                 Ok(false) => backoff = true,
                 Err(e) => {
@@ -131,7 +150,7 @@ fn fetch_once(
             backoff |= matches!(e.code, ErrorCode::NotLeader { .. } | ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownTopic);
             continue;
         }
-        if let Err(e) = p.apply_fetched(&r, fsync) {
+        if let Err(e) = p.apply_fetched(&r, at, fsync) {
             tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "cannot apply replicated data");
             backoff = true;
         }

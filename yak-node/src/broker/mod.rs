@@ -47,7 +47,7 @@ pub struct BrokerConfig {
     pub retention: RetentionPolicy,
 }
 
-type IsrProposal = (String, u32, u32, Vec<u32>);
+use partition::IsrProposal;
 
 /// The broker's request handler and background duties.
 pub struct Broker {
@@ -59,7 +59,7 @@ pub struct Broker {
     fetchers: Fetchers,
     appended: Notifier,
     metadata_version: Mutex<Option<u64>>,
-    isr_proposals: Mutex<Vec<IsrProposal>>,
+    isr_proposals: Mutex<Vec<(String, u32, IsrProposal)>>,
 }
 
 impl Broker {
@@ -160,7 +160,7 @@ impl Broker {
             Err(e) => return Handled::Reply(Reply::Error(e)),
         };
         let timeout = Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS);
-        let (handled, completions) = replica.produce(acks, records, &header, timeout, responder);
+        let (handled, completions) = replica.produce(acks, records, &header, timeout, responder, Instant::now());
         send_all(completions);
         self.appended.notify();
         handled
@@ -208,8 +208,8 @@ impl Broker {
                         );
                         send_all(f.completions);
                         hw_advanced |= f.hw_advanced;
-                        if let Some((epoch, isr)) = f.proposal {
-                            self.propose_isr(&req.topic, req.partition, epoch, isr);
+                        if let Some(proposal) = f.proposal {
+                            self.propose_isr(&req.topic, req.partition, proposal);
                         }
                         f.result
                     }
@@ -236,10 +236,10 @@ impl Broker {
         }
     }
 
-    fn propose_isr(&self, topic: &str, partition: u32, epoch: u32, isr: Vec<u32>) {
+    fn propose_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
         let mut q = self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner());
-        q.retain(|(t, p, _, _)| !(t == topic && *p == partition));
-        q.push((topic.to_string(), partition, epoch, isr));
+        q.retain(|(t, p, _)| !(t == topic && *p == partition));
+        q.push((topic.to_string(), partition, proposal));
     }
 
     /// Every tick: expire waiting acks, shrink lagging ISRs, send ISR changes.
@@ -247,25 +247,46 @@ impl Broker {
         let now = Instant::now();
         for p in self.replicas.all() {
             send_all(p.expire_waiters(now));
-            if let Some((epoch, isr)) = p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS)) {
-                self.propose_isr(&p.topic, p.partition, epoch, isr);
+            if let Some(proposal) = p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS)) {
+                self.propose_isr(&p.topic, p.partition, proposal);
             }
         }
         let proposals = std::mem::take(&mut *self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner()));
-        for (topic, partition, epoch, isr) in proposals {
-            let call = Call::AlterIsr { topic: topic.clone(), partition, leader: self.id, leader_epoch: epoch, isr: isr.clone() };
-            match self.zk.call(&call) {
-                Ok(_) => {
-                    tracing::info!(topic = %topic, partition, isr = ?isr, "isr change accepted");
-                    if let Some(p) = self.replicas.get(&topic, partition) {
-                        send_all(p.isr_accepted(epoch, &isr));
-                        self.appended.notify();
-                    }
+        for (topic, partition, proposal) in proposals {
+            self.alter_isr(&topic, partition, proposal);
+        }
+    }
+
+    /// Asks ZooKeeper for an ISR change (compare-and-set on the partition
+    /// epoch) and applies what it committed; on refusal, reloads metadata.
+    fn alter_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
+        let call = Call::AlterIsr {
+            topic: topic.to_string(),
+            partition,
+            leader: self.id,
+            leader_epoch: proposal.leader_epoch,
+            isr: proposal.isr.clone(),
+            partition_epoch: proposal.partition_epoch,
+        };
+        let replica = self.replicas.get(topic, partition);
+        match self.zk.call(&call) {
+            Ok(Reply::IsrAltered { isr, partition_epoch }) => {
+                tracing::info!(topic, partition, asked = ?proposal.isr, isr = ?isr, partition_epoch, "isr change accepted");
+                if let Some(p) = replica {
+                    send_all(p.isr_accepted(proposal.leader_epoch, partition_epoch, &isr));
+                    self.appended.notify();
                 }
-                Err(e) => {
-                    tracing::warn!(topic = %topic, partition, error = %e, "isr change refused");
-                    let _ = self.refresh_metadata();
+            }
+            other => {
+                let why = match other {
+                    Ok(reply) => format!("unexpected reply {reply:?}"),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %why, "isr change refused");
+                if let Some(p) = replica {
+                    p.isr_refused(proposal.leader_epoch);
                 }
+                let _ = self.refresh_metadata();
             }
         }
     }
@@ -389,6 +410,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 /// Runs a broker until SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let data = config.data_dir.join(format!("broker-{}", config.id));
+    // The lock first, then the cluster id, and only then is anything in the
+    // dir opened, recovered, truncated, moved or deleted. Held until exit.
+    let _lock = crate::datadir::lock(&data, crate::datadir::BROKER_LOCK_FILE, &format!("broker-{}", config.id))?;
+    let zk_socket = config.run_dir.join("zookeeper.sock");
+    let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
     let replicas = Replicas::open(config.id, &data, config.log, config.fsync == FsyncPolicy::Always)?;
     let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
     let listener = crate::transport::Listener::bind(&socket)
@@ -398,7 +424,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         fsync: config.fsync,
         retention: config.retention,
         replicas,
-        zk: ZkSession::new(config.id, config.run_dir.join("zookeeper.sock"), socket.clone()),
+        zk: ZkSession::new(config.id, cluster_id, zk_socket, socket.clone()),
         fetchers: Fetchers::new(config.id, config.run_dir.clone(), config.fsync == FsyncPolicy::Always),
         appended: Notifier::default(),
         metadata_version: Mutex::new(None),

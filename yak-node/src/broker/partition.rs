@@ -31,6 +31,33 @@ pub struct Leadership {
     pub replicas: Vec<u32>,
     /// In-sync replicas.
     pub isr: Vec<u32>,
+    /// ZooKeeper's version of this leader and ISR; ISR changes name it.
+    pub partition_epoch: u64,
+}
+
+/// An ISR change for the leader to ask ZooKeeper for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    /// The leader epoch it is made in.
+    pub leader_epoch: u32,
+    /// The partition epoch it is based on (compare-and-set).
+    pub partition_epoch: u64,
+    /// The ISR asked for.
+    pub isr: Vec<u32>,
+}
+
+/// Where a follower fetches from, as of the moment the fetch was sent. An
+/// answer is applied only if all of it still holds when it comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPosition {
+    /// The leader fetched from.
+    pub leader: Option<u32>,
+    /// Its leader epoch.
+    pub leader_epoch: u32,
+    /// The offset fetched from: this log's end.
+    pub offset: u64,
+    /// The epoch of the last batch in this log.
+    pub last_fetched_epoch: Option<u32>,
 }
 
 struct Waiter {
@@ -47,8 +74,8 @@ pub type Completions = Vec<(Responder, Reply)>;
 pub struct FollowerFetch {
     /// The answer for this partition.
     pub result: FetchedPartition,
-    /// An ISR to ask ZooKeeper for (the follower caught up), with the epoch.
-    pub proposal: Option<(u32, Vec<u32>)>,
+    /// An ISR to ask ZooKeeper for (the follower caught up).
+    pub proposal: Option<IsrProposal>,
     /// Produce requests the new high watermark completed.
     pub completions: Completions,
     /// The high watermark moved: consumers may have new data.
@@ -56,6 +83,8 @@ pub struct FollowerFetch {
 }
 
 struct Inner {
+    /// `<topic>-<partition>`, for messages.
+    name: String,
     log: Log,
     /// Appends below this offset are fsynced.
     durable_offset: u64,
@@ -92,7 +121,13 @@ pub fn send_all(completions: Completions) {
     }
 }
 
+/// A storage error as the client sees it. A fatal one (a failed fsync, on
+/// any path: leader flush, follower flush, retention, truncation) does not
+/// return: the broker fail-stops, since no answer after it can be trusted.
 fn storage_error(e: StorageError) -> ErrorBody {
+    if e.is_fatal() {
+        super::fail_stop(&e);
+    }
     match e {
         StorageError::OffsetOutOfRange { log_start_offset, log_end_offset, offset } => {
             let why = if offset < log_start_offset {
@@ -134,7 +169,7 @@ fn cut_below(mut bytes: Vec<u8>, offset: u64) -> Vec<u8> {
 }
 
 fn last_seq(h: &BatchHeader) -> i32 {
-    h.base_sequence.wrapping_add(h.record_count.saturating_sub(1) as i32)
+    h.last_sequence()
 }
 
 fn rebuild_producers(log: &Log) -> ProducerTable {
@@ -161,6 +196,7 @@ impl Partition {
     pub fn new(topic: String, partition: u32, topic_id: u64, broker_id: u32, log: Log, sync_appends: bool) -> Partition {
         let producers = rebuild_producers(&log);
         let inner = Inner {
+            name: format!("{topic}-{partition}"),
             durable_offset: log.log_end_offset(),
             sync_appends,
             truncations: 0,
@@ -212,6 +248,10 @@ impl Partition {
         let me = Some(self.broker_id);
         let was_leader = inner.tracker.is_some();
         let same_term = inner.leadership.leader == new.leader && inner.leadership.epoch == new.epoch;
+        if same_term && new.partition_epoch < inner.leadership.partition_epoch {
+            // Metadata read before an ISR change this leader already applied.
+            return Vec::new();
+        }
         let mut out = Vec::new();
         if new.leader == me {
             match (&mut inner.tracker, same_term) {
@@ -219,7 +259,8 @@ impl Partition {
                 _ => {
                     let leo = inner.log.log_end_offset();
                     inner.high_watermark = inner.high_watermark.min(leo);
-                    inner.tracker = Some(IsrTracker::new(self.broker_id, &new.replicas, &new.isr, inner.high_watermark, now));
+                    inner.tracker =
+                        Some(IsrTracker::new(self.broker_id, &new.replicas, &new.isr, inner.high_watermark, leo, now));
                     tracing::info!(partition = %self.name(), epoch = new.epoch, log_end_offset = leo, isr = ?new.isr, "became leader");
                 }
             }
@@ -238,7 +279,16 @@ impl Partition {
         out
     }
 
+    /// `min.insync.replicas` for this partition.
+    fn min_insync(inner: &Inner) -> usize {
+        MIN_INSYNC_REPLICAS_DEFAULT.min(inner.leadership.replicas.len()).max(1)
+    }
+
     /// Leader: recomputes the high watermark and completes waiting requests.
+    /// A request the high watermark passed is acknowledged only if the ISR
+    /// holds at least `min.insync.replicas` members at this moment; else it
+    /// is answered `NotEnoughReplicasAfterAppend` (its batch stays in the
+    /// log; an idempotent retry finds it as a duplicate).
     fn advance(inner: &mut Inner, out: &mut Completions) {
         let Some(t) = inner.tracker.as_mut() else { return };
         let leo = inner.log.log_end_offset();
@@ -246,9 +296,29 @@ impl Partition {
         let own_end = if inner.sync_appends { inner.durable_offset } else { leo };
         inner.high_watermark = t.update_high_watermark(own_end);
         let hw = inner.high_watermark;
+        let isr_size = t.isr().len();
         let (done, waiting): (Vec<_>, Vec<_>) = inner.waiters.drain(..).partition(|w| w.last_offset < hw);
         inner.waiters = waiting;
-        out.extend(done.into_iter().map(|w| (w.responder, w.reply)));
+        if done.is_empty() {
+            return;
+        }
+        let min_isr = Self::min_insync(inner);
+        if isr_size >= min_isr {
+            out.extend(done.into_iter().map(|w| (w.responder, w.reply)));
+            return;
+        }
+        let isr = inner.leadership.isr.clone();
+        let name = inner.name.clone();
+        out.extend(done.into_iter().map(|w| {
+            let err = ErrorBody::new(
+                ErrorCode::NotEnoughReplicasAfterAppend,
+                format!(
+                    "{name}: not enough replicas after append: the batch ending at offset {} is in the leader's log, but the in-sync replicas shrank to {isr:?} ({isr_size}, acks=all needs {min_isr}) before it was replicated; not acknowledged",
+                    w.last_offset
+                ),
+            );
+            (w.responder, Reply::Error(err))
+        }));
     }
 
     /// Appends a producer's batch as leader. acks=all requests wait in the
@@ -260,6 +330,7 @@ impl Partition {
         header: &BatchHeader,
         ack_timeout: Duration,
         responder: Responder,
+        now: Instant,
     ) -> (Handled, Completions) {
         let mut g = self.lock();
         let inner = &mut *g;
@@ -267,7 +338,7 @@ impl Partition {
         if inner.tracker.is_none() {
             return (Handled::Reply(Reply::Error(self.not_leader(&inner.leadership))), out);
         }
-        let min_isr = MIN_INSYNC_REPLICAS_DEFAULT.min(inner.leadership.replicas.len());
+        let min_isr = Self::min_insync(inner);
         if acks == -1 && inner.leadership.isr.len() < min_isr {
             let err = ErrorBody::new(
                 ErrorCode::NotEnoughReplicas,
@@ -301,7 +372,7 @@ impl Partition {
         let handled = match acks {
             0 => Handled::NoReply,
             -1 if inner.high_watermark <= last_offset => {
-                inner.waiters.push(Waiter { last_offset, reply, responder, deadline: Instant::now() + ack_timeout });
+                inner.waiters.push(Waiter { last_offset, reply, responder, deadline: now + ack_timeout });
                 Handled::Deferred
             }
             _ => Handled::Reply(reply),
@@ -408,7 +479,11 @@ impl Partition {
                 Err(e) => out.result.error = Some(storage_error(e)),
             }
         }
-        out.proposal = proposal.map(|isr| (inner.leadership.epoch, isr));
+        out.proposal = proposal.map(|isr| IsrProposal {
+            leader_epoch: inner.leadership.epoch,
+            partition_epoch: inner.leadership.partition_epoch,
+            isr,
+        });
         out
     }
 
@@ -465,18 +540,39 @@ impl Partition {
         (out, moved)
     }
 
-    /// Follower: where to fetch from next: (offset, last epoch, leader epoch).
-    pub fn fetch_position(&self) -> (u64, Option<u32>, u32) {
+    /// Follower: where to fetch from next.
+    pub fn fetch_position(&self) -> FetchPosition {
         let g = self.lock();
-        (g.log.log_end_offset(), g.log.latest_epoch(), g.leadership.epoch)
+        FetchPosition {
+            leader: g.leadership.leader,
+            leader_epoch: g.leadership.epoch,
+            offset: g.log.log_end_offset(),
+            last_fetched_epoch: g.log.latest_epoch(),
+        }
     }
 
-    /// Follower: applies a fetch answer from the leader.
-    pub fn apply_fetched(&self, fetched: &FetchedPartition, fsync: bool) -> Result<(), ErrorBody> {
+    /// Whether an answer to a fetch sent at `asked` may still be applied:
+    /// this replica follows the same leader in the same epoch, and its log
+    /// ends where it did. Anything else means the answer is stale (a late
+    /// answer from a former leader, or one overtaken by a truncation).
+    fn still_at(&self, inner: &Inner, asked: &FetchPosition) -> bool {
+        let now = (inner.leadership.leader, inner.leadership.epoch, inner.log.log_end_offset());
+        let fresh = inner.tracker.is_none() && now == (asked.leader, asked.leader_epoch, asked.offset);
+        if !fresh {
+            tracing::debug!(partition = %self.name(), asked = ?asked, leader = ?now.0, epoch = now.1, log_end_offset = now.2,
+                "dropping a stale fetch answer");
+        }
+        fresh
+    }
+
+    /// Follower: applies a fetch answer from the leader, if it answers the
+    /// fetch this replica would send now (see [`FetchPosition`]). Returns
+    /// whether it was applied.
+    pub fn apply_fetched(&self, fetched: &FetchedPartition, asked: &FetchPosition, fsync: bool) -> Result<bool, ErrorBody> {
         let mut g = self.lock();
         let inner = &mut *g;
-        if inner.tracker.is_some() {
-            return Ok(());
+        if !self.still_at(inner, asked) {
+            return Ok(false);
         }
         if let Some((epoch, end)) = fetched.diverging_epoch {
             let own_end = inner.log.end_offset_for_epoch(epoch).map(|(_, o)| o);
@@ -493,7 +589,7 @@ impl Partition {
                 inner.producers.truncate(to);
             }
             inner.high_watermark = inner.high_watermark.min(inner.log.log_end_offset());
-            return Ok(());
+            return Ok(true);
         }
         let leo = inner.log.log_end_offset();
         let skip = headers(&fetched.records).find(|(h, _)| h.base_offset >= leo).map(|(_, at)| at);
@@ -512,19 +608,19 @@ impl Partition {
             }
         }
         inner.high_watermark = inner.high_watermark.max(fetched.high_watermark.min(inner.log.log_end_offset()));
-        Ok(())
+        Ok(true)
     }
 
-    /// Follower: the leader answered OffsetOutOfRange to a fetch at
-    /// `fetched_from` because its log starts at `leader_log_start`. When this
+    /// Follower: the leader answered OffsetOutOfRange to a fetch sent at
+    /// `asked` because its log starts at `leader_log_start`. When this
     /// log still ends there, below the leader's start, it is emptied and
     /// restarts at the leader's log start (Kafka: truncate fully and start
     /// at the leader's log start offset). Returns whether it did.
-    pub fn restart_at(&self, fetched_from: u64, leader_log_start: u64) -> Result<bool, ErrorBody> {
+    pub fn restart_at(&self, asked: &FetchPosition, leader_log_start: u64) -> Result<bool, ErrorBody> {
         let mut g = self.lock();
         let inner = &mut *g;
         let leo = inner.log.log_end_offset();
-        if inner.tracker.is_some() || leo != fetched_from || leo >= leader_log_start {
+        if !self.still_at(inner, asked) || leo >= leader_log_start {
             return Ok(false);
         }
         tracing::warn!(partition = %self.name(), log_end_offset = leo, leader_log_start,
@@ -553,27 +649,49 @@ impl Partition {
         inner.log.apply_retention(policy, hw, now_ms)
     }
 
-    /// Leader: an ISR without lagging followers, if that differs, with the epoch.
-    pub fn propose_shrink(&self, now: Instant, lag_max: Duration) -> Option<(u32, Vec<u32>)> {
-        let g = self.lock();
-        let t = g.tracker.as_ref()?;
-        t.shrink(now, lag_max).map(|isr| (g.leadership.epoch, isr))
+    /// Leader: an ISR without lagging followers, if that differs and no
+    /// other change is in flight.
+    pub fn propose_shrink(&self, now: Instant, lag_max: Duration) -> Option<IsrProposal> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let isr = inner.tracker.as_mut()?.shrink(now, lag_max)?;
+        Some(IsrProposal { leader_epoch: inner.leadership.epoch, partition_epoch: inner.leadership.partition_epoch, isr })
     }
 
-    /// Leader: ZooKeeper accepted a new ISR at `epoch`.
-    pub fn isr_accepted(&self, epoch: u32, isr: &[u32]) -> Completions {
+    /// Leader: ZooKeeper committed the ISR `isr` at `partition_epoch`, in
+    /// answer to a change asked in `leader_epoch`.
+    pub fn isr_accepted(&self, leader_epoch: u32, partition_epoch: u64, isr: &[u32]) -> Completions {
         let mut g = self.lock();
         let inner = &mut *g;
         let mut out = Vec::new();
-        if inner.leadership.epoch != epoch {
+        if inner.leadership.epoch != leader_epoch {
+            return out;
+        }
+        if partition_epoch < inner.leadership.partition_epoch {
+            // Metadata already brought a newer state; it settled the change.
+            if let Some(t) = inner.tracker.as_mut() {
+                t.proposal_failed();
+            }
             return out;
         }
         if let Some(t) = inner.tracker.as_mut() {
             t.set_isr(isr);
         }
         inner.leadership.isr = isr.to_vec();
+        inner.leadership.partition_epoch = partition_epoch;
         Self::advance(inner, &mut out);
         out
+    }
+
+    /// Leader: ZooKeeper refused the ISR change asked in `leader_epoch` (or
+    /// it was lost); the next fetch or tick may ask again.
+    pub fn isr_refused(&self, leader_epoch: u32) {
+        let mut g = self.lock();
+        if g.leadership.epoch == leader_epoch {
+            if let Some(t) = g.tracker.as_mut() {
+                t.proposal_failed();
+            }
+        }
     }
 
     /// Fails waiting requests past their deadline with `Timeout`.
@@ -640,7 +758,7 @@ mod tests {
     fn single_replica_leader(dir: &std::path::Path, sync_appends: bool) -> Partition {
         let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, sync_appends);
-        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1] };
+        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
         assert!(p.set_leadership(leadership, Instant::now()).is_empty());
         p
     }
@@ -652,7 +770,7 @@ mod tests {
         let bytes = b.finish();
         let header = batch::validate(&bytes).expect("valid batch");
         let (responder, _peer) = Responder::for_test(7);
-        p.produce(-1, bytes, &header, Duration::from_secs(10), responder)
+        p.produce(-1, bytes, &header, Duration::from_secs(10), responder, Instant::now())
     }
 
     #[test]
@@ -687,5 +805,161 @@ mod tests {
         assert_eq!(cut_below(all.clone(), 3).len(), first);
         assert_eq!(cut_below(all.clone(), 5).len(), all.len());
         assert!(cut_below(all, 0).is_empty());
+    }
+
+    fn three_replica_leader(dir: &std::path::Path) -> Partition {
+        let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, false);
+        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
+        assert!(p.set_leadership(leadership, Instant::now()).is_empty());
+        p
+    }
+
+    fn error_code(completions: &Completions) -> Vec<ErrorCode> {
+        completions
+            .iter()
+            .map(|(_, r)| match r {
+                Reply::Error(e) => e.code.clone(),
+                other => panic!("expected an error, got {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn given_acks_all_waiting_when_isr_shrinks_below_min_insync_should_answer_not_enough_replicas_after_append() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = three_replica_leader(dir.path());
+        let (handled, done) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred), "waits for the followers");
+        assert!(done.is_empty());
+        // Both followers are paused: ZooKeeper commits ISR = [leader]. The
+        // high watermark now passes the batch, but one copy is not the
+        // min.insync.replicas = 2 that acks=all promises.
+        let done = p.isr_accepted(0, 1, &[1]);
+        assert_eq!(p.describe().high_watermark, 2, "the high watermark follows the ISR");
+        assert_eq!(error_code(&done), vec![ErrorCode::NotEnoughReplicasAfterAppend]);
+    }
+
+    #[test]
+    fn given_acks_all_waiting_when_metadata_shrinks_isr_below_min_insync_should_not_acknowledge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = three_replica_leader(dir.path());
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred));
+        // ZooKeeper expired both followers' sessions (failover, same term).
+        let smaller = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1], partition_epoch: 1 };
+        let done = p.set_leadership(smaller, Instant::now());
+        assert_eq!(error_code(&done), vec![ErrorCode::NotEnoughReplicasAfterAppend]);
+    }
+
+    #[test]
+    fn given_acks_all_waiting_when_isr_shrinks_but_keeps_min_insync_should_acknowledge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = three_replica_leader(dir.path());
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred));
+        let now = Instant::now();
+        let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), now);
+        assert!(f.completions.is_empty(), "follower 3 has not fetched yet");
+        let done = p.isr_accepted(0, 1, &[1, 2]);
+        assert!(matches!(done.as_slice(), [(_, Reply::Produced { base_offset: 0, .. })]), "two copies: acknowledged");
+    }
+
+    #[test]
+    fn given_stale_metadata_when_isr_change_was_already_applied_should_keep_the_newer_isr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = three_replica_leader(dir.path());
+        assert!(p.isr_accepted(0, 1, &[1, 2]).is_empty());
+        let old = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
+        assert!(p.set_leadership(old, Instant::now()).is_empty());
+        assert_eq!(p.leadership().isr, vec![1, 2], "metadata read before the change does not undo it");
+        assert_eq!(p.leadership().partition_epoch, 1);
+    }
+
+    #[test]
+    fn given_pending_isr_expansion_when_others_advance_should_hold_the_high_watermark_at_the_joining_member() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(&dir.path().join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, false);
+        let now = Instant::now();
+        let l = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2], partition_epoch: 0 };
+        assert!(p.set_leadership(l, now).is_empty());
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred));
+        // Follower 3 is at the high watermark (0) and the epoch start (0): it asks to rejoin.
+        let f = p.fetch_for_follower(3, 0, 1 << 20, Some(0), None, now);
+        let proposal = f.proposal.expect("rejoin proposed");
+        assert_eq!(proposal.isr, vec![1, 2, 3]);
+        assert_eq!(proposal.partition_epoch, 0);
+        // Follower 2 catches up. With the change in flight ZooKeeper may
+        // already have made 3 a member (and could elect it): nothing it does
+        // not hold may be acknowledged.
+        let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), now);
+        assert!(f.completions.is_empty());
+        assert_eq!(p.describe().high_watermark, 0);
+        let f = p.fetch_for_follower(3, 2, 1 << 20, Some(0), Some(0), now);
+        assert_eq!(f.completions.len(), 1);
+        assert_eq!(p.describe().high_watermark, 2);
+    }
+
+    fn follower(dir: &std::path::Path, leader: u32, epoch: u32) -> Partition {
+        let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, false);
+        let l = Leadership { leader: Some(leader), epoch, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
+        assert!(p.set_leadership(l, Instant::now()).is_empty());
+        p
+    }
+
+    fn answer(records: Vec<u8>, high_watermark: u64, diverging_epoch: Option<(u32, u64)>) -> FetchedPartition {
+        FetchedPartition {
+            topic: "t".into(),
+            partition: 0,
+            error: None,
+            high_watermark,
+            log_start_offset: 0,
+            records,
+            diverging_epoch,
+        }
+    }
+
+    #[test]
+    fn given_leader_changed_while_fetching_when_old_answer_arrives_should_drop_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = follower(dir.path(), 2, 4);
+        let asked = p.fetch_position();
+        // Meanwhile ZooKeeper elected broker 3 at epoch 5.
+        let l = Leadership { leader: Some(3), epoch: 5, replicas: vec![1, 2, 3], isr: vec![1, 3], partition_epoch: 1 };
+        p.set_leadership(l, Instant::now());
+        let late = answer(batch_at(0, 3), 3, None);
+        assert!(!p.apply_fetched(&late, &asked, false).expect("apply"), "a late answer from broker 2 is dropped");
+        assert_eq!(p.describe().log_end_offset, 0);
+        assert!(p.apply_fetched(&late, &p.fetch_position(), false).expect("apply"), "the same bytes from the current leader apply");
+        assert_eq!(p.describe().log_end_offset, 3);
+    }
+
+    #[test]
+    fn given_stale_diverging_epoch_when_log_moved_on_should_not_truncate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = follower(dir.path(), 2, 0);
+        let asked = p.fetch_position();
+        assert!(p.apply_fetched(&answer(batch_at(0, 3), 3, None), &asked, false).expect("apply"));
+        // An answer to the fetch sent at offset 0 (before the append) that
+        // says "diverged at epoch 0, end 0" must not cut the log below its
+        // high watermark.
+        let stale = answer(Vec::new(), 3, Some((0, 0)));
+        assert!(!p.apply_fetched(&stale, &asked, false).expect("apply"));
+        assert_eq!(p.describe().log_end_offset, 3);
+        assert_eq!(p.describe().high_watermark, 3);
+    }
+
+    #[test]
+    fn given_same_leader_new_epoch_when_old_epoch_answer_arrives_should_drop_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = follower(dir.path(), 2, 4);
+        let asked = p.fetch_position();
+        let l = Leadership { leader: Some(2), epoch: 6, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 2 };
+        p.set_leadership(l, Instant::now());
+        assert!(!p.apply_fetched(&answer(batch_at(0, 1), 1, None), &asked, false).expect("apply"));
+        assert_eq!(p.describe().log_end_offset, 0);
     }
 }

@@ -5,6 +5,7 @@
 //! new leader knows what the old one wrote.
 
 use crate::limits::PRODUCER_BATCHES_REMEMBERED;
+use crate::protocol::batch::next_sequence;
 use std::collections::{HashMap, VecDeque};
 
 /// A batch as remembered.
@@ -42,7 +43,9 @@ pub struct ProducerTable {
 }
 
 impl ProducerTable {
-    /// Decides on a batch from `producer_id` with sequences `first..=last`.
+    /// Decides on a batch from `producer_id` with sequences `first..=last`
+    /// (`last` may have wrapped past `i32::MAX` to a small number: the
+    /// sequence after `i32::MAX` is 0, see [`next_sequence`]).
     pub fn check(&self, producer_id: i64, first_seq: i32, last_seq: i32) -> Verdict {
         if producer_id < 0 {
             return Verdict::Append;
@@ -51,10 +54,8 @@ impl ProducerTable {
         if let Some(e) = entries.iter().find(|e| e.first_seq == first_seq && e.last_seq == last_seq) {
             return Verdict::Duplicate { base_offset: e.base_offset, last_offset: e.last_offset };
         }
-        match entries.back() {
-            Some(last) if first_seq != last.last_seq.wrapping_add(1) => {
-                Verdict::OutOfOrder { expected: last.last_seq.wrapping_add(1) }
-            }
+        match entries.back().map(|last| next_sequence(last.last_seq, 1)) {
+            Some(expected) if first_seq != expected => Verdict::OutOfOrder { expected },
             _ => Verdict::Append,
         }
     }
@@ -83,6 +84,12 @@ impl ProducerTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::partition::{Leadership, Partition};
+    use crate::protocol::batch::{self, BatchBuilder, NewRecord};
+    use crate::protocol::{ErrorCode, Reply};
+    use crate::server::{Handled, Responder};
+    use crate::storage::{Log, LogConfig};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn given_resent_batch_when_checking_should_report_duplicate_with_original_offsets() {
@@ -105,6 +112,41 @@ mod tests {
         }
         assert_eq!(t.check(1, 0, 9), Verdict::OutOfOrder { expected: 100 });
         assert!(matches!(t.check(1, 90, 99), Verdict::Duplicate { .. }));
+    }
+
+    /// What a leader answered to one produce: (base offset, duplicate) or the error code.
+    fn produce_at(p: &Partition, base_sequence: i32, records: u32) -> Result<(u64, bool), ErrorCode> {
+        let mut b = BatchBuilder::new(42, 0, base_sequence, 64);
+        for _ in 0..records {
+            b.push(NewRecord { key: None, value: b"v", timestamp_ms: 0 });
+        }
+        let bytes = b.finish();
+        let header = batch::validate(&bytes).expect("valid batch");
+        let (responder, _peer) = Responder::for_test(1);
+        match p.produce(1, bytes, &header, Duration::from_secs(10), responder, std::time::Instant::now()).0 {
+            Handled::Reply(Reply::Produced { base_offset, duplicate }) => Ok((base_offset, duplicate)),
+            Handled::Reply(Reply::Error(e)) => Err(e.code),
+            _ => panic!("acks=1 produce is answered at once with Produced or an error"),
+        }
+    }
+
+    #[test]
+    fn given_producer_near_i32_max_when_batches_cross_the_wrap_should_accept_in_order_dedup_and_refuse_gaps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(&dir.path().join("t-0"), LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, false);
+        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
+        assert!(p.set_leadership(leadership, Instant::now()).is_empty());
+
+        assert_eq!(produce_at(&p, i32::MAX - 1, 1), Ok((0, false)), "sequence MAX-1");
+        let crossing = i32::MAX;
+        assert_eq!(produce_at(&p, crossing, 3), Ok((1, false)), "sequences MAX, 0, 1: the batch crosses the wrap");
+        let after = 2;
+        assert_eq!(produce_at(&p, after, 2), Ok((4, false)), "sequences 2, 3 after the wrap");
+        assert_eq!(produce_at(&p, crossing, 3), Ok((1, true)), "the crossing batch resent is a duplicate");
+        assert_eq!(produce_at(&p, after, 2), Ok((4, true)), "the batch after the wrap resent is a duplicate");
+        assert_eq!(produce_at(&p, 5, 1), Err(ErrorCode::OutOfOrderSequence), "4 is missing: a real gap");
+        assert_eq!(produce_at(&p, 4, 1), Ok((6, false)));
     }
 
     #[test]

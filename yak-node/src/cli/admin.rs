@@ -152,10 +152,11 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
     let brokers: Vec<_> =
         m.brokers.iter().map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive, "restarts": b.restarts})).collect();
     if json {
-        let v = json!({"brokers": brokers, "partitions": partitions});
+        let v = json!({"cluster_id": m.cluster_id, "brokers": brokers, "partitions": partitions});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    println!("cluster id: {}", m.cluster_id);
     let mut tb = table(&["broker", "pid", "alive", "restarts", "socket"]);
     for b in &m.brokers {
         tb.add_row(vec![b.id.to_string(), b.pid.to_string(), b.alive.to_string(), b.restarts.to_string(), b.socket.clone()]);

@@ -18,7 +18,7 @@ use crate::limits::{
     BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT,
     MESSAGE_BYTES_MAX_DEFAULT,
 };
-use crate::protocol::batch::{record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
+use crate::protocol::batch::{next_sequence, record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
 use hdrhistogram::Histogram;
@@ -109,6 +109,9 @@ struct Pending {
     records: u64,
     first_sent: Instant,
     retry_at: Instant,
+    /// Why the first attempt failed, if it did: reported with the last
+    /// error when the batch finally fails (the first is often the telling one).
+    first_error: Option<String>,
 }
 
 /// A producer bound to one cluster.
@@ -354,11 +357,13 @@ impl Producer {
 
     fn dispatch_open(&mut self, slot: &(String, u32)) -> Result<(), ClientError> {
         let Some(batch) = self.open.remove(slot) else { return Ok(()) };
-        let records = u64::from(batch.builder.len());
+        let batch_records = batch.builder.len();
+        let records = u64::from(batch_records);
         let bytes = batch.builder.finish();
         if self.producer_id >= 0 {
             let seq = self.next_sequence.entry(slot.clone()).or_insert(0);
-            *seq = seq.wrapping_add(records as i32);
+            // After i32::MAX comes 0, as in Kafka; the broker expects the same.
+            *seq = next_sequence(*seq, batch_records);
         }
         let now = Instant::now();
         self.report.batches += 1;
@@ -372,6 +377,7 @@ impl Producer {
             records,
             first_sent: now,
             retry_at: now,
+            first_error: None,
         };
         // Behind a batch of the same partition that waits to be retried: wait
         // with it, or the broker would see a sequence gap.
@@ -441,10 +447,16 @@ impl Producer {
 
     fn retry_or_fail(&mut self, mut p: Pending, err: ClientError) {
         let retriable = err.is_retriable() || err.code() == Some(&ErrorCode::UnknownTopic);
+        let why = err.to_string();
         if !retriable || p.first_sent.elapsed() >= self.config.delivery_timeout {
-            self.fail(&p, err.to_string());
+            let why = match p.first_error.take() {
+                Some(first) if first != why => format!("{why} (first attempt: {first})"),
+                _ => why,
+            };
+            self.fail(&p, why);
             return;
         }
+        p.first_error.get_or_insert(why);
         p.retry_at = Instant::now() + Duration::from_millis(50);
         self.retries.push(p);
     }

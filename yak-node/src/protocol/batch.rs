@@ -25,6 +25,13 @@
 //! `i64 timestamp_delta_ms`, `i32 key_length` (-1: no key), key,
 //! `u32 value_length`, value, `u32 header_count` then per header
 //! `u32 key_length`, key, `u32 value_length`, value.
+//!
+//! The fields are fixed-width, not Kafka's varints. A produced batch is
+//! checked record by record before it is stored ([`check_record_count`]):
+//! offset deltas are 0, 1, 2, …; only a key length may be negative (-1);
+//! every length fits in what is left of its record, and each record's
+//! length is exactly what its fields take. Compression (attribute bits
+//! 0-2) is refused: there is no decompressor.
 
 use thiserror::Error;
 
@@ -35,6 +42,8 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 /// The only batch format version.
 pub const MAGIC: u8 = 2;
 const CRC_START: usize = 21;
+/// The attribute bits naming a compression codec (Kafka's layout).
+const COMPRESSION_MASK: u16 = 0x07;
 
 /// What is wrong with a batch.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -61,9 +70,137 @@ pub enum BatchError {
         /// Checksum of the bytes.
         computed: u32,
     },
-    /// A record inside the batch does not parse.
-    #[error("corrupt record at index {0}")]
-    BadRecord(u32),
+    /// A record inside the batch is malformed.
+    #[error("corrupt record at index {index}: {fault}")]
+    BadRecord {
+        /// The record's index in the batch (its offset delta if well formed).
+        index: u32,
+        /// What is wrong with it.
+        fault: RecordFault,
+    },
+    /// A batch must hold at least one record.
+    #[error("batch holds no records")]
+    NoRecords,
+    /// The records end before the declared count.
+    #[error("batch declares {declared} records but holds {found}")]
+    MissingRecords {
+        /// The header's record count.
+        declared: u32,
+        /// Records present.
+        found: u32,
+    },
+    /// Bytes follow the last declared record.
+    #[error("{bytes} bytes after the last of {record_count} records")]
+    TrailingBytes {
+        /// Bytes left over.
+        bytes: usize,
+        /// The header's record count.
+        record_count: u32,
+    },
+    /// The last offset delta does not match the record count.
+    #[error("last offset delta {last_offset_delta} does not match {record_count} records")]
+    LastOffsetDelta {
+        /// The header's last offset delta.
+        last_offset_delta: u32,
+        /// The header's record count.
+        record_count: u32,
+    },
+    /// The attributes name a compression codec; YaK stores and serves
+    /// records uncompressed and has no decompressor.
+    #[error("compression codec {0} is not supported (records must be uncompressed)")]
+    Compressed(u16),
+}
+
+/// A field of a record, to say which one is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordField {
+    /// The record's length prefix.
+    Length,
+    /// Offset delta.
+    OffsetDelta,
+    /// Timestamp delta.
+    TimestampDelta,
+    /// Key length.
+    KeyLength,
+    /// Key bytes.
+    Key,
+    /// Value length.
+    ValueLength,
+    /// Value bytes.
+    Value,
+    /// Header count.
+    HeaderCount,
+    /// A header's key length.
+    HeaderKeyLength,
+    /// A header's key bytes.
+    HeaderKey,
+    /// A header's value length.
+    HeaderValueLength,
+    /// A header's value bytes.
+    HeaderValue,
+}
+
+impl std::fmt::Display for RecordField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            RecordField::Length => "length",
+            RecordField::OffsetDelta => "offset delta",
+            RecordField::TimestampDelta => "timestamp delta",
+            RecordField::KeyLength => "key length",
+            RecordField::Key => "key",
+            RecordField::ValueLength => "value length",
+            RecordField::Value => "value",
+            RecordField::HeaderCount => "header count",
+            RecordField::HeaderKeyLength => "header key length",
+            RecordField::HeaderKey => "header key",
+            RecordField::HeaderValueLength => "header value length",
+            RecordField::HeaderValue => "header value",
+        };
+        f.write_str(name)
+    }
+}
+
+/// What is wrong with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RecordFault {
+    /// The record (or the batch) ends inside a fixed-size field.
+    #[error("ends inside its {0}")]
+    Truncated(RecordField),
+    /// A length is negative (only a key may be -1: no key).
+    #[error("{field} {length} is negative")]
+    NegativeLength {
+        /// The length field.
+        field: RecordField,
+        /// Its value.
+        length: i32,
+    },
+    /// A length runs past the end of the record (or of the batch, for the
+    /// record's own length).
+    #[error("{field} of {length} bytes runs past the end ({left} bytes left)")]
+    Overflow {
+        /// The field the length is for.
+        field: RecordField,
+        /// The declared length.
+        length: u32,
+        /// Bytes left.
+        left: usize,
+    },
+    /// Offset deltas must be 0, 1, 2, … in record order.
+    #[error("offset delta {found}, expected {expected}")]
+    OffsetDelta {
+        /// Delta in the record.
+        found: u32,
+        /// The record's index.
+        expected: u32,
+    },
+    /// The record's length prefix disagrees with what its fields take.
+    #[error("length {declared} but its fields take {used} bytes")]
+    LengthMismatch {
+        /// The record's length prefix.
+        declared: u32,
+        /// Bytes its fields take.
+        used: usize,
+    },
 }
 
 /// The fixed fields of a batch header.
@@ -75,6 +212,8 @@ pub struct BatchHeader {
     pub batch_length: u32,
     /// Epoch of the leader that appended the batch.
     pub leader_epoch: u32,
+    /// Attributes; the low three bits name a compression codec (0: none).
+    pub attributes: u16,
     /// Offset of the last record minus `base_offset`.
     pub last_offset_delta: u32,
     /// Timestamp of the first record.
@@ -106,6 +245,25 @@ impl BatchHeader {
     pub fn next_offset(&self) -> u64 {
         self.last_offset().saturating_add(1)
     }
+
+    /// Sequence number of the last record (wrapping after `i32::MAX` to 0);
+    /// `base_sequence` itself when the batch has none (negative).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        next_sequence(self.base_sequence, self.record_count.saturating_sub(1))
+    }
+}
+
+/// The sequence number `n` records after `sequence`. Sequences run from 0 to
+/// `i32::MAX` and then start again at 0, as Kafka's do, so a producer never
+/// sends a negative one (negative means "none"). Both the producer (its next
+/// batch's base) and the broker (the expected next, a batch's last) use this.
+pub fn next_sequence(sequence: i32, n: u32) -> i32 {
+    const SEQUENCES: i64 = 1 << 31;
+    // Cannot truncate: the remainder is in 0..2^31.
+    (i64::from(sequence) + i64::from(n)).rem_euclid(SEQUENCES) as i32
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -143,6 +301,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         base_offset: be_u64(bytes, 0),
         batch_length,
         leader_epoch: be_u32(bytes, 12),
+        attributes: be_u16(bytes, 21),
         last_offset_delta: be_u32(bytes, 23),
         first_timestamp_ms: be_u64(bytes, 27) as i64,
         max_timestamp_ms: be_u64(bytes, 35) as i64,
@@ -282,18 +441,40 @@ impl BatchBuilder {
     }
 }
 
-/// Checks that a validated batch holds exactly `record_count` records that
-/// fill it to its end, walking only their length prefixes: a producer cannot
-/// claim more offsets than it sends records.
+/// Checks, at produce time, that a validated batch holds exactly
+/// `record_count` well-formed records filling it to its end: every record's
+/// length prefix, fields, lengths (checked against the bytes left before
+/// anything is used) and offset delta (its index: 0, 1, 2, …), and a last
+/// offset delta of `record_count - 1`. So a producer can neither claim
+/// offsets it does not send nor store a record a consumer cannot read. A
+/// compressed batch is refused: YaK has no decompressor, so its records
+/// could not be checked (or read).
 pub fn check_record_count(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
-    let end = header.total_bytes().min(batch.len());
-    let mut at = HEADER_BYTES;
-    for i in 0..header.record_count {
-        let len = take_u32(&batch[..end], &mut at).ok_or(BatchError::BadRecord(i))? as usize;
-        at = at.checked_add(len).filter(|a| *a <= end).ok_or(BatchError::BadRecord(i))?;
+    let codec = header.attributes & COMPRESSION_MASK;
+    if codec != 0 {
+        return Err(BatchError::Compressed(codec));
     }
-    if at != end || header.last_offset_delta != header.record_count.saturating_sub(1) {
-        return Err(BatchError::BadRecord(header.record_count));
+    if header.record_count == 0 {
+        return Err(BatchError::NoRecords);
+    }
+    if header.last_offset_delta != header.record_count - 1 {
+        return Err(BatchError::LastOffsetDelta {
+            last_offset_delta: header.last_offset_delta,
+            record_count: header.record_count,
+        });
+    }
+    let body = &batch[..header.total_bytes().min(batch.len())];
+    let mut at = HEADER_BYTES;
+    // Each record takes at least 24 bytes or fails, so this loop is bounded
+    // by the batch's size, whatever the count claims.
+    for index in 0..header.record_count {
+        if at >= body.len() {
+            return Err(BatchError::MissingRecords { declared: header.record_count, found: index });
+        }
+        at = parse_record(body, at, index, header).map_err(|fault| BatchError::BadRecord { index, fault })?.0;
+    }
+    if at != body.len() {
+        return Err(BatchError::TrailingBytes { bytes: body.len() - at, record_count: header.record_count });
     }
     Ok(())
 }
@@ -315,15 +496,15 @@ pub fn iter_records<'a>(header: &BatchHeader, batch: &'a [u8]) -> impl Iterator<
         if i >= header.record_count {
             return None;
         }
-        let item = match parse_record(body, at, &header) {
-            Some((next, record)) => {
+        let item = match parse_record(body, at, i, &header) {
+            Ok((next, record)) => {
                 at = next;
                 Ok(record)
             }
-            None => {
-                let bad = i;
+            Err(fault) => {
+                let index = i;
                 i = header.record_count;
-                return Some(Err(BatchError::BadRecord(bad)));
+                return Some(Err(BatchError::BadRecord { index, fault }));
             }
         };
         i += 1;
@@ -331,45 +512,83 @@ pub fn iter_records<'a>(header: &BatchHeader, batch: &'a [u8]) -> impl Iterator<
     })
 }
 
-fn take<'a>(b: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {
-    let end = at.checked_add(n)?;
-    let s = b.get(*at..end)?;
-    *at = end;
-    Some(s)
+/// Reads fields out of one record, never past its end.
+struct Fields<'a> {
+    bytes: &'a [u8],
+    at: usize,
 }
 
-fn take_u32(b: &[u8], at: &mut usize) -> Option<u32> {
-    take(b, at, 4).map(|s| be_u32(s, 0))
-}
-
-fn parse_record<'a>(b: &'a [u8], start: usize, h: &BatchHeader) -> Option<(usize, Record<'a>)> {
-    let mut at = start;
-    let len = take_u32(b, &mut at)? as usize;
-    let end = at.checked_add(len)?;
-    if end > b.len() {
-        return None;
+impl<'a> Fields<'a> {
+    fn left(&self) -> usize {
+        self.bytes.len() - self.at
     }
-    let b = &b[..end];
-    let offset_delta = take_u32(b, &mut at)?;
-    let ts_delta = be_u64(take(b, &mut at, 8)?, 0) as i64;
-    let key_len = take_u32(b, &mut at)? as i32;
-    let key = if key_len < 0 { None } else { Some(take(b, &mut at, key_len as usize)?) };
-    let value_len = take_u32(b, &mut at)? as usize;
-    let value = take(b, &mut at, value_len)?;
-    let headers = take_u32(b, &mut at)?;
+
+    fn fixed<const N: usize>(&mut self, field: RecordField) -> Result<[u8; N], RecordFault> {
+        let mut out = [0u8; N];
+        let s = self.bytes.get(self.at..self.at + N).ok_or(RecordFault::Truncated(field))?;
+        out.copy_from_slice(s);
+        self.at += N;
+        Ok(out)
+    }
+
+    fn u32(&mut self, field: RecordField) -> Result<u32, RecordFault> {
+        self.fixed(field).map(u32::from_be_bytes)
+    }
+
+    /// A length-prefixed byte string; `None` for length -1 when `nullable`.
+    /// The length is checked against the bytes left before it is used.
+    fn sized(&mut self, length: RecordField, data: RecordField, nullable: bool) -> Result<Option<&'a [u8]>, RecordFault> {
+        let n = i32::from_be_bytes(self.fixed(length)?);
+        if n == -1 && nullable {
+            return Ok(None);
+        }
+        if n < 0 {
+            return Err(RecordFault::NegativeLength { field: length, length: n });
+        }
+        let n = n as usize;
+        if n > self.left() {
+            return Err(RecordFault::Overflow { field: data, length: n as u32, left: self.left() });
+        }
+        let s = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(Some(s))
+    }
+}
+
+/// Parses the record at `start` in `body` (a batch cut to its length), which
+/// must be the batch's record number `index`; returns where the next record
+/// starts. Checks every field of the layout in the module doc.
+fn parse_record<'a>(body: &'a [u8], start: usize, index: u32, h: &BatchHeader) -> Result<(usize, Record<'a>), RecordFault> {
+    let mut outer = Fields { bytes: body, at: start };
+    let declared = outer.u32(RecordField::Length)?;
+    if declared as usize > outer.left() {
+        return Err(RecordFault::Overflow { field: RecordField::Length, length: declared, left: outer.left() });
+    }
+    let end = outer.at + declared as usize;
+    let mut f = Fields { bytes: &body[..end], at: outer.at };
+    let offset_delta = f.u32(RecordField::OffsetDelta)?;
+    if offset_delta != index {
+        return Err(RecordFault::OffsetDelta { found: offset_delta, expected: index });
+    }
+    let ts_delta = i64::from_be_bytes(f.fixed(RecordField::TimestampDelta)?);
+    let key = f.sized(RecordField::KeyLength, RecordField::Key, true)?;
+    let value = f.sized(RecordField::ValueLength, RecordField::Value, false)?.unwrap_or_default();
+    let headers = f.u32(RecordField::HeaderCount)?;
+    // Each header takes at least 8 bytes or fails: bounded by the record.
     for _ in 0..headers {
-        let k = take_u32(b, &mut at)? as usize;
-        take(b, &mut at, k)?;
-        let v = take_u32(b, &mut at)? as usize;
-        take(b, &mut at, v)?;
+        f.sized(RecordField::HeaderKeyLength, RecordField::HeaderKey, false)?;
+        f.sized(RecordField::HeaderValueLength, RecordField::HeaderValue, false)?;
+    }
+    if f.at != end {
+        return Err(RecordFault::LengthMismatch { declared, used: f.at - outer.at });
     }
     let record = Record {
-        offset: h.base_offset.checked_add(u64::from(offset_delta))?,
+        offset: h.base_offset.saturating_add(u64::from(offset_delta)),
         timestamp_ms: h.first_timestamp_ms.wrapping_add(ts_delta),
         key,
         value,
     };
-    Some((end, record))
+    Ok((end, record))
 }
 
 /// Splits a run of concatenated batches into (header, bytes) pairs. Stops at
@@ -435,6 +654,277 @@ mod tests {
         let wide = BatchHeader { last_offset_delta: u32::MAX, ..h };
         assert!(check_record_count(&wide, &bytes).is_err());
     }
+
+    #[test]
+    fn given_sequences_near_i32_max_when_advancing_should_wrap_to_zero_as_kafka() {
+        let cases: &[(i32, u32, i32)] = &[
+            (0, 1, 1),
+            (i32::MAX - 1, 1, i32::MAX),
+            (i32::MAX, 1, 0),
+            (i32::MAX - 1, 3, 1),
+            (i32::MAX, u32::MAX, i32::MAX - 1),
+            (5, 0, 5),
+        ];
+        for &(seq, n, want) in cases {
+            assert_eq!(next_sequence(seq, n), want, "{seq} + {n}");
+        }
+        let mut b = BatchBuilder::new(7, 0, i32::MAX - 1, 64);
+        for _ in 0..4 {
+            b.push(NewRecord { key: None, value: b"v", timestamp_ms: 0 });
+        }
+        let h = validate(&b.finish()).expect("valid");
+        assert_eq!(h.last_sequence(), 1, "MAX-1, MAX, 0, 1");
+        let none = BatchHeader { base_sequence: -1, ..h };
+        assert_eq!(none.last_sequence(), -1, "a batch without sequences has none");
+    }
+
+    /// A record's fields as raw numbers, so a test can write any of them wrong.
+    #[derive(Clone)]
+    struct Raw {
+        length: Option<u32>,
+        offset_delta: u32,
+        key_length: i32,
+        key: Vec<u8>,
+        value_length: i32,
+        value: Vec<u8>,
+        header_count: u32,
+        headers: Vec<u8>,
+        cut: usize,
+    }
+
+    fn raw(offset_delta: u32) -> Raw {
+        Raw {
+            length: None,
+            offset_delta,
+            key_length: 2,
+            key: b"k1".to_vec(),
+            value_length: 3,
+            value: b"val".to_vec(),
+            header_count: 0,
+            headers: Vec::new(),
+            cut: 0,
+        }
+    }
+
+    impl Raw {
+        fn bytes(&self) -> Vec<u8> {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.offset_delta.to_be_bytes());
+            body.extend_from_slice(&7i64.to_be_bytes());
+            body.extend_from_slice(&self.key_length.to_be_bytes());
+            body.extend_from_slice(&self.key);
+            body.extend_from_slice(&self.value_length.to_be_bytes());
+            body.extend_from_slice(&self.value);
+            body.extend_from_slice(&self.header_count.to_be_bytes());
+            body.extend_from_slice(&self.headers);
+            body.truncate(body.len() - self.cut);
+            let mut out = self.length.unwrap_or(body.len() as u32).to_be_bytes().to_vec();
+            out.extend(body);
+            out
+        }
+    }
+
+    /// A sealed batch (CRC right) around `records`, claiming `count` records
+    /// with the given last offset delta, and `tail` bytes after them.
+    fn sealed(records: &[Raw], count: u32, last_offset_delta: u32, tail: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_BYTES];
+        b[16] = MAGIC;
+        b[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
+        b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        for r in records {
+            b.extend(r.bytes());
+        }
+        b.extend_from_slice(tail);
+        reseal(&mut b);
+        b
+    }
+
+    fn reseal(b: &mut [u8]) {
+        let len = (b.len() - LOG_OVERHEAD_BYTES) as u32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    fn check(bytes: &[u8]) -> Result<(), BatchError> {
+        let h = validate(bytes).expect("the test batch is sealed");
+        check_record_count(&h, bytes)
+    }
+
+    fn header_bytes(key_length: i32, key: &[u8], value_length: i32, value: &[u8]) -> Vec<u8> {
+        let mut h = key_length.to_be_bytes().to_vec();
+        h.extend_from_slice(key);
+        h.extend_from_slice(&value_length.to_be_bytes());
+        h.extend_from_slice(value);
+        h
+    }
+
+    #[test]
+    fn given_well_formed_records_when_checking_should_accept() {
+        let built = sample();
+        assert_eq!(check(&built), Ok(()), "a batch from the real BatchBuilder");
+        let no_key = Raw { key_length: -1, key: vec![], ..raw(1) };
+        let empty_value = Raw { value_length: 0, value: vec![], ..raw(2) };
+        let with_header = Raw { header_count: 1, headers: header_bytes(1, b"h", 1, b"x"), ..raw(3) };
+        let all = [raw(0), no_key, empty_value, with_header];
+        assert_eq!(check(&sealed(&all, 4, 3, &[])), Ok(()), "no key, empty value, a header");
+    }
+
+    #[test]
+    fn given_malformed_record_in_crc_valid_batch_when_checking_should_refuse_as_corrupt() {
+        use RecordFault::*;
+        let second = |r: Raw| sealed(&[raw(0), r], 2, 1, &[]);
+        let bad = |fault: RecordFault| BatchError::BadRecord { index: 1, fault };
+        let short_key = Raw { key_length: 6, key: b"ab".to_vec(), value_length: 0, value: vec![], cut: 8, ..raw(1) };
+        // raw(n)'s fields take 29 bytes after its length prefix.
+        let cases: Vec<(&str, Vec<u8>, BatchError)> = vec![
+            ("offset delta not the record's index", second(raw(5)), bad(OffsetDelta { found: 5, expected: 1 })),
+            (
+                "first offset delta not 0",
+                sealed(&[raw(1), raw(2)], 2, 1, &[]),
+                BatchError::BadRecord { index: 0, fault: OffsetDelta { found: 1, expected: 0 } },
+            ),
+            (
+                "record ends inside the timestamp delta",
+                second(Raw { length: Some(6), ..raw(1) }),
+                bad(Truncated(RecordField::TimestampDelta)),
+            ),
+            (
+                "record ends inside the offset delta",
+                second(Raw { length: Some(2), ..raw(1) }),
+                bad(Truncated(RecordField::OffsetDelta)),
+            ),
+            (
+                "batch ends inside a record's length",
+                sealed(&[raw(0)], 2, 1, &[0, 0]),
+                bad(Truncated(RecordField::Length)),
+            ),
+            (
+                "negative key length other than -1",
+                second(Raw { key_length: -2, key: vec![], ..raw(1) }),
+                bad(NegativeLength { field: RecordField::KeyLength, length: -2 }),
+            ),
+            (
+                "negative value length",
+                second(Raw { value_length: -1, value: vec![], ..raw(1) }),
+                bad(NegativeLength { field: RecordField::ValueLength, length: -1 }),
+            ),
+            (
+                "key length past the record",
+                second(Raw { key_length: 1000, ..raw(1) }),
+                bad(Overflow { field: RecordField::Key, length: 1000, left: 13 }),
+            ),
+            (
+                "value length past the record",
+                second(Raw { value_length: i32::MAX, ..raw(1) }),
+                bad(Overflow { field: RecordField::Value, length: i32::MAX as u32, left: 7 }),
+            ),
+            (
+                "record length past the batch",
+                second(Raw { length: Some(u32::MAX), ..raw(1) }),
+                bad(Overflow { field: RecordField::Length, length: u32::MAX, left: 29 }),
+            ),
+            (
+                "short key: the record ends inside it",
+                second(short_key),
+                bad(Overflow { field: RecordField::Key, length: 6, left: 2 }),
+            ),
+            (
+                "bytes left inside a record",
+                second(Raw { headers: vec![9, 9], ..raw(1) }),
+                bad(LengthMismatch { declared: 31, used: 29 }),
+            ),
+            (
+                "header count with no headers",
+                second(Raw { header_count: u32::MAX, ..raw(1) }),
+                bad(Truncated(RecordField::HeaderKeyLength)),
+            ),
+            (
+                "negative header key length",
+                second(Raw { header_count: 1, headers: header_bytes(-1, b"", 1, b"x"), ..raw(1) }),
+                bad(NegativeLength { field: RecordField::HeaderKeyLength, length: -1 }),
+            ),
+            (
+                "header value past the record",
+                second(Raw { header_count: 1, headers: header_bytes(1, b"h", 50, b"x"), ..raw(1) }),
+                bad(Overflow { field: RecordField::HeaderValue, length: 50, left: 1 }),
+            ),
+            (
+                "bytes after the last record",
+                sealed(&[raw(0), raw(1)], 2, 1, &[0, 0, 0, 0]),
+                BatchError::TrailingBytes { bytes: 4, record_count: 2 },
+            ),
+            (
+                "fewer records than the count",
+                sealed(&[raw(0), raw(1)], 3, 2, &[]),
+                BatchError::MissingRecords { declared: 3, found: 2 },
+            ),
+            (
+                "last offset delta not count - 1",
+                sealed(&[raw(0), raw(1)], 2, 2, &[]),
+                BatchError::LastOffsetDelta { last_offset_delta: 2, record_count: 2 },
+            ),
+            ("no records", sealed(&[], 0, 0, &[]), BatchError::NoRecords),
+        ];
+        for (what, bytes, want) in cases {
+            assert_eq!(check(&bytes), Err(want), "{what}");
+        }
+    }
+
+    #[test]
+    fn given_compressed_batch_when_checking_should_refuse_since_there_is_no_decompressor() {
+        let mut bytes = sample();
+        bytes[21..23].copy_from_slice(&1u16.to_be_bytes());
+        reseal(&mut bytes);
+        assert_eq!(check(&bytes), Err(BatchError::Compressed(1)));
+        bytes[21..23].copy_from_slice(&0x08u16.to_be_bytes());
+        reseal(&mut bytes);
+        assert_eq!(check(&bytes), Ok(()), "other attribute bits are not a codec");
+    }
+
+    #[test]
+    fn given_random_byte_flips_in_records_when_checking_should_never_panic_and_accept_only_readable_batches() {
+        let mut b = BatchBuilder::new(3, 0, 0, 256);
+        for i in 0..6u8 {
+            let key = [i; 3];
+            b.push(NewRecord { key: (i % 2 == 0).then_some(&key[..]), value: &[i; 5], timestamp_ms: 100 + i64::from(i) });
+        }
+        let valid = b.finish();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut accepted, mut refused) = (0u32, 0u32);
+        for _ in 0..20_000 {
+            let mut bytes = valid.clone();
+            let flips = 1 + next() % 3;
+            for _ in 0..flips {
+                let at = HEADER_BYTES + (next() as usize) % (bytes.len() - HEADER_BYTES);
+                bytes[at] = match next() % 3 {
+                    0 => bytes[at] ^ (1 << (next() % 8)),
+                    1 => 0xff,
+                    _ => next() as u8,
+                };
+            }
+            reseal(&mut bytes);
+            let h = validate(&bytes).expect("resealed");
+            match check_record_count(&h, &bytes) {
+                Ok(()) => {
+                    accepted += 1;
+                    let read: Result<Vec<_>, _> = iter_records(&h, &bytes).collect();
+                    assert_eq!(read.map(|r| r.len()), Ok(6), "an accepted batch reads back whole");
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(accepted > 0 && refused > 0, "the flips hit both fields that matter and ones that do not");
+    }
+
 
     #[test]
     fn given_flipped_byte_when_validating_should_fail_crc() {

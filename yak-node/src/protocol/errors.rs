@@ -20,6 +20,10 @@ pub enum ErrorCode {
     },
     /// Fewer in-sync replicas than `min.insync.replicas`.
     NotEnoughReplicas,
+    /// The batch is in the leader's log, but the ISR shrank below
+    /// `min.insync.replicas` before it was replicated: not acknowledged.
+    /// Retrying is safe (an idempotent retry is recognised as a duplicate).
+    NotEnoughReplicasAfterAppend,
     /// A message or batch over the size limit.
     MessageTooLarge,
     /// Topic name breaks the naming rules.
@@ -61,6 +65,9 @@ pub enum ErrorCode {
     GroupNotEmpty,
     /// A member asked for another assignor than the group's.
     InconsistentGroupProtocol,
+    /// An ISR change based on a partition state that has changed since
+    /// (its partition epoch is stale): reload metadata and decide again.
+    InvalidUpdateVersion,
 }
 
 impl ErrorCode {
@@ -72,6 +79,7 @@ impl ErrorCode {
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::OutOfOrderSequence
                 | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
                 | ErrorCode::Timeout
                 | ErrorCode::UnknownPartition
                 | ErrorCode::NoBrokersAvailable

@@ -142,6 +142,10 @@ pub enum Call {
         leader_epoch: u32,
         /// The new in-sync replicas.
         isr: Vec<u32>,
+        /// The partition epoch the change is based on: ZooKeeper applies it
+        /// only if the partition has not changed since (compare-and-set).
+        #[serde(default)]
+        partition_epoch: u64,
     },
     /// Supervisor → ZooKeeper: this broker's process is gone; expire it now.
     BrokerDown {
@@ -255,6 +259,10 @@ pub struct PartitionMetadata {
     pub isr: Vec<u32>,
     /// Raised on every leader change.
     pub leader_epoch: u32,
+    /// Raised on every change of leader or ISR (Kafka's partition epoch):
+    /// the version an ISR change names to be applied.
+    #[serde(default)]
+    pub partition_epoch: u64,
 }
 
 /// Per-topic overrides of cluster defaults; `None` takes the broker's default.
@@ -293,6 +301,15 @@ pub struct ClusterMetadata {
     pub brokers: Vec<BrokerInfo>,
     /// Topics asked for.
     pub topics: Vec<TopicMetadata>,
+    /// The cluster's id, created once by ZooKeeper; a broker refuses a
+    /// ZooKeeper whose id differs from the one in its data dir.
+    #[serde(default)]
+    pub cluster_id: String,
+    /// Ids of recently deleted topics (a bounded record, oldest first), in
+    /// answers naming every topic: a broker deletes a replica's files only
+    /// when its topic id is here.
+    #[serde(default)]
+    pub deleted_topic_ids: Vec<u64>,
 }
 
 /// One partition's data in a fetch response.
@@ -351,6 +368,9 @@ pub enum Reply {
     Registered {
         /// Current metadata version.
         metadata_version: u64,
+        /// The cluster's id (see [`ClusterMetadata::cluster_id`]).
+        #[serde(default)]
+        cluster_id: String,
     },
     /// Heartbeat accepted.
     HeartbeatOk {
@@ -371,8 +391,14 @@ pub enum Reply {
         #[serde(default)]
         duplicate: bool,
     },
-    /// ZooKeeper accepted an ISR change.
-    IsrAltered,
+    /// ZooKeeper accepted an ISR change: the ISR it holds now (members not
+    /// alive are left out) and the partition epoch that goes with it.
+    IsrAltered {
+        /// The in-sync replicas after the change.
+        isr: Vec<u32>,
+        /// The partition epoch after the change.
+        partition_epoch: u64,
+    },
     /// ZooKeeper noted a broker down.
     BrokerDownNoted,
     /// A fresh producer id.

@@ -34,6 +34,11 @@ pub enum MetaRecord {
     },
     /// A group committed (or an admin reset) offsets of a topic.
     OffsetsCommitted(GroupTopicOffsets),
+    /// The cluster got its id (once, when ZooKeeper first starts).
+    ClusterIdCreated {
+        /// 32 hex digits.
+        cluster_id: String,
+    },
 }
 
 /// The whole metadata state at one moment.
@@ -50,4 +55,10 @@ pub struct MetaSnapshot {
     /// Committed offsets of every group, per topic.
     #[serde(default)]
     pub group_offsets: Vec<GroupTopicOffsets>,
+    /// The cluster's id (None before it is created).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Ids of the most recently deleted topics, oldest first.
+    #[serde(default)]
+    pub deleted_topic_ids: Vec<u64>,
 }

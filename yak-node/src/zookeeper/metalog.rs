@@ -6,19 +6,32 @@
 //! `u32 crc32c`, MessagePack body. A snapshot is written to a temp file,
 //! fsynced and renamed; only then does a new, empty log of generation G+1
 //! replace the old one, so a crash at any point replays to the same state.
+//!
+//! A record is written at the end of the last whole record, never after a
+//! torn one: a failed write is cut off (and the cut fsynced) before the
+//! request fails. When the state on disk can no longer be known (an fsync
+//! failed, or cutting a torn write failed) every call returns a fail-stop
+//! error ([`MetaLogError::is_fail_stop`]): the caller exits and the
+//! restarted process replays what is really on disk. A failed snapshot is
+//! not fatal: the log keeps growing and the snapshot is tried again later.
+//! All file I/O goes through the storage seam ([`crate::storage::fs`]).
 
-use crate::limits::{METADATA_RECORD_BYTES_MAX, METADATA_SNAPSHOT_BYTES_MAX};
+use crate::limits::{
+    METADATA_LOG_RECORDS_PER_SNAPSHOT, METADATA_RECORD_BYTES_MAX, METADATA_SNAPSHOT_BYTES_MAX,
+    METADATA_SNAPSHOT_RETRY_RECORDS,
+};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
+use crate::storage::fs::{self, FsFile, FsRef, OpenOptions};
 use serde::{de::DeserializeOwned, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// What can go wrong with the metadata files.
 #[derive(Debug, Error)]
 pub enum MetaLogError {
-    /// A file could not be read or written.
+    /// A file could not be read or written; nothing was changed (a torn
+    /// write was cut off again).
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -45,6 +58,30 @@ pub enum MetaLogError {
         /// Limit.
         max: usize,
     },
+    /// What is on disk is no longer known (an fsync failed, or a torn write
+    /// could not be cut off): the process must stop and replay the disk.
+    #[error("{path}: {step} failed, metadata on disk unknown: {source}")]
+    FailStop {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        step: &'static str,
+        /// The cause.
+        source: io::Error,
+    },
+    /// An earlier fail-stop error: the log writes nothing more.
+    #[error("{path}: metadata log stopped after an earlier failure")]
+    Stopped {
+        /// The log.
+        path: PathBuf,
+    },
+}
+
+impl MetaLogError {
+    /// The process must stop (and be restarted to replay the disk).
+    pub fn is_fail_stop(&self) -> bool {
+        matches!(self, MetaLogError::FailStop { .. } | MetaLogError::Stopped { .. })
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> MetaLogError + '_ {
@@ -59,10 +96,17 @@ struct SnapshotFile {
 
 /// The open metadata log.
 pub struct MetaLog {
+    fs: FsRef,
     dir: PathBuf,
     generation: u64,
-    file: File,
+    file: Box<dyn FsFile>,
+    /// Bytes of whole, fsynced records: where the next record goes.
+    len: u64,
     records: u64,
+    /// A snapshot is due once `records` reaches this (raised after a failed one).
+    snapshot_at: u64,
+    /// A fail-stop error happened: nothing more is written.
+    stopped: bool,
 }
 
 /// What was on disk at open.
@@ -110,8 +154,9 @@ fn decode_records<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> (Vec<T
     (out, at)
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), MetaLogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+/// Writes records at chosen offsets: the file is opened without O_APPEND.
+fn log_options(truncate: bool) -> OpenOptions {
+    OpenOptions { read: true, write: true, append: false, create: true, truncate }
 }
 
 impl MetaLog {
@@ -119,11 +164,26 @@ impl MetaLog {
         dir.join(format!("metadata-{generation}.log"))
     }
 
-    /// Opens (or creates) the metadata log in `dir`, truncating a torn tail.
+    fn path(&self) -> PathBuf {
+        Self::log_path(&self.dir, self.generation)
+    }
+
+    /// Opens (or creates) the metadata log in `dir` on the real file system,
+    /// truncating a torn tail.
     pub fn open(dir: &Path) -> Result<(MetaLog, Recovered), MetaLogError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Self::open_in(fs::real(), dir)
+    }
+
+    /// Opens (or creates) the metadata log in `dir` on `fs`, truncating a torn tail.
+    pub fn open_in(fs: FsRef, dir: &Path) -> Result<(MetaLog, Recovered), MetaLogError> {
+        fs.create_dir_all(dir).map_err(io_err(dir))?;
+        // The directory's own entry must be durable before any record in it
+        // counts (its parent, the data dir, is made by whoever owns it).
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(io_err(parent))?;
+        }
         let snap_path = dir.join("snapshot");
-        let (generation, snapshot) = match fs::read(&snap_path) {
+        let (generation, snapshot) = match fs.read(&snap_path) {
             Ok(bytes) => {
                 let (mut v, _) = decode_records::<SnapshotFile>(&bytes, METADATA_SNAPSHOT_BYTES_MAX);
                 let s = v.pop().ok_or_else(|| MetaLogError::CorruptSnapshot {
@@ -136,45 +196,79 @@ impl MetaLog {
             Err(e) => return Err(MetaLogError::Io { path: snap_path, source: e }),
         };
         let path = Self::log_path(dir, generation);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io_err(&path))?;
+        let file = fs.open(&path, log_options(false)).map_err(io_err(&path))?;
+        let bytes = file.read_all().map_err(io_err(&path))?;
         let (records, valid) = decode_records::<MetaRecord>(&bytes, METADATA_RECORD_BYTES_MAX);
         if valid < bytes.len() {
             tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn metadata log tail");
             file.set_len(valid as u64).map_err(io_err(&path))?;
-            file.sync_all().map_err(io_err(&path))?;
         }
-        let log = MetaLog { dir: dir.to_path_buf(), generation, file, records: records.len() as u64 };
+        // Whatever was read counts only once it is known to be on disk (a
+        // record written before a crash may still be only in the page cache),
+        // and so does the log's name in the directory.
+        file.sync_all().map_err(io_err(&path))?;
+        fs.sync_dir(dir).map_err(io_err(dir))?;
+        let log = MetaLog {
+            fs,
+            dir: dir.to_path_buf(),
+            generation,
+            file,
+            len: valid as u64,
+            records: records.len() as u64,
+            snapshot_at: METADATA_LOG_RECORDS_PER_SNAPSHOT,
+            stopped: false,
+        };
         log.remove_stale_logs();
         Ok((log, Recovered { snapshot, records }))
     }
 
     fn remove_stale_logs(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
-        let keep = Self::log_path(&self.dir, self.generation);
-        for e in entries.flatten() {
-            let p = e.path();
-            let name = e.file_name();
+        let Ok(names) = self.fs.read_dir(&self.dir) else { return };
+        let keep = self.path();
+        for name in names {
+            let p = self.dir.join(&name);
             let name = name.to_string_lossy();
             if p != keep && name.starts_with("metadata-") && name.ends_with(".log") {
-                let _ = fs::remove_file(&p);
+                let _ = self.fs.remove_file(&p);
             }
         }
     }
 
-    /// Appends one record and fsyncs it.
+    fn running(&self) -> Result<(), MetaLogError> {
+        if self.stopped {
+            return Err(MetaLogError::Stopped { path: self.path() });
+        }
+        Ok(())
+    }
+
+    /// Marks the log stopped and returns the fail-stop error.
+    fn stop(&mut self, path: PathBuf, step: &'static str, source: io::Error) -> MetaLogError {
+        self.stopped = true;
+        MetaLogError::FailStop { path, step, source }
+    }
+
+    /// Appends one record after the last whole one and fsyncs it. On a
+    /// failed write the partial record is cut off and the error is returned
+    /// (the caller must not apply the record); if that cut or the fsync
+    /// fails, the error is a fail-stop one.
     pub fn append(&mut self, record: &MetaRecord) -> Result<(), MetaLogError> {
+        self.running()?;
         let bytes = encode_record(record, METADATA_RECORD_BYTES_MAX)?;
-        let path = Self::log_path(&self.dir, self.generation);
-        self.file.write_all(&bytes).map_err(io_err(&path))?;
-        self.file.sync_data().map_err(io_err(&path))?;
+        let path = self.path();
+        if let Err(source) = self.file.write_all_at(&bytes, self.len) {
+            // Part of the record may be in the file: cut it off, durably,
+            // before anything else is written.
+            return Err(match self.file.set_len(self.len).and_then(|()| self.file.sync_data()) {
+                Ok(()) => MetaLogError::Io { path, source },
+                Err(e) => self.stop(path, "cutting off a torn record", e),
+            });
+        }
+        if let Err(e) = self.file.sync_data() {
+            // After a failed fsync the kernel may have dropped the pages and
+            // a later fsync would "succeed": never retry, stop.
+            return Err(self.stop(path, "fsync", e));
+        }
+        self.len += bytes.len() as u64;
         self.records += 1;
         Ok(())
     }
@@ -184,28 +278,70 @@ impl MetaLog {
         self.records
     }
 
-    /// Writes `state` as the new snapshot and starts an empty log.
+    /// Takes a snapshot of `state()` if enough records have been appended
+    /// since the last one. A snapshot that fails without a fail-stop error
+    /// (a full disk) is logged and tried again after
+    /// `METADATA_SNAPSHOT_RETRY_RECORDS` more records; the log stays as it
+    /// was, so nothing is lost. Returns whether a snapshot was taken.
+    pub fn snapshot_if_due(&mut self, state: impl FnOnce() -> MetaSnapshot) -> Result<bool, MetaLogError> {
+        if self.records < self.snapshot_at {
+            return Ok(false);
+        }
+        match self.snapshot(state()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_fail_stop() => Err(e),
+            Err(e) => {
+                self.snapshot_at = self.records + METADATA_SNAPSHOT_RETRY_RECORDS;
+                tracing::warn!(error = %e, records = self.records, retry_at = self.snapshot_at, "metadata snapshot failed; keeping the log");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Writes `state` as the new snapshot and starts an empty log. On an
+    /// error before the rename nothing changed (the temp file is removed);
+    /// a failed directory fsync after it is a fail-stop error.
     pub fn snapshot(&mut self, state: MetaSnapshot) -> Result<(), MetaLogError> {
+        self.running()?;
         let generation = self.generation + 1;
         let bytes = encode_record(&SnapshotFile { generation, state }, METADATA_SNAPSHOT_BYTES_MAX)?;
         let tmp = self.dir.join("snapshot.tmp");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io_err(&tmp))?;
         let new_log_path = Self::log_path(&self.dir, generation);
-        let new_log = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&new_log_path)
-            .map_err(io_err(&new_log_path))?;
+        let prepared = self.write_synced(&tmp, &bytes).and_then(|()| {
+            self.fs.open(&new_log_path, log_options(true)).map_err(io_err(&new_log_path))
+        });
+        let new_log = match prepared {
+            Ok(f) => f,
+            Err(e) => {
+                // Nothing depends on the temp file: free its space.
+                let _ = self.fs.remove_file(&tmp);
+                return Err(e);
+            }
+        };
         let snap = self.dir.join("snapshot");
-        fs::rename(&tmp, &snap).map_err(io_err(&snap))?;
-        fsync_dir(&self.dir)?;
+        if let Err(e) = self.fs.rename(&tmp, &snap) {
+            let _ = self.fs.remove_file(&tmp);
+            return Err(MetaLogError::Io { path: snap, source: e });
+        }
+        if let Err(e) = self.fs.sync_dir(&self.dir) {
+            // Whether a crash leaves the old snapshot or the new is unknown.
+            let dir = self.dir.clone();
+            return Err(self.stop(dir, "fsync of the directory after a snapshot", e));
+        }
         self.generation = generation;
         self.file = new_log;
+        self.len = 0;
         self.records = 0;
+        self.snapshot_at = METADATA_LOG_RECORDS_PER_SNAPSHOT;
         self.remove_stale_logs();
         Ok(())
+    }
+
+    /// Writes `bytes` to a new file at `path` and fsyncs it. A failure here
+    /// is not fatal: the caller discards the file, nothing reads it.
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> Result<(), MetaLogError> {
+        let f = self.fs.open(path, OpenOptions::create_truncate()).map_err(io_err(path))?;
+        f.write_all_at(bytes, 0).and_then(|()| f.sync_all()).map_err(io_err(path))
     }
 }
 
@@ -213,6 +349,7 @@ impl MetaLog {
 mod tests {
     use super::*;
     use crate::protocol::TopicMetadata;
+    use crate::storage::fs::{Fs, SimFs, WriteFault};
 
     fn topic(name: &str, id: u64) -> MetaRecord {
         MetaRecord::TopicCreated(TopicMetadata { name: name.into(), topic_id: id, partitions: vec![], config: Default::default() })
@@ -237,8 +374,8 @@ mod tests {
         log.append(&topic("a", 1)).expect("append");
         drop(log);
         let path = dir.path().join("metadata-0.log");
-        let mut f = OpenOptions::new().append(true).open(&path).expect("open log");
-        f.write_all(&[0, 0, 0, 50, 1, 2]).expect("torn write");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open log");
+        std::io::Write::write_all(&mut f, &[0, 0, 0, 50, 1, 2]).expect("torn write");
         drop(f);
         let (mut log, rec) = MetaLog::open(dir.path()).expect("reopen");
         assert_eq!(rec.records.len(), 1);
@@ -260,5 +397,107 @@ mod tests {
         let (_, rec) = MetaLog::open(dir.path()).expect("reopen");
         assert_eq!(rec.snapshot, state);
         assert_eq!(rec.records, vec![topic("b", 2)]);
+    }
+
+    /// A disk holding a data dir that already survives a power cut (made
+    /// by whoever owns it), in which ZooKeeper makes `zookeeper/`.
+    fn data_disk() -> SimFs {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/data")).expect("data dir");
+        sim.sync_dir(Path::new("/")).expect("sync root");
+        sim
+    }
+
+    fn sim_dir() -> &'static Path {
+        Path::new("/data/zookeeper")
+    }
+
+    /// A restart after a power cut: only what was fsynced is left.
+    fn restart(sim: &SimFs) -> (MetaLog, Recovered) {
+        sim.power_cut();
+        MetaLog::open_in(sim.shared(), sim_dir()).expect("reopen")
+    }
+
+    #[test]
+    fn given_write_failing_mid_record_when_appending_should_fail_cut_back_and_replay_later_records() {
+        type Fault = fn(&SimFs, u64);
+        let faults: [(&str, Fault); 3] = [
+            ("short write then ENOSPC", |sim, _| {
+                sim.fail_write(0, WriteFault::Short(5));
+                sim.fail_write(1, WriteFault::NoSpace);
+            }),
+            ("short write then EIO", |sim, _| {
+                sim.fail_write(0, WriteFault::Short(9));
+                sim.fail_write(1, WriteFault::Io);
+            }),
+            ("disk full 7 bytes into the record", |sim, used| sim.set_capacity(Some(used + 7))),
+        ];
+        let log_path = sim_dir().join("metadata-0.log");
+        for (what, fault) in faults {
+            let sim = data_disk();
+            let (mut log, _) = MetaLog::open_in(sim.shared(), sim_dir()).expect("open");
+            log.append(&topic("a", 1)).expect("append a");
+            let good = sim.len(&log_path).expect("log length");
+            fault(&sim, good);
+            assert!(log.append(&topic("b", 2)).is_err(), "{what}: the append fails");
+            assert_eq!(sim.len(&log_path).expect("log length"), good, "{what}: the log is back at its last good length");
+            sim.set_capacity(None);
+            log.append(&topic("c", 3)).expect("append after the failure");
+            drop(log);
+            let (_, rec) = restart(&sim);
+            assert_eq!(rec.records, vec![topic("a", 1), topic("c", 3)], "{what}: later records replayed");
+        }
+    }
+
+    #[test]
+    fn given_fsync_failing_when_appending_should_fail_stop_and_append_nothing_more() {
+        let sim = data_disk();
+        let (mut log, _) = MetaLog::open_in(sim.shared(), sim_dir()).expect("open");
+        log.append(&topic("a", 1)).expect("append a");
+        sim.fail_syncs(1);
+        let err = log.append(&topic("b", 2)).expect_err("the fsync failed");
+        assert!(err.is_fail_stop(), "a failed fsync is fail-stop: {err}");
+        let again = log.append(&topic("c", 3)).expect_err("no append after a failed fsync");
+        assert!(again.is_fail_stop(), "{again}");
+        assert!(log.snapshot(MetaSnapshot::default()).expect_err("no snapshot either").is_fail_stop());
+        drop(log);
+        let (_, rec) = restart(&sim);
+        assert_eq!(rec.records, vec![topic("a", 1)], "only the acknowledged record is replayed");
+    }
+
+    #[test]
+    fn given_acknowledged_appends_when_power_is_cut_should_replay_them() {
+        let sim = data_disk();
+        let (mut log, _) = MetaLog::open_in(sim.shared(), sim_dir()).expect("open");
+        log.append(&topic("a", 1)).expect("append a");
+        let (mut log, rec) = restart(&sim);
+        assert_eq!(rec.records, vec![topic("a", 1)], "a power cut right after the first append");
+        let state = MetaSnapshot { version: 1, next_topic_id: 1, ..Default::default() };
+        log.snapshot(state.clone()).expect("snapshot");
+        log.append(&topic("b", 2)).expect("append b");
+        let (_, rec) = restart(&sim);
+        assert_eq!(rec.snapshot, state, "a power cut right after a snapshot and an append");
+        assert_eq!(rec.records, vec![topic("b", 2)]);
+    }
+
+    #[test]
+    fn given_full_disk_when_a_snapshot_is_due_should_keep_the_log_and_retry_later() {
+        let sim = data_disk();
+        let (mut log, _) = MetaLog::open_in(sim.shared(), sim_dir()).expect("open");
+        for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
+            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 + 1 }).expect("append");
+        }
+        let used = sim.len(&sim_dir().join("metadata-0.log")).expect("log length");
+        sim.set_capacity(Some(used + 50));
+        assert!(!log.snapshot_if_due(MetaSnapshot::default).expect("a failed snapshot is not fatal"));
+        assert!(!sim.exists(&sim_dir().join("snapshot.tmp")), "the temp file is removed");
+        sim.set_capacity(None);
+        log.append(&topic("a", 1)).expect("the log goes on");
+        assert!(!log.snapshot_if_due(MetaSnapshot::default).expect("not due yet"), "no retry at every record");
+        for i in 1..METADATA_SNAPSHOT_RETRY_RECORDS {
+            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 }).expect("append");
+        }
+        assert!(log.snapshot_if_due(MetaSnapshot::default).expect("retried"), "retried after the retry interval");
+        assert_eq!(log.records_since_snapshot(), 0);
     }
 }

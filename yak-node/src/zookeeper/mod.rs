@@ -9,7 +9,7 @@ pub mod metalog;
 pub mod sessions;
 pub mod state;
 
-use crate::limits::{FRAME_BYTES_MAX, METADATA_LOG_RECORDS_PER_SNAPSHOT, SESSION_TICK_MS};
+use crate::limits::{FRAME_BYTES_MAX, SESSION_TICK_MS};
 use crate::protocol::metalog::MetaRecord;
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, Reply};
 use crate::server::{self, Handled, Handler, Responder};
@@ -37,6 +37,17 @@ pub struct ZkConfig {
     pub group_session_timeout: Duration,
 }
 
+/// Why ZooKeeper cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkOpenError {
+    /// The metadata log or snapshot.
+    #[error(transparent)]
+    MetaLog(#[from] metalog::MetaLogError),
+    /// The data dir's lock, or the cluster id could not be made.
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
+}
+
 struct Inner {
     state: MetadataState,
     sessions: Sessions,
@@ -52,18 +63,20 @@ pub struct ZooKeeper {
 }
 
 impl ZooKeeper {
-    /// Opens the metadata log and replays it.
-    pub fn open(config: &ZkConfig) -> Result<ZooKeeper, metalog::MetaLogError> {
+    /// Opens the metadata log and replays it; the first time, gives the
+    /// cluster its id. The caller holds the data dir's lock.
+    pub fn open(config: &ZkConfig) -> Result<ZooKeeper, ZkOpenError> {
         let dir = config.data_dir.join("zookeeper");
         let (mut log, recovered) = MetaLog::open(&dir)?;
-        let mut state = MetadataState::from_snapshot(recovered.snapshot);
-        for r in &recovered.records {
-            state.apply(r);
+        let mut state = replay(&mut log, recovered)?;
+        if state.cluster_id().is_none() {
+            let record = MetaRecord::ClusterIdCreated { cluster_id: crate::datadir::new_cluster_id()? };
+            log.append(&record)?;
+            state.apply(&record);
+            tracing::info!(cluster_id = state.cluster_id().unwrap_or_default(), "cluster id created");
         }
-        if log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
-            log.snapshot(state.snapshot())?;
-        }
-        tracing::info!(topics = state.topics().count(), version = state.version, "metadata recovered");
+        tracing::info!(topics = state.topics().count(), version = state.version,
+            cluster_id = state.cluster_id().unwrap_or_default(), "metadata recovered");
         let mut sessions = Sessions::new(config.session_timeout);
         // Brokers get a few session timeouts to re-register before anything
         // is failed over: a ZooKeeper restart alone moves no leader.
@@ -113,16 +126,20 @@ impl ZooKeeper {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Appends `record` durably, then applies it. A failed append fails the
+    /// request and applies nothing; a fail-stop error stops the process.
     fn commit(inner: &mut Inner, record: MetaRecord) -> Result<(), ErrorBody> {
-        inner.log.append(&record).map_err(|e| {
-            tracing::error!(error = %e, "metadata log append failed");
-            ErrorBody::new(ErrorCode::StorageError, format!("metadata log: {e}"))
-        })?;
-        inner.state.apply(&record);
-        if inner.log.records_since_snapshot() >= METADATA_LOG_RECORDS_PER_SNAPSHOT {
-            if let Err(e) = inner.log.snapshot(inner.state.snapshot()) {
-                tracing::error!(error = %e, "metadata snapshot failed");
+        if let Err(e) = inner.log.append(&record) {
+            if e.is_fail_stop() {
+                fail_stop(&e);
             }
+            tracing::error!(error = %e, "metadata log append failed");
+            return Err(ErrorBody::new(ErrorCode::StorageError, format!("metadata log: {e}")));
+        }
+        inner.state.apply(&record);
+        // Only a fail-stop error comes back: a failed snapshot is retried later.
+        if let Err(e) = inner.log.snapshot_if_due(|| inner.state.snapshot()) {
+            fail_stop(&e);
         }
         Ok(())
     }
@@ -155,18 +172,21 @@ impl ZooKeeper {
 
     fn metadata(&self, topics: Option<Vec<String>>) -> Reply {
         let inner = self.lock();
-        let topics = match topics {
-            None => inner.state.topics().cloned().collect(),
+        // The deleted ids go with the full metadata, the one brokers load.
+        let (topics, deleted_topic_ids) = match topics {
+            None => (inner.state.topics().cloned().collect(), inner.state.deleted_topic_ids().collect()),
             Some(names) => {
                 // Each name once: a request repeating one name must not clone its topic over and over.
                 let names: std::collections::BTreeSet<&String> = names.iter().collect();
-                names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect()
+                (names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect(), Vec::new())
             }
         };
         Reply::Metadata(ClusterMetadata {
             version: inner.state.version,
             brokers: inner.sessions.infos(Instant::now()),
             topics,
+            cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
+            deleted_topic_ids,
         })
     }
 
@@ -177,7 +197,10 @@ impl ZooKeeper {
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
                 inner.sessions.register(broker_id, pid, socket, Instant::now());
                 Self::fail_over(&mut inner);
-                Ok(Reply::Registered { metadata_version: inner.state.version })
+                Ok(Reply::Registered {
+                    metadata_version: inner.state.version,
+                    cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
+                })
             }
             Call::Heartbeat { broker_id } => {
                 let mut inner = self.lock();
@@ -198,14 +221,21 @@ impl ZooKeeper {
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
             Call::Metadata { topics } => Ok(self.metadata(topics)),
-            Call::AlterIsr { topic, partition, leader, leader_epoch, isr } => {
+            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch } => {
                 let mut inner = self.lock();
                 let alive = inner.sessions.alive(Instant::now());
-                if let Some(record) = inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, &isr, &alive)? {
+                let planned =
+                    inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, partition_epoch, &isr, &alive)?;
+                if let Some(record) = planned {
                     tracing::info!(topic = %topic, partition, leader, isr = ?isr, "isr changed");
                     Self::commit(&mut inner, record)?;
                 }
-                Ok(Reply::IsrAltered)
+                let p = inner
+                    .state
+                    .topic(&topic)
+                    .and_then(|t| t.partitions.get(partition as usize))
+                    .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("{topic}-{partition} is gone")))?;
+                Ok(Reply::IsrAltered { isr: p.isr.clone(), partition_epoch: p.partition_epoch })
             }
             Call::BrokerDown { broker_id } => {
                 let mut inner = self.lock();
@@ -242,8 +272,33 @@ impl Handler for ZooKeeper {
     }
 }
 
+/// The state the metadata log holds; then a snapshot, if one is due. A
+/// snapshot that fails (a full disk) does not stop start-up: ZooKeeper runs
+/// on the old snapshot and the log, and tries again later.
+fn replay(log: &mut MetaLog, recovered: metalog::Recovered) -> Result<MetadataState, metalog::MetaLogError> {
+    let mut state = MetadataState::from_snapshot(recovered.snapshot);
+    for r in &recovered.records {
+        state.apply(r);
+    }
+    log.snapshot_if_due(|| state.snapshot())?;
+    Ok(state)
+}
+
+/// Stops ZooKeeper: what the metadata log holds on disk is unknown (an
+/// fsync failed, or a torn write could not be cut off). The supervisor
+/// restarts it and it replays what is really on disk; retrying could
+/// acknowledge a record the disk never got.
+fn fail_stop(error: &metalog::MetaLogError) -> ! {
+    tracing::error!(error = %error, "metadata log failed; stopping so a restart replays what is on disk");
+    std::process::exit(crate::broker::FAIL_STOP_EXIT_CODE)
+}
+
 /// Runs ZooKeeper until SIGTERM.
 pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything in the dir is opened, recovered or truncated; held
+    // until the process exits.
+    let dir = config.data_dir.join("zookeeper");
+    let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
     let zk = Arc::new(ZooKeeper::open(&config)?);
     let socket = config.run_dir.join("zookeeper.sock");
     let listener = crate::transport::Listener::bind(&socket)
@@ -261,4 +316,88 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
     server::serve(listener, zk);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::METADATA_LOG_RECORDS_PER_SNAPSHOT;
+    use crate::protocol::metalog::MetaSnapshot;
+    use crate::protocol::TopicMetadata;
+    use crate::storage::fs::{Fs, SimFs, WriteFault};
+    use std::path::Path;
+
+    const DIR: &str = "/data/zookeeper";
+
+    fn topic(name: &str, id: u64) -> MetaRecord {
+        MetaRecord::TopicCreated(TopicMetadata { name: name.into(), topic_id: id, partitions: vec![], config: Default::default() })
+    }
+
+    /// A disk holding a data dir that already survives a power cut.
+    fn data_disk() -> SimFs {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/data")).expect("data dir");
+        sim.sync_dir(Path::new("/")).expect("sync root");
+        sim
+    }
+
+    /// ZooKeeper's start-up on `sim`: open the log, replay it.
+    fn start(sim: &SimFs) -> Result<(MetaLog, MetadataState), metalog::MetaLogError> {
+        let (mut log, recovered) = MetaLog::open_in(sim.shared(), Path::new(DIR))?;
+        let state = replay(&mut log, recovered)?;
+        Ok((log, state))
+    }
+
+    #[test]
+    fn given_full_disk_when_snapshot_is_due_at_start_should_run_on_old_snapshot_and_log_and_lose_nothing() {
+        let sim = data_disk();
+        let (mut log, _) = start(&sim).expect("first start");
+        log.snapshot(MetaSnapshot { version: 0, next_topic_id: 0, ..Default::default() }).expect("an old snapshot");
+        for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
+            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 + 1 }).expect("append");
+        }
+        log.append(&topic("t", 1)).expect("append");
+        drop(log);
+        sim.power_cut();
+        let used = sim.len(&Path::new(DIR).join("snapshot")).expect("snapshot")
+            + sim.len(&Path::new(DIR).join("metadata-1.log")).expect("log");
+        sim.set_capacity(Some(used));
+
+        let (_, state) = start(&sim).expect("a snapshot failing on a full disk does not stop start-up");
+        assert_eq!(state.next_producer_id(), METADATA_LOG_RECORDS_PER_SNAPSHOT as i64);
+        assert!(state.topic("t").is_some());
+        assert!(!sim.exists(&Path::new(DIR).join("snapshot.tmp")), "the failed snapshot's temp file is removed");
+        sim.power_cut();
+        let (_, again) = start(&sim).expect("a second start on the full disk");
+        assert_eq!(again, state, "nothing lost");
+
+        sim.set_capacity(None);
+        let (mut log, state) = start(&sim).expect("start with space again");
+        assert!(log.records_since_snapshot() < METADATA_LOG_RECORDS_PER_SNAPSHOT, "the snapshot was taken now");
+        log.append(&topic("u", 2)).expect("append");
+        drop(log);
+        sim.power_cut();
+        let (_, after) = start(&sim).expect("restart");
+        assert!(after.topic("t").is_some() && after.topic("u").is_some());
+        assert_eq!(after.next_producer_id(), state.next_producer_id());
+    }
+
+    #[test]
+    fn given_failed_append_when_committing_should_fail_the_request_and_not_apply_the_record() {
+        let sim = data_disk();
+        let (log, state) = start(&sim).expect("start");
+        let mut inner =
+            Inner { state, sessions: Sessions::new(Duration::from_secs(1)), log, groups: Groups::default() };
+        sim.fail_write(0, WriteFault::NoSpace);
+        let err = ZooKeeper::commit(&mut inner, topic("a", 1)).expect_err("the append failed");
+        assert_eq!(err.code, ErrorCode::StorageError);
+        assert!(inner.state.topic("a").is_none(), "a record that is not durable is not applied");
+        ZooKeeper::commit(&mut inner, topic("b", 2)).expect("the next commit");
+        let version = inner.state.version;
+        drop(inner);
+        sim.power_cut();
+        let (_, state) = start(&sim).expect("restart");
+        assert!(state.topic("a").is_none() && state.topic("b").is_some());
+        assert_eq!(state.version, version, "a restart replays to the same state");
+    }
 }

@@ -2,13 +2,13 @@
 //! No I/O: the server appends each [`MetaRecord`] to the metadata log, then
 //! applies it here. Replaying the log rebuilds the same state.
 
-use crate::limits::PARTITIONS_MAX;
+use crate::limits::{DELETED_TOPIC_IDS_MAX, PARTITIONS_MAX};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{
     ErrorBody, ErrorCode, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicConfig, TopicMetadata,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Cluster defaults for topics created without explicit counts.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,10 @@ pub struct MetadataState {
     topics: BTreeMap<String, TopicMetadata>,
     /// Committed offsets: (group, topic) → partition → next offset to read.
     offsets: BTreeMap<(String, String), BTreeMap<u32, u64>>,
+    /// Created once, by the first record ZooKeeper ever writes.
+    cluster_id: Option<String>,
+    /// The last [`DELETED_TOPIC_IDS_MAX`] deleted topic ids, oldest first.
+    deleted_topic_ids: VecDeque<u64>,
 }
 
 impl MetadataState {
@@ -44,6 +48,8 @@ impl MetadataState {
                 .into_iter()
                 .map(|g| ((g.group, g.topic), g.offsets.iter().map(|o| (o.partition, o.offset)).collect()))
                 .collect(),
+            cluster_id: s.cluster_id,
+            deleted_topic_ids: s.deleted_topic_ids.into(),
         }
     }
 
@@ -63,7 +69,19 @@ impl MetadataState {
                     offsets: to_partition_offsets(offsets),
                 })
                 .collect(),
+            cluster_id: self.cluster_id.clone(),
+            deleted_topic_ids: self.deleted_topic_ids.iter().copied().collect(),
         }
+    }
+
+    /// The cluster's id, once created.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// The most recently deleted topic ids, oldest first (bounded).
+    pub fn deleted_topic_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.deleted_topic_ids.iter().copied()
     }
 
     /// A group's committed offsets for a topic (empty if none).
@@ -183,6 +201,7 @@ impl MetadataState {
                     isr: replicas.clone(),
                     replicas,
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 }
             })
             .collect();
@@ -239,13 +258,18 @@ impl MetadataState {
         out
     }
 
-    /// Checks a leader's request to change an ISR; refuses a stale epoch.
+    /// Checks a leader's request to change an ISR; refuses a stale leader
+    /// epoch, and a change based on a partition state that has changed since
+    /// (`partition_epoch`, compare-and-set: a late proposal must not restore
+    /// a member a failover just removed).
+    #[allow(clippy::too_many_arguments)]
     pub fn plan_alter_isr(
         &self,
         topic: &str,
         partition: u32,
         leader: u32,
         leader_epoch: u32,
+        partition_epoch: u64,
         isr: &[u32],
         alive: &[u32],
     ) -> Result<Option<MetaRecord>, ErrorBody> {
@@ -262,6 +286,15 @@ impl MetadataState {
                 format!(
                     "{topic}-{partition}: broker {leader} at epoch {leader_epoch} is not the leader (leader {:?}, epoch {})",
                     p.leader, p.leader_epoch
+                ),
+            ));
+        }
+        if p.partition_epoch != partition_epoch {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidUpdateVersion,
+                format!(
+                    "{topic}-{partition}: ISR change based on partition epoch {partition_epoch}, but it is at {} (ISR {:?})",
+                    p.partition_epoch, p.isr
                 ),
             ));
         }
@@ -300,7 +333,13 @@ impl MetadataState {
                 self.topics.insert(t.name.clone(), t.clone());
             }
             MetaRecord::TopicDeleted { name } => {
-                self.topics.remove(name);
+                if let Some(t) = self.topics.remove(name) {
+                    // Brokers delete a replica's files only for an id listed here.
+                    self.deleted_topic_ids.push_back(t.topic_id);
+                    while self.deleted_topic_ids.len() > DELETED_TOPIC_IDS_MAX {
+                        self.deleted_topic_ids.pop_front();
+                    }
+                }
                 // A re-created topic starts empty: old committed offsets go.
                 self.offsets.retain(|(_, topic), _| topic != name);
             }
@@ -313,10 +352,17 @@ impl MetadataState {
                     p.leader = *leader;
                     p.isr = isr.clone();
                     p.leader_epoch = *leader_epoch;
+                    p.partition_epoch += 1;
                 }
             }
             MetaRecord::ProducerIdsAllocated { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
+            }
+            MetaRecord::ClusterIdCreated { cluster_id } => {
+                // Created once: a second record (never written) changes nothing.
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                }
             }
             MetaRecord::OffsetsCommitted(c) => {
                 if self.topics.contains_key(&c.topic) {
@@ -482,12 +528,41 @@ mod tests {
         let leader = p.leader.expect("leader");
         let shrink = vec![leader];
         let err = s
-            .plan_alter_isr("t", 0, leader, p.leader_epoch + 7, &shrink, &[1, 2, 3])
+            .plan_alter_isr("t", 0, leader, p.leader_epoch + 7, p.partition_epoch, &shrink, &[1, 2, 3])
             .expect_err("stale epoch");
         assert_eq!(err.code, ErrorCode::FencedLeaderEpoch);
-        let ok = s.plan_alter_isr("t", 0, leader, p.leader_epoch, &shrink, &[1, 2, 3]).expect("valid");
+        let ok = s.plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &shrink, &[1, 2, 3]).expect("valid");
         apply_all(&mut s, ok.into_iter().collect());
         assert_eq!(partition(&s, "t", 0).isr, vec![leader]);
+    }
+
+    #[test]
+    fn given_isr_changed_since_a_proposal_when_altering_isr_should_refuse_the_stale_version() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(3));
+        let p = partition(&s, "t", 0);
+        let leader = p.leader.expect("leader");
+        let follower = p.replicas[1];
+        // The leader proposes to keep everyone (based on version v) while a
+        // failover removes `follower` (its session expired): version v + 1.
+        let alive: Vec<u32> = p.replicas.iter().copied().filter(|b| *b != follower).collect();
+        let r = s.plan_failover(&alive);
+        apply_all(&mut s, r);
+        let after = partition(&s, "t", 0);
+        assert!(!after.isr.contains(&follower));
+        assert_eq!(after.partition_epoch, p.partition_epoch + 1, "every ISR change raises the partition epoch");
+        // The follower is back, and the late proposal arrives naming version v.
+        let err = s
+            .plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &p.replicas, &p.replicas)
+            .expect_err("stale partition epoch");
+        assert_eq!(err.code, ErrorCode::InvalidUpdateVersion);
+        assert!(!partition(&s, "t", 0).isr.contains(&follower), "a stale proposal does not restore a removed member");
+        // Named with the current version, the same change is accepted.
+        let ok = s
+            .plan_alter_isr("t", 0, leader, p.leader_epoch, after.partition_epoch, &p.replicas, &p.replicas)
+            .expect("current version");
+        apply_all(&mut s, ok.into_iter().collect());
+        assert!(partition(&s, "t", 0).isr.contains(&follower));
     }
 
     #[test]
@@ -533,5 +608,36 @@ mod tests {
         assert_eq!(s.topic("r").expect("created").config, config);
         let restored = MetadataState::from_snapshot(s.snapshot());
         assert_eq!(restored.topic("r").expect("restored").config, config);
+    }
+
+    #[test]
+    fn given_deleted_topics_when_replaying_and_snapshotting_should_remember_the_last_ids_in_order() {
+        let mut s = MetadataState::default();
+        let mut ids = Vec::new();
+        for i in 0..DELETED_TOPIC_IDS_MAX + 2 {
+            let t = create(&mut s, "t", Some(1), None);
+            ids.push(t.topic_id);
+            if i + 1 < DELETED_TOPIC_IDS_MAX + 2 {
+                s.apply(&s.plan_delete("t").expect("delete"));
+            }
+        }
+        let live = ids.pop().expect("live topic id");
+        let remembered: Vec<u64> = s.deleted_topic_ids().collect();
+        assert_eq!(remembered, ids[ids.len() - DELETED_TOPIC_IDS_MAX..], "bounded, oldest dropped first");
+        assert!(!remembered.contains(&live), "a live topic's id is not deleted");
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.deleted_topic_ids().collect::<Vec<_>>(), remembered);
+        assert_eq!(restored, s);
+    }
+
+    #[test]
+    fn given_cluster_id_when_created_twice_should_keep_the_first_through_snapshot() {
+        let mut s = MetadataState::default();
+        assert_eq!(s.cluster_id(), None);
+        s.apply(&MetaRecord::ClusterIdCreated { cluster_id: "a".repeat(32) });
+        s.apply(&MetaRecord::ClusterIdCreated { cluster_id: "b".repeat(32) });
+        assert_eq!(s.cluster_id(), Some("a".repeat(32).as_str()));
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.cluster_id(), s.cluster_id());
     }
 }

@@ -1,0 +1,214 @@
+//! What a data dir holds besides partition data and the metadata log: the
+//! lock that keeps one process per dir, the cluster id a broker's dir
+//! belongs to, and the durable small-file write both use.
+//!
+//! Locks: the supervisor holds `<data>/yak.lock`, ZooKeeper
+//! `<data>/zookeeper/zookeeper.lock`, broker *i* `<data>/broker-<i>/broker.lock`,
+//! each an exclusive `flock` taken before anything in the dir is opened and
+//! held for the life of the process. The holder writes its pid into the
+//! file so a second process can say who holds it.
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The supervisor's lock file, directly in the data dir.
+pub const SUPERVISOR_LOCK_FILE: &str = "yak.lock";
+/// ZooKeeper's lock file, in `<data>/zookeeper/`.
+pub const ZOOKEEPER_LOCK_FILE: &str = "zookeeper.lock";
+/// A broker's lock file, in `<data>/broker-<id>/`.
+pub const BROKER_LOCK_FILE: &str = "broker.lock";
+/// The cluster id a broker's dir belongs to, in `<data>/broker-<id>/`.
+pub const CLUSTER_ID_FILE: &str = "cluster_id";
+
+/// What can go wrong with a data dir's lock or small files.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// A file system call failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File or directory the call was about.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `flock` failed for another reason than the lock being held.
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: Errno,
+    },
+    /// Another process holds the lock.
+    #[error("{dir} is in use by another process: {path} is held by {holder}")]
+    Locked {
+        /// The dir the lock guards.
+        dir: PathBuf,
+        /// The lock file.
+        path: PathBuf,
+        /// What the holder wrote into it (`pid=<pid> role=<role>`), or a
+        /// note that it wrote nothing.
+        holder: String,
+    },
+    /// The file holds something other than a cluster id.
+    #[error("{path}: not a cluster id: {found:?}")]
+    BadClusterId {
+        /// The file.
+        path: PathBuf,
+        /// What it holds (cut short).
+        found: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
+    move |source| DataDirError::Io { path: path.to_path_buf(), source }
+}
+
+/// An exclusive lock on a dir, held until dropped (or the process exits).
+#[derive(Debug)]
+pub struct DirLock {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// How long a process that finds the lock held waits for the holder's pid
+/// to appear in the file (the holder writes it right after locking).
+const HOLDER_READ_WAIT: Duration = Duration::from_millis(200);
+
+/// Takes the exclusive lock `dir/file_name` (creating `dir`), without
+/// waiting, and writes `pid=<pid> role=<role>` into it. Fails with
+/// [`DataDirError::Locked`], naming the holder, when another process holds it.
+pub fn lock(dir: &Path, file_name: &str, role: &str) -> Result<DirLock, DataDirError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let path = dir.join(file_name);
+    let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((mut file, Errno::EWOULDBLOCK)) => {
+            return Err(DataDirError::Locked { dir: dir.to_path_buf(), holder: read_holder(&mut file), path });
+        }
+        Err((_, source)) => return Err(DataDirError::Lock { path, source }),
+    };
+    let holder = format!("pid={} role={role}\n", std::process::id());
+    lock.set_len(0)
+        .and_then(|()| lock.rewind())
+        .and_then(|()| lock.write_all(holder.as_bytes()))
+        .map_err(io_err(&path))?;
+    Ok(DirLock { _lock: lock, path })
+}
+
+/// What the holder of a lock file wrote into it, waiting briefly for it.
+fn read_holder(file: &mut File) -> String {
+    let deadline = std::time::Instant::now() + HOLDER_READ_WAIT;
+    loop {
+        let mut text = String::new();
+        let read = file.rewind().and_then(|()| file.take(256).read_to_string(&mut text));
+        let text = text.trim();
+        if read.is_ok() && !text.is_empty() {
+            return text.to_string();
+        }
+        if std::time::Instant::now() >= deadline {
+            return "a process that has not written its pid".to_string();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Makes a directory's entries (files created, renamed or removed in it) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), DataDirError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// Writes `path` durably and atomically: a temp file beside it, fsync,
+/// rename over `path`, fsync the directory. A crash leaves the old content
+/// or the new, never a mix or nothing.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(dir)
+}
+
+/// A fresh cluster id: 128 random bits from the kernel, as 32 hex digits.
+pub fn new_cluster_id() -> Result<String, DataDirError> {
+    let path = Path::new("/dev/urandom");
+    let mut bytes = [0u8; 16];
+    File::open(path).and_then(|mut f| f.read_exact(&mut bytes)).map_err(io_err(path))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// True for what [`new_cluster_id`] makes.
+pub fn is_cluster_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The cluster id stored in `dir` (None if it has none yet).
+pub fn read_cluster_id(dir: &Path) -> Result<Option<String>, DataDirError> {
+    let path = dir.join(CLUSTER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if is_cluster_id(text.trim()) => Ok(Some(text.trim().to_string())),
+        Ok(text) => Err(DataDirError::BadClusterId { found: text.chars().take(64).collect(), path }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DataDirError::Io { path, source: e }),
+    }
+}
+
+/// Stores `cluster_id` in `dir` durably.
+pub fn write_cluster_id(dir: &Path, cluster_id: &str) -> Result<(), DataDirError> {
+    write_atomic(&dir.join(CLUSTER_ID_FILE), format!("{cluster_id}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_lock_held_when_locking_again_should_name_the_holder_pid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock(dir.path(), "x.lock", "test").expect("first lock");
+        let err = lock(dir.path(), "x.lock", "test").expect_err("second lock must fail");
+        let text = err.to_string();
+        assert!(text.contains(&format!("pid={}", std::process::id())), "{text}");
+        assert!(text.contains("is in use"), "{text}");
+        drop(held);
+        lock(dir.path(), "x.lock", "test").expect("lock again after release");
+    }
+
+    #[test]
+    fn given_file_when_writing_atomically_should_replace_it_and_leave_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        write_atomic(&path, b"one").expect("write");
+        write_atomic(&path, b"two").expect("overwrite");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        assert!(!dir.path().join("f.tmp").exists());
+    }
+
+    #[test]
+    fn given_cluster_ids_when_made_should_differ_and_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (new_cluster_id().expect("id"), new_cluster_id().expect("id"));
+        assert!(is_cluster_id(&a) && a != b);
+        assert_eq!(read_cluster_id(dir.path()).expect("read"), None);
+        write_cluster_id(dir.path(), &a).expect("write");
+        assert_eq!(read_cluster_id(dir.path()).expect("read"), Some(a));
+        std::fs::write(dir.path().join(CLUSTER_ID_FILE), "garbage").expect("write");
+        assert!(matches!(read_cluster_id(dir.path()), Err(DataDirError::BadClusterId { .. })));
+    }
+}
