@@ -461,3 +461,51 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     server::serve(listener, broker);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::partition::Leadership;
+    use super::*;
+    use crate::protocol::batch::{BatchBuilder, NewRecord};
+    use crate::storage::fs::SimFs;
+    use crate::storage::Log;
+
+    const CHILD: &str = "YAK_FAIL_STOP_CHILD";
+    const NAME: &str = "broker::tests::given_failed_fsync_when_syncing_should_fail_stop_with_its_exit_code";
+
+    /// In the child process: a leader with fsync `always` whose next fsync
+    /// fails with EIO. `Partition::sync` must not return.
+    fn sync_through_a_failing_fsync() {
+        let sim = SimFs::new();
+        let log = Log::open_with(sim.shared(), std::path::Path::new("/data/t-0"), LogConfig::default()).expect("open");
+        let p = Partition::new("t".into(), 0, 1, 1, log, true);
+        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
+        p.set_leadership(leadership, Instant::now());
+        let mut b = BatchBuilder::new(-1, 0, -1, 64);
+        b.push(NewRecord { key: None, value: b"a", timestamp_ms: 0 });
+        let bytes = b.finish();
+        let header = batch::validate(&bytes).expect("valid batch");
+        let (responder, _peer) = Responder::for_test(7);
+        let _ = p.produce(-1, bytes, &header, Duration::from_secs(10), responder, Instant::now());
+        sim.fail_syncs(1);
+        let returned = p.sync();
+        eprintln!("sync returned after a failed fsync: {:?}", returned.map(|r| r.1));
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn given_failed_fsync_when_syncing_should_fail_stop_with_its_exit_code() {
+        if std::env::var_os(CHILD).is_some() {
+            sync_through_a_failing_fsync();
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("run child");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(FAIL_STOP_EXIT_CODE), "{stderr}");
+        assert!(stderr.contains("fatal storage error") && stderr.contains("t-0"), "{stderr}");
+    }
+}

@@ -43,7 +43,10 @@ impl Model {
         self.tag += 1;
         let mut bytes = make_batch(records, self.tag);
         let info = log.append(&mut bytes, epoch)?;
-        self.stored.entry(info.base_offset).or_default().push(bytes.clone());
+        self.stored
+            .entry(info.base_offset)
+            .or_default()
+            .push(bytes.clone());
         self.pending.push(bytes);
         Ok(())
     }
@@ -75,29 +78,42 @@ impl Model {
         let mut found: HashMap<u64, Vec<u8>> = HashMap::new();
         let mut tags = HashSet::new();
         while offset < log.log_end_offset() {
-            let bytes = log.read(offset, 1).unwrap_or_else(|e| panic!("{what}: read {offset}: {e}"));
+            let bytes = log
+                .read(offset, 1)
+                .unwrap_or_else(|e| panic!("{what}: read {offset}: {e}"));
             let h = batch::validate(&bytes).unwrap();
             assert_eq!(h.base_offset, offset, "{what}: offsets contiguous");
             assert!(
                 self.stored.get(&offset).is_some_and(|v| v.contains(&bytes)),
                 "{what}: batch at {offset} was stored there"
             );
-            let tag = String::from_utf8_lossy(&bytes).split("value-").nth(1).map(|t| t.split('-').next().unwrap_or("").to_string());
+            let tag = String::from_utf8_lossy(&bytes)
+                .split("value-")
+                .nth(1)
+                .map(|t| t.split('-').next().unwrap_or("").to_string());
             assert!(tags.insert(tag), "{what}: a batch twice (at {offset})");
             let (epoch, end) = log.end_offset_for_epoch(h.leader_epoch).unwrap();
-            assert!(epoch == h.leader_epoch && end >= h.next_offset(), "{what}: epoch cache at {offset}");
+            assert!(
+                epoch == h.leader_epoch && end >= h.next_offset(),
+                "{what}: epoch cache at {offset}"
+            );
             found.insert(offset, bytes);
             offset = h.next_offset();
         }
         for b in &self.acked {
             let base = batch::validate(b).unwrap().base_offset;
             if base >= start {
-                assert_eq!(found.get(&base), Some(b), "{what}: acknowledged batch at {base} lost");
+                assert_eq!(
+                    found.get(&base),
+                    Some(b),
+                    "{what}: acknowledged batch at {base} lost"
+                );
             }
         }
         // It keeps working: an append lands at the log end and survives.
         let leo = log.log_end_offset();
-        self.acked.retain(|b| batch::validate(b).unwrap().base_offset < leo);
+        self.acked
+            .retain(|b| batch::validate(b).unwrap().base_offset < leo);
         self.pending.clear();
         let epoch = log.latest_epoch().unwrap_or(0);
         self.append(&mut log, 2, epoch).unwrap();
@@ -105,7 +121,11 @@ impl Model {
         drop(log);
         sim.power_cut();
         let log = open(sim);
-        assert_eq!(log.log_end_offset(), leo + 2, "{what}: append after recovery");
+        assert_eq!(
+            log.log_end_offset(),
+            leo + 2,
+            "{what}: append after recovery"
+        );
     }
 }
 
@@ -113,7 +133,11 @@ impl Model {
 /// mutating operations in turn (and once after it), checking the log after
 /// every cut. Each point is cut twice: losing everything not fsynced, and
 /// keeping a random part of it (file by file, entry by entry).
-fn at_every_crash_point(name: &str, setup: impl Fn(&SimFs, &mut Model), step: impl Fn(&mut Log, &mut Model)) {
+fn at_every_crash_point(
+    name: &str,
+    setup: impl Fn(&SimFs, &mut Model),
+    step: impl Fn(&mut Log, &mut Model),
+) {
     for k in 0.. {
         let mut last = false;
         for random in [false, true] {
@@ -150,7 +174,10 @@ fn at_crash_point(
         } else {
             sim.power_cut();
         }
-        model.check(&sim, &format!("{name}, power cut at step {k} (random: {random})"));
+        model.check(
+            &sim,
+            &format!("{name}, power cut at step {k} (random: {random})"),
+        );
         !crashed
     }
 }
@@ -174,11 +201,23 @@ fn given_short_write_then_full_disk_when_appending_should_leave_log_unchanged() 
     sim.fail_write(0, WriteFault::Short(10));
     sim.fail_write(1, WriteFault::NoSpace);
     let err = model.append(&mut log, 2, 1).unwrap_err();
-    assert!(matches!(err, StorageError::Io { .. }) && !err.is_fatal(), "{err}");
+    assert!(
+        matches!(err, StorageError::Io { .. }) && !err.is_fatal(),
+        "{err}"
+    );
     assert_eq!(log.log_end_offset(), leo);
-    assert_eq!(sim.len(&log_path(0)).unwrap(), len, "the torn bytes are cut");
+    assert_eq!(
+        sim.len(&log_path(0)).unwrap(),
+        len,
+        "the torn bytes are cut"
+    );
     model.append(&mut log, 2, 1).unwrap();
-    assert_eq!(batch::validate(model.pending.last().unwrap()).unwrap().base_offset, leo);
+    assert_eq!(
+        batch::validate(model.pending.last().unwrap())
+            .unwrap()
+            .base_offset,
+        leo
+    );
     model.flush(&mut log).unwrap();
     drop(log);
     sim.power_cut();
@@ -196,7 +235,11 @@ fn given_disk_full_limit_when_appending_should_refuse_then_resume_once_space_is_
     assert!(model.append(&mut log, 3, 1).is_err());
     assert!(model.append(&mut log, 3, 1).is_err());
     assert_eq!(log.log_end_offset(), leo);
-    assert_eq!(log.read(0, u32::MAX).unwrap(), model.acked.concat(), "reads still served");
+    assert_eq!(
+        log.read(0, u32::MAX).unwrap(),
+        model.acked.concat(),
+        "reads still served"
+    );
     sim.set_capacity(None);
     model.append(&mut log, 3, 1).unwrap();
     model.flush(&mut log).unwrap();
@@ -217,7 +260,11 @@ fn given_index_write_failure_when_appending_should_undo_the_batch() {
             let (leo, size) = (log.log_end_offset(), log.read(0, u32::MAX).unwrap().len());
             if model.append(&mut log, 2, 1).is_err() {
                 assert_eq!(log.log_end_offset(), leo, "the log end stays");
-                assert_eq!(log.read(0, u32::MAX).unwrap().len(), size, "the batch is cut");
+                assert_eq!(
+                    log.read(0, u32::MAX).unwrap().len(),
+                    size,
+                    "the batch is cut"
+                );
                 break;
             }
         }
@@ -238,10 +285,18 @@ fn given_epoch_checkpoint_failure_when_appending_new_epoch_should_not_keep_the_b
     let leo = log.log_end_offset();
     sim.fail_write_to("leader-epoch-checkpoint.tmp", WriteFault::NoSpace);
     assert!(model.append(&mut log, 2, 2).is_err());
-    assert_eq!((log.log_end_offset(), log.latest_epoch()), (leo, Some(1)), "the failed batch is not in the log");
+    assert_eq!(
+        (log.log_end_offset(), log.latest_epoch()),
+        (leo, Some(1)),
+        "the failed batch is not in the log"
+    );
     model.pending.clear();
     model.append(&mut log, 2, 2).unwrap();
-    assert_eq!(batch::validate(&model.pending[0]).unwrap().base_offset, leo, "the retry gets the same offset");
+    assert_eq!(
+        batch::validate(&model.pending[0]).unwrap().base_offset,
+        leo,
+        "the retry gets the same offset"
+    );
     model.flush(&mut log).unwrap();
     assert_eq!(log.end_offset_for_epoch(1), Some((1, leo)));
     drop(log);
@@ -262,10 +317,17 @@ fn given_failed_replicated_append_when_retrying_should_start_at_the_same_offset(
     // The third write of the call fails: two batches were already written.
     sim.fail_write(2, WriteFault::NoSpace);
     assert!(follower.append_replicated(&all).is_err());
-    assert_eq!(follower.log_end_offset(), 0, "no batch of the failed call stays");
+    assert_eq!(
+        follower.log_end_offset(),
+        0,
+        "no batch of the failed call stays"
+    );
     assert_eq!(follower.latest_epoch(), None);
     let info = follower.append_replicated(&all).unwrap().unwrap();
-    assert_eq!((info.base_offset, info.last_offset + 1), (0, leader.log_end_offset()));
+    assert_eq!(
+        (info.base_offset, info.last_offset + 1),
+        (0, leader.log_end_offset())
+    );
     assert_eq!(follower.read(0, u32::MAX).unwrap(), all);
 }
 
@@ -302,16 +364,26 @@ fn given_failed_fsync_when_flushing_again_should_stay_fatal_and_data_not_durable
     model.append(&mut log, 3, 1).unwrap();
     sim.fail_syncs(1);
     let err = log.flush().unwrap_err();
-    assert!(matches!(err, StorageError::Fsync { .. }) && err.is_fatal(), "{err}");
+    assert!(
+        matches!(err, StorageError::Fsync { .. }) && err.is_fatal(),
+        "{err}"
+    );
     // Linux would now report the next fsync as a success: never retried.
     let again = log.flush().unwrap_err();
     assert!(again.is_fatal(), "{again}");
     assert!(log.data_sync_handle().is_err());
-    assert!(model.append(&mut log, 1, 1).unwrap_err().is_fatal(), "no write after a failed fsync");
+    assert!(
+        model.append(&mut log, 1, 1).unwrap_err().is_fatal(),
+        "no write after a failed fsync"
+    );
     drop(log);
     sim.power_cut();
     let log = open(&sim);
-    assert_eq!(log.log_end_offset(), durable_leo, "the batch never reached the disk");
+    assert_eq!(
+        log.log_end_offset(),
+        durable_leo,
+        "the batch never reached the disk"
+    );
 }
 
 #[test]
@@ -330,7 +402,11 @@ fn given_tail_left_by_kill_when_opening_should_make_it_durable() {
     drop(log);
     sim.power_cut();
     let log = open(&sim);
-    assert_eq!(log.log_end_offset(), leo, "what the open counted is on disk");
+    assert_eq!(
+        log.log_end_offset(),
+        leo,
+        "what the open counted is on disk"
+    );
 }
 
 #[test]
@@ -351,7 +427,11 @@ fn given_power_cut_at_every_step_of_a_roll_should_keep_flushed_batches() {
         |sim, model| flushed_log(sim, model, 8),
         |log, model| {
             for _ in 0..6 {
-                if model.append(log, 3, 1).and_then(|()| model.flush(log)).is_err() {
+                if model
+                    .append(log, 3, 1)
+                    .and_then(|()| model.flush(log))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -383,7 +463,10 @@ fn given_power_cut_at_every_step_of_a_truncation_should_keep_batches_below_it() 
             model.flush(&mut log).unwrap();
         },
         |log, model| {
-            let _ = model.truncate(log, 10).and_then(|()| model.append(log, 1, 3)).and_then(|()| model.flush(log));
+            let _ = model
+                .truncate(log, 10)
+                .and_then(|()| model.append(log, 1, 3))
+                .and_then(|()| model.flush(log));
         },
     );
 }
@@ -394,7 +477,10 @@ fn given_power_cut_at_every_step_of_retention_should_keep_the_rest() {
         "retention",
         |sim, model| flushed_log(sim, model, 40),
         |log, _| {
-            let policy = RetentionPolicy { bytes: Some(2 * SMALL.segment_bytes), ms: None };
+            let policy = RetentionPolicy {
+                bytes: Some(2 * SMALL.segment_bytes),
+                ms: None,
+            };
             let leo = log.log_end_offset();
             let _ = log.apply_retention(policy, leo, 0);
         },
@@ -406,7 +492,8 @@ fn given_power_cut_at_every_step_of_retention_should_keep_the_rest() {
 /// power cut at a random operation (half of them keeping a random part of
 /// what was not fsynced), reopen, check, repeat on the recovered log.
 #[test]
-fn given_random_workloads_when_power_cut_at_random_moments_should_never_lose_or_double_acked_records() {
+fn given_random_workloads_when_power_cut_at_random_moments_should_never_lose_or_double_acked_records(
+) {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -442,7 +529,10 @@ fn given_random_workloads_when_power_cut_at_random_moments_should_never_lose_or_
                 }
             };
             if done.is_err() {
-                assert!(sim.has_crashed(), "iteration {iteration}: only the power cut fails: {done:?}");
+                assert!(
+                    sim.has_crashed(),
+                    "iteration {iteration}: only the power cut fails: {done:?}"
+                );
                 break;
             }
         }
@@ -469,7 +559,8 @@ fn given_empty_segment_left_by_a_failed_roll_when_opening_should_drop_it() {
     // segment went on past it.
     let stray = last_base + 1;
     assert!(stray < leo);
-    sim.open(&log_path(stray), super::fs::OpenOptions::create_truncate()).unwrap();
+    sim.open(&log_path(stray), super::fs::OpenOptions::create_truncate())
+        .unwrap();
     sim.sync_dir(Path::new(DIR)).unwrap();
     let log = open(&sim);
     assert_eq!(log.log_end_offset(), leo);
@@ -480,9 +571,18 @@ fn given_empty_segment_left_by_a_failed_roll_when_opening_should_drop_it() {
 
 /// Base offset of the last segment file.
 fn files_base(sim: &SimFs) -> u64 {
-    let mut names: Vec<String> =
-        sim.read_dir(Path::new(DIR)).unwrap().into_iter().map(|n| n.to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = sim
+        .read_dir(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
     names.retain(|n| n.ends_with(".log"));
     names.sort();
-    names.last().unwrap().trim_end_matches(".log").parse().unwrap()
+    names
+        .last()
+        .unwrap()
+        .trim_end_matches(".log")
+        .parse()
+        .unwrap()
 }

@@ -18,6 +18,9 @@ use std::sync::Arc;
 /// A shared file system handle, cheap to clone.
 pub type FsRef = Arc<dyn Fs>;
 
+/// An open file of any [`Fs`].
+pub type FileHandle = Box<dyn FsFile>;
+
 /// The real file system.
 pub fn real() -> FsRef {
     Arc::new(RealFs)
@@ -627,7 +630,11 @@ mod sim {
             let mut len = buf.len();
             let fault = match self.write_faults.iter().position(|&(at, _)| at == n) {
                 Some(i) => Some(self.write_faults.remove(i).1),
-                None => match self.named_faults.iter().position(|(suffix, _)| name.ends_with(suffix.as_str())) {
+                None => match self
+                    .named_faults
+                    .iter()
+                    .position(|(suffix, _)| name.ends_with(suffix.as_str()))
+                {
                     Some(i) => Some(self.named_faults.remove(i).1),
                     None => None,
                 },
@@ -797,7 +804,10 @@ mod sim {
             };
             Ok(Box::new(SimFile {
                 state: Arc::clone(&self.state),
-                name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 ino,
                 generation: s.generation,
                 append: o.append,

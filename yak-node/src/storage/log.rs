@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::epochs::EpochCache;
-use super::fs::{self, Fs, FsFile, FsRef};
+use super::fs::{self, FileHandle, Fs, FsRef};
 use super::segment::{self, Segment};
 use super::{io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
@@ -271,7 +271,7 @@ impl Log {
     /// when [`Log::flush`] is needed (a new segment's directory entry or
     /// index entries are not yet durable). A failed fsync through the handle
     /// is as fatal as any other.
-    pub fn data_sync_handle(&self) -> Result<Option<(Box<dyn FsFile>, u64)>, StorageError> {
+    pub fn data_sync_handle(&self) -> Result<Option<(FileHandle, u64)>, StorageError> {
         self.check_usable()?;
         if self.dir_dirty {
             return Ok(None);
