@@ -81,3 +81,21 @@ pub const GROUP_MEMBERS_MAX: usize = 1000;
 pub const GROUP_COMMIT_INTERVAL_MS: u64 = 1000;
 /// Group consumer: how long the coordinator may be unreachable before the consumer gives up.
 pub const GROUP_COORDINATOR_WAIT_MS_MAX: u64 = 60_000;
+/// `cluster watch`: default time between two polls of the cluster.
+pub const WATCH_POLL_INTERVAL_MS_DEFAULT: u64 = 250;
+/// `cluster watch`: shortest `--interval-ms` accepted.
+pub const WATCH_POLL_INTERVAL_MS_MIN: u64 = 50;
+/// `cluster watch`: longest `--interval-ms` accepted.
+pub const WATCH_POLL_INTERVAL_MS_MAX: u64 = 60_000;
+/// `cluster watch`: the screen is redrawn (and keys read) at least this often.
+pub const WATCH_REDRAW_INTERVAL_MS: u64 = 100;
+/// `cluster watch`: how long a changed leader or ISR stays highlighted.
+pub const WATCH_HIGHLIGHT_MS: u64 = 5_000;
+/// `cluster watch`: throughput samples kept per topic (one per poll).
+pub const WATCH_RATE_SAMPLES_MAX: usize = 200;
+/// `cluster watch`: newest cluster events kept for the events pane.
+pub const WATCH_EVENTS_SHOWN_MAX: usize = 100;
+/// `cluster watch`: most consumer groups described per poll.
+pub const WATCH_GROUPS_MAX: usize = 50;
+/// `cluster watch` without a terminal: width of the one plain-text frame.
+pub const WATCH_PLAIN_WIDTH_COLUMNS: u16 = 120;

@@ -9,6 +9,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod servers;
+pub mod watch;
 pub mod worker;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -168,6 +169,16 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Full-screen live view: brokers, partitions (a changed leader or shrunk
+    /// ISR highlighted), throughput, group lag, events; `q` quits. Without a
+    /// terminal, prints one plain-text frame and exits.
+    Watch {
+        /// Time between two polls of the cluster.
+        #[arg(long, value_name = "MS", default_value_t = crate::limits::WATCH_POLL_INTERVAL_MS_DEFAULT,
+              value_parser = clap::value_parser!(u64).range(
+                  crate::limits::WATCH_POLL_INTERVAL_MS_MIN..=crate::limits::WATCH_POLL_INTERVAL_MS_MAX))]
+        interval_ms: u64,
+    },
 }
 
 /// Output format of `consume`.
@@ -186,6 +197,9 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Broker(a) => servers::broker(a),
         Command::Topic { command, cluster } => admin::topic(command, &cluster.cluster),
         Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
+        Command::Cluster { command: ClusterCommand::Watch { interval_ms }, cluster } => {
+            watch::run(&cluster.cluster, interval_ms)
+        }
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
         Command::Bench { command } => bench::run(command),
