@@ -81,3 +81,13 @@ pub const GROUP_MEMBERS_MAX: usize = 1000;
 pub const GROUP_COMMIT_INTERVAL_MS: u64 = 1000;
 /// Group consumer: how long the coordinator may be unreachable before the consumer gives up.
 pub const GROUP_COORDINATOR_WAIT_MS_MAX: u64 = 60_000;
+/// Default number of cluster events ZooKeeper keeps (`[zookeeper] events_max`).
+pub const EVENTS_MAX_DEFAULT: usize = 1000;
+/// Largest `events_max` accepted (the events go into every snapshot).
+pub const EVENTS_MAX_LIMIT: usize = 100_000;
+/// Most events one `Events` answer carries; a client asks again for more.
+pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
+/// `cluster events --follow`: how often ZooKeeper is asked for new events.
+pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
+/// Longest child or signal name a restart report may carry.
+pub const PROCESS_NAME_CHARS_MAX: usize = 64;
