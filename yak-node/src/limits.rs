@@ -99,3 +99,13 @@ pub const WATCH_EVENTS_SHOWN_MAX: usize = 100;
 pub const WATCH_GROUPS_MAX: usize = 50;
 /// `cluster watch` without a terminal: width of the one plain-text frame.
 pub const WATCH_PLAIN_WIDTH_COLUMNS: u16 = 120;
+/// Default number of cluster events ZooKeeper keeps (`[zookeeper] events_max`).
+pub const EVENTS_MAX_DEFAULT: usize = 1000;
+/// Largest `events_max` accepted (the events go into every snapshot).
+pub const EVENTS_MAX_LIMIT: usize = 100_000;
+/// Most events one `Events` answer carries; a client asks again for more.
+pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
+/// `cluster events --follow`: how often ZooKeeper is asked for new events.
+pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
+/// Longest child or signal name a restart report may carry.
+pub const PROCESS_NAME_CHARS_MAX: usize = 64;

@@ -7,6 +7,7 @@
 //! show) and exits. Owns the terminal and the clock; decides nothing shown.
 
 pub mod draw;
+pub mod event_text;
 pub mod model;
 pub mod source;
 

@@ -1,23 +1,31 @@
 //! Where `cluster watch` gets its data: one poll of the cluster through the
 //! admin client (metadata, each alive broker's replica offsets, groups and
 //! their committed offsets) turned into a [`Snapshot`]. Reconnects after a
-//! failed poll; never draws and never decides what is highlighted.
+//! failed poll; asks for cluster events it has not seen yet (by sequence
+//! number) and keeps the newest. Never draws and never decides what is
+//! highlighted.
 
-use super::model::{BrokerSnap, GroupSnap, PartitionSnap, Snapshot};
+use super::event_text;
+use super::model::{BrokerSnap, EventSnap, GroupSnap, PartitionSnap, Snapshot};
 use crate::client::{Admin, ClientError};
-use crate::limits::WATCH_GROUPS_MAX;
+use crate::limits::{WATCH_EVENTS_SHOWN_MAX, WATCH_GROUPS_MAX};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 /// Polls one cluster, keeping its connections between polls.
 pub struct Source {
     dir: PathBuf,
     admin: Option<Admin>,
+    /// The newest events seen, oldest first.
+    events: VecDeque<EventSnap>,
+    /// Sequence number of the last event seen.
+    last_seq: Option<u64>,
 }
 
 impl Source {
     /// A source for the cluster whose run dir is `dir`; connects at the first poll.
     pub fn new(dir: &Path) -> Source {
-        Source { dir: dir.to_path_buf(), admin: None }
+        Source { dir: dir.to_path_buf(), admin: None, events: VecDeque::new(), last_seq: None }
     }
 
     /// One snapshot of the cluster. After an error the connections are
@@ -35,6 +43,14 @@ impl Source {
             Some(a) => a,
             None => self.admin.insert(Admin::connect(&self.dir)?),
         };
+        for e in admin.events(None, self.last_seq)? {
+            self.last_seq = Some(e.seq);
+            let at_unix_ms = u64::try_from(e.time_ms).unwrap_or(0);
+            self.events.push_back(EventSnap { at_unix_ms, text: event_text::describe(&e.kind) });
+            if self.events.len() > WATCH_EVENTS_SHOWN_MAX {
+                self.events.pop_front();
+            }
+        }
         let m = admin.metadata()?;
         let offsets = admin.replica_offsets()?;
         let mut partitions = Vec::new();
@@ -73,6 +89,7 @@ impl Source {
                 .collect();
             groups.push(GroupSnap { group: d.group, state: d.state, members: g.members, committed });
         }
-        Ok(Snapshot { cluster_id: m.cluster_id.clone(), brokers, partitions, groups, events: Vec::new() })
+        let events = self.events.iter().cloned().collect();
+        Ok(Snapshot { cluster_id: m.cluster_id.clone(), brokers, partitions, groups, events })
     }
 }
