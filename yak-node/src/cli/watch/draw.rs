@@ -56,7 +56,7 @@ pub fn clock_utc(unix_ms: u64) -> String {
 fn header(v: &View, interval_ms: u64) -> Line<'static> {
     let alive = v.brokers.iter().filter(|b| b.alive).count();
     let mut spans = vec![
-        Span::styled(" YaK cluster watch ", bold()),
+        Span::styled(" YaK ", bold()),
         Span::raw(format!("│ brokers {alive}/{} alive │ partitions {} │ ", v.brokers.len(), v.partitions.len())),
         Span::styled(
             format!("under-replicated {}", v.under_replicated),
@@ -68,7 +68,7 @@ fn header(v: &View, interval_ms: u64) -> Line<'static> {
     ];
     spans.push(match &v.link {
         LinkView::Waiting => Span::raw("connecting…"),
-        LinkView::Live { age_ms } => Span::styled(format!("live, every {interval_ms} ms, data {age_ms} ms old"), good()),
+        LinkView::Live { age_ms } => Span::styled(format!("live: polled every {interval_ms} ms, {age_ms} ms ago"), good()),
         LinkView::Reconnecting { for_ms, error } => {
             Span::styled(format!("reconnecting… ({:.1} s: {error})", *for_ms as f64 / 1000.0), bad())
         }
@@ -205,23 +205,24 @@ pub fn full_height(v: &View) -> u16 {
     1 + top_rows(v) + v.partitions.len() as u16 + 3 + bottom
 }
 
-/// Draws one frame. `live`: the screen's height is fixed, the partitions
-/// pane takes what is left and a key help line ends the frame; otherwise the
-/// frame is [`full_height`] tall and shows everything.
+/// Draws one frame. `live`: the screen's height is fixed; partitions take
+/// the rows they need (fewer on a small screen), the groups and events panes
+/// the rest, and a key help line ends the frame. Otherwise the frame is
+/// [`full_height`] tall and shows everything.
 pub fn draw(frame: &mut Frame, v: &View, interval_ms: u64, live: bool) {
     let area = frame.area();
-    let bottom = if live {
-        BOTTOM_ROWS_LIVE
+    let parts_rows = v.partitions.len() as u16 + 3;
+    let low_rows = if live {
+        Constraint::Min(BOTTOM_ROWS_LIVE)
     } else {
-        (v.groups.len() as u16 + 3).max(v.events.len() as u16 + 2).max(4)
+        Constraint::Length((v.groups.len() as u16 + 3).max(v.events.len() as u16 + 2).max(4))
     };
-    let footer = u16::from(live);
     let [head, top, parts, low, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(top_rows(v)),
-        Constraint::Min(4),
-        Constraint::Length(bottom),
-        Constraint::Length(footer),
+        Constraint::Length(parts_rows),
+        low_rows,
+        Constraint::Length(u16::from(live)),
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(header(v, interval_ms)), head);
@@ -230,7 +231,11 @@ pub fn draw(frame: &mut Frame, v: &View, interval_ms: u64, live: bool) {
     draw_throughput(frame, rates, &v.topics);
     frame.render_widget(partition_table(&v.partitions), parts);
     let [groups, events] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(low);
-    frame.render_widget(group_table(&v.groups), groups);
+    if v.groups.is_empty() {
+        frame.render_widget(Paragraph::new("no consumer groups").block(titled(" Consumer groups ".into())), groups);
+    } else {
+        frame.render_widget(group_table(&v.groups), groups);
+    }
     frame.render_widget(events_pane(&v.events, events.height), events);
     if live {
         frame.render_widget(Paragraph::new(" q quit").style(bold()), foot);

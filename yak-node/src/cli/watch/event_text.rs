@@ -64,7 +64,8 @@ pub fn describe(kind: &EventKind) -> String {
         }
         EventKind::TopicDeleted { topic, .. } => format!("topic {topic} deleted"),
         EventKind::GroupRebalanced { group, generation, members } => {
-            format!("group {group} rebalanced: generation {generation}, {} members", members.len())
+            let n = members.len();
+            format!("group {group} rebalanced: generation {generation}, {n} member{}", if n == 1 { "" } else { "s" })
         }
     }
 }
