@@ -20,6 +20,8 @@ const TOPIC_NAME_COLUMNS_MAX: u16 = 24;
 const RATE_COLUMNS: u16 = 13;
 /// Columns of the brokers pane.
 const BROKERS_COLUMNS: u16 = 56;
+/// Columns of the consumer-groups pane (the events pane takes the rest).
+const GROUPS_COLUMNS: u16 = 48;
 
 fn bold() -> Style {
     Style::default().add_modifier(Modifier::BOLD)
@@ -158,7 +160,7 @@ fn group_table(rows: &[GroupRow]) -> Table<'static> {
             opt(g.lag),
         ])
     });
-    let widths = [Constraint::Min(8), Constraint::Length(11), Constraint::Length(7), Constraint::Min(8), Constraint::Length(10)];
+    let widths = [Constraint::Min(6), Constraint::Length(11), Constraint::Length(7), Constraint::Min(8), Constraint::Length(7)];
     Table::new(body, widths).header(head).block(titled(" Consumer groups ".into()))
 }
 
@@ -230,7 +232,7 @@ pub fn draw(frame: &mut Frame, v: &View, interval_ms: u64, live: bool) {
     frame.render_widget(broker_table(&v.brokers), brokers);
     draw_throughput(frame, rates, &v.topics);
     frame.render_widget(partition_table(&v.partitions), parts);
-    let [groups, events] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(low);
+    let [groups, events] = Layout::horizontal([Constraint::Length(GROUPS_COLUMNS), Constraint::Min(20)]).areas(low);
     if v.groups.is_empty() {
         frame.render_widget(Paragraph::new("no consumer groups").block(titled(" Consumer groups ".into())), groups);
     } else {

@@ -1,10 +1,15 @@
 //! `cluster watch`: a full-screen live view of the cluster. A poller thread
 //! takes a [`source::Source`] snapshot every interval; the terminal loop
 //! feeds them to the [`model::WatchModel`], draws with [`draw`] and reads
-//! keys. `q`, Esc, Ctrl-C, SIGTERM or SIGHUP quit; the terminal is restored
-//! on every exit, an error or a panic included. Without a tty on stdout it
-//! prints one plain-text frame (two polls one interval apart, so rates
-//! show) and exits. Owns the terminal and the clock; decides nothing shown.
+//! keys. `q`, Ctrl-C, SIGTERM or SIGINT quit, and so does the terminal
+//! going away (hang-up); the terminal is restored on every exit, an error
+//! or a panic included. Without a tty on stdout it prints one plain-text
+//! frame (two polls one interval apart, so rates show) and exits. Owns the
+//! terminal and the clock; decides nothing shown.
+//!
+//! Keys are read here with poll(2) on the terminal rather than with
+//! crossterm's event reader, which spins forever on a hung-up terminal
+//! (its read loop retries a read that returns end-of-file).
 
 pub mod draw;
 pub mod event_text;
@@ -13,10 +18,13 @@ pub mod source;
 
 use crate::limits::{WATCH_PLAIN_WIDTH_COLUMNS, WATCH_REDRAW_INTERVAL_MS};
 use crossbeam_channel::{Receiver, Sender};
-use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use model::{Snapshot, WatchModel};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use source::Source;
-use std::io::{IsTerminal, Write};
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -78,18 +86,55 @@ impl Drop for RestoreTerminal {
     }
 }
 
-fn quits(e: &Event) -> bool {
-    let Event::Key(k) = e else { return false };
-    k.kind == KeyEventKind::Press
-        && (matches!(k.code, KeyCode::Char('q') | KeyCode::Char('Q') | KeyCode::Esc)
-            || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL)))
+/// Bytes that quit: `q`, `Q`, Ctrl-C (a byte, not a signal, in raw mode).
+const QUIT_KEYS: [u8; 3] = [b'q', b'Q', 0x03];
+
+/// Where keys come from: stdin if it is the terminal, else the process's
+/// controlling terminal.
+struct Keys {
+    tty: File,
+}
+
+impl Keys {
+    fn open() -> Result<Keys, std::io::Error> {
+        let stdin = std::io::stdin();
+        let tty = if stdin.is_terminal() { File::from(stdin.as_fd().try_clone_to_owned()?) } else { File::open("/dev/tty")? };
+        Ok(Keys { tty })
+    }
+
+    /// Waits at most `timeout_ms` for keys; true when it is time to quit: a
+    /// quit key, or the terminal hung up.
+    fn quit_within(&mut self, timeout_ms: u64) -> Result<bool, std::io::Error> {
+        let mut fds = [PollFd::new(self.tty.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => return Ok(false),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+        if !revents.contains(PollFlags::POLLIN) {
+            // POLLHUP, POLLERR or POLLNVAL without input: the terminal is gone.
+            return Ok(true);
+        }
+        let mut buf = [0u8; 64];
+        match self.tty.read(&mut buf) {
+            Ok(0) => Ok(true),
+            Ok(n) => Ok(buf[..n].iter().any(|b| QUIT_KEYS.contains(b))),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => Ok(false),
+            // EIO: the terminal hung up.
+            Err(_) => Ok(true),
+        }
+    }
 }
 
 fn live(cluster: &Path, interval_ms: u64) -> CliResult {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+    // SIGHUP keeps its default (exit): the terminal is gone, nothing to restore.
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
+    let mut keys = Keys::open()?;
     let polls = poller(cluster, interval_ms);
     let _restore = RestoreTerminal;
     // Installs a panic hook that restores the terminal before the message.
@@ -106,7 +151,7 @@ fn live(cluster: &Path, interval_ms: u64) -> CliResult {
         }
         let view = model.view(now_ms);
         terminal.draw(|f| draw::draw(f, &view, interval_ms, true))?;
-        if event::poll(Duration::from_millis(WATCH_REDRAW_INTERVAL_MS))? && quits(&event::read()?) {
+        if keys.quit_within(WATCH_REDRAW_INTERVAL_MS)? {
             break;
         }
     }
