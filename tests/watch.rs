@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -13,8 +15,10 @@ use serde_json::Value;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use yak_tests::{assert_success, wait_until, yak_node_bin, TestCluster};
@@ -68,17 +72,52 @@ fn given_no_terminal_when_watching_should_print_one_frame_with_topic_and_leader(
     assert!(frame.contains("topic orders created: 3 partitions × 3 replicas"), "events pane in:\n{frame}");
 }
 
+/// What the test asks of the pty's master side.
+enum ToPty {
+    /// Type these bytes.
+    Keys(Vec<u8>),
+    /// Close the master: the terminal hangs up.
+    HangUp,
+}
+
 /// `cluster watch` running in a pseudo-terminal; killed and reaped on drop.
+/// One thread owns the master: it feeds what the child writes to a vt100
+/// parser (the screen) and types what the test sends.
 struct PtyWatch {
     child: Child,
-    master: File,
+    to_pty: mpsc::Sender<ToPty>,
     screen: Arc<Mutex<vt100::Parser>>,
+}
+
+/// How long the master thread waits for output before looking at its inbox.
+const PTY_POLL_MS: u8 = 20;
+
+fn pump(mut master: File, screen: Arc<Mutex<vt100::Parser>>, inbox: mpsc::Receiver<ToPty>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match inbox.try_recv() {
+            Ok(ToPty::Keys(k)) => master.write_all(&k).unwrap(),
+            Ok(ToPty::HangUp) | Err(mpsc::TryRecvError::Disconnected) => return,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(&mut fds, PollTimeout::from(PTY_POLL_MS)).unwrap_or(0);
+        let readable = ready > 0 && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        match readable.then(|| master.read(&mut buf)) {
+            Some(Ok(n)) if n > 0 => screen.lock().unwrap().process(&buf[..n]),
+            // Nothing to read, or the child exited (EIO): wait for the inbox.
+            _ => thread::sleep(Duration::from_millis(u64::from(PTY_POLL_MS))),
+        }
+    }
 }
 
 impl PtyWatch {
     fn start(c: &TestCluster) -> PtyWatch {
         let size = Winsize { ws_row: ROWS, ws_col: COLS, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = openpty(&size, None).expect("openpty");
+        // openpty(3) leaves both ends inheritable: the child must not hold
+        // the master, or closing ours would not hang its terminal up.
+        fcntl(pty.master.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("set FD_CLOEXEC");
         let slave = File::from(pty.slave);
         let child = Command::new(yak_node_bin())
             .args(["cluster", "watch", "--interval-ms", "100", "--cluster"])
@@ -90,21 +129,12 @@ impl PtyWatch {
             .stderr(Stdio::from(slave))
             .spawn()
             .expect("cannot start yak-node cluster watch");
-        let master = File::from(pty.master);
         let screen = Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(ROWS).unwrap(), NonZeroU16::new(COLS).unwrap(), 0)));
-        let mut reader = master.try_clone().expect("dup pty master");
+        let (to_pty, inbox) = mpsc::channel();
+        let master = File::from(pty.master);
         let parser = Arc::clone(&screen);
-        // Ends with EIO once the child (the last holder of the slave) exits.
-        thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-            }
-        });
-        PtyWatch { child, master, screen }
+        thread::spawn(move || pump(master, parser, inbox));
+        PtyWatch { child, to_pty, screen }
     }
 
     fn text(&self) -> String {
@@ -123,12 +153,25 @@ impl PtyWatch {
             thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits at most `timeout` for the process to exit.
+    fn wait_exit(&mut self, what: &str, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "cluster watch did not exit {what} within {timeout:?}:\n{}", self.text());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for PtyWatch {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = self.to_pty.send(ToPty::HangUp);
     }
 }
 
@@ -162,18 +205,23 @@ fn given_live_view_in_a_pty_when_leader_killed_should_show_new_leader_then_quit_
     });
 
     let mut watch = watch;
-    watch.master.write_all(b"q").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let status = loop {
-        if let Some(s) = watch.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "cluster watch did not quit on q:\n{}", watch.text());
-        thread::sleep(Duration::from_millis(20));
-    };
+    watch.to_pty.send(ToPty::Keys(b"q".to_vec())).unwrap();
+    let status = watch.wait_exit("on q", Duration::from_secs(3));
     assert!(status.success(), "cluster watch exited with {status}");
-    // The reader thread may still hold the last bytes written before exit.
+    // The master thread may still hold the last bytes written before exit.
     wait_until("the terminal restored (alternate screen left)", Duration::from_secs(2), || {
         (!watch.screen.lock().unwrap().screen().alternate_screen()).then_some(())
     });
+}
+
+#[test]
+fn given_live_view_when_terminal_hangs_up_should_exit_instead_of_spinning() {
+    let c = TestCluster::start(1);
+    c.yak_ok(&["topic", "create", "orders", "--partitions", "1", "--replication-factor", "1"]);
+    let mut watch = PtyWatch::start(&c);
+    watch.wait_for("orders-0", |s| row_after(s, "orders-0").map(|_| ()));
+    watch.to_pty.send(ToPty::HangUp).unwrap();
+    let status = watch.wait_exit("after the terminal hung up", Duration::from_secs(3));
+    assert_eq!(status.signal(), None, "no abort (a panic while restoring a dead terminal): {status}");
+    assert!(status.success(), "a hang-up is a normal end: {status}");
 }

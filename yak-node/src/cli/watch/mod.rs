@@ -82,12 +82,24 @@ struct RestoreTerminal;
 
 impl Drop for RestoreTerminal {
     fn drop(&mut self) {
-        ratatui::restore();
+        // Fails only when the terminal is gone: nothing to restore, and
+        // nowhere to say so (printing to a hung-up terminal would panic).
+        let _ = ratatui::try_restore();
     }
 }
 
 /// Bytes that quit: `q`, `Q`, Ctrl-C (a byte, not a signal, in raw mode).
 const QUIT_KEYS: [u8; 3] = [b'q', b'Q', 0x03];
+
+/// What the keyboard said.
+enum Input {
+    /// No key that matters.
+    Nothing,
+    /// A quit key.
+    Quit,
+    /// The terminal is gone.
+    HungUp,
+}
 
 /// Where keys come from: stdin if it is the terminal, else the process's
 /// controlling terminal.
@@ -102,28 +114,30 @@ impl Keys {
         Ok(Keys { tty })
     }
 
-    /// Waits at most `timeout_ms` for keys; true when it is time to quit: a
-    /// quit key, or the terminal hung up.
-    fn quit_within(&mut self, timeout_ms: u64) -> Result<bool, std::io::Error> {
+    /// Waits at most `timeout_ms` for keys.
+    fn wait(&mut self, timeout_ms: u64) -> Result<Input, std::io::Error> {
         let mut fds = [PollFd::new(self.tty.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
-            Ok(0) | Err(Errno::EINTR) => return Ok(false),
+            Ok(0) | Err(Errno::EINTR) => return Ok(Input::Nothing),
             Ok(_) => {}
             Err(e) => return Err(e.into()),
         }
         let revents = fds[0].revents().unwrap_or(PollFlags::empty());
         if !revents.contains(PollFlags::POLLIN) {
             // POLLHUP, POLLERR or POLLNVAL without input: the terminal is gone.
-            return Ok(true);
+            return Ok(Input::HungUp);
         }
         let mut buf = [0u8; 64];
         match self.tty.read(&mut buf) {
-            Ok(0) => Ok(true),
-            Ok(n) => Ok(buf[..n].iter().any(|b| QUIT_KEYS.contains(b))),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => Ok(false),
+            Ok(0) => Ok(Input::HungUp),
+            Ok(n) if buf[..n].iter().any(|b| QUIT_KEYS.contains(b)) => Ok(Input::Quit),
+            Ok(_) => Ok(Input::Nothing),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => {
+                Ok(Input::Nothing)
+            }
             // EIO: the terminal hung up.
-            Err(_) => Ok(true),
+            Err(_) => Ok(Input::HungUp),
         }
     }
 }
@@ -150,10 +164,25 @@ fn live(cluster: &Path, interval_ms: u64) -> CliResult {
             }
         }
         let view = model.view(now_ms);
-        terminal.draw(|f| draw::draw(f, &view, interval_ms, true))?;
-        if keys.quit_within(WATCH_REDRAW_INTERVAL_MS)? {
-            break;
+        if let Err(e) = terminal.draw(|f| draw::draw(f, &view, interval_ms, true)) {
+            if matches!(keys.wait(0)?, Input::HungUp) {
+                return hung_up(terminal);
+            }
+            return Err(e.into());
+        }
+        match keys.wait(WATCH_REDRAW_INTERVAL_MS)? {
+            Input::Nothing => {}
+            Input::Quit => break,
+            Input::HungUp => return hung_up(terminal),
         }
     }
+    Ok(())
+}
+
+/// The terminal is gone: nothing to draw on and nobody to tell. The
+/// terminal is not dropped, as its drop would report that it cannot show
+/// the cursor, and printing to a hung-up terminal panics.
+fn hung_up(terminal: ratatui::DefaultTerminal) -> CliResult {
+    std::mem::forget(terminal);
     Ok(())
 }
