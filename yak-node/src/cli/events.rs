@@ -132,6 +132,7 @@ pub fn human(e: &ClusterEvent) -> String {
         },
         EventKind::BrokerSessionExpired { broker, reason } => match reason {
             Reason::ReportedDown => format!("broker {broker}'s session ended: reported down by the supervisor"),
+            Reason::SessionExpired => format!("broker {broker}'s session expired: no heartbeat within the session timeout"),
             other => format!("broker {broker}'s session ended: {}", cause(*other, Some(*broker))),
         },
         EventKind::ProcessRestarted(r) => {
