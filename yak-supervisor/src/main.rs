@@ -8,12 +8,14 @@
 //! - `spawn`: fork/exec of one child with piped stdout/stderr.
 //! - `output`: per-pipe reader threads and the `[supervisor]` log format.
 //! - `restart`: backoff and restart budget, no I/O.
+//! - `report`: tells ZooKeeper about each restart (for `cluster events`).
 //! - `supervisor`: the run-dir and data-dir locks, main loop and shutdown.
 //!
 //! This file only parses flags and calls into those modules.
 
 mod config;
 mod output;
+mod report;
 mod restart;
 mod spawn;
 mod supervisor;

@@ -308,6 +308,19 @@ mod tests {
     }
 
     #[test]
+    fn given_group_events_when_listing_rebalances_should_keep_only_completed_ones_with_sorted_members() {
+        let assignment = [("b".to_string(), vec![1]), ("a".to_string(), vec![0])].into_iter().collect();
+        let events = vec![
+            GroupEvent::Joined { group: "g".into(), member: "b".into() },
+            GroupEvent::Rebalanced { group: "g".into(), generation: 2, assignment },
+        ];
+        assert_eq!(
+            group_rebalances(&events),
+            vec![EventKind::GroupRebalanced { group: "g".into(), generation: 2, members: vec!["a".into(), "b".into()] }]
+        );
+    }
+
+    #[test]
     fn given_follower_joins_when_describing_change_should_say_isr_expanded_only() {
         let why = |_: u32| Reason::FollowerLagging;
         let e = partition_changed("t", &partition(Some(1), &[1]), Some(1), &[1, 2], 4, &why);

@@ -487,9 +487,23 @@ mod tests {
 
     /// ZooKeeper's start-up on `sim`: open the log, replay it.
     fn start(sim: &SimFs) -> Result<(MetaLog, MetadataState), metalog::MetaLogError> {
+        start_with_events(sim).map(|(inner_log, state, _)| (inner_log, state))
+    }
+
+    /// [`start`], with the event history it replays (bounded to 10).
+    fn start_with_events(sim: &SimFs) -> Result<(MetaLog, MetadataState, EventLog), metalog::MetaLogError> {
         let (mut log, recovered) = MetaLog::open_in(sim.shared(), Path::new(DIR))?;
-        let (state, _) = replay(&mut log, recovered, 10)?;
-        Ok((log, state))
+        let (state, events) = replay(&mut log, recovered, 10)?;
+        Ok((log, state, events))
+    }
+
+    fn inner_on(sim: &SimFs) -> Inner {
+        let (log, state, events) = start_with_events(sim).expect("start");
+        Inner { state, sessions: Sessions::new(Duration::from_secs(1)), log, groups: Groups::default(), events, alive: Vec::new() }
+    }
+
+    fn deleted(name: &str) -> EventKind {
+        EventKind::TopicDeleted { topic: name.into(), topic_id: 0 }
     }
 
     #[test]
@@ -524,6 +538,46 @@ mod tests {
         let (_, after) = start(&sim).expect("restart");
         assert!(after.topic("t").is_some() && after.topic("u").is_some());
         assert_eq!(after.next_producer_id(), state.next_producer_id());
+    }
+
+    #[test]
+    fn given_change_with_events_when_committed_should_write_one_record_pair_and_replay_both_after_power_cut() {
+        let sim = data_disk();
+        let mut inner = inner_on(&sim);
+        let syncs = sim.ops();
+        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x"), deleted("y")]).expect("commit");
+        let version = inner.state.version;
+        assert!(sim.ops() - syncs <= 2, "one write and one fsync for the change and its events");
+        for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
+            ZooKeeper::record_events(&mut inner, vec![deleted(&format!("z{i}"))]);
+        }
+        assert_eq!(inner.state.version, version, "events do not raise the metadata version");
+        let before = inner.events.clone();
+        assert_eq!(before.len(), 10, "bounded to the newest");
+        drop(inner);
+        sim.power_cut();
+        let (_, state, events) = start_with_events(&sim).expect("restart");
+        assert_eq!(state.version, version);
+        assert_eq!(events, before, "the history survives through the snapshot and the log");
+    }
+
+    #[test]
+    fn given_change_and_events_that_cannot_be_appended_together_when_committing_should_commit_the_change_alone() {
+        let sim = data_disk();
+        let mut inner = inner_on(&sim);
+        sim.fail_write(0, WriteFault::NoSpace);
+        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x")]).expect("an event never fails its request");
+        assert!(inner.state.topic("a").is_some());
+        assert!(inner.events.is_empty(), "the events were not recorded");
+        sim.fail_write(0, WriteFault::NoSpace);
+        ZooKeeper::record_events(&mut inner, vec![deleted("y")]);
+        assert!(inner.events.is_empty(), "a failed event record is dropped, not applied");
+        ZooKeeper::record_events(&mut inner, vec![deleted("z")]);
+        drop(inner);
+        sim.power_cut();
+        let (_, state, events) = start_with_events(&sim).expect("restart");
+        assert!(state.topic("a").is_some());
+        assert_eq!(events.read(None, None, 10).0.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(), vec![deleted("z")]);
     }
 
     #[test]
