@@ -203,6 +203,9 @@ fn given_live_view_in_a_pty_when_leader_killed_should_show_new_leader_then_quit_
     watch.wait_for("the leader election in the events pane", |s| {
         s.contains(&format!("orders-0 leader {old} → {new}")).then_some(())
     });
+    watch.wait_for("the supervisor's restart in the events pane", |s| {
+        s.contains(&format!("broker-{old} restarted: pid {pid} → ")).then_some(())
+    });
 
     let mut watch = watch;
     watch.to_pty.send(ToPty::Keys(b"q".to_vec())).unwrap();
