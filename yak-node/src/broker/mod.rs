@@ -18,6 +18,7 @@ use crate::limits::{
     RETENTION_CHECK_INTERVAL_MS,
 };
 use crate::protocol::batch::{self, BatchError};
+use crate::client::ClientError;
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply};
 use crate::server::{self, Handled, Handler, Responder};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
@@ -253,13 +254,30 @@ impl Broker {
         }
         let proposals = std::mem::take(&mut *self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner()));
         for (topic, partition, proposal) in proposals {
-            self.alter_isr(&topic, partition, proposal);
+            let Some(replica) = self.replicas.get(&topic, partition) else { continue };
+            if replica.is_pending(&proposal) {
+                self.alter_isr(&replica, proposal);
+            }
+        }
+    }
+
+    /// Queues `proposal` again unless a newer one for the partition is queued.
+    fn retry_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
+        let mut q = self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner());
+        if !q.iter().any(|(t, p, _)| t == topic && *p == partition) {
+            q.push((topic.to_string(), partition, proposal));
         }
     }
 
     /// Asks ZooKeeper for an ISR change (compare-and-set on the partition
-    /// epoch) and applies what it committed; on refusal, reloads metadata.
-    fn alter_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
+    /// epoch) and applies what it committed. The change stays pending (and
+    /// its joining member keeps counting toward the high watermark) until
+    /// its outcome is known: a lost answer is asked again (ZooKeeper may
+    /// have committed it: a retry then meets a moved partition epoch), a
+    /// stale version waits for metadata, which settles it; only a definite
+    /// refusal forgets it.
+    fn alter_isr(&self, replica: &Partition, proposal: IsrProposal) {
+        let (topic, partition) = (replica.topic.as_str(), replica.partition);
         let call = Call::AlterIsr {
             topic: topic.to_string(),
             partition,
@@ -267,26 +285,32 @@ impl Broker {
             leader_epoch: proposal.leader_epoch,
             isr: proposal.isr.clone(),
             partition_epoch: proposal.partition_epoch,
+            topic_id: replica.topic_id,
         };
-        let replica = self.replicas.get(topic, partition);
         match self.zk.call(&call) {
             Ok(Reply::IsrAltered { isr, partition_epoch }) => {
                 tracing::info!(topic, partition, asked = ?proposal.isr, isr = ?isr, partition_epoch, "isr change accepted");
-                if let Some(p) = replica {
-                    send_all(p.isr_accepted(proposal.leader_epoch, partition_epoch, &isr));
-                    self.appended.notify();
+                send_all(replica.isr_accepted(proposal.leader_epoch, partition_epoch, &isr));
+                self.appended.notify();
+            }
+            Err(ClientError::Server(e)) if e.code == ErrorCode::InvalidUpdateVersion => {
+                tracing::info!(topic, partition, asked = ?proposal.isr, error = %e, "isr change based on an old state; reloading metadata");
+                if self.refresh_metadata().is_none() {
+                    self.retry_isr(topic, partition, proposal);
                 }
+            }
+            Err(ClientError::Server(e)) => {
+                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %e, "isr change refused");
+                replica.isr_refused(&proposal);
+                let _ = self.refresh_metadata();
             }
             other => {
                 let why = match other {
                     Ok(reply) => format!("unexpected reply {reply:?}"),
                     Err(e) => e.to_string(),
                 };
-                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %why, "isr change refused");
-                if let Some(p) = replica {
-                    p.isr_refused(proposal.leader_epoch);
-                }
-                let _ = self.refresh_metadata();
+                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %why, "isr change not answered; asking again");
+                self.retry_isr(topic, partition, proposal);
             }
         }
     }

@@ -659,22 +659,20 @@ impl Partition {
     }
 
     /// Leader: ZooKeeper committed the ISR `isr` at `partition_epoch`, in
-    /// answer to a change asked in `leader_epoch`.
+    /// answer to a change asked in `leader_epoch`. An answer this replica
+    /// already knows of (metadata brought it first) changes nothing: the
+    /// change it answers was settled then, and any change pending now is a
+    /// newer one, based on that state.
     pub fn isr_accepted(&self, leader_epoch: u32, partition_epoch: u64, isr: &[u32]) -> Completions {
         let mut g = self.lock();
         let inner = &mut *g;
         let mut out = Vec::new();
-        if inner.leadership.epoch != leader_epoch {
-            return out;
-        }
-        if partition_epoch < inner.leadership.partition_epoch {
-            // Metadata already brought a newer state; it settled the change.
-            if let Some(t) = inner.tracker.as_mut() {
-                t.proposal_failed();
-            }
+        if inner.leadership.epoch != leader_epoch || partition_epoch <= inner.leadership.partition_epoch {
             return out;
         }
         if let Some(t) = inner.tracker.as_mut() {
+            // Every change pending was based on an older partition epoch:
+            // ZooKeeper's compare-and-set refuses it now, so it is settled.
             t.set_isr(isr);
         }
         inner.leadership.isr = isr.to_vec();
@@ -683,14 +681,26 @@ impl Partition {
         out
     }
 
-    /// Leader: ZooKeeper refused the ISR change asked in `leader_epoch` (or
-    /// it was lost); the next fetch or tick may ask again.
-    pub fn isr_refused(&self, leader_epoch: u32) {
-        let mut g = self.lock();
-        if g.leadership.epoch == leader_epoch {
-            if let Some(t) = g.tracker.as_mut() {
-                t.proposal_failed();
-            }
+    /// Leader: whether `proposal` is the ISR change in flight now: same
+    /// leader epoch, same partition epoch, same ISR. A queued proposal that
+    /// is no longer pending (metadata settled it) is not sent.
+    pub fn is_pending(&self, proposal: &IsrProposal) -> bool {
+        let g = self.lock();
+        g.leadership.epoch == proposal.leader_epoch
+            && g.leadership.partition_epoch == proposal.partition_epoch
+            && g.tracker.as_ref().and_then(IsrTracker::pending) == Some(proposal.isr.as_slice())
+    }
+
+    /// Leader: ZooKeeper definitely refused `proposal` (not a lost answer,
+    /// not a stale version: those wait for metadata to settle them). Only
+    /// that very proposal is forgotten, so the next fetch or tick may ask
+    /// again; a newer pending one is left alone.
+    pub fn isr_refused(&self, proposal: &IsrProposal) {
+        if !self.is_pending(proposal) {
+            return;
+        }
+        if let Some(t) = self.lock().tracker.as_mut() {
+            t.proposal_failed();
         }
     }
 
@@ -961,5 +971,36 @@ mod tests {
         p.set_leadership(l, Instant::now());
         assert!(!p.apply_fetched(&answer(batch_at(0, 1), 1, None), &asked, false).expect("apply"));
         assert_eq!(p.describe().log_end_offset, 0);
+    }
+
+    #[test]
+    fn given_newer_expansion_pending_when_an_older_change_is_answered_should_keep_it_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = three_replica_leader(dir.path());
+        let t0 = Instant::now();
+        // Follower 3 falls silent: shrink S is proposed at partition epoch 0.
+        p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, t0);
+        let later = t0 + Duration::from_secs(5);
+        p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, later);
+        let shrink = p.propose_shrink(later, Duration::from_secs(1)).expect("shrink proposed");
+        assert_eq!(shrink.isr, vec![1, 2]);
+        // ZooKeeper commits it and metadata brings it first (epoch 1)...
+        let after = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2], partition_epoch: 1 };
+        p.set_leadership(after, later);
+        // ...then 3 comes back: expansion E is pending at epoch 1.
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred));
+        let e = p.fetch_for_follower(3, 0, 1 << 20, Some(0), None, later).proposal.expect("rejoin proposed");
+        assert_eq!((e.isr.clone(), e.partition_epoch), (vec![1, 2, 3], 1));
+        // S's own answer arrives late, and a refusal of S too: neither settles E.
+        assert!(p.isr_accepted(0, 1, &[1, 2]).is_empty());
+        p.isr_refused(&shrink);
+        assert!(p.is_pending(&e), "the newer expansion is still in flight");
+        let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), later);
+        assert!(f.completions.is_empty(), "3 (maybe already in ZooKeeper's ISR) does not hold the batch");
+        assert_eq!(p.describe().high_watermark, 0);
+        // E's refusal (a definite one) does settle it.
+        p.isr_refused(&e);
+        assert!(!p.is_pending(&e));
     }
 }

@@ -146,6 +146,10 @@ pub enum Call {
         /// only if the partition has not changed since (compare-and-set).
         #[serde(default)]
         partition_epoch: u64,
+        /// The topic id the leader's replica belongs to: a change meant for
+        /// a deleted topic never applies to one re-created under its name.
+        #[serde(default)]
+        topic_id: u64,
     },
     /// Supervisor → ZooKeeper: this broker's process is gone; expire it now.
     BrokerDown {

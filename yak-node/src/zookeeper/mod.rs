@@ -221,8 +221,15 @@ impl ZooKeeper {
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
             Call::Metadata { topics } => Ok(self.metadata(topics)),
-            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch } => {
+            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch, topic_id } => {
                 let mut inner = self.lock();
+                let current_id = inner.state.topic(&topic).map(|t| t.topic_id);
+                if topic_id != 0 && current_id.is_some_and(|id| id != topic_id) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::UnknownTopic,
+                        format!("{topic}-{partition}: ISR change for topic id {topic_id}, but '{topic}' is now topic id {current_id:?}"),
+                    ));
+                }
                 let alive = inner.sessions.alive(Instant::now());
                 let planned =
                     inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, partition_epoch, &isr, &alive)?;
