@@ -9,12 +9,20 @@
 //! - `output`: per-pipe reader threads and the `[supervisor]` log format.
 //! - `restart`: backoff and restart budget, no I/O.
 //! - `supervisor`: the run-dir and data-dir locks, main loop and shutdown.
+//! - `board`: the children's pids and restart counts, lock-free, for metrics.
+//! - `scrape`: gathers a metrics snapshot from the children at scrape time.
+//! - `metrics`: the snapshot as Prometheus text (pure).
+//! - `http`: the `GET /metrics` endpoint (`--metrics-addr`).
 //!
 //! This file only parses flags and calls into those modules.
 
+mod board;
 mod config;
+mod http;
+mod metrics;
 mod output;
 mod restart;
+mod scrape;
 mod spawn;
 mod supervisor;
 
@@ -48,6 +56,9 @@ struct Args {
     /// The yak-node binary (default: $YAK_NODE_BIN, else next to this program).
     #[arg(long, value_name = "PATH")]
     node_bin: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (default: off).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +72,7 @@ fn main() -> ExitCode {
         run_dir: args.run_dir,
         data_dir: args.data_dir,
         node_bin: args.node_bin,
+        metrics_addr: args.metrics_addr,
     };
     let prepared = config::Config::load(&overrides).and_then(|config| {
         let node_bin = config::resolve_node_bin(

@@ -12,12 +12,13 @@
 use super::divergence;
 use super::isr::IsrTracker;
 use super::producers::{ProducerTable, Verdict};
+use super::stats::BrokerStats;
 use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_STATE_SCAN_BYTES};
 use crate::protocol::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig};
 use crate::server::{Handled, Responder};
 use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Who leads a partition, as this broker knows it.
@@ -111,12 +112,16 @@ pub struct Partition {
     /// Topic id its files belong to.
     pub topic_id: u64,
     broker_id: u32,
+    /// The broker's counters: fsync latencies go here.
+    stats: Arc<BrokerStats>,
     inner: Mutex<Inner>,
 }
 
-/// Sends completed answers.
-pub fn send_all(completions: Completions) {
+/// Sends completed answers (every one answers a produce request) and
+/// counts each in the produce latency histogram.
+pub fn send_all(completions: Completions, stats: &BrokerStats) {
     for (responder, reply) in completions {
+        stats.produce_answered(responder.received().elapsed(), matches!(reply, Reply::Error(_)));
         responder.send(reply);
     }
 }
@@ -208,7 +213,13 @@ impl Partition {
             waiters: Vec::new(),
             topic_config: TopicConfig::default(),
         };
-        Partition { topic, partition, topic_id, broker_id, inner: Mutex::new(inner) }
+        Partition { topic, partition, topic_id, broker_id, stats: Arc::default(), inner: Mutex::new(inner) }
+    }
+
+    /// The same replica, counting into the broker's `stats`.
+    pub fn with_stats(mut self, stats: Arc<BrokerStats>) -> Partition {
+        self.stats = stats;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -511,16 +522,20 @@ impl Partition {
                 Some((file, end)) => (file, end, inner.truncations),
                 None => {
                     // A new segment or index entries: the full flush, under the lock.
+                    let began = Instant::now();
                     inner.log.flush().map_err(fatal)?;
+                    self.stats.fsync_latency.observe(began.elapsed());
                     return Ok(Self::made_durable(inner, leo));
                 }
             }
         };
         // The fsync runs without the lock: appends and follower fetches of
         // this partition go on meanwhile, and the next sync covers them.
+        let began = Instant::now();
         if let Err(e) = file.sync_data() {
             super::fail_stop(&format_args!("{name}: fsync of the active segment: {e}"));
         }
+        self.stats.fsync_latency.observe(began.elapsed());
         let mut g = self.lock();
         let inner = &mut *g;
         if inner.truncations != truncations {
@@ -603,7 +618,9 @@ impl Partition {
                 inner.producers.record(h.producer_id, h.base_sequence, last_seq(&h), h.base_offset, h.last_offset());
             }
             if fsync {
+                let began = Instant::now();
                 inner.log.flush().map_err(storage_error)?;
+                self.stats.fsync_latency.observe(began.elapsed());
                 inner.durable_offset = inner.log.log_end_offset();
             }
         }

@@ -266,7 +266,11 @@ impl ZooKeeper {
             | Call::ListGroups
             | Call::DescribeGroup { .. }
             | Call::ResetOffsets { .. }) => self.group_call(call),
-            Call::Produce { .. } | Call::Fetch { .. } | Call::ListOffsets { .. } | Call::LocalPartitions => {
+            Call::Produce { .. }
+            | Call::Fetch { .. }
+            | Call::ListOffsets { .. }
+            | Call::LocalPartitions
+            | Call::BrokerStats => {
                 Err(ErrorBody::new(ErrorCode::InvalidRequest, "ZooKeeper does not serve partition data; ask a broker"))
             }
         }
@@ -321,7 +325,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
             .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS)))?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
-    server::serve(listener, zk);
+    server::serve(listener, zk, Default::default());
     Ok(())
 }
 
