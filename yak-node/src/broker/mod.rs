@@ -302,7 +302,7 @@ impl Broker {
         match self.zk.call(&call) {
             Ok(Reply::IsrAltered { isr, partition_epoch }) => {
                 tracing::info!(topic, partition, asked = ?proposal.isr, isr = ?isr, partition_epoch, "isr change accepted");
-                send_all(replica.isr_accepted(proposal.leader_epoch, partition_epoch, &isr), &self.stats);
+                send_all(replica.isr_accepted(&proposal, partition_epoch, &isr), &self.stats);
                 self.appended.notify();
             }
             Err(ClientError::Server(e)) if e.code == ErrorCode::InvalidUpdateVersion => {

@@ -675,16 +675,28 @@ impl Partition {
         Some(IsrProposal { leader_epoch: inner.leadership.epoch, partition_epoch: inner.leadership.partition_epoch, isr })
     }
 
-    /// Leader: ZooKeeper committed the ISR `isr` at `partition_epoch`, in
-    /// answer to a change asked in `leader_epoch`. An answer this replica
-    /// already knows of (metadata brought it first) changes nothing: the
-    /// change it answers was settled then, and any change pending now is a
-    /// newer one, based on that state.
-    pub fn isr_accepted(&self, leader_epoch: u32, partition_epoch: u64, isr: &[u32]) -> Completions {
+    /// Leader: ZooKeeper answered `proposal`: the partition is now at
+    /// `isr`, `partition_epoch`. A newer state is applied. An answer at the
+    /// proposal's own epoch means ZooKeeper changed nothing (the ISR asked
+    /// for, without members it knows dead, is the one it has): that settles
+    /// the proposal. An answer this replica already knows of otherwise
+    /// (metadata brought it first) changes nothing: the change it answers
+    /// was settled then, and any change pending now is a newer one.
+    pub fn isr_accepted(&self, proposal: &IsrProposal, partition_epoch: u64, isr: &[u32]) -> Completions {
+        let unchanged = partition_epoch == proposal.partition_epoch && self.is_pending(proposal);
         let mut g = self.lock();
         let inner = &mut *g;
         let mut out = Vec::new();
-        if inner.leadership.epoch != leader_epoch || partition_epoch <= inner.leadership.partition_epoch {
+        if inner.leadership.epoch != proposal.leader_epoch {
+            return out;
+        }
+        if unchanged && partition_epoch == inner.leadership.partition_epoch {
+            if let Some(t) = inner.tracker.as_mut() {
+                t.proposal_failed();
+            }
+            return out;
+        }
+        if partition_epoch <= inner.leadership.partition_epoch {
             return out;
         }
         if let Some(t) = inner.tracker.as_mut() {
@@ -862,7 +874,7 @@ mod tests {
         // Both followers are paused: ZooKeeper commits ISR = [leader]. The
         // high watermark now passes the batch, but one copy is not the
         // min.insync.replicas = 2 that acks=all promises.
-        let done = p.isr_accepted(0, 1, &[1]);
+        let done = p.isr_accepted(&proposal_at(0, vec![1]), 1, &[1]);
         assert_eq!(p.describe().high_watermark, 2, "the high watermark follows the ISR");
         assert_eq!(error_code(&done), vec![ErrorCode::NotEnoughReplicasAfterAppend]);
     }
@@ -888,7 +900,7 @@ mod tests {
         let now = Instant::now();
         let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), now);
         assert!(f.completions.is_empty(), "follower 3 has not fetched yet");
-        let done = p.isr_accepted(0, 1, &[1, 2]);
+        let done = p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]);
         assert!(matches!(done.as_slice(), [(_, Reply::Produced { base_offset: 0, .. })]), "two copies: acknowledged");
     }
 
@@ -896,7 +908,7 @@ mod tests {
     fn given_stale_metadata_when_isr_change_was_already_applied_should_keep_the_newer_isr() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = three_replica_leader(dir.path());
-        assert!(p.isr_accepted(0, 1, &[1, 2]).is_empty());
+        assert!(p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]).is_empty());
         let old = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
         assert!(p.set_leadership(old, Instant::now()).is_empty());
         assert_eq!(p.leadership().isr, vec![1, 2], "metadata read before the change does not undo it");
@@ -1010,7 +1022,7 @@ mod tests {
         let e = p.fetch_for_follower(3, 0, 1 << 20, Some(0), None, later).proposal.expect("rejoin proposed");
         assert_eq!((e.isr.clone(), e.partition_epoch), (vec![1, 2, 3], 1));
         // S's own answer arrives late, and a refusal of S too: neither settles E.
-        assert!(p.isr_accepted(0, 1, &[1, 2]).is_empty());
+        assert!(p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]).is_empty());
         p.isr_refused(&shrink);
         assert!(p.is_pending(&e), "the newer expansion is still in flight");
         let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), later);
@@ -1019,5 +1031,26 @@ mod tests {
         // E's refusal (a definite one) does settle it.
         p.isr_refused(&e);
         assert!(!p.is_pending(&e));
+    }
+
+    fn proposal_at(partition_epoch: u64, isr: Vec<u32>) -> IsrProposal {
+        IsrProposal { leader_epoch: 0, partition_epoch, isr }
+    }
+
+    #[test]
+    fn given_expansion_of_a_dead_follower_when_zookeeper_changes_nothing_should_settle_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(&dir.path().join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, false);
+        let now = Instant::now();
+        let l = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 3], partition_epoch: 1 };
+        p.set_leadership(l, now);
+        // A fetch of follower 2 still being served after 2 died asks to add it...
+        let e = p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, now).proposal.expect("rejoin proposed");
+        // ...and ZooKeeper, knowing 2 dead, leaves the ISR as it is.
+        assert!(p.isr_accepted(&e, 1, &[1, 3]).is_empty());
+        assert!(!p.is_pending(&e), "a definite 'no change' settles the proposal");
+        let again = p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, now).proposal;
+        assert!(again.is_some(), "the restarted follower can ask to rejoin");
     }
 }
