@@ -95,3 +95,13 @@ pub const METRICS_CLIENT_TIMEOUT_MS: u64 = 2_000;
 pub const METRICS_CONNECTIONS_MAX: usize = 16;
 /// Metrics scrape: how long one child (ZooKeeper or a broker) may take to answer before it is skipped.
 pub const METRICS_CHILD_TIMEOUT_MS: u64 = 500;
+/// Default number of cluster events ZooKeeper keeps (`[zookeeper] events_max`).
+pub const EVENTS_MAX_DEFAULT: usize = 1000;
+/// Largest `events_max` accepted (the events go into every snapshot).
+pub const EVENTS_MAX_LIMIT: usize = 100_000;
+/// Most events one `Events` answer carries; a client asks again for more.
+pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
+/// `cluster events --follow`: how often ZooKeeper is asked for new events.
+pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
+/// Longest child or signal name a restart report may carry.
+pub const PROCESS_NAME_CHARS_MAX: usize = 64;

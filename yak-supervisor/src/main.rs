@@ -8,6 +8,7 @@
 //! - `spawn`: fork/exec of one child with piped stdout/stderr.
 //! - `output`: per-pipe reader threads and the `[supervisor]` log format.
 //! - `restart`: backoff and restart budget, no I/O.
+//! - `report`: tells ZooKeeper about each restart (for `cluster events`).
 //! - `supervisor`: the run-dir and data-dir locks, main loop and shutdown.
 //! - `board`: the children's pids and restart counts, lock-free, for metrics.
 //! - `scrape`: gathers a metrics snapshot from the children at scrape time.
@@ -21,6 +22,7 @@ mod config;
 mod http;
 mod metrics;
 mod output;
+mod report;
 mod restart;
 mod scrape;
 mod spawn;

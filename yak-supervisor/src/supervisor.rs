@@ -31,6 +31,7 @@ use signal_hook::iterator::Signals;
 use crate::board::Board;
 use crate::config::Config;
 use crate::output::{self, Sink};
+use crate::report::{self, Exit};
 use crate::restart::{Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW};
 use crate::spawn::{self, ChildSpec, SpawnError};
 
@@ -108,6 +109,8 @@ struct Child {
     spec: ChildSpec,
     state: State,
     policy: RestartPolicy,
+    /// How it last ended, until its replacement starts and is reported.
+    last_exit: Option<Exit>,
 }
 
 impl Child {
@@ -167,6 +170,7 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
                 spec,
                 state: State::NotStarted,
                 policy: RestartPolicy::new(),
+                last_exit: None,
             })
             .collect(),
         brokers: config.brokers as usize,
@@ -441,6 +445,9 @@ impl Supervisor {
         child.policy.started(now);
         self.board.started(index, spawned.pid.as_raw());
         tracing::info!(child = %child.spec.name, pid = %spawned.pid, "started");
+        if let Some(exit) = child.last_exit.take() {
+            report::report_restart(&self.run_dir, exit.report(&child.spec.name, spawned.pid.as_raw() as u32));
+        }
         for (fd, sink) in [(spawned.stdout, Sink::Stdout), (spawned.stderr, Sink::Stderr)] {
             match output::forward(&child.spec.name, fd, sink) {
                 Ok(handle) => self.readers.push(handle),
@@ -504,6 +511,9 @@ impl Supervisor {
             return;
         }
         tracing::warn!(child = %child.spec.name, up_ms, "{}", describe(status));
+        if let Some(pid) = status.pid() {
+            child.last_exit = Some(Exit::new(pid.as_raw() as u32, status, report::now_ms()));
+        }
         if let Some(id) = child.spec.name.strip_prefix("broker-").and_then(|id| id.parse().ok()) {
             report_broker_down(&self.run_dir, id);
         }
@@ -517,6 +527,9 @@ impl Supervisor {
             Decision::RestartAt(until) => {
                 let delay_ms = until.saturating_duration_since(now).as_millis();
                 tracing::info!(child = %child.spec.name, delay_ms, "restarting after backoff");
+                if let Some(exit) = &mut child.last_exit {
+                    exit.delay_ms = delay_ms as u64;
+                }
                 child.state = State::Backoff { until };
             }
             Decision::GiveUp => {

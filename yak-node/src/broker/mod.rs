@@ -399,6 +399,8 @@ impl Handler for Broker {
             | Call::Metadata { .. }
             | Call::AlterIsr { .. }
             | Call::BrokerDown { .. }
+            | Call::ProcessRestarted(_)
+            | Call::Events { .. }
             | Call::InitProducerId
             | Call::JoinGroup { .. }
             | Call::GroupHeartbeat { .. }

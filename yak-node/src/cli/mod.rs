@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_chart;
 pub mod bench_partitioners;
 pub mod consume;
+pub mod events;
 pub mod group;
 pub mod produce;
 pub mod servers;
@@ -168,6 +169,19 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What happened, oldest first: leader elections, ISR changes, broker
+    /// sessions and restarts, topics, group rebalances (times in UTC).
+    Events {
+        /// One JSON object per line (stable field names).
+        #[arg(long)]
+        json: bool,
+        /// Keep printing new events as they happen, until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Only events of the last DURATION: 500ms, 30s, 5m, 2h, 1d.
+        #[arg(long, value_name = "DURATION", value_parser = events::parse_duration)]
+        since: Option<std::time::Duration>,
+    },
 }
 
 /// Output format of `consume`.
@@ -186,6 +200,9 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Broker(a) => servers::broker(a),
         Command::Topic { command, cluster } => admin::topic(command, &cluster.cluster),
         Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
+        Command::Cluster { command: ClusterCommand::Events { json, follow, since }, cluster } => {
+            events::run(&cluster.cluster, json, follow, since)
+        }
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
         Command::Bench { command } => bench::run(command),

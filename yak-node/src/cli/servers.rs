@@ -1,7 +1,10 @@
 //! `yak-node zookeeper` and `yak-node broker`: flags to configs, then run.
 
 use crate::broker::{self, BrokerConfig};
-use crate::limits::{GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
+use crate::limits::{
+    EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT,
+    SESSION_TIMEOUT_MS_DEFAULT,
+};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
 use clap::{Args, ValueEnum};
@@ -30,6 +33,10 @@ pub struct ZookeeperArgs {
     /// partitions reassigned (a member may ask for its own when joining).
     #[arg(long, default_value_t = GROUP_SESSION_TIMEOUT_MS_DEFAULT)]
     pub group_session_timeout_ms: u64,
+    /// Cluster events kept in the metadata (the newest; `cluster events`
+    /// shows them).
+    #[arg(long, default_value_t = EVENTS_MAX_DEFAULT)]
+    pub events_max: usize,
 }
 
 /// When appends reach the disk.
@@ -77,6 +84,9 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
     if a.default_partitions == 0 || a.default_replication_factor == 0 {
         return Err("--default-partitions and --default-replication-factor must be at least 1".into());
     }
+    if !(1..=EVENTS_MAX_LIMIT).contains(&a.events_max) {
+        return Err(format!("--events-max must be 1 to {EVENTS_MAX_LIMIT}, not {}", a.events_max).into());
+    }
     zookeeper::run(ZkConfig {
         run_dir: a.run_dir,
         data_dir: a.data_dir,
@@ -86,6 +96,7 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
             replication_factor: a.default_replication_factor,
         },
         group_session_timeout: Duration::from_millis(a.group_session_timeout_ms),
+        events_max: a.events_max,
     })
 }
 

@@ -1,10 +1,11 @@
-//! Topic and cluster administration: create, delete, list, describe, status.
+//! Topic and cluster administration: create, delete, list, describe,
+//! status, and the cluster's event history.
 
 use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::protocol::names::validate_topic;
 use crate::protocol::{
-    Call, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary, LocalPartition, PartitionOffset, Reply,
+    Call, ClusterEvent, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary, LocalPartition, PartitionOffset, Reply,
     TopicConfig, TopicMetadata,
 };
 use std::collections::BTreeMap;
@@ -126,6 +127,29 @@ impl Admin {
         match self.cache.zookeeper_call(&call)? {
             Reply::GroupOk => Ok(()),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// The cluster's events, oldest first: those recorded at or after
+    /// `since_ms` (Unix ms) and numbered above `after_seq`, each filter
+    /// optional. Asks as many times as it takes to get every match (one
+    /// answer holds a bounded page); to follow, call again with the last
+    /// event's `seq` as `after_seq`.
+    pub fn events(&mut self, since_ms: Option<i64>, after_seq: Option<u64>) -> Result<Vec<ClusterEvent>, ClientError> {
+        let mut out: Vec<ClusterEvent> = Vec::new();
+        let mut after = after_seq;
+        loop {
+            match self.cache.zookeeper_call(&Call::Events { after_seq: after, since_ms, max: None })? {
+                Reply::Events { events, more } => {
+                    let last = events.last().map(|e| e.seq);
+                    out.extend(events);
+                    match last {
+                        Some(seq) if more => after = Some(seq),
+                        _ => return Ok(out),
+                    }
+                }
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the correlation id, so a client may pipeline many requests.
 
 use super::errors::ErrorBody;
+use super::events::{ClusterEvent, ProcessRestart};
 use super::groups::{Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset};
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +161,23 @@ pub enum Call {
     },
     /// Producer → ZooKeeper: a fresh producer id for idempotent produce.
     InitProducerId,
+    /// Supervisor → ZooKeeper: a child process was restarted (recorded as a
+    /// `process_restarted` event).
+    ProcessRestarted(ProcessRestart),
+    /// The cluster's event history, oldest first, from memory: events with
+    /// `seq > after_seq` and `time_ms >= since_ms` (each filter optional), at
+    /// most `max` (and never more than ZooKeeper's page size).
+    Events {
+        /// Only events numbered above this.
+        #[serde(default)]
+        after_seq: Option<u64>,
+        /// Only events recorded at or after this Unix millisecond.
+        #[serde(default)]
+        since_ms: Option<i64>,
+        /// At most this many.
+        #[serde(default)]
+        max: Option<u32>,
+    },
     /// Consumer → ZooKeeper: join a group (empty `member_id` the first
     /// time), or rejoin during a rebalance. Answered with `GroupMember`.
     JoinGroup {
@@ -444,6 +462,16 @@ pub enum Reply {
     },
     /// ZooKeeper noted a broker down.
     BrokerDownNoted,
+    /// ZooKeeper noted a process restart.
+    ProcessRestartNoted,
+    /// Events asked for, oldest first.
+    Events {
+        /// The events.
+        events: Vec<ClusterEvent>,
+        /// More events match than one answer carries: ask again after the last.
+        #[serde(default)]
+        more: bool,
+    },
     /// A fresh producer id.
     ProducerId {
         /// The id.

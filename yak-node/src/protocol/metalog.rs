@@ -1,5 +1,6 @@
 //! Records of ZooKeeper's metadata log and its snapshot.
 
+use super::events::ClusterEvent;
 use super::groups::GroupTopicOffsets;
 use super::messages::TopicMetadata;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,10 @@ pub enum MetaRecord {
         /// 32 hex digits.
         cluster_id: String,
     },
+    /// Cluster events were recorded (written in the same append as the
+    /// change they describe, when there is one). Not metadata: applying it
+    /// does not raise the metadata version.
+    Events(Vec<ClusterEvent>),
 }
 
 /// The whole metadata state at one moment.
@@ -61,4 +66,10 @@ pub struct MetaSnapshot {
     /// Ids of the most recently deleted topics, oldest first.
     #[serde(default)]
     pub deleted_topic_ids: Vec<u64>,
+    /// The newest cluster events, oldest first.
+    #[serde(default)]
+    pub events: Vec<ClusterEvent>,
+    /// The number the next event gets.
+    #[serde(default)]
+    pub next_event_seq: u64,
 }

@@ -55,6 +55,7 @@ impl ZooKeeper {
         let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
         let events = groups.tick(Instant::now(), &counts);
         log_events(&events);
+        Self::record_events(inner, super::events::group_rebalances(&events));
     }
 
     /// Handles one group call.
@@ -84,6 +85,7 @@ impl ZooKeeper {
                 let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
                 let (status, events) = groups.join(&join, &fresh, now, &counts)?;
                 log_events(&events);
+                Self::record_events(inner, super::events::group_rebalances(&events));
                 Ok(Reply::GroupMember(status))
             }
             Call::GroupHeartbeat { group, member_id, generation: _ } => {
@@ -94,6 +96,7 @@ impl ZooKeeper {
                 let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
                 let events = groups.leave(&group, &member_id, now, &counts)?;
                 log_events(&events);
+                Self::record_events(inner, super::events::group_rebalances(&events));
                 Ok(Reply::GroupOk)
             }
             Call::CommitOffsets { group, member_id, generation, topic, offsets } => {

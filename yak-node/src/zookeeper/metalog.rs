@@ -252,11 +252,22 @@ impl MetaLog {
     /// (the caller must not apply the record); if that cut or the fsync
     /// fails, the error is a fail-stop one.
     pub fn append(&mut self, record: &MetaRecord) -> Result<(), MetaLogError> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends `records` in one write and one fsync (a change and the events
+    /// describing it). All or nothing on an error, as [`MetaLog::append`];
+    /// a crash in the middle may leave a prefix, whole records only, which
+    /// is why a change goes before its events.
+    pub fn append_all(&mut self, records: &[MetaRecord]) -> Result<(), MetaLogError> {
         self.running()?;
-        let bytes = encode_record(record, METADATA_RECORD_BYTES_MAX)?;
+        let mut bytes = Vec::new();
+        for record in records {
+            bytes.extend_from_slice(&encode_record(record, METADATA_RECORD_BYTES_MAX)?);
+        }
         let path = self.path();
         if let Err(source) = self.file.write_all_at(&bytes, self.len) {
-            // Part of the record may be in the file: cut it off, durably,
+            // Part of the records may be in the file: cut it off, durably,
             // before anything else is written.
             return Err(match self.file.set_len(self.len).and_then(|()| self.file.sync_data()) {
                 Ok(()) => MetaLogError::Io { path, source },
@@ -269,7 +280,7 @@ impl MetaLog {
             return Err(self.stop(path, "fsync", e));
         }
         self.len += bytes.len() as u64;
-        self.records += 1;
+        self.records += records.len() as u64;
         Ok(())
     }
 

@@ -4,22 +4,24 @@
 
 pub mod assign;
 mod coordinator;
+pub mod events;
 pub mod groups;
 pub mod metalog;
 pub mod sessions;
 pub mod state;
 
-use crate::limits::{FRAME_BYTES_MAX, SESSION_TICK_MS};
-use crate::protocol::metalog::MetaRecord;
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, Reply};
+use crate::limits::{EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS};
+use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
+use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, EventKind, ProcessRestart, Reason, Reply};
 use crate::server::{self, Handled, Handler, Responder};
+use events::EventLog;
 use groups::Groups;
 use metalog::MetaLog;
 use sessions::Sessions;
 use state::{MetadataState, TopicDefaults};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How a ZooKeeper process is set up.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct ZkConfig {
     /// A consumer-group member silent this long is removed (unless it asks
     /// for another timeout when it joins).
     pub group_session_timeout: Duration,
+    /// Cluster events kept (the newest; older ones are dropped).
+    pub events_max: usize,
 }
 
 /// Why ZooKeeper cannot start.
@@ -53,6 +57,10 @@ struct Inner {
     sessions: Sessions,
     log: MetaLog,
     groups: Groups,
+    /// The newest cluster events.
+    events: EventLog,
+    /// Brokers alive at the last failover check: one missing now has lost its session.
+    alive: Vec<u32>,
 }
 
 /// ZooKeeper's request handler.
@@ -68,8 +76,9 @@ impl ZooKeeper {
     pub fn open(config: &ZkConfig) -> Result<ZooKeeper, ZkOpenError> {
         let dir = config.data_dir.join("zookeeper");
         let (mut log, recovered) = MetaLog::open(&dir)?;
-        let mut state = replay(&mut log, recovered)?;
-        if state.cluster_id().is_none() {
+        let (mut state, events) = replay(&mut log, recovered, config.events_max)?;
+        let restart = state.cluster_id().is_some();
+        if !restart {
             let record = MetaRecord::ClusterIdCreated { cluster_id: crate::datadir::new_cluster_id()? };
             log.append(&record)?;
             state.apply(&record);
@@ -83,17 +92,27 @@ impl ZooKeeper {
         let known: Vec<u32> =
             state.topics().flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied())).collect();
         sessions.assume_alive(known, Instant::now() + config.session_timeout * 4);
+        let alive = sessions.alive(Instant::now());
+        let mut inner = Inner { state, sessions, log, groups: Groups::default(), events, alive };
+        Self::record_events(&mut inner, vec![EventKind::ZookeeperStarted { pid: std::process::id(), restart }]);
         Ok(ZooKeeper {
-            inner: Mutex::new(Inner { state, sessions, log, groups: Groups::default() }),
+            inner: Mutex::new(inner),
             defaults: config.defaults,
             group_session_timeout: config.group_session_timeout,
         })
     }
 
-    /// Fails over partitions whose leader or ISR members lost their session.
-    /// Called on every tick and whenever a broker comes or goes.
-    fn fail_over(inner: &mut Inner) {
+    /// Fails over partitions whose leader or ISR members lost their session
+    /// (`reported`: the broker the supervisor just reported down). Called on
+    /// every tick and whenever a broker comes or goes. Each change is
+    /// recorded with its events in one append.
+    fn fail_over(inner: &mut Inner, reported: Option<u32>) {
         let alive = inner.sessions.alive(Instant::now());
+        let lost = events::lost_brokers(&inner.alive, &alive, reported);
+        inner.alive.clone_from(&alive);
+        let mut pending: Vec<EventKind> =
+            lost.iter().map(|&(broker, reason)| EventKind::BrokerSessionExpired { broker, reason }).collect();
+        let why_gone = |b: u32| lost.iter().find(|(l, _)| *l == b).map_or(Reason::NotAlive, |(_, r)| *r);
         for record in inner.state.plan_failover(&alive) {
             if let MetaRecord::PartitionChanged { topic, partition, leader, isr, leader_epoch } = &record {
                 let old = inner.state.topic(topic).and_then(|t| t.partitions.get(*partition as usize)).cloned();
@@ -102,12 +121,16 @@ impl ZooKeeper {
                 } else {
                     tracing::info!(topic = %topic, partition, leader = ?leader, isr = ?isr, "isr changed");
                 }
+                if let Some(old) = old {
+                    pending.extend(events::partition_changed(topic, &old, *leader, isr, *leader_epoch, &why_gone));
+                }
             }
-            if let Err(e) = Self::commit(inner, record) {
+            if let Err(e) = Self::commit_with(inner, record, std::mem::take(&mut pending)) {
                 tracing::error!(error = %e, "cannot record failover");
                 return;
             }
         }
+        Self::record_events(inner, pending);
     }
 
     /// Checks sessions every `period`, forever.
@@ -115,7 +138,7 @@ impl ZooKeeper {
         loop {
             std::thread::sleep(period);
             let mut inner = self.lock();
-            Self::fail_over(&mut inner);
+            Self::fail_over(&mut inner, None);
             Self::tick_groups(&mut inner);
         }
     }
@@ -129,19 +152,66 @@ impl ZooKeeper {
     /// Appends `record` durably, then applies it. A failed append fails the
     /// request and applies nothing; a fail-stop error stops the process.
     fn commit(inner: &mut Inner, record: MetaRecord) -> Result<(), ErrorBody> {
-        if let Err(e) = inner.log.append(&record) {
+        Self::commit_with(inner, record, Vec::new())
+    }
+
+    /// [`ZooKeeper::commit`] with the events that describe the change, in
+    /// the same append (one fsync). If the append fails for a reason that is
+    /// not fail-stop, the change is tried again alone: an event never fails
+    /// the request that caused it.
+    fn commit_with(inner: &mut Inner, record: MetaRecord, kinds: Vec<EventKind>) -> Result<(), ErrorBody> {
+        let mut records = vec![record];
+        if !kinds.is_empty() {
+            records.push(MetaRecord::Events(inner.events.stamp(kinds, now_ms())));
+        }
+        let result = match inner.log.append_all(&records) {
+            Err(e) if records.len() > 1 && !e.is_fail_stop() => {
+                tracing::warn!(error = %e, "cannot append a change with its events; trying the change alone");
+                records.truncate(1);
+                inner.log.append_all(&records)
+            }
+            other => other,
+        };
+        if let Err(e) = result {
             if e.is_fail_stop() {
                 fail_stop(&e);
             }
             tracing::error!(error = %e, "metadata log append failed");
             return Err(ErrorBody::new(ErrorCode::StorageError, format!("metadata log: {e}")));
         }
-        inner.state.apply(&record);
-        // Only a fail-stop error comes back: a failed snapshot is retried later.
-        if let Err(e) = inner.log.snapshot_if_due(|| inner.state.snapshot()) {
+        for r in &records {
+            apply(&mut inner.state, &mut inner.events, r);
+        }
+        Self::snapshot_if_due(inner);
+        Ok(())
+    }
+
+    /// Records events that no metadata change carries (a registration, a
+    /// restart, a rebalance) in a record of their own. A failure is logged
+    /// and the events are lost; it fails no request (a fail-stop error still
+    /// stops the process: the disk is gone for every record).
+    fn record_events(inner: &mut Inner, kinds: Vec<EventKind>) {
+        if kinds.is_empty() {
+            return;
+        }
+        let record = MetaRecord::Events(inner.events.stamp(kinds, now_ms()));
+        match inner.log.append(&record) {
+            Ok(()) => {
+                apply(&mut inner.state, &mut inner.events, &record);
+                Self::snapshot_if_due(inner);
+            }
+            Err(e) if e.is_fail_stop() => fail_stop(&e),
+            Err(e) => tracing::warn!(error = %e, "cannot record cluster events; they are lost"),
+        }
+    }
+
+    /// Takes a snapshot if one is due. Only a fail-stop error comes back: a
+    /// failed snapshot is retried later.
+    fn snapshot_if_due(inner: &mut Inner) {
+        let Inner { state, events, log, .. } = inner;
+        if let Err(e) = log.snapshot_if_due(|| snapshot_of(state, events)) {
             fail_stop(&e);
         }
-        Ok(())
     }
 
     fn create_topic(
@@ -154,7 +224,16 @@ impl ZooKeeper {
         let mut inner = self.lock();
         let alive = inner.sessions.alive(Instant::now());
         let record = inner.state.plan_create(name, partitions, rf, config, self.defaults, &alive)?;
-        Self::commit(&mut inner, record)?;
+        let kinds = match &record {
+            MetaRecord::TopicCreated(t) => vec![EventKind::TopicCreated {
+                topic: t.name.clone(),
+                topic_id: t.topic_id,
+                partitions: t.partitions.len() as u32,
+                replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len() as u32),
+            }],
+            _ => Vec::new(),
+        };
+        Self::commit_with(&mut inner, record, kinds)?;
         let topic = inner.state.topic(name).cloned().ok_or_else(|| {
             ErrorBody::new(ErrorCode::StorageError, "invariant: created topic is in the state")
         })?;
@@ -165,7 +244,13 @@ impl ZooKeeper {
     fn delete_topic(&self, name: &str) -> Result<Reply, ErrorBody> {
         let mut inner = self.lock();
         let record = inner.state.plan_delete(name)?;
-        Self::commit(&mut inner, record)?;
+        let kinds = inner
+            .state
+            .topic(name)
+            .map(|t| EventKind::TopicDeleted { topic: name.to_string(), topic_id: t.topic_id })
+            .into_iter()
+            .collect();
+        Self::commit_with(&mut inner, record, kinds)?;
         tracing::info!(topic = name, "topic deleted");
         Ok(Reply::TopicDeleted)
     }
@@ -195,8 +280,10 @@ impl ZooKeeper {
             Call::RegisterBroker { broker_id, pid, socket } => {
                 let mut inner = self.lock();
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
+                let old_pid = inner.sessions.pid(broker_id);
                 inner.sessions.register(broker_id, pid, socket, Instant::now());
-                Self::fail_over(&mut inner);
+                Self::record_events(&mut inner, vec![EventKind::BrokerRegistered { broker: broker_id, pid, old_pid }]);
+                Self::fail_over(&mut inner, None);
                 Ok(Reply::Registered {
                     metadata_version: inner.state.version,
                     cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
@@ -209,7 +296,7 @@ impl ZooKeeper {
                 if inner.sessions.heartbeat(broker_id, now) {
                     if !was_alive {
                         tracing::info!(broker = broker_id, "broker session revived");
-                        Self::fail_over(&mut inner);
+                        Self::fail_over(&mut inner, None);
                     }
                     Ok(Reply::HeartbeatOk { metadata_version: inner.state.version })
                 } else {
@@ -235,7 +322,15 @@ impl ZooKeeper {
                     inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, partition_epoch, &isr, &alive)?;
                 if let Some(record) = planned {
                     tracing::info!(topic = %topic, partition, leader, isr = ?isr, "isr changed");
-                    Self::commit(&mut inner, record)?;
+                    let old = inner.state.topic(&topic).and_then(|t| t.partitions.get(partition as usize)).cloned();
+                    let why_gone = |b: u32| if alive.contains(&b) { Reason::FollowerLagging } else { Reason::NotAlive };
+                    let kinds = match (&record, old) {
+                        (MetaRecord::PartitionChanged { leader, isr, leader_epoch, .. }, Some(old)) => {
+                            events::partition_changed(&topic, &old, *leader, isr, *leader_epoch, &why_gone)
+                        }
+                        _ => Vec::new(),
+                    };
+                    Self::commit_with(&mut inner, record, kinds)?;
                 }
                 let p = inner
                     .state
@@ -248,7 +343,7 @@ impl ZooKeeper {
                 let mut inner = self.lock();
                 if inner.sessions.expire(broker_id, Instant::now()) {
                     tracing::info!(broker = broker_id, "broker reported down by the supervisor");
-                    Self::fail_over(&mut inner);
+                    Self::fail_over(&mut inner, Some(broker_id));
                 }
                 Ok(Reply::BrokerDownNoted)
             }
@@ -257,6 +352,17 @@ impl ZooKeeper {
                 let producer_id = inner.state.next_producer_id();
                 Self::commit(&mut inner, MetaRecord::ProducerIdsAllocated { next: producer_id + 1 })?;
                 Ok(Reply::ProducerId { producer_id })
+            }
+            Call::ProcessRestarted(restart) => {
+                check_process_restart(&restart)?;
+                tracing::info!(child = %restart.child, old_pid = restart.old_pid, new_pid = restart.new_pid, "process restart reported by the supervisor");
+                Self::record_events(&mut self.lock(), vec![EventKind::ProcessRestarted(restart)]);
+                Ok(Reply::ProcessRestartNoted)
+            }
+            Call::Events { after_seq, since_ms, max } => {
+                let max = max.map_or(EVENTS_PER_ANSWER_MAX, |m| (m as usize).min(EVENTS_PER_ANSWER_MAX));
+                let (events, more) = self.lock().events.read(after_seq, since_ms, max);
+                Ok(Reply::Events { events, more })
             }
             call @ (Call::JoinGroup { .. }
             | Call::GroupHeartbeat { .. }
@@ -283,16 +389,54 @@ impl Handler for ZooKeeper {
     }
 }
 
-/// The state the metadata log holds; then a snapshot, if one is due. A
-/// snapshot that fails (a full disk) does not stop start-up: ZooKeeper runs
-/// on the old snapshot and the log, and tries again later.
-fn replay(log: &mut MetaLog, recovered: metalog::Recovered) -> Result<MetadataState, metalog::MetaLogError> {
+/// Refuses a restart report with names no supervisor sends.
+fn check_process_restart(r: &ProcessRestart) -> Result<(), ErrorBody> {
+    let name_ok = |s: &str| !s.is_empty() && s.chars().count() <= PROCESS_NAME_CHARS_MAX && !s.chars().any(char::is_control);
+    if !name_ok(&r.child) || !r.signal.as_deref().is_none_or(name_ok) {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a child or signal name must have 1 to {PROCESS_NAME_CHARS_MAX} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Now in Unix milliseconds (events are stamped with it).
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Applies one durable record: metadata to the state, events to the history.
+fn apply(state: &mut MetadataState, events: &mut EventLog, record: &MetaRecord) {
+    match record {
+        MetaRecord::Events(e) => events.apply(e),
+        other => state.apply(other),
+    }
+}
+
+/// The whole state, events included, as a snapshot.
+fn snapshot_of(state: &MetadataState, events: &EventLog) -> MetaSnapshot {
+    let mut s = state.snapshot();
+    events.snapshot_into(&mut s);
+    s
+}
+
+/// The state and the events the metadata log holds; then a snapshot, if
+/// one is due. A snapshot that fails (a full disk) does not stop start-up:
+/// ZooKeeper runs on the old snapshot and the log, and tries again later.
+fn replay(
+    log: &mut MetaLog,
+    recovered: metalog::Recovered,
+    events_max: usize,
+) -> Result<(MetadataState, EventLog), metalog::MetaLogError> {
+    let mut events = EventLog::new(events_max);
+    events.restore(&recovered.snapshot);
     let mut state = MetadataState::from_snapshot(recovered.snapshot);
     for r in &recovered.records {
-        state.apply(r);
+        apply(&mut state, &mut events, r);
     }
-    log.snapshot_if_due(|| state.snapshot())?;
-    Ok(state)
+    log.snapshot_if_due(|| snapshot_of(&state, &events))?;
+    Ok((state, events))
 }
 
 /// Stops ZooKeeper: what the metadata log holds on disk is unknown (an
@@ -354,9 +498,23 @@ mod tests {
 
     /// ZooKeeper's start-up on `sim`: open the log, replay it.
     fn start(sim: &SimFs) -> Result<(MetaLog, MetadataState), metalog::MetaLogError> {
+        start_with_events(sim).map(|(inner_log, state, _)| (inner_log, state))
+    }
+
+    /// [`start`], with the event history it replays (bounded to 10).
+    fn start_with_events(sim: &SimFs) -> Result<(MetaLog, MetadataState, EventLog), metalog::MetaLogError> {
         let (mut log, recovered) = MetaLog::open_in(sim.shared(), Path::new(DIR))?;
-        let state = replay(&mut log, recovered)?;
-        Ok((log, state))
+        let (state, events) = replay(&mut log, recovered, 10)?;
+        Ok((log, state, events))
+    }
+
+    fn inner_on(sim: &SimFs) -> Inner {
+        let (log, state, events) = start_with_events(sim).expect("start");
+        Inner { state, sessions: Sessions::new(Duration::from_secs(1)), log, groups: Groups::default(), events, alive: Vec::new() }
+    }
+
+    fn deleted(name: &str) -> EventKind {
+        EventKind::TopicDeleted { topic: name.into(), topic_id: 0 }
     }
 
     #[test]
@@ -394,11 +552,57 @@ mod tests {
     }
 
     #[test]
+    fn given_change_with_events_when_committed_should_write_one_record_pair_and_replay_both_after_power_cut() {
+        let sim = data_disk();
+        let mut inner = inner_on(&sim);
+        let syncs = sim.ops();
+        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x"), deleted("y")]).expect("commit");
+        let version = inner.state.version;
+        assert!(sim.ops() - syncs <= 2, "one write and one fsync for the change and its events");
+        for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
+            ZooKeeper::record_events(&mut inner, vec![deleted(&format!("z{i}"))]);
+        }
+        assert_eq!(inner.state.version, version, "events do not raise the metadata version");
+        let before = inner.events.clone();
+        assert_eq!(before.len(), 10, "bounded to the newest");
+        drop(inner);
+        sim.power_cut();
+        let (_, state, events) = start_with_events(&sim).expect("restart");
+        assert_eq!(state.version, version);
+        assert_eq!(events, before, "the history survives through the snapshot and the log");
+    }
+
+    #[test]
+    fn given_change_and_events_that_cannot_be_appended_together_when_committing_should_commit_the_change_alone() {
+        let sim = data_disk();
+        let mut inner = inner_on(&sim);
+        sim.fail_write(0, WriteFault::NoSpace);
+        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x")]).expect("an event never fails its request");
+        assert!(inner.state.topic("a").is_some());
+        assert!(inner.events.is_empty(), "the events were not recorded");
+        sim.fail_write(0, WriteFault::NoSpace);
+        ZooKeeper::record_events(&mut inner, vec![deleted("y")]);
+        assert!(inner.events.is_empty(), "a failed event record is dropped, not applied");
+        ZooKeeper::record_events(&mut inner, vec![deleted("z")]);
+        drop(inner);
+        sim.power_cut();
+        let (_, state, events) = start_with_events(&sim).expect("restart");
+        assert!(state.topic("a").is_some());
+        assert_eq!(events.read(None, None, 10).0.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(), vec![deleted("z")]);
+    }
+
+    #[test]
     fn given_failed_append_when_committing_should_fail_the_request_and_not_apply_the_record() {
         let sim = data_disk();
         let (log, state) = start(&sim).expect("start");
-        let mut inner =
-            Inner { state, sessions: Sessions::new(Duration::from_secs(1)), log, groups: Groups::default() };
+        let mut inner = Inner {
+            state,
+            sessions: Sessions::new(Duration::from_secs(1)),
+            log,
+            groups: Groups::default(),
+            events: EventLog::new(10),
+            alive: Vec::new(),
+        };
         sim.fail_write(0, WriteFault::NoSpace);
         let err = ZooKeeper::commit(&mut inner, topic("a", 1)).expect_err("the append failed");
         assert_eq!(err.code, ErrorCode::StorageError);

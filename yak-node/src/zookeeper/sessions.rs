@@ -46,6 +46,12 @@ impl Sessions {
         }
     }
 
+    /// The pid a broker registered with (none if unknown, or only assumed
+    /// alive after a ZooKeeper restart).
+    pub fn pid(&self, id: u32) -> Option<u32> {
+        self.brokers.get(&id).map(|s| s.pid).filter(|&p| p != 0)
+    }
+
     /// Ends a broker's session at once (its process is known to be gone).
     pub fn expire(&mut self, id: u32, now: Instant) -> bool {
         match self.brokers.get_mut(&id) {

@@ -71,6 +71,7 @@ impl MetadataState {
                 .collect(),
             cluster_id: self.cluster_id.clone(),
             deleted_topic_ids: self.deleted_topic_ids.iter().copied().collect(),
+            ..MetaSnapshot::default()
         }
     }
 
@@ -325,7 +326,12 @@ impl MetadataState {
 
     /// Applies one record. Records come from the log, so they are trusted;
     /// a record about an unknown topic changes nothing but the version.
+    /// Events are not metadata: they change nothing here, not even the
+    /// version (brokers reload metadata when it changes).
     pub fn apply(&mut self, record: &MetaRecord) {
+        if matches!(record, MetaRecord::Events(_)) {
+            return;
+        }
         self.version += 1;
         match record {
             MetaRecord::TopicCreated(t) => {
@@ -364,6 +370,7 @@ impl MetadataState {
                     self.cluster_id = Some(cluster_id.clone());
                 }
             }
+            MetaRecord::Events(_) => {}
             MetaRecord::OffsetsCommitted(c) => {
                 if self.topics.contains_key(&c.topic) {
                     let entry = self.offsets.entry((c.group.clone(), c.topic.clone())).or_default();
