@@ -78,11 +78,14 @@ fn crash_child_entry() {
     let mut epoch = log.latest_epoch().map_or(0, |e| e + 1);
     let mut acked = log.log_end_offset();
     let mut id = seed.parse::<u64>().expect("seed") << 20;
+    // (offset, id) of every record this child appended and still holds.
+    let mut written: Vec<(u64, u64)> = Vec::new();
     let stdout = std::io::stdout();
     loop {
         match rng.below(100) {
             0..=64 => {
                 let mut b = BatchBuilder::new(-1, 0, -1, 1024);
+                let first = id;
                 for _ in 0..1 + rng.below(12) {
                     let pad = "x".repeat(rng.below(700) as usize);
                     let value = format!("{id}:{pad}");
@@ -90,19 +93,31 @@ fn crash_child_entry() {
                     b.push(NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 });
                 }
                 let mut bytes = b.finish();
-                log.append(&mut bytes, epoch).expect("child: append");
+                let info = log.append(&mut bytes, epoch).expect("child: append");
+                written.extend((info.base_offset..=info.last_offset).zip(first..id));
             }
             65..=84 => {
                 log.flush().expect("child: flush");
-                acked = log.log_end_offset();
+                // What this flush acknowledged, record by record, then the end.
+                let mut report = String::new();
+                let end = log.log_end_offset();
+                for (offset, rid) in written.iter().filter(|(o, _)| (acked..end).contains(o)) {
+                    report.push_str(&format!("r {offset} {rid}\n"));
+                }
+                acked = end;
+                report.push_str(&format!("acked {acked}\n"));
                 let mut out = stdout.lock();
-                writeln!(out, "acked {acked}").and_then(|()| out.flush()).expect("child: report");
+                out.write_all(report.as_bytes()).and_then(|()| out.flush()).expect("child: report");
             }
             85..=94 => {
                 // A follower truncates only above what was acknowledged.
                 let leo = log.log_end_offset();
                 let to = acked + rng.below(leo - acked + 1);
                 log.truncate_to(to).expect("child: truncate");
+                // Truncation is by whole batches: the log may end below `to`.
+                let end = log.log_end_offset();
+                assert!(end >= acked, "truncate_to({to}) cut below the acknowledged end {acked}");
+                written.retain(|(o, _)| *o < end);
             }
             _ => epoch += 1,
         }
@@ -123,6 +138,7 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
     let mut acknowledged: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut acked_end = 0u64;
     let mut moments = Vec::new();
+    let mut checked_ids = 0usize;
     for crash in 0..CRASHES {
         let mut child = Command::new(&exe)
             .args(["--exact", CHILD_ENTRY, "--include-ignored", "--nocapture", "--test-threads=1"])
@@ -132,14 +148,29 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn child");
-        let reported = Arc::new(Mutex::new(0u64));
+        // The highest acknowledged end, and offset → id of each record the
+        // child said it acknowledged (taken only once its "acked" line came).
+        let reported = Arc::new(Mutex::new((0u64, BTreeMap::<u64, u64>::new())));
         let stdout = child.stdout.take().expect("piped stdout");
         let sink = Arc::clone(&reported);
         let reader = std::thread::spawn(move || {
+            let mut lines_since: Vec<(u64, u64)> = Vec::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = line.strip_prefix("acked ").and_then(|n| n.trim().parse::<u64>().ok()) {
-                    let mut r = sink.lock().expect("lock");
-                    *r = (*r).max(n);
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    ["r", offset, id] => {
+                        if let (Ok(o), Ok(i)) = (offset.parse(), id.parse()) {
+                            lines_since.push((o, i));
+                        }
+                    }
+                    ["acked", n] => {
+                        if let Ok(n) = n.parse::<u64>() {
+                            let mut r = sink.lock().expect("lock");
+                            r.0 = r.0.max(n);
+                            r.1.extend(lines_since.drain(..));
+                        }
+                    }
+                    _ => {}
                 }
             }
         });
@@ -156,7 +187,7 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
             }
             panic!("crash {crash}: the child exited by itself ({status}) instead of being killed:\n{err}");
         }
-        let now_acked = *reported.lock().expect("lock");
+        let (now_acked, told) = std::mem::take(&mut *reported.lock().expect("lock"));
         acked_end = acked_end.max(now_acked);
 
         let log = Log::open(&dir, config()).unwrap_or_else(|e| panic!("crash {crash}: recovery failed: {e}"));
@@ -174,18 +205,28 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
         for (offset, value) in &acknowledged {
             assert_eq!(records.get(offset), Some(value), "crash {crash}: acknowledged record at offset {offset} lost or changed");
         }
+        // Against what the child wrote, not only what recovery returns.
+        for (offset, id) in &told {
+            let found = records.get(offset).and_then(|v| v.split(|b| *b == b':').next().map(<[u8]>::to_vec));
+            assert_eq!(
+                found,
+                Some(id.to_string().into_bytes()),
+                "crash {crash}: the record acknowledged at offset {offset} (id {id}) is not there"
+            );
+        }
+        checked_ids += told.len();
         for (offset, value) in records.range(..acked_end) {
             acknowledged.entry(*offset).or_insert_with(|| value.clone());
         }
     }
     moments.sort_unstable();
     println!(
-        "{CRASHES} kills at {}..{} ms (median {} ms); {} acknowledged records kept, log end {}",
+        "{CRASHES} kills at {}..{} ms (median {} ms); {} acknowledged records kept ({checked_ids} checked against the writer), log end {}",
         moments[0],
         moments[moments.len() - 1],
         moments[moments.len() / 2],
         acknowledged.len(),
         acked_end
     );
-    assert!(acked_end > 0, "no child ever acknowledged anything: the test proved nothing");
+    assert!(acked_end > 0 && checked_ids > 0, "no child ever acknowledged anything: the test proved nothing");
 }

@@ -99,6 +99,20 @@ pub const WATCH_EVENTS_SHOWN_MAX: usize = 100;
 pub const WATCH_GROUPS_MAX: usize = 50;
 /// `cluster watch` without a terminal: width of the one plain-text frame.
 pub const WATCH_PLAIN_WIDTH_COLUMNS: u16 = 120;
+/// Upper bounds of the buckets of the brokers' latency histograms (produce,
+/// fsync), in microseconds; a last bucket (+Inf) follows.
+pub const LATENCY_BUCKETS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
+/// Metrics endpoint: largest HTTP request head (request line and headers) read.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
+/// Metrics endpoint: how long a client may take to send its request and read the answer.
+pub const METRICS_CLIENT_TIMEOUT_MS: u64 = 2_000;
+/// Metrics endpoint: most HTTP connections served at once; more are closed at once.
+pub const METRICS_CONNECTIONS_MAX: usize = 16;
+/// Metrics scrape: how long one child (ZooKeeper or a broker) may take to answer before it is skipped.
+pub const METRICS_CHILD_TIMEOUT_MS: u64 = 500;
 /// Default number of cluster events ZooKeeper keeps (`[zookeeper] events_max`).
 pub const EVENTS_MAX_DEFAULT: usize = 1000;
 /// Largest `events_max` accepted (the events go into every snapshot).

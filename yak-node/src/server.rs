@@ -15,7 +15,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type SharedWriter = Arc<Mutex<BufWriter<UnixStream>>>;
 
@@ -23,9 +23,15 @@ type SharedWriter = Arc<Mutex<BufWriter<UnixStream>>>;
 pub struct Responder {
     correlation_id: u64,
     writer: SharedWriter,
+    received: Instant,
 }
 
 impl Responder {
+    /// When the request this answers was read off its connection.
+    pub fn received(&self) -> Instant {
+        self.received
+    }
+
     /// Sends the answer now, flushing it.
     pub fn send(self, reply: Reply) {
         let response = Response { correlation_id: self.correlation_id, reply };
@@ -40,7 +46,7 @@ impl Responder {
     /// A responder writing to one end of a socket pair; the other end is returned.
     pub(crate) fn for_test(correlation_id: u64) -> (Responder, UnixStream) {
         let (a, b) = UnixStream::pair().expect("test: socket pair");
-        (Responder { correlation_id, writer: Arc::new(Mutex::new(BufWriter::new(a))) }, b)
+        (Responder { correlation_id, writer: Arc::new(Mutex::new(BufWriter::new(a))), received: Instant::now() }, b)
     }
 }
 
@@ -60,9 +66,9 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, call: Call, responder: Responder) -> Handled;
 }
 
-/// Accepts connections forever, serving each on its own thread.
-pub fn serve<H: Handler>(listener: Listener, handler: Arc<H>) {
-    let open = Arc::new(AtomicUsize::new(0));
+/// Accepts connections forever, serving each on its own thread; `open`
+/// counts the connections open at any moment.
+pub fn serve<H: Handler>(listener: Listener, handler: Arc<H>, open: Arc<AtomicUsize>) {
     let ids = AtomicU64::new(1);
     let mut backoff_ms = 1;
     loop {
@@ -123,7 +129,8 @@ fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), F
         };
         let request: Request = frame::decode(&body)?;
         drop(body);
-        let responder = Responder { correlation_id: request.correlation_id, writer: Arc::clone(&writer) };
+        let responder =
+            Responder { correlation_id: request.correlation_id, writer: Arc::clone(&writer), received: Instant::now() };
         let mut w = match handler.handle(request.call, responder) {
             Handled::Reply(reply) => {
                 let response = Response { correlation_id: request.correlation_id, reply };

@@ -66,6 +66,8 @@ pub enum ConfigError {
     NodeBinMissing { path: PathBuf, origin: &'static str },
     #[error("cannot locate the supervisor's own executable to find yak-node: {source}")]
     CurrentExe { source: std::io::Error },
+    #[error("metrics_addr must be IP:PORT (e.g. 127.0.0.1:9464), got '{addr}'")]
+    MetricsAddr { addr: String },
 }
 
 /// The file as written; every field optional so flags can fill the gaps.
@@ -78,6 +80,7 @@ struct FileConfig {
     partitioner: Option<PathBuf>,
     producers: Option<i64>,
     consumers: Option<i64>,
+    metrics_addr: Option<String>,
     #[serde(default)]
     zookeeper: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -125,6 +128,7 @@ pub struct Overrides {
     pub run_dir: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub node_bin: Option<PathBuf>,
+    pub metrics_addr: Option<String>,
 }
 
 /// The checked configuration the supervisor runs with. Paths are absolute.
@@ -146,6 +150,8 @@ pub struct Config {
     pub consumers: u32,
     /// What the workers do.
     pub workers: Workers,
+    /// Where `GET /metrics` is served; `None`: not served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -187,6 +193,12 @@ impl Config {
         let workers = check_workers(path, file.workers)?;
         let run_dir = overrides.run_dir.clone().or(file.run_dir).unwrap_or_else(|| "yak-run".into());
         let data_dir = overrides.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "yak-data".into());
+        let metrics_addr = overrides
+            .metrics_addr
+            .clone()
+            .or(file.metrics_addr)
+            .map(|addr| addr.parse().map_err(|_| ConfigError::MetricsAddr { addr }))
+            .transpose()?;
         Ok(Config {
             run_dir: absolute("run dir", &run_dir)?,
             data_dir: absolute("data dir", &data_dir)?,
@@ -197,6 +209,7 @@ impl Config {
             producers,
             consumers,
             workers,
+            metrics_addr,
         })
     }
 }
@@ -316,6 +329,21 @@ mod tests {
         assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("yak-data"));
         assert!(config.zookeeper_args.windows(2).any(|w| w == ["--session-timeout-ms", "600"]));
         assert!(config.broker_args.windows(2).any(|w| w == ["--fsync", "always"]));
+        assert_eq!(config.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn given_metrics_addr_in_file_and_flag_when_merging_should_check_it_and_let_the_flag_win() {
+        assert_eq!(parse("", &Overrides::default()).unwrap().metrics_addr, None, "off by default");
+        let file = parse("metrics_addr = \"127.0.0.1:9000\"", &Overrides::default()).unwrap();
+        assert_eq!(file.metrics_addr, Some("127.0.0.1:9000".parse().unwrap()));
+        let flag = Overrides { metrics_addr: Some("[::1]:9100".into()), ..Overrides::default() };
+        assert_eq!(parse("metrics_addr = \"127.0.0.1:9000\"", &flag).unwrap().metrics_addr, Some("[::1]:9100".parse().unwrap()));
+        for bad in ["localhost:9464", "127.0.0.1", "9464", ""] {
+            let flag = Overrides { metrics_addr: Some(bad.into()), ..Overrides::default() };
+            let err = parse("", &flag).unwrap_err().to_string();
+            assert!(err.contains("metrics_addr must be IP:PORT"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

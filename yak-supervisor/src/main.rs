@@ -10,13 +10,21 @@
 //! - `restart`: backoff and restart budget, no I/O.
 //! - `report`: tells ZooKeeper about each restart (for `cluster events`).
 //! - `supervisor`: the run-dir and data-dir locks, main loop and shutdown.
+//! - `board`: the children's pids and restart counts, lock-free, for metrics.
+//! - `scrape`: gathers a metrics snapshot from the children at scrape time.
+//! - `metrics`: the snapshot as Prometheus text (pure).
+//! - `http`: the `GET /metrics` endpoint (`--metrics-addr`).
 //!
 //! This file only parses flags and calls into those modules.
 
+mod board;
 mod config;
+mod http;
+mod metrics;
 mod output;
 mod report;
 mod restart;
+mod scrape;
 mod spawn;
 mod supervisor;
 
@@ -50,6 +58,9 @@ struct Args {
     /// The yak-node binary (default: $YAK_NODE_BIN, else next to this program).
     #[arg(long, value_name = "PATH")]
     node_bin: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (default: off).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +74,7 @@ fn main() -> ExitCode {
         run_dir: args.run_dir,
         data_dir: args.data_dir,
         node_bin: args.node_bin,
+        metrics_addr: args.metrics_addr,
     };
     let prepared = config::Config::load(&overrides).and_then(|config| {
         let node_bin = config::resolve_node_bin(

@@ -8,11 +8,15 @@
 //! Never: forks itself (`spawn` does), decides backoff (`restart` does) or
 //! formats child output (`output` does). All forks happen on the main thread,
 //! which lives until exit: PR_SET_PDEATHSIG fires when the forking thread ends.
+//! Other threads (output readers, the metrics endpoint) never fork; a fork
+//! while they run is safe because the child only makes async-signal-safe
+//! calls before it execs (`spawn`), and every fd they open is close-on-exec.
 
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +28,7 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::board::Board;
 use crate::config::Config;
 use crate::output::{self, Sink};
 use crate::report::{self, Exit};
@@ -83,6 +88,11 @@ pub enum Error {
     ZookeeperTimeout { path: PathBuf, waited_ms: u128 },
     #[error("zookeeper was given up before its socket {path} was ready")]
     ZookeeperGaveUp { path: PathBuf },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +135,8 @@ struct Supervisor {
     signals_seen: usize,
     shutting_down: bool,
     readers: Vec<JoinHandle<()>>,
+    /// The children's pids and restarts, for the metrics endpoint.
+    board: Arc<Board>,
 }
 
 /// Runs the cluster described by `config` until SIGINT or SIGTERM. On an
@@ -145,9 +157,14 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         source,
     })?;
     write_client_config(config)?;
+    let specs = child_specs(config, node_bin);
+    let board = Arc::new(Board::new(specs.iter().map(|s| s.name.clone())));
+    if let Some(addr) = config.metrics_addr {
+        serve_metrics(addr, &config.run_dir, &board)?;
+    }
     let mut supervisor = Supervisor {
         run_dir: config.run_dir.clone(),
-        children: child_specs(config, node_bin)
+        children: specs
             .into_iter()
             .map(|spec| Child {
                 spec,
@@ -161,6 +178,7 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         signals_seen: 0,
         shutting_down: false,
         readers: Vec::new(),
+        board,
     };
     let result = supervisor.start_and_watch();
     supervisor.shutdown(if result.is_ok() { "signal" } else { "start-up failed" });
@@ -177,6 +195,17 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         tracing::info!("stopped");
     }
     result
+}
+
+/// Binds `addr` (an error stops start-up before any child runs) and serves
+/// `GET /metrics` there from its own threads, gathered at each scrape.
+fn serve_metrics(addr: std::net::SocketAddr, run_dir: &Path, board: &Arc<Board>) -> Result<(), Error> {
+    let bind_err = |source| Error::Metrics { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    let scraper = crate::scrape::Scraper::new(run_dir.to_path_buf(), Arc::clone(board));
+    crate::http::serve(listener, Arc::new(move || crate::metrics::render(&scraper.snapshot()))).map_err(bind_err)?;
+    tracing::info!("metrics at http://{addr}/metrics");
+    Ok(())
 }
 
 /// The children of a cluster, ZooKeeper first.
@@ -414,6 +443,7 @@ impl Supervisor {
             since: now,
         };
         child.policy.started(now);
+        self.board.started(index, spawned.pid.as_raw());
         tracing::info!(child = %child.spec.name, pid = %spawned.pid, "started");
         if let Some(exit) = child.last_exit.take() {
             report::report_restart(&self.run_dir, exit.report(&child.spec.name, spawned.pid.as_raw() as u32));
@@ -469,6 +499,7 @@ impl Supervisor {
     }
 
     fn exited(&mut self, index: usize, status: WaitStatus, now: Instant) {
+        self.board.stopped(index);
         let child = &mut self.children[index];
         let up_ms = match child.state {
             State::Running { since, .. } => now.saturating_duration_since(since).as_millis(),
@@ -627,6 +658,7 @@ mod tests {
             producers: 0,
             consumers: 0,
             workers: crate::config::Workers::default(),
+            metrics_addr: None,
         };
         assert_eq!(client_config_text(&config), None);
         config.partitioner = Some("/p/a \"b\".so".into());
@@ -647,6 +679,7 @@ mod tests {
             producers: 1,
             consumers: 2,
             workers: crate::config::Workers::default(),
+            metrics_addr: None,
         };
         let specs = child_specs(&config, Path::new("/bin/yak-node"));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();

@@ -84,6 +84,11 @@ impl IsrTracker {
         self.pending.is_some()
     }
 
+    /// The ISR change waiting for ZooKeeper, if any.
+    pub fn pending(&self) -> Option<&[u32]> {
+        self.pending.as_deref()
+    }
+
     /// ZooKeeper's ISR (from metadata or an accepted change); any pending
     /// change is settled by it.
     pub fn set_isr(&mut self, isr: &[u32]) {

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod partition;
 pub mod producers;
 pub mod replicas;
+pub mod stats;
 pub mod zk_session;
 
 use crate::limits::{
@@ -18,6 +19,7 @@ use crate::limits::{
     RETENTION_CHECK_INTERVAL_MS,
 };
 use crate::protocol::batch::{self, BatchError};
+use crate::client::ClientError;
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply};
 use crate::server::{self, Handled, Handler, Responder};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
@@ -25,6 +27,7 @@ use fetcher::Fetchers;
 use notify::Notifier;
 use partition::{send_all, Partition};
 use replicas::Replicas;
+use stats::BrokerStats;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,6 +63,8 @@ pub struct Broker {
     appended: Notifier,
     metadata_version: Mutex<Option<u64>>,
     isr_proposals: Mutex<Vec<(String, u32, IsrProposal)>>,
+    /// Counters for metrics (the same the replicas count fsyncs into).
+    stats: Arc<BrokerStats>,
 }
 
 impl Broker {
@@ -73,7 +78,7 @@ impl Broker {
         let (completions, plan) = self.replicas.reconcile(m);
         self.fetchers.apply(plan);
         drop(applied);
-        send_all(completions);
+        send_all(completions, &self.stats);
         self.appended.notify();
     }
 
@@ -135,6 +140,8 @@ impl Broker {
     }
 
     fn produce(&self, topic: &str, partition: u32, acks: i8, records: Vec<u8>, responder: Responder) -> Handled {
+        self.stats.produce_received(records.len());
+        let received = responder.received();
         let checked = (|| {
             if records.len() > BATCH_BYTES_MAX {
                 return Err(ErrorBody::new(
@@ -157,11 +164,17 @@ impl Broker {
                 tracing::warn!(topic, partition, error = %e, "acks=0 produce failed");
                 return Handled::NoReply;
             }
-            Err(e) => return Handled::Reply(Reply::Error(e)),
+            Err(e) => {
+                self.stats.produce_answered(received.elapsed(), true);
+                return Handled::Reply(Reply::Error(e));
+            }
         };
         let timeout = Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS);
         let (handled, completions) = replica.produce(acks, records, &header, timeout, responder, Instant::now());
-        send_all(completions);
+        if let Handled::Reply(reply) = &handled {
+            self.stats.produce_answered(received.elapsed(), matches!(reply, Reply::Error(_)));
+        }
+        send_all(completions, &self.stats);
         self.appended.notify();
         handled
     }
@@ -206,7 +219,7 @@ impl Broker {
                             req.last_fetched_epoch,
                             Instant::now(),
                         );
-                        send_all(f.completions);
+                        send_all(f.completions, &self.stats);
                         hw_advanced |= f.hw_advanced;
                         if let Some(proposal) = f.proposal {
                             self.propose_isr(&req.topic, req.partition, proposal);
@@ -246,20 +259,37 @@ impl Broker {
     fn maintain(&self) {
         let now = Instant::now();
         for p in self.replicas.all() {
-            send_all(p.expire_waiters(now));
+            send_all(p.expire_waiters(now), &self.stats);
             if let Some(proposal) = p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS)) {
                 self.propose_isr(&p.topic, p.partition, proposal);
             }
         }
         let proposals = std::mem::take(&mut *self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner()));
         for (topic, partition, proposal) in proposals {
-            self.alter_isr(&topic, partition, proposal);
+            let Some(replica) = self.replicas.get(&topic, partition) else { continue };
+            if replica.is_pending(&proposal) {
+                self.alter_isr(&replica, proposal);
+            }
+        }
+    }
+
+    /// Queues `proposal` again unless a newer one for the partition is queued.
+    fn retry_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
+        let mut q = self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner());
+        if !q.iter().any(|(t, p, _)| t == topic && *p == partition) {
+            q.push((topic.to_string(), partition, proposal));
         }
     }
 
     /// Asks ZooKeeper for an ISR change (compare-and-set on the partition
-    /// epoch) and applies what it committed; on refusal, reloads metadata.
-    fn alter_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
+    /// epoch) and applies what it committed. The change stays pending (and
+    /// its joining member keeps counting toward the high watermark) until
+    /// its outcome is known: a lost answer is asked again (ZooKeeper may
+    /// have committed it: a retry then meets a moved partition epoch), a
+    /// stale version waits for metadata, which settles it; only a definite
+    /// refusal forgets it.
+    fn alter_isr(&self, replica: &Partition, proposal: IsrProposal) {
+        let (topic, partition) = (replica.topic.as_str(), replica.partition);
         let call = Call::AlterIsr {
             topic: topic.to_string(),
             partition,
@@ -267,26 +297,32 @@ impl Broker {
             leader_epoch: proposal.leader_epoch,
             isr: proposal.isr.clone(),
             partition_epoch: proposal.partition_epoch,
+            topic_id: replica.topic_id,
         };
-        let replica = self.replicas.get(topic, partition);
         match self.zk.call(&call) {
             Ok(Reply::IsrAltered { isr, partition_epoch }) => {
                 tracing::info!(topic, partition, asked = ?proposal.isr, isr = ?isr, partition_epoch, "isr change accepted");
-                if let Some(p) = replica {
-                    send_all(p.isr_accepted(proposal.leader_epoch, partition_epoch, &isr));
-                    self.appended.notify();
+                send_all(replica.isr_accepted(&proposal, partition_epoch, &isr), &self.stats);
+                self.appended.notify();
+            }
+            Err(ClientError::Server(e)) if e.code == ErrorCode::InvalidUpdateVersion => {
+                tracing::info!(topic, partition, asked = ?proposal.isr, error = %e, "isr change based on an old state; reloading metadata");
+                if self.refresh_metadata().is_none() {
+                    self.retry_isr(topic, partition, proposal);
                 }
+            }
+            Err(ClientError::Server(e)) => {
+                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %e, "isr change refused");
+                replica.isr_refused(&proposal);
+                let _ = self.refresh_metadata();
             }
             other => {
                 let why = match other {
                     Ok(reply) => format!("unexpected reply {reply:?}"),
                     Err(e) => e.to_string(),
                 };
-                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %why, "isr change refused");
-                if let Some(p) = replica {
-                    p.isr_refused(proposal.leader_epoch);
-                }
-                let _ = self.refresh_metadata();
+                tracing::warn!(topic, partition, asked = ?proposal.isr, error = %why, "isr change not answered; asking again");
+                self.retry_isr(topic, partition, proposal);
             }
         }
     }
@@ -319,7 +355,7 @@ impl Broker {
             for p in self.replicas.all() {
                 match p.sync() {
                     Ok((completions, moved)) => {
-                        send_all(completions);
+                        send_all(completions, &self.stats);
                         advanced |= moved;
                     }
                     // A failed fsync never returns here: `Partition::sync` fail-stops.
@@ -345,9 +381,17 @@ impl Handler for Broker {
             Call::Produce { topic, partition, acks, records } => {
                 return self.produce(&topic, partition, acks, records, responder);
             }
-            Call::Fetch { replica_id, max_wait_ms, partitions } => Ok(self.fetch(replica_id, max_wait_ms, &partitions)),
+            Call::Fetch { replica_id, max_wait_ms, partitions } => {
+                let reply = self.fetch(replica_id, max_wait_ms, &partitions);
+                if let Reply::Fetched { partitions } = &reply {
+                    let bytes = partitions.iter().map(|p| p.records.len() as u64).sum();
+                    self.stats.fetch_answered(replica_id.is_some(), bytes);
+                }
+                Ok(reply)
+            }
             Call::ListOffsets { topic, partition, spec } => self.list_offsets(&topic, partition, spec),
             Call::LocalPartitions => Ok(Reply::LocalPartitions { partitions: self.replicas.describe() }),
+            Call::BrokerStats => Ok(Reply::BrokerStats(self.stats.report())),
             Call::RegisterBroker { .. }
             | Call::Heartbeat { .. }
             | Call::CreateTopic { .. }
@@ -421,6 +465,8 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let stats = Arc::clone(replicas.stats());
+    let connections = Arc::clone(&stats.connections);
     let broker = Arc::new(Broker {
         id: config.id,
         fsync: config.fsync,
@@ -431,6 +477,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         appended: Notifier::default(),
         metadata_version: Mutex::new(None),
         isr_proposals: Mutex::new(Vec::new()),
+        stats,
     });
     {
         let b = Arc::clone(&broker);
@@ -460,7 +507,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,
         retention_bytes = ?config.retention.bytes, retention_ms = ?config.retention.ms, "broker serving");
-    server::serve(listener, broker);
+    server::serve(listener, broker, connections);
     Ok(())
 }
 

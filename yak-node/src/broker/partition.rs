@@ -12,12 +12,13 @@
 use super::divergence;
 use super::isr::IsrTracker;
 use super::producers::{ProducerTable, Verdict};
+use super::stats::BrokerStats;
 use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_STATE_SCAN_BYTES};
 use crate::protocol::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig};
 use crate::server::{Handled, Responder};
 use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Who leads a partition, as this broker knows it.
@@ -111,12 +112,16 @@ pub struct Partition {
     /// Topic id its files belong to.
     pub topic_id: u64,
     broker_id: u32,
+    /// The broker's counters: fsync latencies go here.
+    stats: Arc<BrokerStats>,
     inner: Mutex<Inner>,
 }
 
-/// Sends completed answers.
-pub fn send_all(completions: Completions) {
+/// Sends completed answers (every one answers a produce request) and
+/// counts each in the produce latency histogram.
+pub fn send_all(completions: Completions, stats: &BrokerStats) {
     for (responder, reply) in completions {
+        stats.produce_answered(responder.received().elapsed(), matches!(reply, Reply::Error(_)));
         responder.send(reply);
     }
 }
@@ -208,7 +213,13 @@ impl Partition {
             waiters: Vec::new(),
             topic_config: TopicConfig::default(),
         };
-        Partition { topic, partition, topic_id, broker_id, inner: Mutex::new(inner) }
+        Partition { topic, partition, topic_id, broker_id, stats: Arc::default(), inner: Mutex::new(inner) }
+    }
+
+    /// The same replica, counting into the broker's `stats`.
+    pub fn with_stats(mut self, stats: Arc<BrokerStats>) -> Partition {
+        self.stats = stats;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -511,16 +522,20 @@ impl Partition {
                 Some((file, end)) => (file, end, inner.truncations),
                 None => {
                     // A new segment or index entries: the full flush, under the lock.
+                    let began = Instant::now();
                     inner.log.flush().map_err(fatal)?;
+                    self.stats.fsync_latency.observe(began.elapsed());
                     return Ok(Self::made_durable(inner, leo));
                 }
             }
         };
         // The fsync runs without the lock: appends and follower fetches of
         // this partition go on meanwhile, and the next sync covers them.
+        let began = Instant::now();
         if let Err(e) = file.sync_data() {
             super::fail_stop(&format_args!("{name}: fsync of the active segment: {e}"));
         }
+        self.stats.fsync_latency.observe(began.elapsed());
         let mut g = self.lock();
         let inner = &mut *g;
         if inner.truncations != truncations {
@@ -603,7 +618,9 @@ impl Partition {
                 inner.producers.record(h.producer_id, h.base_sequence, last_seq(&h), h.base_offset, h.last_offset());
             }
             if fsync {
+                let began = Instant::now();
                 inner.log.flush().map_err(storage_error)?;
+                self.stats.fsync_latency.observe(began.elapsed());
                 inner.durable_offset = inner.log.log_end_offset();
             }
         }
@@ -658,23 +675,33 @@ impl Partition {
         Some(IsrProposal { leader_epoch: inner.leadership.epoch, partition_epoch: inner.leadership.partition_epoch, isr })
     }
 
-    /// Leader: ZooKeeper committed the ISR `isr` at `partition_epoch`, in
-    /// answer to a change asked in `leader_epoch`.
-    pub fn isr_accepted(&self, leader_epoch: u32, partition_epoch: u64, isr: &[u32]) -> Completions {
+    /// Leader: ZooKeeper answered `proposal`: the partition is now at
+    /// `isr`, `partition_epoch`. A newer state is applied. An answer at the
+    /// proposal's own epoch means ZooKeeper changed nothing (the ISR asked
+    /// for, without members it knows dead, is the one it has): that settles
+    /// the proposal. An answer this replica already knows of otherwise
+    /// (metadata brought it first) changes nothing: the change it answers
+    /// was settled then, and any change pending now is a newer one.
+    pub fn isr_accepted(&self, proposal: &IsrProposal, partition_epoch: u64, isr: &[u32]) -> Completions {
+        let unchanged = partition_epoch == proposal.partition_epoch && self.is_pending(proposal);
         let mut g = self.lock();
         let inner = &mut *g;
         let mut out = Vec::new();
-        if inner.leadership.epoch != leader_epoch {
+        if inner.leadership.epoch != proposal.leader_epoch {
             return out;
         }
-        if partition_epoch < inner.leadership.partition_epoch {
-            // Metadata already brought a newer state; it settled the change.
+        if unchanged && partition_epoch == inner.leadership.partition_epoch {
             if let Some(t) = inner.tracker.as_mut() {
                 t.proposal_failed();
             }
             return out;
         }
+        if partition_epoch <= inner.leadership.partition_epoch {
+            return out;
+        }
         if let Some(t) = inner.tracker.as_mut() {
+            // Every change pending was based on an older partition epoch:
+            // ZooKeeper's compare-and-set refuses it now, so it is settled.
             t.set_isr(isr);
         }
         inner.leadership.isr = isr.to_vec();
@@ -683,14 +710,26 @@ impl Partition {
         out
     }
 
-    /// Leader: ZooKeeper refused the ISR change asked in `leader_epoch` (or
-    /// it was lost); the next fetch or tick may ask again.
-    pub fn isr_refused(&self, leader_epoch: u32) {
-        let mut g = self.lock();
-        if g.leadership.epoch == leader_epoch {
-            if let Some(t) = g.tracker.as_mut() {
-                t.proposal_failed();
-            }
+    /// Leader: whether `proposal` is the ISR change in flight now: same
+    /// leader epoch, same partition epoch, same ISR. A queued proposal that
+    /// is no longer pending (metadata settled it) is not sent.
+    pub fn is_pending(&self, proposal: &IsrProposal) -> bool {
+        let g = self.lock();
+        g.leadership.epoch == proposal.leader_epoch
+            && g.leadership.partition_epoch == proposal.partition_epoch
+            && g.tracker.as_ref().and_then(IsrTracker::pending) == Some(proposal.isr.as_slice())
+    }
+
+    /// Leader: ZooKeeper definitely refused `proposal` (not a lost answer,
+    /// not a stale version: those wait for metadata to settle them). Only
+    /// that very proposal is forgotten, so the next fetch or tick may ask
+    /// again; a newer pending one is left alone.
+    pub fn isr_refused(&self, proposal: &IsrProposal) {
+        if !self.is_pending(proposal) {
+            return;
+        }
+        if let Some(t) = self.lock().tracker.as_mut() {
+            t.proposal_failed();
         }
     }
 
@@ -835,7 +874,7 @@ mod tests {
         // Both followers are paused: ZooKeeper commits ISR = [leader]. The
         // high watermark now passes the batch, but one copy is not the
         // min.insync.replicas = 2 that acks=all promises.
-        let done = p.isr_accepted(0, 1, &[1]);
+        let done = p.isr_accepted(&proposal_at(0, vec![1]), 1, &[1]);
         assert_eq!(p.describe().high_watermark, 2, "the high watermark follows the ISR");
         assert_eq!(error_code(&done), vec![ErrorCode::NotEnoughReplicasAfterAppend]);
     }
@@ -861,7 +900,7 @@ mod tests {
         let now = Instant::now();
         let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), now);
         assert!(f.completions.is_empty(), "follower 3 has not fetched yet");
-        let done = p.isr_accepted(0, 1, &[1, 2]);
+        let done = p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]);
         assert!(matches!(done.as_slice(), [(_, Reply::Produced { base_offset: 0, .. })]), "two copies: acknowledged");
     }
 
@@ -869,7 +908,7 @@ mod tests {
     fn given_stale_metadata_when_isr_change_was_already_applied_should_keep_the_newer_isr() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = three_replica_leader(dir.path());
-        assert!(p.isr_accepted(0, 1, &[1, 2]).is_empty());
+        assert!(p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]).is_empty());
         let old = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
         assert!(p.set_leadership(old, Instant::now()).is_empty());
         assert_eq!(p.leadership().isr, vec![1, 2], "metadata read before the change does not undo it");
@@ -961,5 +1000,57 @@ mod tests {
         p.set_leadership(l, Instant::now());
         assert!(!p.apply_fetched(&answer(batch_at(0, 1), 1, None), &asked, false).expect("apply"));
         assert_eq!(p.describe().log_end_offset, 0);
+    }
+
+    #[test]
+    fn given_newer_expansion_pending_when_an_older_change_is_answered_should_keep_it_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = three_replica_leader(dir.path());
+        let t0 = Instant::now();
+        // Follower 3 falls silent: shrink S is proposed at partition epoch 0.
+        p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, t0);
+        let later = t0 + Duration::from_secs(5);
+        p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, later);
+        let shrink = p.propose_shrink(later, Duration::from_secs(1)).expect("shrink proposed");
+        assert_eq!(shrink.isr, vec![1, 2]);
+        // ZooKeeper commits it and metadata brings it first (epoch 1)...
+        let after = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2], partition_epoch: 1 };
+        p.set_leadership(after, later);
+        // ...then 3 comes back: expansion E is pending at epoch 1.
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(handled, Handled::Deferred));
+        let e = p.fetch_for_follower(3, 0, 1 << 20, Some(0), None, later).proposal.expect("rejoin proposed");
+        assert_eq!((e.isr.clone(), e.partition_epoch), (vec![1, 2, 3], 1));
+        // S's own answer arrives late, and a refusal of S too: neither settles E.
+        assert!(p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]).is_empty());
+        p.isr_refused(&shrink);
+        assert!(p.is_pending(&e), "the newer expansion is still in flight");
+        let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), later);
+        assert!(f.completions.is_empty(), "3 (maybe already in ZooKeeper's ISR) does not hold the batch");
+        assert_eq!(p.describe().high_watermark, 0);
+        // E's refusal (a definite one) does settle it.
+        p.isr_refused(&e);
+        assert!(!p.is_pending(&e));
+    }
+
+    fn proposal_at(partition_epoch: u64, isr: Vec<u32>) -> IsrProposal {
+        IsrProposal { leader_epoch: 0, partition_epoch, isr }
+    }
+
+    #[test]
+    fn given_expansion_of_a_dead_follower_when_zookeeper_changes_nothing_should_settle_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(&dir.path().join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let p = Partition::new("t".into(), 0, 1, 1, log, false);
+        let now = Instant::now();
+        let l = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 3], partition_epoch: 1 };
+        p.set_leadership(l, now);
+        // A fetch of follower 2 still being served after 2 died asks to add it...
+        let e = p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, now).proposal.expect("rejoin proposed");
+        // ...and ZooKeeper, knowing 2 dead, leaves the ISR as it is.
+        assert!(p.isr_accepted(&e, 1, &[1, 3]).is_empty());
+        assert!(!p.is_pending(&e), "a definite 'no change' settles the proposal");
+        let again = p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, now).proposal;
+        assert!(again.is_some(), "the restarted follower can ask to rejoin");
     }
 }

@@ -16,6 +16,7 @@
 //! log file, so a power cut right after a topic's creation keeps the replica.
 
 use super::partition::{Completions, Leadership, Partition};
+use super::stats::BrokerStats;
 use crate::protocol::{ClusterMetadata, LocalPartition, TopicConfig};
 use crate::storage::fs::{self, Fs, FsRef};
 use crate::storage::{sync_dir, Log, LogConfig, StorageError};
@@ -38,6 +39,8 @@ pub struct Replicas {
     dir: PathBuf,
     config: LogConfig,
     map: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// The broker's counters, handed to every replica (fsync latencies).
+    stats: Arc<BrokerStats>,
 }
 
 fn parse_dir_name(name: &str) -> Option<TopicPartition> {
@@ -108,6 +111,7 @@ impl Replicas {
             sync_dir(f, parent)?;
         }
         let mut map = HashMap::new();
+        let stats = Arc::new(BrokerStats::default());
         for name in f.read_dir(dir).map_err(io(dir))? {
             let name = name.to_string_lossy().into_owned();
             let path = dir.join(&name);
@@ -126,10 +130,16 @@ impl Replicas {
             };
             let log = Log::open_with(Arc::clone(&fs), &path, config)?;
             tracing::info!(topic = %topic, partition, log_end_offset = log.log_end_offset(), "replica loaded");
-            let p = Partition::new(topic.clone(), partition, topic_id, broker_id, log, sync_appends);
+            let p = Partition::new(topic.clone(), partition, topic_id, broker_id, log, sync_appends)
+                .with_stats(Arc::clone(&stats));
             map.insert((topic, partition), Arc::new(p));
         }
-        Ok(Replicas { fs, broker_id, sync_appends, dir: dir.to_path_buf(), config, map: RwLock::new(map) })
+        Ok(Replicas { fs, broker_id, sync_appends, dir: dir.to_path_buf(), config, map: RwLock::new(map), stats })
+    }
+
+    /// The broker's counters every replica counts into.
+    pub fn stats(&self) -> &Arc<BrokerStats> {
+        &self.stats
     }
 
     /// A replica by topic and partition.
@@ -162,7 +172,8 @@ impl Replicas {
         fs::write_atomic(f, &id_path, topic_id.to_string().as_bytes()).map_err(io(&id_path))?;
         sync_dir(f, &self.dir)?;
         let log = Log::open_with(Arc::clone(&self.fs), &path, self.config)?;
-        Ok(Partition::new(topic.to_string(), partition, topic_id, self.broker_id, log, self.sync_appends))
+        Ok(Partition::new(topic.to_string(), partition, topic_id, self.broker_id, log, self.sync_appends)
+            .with_stats(Arc::clone(&self.stats)))
     }
 
     /// Makes the replicas match `metadata` (a full one, with the deleted

@@ -131,6 +131,8 @@ pub enum Call {
     },
     /// Broker: the state of every partition replica it holds.
     LocalPartitions,
+    /// Broker: its request, byte and latency counters (for metrics).
+    BrokerStats,
     /// Leader → ZooKeeper: change a partition's ISR, naming my epoch.
     AlterIsr {
         /// Topic name.
@@ -147,6 +149,10 @@ pub enum Call {
         /// only if the partition has not changed since (compare-and-set).
         #[serde(default)]
         partition_epoch: u64,
+        /// The topic id the leader's replica belongs to: a change meant for
+        /// a deleted topic never applies to one re-created under its name.
+        #[serde(default)]
+        topic_id: u64,
     },
     /// Supervisor → ZooKeeper: this broker's process is gone; expire it now.
     BrokerDown {
@@ -376,6 +382,43 @@ pub struct LocalPartition {
     pub isr: Vec<u32>,
 }
 
+/// A latency histogram as a broker reports it: observations per fixed bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramReport {
+    /// Upper bounds of the buckets in microseconds, ascending; a last bucket
+    /// without a bound (+Inf) follows them.
+    pub bounds_us: Vec<u64>,
+    /// Observations per bucket, not cumulative: `bounds_us.len() + 1` entries.
+    pub counts: Vec<u64>,
+    /// Sum of every observation, in microseconds.
+    pub sum_us: u64,
+}
+
+/// A broker's counters since it started (`Call::BrokerStats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStatsReport {
+    /// Produce requests received (answered or not, failed or not).
+    pub produce_requests: u64,
+    /// Produce requests answered with an error.
+    pub produce_errors: u64,
+    /// Record batch bytes received in produce requests.
+    pub produce_bytes: u64,
+    /// Fetch requests from consumers.
+    pub fetch_requests_consumer: u64,
+    /// Fetch requests from follower replicas.
+    pub fetch_requests_follower: u64,
+    /// Record bytes returned to consumers.
+    pub fetch_bytes_consumer: u64,
+    /// Record bytes returned to follower replicas.
+    pub fetch_bytes_follower: u64,
+    /// Client connections open now (this one included).
+    pub connections: u64,
+    /// From a produce request's arrival to its answer (acks 1 and all).
+    pub produce_latency: HistogramReport,
+    /// One fsync of a partition's log (leader group commit or follower append).
+    pub fsync_latency: HistogramReport,
+}
+
 /// Every response, tagged by `api`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "api", content = "body")]
@@ -449,6 +492,8 @@ pub enum Reply {
         /// One per replica.
         partitions: Vec<LocalPartition>,
     },
+    /// A broker's counters since it started (to `BrokerStats`).
+    BrokerStats(BrokerStatsReport),
     /// A member's view of its group (to `JoinGroup` and `GroupHeartbeat`).
     GroupMember(MemberStatus),
     /// The member left, or the offsets were committed or reset.

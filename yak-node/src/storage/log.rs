@@ -523,22 +523,33 @@ impl Log {
         let Err(e) = result else {
             return Ok(());
         };
+        let mut undone = true;
         while self.segments.len() > mark.segments {
             if let Some(rolled) = self.segments.pop() {
                 if let Err(undo) = rolled.delete_files(&*self.fs) {
                     tracing::warn!(dir = %self.dir.display(), error = %undo, "cannot remove a segment rolled by a failed append");
+                    undone = false;
                 }
                 self.dir_dirty = true;
             }
         }
         if let Err(undo) = self.active_mut().rollback_to(mark.active_size) {
             tracing::warn!(dir = %self.dir.display(), error = %undo, "cannot cut a failed append");
+            undone = false;
         }
         self.log_end_offset = mark.log_end_offset;
         if let Err(undo) = self.epochs.truncate_from(&*self.fs, mark.log_end_offset) {
             tracing::warn!(dir = %self.dir.display(), error = %undo, "cannot drop the epoch of a failed append");
+            undone = false;
         }
         tracing::warn!(dir = %self.dir.display(), error = %e, log_end_offset = self.log_end_offset, "append failed; undone");
+        if !undone && !self.poisoned {
+            // The files may still hold what memory no longer does: stop
+            // writing, so the broker fail-stops at its next write and
+            // recovery decides from what is really on disk.
+            tracing::error!(dir = %self.dir.display(), "a failed append could not be undone on disk; the log refuses writes until restart");
+            self.poisoned = true;
+        }
         self.poison_if_fatal(Err(e))
     }
 

@@ -308,8 +308,15 @@ impl ZooKeeper {
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
             Call::Metadata { topics } => Ok(self.metadata(topics)),
-            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch } => {
+            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch, topic_id } => {
                 let mut inner = self.lock();
+                let current_id = inner.state.topic(&topic).map(|t| t.topic_id);
+                if topic_id != 0 && current_id.is_some_and(|id| id != topic_id) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::UnknownTopic,
+                        format!("{topic}-{partition}: ISR change for topic id {topic_id}, but '{topic}' is now topic id {current_id:?}"),
+                    ));
+                }
                 let alive = inner.sessions.alive(Instant::now());
                 let planned =
                     inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, partition_epoch, &isr, &alive)?;
@@ -365,7 +372,11 @@ impl ZooKeeper {
             | Call::ListGroups
             | Call::DescribeGroup { .. }
             | Call::ResetOffsets { .. }) => self.group_call(call),
-            Call::Produce { .. } | Call::Fetch { .. } | Call::ListOffsets { .. } | Call::LocalPartitions => {
+            Call::Produce { .. }
+            | Call::Fetch { .. }
+            | Call::ListOffsets { .. }
+            | Call::LocalPartitions
+            | Call::BrokerStats => {
                 Err(ErrorBody::new(ErrorCode::InvalidRequest, "ZooKeeper does not serve partition data; ask a broker"))
             }
         }
@@ -458,7 +469,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
             .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS)))?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
-    server::serve(listener, zk);
+    server::serve(listener, zk, Default::default());
     Ok(())
 }
 
