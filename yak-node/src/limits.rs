@@ -94,6 +94,9 @@ pub const BENCH_ROUNDS_MAX: u32 = 100;
 pub const BENCH_WARMUP_MESSAGES_DEFAULT: u64 = 5_000;
 /// `bench partitioners` low-rate scenario: the fixed produce rate.
 pub const BENCH_LOW_RATE_MSGS_PER_SEC: u64 = 2_000;
+/// `bench partitioners` slow-broker scenario: the fixed produce rate, well
+/// below what a cluster takes, so the brokers that are not paused keep up.
+pub const BENCH_SLOW_BROKER_MSGS_PER_SEC: u64 = 20_000;
 /// `bench partitioners` many-partitions scenario: partitions of its topic.
 pub const BENCH_MANY_PARTITIONS: u32 = 120;
 /// `bench partitioners` slow-broker scenario: how long the broker is paused

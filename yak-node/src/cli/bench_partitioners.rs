@@ -31,7 +31,7 @@ pub struct BenchPartitionersArgs {
     /// Rounds per (scenario, plugin); the plugin order rotates every round.
     #[arg(long, default_value_t = BENCH_ROUNDS_DEFAULT)]
     pub rounds: u32,
-    /// Messages per run, in every scenario (default: 100,000; 4,000 (2 s) for low-rate).
+    /// Messages per run, in every scenario (default: 100,000; 2 s worth for low-rate and slow-broker).
     #[arg(long)]
     pub messages: Option<u64>,
     /// Messages of each plugin's untimed warm-up run before the first round (0: none).

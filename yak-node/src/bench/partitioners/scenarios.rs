@@ -2,7 +2,7 @@
 //! strategy should do in it, and the messages it sends (keys, rate, topic
 //! shape). Pure: never touches the cluster.
 
-use crate::limits::{BENCH_LOW_RATE_MSGS_PER_SEC, BENCH_MANY_PARTITIONS};
+use crate::limits::{BENCH_LOW_RATE_MSGS_PER_SEC, BENCH_MANY_PARTITIONS, BENCH_SLOW_BROKER_MSGS_PER_SEC};
 use yak_partitioner_api::XorShift64;
 
 /// Distinct keys of the skewed-keys scenario.
@@ -22,7 +22,7 @@ pub enum Scenario {
     SkewedKeys,
     /// Unkeyed, at a fixed modest rate with the default linger.
     LowRate,
-    /// Unkeyed at full speed while one broker is paused on a duty cycle.
+    /// Unkeyed, at a steady rate, while one broker is paused on a duty cycle.
     SlowBroker,
     /// Unkeyed at full speed over many partitions.
     ManyPartitions,
@@ -113,10 +113,11 @@ impl Scenario {
                  fewer, bigger ones, so fewer requests and less CPU per message."
             }
             Scenario::SlowBroker => {
-                "Unkeyed, at full speed, while one broker of three is paused (SIGSTOP) 200 ms out of every \
-                 400 ms, as a GC-pausing or noisy-neighbour broker would be. Each partition has one replica \
-                 here, so the pause slows only the partitions that broker leads. A load-aware strategy \
-                 should send fewer records to them and keep the others busy."
+                "Unkeyed, at a steady 20,000 msg/s (below what the cluster takes, as most producers run), \
+                 while one broker of three is paused (SIGSTOP) 200 ms out of every 400 ms, as a GC-pausing \
+                 or noisy-neighbour broker would be. Each partition has one replica here, so the pause slows \
+                 only the partitions that broker leads. A load-aware strategy should see their records pile \
+                 up unacknowledged, send fewer records to them and so keep ack latency low."
             }
             Scenario::ManyPartitions => {
                 "Unkeyed, at full speed, over 120 partitions: records spread thin. Strategies that place each \
@@ -130,6 +131,7 @@ impl Scenario {
     pub fn default_messages(self) -> u64 {
         match self {
             Scenario::LowRate => 2 * BENCH_LOW_RATE_MSGS_PER_SEC,
+            Scenario::SlowBroker => 2 * BENCH_SLOW_BROKER_MSGS_PER_SEC,
             _ => 100_000,
         }
     }
@@ -153,7 +155,8 @@ impl Scenario {
             Scenario::SkewedKeys => Workload { keys: Keys::Zipf(ZIPF_KEYS), ..unkeyed_full_speed },
             Scenario::LowRate => Workload { rate_per_sec: Some(BENCH_LOW_RATE_MSGS_PER_SEC), ..unkeyed_full_speed },
             Scenario::SlowBroker => {
-                Workload { replication_factor: Some(1), slow_broker: true, ..unkeyed_full_speed }
+                let rate_per_sec = Some(BENCH_SLOW_BROKER_MSGS_PER_SEC);
+                Workload { replication_factor: Some(1), slow_broker: true, rate_per_sec, ..unkeyed_full_speed }
             }
             Scenario::ManyPartitions => Workload { partitions: BENCH_MANY_PARTITIONS, ..unkeyed_full_speed },
         }
@@ -241,6 +244,7 @@ mod tests {
         assert_eq!(w(Scenario::LowRate).rate_per_sec, Some(BENCH_LOW_RATE_MSGS_PER_SEC));
         assert_eq!(w(Scenario::LowRate).keys, Keys::None);
         assert!(w(Scenario::SlowBroker).slow_broker);
+        assert_eq!(w(Scenario::SlowBroker).rate_per_sec, Some(BENCH_SLOW_BROKER_MSGS_PER_SEC));
         assert_eq!(w(Scenario::SlowBroker).replication_factor, Some(1), "one replica: only the leader is slowed");
         assert_eq!(w(Scenario::Uniform).replication_factor, Some(3));
         assert_eq!(w(Scenario::ManyPartitions).partitions, BENCH_MANY_PARTITIONS);
