@@ -135,9 +135,9 @@ fn given_a_slow_broker_when_benchmarking_should_send_less_to_it_with_least_loade
     let (_, report) = bench(
         &c,
         &["round-robin", "least-loaded"],
-        &["--scenario", "slow-broker", "--rounds", "2", "--messages", "4000", "--warmup-messages", "0"],
+        &["--scenario", "slow-broker", "--rounds", "3", "--messages", "4000", "--warmup-messages", "0"],
     );
-    assert_rounds_complete(&report, 2, 4000);
+    assert_rounds_complete(&report, 3, 4000);
     let (rr, ll) = (result(&report, "slow-broker", "round-robin"), result(&report, "slow-broker", "least-loaded"));
     for r in [rr, ll] {
         for round in r["rounds"].as_array().unwrap() {

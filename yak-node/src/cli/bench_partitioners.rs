@@ -46,7 +46,7 @@ pub struct BenchPartitionersArgs {
     /// Partitions of each benchmark topic (all scenarios but many-partitions).
     #[arg(long, default_value_t = 6)]
     pub partitions: u32,
-    /// Replicas per partition (all scenarios but slow-broker; cluster default if absent).
+    /// Replicas per partition (all scenarios but slow-broker and many-partitions, which use 1; cluster default if absent).
     #[arg(long)]
     pub replication_factor: Option<u32>,
     /// 0, 1 or all.

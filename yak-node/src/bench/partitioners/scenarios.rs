@@ -67,7 +67,7 @@ pub struct Knobs {
     pub uniform_keys: u64,
     /// Partitions, in every scenario but many-partitions.
     pub partitions: u32,
-    /// Replicas per partition, in every scenario but slow-broker.
+    /// Replicas per partition, in every scenario but slow-broker and many-partitions.
     pub replication_factor: Option<u32>,
 }
 
@@ -120,9 +120,10 @@ impl Scenario {
                  up unacknowledged, send fewer records to them and so keep ack latency low."
             }
             Scenario::ManyPartitions => {
-                "Unkeyed, at full speed, over 120 partitions: records spread thin. Strategies that place each \
-                 record on another partition fill 120 batches at once and send small ones; sticky fills one \
-                 batch at a time."
+                "Unkeyed, at full speed, over 120 partitions with one replica each (so the figures measure \
+                 the producer's batching, not 360 replicas replicating on one host): records spread thin. \
+                 Strategies that place each record on another partition fill 120 batches at once and send \
+                 small ones; sticky fills one batch at a time."
             }
         }
     }
@@ -158,7 +159,9 @@ impl Scenario {
                 let rate_per_sec = Some(BENCH_SLOW_BROKER_MSGS_PER_SEC);
                 Workload { replication_factor: Some(1), slow_broker: true, rate_per_sec, ..unkeyed_full_speed }
             }
-            Scenario::ManyPartitions => Workload { partitions: BENCH_MANY_PARTITIONS, ..unkeyed_full_speed },
+            Scenario::ManyPartitions => {
+                Workload { partitions: BENCH_MANY_PARTITIONS, replication_factor: Some(1), ..unkeyed_full_speed }
+            }
         }
     }
 }
@@ -248,6 +251,7 @@ mod tests {
         assert_eq!(w(Scenario::SlowBroker).replication_factor, Some(1), "one replica: only the leader is slowed");
         assert_eq!(w(Scenario::Uniform).replication_factor, Some(3));
         assert_eq!(w(Scenario::ManyPartitions).partitions, BENCH_MANY_PARTITIONS);
+        assert_eq!(w(Scenario::ManyPartitions).replication_factor, Some(1));
         assert_eq!(w(Scenario::Uniform).partitions, 6);
         assert!(Scenario::ALL.iter().all(|s| w(*s).messages == 77));
         assert_eq!(Scenario::LowRate.workload(&knobs()).messages, 2 * BENCH_LOW_RATE_MSGS_PER_SEC);
