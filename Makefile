@@ -45,7 +45,7 @@ bench: build plugins
 	bash bench/suite.sh
 
 # Starts a fresh 3-broker cluster in a temp dir, runs `bench partitioners`
-# over all five plugins on the default workload (BENCH_ARGS adds flags), stops it.
+# over all five plugins in every scenario, 5 rounds (BENCH_ARGS adds flags), stops it.
 BENCH_ARGS ?=
 bench-partitioners: build plugins
 	scripts/bench-partitioners $(PLUGIN_SOS) -- $(BENCH_ARGS)

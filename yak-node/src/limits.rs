@@ -123,3 +123,28 @@ pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
 pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
 /// Longest child or signal name a restart report may carry.
 pub const PROCESS_NAME_CHARS_MAX: usize = 64;
+/// `bench partitioners`: longest wait for a new topic's leaders, for high
+/// watermarks to cover every acknowledged message, or for a consumer to progress.
+pub const BENCH_SETTLE_TIMEOUT_MS: u64 = 15_000;
+/// `bench partitioners`: the producer is polled every this many messages at full speed.
+pub const BENCH_POLL_EVERY_MESSAGES: u64 = 32;
+/// `bench partitioners`: rounds per (scenario, plugin) by default.
+pub const BENCH_ROUNDS_DEFAULT: u32 = 5;
+/// `bench partitioners`: most rounds (each round runs every scenario and plugin once).
+pub const BENCH_ROUNDS_MAX: u32 = 100;
+/// `bench partitioners`: messages of each plugin's untimed warm-up run.
+pub const BENCH_WARMUP_MESSAGES_DEFAULT: u64 = 5_000;
+/// `bench partitioners` low-rate scenario: the fixed produce rate.
+pub const BENCH_LOW_RATE_MSGS_PER_SEC: u64 = 2_000;
+/// `bench partitioners` slow-broker scenario: the fixed produce rate, well
+/// below what a cluster takes, so the brokers that are not paused keep up.
+pub const BENCH_SLOW_BROKER_MSGS_PER_SEC: u64 = 20_000;
+/// `bench partitioners` many-partitions scenario: partitions of its topic.
+pub const BENCH_MANY_PARTITIONS: u32 = 120;
+/// `bench partitioners` slow-broker scenario: how long the broker is paused
+/// (SIGSTOP) in each duty cycle; well under the session timeout, so the
+/// paused broker keeps its session and its leaderships.
+pub const BENCH_SLOW_BROKER_PAUSE_MS: u64 = 200;
+/// `bench partitioners` slow-broker scenario: how long the broker runs
+/// (SIGCONT) between pauses.
+pub const BENCH_SLOW_BROKER_RUN_MS: u64 = 200;

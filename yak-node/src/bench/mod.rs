@@ -8,6 +8,7 @@ pub mod produce;
 pub mod rss;
 pub mod consume;
 pub mod restart;
+pub mod partitioners;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -26,7 +26,7 @@ pub enum BenchCommand {
     },
     /// Kills a broker with SIGKILL and times until its restarted process serves again.
     Restart(RestartBenchArgs),
-    /// The same workload through each partitioner plugin, side by side.
+    /// Partitioner plugins side by side: scenarios, repeated rounds, spread and a verdict.
     Partitioners(super::bench_partitioners::BenchPartitionersArgs),
 }
 

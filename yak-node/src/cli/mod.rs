@@ -3,7 +3,6 @@
 
 pub mod admin;
 pub mod bench;
-pub mod bench_chart;
 pub mod bench_partitioners;
 pub mod consume;
 pub mod events;

@@ -71,6 +71,8 @@ pub struct ProducerReport {
     pub failed: u64,
     /// Batches sent (first attempts).
     pub batches: u64,
+    /// Produce requests written to a broker: one per batch, plus one per retry.
+    pub requests: u64,
     /// The first error that failed a message.
     pub first_error: Option<String>,
     /// Messages the partitioner failed to place (an error, a panic, a
@@ -480,6 +482,9 @@ impl Producer {
             c.flush()?;
             Ok(id)
         });
+        if sent.is_ok() {
+            self.report.requests += 1;
+        }
         match sent {
             Ok(_) if self.config.acks == 0 => self.acked(&p),
             Ok(id) => self.in_flight.entry(leader).or_default().push_back((id, p)),
