@@ -105,3 +105,11 @@ pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
 pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
 /// Longest child or signal name a restart report may carry.
 pub const PROCESS_NAME_CHARS_MAX: usize = 64;
+/// Furthest a produced batch's max timestamp may be ahead of the broker's
+/// clock (Kafka's `message.timestamp.after.max.ms`); a batch further ahead is
+/// refused with `InvalidTimestamp`, so one bad clock cannot pin a partition's
+/// segments against time retention.
+pub const TIMESTAMP_AHEAD_MS_MAX: i64 = 60 * 60 * 1000;
+/// How often ZooKeeper moves leadership back to preferred replicas that are
+/// alive and in the ISR (Kafka's `leader.imbalance.check.interval.seconds`).
+pub const LEADER_REBALANCE_INTERVAL_MS: u64 = 2_000;

@@ -346,11 +346,11 @@ fn remove_sockets(dir: &Path) -> std::io::Result<()> {
 /// partitions fail over without waiting for the session timeout. Sessions
 /// stay the rule: this only makes it faster. Runs on its own thread so a
 /// slow ZooKeeper never stalls the supervisor.
-fn report_broker_down(run_dir: &Path, broker_id: u32) {
+fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
     let socket = run_dir.join("zookeeper.sock");
     let spawned = std::thread::Builder::new().name("report-down".into()).spawn(move || {
         let result = yak::client::Connection::connect(&socket)
-            .and_then(|mut c| c.call(&yak::protocol::Call::BrokerDown { broker_id }));
+            .and_then(|mut c| c.call(&yak::protocol::Call::BrokerDown { broker_id, pid }));
         if let Err(e) = result {
             tracing::warn!(broker = broker_id, error = %e, "could not report broker down to zookeeper");
         }
@@ -514,8 +514,10 @@ impl Supervisor {
         if let Some(pid) = status.pid() {
             child.last_exit = Some(Exit::new(pid.as_raw() as u32, status, report::now_ms()));
         }
-        if let Some(id) = child.spec.name.strip_prefix("broker-").and_then(|id| id.parse().ok()) {
-            report_broker_down(&self.run_dir, id);
+        if let (Some(id), Some(pid)) =
+            (child.spec.name.strip_prefix("broker-").and_then(|id| id.parse().ok()), status.pid())
+        {
+            report_broker_down(&self.run_dir, id, pid.as_raw() as u32);
         }
         self.decide(index, now);
     }

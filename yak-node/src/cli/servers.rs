@@ -97,6 +97,8 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         group_session_timeout: Duration::from_millis(a.group_session_timeout_ms),
         events_max: a.events_max,
+        // Whoever started ZooKeeper (yak-supervisor) vouches for brokers.
+        supervisor_pid: Some(std::os::unix::process::parent_id()),
     })
 }
 
