@@ -110,6 +110,8 @@ pub const PROCESS_NAME_CHARS_MAX: usize = 64;
 /// refused with `InvalidTimestamp`, so one bad clock cannot pin a partition's
 /// segments against time retention.
 pub const TIMESTAMP_AHEAD_MS_MAX: i64 = 60 * 60 * 1000;
-/// How often ZooKeeper moves leadership back to preferred replicas that are
-/// alive and in the ISR (Kafka's `leader.imbalance.check.interval.seconds`).
-pub const LEADER_REBALANCE_INTERVAL_MS: u64 = 2_000;
+/// Default of how often ZooKeeper moves leadership back to preferred
+/// replicas that are alive and in the ISR (Kafka's
+/// `leader.imbalance.check.interval.seconds`; `[zookeeper]
+/// leader_rebalance_interval_ms`, 0 turns it off).
+pub const LEADER_REBALANCE_INTERVAL_MS_DEFAULT: u64 = 2_000;

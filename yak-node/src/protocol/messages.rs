@@ -164,7 +164,7 @@ pub enum Call {
         pid: u32,
     },
     /// Admin → ZooKeeper: move leadership back to preferred replicas now
-    /// (what ZooKeeper also does every `LEADER_REBALANCE_INTERVAL_MS`).
+    /// (what ZooKeeper also does every `--leader-rebalance-interval-ms`).
     RebalanceLeaders {
         /// Only this topic; every topic when absent.
         #[serde(default)]

@@ -12,7 +12,7 @@ pub mod sessions;
 pub mod state;
 
 use crate::limits::{
-    EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, LEADER_REBALANCE_INTERVAL_MS, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS,
+    EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS,
 };
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::{
@@ -44,6 +44,9 @@ pub struct ZkConfig {
     pub group_session_timeout: Duration,
     /// Cluster events kept (the newest; older ones are dropped).
     pub events_max: usize,
+    /// How often leadership moves back to preferred replicas on its own
+    /// (`None`: only when asked).
+    pub leader_rebalance_interval: Option<Duration>,
     /// The supervisor's pid: the only process whose reports (broker down,
     /// restarts) are accepted, and whose children alone may register as
     /// brokers (`auth.rs`). `None`: nobody may.
@@ -175,17 +178,19 @@ impl ZooKeeper {
     }
 
     /// Checks sessions every `period` and preferred leaders every
-    /// [`LEADER_REBALANCE_INTERVAL_MS`], forever.
-    pub fn tick_forever(&self, period: Duration) {
-        let rebalance_every = Duration::from_millis(LEADER_REBALANCE_INTERVAL_MS);
-        let mut rebalance_due = Instant::now() + rebalance_every;
+    /// `rebalance_every` (if set), forever.
+    pub fn tick_forever(&self, period: Duration, rebalance_every: Option<Duration>) {
+        let mut rebalance_due = rebalance_every.map(|every| Instant::now() + every);
         loop {
             std::thread::sleep(period);
             let mut inner = self.lock();
             Self::fail_over(&mut inner, None);
             Self::tick_groups(&mut inner);
-            if Instant::now() >= rebalance_due {
-                rebalance_due = Instant::now() + rebalance_every;
+            if let (Some(due), Some(every)) = (rebalance_due, rebalance_every) {
+                if Instant::now() < due {
+                    continue;
+                }
+                rebalance_due = Some(Instant::now() + every);
                 if let Err(e) = Self::rebalance_leaders(&mut inner, None) {
                     tracing::warn!(error = %e, "cannot move leaders back to preferred replicas");
                 }
@@ -543,6 +548,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     let dir = config.data_dir.join("zookeeper");
     let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
     let zk = Arc::new(ZooKeeper::open(&config)?);
+    let rebalance_every = config.leader_rebalance_interval;
     let socket = config.run_dir.join("zookeeper.sock");
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
@@ -554,7 +560,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
         let zk = Arc::clone(&zk);
         std::thread::Builder::new()
             .name("sessions".into())
-            .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS)))?;
+            .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS), rebalance_every))?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
     server::serve(listener, zk, Default::default());
