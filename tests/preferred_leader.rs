@@ -132,7 +132,7 @@ fn given_auto_rebalance_off_when_asked_to_rebalance_leaders_should_move_leadersh
     assert!(text.contains("leader imbalance: 1 of 3"), "{text}");
 
     let moved = c.yak_ok(&["cluster", "rebalance-leaders"]);
-    assert!(moved.contains(&format!("t-0: leader ")) && moved.contains(&format!("-> {victim} (preferred)")), "{moved}");
+    assert!(moved.contains("t-0: leader ") && moved.contains(&format!("-> {victim} (preferred)")), "{moved}");
     let d = describe(&c, "t");
     assert_eq!(d["leader_imbalance"], 0, "{d}");
     let again = c.yak_ok(&["cluster", "rebalance-leaders", "--json"]);
