@@ -529,15 +529,21 @@ fn given_leader_paused_past_session_timeout_when_resumed_should_rejoin_as_follow
     assert_success(&out, "produce --topic paused (leader paused meanwhile)");
     assert_eq!(fed, N);
 
+    // Fenced at epoch + 1, it rejoins the ISR as a follower; being the
+    // preferred replica of paused-0, it may then lead again, but only
+    // through a later election (epoch + 2 or more), never its old term.
     let s = wait_until(
-        &format!("broker {victim} to be a follower of paused-0 in its ISR at a higher epoch"),
+        &format!("broker {victim} back in paused-0's ISR, leading only from a later election"),
         Duration::from_secs(20),
         || {
             let s = c.try_status_json()?;
             let p = partition_status(&s, "paused", 0);
-            let ok = p["leader"].as_u64().is_some_and(|l| l != victim)
-                && ids(&p["isr"]).contains(&victim)
-                && p["leader_epoch"].as_u64().is_some_and(|e| e > epoch_before);
+            let epoch = p["leader_epoch"].as_u64().unwrap_or(0);
+            let ok = match p["leader"].as_u64() {
+                Some(l) if l == victim => epoch >= epoch_before + 2,
+                Some(_) => epoch > epoch_before,
+                None => false,
+            } && ids(&p["isr"]).contains(&victim);
             ok.then_some(s)
         },
     );

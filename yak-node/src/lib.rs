@@ -22,6 +22,7 @@ pub mod cli;
 pub mod client;
 pub mod datadir;
 pub mod limits;
+pub mod peer;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

@@ -148,3 +148,13 @@ pub const BENCH_SLOW_BROKER_PAUSE_MS: u64 = 200;
 /// `bench partitioners` slow-broker scenario: how long the broker runs
 /// (SIGCONT) between pauses.
 pub const BENCH_SLOW_BROKER_RUN_MS: u64 = 200;
+/// Furthest a produced batch's max timestamp may be ahead of the broker's
+/// clock (Kafka's `message.timestamp.after.max.ms`); a batch further ahead is
+/// refused with `InvalidTimestamp`, so one bad clock cannot pin a partition's
+/// segments against time retention.
+pub const TIMESTAMP_AHEAD_MS_MAX: i64 = 60 * 60 * 1000;
+/// Default of how often ZooKeeper moves leadership back to preferred
+/// replicas that are alive and in the ISR (Kafka's
+/// `leader.imbalance.check.interval.seconds`; `[zookeeper]
+/// leader_rebalance_interval_ms`, 0 turns it off).
+pub const LEADER_REBALANCE_INTERVAL_MS_DEFAULT: u64 = 2_000;

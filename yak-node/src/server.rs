@@ -24,9 +24,17 @@ pub struct Responder {
     correlation_id: u64,
     writer: SharedWriter,
     received: Instant,
+    peer_pid: Option<u32>,
 }
 
 impl Responder {
+    /// The pid of the process that sent the request, as the kernel recorded
+    /// it when the connection was made (`SO_PEERCRED`); `None` if unknown.
+    /// Handlers authenticate cluster-only calls with it.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer_pid
+    }
+
     /// When the request this answers was read off its connection.
     pub fn received(&self) -> Instant {
         self.received
@@ -46,7 +54,8 @@ impl Responder {
     /// A responder writing to one end of a socket pair; the other end is returned.
     pub(crate) fn for_test(correlation_id: u64) -> (Responder, UnixStream) {
         let (a, b) = UnixStream::pair().expect("test: socket pair");
-        (Responder { correlation_id, writer: Arc::new(Mutex::new(BufWriter::new(a))), received: Instant::now() }, b)
+        let writer = Arc::new(Mutex::new(BufWriter::new(a)));
+        (Responder { correlation_id, writer, received: Instant::now(), peer_pid: None }, b)
     }
 }
 
@@ -119,6 +128,8 @@ fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), F
     // A client that stops reading gets its connection closed instead of
     // holding the writer (and whoever answers it) forever.
     stream.set_write_timeout(Some(Duration::from_millis(SERVER_WRITE_TIMEOUT_MS)))?;
+    // Who connected, once: the kernel's record, which the peer cannot forge.
+    let peer_pid = crate::peer::peer_cred(&stream).ok().map(|c| c.pid);
     let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone()?);
     let writer: SharedWriter = Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, stream)));
     loop {
@@ -129,8 +140,12 @@ fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), F
         };
         let request: Request = frame::decode(&body)?;
         drop(body);
-        let responder =
-            Responder { correlation_id: request.correlation_id, writer: Arc::clone(&writer), received: Instant::now() };
+        let responder = Responder {
+            correlation_id: request.correlation_id,
+            writer: Arc::clone(&writer),
+            received: Instant::now(),
+            peer_pid,
+        };
         let mut w = match handler.handle(request.call, responder) {
             Handled::Reply(reply) => {
                 let response = Response { correlation_id: request.correlation_id, reply };

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 /// The delay never grows past this.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// ZooKeeper's delay never grows past this: nothing works without it, so it
+/// comes back fast every time and only the restart budget stops a crash loop.
+pub const ZOOKEEPER_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// A child up this long counts as healthy: its delay goes back to the start.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// More than `RESTARTS_MAX` restarts within `RESTART_WINDOW` gives the child up.
@@ -31,6 +34,7 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct RestartPolicy {
     delay_next: Duration,
+    delay_max: Duration,
     started_at: Option<Instant>,
     /// Instants of recent restarts, oldest first, none older than the window.
     restarts: VecDeque<Instant>,
@@ -44,8 +48,15 @@ impl Default for RestartPolicy {
 
 impl RestartPolicy {
     pub fn new() -> RestartPolicy {
+        RestartPolicy::with_backoff_max(BACKOFF_MAX)
+    }
+
+    /// A policy whose delay never grows past `delay_max` (at least
+    /// [`BACKOFF_INITIAL`]).
+    pub fn with_backoff_max(delay_max: Duration) -> RestartPolicy {
         RestartPolicy {
             delay_next: BACKOFF_INITIAL,
+            delay_max: delay_max.max(BACKOFF_INITIAL),
             started_at: None,
             restarts: VecDeque::with_capacity(RESTARTS_MAX + 1),
         }
@@ -75,8 +86,8 @@ impl RestartPolicy {
         }
         debug_assert!(self.restarts.len() <= RESTARTS_MAX);
         let delay = self.delay_next;
-        self.delay_next = (delay * 2).min(BACKOFF_MAX);
-        debug_assert!(delay >= BACKOFF_INITIAL && delay <= BACKOFF_MAX);
+        self.delay_next = (delay * 2).min(self.delay_max);
+        debug_assert!(delay >= BACKOFF_INITIAL && delay <= self.delay_max);
         Decision::RestartAt(now + delay)
     }
 }
@@ -112,6 +123,17 @@ mod tests {
             .map(|_| crash_after(&mut policy, &mut now, ms(1000)).unwrap().as_millis() as u64)
             .collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[test]
+    fn given_zookeeper_policy_when_crashing_repeatedly_should_cap_delay_at_200ms_then_give_up_past_the_budget() {
+        let mut policy = RestartPolicy::with_backoff_max(ZOOKEEPER_BACKOFF_MAX);
+        let mut now = Instant::now();
+        let delays: Vec<u64> = (0..RESTARTS_MAX)
+            .map(|_| crash_after(&mut policy, &mut now, ms(50)).unwrap().as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 200, 200, 200, 200, 200, 200, 200, 200]);
+        assert_eq!(crash_after(&mut policy, &mut now, ms(50)), None, "past the budget: given up, for the caller to act on");
     }
 
     #[test]

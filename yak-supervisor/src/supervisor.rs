@@ -1,6 +1,7 @@
 //! The supervisor proper: prepares the run dir, starts ZooKeeper, then the
 //! brokers, then the producer/consumer workers, reaps and restarts
-//! children, and shuts everything down on SIGINT/SIGTERM.
+//! children, and shuts everything down on SIGINT, SIGTERM or SIGHUP, or
+//! when ZooKeeper, which nothing works without, is past its restart budget.
 //!
 //! Owns: the run-dir and data-dir locks, the list of children and their states, the main
 //! loop, and the shutdown order (workers, then brokers, then ZooKeeper,
@@ -25,14 +26,14 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::board::Board;
 use crate::config::Config;
 use crate::output::{self, Sink};
 use crate::report::{self, Exit};
-use crate::restart::{Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW};
+use crate::restart::{Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW, ZOOKEEPER_BACKOFF_MAX};
 use crate::spawn::{self, ChildSpec, SpawnError};
 
 /// How often the main loop reaps, restarts and checks for signals.
@@ -88,6 +89,13 @@ pub enum Error {
     ZookeeperTimeout { path: PathBuf, waited_ms: u128 },
     #[error("zookeeper was given up before its socket {path} was ready")]
     ZookeeperGaveUp { path: PathBuf },
+    /// ZooKeeper crashed more often than the restart budget allows: the
+    /// cluster cannot work without it, so everything is stopped.
+    #[error(
+        "zookeeper crashed more than {restarts} times within {window_s} s (last: {last}); \
+         stopped the whole cluster, since nothing works without it; see its lines above"
+    )]
+    ZookeeperCrashLoop { restarts: usize, window_s: u64, last: String },
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -137,12 +145,15 @@ struct Supervisor {
     readers: Vec<JoinHandle<()>>,
     /// The children's pids and restarts, for the metrics endpoint.
     board: Arc<Board>,
+    /// Set when the cluster must stop (ZooKeeper given up): the main loop returns it.
+    fatal: Option<Error>,
 }
 
-/// Runs the cluster described by `config` until SIGINT or SIGTERM. On an
-/// error every started child is stopped before it is returned.
+/// Runs the cluster described by `config` until SIGINT, SIGTERM or SIGHUP
+/// (a closed terminal: the same ordered shutdown). On an error every
+/// started child is stopped before it is returned.
 pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
-    let signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| Error::Signals { source })?;
+    let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|source| Error::Signals { source })?;
     prepare_dirs(config)?;
     let lock = lock_run_dir(&config.run_dir)?;
     // One cluster per data dir, whatever its run dir: taken before any child
@@ -166,10 +177,11 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         run_dir: config.run_dir.clone(),
         children: specs
             .into_iter()
-            .map(|spec| Child {
+            .enumerate()
+            .map(|(index, spec)| Child {
                 spec,
                 state: State::NotStarted,
-                policy: RestartPolicy::new(),
+                policy: policy_for(index),
                 last_exit: None,
             })
             .collect(),
@@ -179,9 +191,10 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         shutting_down: false,
         readers: Vec::new(),
         board,
+        fatal: None,
     };
     let result = supervisor.start_and_watch();
-    supervisor.shutdown(if result.is_ok() { "signal" } else { "start-up failed" });
+    supervisor.shutdown(if result.is_ok() { "signal" } else { "error" });
     if let Err(e) = remove_sockets(&config.run_dir) {
         tracing::warn!(dir = %config.run_dir.display(), "cannot remove sockets: {e}");
     }
@@ -195,6 +208,16 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         tracing::info!("stopped");
     }
     result
+}
+
+/// The restart policy of child `index`: ZooKeeper's delay is capped low
+/// (every client waits for it), the others back off up to the default.
+fn policy_for(index: usize) -> RestartPolicy {
+    if index == ZOOKEEPER {
+        RestartPolicy::with_backoff_max(ZOOKEEPER_BACKOFF_MAX)
+    } else {
+        RestartPolicy::new()
+    }
 }
 
 /// Binds `addr` (an error stops start-up before any child runs) and serves
@@ -273,7 +296,14 @@ fn prepare_dirs(config: &Config) -> Result<(), Error> {
         .map_err(create_err(&config.run_dir))?;
     std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(create_err(&config.run_dir))?;
-    std::fs::create_dir_all(&config.data_dir).map_err(create_err(&config.data_dir))
+    // Logs and metadata are the user's alone, like the sockets.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .map_err(create_err(&config.data_dir))?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(create_err(&config.data_dir))
 }
 
 /// File in the run dir with client defaults; `yak-node produce` reads it.
@@ -346,11 +376,11 @@ fn remove_sockets(dir: &Path) -> std::io::Result<()> {
 /// partitions fail over without waiting for the session timeout. Sessions
 /// stay the rule: this only makes it faster. Runs on its own thread so a
 /// slow ZooKeeper never stalls the supervisor.
-fn report_broker_down(run_dir: &Path, broker_id: u32) {
+fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
     let socket = run_dir.join("zookeeper.sock");
     let spawned = std::thread::Builder::new().name("report-down".into()).spawn(move || {
         let result = yak::client::Connection::connect(&socket)
-            .and_then(|mut c| c.call(&yak::protocol::Call::BrokerDown { broker_id }));
+            .and_then(|mut c| c.call(&yak::protocol::Call::BrokerDown { broker_id, pid }));
         if let Err(e) = result {
             tracing::warn!(broker = broker_id, error = %e, "could not report broker down to zookeeper");
         }
@@ -394,6 +424,9 @@ impl Supervisor {
         tracing::info!("all children started: {}", started.join(" "));
         while !self.signalled() {
             self.tick(Instant::now());
+            if let Some(e) = self.fatal.take() {
+                return Err(e);
+            }
             std::thread::sleep(TICK);
         }
         Ok(())
@@ -425,7 +458,7 @@ impl Supervisor {
         }
     }
 
-    /// True once SIGINT or SIGTERM has arrived (counts every arrival).
+    /// True once SIGINT, SIGTERM or SIGHUP has arrived (counts every arrival).
     fn signalled(&mut self) -> bool {
         for signal in self.signals.pending() {
             self.signals_seen += 1;
@@ -514,8 +547,10 @@ impl Supervisor {
         if let Some(pid) = status.pid() {
             child.last_exit = Some(Exit::new(pid.as_raw() as u32, status, report::now_ms()));
         }
-        if let Some(id) = child.spec.name.strip_prefix("broker-").and_then(|id| id.parse().ok()) {
-            report_broker_down(&self.run_dir, id);
+        if let (Some(id), Some(pid)) =
+            (child.spec.name.strip_prefix("broker-").and_then(|id| id.parse().ok()), status.pid())
+        {
+            report_broker_down(&self.run_dir, id, pid.as_raw() as u32);
         }
         self.decide(index, now);
     }
@@ -531,6 +566,16 @@ impl Supervisor {
                     exit.delay_ms = delay_ms as u64;
                 }
                 child.state = State::Backoff { until };
+            }
+            Decision::GiveUp if index == ZOOKEEPER => {
+                let last = match child.last_exit.as_ref().map(|e| (e.exit_code, e.signal.as_deref())) {
+                    Some((Some(code), _)) => format!("exited with status {code}"),
+                    Some((None, Some(signal))) => format!("killed by {signal}"),
+                    _ => "unknown".to_string(),
+                };
+                child.state = State::GaveUp;
+                self.fatal =
+                    Some(Error::ZookeeperCrashLoop { restarts: RESTARTS_MAX, window_s: RESTART_WINDOW.as_secs(), last });
             }
             Decision::GiveUp => {
                 tracing::error!(
@@ -711,6 +756,48 @@ mod tests {
         let _held = lock_run_dir(dir.path()).unwrap();
         let err = lock_run_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("another yak-supervisor is running in"), "{err}");
+    }
+
+    #[test]
+    fn given_new_or_open_data_dir_when_preparing_should_leave_it_mode_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for data_dir in [dir.path().join("new/nested"), existing] {
+            let config = Config {
+                run_dir: dir.path().join("run"),
+                data_dir: data_dir.clone(),
+                brokers: 1,
+                zookeeper_args: Vec::new(),
+                broker_args: Vec::new(),
+                partitioner: None,
+                producers: 0,
+                consumers: 0,
+                workers: crate::config::Workers::default(),
+                metrics_addr: None,
+            };
+            prepare_dirs(&config).unwrap();
+            for d in [&config.run_dir, &data_dir] {
+                let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o700, "{}", d.display());
+            }
+        }
+    }
+
+    #[test]
+    fn given_children_when_choosing_restart_policies_should_cap_only_zookeeper_low() {
+        let now = Instant::now();
+        let delays = |mut p: RestartPolicy| -> Vec<Duration> {
+            (0..4)
+                .map(|i| match p.exited(now + Duration::from_secs(i)) {
+                    Decision::RestartAt(at) => at - (now + Duration::from_secs(i)),
+                    Decision::GiveUp => Duration::ZERO,
+                })
+                .collect()
+        };
+        assert!(delays(policy_for(ZOOKEEPER)).iter().all(|d| *d <= ZOOKEEPER_BACKOFF_MAX));
+        assert!(delays(policy_for(1)).iter().any(|d| *d > ZOOKEEPER_BACKOFF_MAX), "brokers back off further");
     }
 
     #[test]

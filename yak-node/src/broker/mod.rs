@@ -8,6 +8,7 @@ pub mod fetcher;
 pub mod isr;
 pub mod notify;
 pub mod partition;
+pub mod peers;
 pub mod producers;
 pub mod replicas;
 pub mod stats;
@@ -16,7 +17,7 @@ pub mod zk_session;
 use crate::limits::{
     FETCH_PARTITIONS_MAX,
     BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
-    RETENTION_CHECK_INTERVAL_MS,
+    RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
 use crate::protocol::batch::{self, BatchError};
 use crate::client::ClientError;
@@ -65,6 +66,8 @@ pub struct Broker {
     isr_proposals: Mutex<Vec<(String, u32, IsrProposal)>>,
     /// Counters for metrics (the same the replicas count fsyncs into).
     stats: Arc<BrokerStats>,
+    /// Registered broker pids: a replica fetch is served only to its follower's process.
+    peers: peers::PeerPids,
 }
 
 impl Broker {
@@ -75,6 +78,7 @@ impl Broker {
             return;
         }
         *applied = Some(m.version);
+        self.peers.update(&m.brokers);
         let (completions, plan) = self.replicas.reconcile(m);
         self.fetchers.apply(plan);
         drop(applied);
@@ -94,6 +98,21 @@ impl Broker {
                 None
             }
         }
+    }
+
+    /// Whether `peer` is the process registered as broker `replica_id`;
+    /// asks ZooKeeper for the brokers once if not (the follower may have
+    /// restarted and registered a new pid since the last metadata).
+    fn is_replica(&self, replica_id: u32, peer: Option<u32>) -> bool {
+        if self.peers.is_replica(replica_id, peer) {
+            return true;
+        }
+        match self.zk.call(&Call::Metadata { topics: Some(Vec::new()) }) {
+            Ok(Reply::Metadata(m)) => self.peers.update(&m.brokers),
+            Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to a brokers query"),
+            Err(e) => tracing::warn!(error = %e, "cannot reload brokers"),
+        }
+        self.peers.is_replica(replica_id, peer)
     }
 
     /// Finds a replica, reloading metadata once if it is unknown (a topic
@@ -156,6 +175,8 @@ impl Broker {
             }
             batch::check_record_count(&header, &records)
                 .map_err(|e| ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}")))?;
+            check_timestamp(&header, now_ms())
+                .map_err(|e| ErrorBody::new(e.code, format!("{topic}-{partition}: {}", e.message)))?;
             Ok((header, self.replica(topic, partition)?))
         })();
         let (header, replica) = match checked {
@@ -330,9 +351,7 @@ impl Broker {
     /// Every few seconds: deletes old segments of every replica this broker
     /// holds, leader or follower (offsets are the same on every replica).
     fn apply_retention(&self) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = now_ms();
         for p in self.replicas.all() {
             match p.apply_retention(self.retention, now_ms) {
                 Ok(r) if r.segments_deleted > 0 => {
@@ -381,6 +400,11 @@ impl Handler for Broker {
             Call::Produce { topic, partition, acks, records } => {
                 return self.produce(&topic, partition, acks, records, responder);
             }
+            Call::Fetch { replica_id: Some(id), .. } if !self.is_replica(id, responder.peer_pid()) => {
+                let refusal = self.peers.refusal(id, responder.peer_pid());
+                tracing::warn!(error = %refusal, "refused a replica fetch");
+                Err(refusal)
+            }
             Call::Fetch { replica_id, max_wait_ms, partitions } => {
                 let reply = self.fetch(replica_id, max_wait_ms, &partitions);
                 if let Reply::Fetched { partitions } = &reply {
@@ -399,6 +423,7 @@ impl Handler for Broker {
             | Call::Metadata { .. }
             | Call::AlterIsr { .. }
             | Call::BrokerDown { .. }
+            | Call::RebalanceLeaders { .. }
             | Call::ProcessRestarted(_)
             | Call::Events { .. }
             | Call::InitProducerId
@@ -415,6 +440,31 @@ impl Handler for Broker {
         };
         Handled::Reply(result.unwrap_or_else(Reply::Error))
     }
+}
+
+/// Now in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Refuses a batch whose max timestamp is more than
+/// [`TIMESTAMP_AHEAD_MS_MAX`] ahead of `now_ms` (Kafka's
+/// `message.timestamp.after.max.ms`): time retention keeps a segment until
+/// its newest timestamp is old, so one far-future batch would keep it forever.
+fn check_timestamp(header: &batch::BatchHeader, now_ms: i64) -> Result<(), ErrorBody> {
+    let ahead_ms = header.max_timestamp_ms.saturating_sub(now_ms);
+    if ahead_ms > TIMESTAMP_AHEAD_MS_MAX {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidTimestamp,
+            format!(
+                "the batch's max timestamp {} is {ahead_ms} ms ahead of the broker's clock; at most {TIMESTAMP_AHEAD_MS_MAX} ms is accepted",
+                header.max_timestamp_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a fetch naming too many partitions or one partition twice.
@@ -478,6 +528,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         metadata_version: Mutex::new(None),
         isr_proposals: Mutex::new(Vec::new()),
         stats,
+        peers: peers::PeerPids::default(),
     });
     {
         let b = Arc::clone(&broker);
@@ -540,6 +591,31 @@ mod tests {
         let returned = p.sync();
         eprintln!("sync returned after a failed fsync: {:?}", returned.map(|r| r.1));
         std::process::exit(0);
+    }
+
+    fn header_with_max_timestamp(max_timestamp_ms: i64) -> batch::BatchHeader {
+        let mut b = BatchBuilder::new(-1, 0, -1, 64);
+        b.push(NewRecord { key: None, value: b"a", timestamp_ms: max_timestamp_ms });
+        batch::validate(&b.finish()).expect("valid batch")
+    }
+
+    #[test]
+    fn given_batch_timestamps_when_checking_should_refuse_only_those_over_an_hour_ahead() {
+        let now = 1_700_000_000_000;
+        let cases = [
+            (now - 10 * TIMESTAMP_AHEAD_MS_MAX, true),
+            (now, true),
+            (now + TIMESTAMP_AHEAD_MS_MAX, true),
+            (now + TIMESTAMP_AHEAD_MS_MAX + 1, false),
+            (i64::MAX, false),
+        ];
+        for (ts, accepted) in cases {
+            let result = check_timestamp(&header_with_max_timestamp(ts), now);
+            assert_eq!(result.is_ok(), accepted, "timestamp {ts}: {result:?}");
+            if let Err(e) = result {
+                assert_eq!(e.code, ErrorCode::InvalidTimestamp);
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! `topic create|delete|list|describe` and `cluster status`.
+//! `topic create|delete|list|describe`, `cluster status` and `cluster rebalance-leaders`.
 
 use super::TopicCommand;
 use crate::client::Admin;
-use crate::protocol::{TopicConfig, TopicMetadata};
+use crate::protocol::{PartitionMetadata, TopicConfig, TopicMetadata};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::json;
 use std::path::Path;
@@ -28,15 +28,33 @@ fn retention(v: Option<u64>) -> String {
     v.map_or_else(|| "cluster default".into(), |n| n.to_string())
 }
 
+/// A partition's preferred leader: the first replica.
+fn preferred(p: &PartitionMetadata) -> Option<u32> {
+    p.replicas.first().copied()
+}
+
+/// Led by its preferred replica.
+fn on_preferred(p: &PartitionMetadata) -> bool {
+    p.leader.is_some() && p.leader == preferred(p)
+}
+
+/// Partitions not led by their preferred replica (Kafka's leader imbalance).
+fn imbalance(t: &TopicMetadata) -> usize {
+    t.partitions.iter().filter(|p| !on_preferred(p)).count()
+}
+
 fn topic_json(t: &TopicMetadata) -> serde_json::Value {
     json!({
         "name": t.name,
         "topic_id": t.topic_id,
         "retention_bytes": t.config.retention_bytes,
         "retention_ms": t.config.retention_ms,
+        "leader_imbalance": imbalance(t),
         "partitions": t.partitions.iter().map(|p| json!({
             "partition": p.partition,
             "leader": p.leader,
+            "preferred_leader": preferred(p),
+            "on_preferred_leader": on_preferred(p),
             "replicas": p.replicas,
             "isr": p.isr,
             "leader_epoch": p.leader_epoch,
@@ -90,11 +108,19 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                     retention(t.config.retention_bytes),
                     retention(t.config.retention_ms)
                 );
-                let mut tab = table(&["partition", "leader", "replicas", "isr", "leader epoch"]);
+                println!(
+                    "leader imbalance: {} of {} partitions not led by their preferred replica",
+                    imbalance(&t),
+                    t.partitions.len()
+                );
+                let mut tab =
+                    table(&["partition", "leader", "preferred leader", "on preferred", "replicas", "isr", "leader epoch"]);
                 for p in &t.partitions {
                     tab.add_row(vec![
                         p.partition.to_string(),
                         opt(p.leader),
+                        opt(preferred(p)),
+                        if on_preferred(p) { "yes" } else { "no" }.to_string(),
                         ids(&p.replicas),
                         ids(&p.isr),
                         p.leader_epoch.to_string(),
@@ -103,6 +129,41 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                 println!("{tab}");
             }
         }
+    }
+    Ok(())
+}
+
+/// Runs `cluster rebalance-leaders`: one line per partition moved.
+pub fn rebalance_leaders(cluster: &Path, topic: Option<&str>, json: bool) -> CliResult {
+    let moved = Admin::connect(cluster)?.rebalance_leaders(topic)?;
+    if json {
+        let v: Vec<_> = moved
+            .iter()
+            .map(|m| {
+                json!({
+                    "topic": m.topic,
+                    "partition": m.partition,
+                    "old_leader": m.old_leader,
+                    "new_leader": m.new_leader,
+                    "leader_epoch": m.leader_epoch,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if moved.is_empty() {
+        println!("every partition is led by its preferred replica (or it is not in the ISR): nothing moved");
+    }
+    for m in &moved {
+        println!(
+            "{}-{}: leader {} -> {} (preferred), epoch {}",
+            m.topic,
+            m.partition,
+            opt(m.old_leader),
+            m.new_leader,
+            m.leader_epoch
+        );
     }
     Ok(())
 }

@@ -96,6 +96,7 @@ fn cause(reason: Reason, who: Option<u32>) -> String {
         Reason::IsrMemberReturned => "an ISR member returned".into(),
         Reason::FollowerLagging => "a follower fell behind".into(),
         Reason::FollowerCaughtUp => "a follower caught up".into(),
+        Reason::PreferredLeader => "back to the preferred replica".into(),
     }
 }
 

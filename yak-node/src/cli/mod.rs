@@ -192,6 +192,17 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "DURATION", value_parser = events::parse_duration)]
         since: Option<std::time::Duration>,
     },
+    /// Move leadership back to each partition's preferred replica (the first
+    /// in its replica list) where it is alive and in the ISR; prints what
+    /// moved. ZooKeeper also does this on its own every few seconds.
+    RebalanceLeaders {
+        /// Only this topic.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Output format of `consume`.
@@ -215,6 +226,9 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Cluster { command: ClusterCommand::Events { json, follow, since }, cluster } => {
             events::run(&cluster.cluster, json, follow, since)
+        }
+        Command::Cluster { command: ClusterCommand::RebalanceLeaders { topic, json }, cluster } => {
+            admin::rebalance_leaders(&cluster.cluster, topic.as_deref(), json)
         }
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),

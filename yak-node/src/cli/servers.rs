@@ -2,8 +2,8 @@
 
 use crate::broker::{self, BrokerConfig};
 use crate::limits::{
-    EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT,
-    SESSION_TIMEOUT_MS_DEFAULT,
+    EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES,
+    LEADER_REBALANCE_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
@@ -37,6 +37,11 @@ pub struct ZookeeperArgs {
     /// shows them).
     #[arg(long, default_value_t = EVENTS_MAX_DEFAULT)]
     pub events_max: usize,
+    /// Every this many ms, move leadership back to preferred replicas that
+    /// are alive and in the ISR (Kafka's auto leader rebalance); 0: only on
+    /// `cluster rebalance-leaders`.
+    #[arg(long, default_value_t = LEADER_REBALANCE_INTERVAL_MS_DEFAULT)]
+    pub leader_rebalance_interval_ms: u64,
 }
 
 /// When appends reach the disk.
@@ -97,6 +102,10 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         group_session_timeout: Duration::from_millis(a.group_session_timeout_ms),
         events_max: a.events_max,
+        leader_rebalance_interval: (a.leader_rebalance_interval_ms > 0)
+            .then(|| Duration::from_millis(a.leader_rebalance_interval_ms)),
+        // Whoever started ZooKeeper (yak-supervisor) vouches for brokers.
+        supervisor_pid: Some(std::os::unix::process::parent_id()),
     })
 }
 

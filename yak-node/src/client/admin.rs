@@ -5,7 +5,7 @@ use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::protocol::names::validate_topic;
 use crate::protocol::{
-    Call, ClusterEvent, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary, LocalPartition, PartitionOffset, Reply,
+    Call, ClusterEvent, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary, LeaderMove, LocalPartition, PartitionOffset, Reply,
     TopicConfig, TopicMetadata,
 };
 use std::collections::BTreeMap;
@@ -55,6 +55,15 @@ impl Admin {
     pub fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {
         match self.cache.zookeeper_call(&Call::DeleteTopic { name: name.to_string() })? {
             Reply::TopicDeleted => Ok(()),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Moves leadership back to preferred replicas that are alive and in the
+    /// ISR (of `topic`, or every topic) now; returns what moved.
+    pub fn rebalance_leaders(&mut self, topic: Option<&str>) -> Result<Vec<LeaderMove>, ClientError> {
+        match self.cache.zookeeper_call(&Call::RebalanceLeaders { topic: topic.map(str::to_string) })? {
+            Reply::LeadersRebalanced { moved } => Ok(moved),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

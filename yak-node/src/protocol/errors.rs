@@ -68,6 +68,14 @@ pub enum ErrorCode {
     /// An ISR change based on a partition state that has changed since
     /// (its partition epoch is stale): reload metadata and decide again.
     InvalidUpdateVersion,
+    /// A batch whose max timestamp is too far ahead of the broker's clock
+    /// (more than `TIMESTAMP_AHEAD_MS_MAX`): fix the producer's clock.
+    InvalidTimestamp,
+    /// A call only a cluster process may make (a replica fetch, a broker's
+    /// registration or ISR change, the supervisor's reports), from a process
+    /// that is not the one registered for that role (checked with
+    /// `SO_PEERCRED` on the Unix socket).
+    NotAuthorized,
 }
 
 impl ErrorCode {

@@ -58,6 +58,9 @@ pub enum Reason {
     FollowerLagging,
     /// The leader asked to add a follower that caught up.
     FollowerCaughtUp,
+    /// Leadership moved back to the preferred replica (the first in the
+    /// replica list), alive and in the ISR again.
+    PreferredLeader,
 }
 
 /// A child process the supervisor restarted (reported by the supervisor
@@ -244,6 +247,7 @@ impl Reason {
             Reason::IsrMemberReturned => "isr_member_returned",
             Reason::FollowerLagging => "follower_lagging",
             Reason::FollowerCaughtUp => "follower_caught_up",
+            Reason::PreferredLeader => "preferred_leader",
         }
     }
 }

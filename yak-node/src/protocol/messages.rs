@@ -155,9 +155,20 @@ pub enum Call {
         topic_id: u64,
     },
     /// Supervisor → ZooKeeper: this broker's process is gone; expire it now.
+    /// Only a session registered by that very process is expired, never a
+    /// restarted successor's.
     BrokerDown {
         /// Broker id.
         broker_id: u32,
+        /// Pid of the process that exited.
+        pid: u32,
+    },
+    /// Admin → ZooKeeper: move leadership back to preferred replicas now
+    /// (what ZooKeeper also does every `--leader-rebalance-interval-ms`).
+    RebalanceLeaders {
+        /// Only this topic; every topic when absent.
+        #[serde(default)]
+        topic: Option<String>,
     },
     /// Producer → ZooKeeper: a fresh producer id for idempotent produce.
     InitProducerId,
@@ -336,6 +347,21 @@ pub struct ClusterMetadata {
     pub deleted_topic_ids: Vec<u64>,
 }
 
+/// A partition whose leadership moved to its preferred replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderMove {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// The leader before.
+    pub old_leader: Option<u32>,
+    /// The preferred replica, leading now.
+    pub new_leader: u32,
+    /// The new leader epoch.
+    pub leader_epoch: u32,
+}
+
 /// One partition's data in a fetch response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FetchedPartition {
@@ -462,6 +488,11 @@ pub enum Reply {
     },
     /// ZooKeeper noted a broker down.
     BrokerDownNoted,
+    /// Leadership moved back to preferred replicas (empty: nothing to move).
+    LeadersRebalanced {
+        /// Each partition whose leader changed.
+        moved: Vec<LeaderMove>,
+    },
     /// ZooKeeper noted a process restart.
     ProcessRestartNoted,
     /// Events asked for, oldest first.

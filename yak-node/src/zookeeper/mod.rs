@@ -3,6 +3,7 @@
 //! together. Owns cluster metadata; never touches partition data.
 
 pub mod assign;
+pub mod auth;
 mod coordinator;
 pub mod events;
 pub mod groups;
@@ -10,9 +11,13 @@ pub mod metalog;
 pub mod sessions;
 pub mod state;
 
-use crate::limits::{EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS};
+use crate::limits::{
+    EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS,
+};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, EventKind, ProcessRestart, Reason, Reply};
+use crate::protocol::{
+    Call, ClusterMetadata, ErrorBody, ErrorCode, EventKind, LeaderMove, ProcessRestart, Reason, Reply,
+};
 use crate::server::{self, Handled, Handler, Responder};
 use events::EventLog;
 use groups::Groups;
@@ -39,6 +44,13 @@ pub struct ZkConfig {
     pub group_session_timeout: Duration,
     /// Cluster events kept (the newest; older ones are dropped).
     pub events_max: usize,
+    /// How often leadership moves back to preferred replicas on its own
+    /// (`None`: only when asked).
+    pub leader_rebalance_interval: Option<Duration>,
+    /// The supervisor's pid: the only process whose reports (broker down,
+    /// restarts) are accepted, and whose children alone may register as
+    /// brokers (`auth.rs`). `None`: nobody may.
+    pub supervisor_pid: Option<u32>,
 }
 
 /// Why ZooKeeper cannot start.
@@ -68,6 +80,7 @@ pub struct ZooKeeper {
     inner: Mutex<Inner>,
     defaults: TopicDefaults,
     group_session_timeout: Duration,
+    supervisor_pid: Option<u32>,
 }
 
 impl ZooKeeper {
@@ -99,6 +112,7 @@ impl ZooKeeper {
             inner: Mutex::new(inner),
             defaults: config.defaults,
             group_session_timeout: config.group_session_timeout,
+            supervisor_pid: config.supervisor_pid,
         })
     }
 
@@ -133,13 +147,54 @@ impl ZooKeeper {
         Self::record_events(inner, pending);
     }
 
-    /// Checks sessions every `period`, forever.
-    pub fn tick_forever(&self, period: Duration) {
+    /// Moves leadership back to preferred replicas that are alive and in
+    /// the ISR (of `topic`, or every topic): each move a new leader epoch,
+    /// recorded with its `leader_elected` event (reason `preferred_leader`)
+    /// like a failover. Returns the moves made.
+    fn rebalance_leaders(inner: &mut Inner, topic: Option<&str>) -> Result<Vec<LeaderMove>, ErrorBody> {
+        let alive = inner.sessions.alive(Instant::now());
+        let mut moved = Vec::new();
+        for record in inner.state.plan_preferred_leaders(&alive, topic) {
+            let MetaRecord::PartitionChanged { topic, partition, leader: Some(new_leader), isr, leader_epoch } = &record
+            else {
+                continue;
+            };
+            let Some(old) = inner.state.topic(topic).and_then(|t| t.partitions.get(*partition as usize)).cloned() else {
+                continue;
+            };
+            tracing::info!(topic = %topic, partition, old_leader = ?old.leader, new_leader, leader_epoch, "leader moved to the preferred replica");
+            let kinds = events::partition_changed(topic, &old, Some(*new_leader), isr, *leader_epoch, &|_| Reason::PreferredLeader);
+            let m = LeaderMove {
+                topic: topic.clone(),
+                partition: *partition,
+                old_leader: old.leader,
+                new_leader: *new_leader,
+                leader_epoch: *leader_epoch,
+            };
+            Self::commit_with(inner, record, kinds)?;
+            moved.push(m);
+        }
+        Ok(moved)
+    }
+
+    /// Checks sessions every `period` and preferred leaders every
+    /// `rebalance_every` (if set), forever.
+    pub fn tick_forever(&self, period: Duration, rebalance_every: Option<Duration>) {
+        let mut rebalance_due = rebalance_every.map(|every| Instant::now() + every);
         loop {
             std::thread::sleep(period);
             let mut inner = self.lock();
             Self::fail_over(&mut inner, None);
             Self::tick_groups(&mut inner);
+            if let (Some(due), Some(every)) = (rebalance_due, rebalance_every) {
+                if Instant::now() < due {
+                    continue;
+                }
+                rebalance_due = Some(Instant::now() + every);
+                if let Err(e) = Self::rebalance_leaders(&mut inner, None) {
+                    tracing::warn!(error = %e, "cannot move leaders back to preferred replicas");
+                }
+            }
         }
     }
 
@@ -275,6 +330,27 @@ impl ZooKeeper {
         })
     }
 
+    /// Refuses a cluster-only call that `peer` (the sender's pid) may not
+    /// make (see `auth.rs`); every other call passes.
+    fn authorize(&self, call: &Call, peer: Option<u32>) -> Result<(), ErrorBody> {
+        let registered = |id: u32| self.lock().sessions.pid(id);
+        match call {
+            Call::RegisterBroker { broker_id, pid, .. } => {
+                let who = auth::Registrant {
+                    pid: peer,
+                    parent: peer.and_then(crate::peer::parent_pid),
+                    command_line: peer.and_then(crate::peer::command_line),
+                };
+                auth::check_registration(self.supervisor_pid, &who, *broker_id, *pid)
+            }
+            Call::Heartbeat { broker_id } => auth::check_broker(registered(*broker_id), peer, *broker_id, "Heartbeat"),
+            Call::AlterIsr { leader, .. } => auth::check_broker(registered(*leader), peer, *leader, "AlterIsr"),
+            Call::BrokerDown { .. } => auth::check_supervisor(self.supervisor_pid, peer, "BrokerDown"),
+            Call::ProcessRestarted(_) => auth::check_supervisor(self.supervisor_pid, peer, "ProcessRestarted"),
+            _ => Ok(()),
+        }
+    }
+
     fn dispatch(&self, call: Call) -> Result<Reply, ErrorBody> {
         match call {
             Call::RegisterBroker { broker_id, pid, socket } => {
@@ -339,9 +415,19 @@ impl ZooKeeper {
                     .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("{topic}-{partition} is gone")))?;
                 Ok(Reply::IsrAltered { isr: p.isr.clone(), partition_epoch: p.partition_epoch })
             }
-            Call::BrokerDown { broker_id } => {
+            Call::RebalanceLeaders { topic } => {
                 let mut inner = self.lock();
-                if inner.sessions.expire(broker_id, Instant::now()) {
+                if let Some(t) = &topic {
+                    if inner.state.topic(t).is_none() {
+                        return Err(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{t}' does not exist")));
+                    }
+                }
+                let moved = Self::rebalance_leaders(&mut inner, topic.as_deref())?;
+                Ok(Reply::LeadersRebalanced { moved })
+            }
+            Call::BrokerDown { broker_id, pid } => {
+                let mut inner = self.lock();
+                if inner.sessions.expire(broker_id, pid, Instant::now()) {
                     tracing::info!(broker = broker_id, "broker reported down by the supervisor");
                     Self::fail_over(&mut inner, Some(broker_id));
                 }
@@ -384,8 +470,15 @@ impl ZooKeeper {
 }
 
 impl Handler for ZooKeeper {
-    fn handle(&self, call: Call, _responder: Responder) -> Handled {
-        Handled::Reply(self.dispatch(call).unwrap_or_else(Reply::Error))
+    fn handle(&self, call: Call, responder: Responder) -> Handled {
+        let result = match self.authorize(&call, responder.peer_pid()) {
+            Ok(()) => self.dispatch(call),
+            Err(e) => {
+                tracing::warn!(error = %e, "refused a cluster-only call");
+                Err(e)
+            }
+        };
+        Handled::Reply(result.unwrap_or_else(Reply::Error))
     }
 }
 
@@ -455,6 +548,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     let dir = config.data_dir.join("zookeeper");
     let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
     let zk = Arc::new(ZooKeeper::open(&config)?);
+    let rebalance_every = config.leader_rebalance_interval;
     let socket = config.run_dir.join("zookeeper.sock");
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
@@ -466,7 +560,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
         let zk = Arc::clone(&zk);
         std::thread::Builder::new()
             .name("sessions".into())
-            .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS)))?;
+            .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS), rebalance_every))?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
     server::serve(listener, zk, Default::default());

@@ -52,14 +52,17 @@ impl Sessions {
         self.brokers.get(&id).map(|s| s.pid).filter(|&p| p != 0)
     }
 
-    /// Ends a broker's session at once (its process is known to be gone).
-    pub fn expire(&mut self, id: u32, now: Instant) -> bool {
+    /// Ends a broker's session at once: the process `pid` is known to be
+    /// gone. A session registered by another process (a restarted
+    /// successor) is left alone; one only assumed alive after a ZooKeeper
+    /// restart (pid unknown) is ended (a live successor re-registers).
+    pub fn expire(&mut self, id: u32, pid: u32, now: Instant) -> bool {
         match self.brokers.get_mut(&id) {
-            Some(s) => {
+            Some(s) if s.pid == pid || s.pid == 0 => {
                 s.last_seen = now.checked_sub(self.timeout * 2).unwrap_or(s.last_seen);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -106,6 +109,21 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_restarted_successor_when_old_pid_is_reported_down_should_keep_the_successors_session() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_millis(600));
+        s.register(1, 10, "b1".into(), t0);
+        s.register(1, 11, "b1".into(), t0);
+        assert!(!s.expire(1, 10, t0), "the dead pid 10 is not the session's");
+        assert_eq!(s.alive(t0), vec![1]);
+        assert!(s.expire(1, 11, t0));
+        assert!(s.alive(t0).is_empty());
+        s.assume_alive([2], t0);
+        assert!(s.expire(2, 99, t0), "a session of unknown pid ends");
+        assert!(!s.expire(3, 1, t0), "unknown broker");
+    }
 
     #[test]
     fn given_silent_broker_when_timeout_passes_should_not_be_alive() {

@@ -259,6 +259,35 @@ impl MetadataState {
         out
     }
 
+    /// Leadership back on preferred replicas (Kafka's preferred leader
+    /// election): for each partition of `topic` (every topic if `None`) led
+    /// by a broker other than its preferred replica (the first in its
+    /// replica list) while that replica is alive and in the ISR, the
+    /// preferred replica leads with the epoch raised by one; the ISR stays.
+    /// A partition without a leader is [`MetadataState::plan_failover`]'s,
+    /// and a preferred replica outside the ISR is never elected.
+    pub fn plan_preferred_leaders(&self, alive: &[u32], topic: Option<&str>) -> Vec<MetaRecord> {
+        let mut out = Vec::new();
+        for t in self.topics.values().filter(|t| topic.is_none_or(|name| t.name == name)) {
+            for p in &t.partitions {
+                let Some(preferred) = p.replicas.first().copied() else { continue };
+                let movable = p.leader.is_some_and(|l| l != preferred)
+                    && p.isr.contains(&preferred)
+                    && alive.contains(&preferred);
+                if movable {
+                    out.push(MetaRecord::PartitionChanged {
+                        topic: t.name.clone(),
+                        partition: p.partition,
+                        leader: Some(preferred),
+                        isr: p.isr.clone(),
+                        leader_epoch: p.leader_epoch + 1,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Checks a leader's request to change an ISR; refuses a stale leader
     /// epoch, and a change based on a partition state that has changed since
     /// (`partition_epoch`, compare-and-set: a late proposal must not restore
@@ -525,6 +554,62 @@ mod tests {
         let back = partition(&s, "t", 0);
         assert_eq!(back.leader, Some(a));
         assert!(back.leader_epoch > offline.leader_epoch);
+    }
+
+    /// `t` with one partition on replicas 1,2,3 led by 2 (1 failed over
+    /// and came back into the ISR).
+    fn led_by_second_replica(s: &mut MetadataState) -> PartitionMetadata {
+        create(s, "t", Some(1), Some(3));
+        let first = partition(s, "t", 0).replicas[0];
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|b| *b != first).collect();
+        let r = s.plan_failover(&others);
+        apply_all(s, r);
+        let p = partition(s, "t", 0);
+        let back = s.plan_alter_isr("t", 0, p.leader.expect("leader"), p.leader_epoch, p.partition_epoch, &p.replicas, &[1, 2, 3]);
+        apply_all(s, back.expect("valid").into_iter().collect());
+        partition(s, "t", 0)
+    }
+
+    #[test]
+    fn given_preferred_replica_back_in_isr_when_planning_should_move_leadership_to_it_with_next_epoch() {
+        let mut s = MetadataState::default();
+        let before = led_by_second_replica(&mut s);
+        let preferred = before.replicas[0];
+        assert_ne!(before.leader, Some(preferred));
+        let records = s.plan_preferred_leaders(&[1, 2, 3], None);
+        assert_eq!(records.len(), 1);
+        apply_all(&mut s, records);
+        let after = partition(&s, "t", 0);
+        assert_eq!(after.leader, Some(preferred));
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        assert_eq!(after.isr, before.isr, "the ISR stays");
+        assert!(s.plan_preferred_leaders(&[1, 2, 3], None).is_empty(), "balanced: nothing more to move");
+    }
+
+    #[test]
+    fn given_preferred_replica_dead_or_out_of_isr_or_other_topic_when_planning_should_move_nothing() {
+        let mut s = MetadataState::default();
+        let p = led_by_second_replica(&mut s);
+        let preferred = p.replicas[0];
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|b| *b != preferred).collect();
+        assert!(s.plan_preferred_leaders(&others, None).is_empty(), "a dead preferred replica is not elected");
+        assert!(s.plan_preferred_leaders(&[1, 2, 3], Some("other")).is_empty(), "only the topic asked for");
+        assert_eq!(s.plan_preferred_leaders(&[1, 2, 3], Some("t")).len(), 1);
+        let leader = p.leader.expect("leader");
+        let shrink = s.plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &others, &[1, 2, 3]);
+        apply_all(&mut s, shrink.expect("valid").into_iter().collect());
+        assert!(s.plan_preferred_leaders(&[1, 2, 3], None).is_empty(), "never elected outside the ISR");
+    }
+
+    #[test]
+    fn given_offline_partition_when_planning_preferred_leaders_should_leave_it_to_failover() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(1), Some(1));
+        let only = partition(&s, "t", 0).replicas[0];
+        let r = s.plan_failover(&[]);
+        apply_all(&mut s, r);
+        assert_eq!(partition(&s, "t", 0).leader, None);
+        assert!(s.plan_preferred_leaders(&[only], None).is_empty());
     }
 
     #[test]
