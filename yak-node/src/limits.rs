@@ -14,8 +14,32 @@ pub const PARTITIONS_MAX: u32 = 10_000;
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// A sparse index entry is written every this many log bytes.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
-/// Most connections one server keeps open at once.
-pub const CONNECTIONS_MAX: usize = 1024;
+/// Most connections one server keeps open at once (`--connections-max`;
+/// lowered at start when the open-files limit cannot hold them).
+pub const CONNECTIONS_MAX: usize = 4096;
+/// Of those, the connections only the cluster's own processes (the
+/// supervisor, ZooKeeper, brokers, workers) may use: clients are refused
+/// past `connections max - CONNECTIONS_RESERVED`, so they cannot lock the
+/// cluster out.
+pub const CONNECTIONS_RESERVED: usize = 64;
+/// A connection with no request for this long is closed (Kafka's
+/// `connections.max.idle.ms`).
+pub const CONNECTION_IDLE_MS_MAX: u64 = 600_000;
+/// Once a frame's first byte arrived, the whole frame must arrive within
+/// this long, or the connection is closed (a slow-loris peer).
+pub const FRAME_READ_TIMEOUT_MS: u64 = 10_000;
+/// Requests one connection may have waiting for a deferred answer (a
+/// produce waiting for the ISR); past it, the server reads no more from
+/// that connection until one is answered.
+pub const CONNECTION_REQUESTS_PENDING_MAX: usize = 64;
+/// Buffer size of a connection's reader and of its writer.
+pub const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+/// File descriptors kept free for sockets, pipes and the metadata log
+/// when the connection cap is fitted to the open-files limit.
+pub const FDS_SPARE: usize = 256;
+/// Segment and index files a broker keeps open at once; the rest are
+/// closed and reopened when read or written.
+pub const FILES_OPEN_MAX: usize = 1024;
 /// Default fetch size per partition.
 pub const FETCH_PARTITION_BYTES_DEFAULT: u32 = 1024 * 1024;
 /// Most bytes one fetch response carries over all partitions.

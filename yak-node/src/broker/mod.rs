@@ -48,6 +48,8 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
     /// Cluster-wide retention for topics without their own.
     pub retention: RetentionPolicy,
+    /// Most connections served at once.
+    pub connections_max: usize,
 }
 
 use partition::IsrProposal;
@@ -459,6 +461,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     // The lock first, then the cluster id, and only then is anything in the
     // dir opened, recovered, truncated, moved or deleted. Held until exit.
     let _lock = crate::datadir::lock(&data, crate::datadir::BROKER_LOCK_FILE, &format!("broker-{}", config.id))?;
+    let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk_socket = config.run_dir.join("zookeeper.sock");
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
     let replicas = Replicas::open(config.id, &data, config.log, config.fsync == FsyncPolicy::Always)?;
@@ -507,7 +510,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,
         retention_bytes = ?config.retention.bytes, retention_ms = ?config.retention.ms, "broker serving");
-    server::serve(listener, broker, connections);
+    server::serve(listener, broker, connections, connections_max);
     Ok(())
 }
 

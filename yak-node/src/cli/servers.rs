@@ -2,7 +2,7 @@
 
 use crate::broker::{self, BrokerConfig};
 use crate::limits::{
-    EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT,
+    CONNECTIONS_MAX, CONNECTIONS_RESERVED, EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT,
     SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
@@ -37,6 +37,10 @@ pub struct ZookeeperArgs {
     /// shows them).
     #[arg(long, default_value_t = EVENTS_MAX_DEFAULT)]
     pub events_max: usize,
+    /// Most client and cluster connections served at once (the last
+    /// few are kept for the cluster's own processes).
+    #[arg(long, default_value_t = CONNECTIONS_MAX)]
+    pub connections_max: usize,
 }
 
 /// When appends reach the disk.
@@ -77,6 +81,10 @@ pub struct BrokerArgs {
     /// is this old (absent: unlimited).
     #[arg(long)]
     pub retention_ms: Option<u64>,
+    /// Most client and cluster connections served at once (the last
+    /// few are kept for the cluster's own processes).
+    #[arg(long, default_value_t = CONNECTIONS_MAX)]
+    pub connections_max: usize,
 }
 
 /// Runs ZooKeeper.
@@ -97,6 +105,7 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         group_session_timeout: Duration::from_millis(a.group_session_timeout_ms),
         events_max: a.events_max,
+        connections_max: check_connections_max(a.connections_max)?,
     })
 }
 
@@ -115,5 +124,14 @@ pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             FsyncArg::Never => FsyncPolicy::Never,
         },
         retention: RetentionPolicy { bytes: a.retention_bytes, ms: a.retention_ms },
+        connections_max: check_connections_max(a.connections_max)?,
     })
+}
+
+/// Refuses a connection cap that leaves clients no slot.
+fn check_connections_max(n: usize) -> Result<usize, String> {
+    if n <= CONNECTIONS_RESERVED {
+        return Err(format!("--connections-max must be more than the {CONNECTIONS_RESERVED} reserved for the cluster, not {n}"));
+    }
+    Ok(n)
 }

@@ -39,6 +39,8 @@ pub struct ZkConfig {
     pub group_session_timeout: Duration,
     /// Cluster events kept (the newest; older ones are dropped).
     pub events_max: usize,
+    /// Most connections served at once.
+    pub connections_max: usize,
 }
 
 /// Why ZooKeeper cannot start.
@@ -454,6 +456,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     // until the process exits.
     let dir = config.data_dir.join("zookeeper");
     let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
+    let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk = Arc::new(ZooKeeper::open(&config)?);
     let socket = config.run_dir.join("zookeeper.sock");
     let listener = crate::transport::Listener::bind(&socket)
@@ -469,7 +472,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
             .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS)))?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
-    server::serve(listener, zk, Default::default());
+    server::serve(listener, zk, Default::default(), connections_max);
     Ok(())
 }
 
