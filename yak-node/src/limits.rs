@@ -91,6 +91,9 @@ pub const RETENTION_CHECK_INTERVAL_MS: u64 = 1_000;
 pub const PRODUCER_STATE_SCAN_BYTES: u32 = 8 * 1024 * 1024;
 /// Batches per producer remembered for duplicate detection, as in Kafka.
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
+/// A producer id without a batch for this long is forgotten by a partition
+/// (Kafka's `producer.id.expiration.ms`, 1 day there; 7 days here).
+pub const PRODUCER_ID_EXPIRATION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Default session timeout of a consumer-group member.
 pub const GROUP_SESSION_TIMEOUT_MS_DEFAULT: u64 = 3000;
 /// Smallest session timeout a group member may ask for.
@@ -127,5 +130,15 @@ pub const EVENTS_MAX_LIMIT: usize = 100_000;
 pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
 /// `cluster events --follow`: how often ZooKeeper is asked for new events.
 pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
+/// Longest client name a group member may give (`JoinGroup`).
+pub const CLIENT_ID_CHARS_MAX: usize = 255;
+/// Most consumer groups ZooKeeper keeps membership for.
+pub const GROUPS_MAX: usize = 10_000;
+/// Largest broker id.
+pub const BROKER_ID_MAX: u32 = 1_000_000;
+/// Most brokers ZooKeeper keeps sessions for.
+pub const BROKERS_MAX: usize = 1_000;
+/// Longest socket path a broker may register (`sun_path` holds 108 bytes).
+pub const SOCKET_PATH_BYTES_MAX: usize = 108;
 /// Longest child or signal name a restart report may carry.
 pub const PROCESS_NAME_CHARS_MAX: usize = 64;

@@ -10,16 +10,20 @@ pub mod metalog;
 pub mod sessions;
 pub mod state;
 
-use crate::limits::{EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS};
+use crate::limits::{
+    BROKERS_MAX, BROKER_ID_MAX, EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS,
+    SOCKET_PATH_BYTES_MAX,
+};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, EventKind, ProcessRestart, Reason, Reply};
 use crate::server::{self, Handled, Handler, Responder};
 use events::EventLog;
 use groups::Groups;
 use metalog::MetaLog;
-use sessions::Sessions;
+use sessions::SharedSessions;
 use state::{MetadataState, TopicDefaults};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -56,7 +60,10 @@ pub enum ZkOpenError {
 
 struct Inner {
     state: MetadataState,
-    sessions: Sessions,
+    /// Behind their own lock: heartbeats never wait for this one.
+    sessions: SharedSessions,
+    /// The state's metadata version, readable without this lock (heartbeat answers).
+    version: Arc<AtomicU64>,
     log: MetaLog,
     groups: Groups,
     /// The newest cluster events.
@@ -68,6 +75,10 @@ struct Inner {
 /// ZooKeeper's request handler.
 pub struct ZooKeeper {
     inner: Mutex<Inner>,
+    /// The sessions `Inner` holds too; heartbeats use them without its lock.
+    sessions: SharedSessions,
+    /// The metadata version, as last applied.
+    version: Arc<AtomicU64>,
     defaults: TopicDefaults,
     group_session_timeout: Duration,
 }
@@ -88,17 +99,28 @@ impl ZooKeeper {
         }
         tracing::info!(topics = state.topics().count(), version = state.version,
             cluster_id = state.cluster_id().unwrap_or_default(), "metadata recovered");
-        let mut sessions = Sessions::new(config.session_timeout);
+        let sessions = SharedSessions::new(config.session_timeout);
         // Brokers get a few session timeouts to re-register before anything
         // is failed over: a ZooKeeper restart alone moves no leader.
         let known: Vec<u32> =
             state.topics().flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied())).collect();
         sessions.assume_alive(known, Instant::now() + config.session_timeout * 4);
         let alive = sessions.alive(Instant::now());
-        let mut inner = Inner { state, sessions, log, groups: Groups::default(), events, alive };
+        let version = Arc::new(AtomicU64::new(state.version));
+        let mut inner = Inner {
+            state,
+            sessions: sessions.clone(),
+            version: Arc::clone(&version),
+            log,
+            groups: Groups::default(),
+            events,
+            alive,
+        };
         Self::record_events(&mut inner, vec![EventKind::ZookeeperStarted { pid: std::process::id(), restart }]);
         Ok(ZooKeeper {
             inner: Mutex::new(inner),
+            sessions,
+            version,
             defaults: config.defaults,
             group_session_timeout: config.group_session_timeout,
         })
@@ -184,6 +206,7 @@ impl ZooKeeper {
         for r in &records {
             apply(&mut inner.state, &mut inner.events, r);
         }
+        inner.version.store(inner.state.version, Ordering::Release);
         Self::snapshot_if_due(inner);
         Ok(())
     }
@@ -280,6 +303,7 @@ impl ZooKeeper {
     fn dispatch(&self, call: Call) -> Result<Reply, ErrorBody> {
         match call {
             Call::RegisterBroker { broker_id, pid, socket } => {
+                self.check_registration(broker_id, &socket)?;
                 let mut inner = self.lock();
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
                 let old_pid = inner.sessions.pid(broker_id);
@@ -291,20 +315,7 @@ impl ZooKeeper {
                     cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
                 })
             }
-            Call::Heartbeat { broker_id } => {
-                let mut inner = self.lock();
-                let now = Instant::now();
-                let was_alive = inner.sessions.is_alive_id(broker_id, now);
-                if inner.sessions.heartbeat(broker_id, now) {
-                    if !was_alive {
-                        tracing::info!(broker = broker_id, "broker session revived");
-                        Self::fail_over(&mut inner, None);
-                    }
-                    Ok(Reply::HeartbeatOk { metadata_version: inner.state.version })
-                } else {
-                    Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")))
-                }
-            }
+            Call::Heartbeat { broker_id } => self.heartbeat(broker_id, Instant::now()),
             Call::CreateTopic { name, partitions, replication_factor, config } => {
                 self.create_topic(&name, partitions, replication_factor, config)
             }
@@ -385,8 +396,47 @@ impl ZooKeeper {
     }
 }
 
+impl ZooKeeper {
+    /// A broker's heartbeat that arrived at `at`: recorded without the
+    /// state's lock (which may wait for an fsync); only a session coming
+    /// back to life takes it, to fail partitions back.
+    fn heartbeat(&self, broker_id: u32, at: Instant) -> Result<Reply, ErrorBody> {
+        let (known, was_alive) = self.sessions.heartbeat(broker_id, at, Instant::now());
+        if !known {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")));
+        }
+        if !was_alive {
+            tracing::info!(broker = broker_id, "broker session revived");
+            Self::fail_over(&mut self.lock(), None);
+        }
+        Ok(Reply::HeartbeatOk { metadata_version: self.version.load(Ordering::Acquire) })
+    }
+
+    /// Refuses a registration ZooKeeper could not keep: an id out of range,
+    /// a socket path no Unix socket can have, one broker too many.
+    fn check_registration(&self, broker_id: u32, socket: &str) -> Result<(), ErrorBody> {
+        if broker_id == 0 || broker_id > BROKER_ID_MAX {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("a broker id must be 1 to {BROKER_ID_MAX}")));
+        }
+        if socket.is_empty() || socket.len() > SOCKET_PATH_BYTES_MAX {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("a broker socket path must have 1 to {SOCKET_PATH_BYTES_MAX} bytes"),
+            ));
+        }
+        if !self.sessions.has_room_for(broker_id, BROKERS_MAX) {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("ZooKeeper keeps at most {BROKERS_MAX} brokers")));
+        }
+        Ok(())
+    }
+}
+
 impl Handler for ZooKeeper {
-    fn handle(&self, call: Call, _responder: Responder) -> Handled {
+    fn handle(&self, call: Call, responder: Responder) -> Handled {
+        // Stamped with its arrival, not with when a lock let it through.
+        if let Call::Heartbeat { broker_id } = call {
+            return Handled::Reply(self.heartbeat(broker_id, responder.received()).unwrap_or_else(Reply::Error));
+        }
         Handled::Reply(self.dispatch(call).unwrap_or_else(Reply::Error))
     }
 }
@@ -513,11 +563,77 @@ mod tests {
 
     fn inner_on(sim: &SimFs) -> Inner {
         let (log, state, events) = start_with_events(sim).expect("start");
-        Inner { state, sessions: Sessions::new(Duration::from_secs(1)), log, groups: Groups::default(), events, alive: Vec::new() }
+        let version = Arc::new(AtomicU64::new(state.version));
+        Inner {
+            state,
+            sessions: SharedSessions::new(Duration::from_secs(1)),
+            version,
+            log,
+            groups: Groups::default(),
+            events,
+            alive: Vec::new(),
+        }
     }
 
     fn deleted(name: &str) -> EventKind {
         EventKind::TopicDeleted { topic: name.into(), topic_id: 0 }
+    }
+
+    fn zookeeper_in(dir: &Path, session_timeout: Duration) -> ZooKeeper {
+        ZooKeeper::open(&ZkConfig {
+            run_dir: dir.to_path_buf(),
+            data_dir: dir.to_path_buf(),
+            session_timeout,
+            defaults: TopicDefaults { partitions: 1, replication_factor: 1 },
+            group_session_timeout: Duration::from_secs(3),
+            events_max: 10,
+            connections_max: 100,
+        })
+        .expect("open zookeeper")
+    }
+
+    fn register(zk: &ZooKeeper, broker_id: u32, socket: &str) -> Result<Reply, ErrorBody> {
+        zk.dispatch(Call::RegisterBroker { broker_id, pid: 10 + broker_id, socket: socket.into() })
+    }
+
+    #[test]
+    fn given_state_lock_held_by_a_slow_fsync_when_heartbeats_arrive_should_answer_them_and_keep_sessions_alive() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let zk = zookeeper_in(tmp.path(), Duration::from_millis(300));
+        register(&zk, 1, "b1.sock").expect("register");
+        let stalled = zk.lock();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    let started = Instant::now();
+                    let (responder, _peer) = Responder::for_test(1);
+                    let handled = zk.handle(Call::Heartbeat { broker_id: 1 }, responder);
+                    assert!(matches!(handled, Handled::Reply(Reply::HeartbeatOk { .. })), "answered during the stall");
+                    assert!(started.elapsed() < Duration::from_millis(100), "a heartbeat never waits for the state lock");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        });
+        drop(stalled);
+        let mut inner = zk.lock();
+        ZooKeeper::fail_over(&mut inner, None);
+        assert_eq!(inner.alive, vec![1], "a 1 s stall of the state expired nobody");
+    }
+
+    #[test]
+    fn given_registrations_out_of_bounds_when_registering_should_refuse_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let zk = zookeeper_in(tmp.path(), Duration::from_secs(1));
+        assert!(register(&zk, 0, "b.sock").is_err(), "id 0");
+        assert!(register(&zk, BROKER_ID_MAX + 1, "b.sock").is_err(), "id too large");
+        assert!(register(&zk, 1, &"x".repeat(SOCKET_PATH_BYTES_MAX + 1)).is_err(), "socket path too long");
+        assert!(register(&zk, 1, "").is_err(), "no socket path");
+        for id in 1..=BROKERS_MAX as u32 {
+            zk.sessions.register(id, 1, "b.sock".into(), Instant::now());
+        }
+        let err = register(&zk, BROKERS_MAX as u32 + 1, "b.sock").expect_err("one broker too many");
+        assert!(err.message.contains("at most"), "{}", err.message);
+        register(&zk, 1, "b.sock").expect("a known broker registers again");
     }
 
     #[test]
@@ -600,7 +716,8 @@ mod tests {
         let (log, state) = start(&sim).expect("start");
         let mut inner = Inner {
             state,
-            sessions: Sessions::new(Duration::from_secs(1)),
+            sessions: SharedSessions::new(Duration::from_secs(1)),
+            version: Arc::new(AtomicU64::new(0)),
             log,
             groups: Groups::default(),
             events: EventLog::new(10),
