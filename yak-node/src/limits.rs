@@ -10,6 +10,20 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 pub const TOPIC_NAME_CHARS_MAX: usize = 249;
 /// Most partitions one topic may have.
 pub const PARTITIONS_MAX: u32 = 10_000;
+/// Most replicas (partitions × replication factor) one topic may have, so
+/// one topic's metadata always fits in a metadata page.
+pub const TOPIC_REPLICAS_MAX: u64 = 100_000;
+/// A metadata answer carries whole topics up to about this many bytes; the
+/// client asks for the next page (one topic is at most ~2 MiB).
+pub const METADATA_PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Times a client starts reading paged metadata over because its version
+/// moved between pages, before it gives up.
+pub const METADATA_PAGE_RESTARTS_MAX: u32 = 5;
+/// Bytes kept free in a fetch answer's frame for its envelope.
+pub const FETCH_FRAME_SLACK_BYTES: usize = 4096;
+/// Upper bound of one fetched partition's encoded size besides its records
+/// and twice its topic name (its fields and an error message).
+pub const FETCH_PARTITION_OVERHEAD_BYTES: usize = 256;
 /// Default segment size before a roll.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// A sparse index entry is written every this many log bytes.

@@ -14,7 +14,7 @@ pub mod stats;
 pub mod zk_session;
 
 use crate::limits::{
-    FETCH_PARTITIONS_MAX,
+    FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES, FRAME_BYTES_MAX,
     BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
     RETENTION_CHECK_INTERVAL_MS,
 };
@@ -187,14 +187,20 @@ impl Broker {
         }
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
         let mut may_refresh = true;
+        let frame_records_max = fetch_frame_records_max(partitions);
         loop {
             let generation = self.appended.generation();
             let mut budget = FETCH_RESPONSE_BYTES_MAX;
+            let mut frame_left = frame_records_max;
             let mut results = Vec::with_capacity(partitions.len());
             let mut hw_advanced = false;
             for req in partitions {
                 // At least one batch while the budget lasts, nothing after.
-                let max_bytes = if budget == 0 { 0 } else { req.max_bytes.min(budget).max(1) };
+                let max_bytes = if budget == 0 || frame_left == 0 {
+                    0
+                } else {
+                    req.max_bytes.min(budget).min(u32::try_from(frame_left).unwrap_or(u32::MAX)).max(1)
+                };
                 let replica = match self.replica_once(&req.topic, req.partition, &mut may_refresh) {
                     Ok(r) => r,
                     Err(e) => {
@@ -235,7 +241,23 @@ impl Broker {
                         let _ = self.refresh_metadata();
                     }
                 }
-                budget = budget.saturating_sub(result.records.len() as u32);
+                let mut result = result;
+                if result.records.len() > frame_left {
+                    // The answer must stay one frame: these records wait for the next fetch.
+                    result.records = Vec::new();
+                    if !results.iter().any(|r: &crate::protocol::FetchedPartition| !r.records.is_empty()) {
+                        result.error = Some(ErrorBody::new(
+                            ErrorCode::MessageTooLarge,
+                            format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
+                                req.topic, req.partition, partitions.len()),
+                        ));
+                    }
+                    frame_left = 0;
+                    budget = 0;
+                } else {
+                    frame_left -= result.records.len();
+                    budget = budget.saturating_sub(result.records.len() as u32);
+                }
                 results.push(result);
             }
             if hw_advanced {
@@ -437,6 +459,14 @@ fn check_fetch(partitions: &[FetchPartition]) -> Result<(), ErrorBody> {
     }
 }
 
+/// Most record bytes a fetch answer naming `partitions` may carry and still
+/// be one frame: the frame limit less each partition's worst-case envelope
+/// (fields, an error message, its topic name twice) and some slack.
+fn fetch_frame_records_max(partitions: &[FetchPartition]) -> usize {
+    let envelopes: usize = partitions.iter().map(|p| FETCH_PARTITION_OVERHEAD_BYTES + 2 * p.topic.len()).sum();
+    FRAME_BYTES_MAX.saturating_sub(FETCH_FRAME_SLACK_BYTES + envelopes)
+}
+
 /// Exit code of a broker that stopped on a fatal storage error.
 pub const FAIL_STOP_EXIT_CODE: i32 = 74;
 
@@ -543,6 +573,35 @@ mod tests {
         let returned = p.sync();
         eprintln!("sync returned after a failed fsync: {:?}", returned.map(|r| r.1));
         std::process::exit(0);
+    }
+
+    #[test]
+    fn given_most_partitions_with_longest_names_and_errors_when_answering_a_fetch_should_fit_one_frame() {
+        let topic = "t".repeat(crate::limits::TOPIC_NAME_CHARS_MAX);
+        let asked: Vec<FetchPartition> = (0..FETCH_PARTITIONS_MAX as u32)
+            .map(|p| FetchPartition { topic: topic.clone(), partition: p, offset: u64::MAX, max_bytes: u32::MAX, leader_epoch: Some(u32::MAX), last_fetched_epoch: Some(u32::MAX) })
+            .collect();
+        let records_max = fetch_frame_records_max(&asked);
+        assert!(records_max >= BATCH_BYTES_MAX, "the largest batch always fits: {records_max}");
+        let mut partitions: Vec<crate::protocol::FetchedPartition> = asked
+            .iter()
+            .map(|p| crate::protocol::FetchedPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                error: Some(ErrorBody::new(
+                    ErrorCode::NotLeader { leader: Some(u32::MAX), epoch: u32::MAX },
+                    format!("broker {} holds no replica of {}-{}", u32::MAX, p.topic, p.partition),
+                )),
+                high_watermark: u64::MAX,
+                log_start_offset: u64::MAX,
+                records: Vec::new(),
+                diverging_epoch: Some((u32::MAX, u64::MAX)),
+            })
+            .collect();
+        partitions[0].records = vec![0u8; records_max];
+        let reply = crate::protocol::Response { correlation_id: u64::MAX, reply: Reply::Fetched { partitions } };
+        let frame = crate::protocol::frame::encode(&reply).expect("encode");
+        assert!(frame.len() - 4 <= FRAME_BYTES_MAX, "{} bytes", frame.len());
     }
 
     #[test]

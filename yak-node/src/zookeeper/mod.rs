@@ -11,7 +11,8 @@ pub mod sessions;
 pub mod state;
 
 use crate::limits::{
-    BROKERS_MAX, BROKER_ID_MAX, EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS,
+    BROKERS_MAX, BROKER_ID_MAX, EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, METADATA_PAGE_BYTES_MAX, PROCESS_NAME_CHARS_MAX,
+    SESSION_TICK_MS,
     SOCKET_PATH_BYTES_MAX,
 };
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
@@ -280,18 +281,17 @@ impl ZooKeeper {
         Ok(Reply::TopicDeleted)
     }
 
-    fn metadata(&self, topics: Option<Vec<String>>) -> Reply {
+    /// One page of metadata (whole topics, name order, after `after_topic`).
+    fn metadata(&self, names: Option<Vec<String>>, after_topic: Option<String>) -> Reply {
         let inner = self.lock();
+        let (topics, more) = inner.state.metadata_page(names.as_deref(), after_topic.as_deref(), METADATA_PAGE_BYTES_MAX);
         // The deleted ids go with the full metadata, the one brokers load.
-        let (topics, deleted_topic_ids) = match topics {
-            None => (inner.state.topics().cloned().collect(), inner.state.deleted_topic_ids().collect()),
-            Some(names) => {
-                // Each name once: a request repeating one name must not clone its topic over and over.
-                let names: std::collections::BTreeSet<&String> = names.iter().collect();
-                (names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect(), Vec::new())
-            }
+        let deleted_topic_ids = match names {
+            None => inner.state.deleted_topic_ids().collect(),
+            Some(_) => Vec::new(),
         };
         Reply::Metadata(ClusterMetadata {
+            more,
             version: inner.state.version,
             brokers: inner.sessions.infos(Instant::now()),
             topics,
@@ -320,7 +320,7 @@ impl ZooKeeper {
                 self.create_topic(&name, partitions, replication_factor, config)
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
-            Call::Metadata { topics } => Ok(self.metadata(topics)),
+            Call::Metadata { topics, after_topic } => Ok(self.metadata(topics, after_topic)),
             Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch, topic_id } => {
                 let mut inner = self.lock();
                 let current_id = inner.state.topic(&topic).map(|t| t.topic_id);
