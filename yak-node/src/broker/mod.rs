@@ -520,8 +520,15 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
             let _ = std::fs::remove_file(&socket);
         })?;
     }
+    // The heartbeat thread only fetches metadata; another thread applies it
+    // (creating a big topic's files takes a while), so heartbeats never wait.
+    let latest = Arc::new(notify::Latest::default());
+    let (b, slot) = (Arc::clone(&broker), Arc::clone(&latest));
+    spawn("zk-session", move || b.zk.run(|m| slot.put(m)))?;
     let b = Arc::clone(&broker);
-    spawn("zk-session", move || b.zk.run(|m| b.on_metadata(&m)))?;
+    spawn("metadata", move || loop {
+        b.on_metadata(&latest.take());
+    })?;
     if broker.fsync == FsyncPolicy::Always {
         let b = Arc::clone(&broker);
         spawn("flusher", move || b.flush_forever())?;
