@@ -41,7 +41,7 @@ pub const CONNECTIONS_RESERVED: usize = 64;
 pub const CONNECTION_IDLE_MS_MAX: u64 = 600_000;
 /// Once a frame's first byte arrived, the whole frame must arrive within
 /// this long, or the connection is closed (a slow-loris peer).
-pub const FRAME_READ_TIMEOUT_MS: u64 = 10_000;
+pub const FRAME_READ_TIMEOUT_MS: u64 = 5_000;
 /// Requests one connection may have waiting for a deferred answer (a
 /// produce waiting for the ISR); past it, the server reads no more from
 /// that connection until one is answered.
