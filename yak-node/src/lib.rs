@@ -21,6 +21,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod datadir;
+pub mod fdlimit;
 pub mod limits;
 pub mod peer;
 pub mod protocol;

@@ -10,12 +10,50 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 pub const TOPIC_NAME_CHARS_MAX: usize = 249;
 /// Most partitions one topic may have.
 pub const PARTITIONS_MAX: u32 = 10_000;
+/// Most replicas (partitions × replication factor) one topic may have, so
+/// one topic's metadata always fits in a metadata page.
+pub const TOPIC_REPLICAS_MAX: u64 = 100_000;
+/// A metadata answer carries whole topics up to about this many bytes; the
+/// client asks for the next page (one topic is at most ~2 MiB).
+pub const METADATA_PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Times a client starts reading paged metadata over because its version
+/// moved between pages, before it gives up.
+pub const METADATA_PAGE_RESTARTS_MAX: u32 = 5;
+/// Bytes kept free in a fetch answer's frame for its envelope.
+pub const FETCH_FRAME_SLACK_BYTES: usize = 4096;
+/// Upper bound of one fetched partition's encoded size besides its records
+/// and twice its topic name (its fields and an error message).
+pub const FETCH_PARTITION_OVERHEAD_BYTES: usize = 256;
 /// Default segment size before a roll.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// A sparse index entry is written every this many log bytes.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
-/// Most connections one server keeps open at once.
-pub const CONNECTIONS_MAX: usize = 1024;
+/// Most connections one server keeps open at once (`--connections-max`;
+/// lowered at start when the open-files limit cannot hold them).
+pub const CONNECTIONS_MAX: usize = 4096;
+/// Of those, the connections only the cluster's own processes (the
+/// supervisor, ZooKeeper, brokers, workers) may use: clients are refused
+/// past `connections max - CONNECTIONS_RESERVED`, so they cannot lock the
+/// cluster out.
+pub const CONNECTIONS_RESERVED: usize = 64;
+/// A connection with no request for this long is closed (Kafka's
+/// `connections.max.idle.ms`).
+pub const CONNECTION_IDLE_MS_MAX: u64 = 600_000;
+/// Once a frame's first byte arrived, the whole frame must arrive within
+/// this long, or the connection is closed (a slow-loris peer).
+pub const FRAME_READ_TIMEOUT_MS: u64 = 5_000;
+/// Requests one connection may have waiting for a deferred answer (a
+/// produce waiting for the ISR); past it, the server reads no more from
+/// that connection until one is answered.
+pub const CONNECTION_REQUESTS_PENDING_MAX: usize = 64;
+/// Buffer size of a connection's reader and of its writer.
+pub const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+/// File descriptors kept free for sockets, pipes and the metadata log
+/// when the connection cap is fitted to the open-files limit.
+pub const FDS_SPARE: usize = 256;
+/// Segment and index files a broker keeps open at once; the rest are
+/// closed and reopened when read or written.
+pub const FILES_OPEN_MAX: usize = 1024;
 /// Default fetch size per partition.
 pub const FETCH_PARTITION_BYTES_DEFAULT: u32 = 1024 * 1024;
 /// Most bytes one fetch response carries over all partitions.
@@ -67,6 +105,9 @@ pub const RETENTION_CHECK_INTERVAL_MS: u64 = 1_000;
 pub const PRODUCER_STATE_SCAN_BYTES: u32 = 8 * 1024 * 1024;
 /// Batches per producer remembered for duplicate detection, as in Kafka.
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
+/// A producer id without a batch for this long is forgotten by a partition
+/// (Kafka's `producer.id.expiration.ms`, 1 day there; 7 days here).
+pub const PRODUCER_ID_EXPIRATION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Default session timeout of a consumer-group member.
 pub const GROUP_SESSION_TIMEOUT_MS_DEFAULT: u64 = 3000;
 /// Smallest session timeout a group member may ask for.
@@ -121,6 +162,16 @@ pub const EVENTS_MAX_LIMIT: usize = 100_000;
 pub const EVENTS_PER_ANSWER_MAX: usize = 1000;
 /// `cluster events --follow`: how often ZooKeeper is asked for new events.
 pub const EVENTS_FOLLOW_POLL_MS: u64 = 200;
+/// Longest client name a group member may give (`JoinGroup`).
+pub const CLIENT_ID_CHARS_MAX: usize = 255;
+/// Most consumer groups ZooKeeper keeps membership for.
+pub const GROUPS_MAX: usize = 10_000;
+/// Largest broker id.
+pub const BROKER_ID_MAX: u32 = 1_000_000;
+/// Most brokers ZooKeeper keeps sessions for.
+pub const BROKERS_MAX: usize = 1_000;
+/// Longest socket path a broker may register (`sun_path` holds 108 bytes).
+pub const SOCKET_PATH_BYTES_MAX: usize = 108;
 /// Longest child or signal name a restart report may carry.
 pub const PROCESS_NAME_CHARS_MAX: usize = 64;
 /// `bench partitioners`: longest wait for a new topic's leaders, for high

@@ -156,10 +156,7 @@ fn unexpected(reply: Reply) -> ClientError {
 
 fn zookeeper(run_dir: &Path, deadline: Instant) -> Result<ZkView, ClientError> {
     let mut c = Connection::connect(&run_dir.join("zookeeper.sock"))?;
-    let metadata = match call(&mut c, &Call::Metadata { topics: None }, deadline)? {
-        Reply::Metadata(m) => m,
-        other => return Err(unexpected(other)),
-    };
+    let metadata = yak::client::metadata::read_metadata(None, |m| call(&mut c, m, deadline))?;
     let summaries = match call(&mut c, &Call::ListGroups, deadline)? {
         Reply::Groups { groups } => groups,
         other => return Err(unexpected(other)),

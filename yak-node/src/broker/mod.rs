@@ -15,7 +15,7 @@ pub mod stats;
 pub mod zk_session;
 
 use crate::limits::{
-    FETCH_PARTITIONS_MAX,
+    FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES, FRAME_BYTES_MAX,
     BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
     RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
@@ -49,6 +49,8 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
     /// Cluster-wide retention for topics without their own.
     pub retention: RetentionPolicy,
+    /// Most connections served at once.
+    pub connections_max: usize,
 }
 
 use partition::IsrProposal;
@@ -107,7 +109,7 @@ impl Broker {
         if self.peers.is_replica(replica_id, peer) {
             return true;
         }
-        match self.zk.call(&Call::Metadata { topics: Some(Vec::new()) }) {
+        match self.zk.call(&Call::Metadata { topics: Some(Vec::new()), after_topic: None }) {
             Ok(Reply::Metadata(m)) => self.peers.update(&m.brokers),
             Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to a brokers query"),
             Err(e) => tracing::warn!(error = %e, "cannot reload brokers"),
@@ -206,14 +208,20 @@ impl Broker {
         }
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
         let mut may_refresh = true;
+        let frame_records_max = fetch_frame_records_max(partitions);
         loop {
             let generation = self.appended.generation();
             let mut budget = FETCH_RESPONSE_BYTES_MAX;
+            let mut frame_left = frame_records_max;
             let mut results = Vec::with_capacity(partitions.len());
             let mut hw_advanced = false;
             for req in partitions {
                 // At least one batch while the budget lasts, nothing after.
-                let max_bytes = if budget == 0 { 0 } else { req.max_bytes.min(budget).max(1) };
+                let max_bytes = if budget == 0 || frame_left == 0 {
+                    0
+                } else {
+                    req.max_bytes.min(budget).min(u32::try_from(frame_left).unwrap_or(u32::MAX)).max(1)
+                };
                 let replica = match self.replica_once(&req.topic, req.partition, &mut may_refresh) {
                     Ok(r) => r,
                     Err(e) => {
@@ -254,7 +262,23 @@ impl Broker {
                         let _ = self.refresh_metadata();
                     }
                 }
-                budget = budget.saturating_sub(result.records.len() as u32);
+                let mut result = result;
+                if result.records.len() > frame_left {
+                    // The answer must stay one frame: these records wait for the next fetch.
+                    result.records = Vec::new();
+                    if !results.iter().any(|r: &crate::protocol::FetchedPartition| !r.records.is_empty()) {
+                        result.error = Some(ErrorBody::new(
+                            ErrorCode::MessageTooLarge,
+                            format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
+                                req.topic, req.partition, partitions.len()),
+                        ));
+                    }
+                    frame_left = 0;
+                    budget = 0;
+                } else {
+                    frame_left -= result.records.len();
+                    budget = budget.saturating_sub(result.records.len() as u32);
+                }
                 results.push(result);
             }
             if hw_advanced {
@@ -485,6 +509,14 @@ fn check_fetch(partitions: &[FetchPartition]) -> Result<(), ErrorBody> {
     }
 }
 
+/// Most record bytes a fetch answer naming `partitions` may carry and still
+/// be one frame: the frame limit less each partition's worst-case envelope
+/// (fields, an error message, its topic name twice) and some slack.
+fn fetch_frame_records_max(partitions: &[FetchPartition]) -> usize {
+    let envelopes: usize = partitions.iter().map(|p| FETCH_PARTITION_OVERHEAD_BYTES + 2 * p.topic.len()).sum();
+    FRAME_BYTES_MAX.saturating_sub(FETCH_FRAME_SLACK_BYTES + envelopes)
+}
+
 /// Exit code of a broker that stopped on a fatal storage error.
 pub const FAIL_STOP_EXIT_CODE: i32 = 74;
 
@@ -509,6 +541,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     // The lock first, then the cluster id, and only then is anything in the
     // dir opened, recovered, truncated, moved or deleted. Held until exit.
     let _lock = crate::datadir::lock(&data, crate::datadir::BROKER_LOCK_FILE, &format!("broker-{}", config.id))?;
+    let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk_socket = config.run_dir.join("zookeeper.sock");
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
     let replicas = Replicas::open(config.id, &data, config.log, config.fsync == FsyncPolicy::Always)?;
@@ -538,8 +571,15 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
             let _ = std::fs::remove_file(&socket);
         })?;
     }
+    // The heartbeat thread only fetches metadata; another thread applies it
+    // (creating a big topic's files takes a while), so heartbeats never wait.
+    let latest = Arc::new(notify::Latest::default());
+    let (b, slot) = (Arc::clone(&broker), Arc::clone(&latest));
+    spawn("zk-session", move || b.zk.run(|m| slot.put(m)))?;
     let b = Arc::clone(&broker);
-    spawn("zk-session", move || b.zk.run(|m| b.on_metadata(&m)))?;
+    spawn("metadata", move || loop {
+        b.on_metadata(&latest.take());
+    })?;
     if broker.fsync == FsyncPolicy::Always {
         let b = Arc::clone(&broker);
         spawn("flusher", move || b.flush_forever())?;
@@ -558,7 +598,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,
         retention_bytes = ?config.retention.bytes, retention_ms = ?config.retention.ms, "broker serving");
-    server::serve(listener, broker, connections);
+    server::serve(listener, broker, connections, connections_max);
     Ok(())
 }
 
@@ -616,6 +656,35 @@ mod tests {
                 assert_eq!(e.code, ErrorCode::InvalidTimestamp);
             }
         }
+    }
+
+    #[test]
+    fn given_most_partitions_with_longest_names_and_errors_when_answering_a_fetch_should_fit_one_frame() {
+        let topic = "t".repeat(crate::limits::TOPIC_NAME_CHARS_MAX);
+        let asked: Vec<FetchPartition> = (0..FETCH_PARTITIONS_MAX as u32)
+            .map(|p| FetchPartition { topic: topic.clone(), partition: p, offset: u64::MAX, max_bytes: u32::MAX, leader_epoch: Some(u32::MAX), last_fetched_epoch: Some(u32::MAX) })
+            .collect();
+        let records_max = fetch_frame_records_max(&asked);
+        assert!(records_max >= BATCH_BYTES_MAX, "the largest batch always fits: {records_max}");
+        let mut partitions: Vec<crate::protocol::FetchedPartition> = asked
+            .iter()
+            .map(|p| crate::protocol::FetchedPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                error: Some(ErrorBody::new(
+                    ErrorCode::NotLeader { leader: Some(u32::MAX), epoch: u32::MAX },
+                    format!("broker {} holds no replica of {}-{}", u32::MAX, p.topic, p.partition),
+                )),
+                high_watermark: u64::MAX,
+                log_start_offset: u64::MAX,
+                records: Vec::new(),
+                diverging_epoch: Some((u32::MAX, u64::MAX)),
+            })
+            .collect();
+        partitions[0].records = vec![0u8; records_max];
+        let reply = crate::protocol::Response { correlation_id: u64::MAX, reply: Reply::Fetched { partitions } };
+        let frame = crate::protocol::frame::encode(&reply).expect("encode");
+        assert!(frame.len() - 4 <= FRAME_BYTES_MAX, "{} bytes", frame.len());
     }
 
     #[test]

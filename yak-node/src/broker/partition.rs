@@ -13,7 +13,7 @@ use super::divergence;
 use super::isr::IsrTracker;
 use super::producers::{ProducerTable, Verdict};
 use super::stats::BrokerStats;
-use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_STATE_SCAN_BYTES};
+use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_ID_EXPIRATION_MS, PRODUCER_STATE_SCAN_BYTES};
 use crate::protocol::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig};
 use crate::server::{Handled, Responder};
@@ -663,6 +663,10 @@ impl Partition {
         let c = inner.topic_config;
         let policy = RetentionPolicy { bytes: c.retention_bytes.or(defaults.bytes), ms: c.retention_ms.or(defaults.ms) };
         let hw = inner.high_watermark;
+        let expired = inner.producers.expire(Instant::now(), Duration::from_millis(PRODUCER_ID_EXPIRATION_MS));
+        if expired > 0 {
+            tracing::info!(topic = %self.topic, partition = self.partition, producers = expired, "producer ids expired");
+        }
         inner.log.apply_retention(policy, hw, now_ms)
     }
 

@@ -7,6 +7,7 @@
 use crate::limits::PRODUCER_BATCHES_REMEMBERED;
 use crate::protocol::batch::next_sequence;
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// A batch as remembered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub enum Verdict {
 #[derive(Debug, Default, Clone)]
 pub struct ProducerTable {
     producers: HashMap<i64, VecDeque<Entry>>,
+    /// When each producer's last batch was recorded, for expiry.
+    last_seen: HashMap<i64, Instant>,
 }
 
 impl ProducerTable {
@@ -65,6 +68,7 @@ impl ProducerTable {
         if producer_id < 0 || first_seq < 0 {
             return;
         }
+        self.last_seen.insert(producer_id, Instant::now());
         let entries = self.producers.entry(producer_id).or_default();
         entries.push_back(Entry { first_seq, last_seq, base_offset, last_offset });
         while entries.len() > PRODUCER_BATCHES_REMEMBERED {
@@ -78,6 +82,27 @@ impl ProducerTable {
             entries.retain(|e| e.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.is_empty());
+        self.last_seen.retain(|id, _| self.producers.contains_key(id));
+    }
+
+    /// Forgets producers without a batch for `ttl` (Kafka's
+    /// `producer.id.expiration.ms`): a batch from one later starts afresh,
+    /// like one from a new producer. Returns how many were forgotten.
+    pub fn expire(&mut self, now: Instant, ttl: Duration) -> usize {
+        let before = self.producers.len();
+        self.last_seen.retain(|_, seen| now.saturating_duration_since(*seen) < ttl);
+        self.producers.retain(|id, _| self.last_seen.contains_key(id));
+        before - self.producers.len()
+    }
+
+    /// Producers remembered.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
     }
 }
 
@@ -102,6 +127,21 @@ mod tests {
         assert_eq!(t.check(7, 30, 39), Verdict::OutOfOrder { expected: 20 });
         assert_eq!(t.check(8, 50, 59), Verdict::Append, "unknown producers start anywhere");
         assert_eq!(t.check(-1, 0, 0), Verdict::Append, "non-idempotent batches are never deduplicated");
+    }
+
+    #[test]
+    fn given_producer_silent_past_expiration_when_expiring_should_forget_only_it() {
+        let mut t = ProducerTable::default();
+        t.record(7, 0, 9, 100, 109);
+        let later = Instant::now() + Duration::from_secs(60);
+        t.record(8, 0, 0, 110, 110);
+        assert_eq!(t.expire(Instant::now(), Duration::from_secs(60)), 0, "nobody is silent yet");
+        assert_eq!(t.expire(later + Duration::from_millis(1), Duration::from_secs(60)), 2);
+        assert!(t.is_empty());
+        t.record(7, 0, 9, 100, 109);
+        t.record(9, 0, 0, 111, 111);
+        assert_eq!(t.expire(Instant::now(), Duration::ZERO), 2, "a zero ttl forgets everyone");
+        assert_eq!(t.check(7, 50, 59), Verdict::Append, "a forgotten producer starts anywhere");
     }
 
     #[test]

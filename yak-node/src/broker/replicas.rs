@@ -180,7 +180,10 @@ impl Replicas {
     /// topic ids). Returns answers to send and the partitions to follow, by
     /// leader. A replica metadata does not place here is deleted only when
     /// its topic id is among the deleted ones; otherwise it is a stray
-    /// replica and is quarantined.
+    /// replica and is quarantined. Files are created, moved and deleted
+    /// outside the map's lock, which is taken briefly per replica, so
+    /// creating a 10,000-partition topic never holds up requests for the
+    /// replicas already here. The caller runs one reconcile at a time.
     pub fn reconcile(&self, metadata: &ClusterMetadata) -> (Completions, FollowPlan) {
         let deleted: HashSet<u64> = metadata.deleted_topic_ids.iter().copied().collect();
         let mut wanted: HashMap<TopicPartition, (u64, Leadership)> = HashMap::new();
@@ -198,33 +201,36 @@ impl Replicas {
                 wanted.insert((t.name.clone(), p.partition), (t.topic_id, l));
             }
         }
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        let stale: Vec<TopicPartition> = map
-            .iter()
-            .filter(|(tp, r)| wanted.get(*tp).is_none_or(|(id, _)| *id != r.topic_id))
-            .map(|(tp, _)| tp.clone())
-            .collect();
+        let stale: Vec<Arc<Partition>> = {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let keys: Vec<TopicPartition> = map
+                .iter()
+                .filter(|(tp, r)| wanted.get(*tp).is_none_or(|(id, _)| *id != r.topic_id))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            keys.iter().filter_map(|tp| map.remove(tp)).collect()
+        };
         let mut completions = Vec::new();
-        for tp in stale {
-            if let Some(p) = map.remove(&tp) {
-                completions.extend(p.set_leadership(Leadership::default(), Instant::now()));
-                if deleted.contains(&p.topic_id) {
-                    remove_replica(&*self.fs, &p);
-                } else {
-                    self.quarantine_stray(&p);
-                }
+        for p in stale {
+            completions.extend(p.set_leadership(Leadership::default(), Instant::now()));
+            if deleted.contains(&p.topic_id) {
+                remove_replica(&*self.fs, &p);
+            } else {
+                self.quarantine_stray(&p);
             }
         }
         let mut follow: FollowPlan = BTreeMap::new();
+        let mut created = 0usize;
         for (tp, (topic_id, leadership)) in wanted {
-            let partition = match map.get(&tp) {
-                Some(p) => Arc::clone(p),
+            let config = configs.get(tp.0.as_str()).copied().unwrap_or_default();
+            let existing = self.get(&tp.0, tp.1);
+            let partition = match existing {
+                Some(p) => p,
                 None => match self.create(&tp.0, tp.1, topic_id) {
                     Ok(p) => {
-                        tracing::info!(topic = %tp.0, partition = tp.1, topic_id, "replica created");
-                        let p = Arc::new(p);
-                        map.insert(tp.clone(), Arc::clone(&p));
-                        p
+                        tracing::debug!(topic = %tp.0, partition = tp.1, topic_id, "replica created");
+                        created += 1;
+                        Arc::new(p)
                     }
                     Err(e) => {
                         tracing::error!(topic = %tp.0, partition = tp.1, error = %e, "cannot create replica");
@@ -232,11 +238,16 @@ impl Replicas {
                     }
                 },
             };
-            partition.set_topic_config(configs.get(tp.0.as_str()).copied().unwrap_or_default());
+            partition.set_topic_config(config);
             if let Some(leader) = leadership.leader.filter(|l| *l != self.broker_id) {
                 follow.entry(leader).or_default().push(Arc::clone(&partition));
             }
             completions.extend(partition.set_leadership(leadership, Instant::now()));
+            // A new replica is seen by requests only once it has its leadership.
+            self.map.write().unwrap_or_else(|p| p.into_inner()).entry(tp).or_insert(partition);
+        }
+        if created > 0 {
+            tracing::info!(replicas = created, "replicas created");
         }
         (completions, follow)
     }
@@ -418,6 +429,32 @@ mod tests {
         assert!(replicas.get("t", 0).is_none());
         assert!(!dir.join("t-0").exists(), "deleted topic's files are gone");
         assert!(quarantined(&dir).is_empty(), "nothing was moved aside");
+    }
+
+    #[test]
+    fn given_big_topic_being_created_when_requests_look_up_other_replicas_should_not_wait_for_the_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let replicas = open(&tmp.path().join("broker-1"));
+        replicas.reconcile(&metadata(&[("small", 1)], &[]));
+        let mut big = metadata(&[("small", 1), ("big", 2)], &[]);
+        let template = big.topics[1].partitions[0].clone();
+        big.topics[1].partitions = (0..40).map(|p| PartitionMetadata { partition: p, ..template.clone() }).collect();
+        let (mut counts, mut slowest) = (std::collections::BTreeSet::new(), Duration::ZERO);
+        std::thread::scope(|s| {
+            let creating = s.spawn(|| replicas.reconcile(&big));
+            while !creating.is_finished() {
+                let started = std::time::Instant::now();
+                assert!(replicas.get("small", 0).is_some());
+                slowest = slowest.max(started.elapsed());
+                counts.insert(replicas.all().len());
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        assert_eq!(replicas.all().len(), 41);
+        assert!(counts.iter().any(|&n| n > 1 && n < 41), "replicas appear one by one: {counts:?}");
+        assert!(slowest < Duration::from_millis(100), "a lookup waited {slowest:?}");
+        let p = replicas.get("big", 39).expect("created");
+        assert_eq!(p.leadership().leader, Some(1), "visible only with its leadership");
     }
 
     #[test]

@@ -59,7 +59,7 @@ const CLUSTER_ID_WAIT_LOG: Duration = Duration::from_secs(5);
 fn await_cluster_id(zk_socket: &Path) -> String {
     let mut next_log = Instant::now();
     loop {
-        let answer = Connection::connect(zk_socket).and_then(|mut c| c.call(&Call::Metadata { topics: Some(Vec::new()) }));
+        let answer = Connection::connect(zk_socket).and_then(|mut c| c.call(&Call::Metadata { topics: Some(Vec::new()), after_topic: None }));
         let error = match answer {
             Ok(Reply::Metadata(m)) => return m.cluster_id,
             Ok(other) => format!("unexpected answer {other:?}"),
@@ -162,13 +162,9 @@ impl ZkSession {
 
     /// Fetches the whole cluster metadata.
     pub fn metadata(&self) -> Result<ClusterMetadata, ClientError> {
-        match self.call(&Call::Metadata { topics: None })? {
-            Reply::Metadata(m) => {
-                self.check_cluster(&m.cluster_id);
-                Ok(m)
-            }
-            other => Err(ClientError::Unexpected(format!("{other:?}"))),
-        }
+        let m = crate::client::metadata::read_metadata(None, |call| self.call(call))?;
+        self.check_cluster(&m.cluster_id);
+        Ok(m)
     }
 
     /// Sends one heartbeat; returns ZooKeeper's metadata version.

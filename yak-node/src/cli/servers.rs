@@ -2,8 +2,8 @@
 
 use crate::broker::{self, BrokerConfig};
 use crate::limits::{
-    EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES,
-    LEADER_REBALANCE_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT,
+    CONNECTIONS_MAX, CONNECTIONS_RESERVED, EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT,
+    INDEX_INTERVAL_BYTES, LEADER_REBALANCE_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
@@ -42,6 +42,10 @@ pub struct ZookeeperArgs {
     /// `cluster rebalance-leaders`.
     #[arg(long, default_value_t = LEADER_REBALANCE_INTERVAL_MS_DEFAULT)]
     pub leader_rebalance_interval_ms: u64,
+    /// Most client and cluster connections served at once (the last
+    /// few are kept for the cluster's own processes).
+    #[arg(long, default_value_t = CONNECTIONS_MAX)]
+    pub connections_max: usize,
 }
 
 /// When appends reach the disk.
@@ -82,6 +86,10 @@ pub struct BrokerArgs {
     /// is this old (absent: unlimited).
     #[arg(long)]
     pub retention_ms: Option<u64>,
+    /// Most client and cluster connections served at once (the last
+    /// few are kept for the cluster's own processes).
+    #[arg(long, default_value_t = CONNECTIONS_MAX)]
+    pub connections_max: usize,
 }
 
 /// Runs ZooKeeper.
@@ -106,6 +114,7 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
             .then(|| Duration::from_millis(a.leader_rebalance_interval_ms)),
         // Whoever started ZooKeeper (yak-supervisor) vouches for brokers.
         supervisor_pid: Some(std::os::unix::process::parent_id()),
+        connections_max: check_connections_max(a.connections_max)?,
     })
 }
 
@@ -124,5 +133,14 @@ pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             FsyncArg::Never => FsyncPolicy::Never,
         },
         retention: RetentionPolicy { bytes: a.retention_bytes, ms: a.retention_ms },
+        connections_max: check_connections_max(a.connections_max)?,
     })
+}
+
+/// Refuses a connection cap that leaves clients no slot.
+fn check_connections_max(n: usize) -> Result<usize, String> {
+    if n <= CONNECTIONS_RESERVED {
+        return Err(format!("--connections-max must be more than the {CONNECTIONS_RESERVED} reserved for the cluster, not {n}"));
+    }
+    Ok(n)
 }

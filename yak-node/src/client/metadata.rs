@@ -2,6 +2,7 @@
 //! and a connection pool keyed by broker id. Refreshed from ZooKeeper.
 
 use super::{zookeeper_socket, ClientError, Connection};
+use crate::limits::METADATA_PAGE_RESTARTS_MAX;
 use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,13 +45,8 @@ impl MetadataCache {
 
     /// Reloads metadata for every topic.
     pub fn refresh(&mut self) -> Result<&ClusterMetadata, ClientError> {
-        match self.zookeeper_call(&Call::Metadata { topics: None })? {
-            Reply::Metadata(m) => {
-                self.metadata = m;
-                Ok(&self.metadata)
-            }
-            other => Err(ClientError::Unexpected(format!("{other:?}"))),
-        }
+        self.metadata = read_metadata(None, |call| self.zookeeper_call(call))?;
+        Ok(&self.metadata)
     }
 
     /// The last metadata loaded.
@@ -164,4 +160,90 @@ fn connect_zookeeper(dir: &Path) -> Result<Connection, ClientError> {
             other => other.to_string(),
         },
     })
+}
+
+/// Reads metadata for `topics` (every topic when `None`) page by page
+/// through `call` (one request to ZooKeeper) and returns it whole. Pages
+/// must share one metadata version: if it moves between pages, reading
+/// starts over, at most [`METADATA_PAGE_RESTARTS_MAX`] times.
+pub fn read_metadata(
+    topics: Option<Vec<String>>,
+    mut call: impl FnMut(&Call) -> Result<Reply, ClientError>,
+) -> Result<ClusterMetadata, ClientError> {
+    let mut restarts = 0;
+    'start: loop {
+        let mut whole: Option<ClusterMetadata> = None;
+        let mut after_topic = None;
+        loop {
+            let page = match call(&Call::Metadata { topics: topics.clone(), after_topic: after_topic.take() })? {
+                Reply::Metadata(m) => m,
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            };
+            let more = page.more && !page.topics.is_empty();
+            after_topic = page.topics.last().map(|t| t.name.clone());
+            match whole.as_mut() {
+                None => whole = Some(page),
+                Some(w) if w.version == page.version => w.topics.extend(page.topics),
+                Some(w) => {
+                    restarts += 1;
+                    if restarts > METADATA_PAGE_RESTARTS_MAX {
+                        return Err(ClientError::Unexpected(format!(
+                            "metadata changed between pages {restarts} times (version {} then {})",
+                            w.version, page.version
+                        )));
+                    }
+                    continue 'start;
+                }
+            }
+            if !more {
+                let mut m = whole.unwrap_or_default();
+                m.more = false;
+                return Ok(m);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    fn page(version: u64, names: &[&str], more: bool) -> Reply {
+        let topics = names
+            .iter()
+            .map(|n| TopicMetadata { name: n.to_string(), topic_id: 1, partitions: Vec::new(), config: Default::default() })
+            .collect();
+        Reply::Metadata(ClusterMetadata { version, topics, more, ..ClusterMetadata::default() })
+    }
+
+    #[test]
+    fn given_pages_when_reading_metadata_should_join_them_and_start_over_when_the_version_moves() {
+        let mut script = vec![
+            page(1, &["a", "b"], true),
+            page(2, &["c"], true),
+            page(2, &["a", "b"], true),
+            page(2, &["c"], true),
+            page(2, &["d"], false),
+        ]
+        .into_iter();
+        let mut asked = Vec::new();
+        let m = read_metadata(None, |call| {
+            if let Call::Metadata { after_topic, .. } = call {
+                asked.push(after_topic.clone());
+            }
+            script.next().ok_or_else(|| ClientError::Unexpected("asked too often".into()))
+        })
+        .expect("read");
+        assert_eq!(m.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c", "d"]);
+        assert_eq!((m.version, m.more), (2, false));
+        let b = Some("b".to_string());
+        assert_eq!(asked, vec![None, b.clone(), None, b, Some("c".into())]);
+        let mut flapping = 0;
+        let err = read_metadata(None, |_| {
+            flapping += 1;
+            Ok(page(flapping, &["a"], true))
+        })
+        .expect_err("never settles");
+        assert!(err.to_string().contains("changed between pages"), "{err}");
+    }
 }

@@ -92,11 +92,15 @@ pub enum Call {
         /// Topic name.
         name: String,
     },
-    /// Cluster metadata; `None` means every topic.
+    /// Cluster metadata; `None` means every topic. Answered in pages of
+    /// whole topics in name order (see [`ClusterMetadata::more`]).
     Metadata {
         /// Topics of interest.
         #[serde(default)]
         topics: Option<Vec<String>>,
+        /// Only topics named after this one (the last of the previous page).
+        #[serde(default)]
+        after_topic: Option<String>,
     },
     /// Client → broker: append one record batch to a partition.
     Produce {
@@ -345,6 +349,10 @@ pub struct ClusterMetadata {
     /// when its topic id is here.
     #[serde(default)]
     pub deleted_topic_ids: Vec<u64>,
+    /// More topics follow this page: ask again with `after_topic` set to
+    /// the last topic here.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// A partition whose leadership moved to its preferred replica.

@@ -9,6 +9,7 @@
 //! not yet fsynced is lost, file by file and entry by entry) and cut it at the
 //! K-th mutating operation, for crash-point tests.
 
+use crate::limits::FILES_OPEN_MAX;
 use std::ffi::OsString;
 use std::fmt::Debug;
 use std::io;
@@ -21,9 +22,11 @@ pub type FsRef = Arc<dyn Fs>;
 /// An open file of any [`Fs`].
 pub type FileHandle = Box<dyn FsFile>;
 
-/// The real file system.
+/// The real file system, behind the process's one cache of open files
+/// (at most [`FILES_OPEN_MAX`] descriptors for all storage files).
 pub fn real() -> FsRef {
-    Arc::new(RealFs)
+    static REAL: std::sync::OnceLock<FsRef> = std::sync::OnceLock::new();
+    Arc::clone(REAL.get_or_init(|| Arc::new(super::fd_cache::CachedFs::new(Arc::new(RealFs), FILES_OPEN_MAX))))
 }
 
 /// How to open a file, as `std::fs::OpenOptions`.

@@ -19,10 +19,13 @@
 //! - `epochs`: the leader-epoch cache and its checkpoint file.
 //! - `fs`: the I/O seam every file operation goes through ([`fs::RealFs`]
 //!   in production, `fs::SimFs` in tests: faults and power cuts).
+//! - `fd_cache`: [`fd_cache::CachedFs`], the bound on open files
+//!   ([`fs::real`] is `RealFs` behind one process-wide cache).
 
 #![deny(missing_docs)]
 
 mod epochs;
+pub mod fd_cache;
 #[cfg(test)]
 mod faults;
 pub mod fs;

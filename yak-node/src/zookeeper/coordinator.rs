@@ -5,7 +5,7 @@
 
 use super::groups::{GroupEvent, Join};
 use super::{Inner, ZooKeeper};
-use crate::limits::{GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN};
+use crate::limits::{CLIENT_ID_CHARS_MAX, GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN};
 use crate::protocol::{Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,16 @@ fn check_group_name(group: &str) -> Result<(), ErrorBody> {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
             format!("a group name must have 1 to {GROUP_NAME_CHARS_MAX} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_client(client: &str) -> Result<(), ErrorBody> {
+    if client.chars().count() > CLIENT_ID_CHARS_MAX || client.chars().any(char::is_control) {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a client name must have at most {CLIENT_ID_CHARS_MAX} printable characters"),
         ));
     }
     Ok(())
@@ -66,6 +76,7 @@ impl ZooKeeper {
         match call {
             Call::JoinGroup { group, member_id, client, topic, assignor, session_timeout_ms } => {
                 check_group_name(&group)?;
+                check_client(&client)?;
                 if inner.state.topic(&topic).is_none() {
                     return Err(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")));
                 }

@@ -16,7 +16,7 @@
 //!    that missed a rebalance cannot overwrite its successor's offsets.
 
 use super::assign::assign;
-use crate::limits::GROUP_MEMBERS_MAX;
+use crate::limits::{GROUPS_MAX, GROUP_MEMBERS_MAX};
 use crate::protocol::{Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -189,6 +189,12 @@ impl Groups {
         now: Instant,
         partitions_of: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<(MemberStatus, Vec<GroupEvent>), ErrorBody> {
+        if !self.groups.contains_key(j.group) && self.groups.len() >= GROUPS_MAX {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("ZooKeeper keeps at most {GROUPS_MAX} groups; '{}' is one too many", j.group),
+            ));
+        }
         let group = self.groups.entry(j.group.to_string()).or_insert_with(|| Group::new(j.assignor));
         if group.members.is_empty() {
             group.assignor = j.assignor;
@@ -412,6 +418,22 @@ mod tests {
     /// Every member rejoins (as clients do on seeing `rebalancing`).
     fn rejoin_all(gs: &mut Groups, ids: &[&str], now: Instant) -> Vec<MemberStatus> {
         ids.iter().map(|id| gs.join(&join(id, Assignor::Range), "unused", now, &six).expect("rejoin").0).collect()
+    }
+
+    #[test]
+    fn given_most_groups_allowed_when_a_new_group_joins_should_refuse_it_but_not_a_known_one() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        let names: Vec<String> = (0..GROUPS_MAX).map(|i| format!("g{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            let j = Join { group: name, ..join("", Assignor::Range) };
+            gs.join(&j, &format!("m{i}"), t0, &six).expect("room for it");
+        }
+        let extra = Join { group: "one-too-many", ..join("", Assignor::Range) };
+        let err = gs.join(&extra, "x", t0, &six).expect_err("one group too many");
+        assert!(err.message.contains("at most"), "{}", err.message);
+        let known = Join { group: "g0", ..join("", Assignor::Range) };
+        gs.join(&known, "y", t0, &six).expect("a known group still takes members");
     }
 
     #[test]

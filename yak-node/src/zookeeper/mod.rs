@@ -12,7 +12,8 @@ pub mod sessions;
 pub mod state;
 
 use crate::limits::{
-    EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS,
+    BROKERS_MAX, BROKER_ID_MAX, EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, METADATA_PAGE_BYTES_MAX, PROCESS_NAME_CHARS_MAX,
+    SESSION_TICK_MS, SOCKET_PATH_BYTES_MAX,
 };
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::{
@@ -22,9 +23,10 @@ use crate::server::{self, Handled, Handler, Responder};
 use events::EventLog;
 use groups::Groups;
 use metalog::MetaLog;
-use sessions::Sessions;
+use sessions::SharedSessions;
 use state::{MetadataState, TopicDefaults};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,6 +53,8 @@ pub struct ZkConfig {
     /// restarts) are accepted, and whose children alone may register as
     /// brokers (`auth.rs`). `None`: nobody may.
     pub supervisor_pid: Option<u32>,
+    /// Most connections served at once.
+    pub connections_max: usize,
 }
 
 /// Why ZooKeeper cannot start.
@@ -66,7 +70,10 @@ pub enum ZkOpenError {
 
 struct Inner {
     state: MetadataState,
-    sessions: Sessions,
+    /// Behind their own lock: heartbeats never wait for this one.
+    sessions: SharedSessions,
+    /// The state's metadata version, readable without this lock (heartbeat answers).
+    version: Arc<AtomicU64>,
     log: MetaLog,
     groups: Groups,
     /// The newest cluster events.
@@ -78,6 +85,10 @@ struct Inner {
 /// ZooKeeper's request handler.
 pub struct ZooKeeper {
     inner: Mutex<Inner>,
+    /// The sessions `Inner` holds too; heartbeats use them without its lock.
+    sessions: SharedSessions,
+    /// The metadata version, as last applied.
+    version: Arc<AtomicU64>,
     defaults: TopicDefaults,
     group_session_timeout: Duration,
     supervisor_pid: Option<u32>,
@@ -99,17 +110,28 @@ impl ZooKeeper {
         }
         tracing::info!(topics = state.topics().count(), version = state.version,
             cluster_id = state.cluster_id().unwrap_or_default(), "metadata recovered");
-        let mut sessions = Sessions::new(config.session_timeout);
+        let sessions = SharedSessions::new(config.session_timeout);
         // Brokers get a few session timeouts to re-register before anything
         // is failed over: a ZooKeeper restart alone moves no leader.
         let known: Vec<u32> =
             state.topics().flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied())).collect();
         sessions.assume_alive(known, Instant::now() + config.session_timeout * 4);
         let alive = sessions.alive(Instant::now());
-        let mut inner = Inner { state, sessions, log, groups: Groups::default(), events, alive };
+        let version = Arc::new(AtomicU64::new(state.version));
+        let mut inner = Inner {
+            state,
+            sessions: sessions.clone(),
+            version: Arc::clone(&version),
+            log,
+            groups: Groups::default(),
+            events,
+            alive,
+        };
         Self::record_events(&mut inner, vec![EventKind::ZookeeperStarted { pid: std::process::id(), restart }]);
         Ok(ZooKeeper {
             inner: Mutex::new(inner),
+            sessions,
+            version,
             defaults: config.defaults,
             group_session_timeout: config.group_session_timeout,
             supervisor_pid: config.supervisor_pid,
@@ -237,6 +259,7 @@ impl ZooKeeper {
         for r in &records {
             apply(&mut inner.state, &mut inner.events, r);
         }
+        inner.version.store(inner.state.version, Ordering::Release);
         Self::snapshot_if_due(inner);
         Ok(())
     }
@@ -310,18 +333,17 @@ impl ZooKeeper {
         Ok(Reply::TopicDeleted)
     }
 
-    fn metadata(&self, topics: Option<Vec<String>>) -> Reply {
+    /// One page of metadata (whole topics, name order, after `after_topic`).
+    fn metadata(&self, names: Option<Vec<String>>, after_topic: Option<String>) -> Reply {
         let inner = self.lock();
+        let (topics, more) = inner.state.metadata_page(names.as_deref(), after_topic.as_deref(), METADATA_PAGE_BYTES_MAX);
         // The deleted ids go with the full metadata, the one brokers load.
-        let (topics, deleted_topic_ids) = match topics {
-            None => (inner.state.topics().cloned().collect(), inner.state.deleted_topic_ids().collect()),
-            Some(names) => {
-                // Each name once: a request repeating one name must not clone its topic over and over.
-                let names: std::collections::BTreeSet<&String> = names.iter().collect();
-                (names.into_iter().filter_map(|n| inner.state.topic(n).cloned()).collect(), Vec::new())
-            }
+        let deleted_topic_ids = match names {
+            None => inner.state.deleted_topic_ids().collect(),
+            Some(_) => Vec::new(),
         };
         Reply::Metadata(ClusterMetadata {
+            more,
             version: inner.state.version,
             brokers: inner.sessions.infos(Instant::now()),
             topics,
@@ -333,7 +355,8 @@ impl ZooKeeper {
     /// Refuses a cluster-only call that `peer` (the sender's pid) may not
     /// make (see `auth.rs`); every other call passes.
     fn authorize(&self, call: &Call, peer: Option<u32>) -> Result<(), ErrorBody> {
-        let registered = |id: u32| self.lock().sessions.pid(id);
+        // The sessions' own lock, not the state's: a heartbeat never waits for an fsync.
+        let registered = |id: u32| self.sessions.pid(id);
         match call {
             Call::RegisterBroker { broker_id, pid, .. } => {
                 let who = auth::Registrant {
@@ -354,6 +377,7 @@ impl ZooKeeper {
     fn dispatch(&self, call: Call) -> Result<Reply, ErrorBody> {
         match call {
             Call::RegisterBroker { broker_id, pid, socket } => {
+                self.check_registration(broker_id, &socket)?;
                 let mut inner = self.lock();
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
                 let old_pid = inner.sessions.pid(broker_id);
@@ -365,25 +389,12 @@ impl ZooKeeper {
                     cluster_id: inner.state.cluster_id().unwrap_or_default().to_string(),
                 })
             }
-            Call::Heartbeat { broker_id } => {
-                let mut inner = self.lock();
-                let now = Instant::now();
-                let was_alive = inner.sessions.is_alive_id(broker_id, now);
-                if inner.sessions.heartbeat(broker_id, now) {
-                    if !was_alive {
-                        tracing::info!(broker = broker_id, "broker session revived");
-                        Self::fail_over(&mut inner, None);
-                    }
-                    Ok(Reply::HeartbeatOk { metadata_version: inner.state.version })
-                } else {
-                    Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")))
-                }
-            }
+            Call::Heartbeat { broker_id } => self.heartbeat(broker_id, Instant::now()),
             Call::CreateTopic { name, partitions, replication_factor, config } => {
                 self.create_topic(&name, partitions, replication_factor, config)
             }
             Call::DeleteTopic { name } => self.delete_topic(&name),
-            Call::Metadata { topics } => Ok(self.metadata(topics)),
+            Call::Metadata { topics, after_topic } => Ok(self.metadata(topics, after_topic)),
             Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch, topic_id } => {
                 let mut inner = self.lock();
                 let current_id = inner.state.topic(&topic).map(|t| t.topic_id);
@@ -469,9 +480,49 @@ impl ZooKeeper {
     }
 }
 
+impl ZooKeeper {
+    /// A broker's heartbeat that arrived at `at`: recorded without the
+    /// state's lock (which may wait for an fsync); only a session coming
+    /// back to life takes it, to fail partitions back.
+    fn heartbeat(&self, broker_id: u32, at: Instant) -> Result<Reply, ErrorBody> {
+        let (known, was_alive) = self.sessions.heartbeat(broker_id, at, Instant::now());
+        if !known {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")));
+        }
+        if !was_alive {
+            tracing::info!(broker = broker_id, "broker session revived");
+            Self::fail_over(&mut self.lock(), None);
+        }
+        Ok(Reply::HeartbeatOk { metadata_version: self.version.load(Ordering::Acquire) })
+    }
+
+    /// Refuses a registration ZooKeeper could not keep: an id out of range,
+    /// a socket path no Unix socket can have, one broker too many.
+    fn check_registration(&self, broker_id: u32, socket: &str) -> Result<(), ErrorBody> {
+        if broker_id == 0 || broker_id > BROKER_ID_MAX {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("a broker id must be 1 to {BROKER_ID_MAX}")));
+        }
+        if socket.is_empty() || socket.len() > SOCKET_PATH_BYTES_MAX {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("a broker socket path must have 1 to {SOCKET_PATH_BYTES_MAX} bytes"),
+            ));
+        }
+        if !self.sessions.has_room_for(broker_id, BROKERS_MAX) {
+            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("ZooKeeper keeps at most {BROKERS_MAX} brokers")));
+        }
+        Ok(())
+    }
+}
+
 impl Handler for ZooKeeper {
     fn handle(&self, call: Call, responder: Responder) -> Handled {
         let result = match self.authorize(&call, responder.peer_pid()) {
+            // Stamped with its arrival, not with when a lock let it through.
+            Ok(()) if matches!(call, Call::Heartbeat { .. }) => match call {
+                Call::Heartbeat { broker_id } => self.heartbeat(broker_id, responder.received()),
+                _ => self.dispatch(call),
+            },
             Ok(()) => self.dispatch(call),
             Err(e) => {
                 tracing::warn!(error = %e, "refused a cluster-only call");
@@ -547,6 +598,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     // until the process exits.
     let dir = config.data_dir.join("zookeeper");
     let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
+    let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk = Arc::new(ZooKeeper::open(&config)?);
     let rebalance_every = config.leader_rebalance_interval;
     let socket = config.run_dir.join("zookeeper.sock");
@@ -563,7 +615,7 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
             .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS), rebalance_every))?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
-    server::serve(listener, zk, Default::default());
+    server::serve(listener, zk, Default::default(), connections_max);
     Ok(())
 }
 
@@ -604,11 +656,81 @@ mod tests {
 
     fn inner_on(sim: &SimFs) -> Inner {
         let (log, state, events) = start_with_events(sim).expect("start");
-        Inner { state, sessions: Sessions::new(Duration::from_secs(1)), log, groups: Groups::default(), events, alive: Vec::new() }
+        let version = Arc::new(AtomicU64::new(state.version));
+        Inner {
+            state,
+            sessions: SharedSessions::new(Duration::from_secs(1)),
+            version,
+            log,
+            groups: Groups::default(),
+            events,
+            alive: Vec::new(),
+        }
     }
 
     fn deleted(name: &str) -> EventKind {
         EventKind::TopicDeleted { topic: name.into(), topic_id: 0 }
+    }
+
+    fn zookeeper_in(dir: &Path, session_timeout: Duration) -> ZooKeeper {
+        ZooKeeper::open(&ZkConfig {
+            run_dir: dir.to_path_buf(),
+            data_dir: dir.to_path_buf(),
+            session_timeout,
+            defaults: TopicDefaults { partitions: 1, replication_factor: 1 },
+            group_session_timeout: Duration::from_secs(3),
+            events_max: 10,
+            connections_max: 100,
+            leader_rebalance_interval: None,
+            supervisor_pid: None,
+        })
+        .expect("open zookeeper")
+    }
+
+    fn register(zk: &ZooKeeper, broker_id: u32, socket: &str) -> Result<Reply, ErrorBody> {
+        zk.dispatch(Call::RegisterBroker { broker_id, pid: 10 + broker_id, socket: socket.into() })
+    }
+
+    #[test]
+    fn given_state_lock_held_by_a_slow_fsync_when_heartbeats_arrive_should_answer_them_and_keep_sessions_alive() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let zk = zookeeper_in(tmp.path(), Duration::from_millis(300));
+        // Registered as this process: a test responder's peer is this process.
+        let me = std::process::id();
+        zk.dispatch(Call::RegisterBroker { broker_id: 1, pid: me, socket: "b1.sock".into() }).expect("register");
+        let stalled = zk.lock();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    let started = Instant::now();
+                    let (responder, _peer) = Responder::for_test(1);
+                    let handled = zk.handle(Call::Heartbeat { broker_id: 1 }, responder);
+                    assert!(matches!(handled, Handled::Reply(Reply::HeartbeatOk { .. })), "answered during the stall");
+                    assert!(started.elapsed() < Duration::from_millis(100), "a heartbeat never waits for the state lock");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        });
+        drop(stalled);
+        let mut inner = zk.lock();
+        ZooKeeper::fail_over(&mut inner, None);
+        assert_eq!(inner.alive, vec![1], "a 1 s stall of the state expired nobody");
+    }
+
+    #[test]
+    fn given_registrations_out_of_bounds_when_registering_should_refuse_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let zk = zookeeper_in(tmp.path(), Duration::from_secs(1));
+        assert!(register(&zk, 0, "b.sock").is_err(), "id 0");
+        assert!(register(&zk, BROKER_ID_MAX + 1, "b.sock").is_err(), "id too large");
+        assert!(register(&zk, 1, &"x".repeat(SOCKET_PATH_BYTES_MAX + 1)).is_err(), "socket path too long");
+        assert!(register(&zk, 1, "").is_err(), "no socket path");
+        for id in 1..=BROKERS_MAX as u32 {
+            zk.sessions.register(id, 1, "b.sock".into(), Instant::now());
+        }
+        let err = register(&zk, BROKERS_MAX as u32 + 1, "b.sock").expect_err("one broker too many");
+        assert!(err.message.contains("at most"), "{}", err.message);
+        register(&zk, 1, "b.sock").expect("a known broker registers again");
     }
 
     #[test]
@@ -691,7 +813,8 @@ mod tests {
         let (log, state) = start(&sim).expect("start");
         let mut inner = Inner {
             state,
-            sessions: Sessions::new(Duration::from_secs(1)),
+            sessions: SharedSessions::new(Duration::from_secs(1)),
+            version: Arc::new(AtomicU64::new(0)),
             log,
             groups: Groups::default(),
             events: EventLog::new(10),

@@ -1,8 +1,14 @@
 //! Broker sessions: who registered, where, and whether its heartbeats are
 //! recent. No I/O and no clock of its own: callers pass `now`.
+//!
+//! [`SharedSessions`] is the sessions behind a lock of their own, never
+//! held across I/O: a heartbeat is recorded, stamped with the time it
+//! arrived, while the metadata state's lock waits for a slow fsync, so a
+//! slow disk cannot expire every broker.
 
 use crate::protocol::BrokerInfo;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -67,10 +73,12 @@ impl Sessions {
     }
 
     /// Records a heartbeat; false if the broker is unknown and must register.
+    /// A heartbeat stamped before the last one seen (it waited for a lock)
+    /// does not move the session back.
     pub fn heartbeat(&mut self, id: u32, now: Instant) -> bool {
         match self.brokers.get_mut(&id) {
             Some(s) => {
-                s.last_seen = now;
+                s.last_seen = s.last_seen.max(now);
                 true
             }
             None => false,
@@ -103,6 +111,72 @@ impl Sessions {
                 restarts: s.restarts,
             })
             .collect()
+    }
+}
+
+/// [`Sessions`] shared between the state's lock holders and the heartbeat
+/// path, behind their own short lock.
+#[derive(Debug, Clone)]
+pub struct SharedSessions(Arc<Mutex<Sessions>>);
+
+impl SharedSessions {
+    /// No brokers yet; sessions expire after `timeout` without a heartbeat.
+    pub fn new(timeout: Duration) -> Self {
+        SharedSessions(Arc::new(Mutex::new(Sessions::new(timeout))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`Sessions::register`].
+    pub fn register(&self, id: u32, pid: u32, socket: String, now: Instant) {
+        self.lock().register(id, pid, socket, now)
+    }
+
+    /// [`Sessions::assume_alive`].
+    pub fn assume_alive(&self, ids: impl IntoIterator<Item = u32>, until: Instant) {
+        self.lock().assume_alive(ids, until)
+    }
+
+    /// [`Sessions::pid`].
+    pub fn pid(&self, id: u32) -> Option<u32> {
+        self.lock().pid(id)
+    }
+
+    /// [`Sessions::expire`].
+    pub fn expire(&self, id: u32, pid: u32, now: Instant) -> bool {
+        self.lock().expire(id, pid, now)
+    }
+
+    /// Records a heartbeat that arrived at `at`; returns (known, alive just
+    /// before at `now`). Unknown brokers must register.
+    pub fn heartbeat(&self, id: u32, at: Instant, now: Instant) -> (bool, bool) {
+        let mut s = self.lock();
+        let was_alive = s.is_alive_id(id, now);
+        (s.heartbeat(id, at), was_alive)
+    }
+
+    /// [`Sessions::is_alive_id`].
+    pub fn is_alive_id(&self, id: u32, now: Instant) -> bool {
+        self.lock().is_alive_id(id, now)
+    }
+
+    /// [`Sessions::alive`].
+    pub fn alive(&self, now: Instant) -> Vec<u32> {
+        self.lock().alive(now)
+    }
+
+    /// [`Sessions::infos`].
+    pub fn infos(&self, now: Instant) -> Vec<BrokerInfo> {
+        self.lock().infos(now)
+    }
+
+    /// Whether a broker `id` may register: a known one always; a new one
+    /// only while fewer than `max` are known.
+    pub fn has_room_for(&self, id: u32, max: usize) -> bool {
+        let s = self.lock();
+        s.brokers.contains_key(&id) || s.brokers.len() < max
     }
 }
 

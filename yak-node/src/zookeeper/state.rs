@@ -2,7 +2,7 @@
 //! No I/O: the server appends each [`MetaRecord`] to the metadata log, then
 //! applies it here. Replaying the log rebuilds the same state.
 
-use crate::limits::{DELETED_TOPIC_IDS_MAX, PARTITIONS_MAX};
+use crate::limits::{DELETED_TOPIC_IDS_MAX, PARTITIONS_MAX, TOPIC_REPLICAS_MAX};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{
@@ -149,6 +149,37 @@ impl MetadataState {
         self.topics.values()
     }
 
+    /// One page of a metadata answer: whole topics in name order, named
+    /// after `after` (all when `None`), of those in `names` (every topic
+    /// when `None`), up to about `budget_bytes` encoded (at least one
+    /// topic). Returns the page and whether topics are left.
+    pub fn metadata_page(
+        &self,
+        names: Option<&[String]>,
+        after: Option<&str>,
+        budget_bytes: usize,
+    ) -> (Vec<TopicMetadata>, bool) {
+        let after = |n: &str| after.is_none_or(|a| n > a);
+        let mut selected: Box<dyn Iterator<Item = &TopicMetadata>> = match names {
+            None => Box::new(self.topics.values().filter(|t| after(&t.name))),
+            Some(names) => {
+                // Each name once: a request repeating one name must not clone its topic over and over.
+                let names: std::collections::BTreeSet<&String> = names.iter().filter(|n| after(n)).collect();
+                Box::new(names.into_iter().filter_map(|n| self.topics.get(n)))
+            }
+        };
+        let (mut page, mut used) = (Vec::new(), 0);
+        for t in &mut selected {
+            let size = encoded_bytes_max(t);
+            if !page.is_empty() && used + size > budget_bytes {
+                return (page, true);
+            }
+            used += size;
+            page.push(t.clone());
+        }
+        (page, false)
+    }
+
     /// Plans the creation of a topic over the alive brokers (sorted ids).
     /// Replicas are spread round-robin, each partition starting one broker
     /// further, so leaders are spread evenly. `config` is stored with the
@@ -177,6 +208,12 @@ impl MetadataState {
             return Err(ErrorBody::new(ErrorCode::NoBrokersAvailable, "no broker is alive to hold the topic"));
         }
         let explicit_rf = replication_factor.is_some();
+        if u64::from(partitions) * u64::from(replication_factor.unwrap_or(defaults.replication_factor)) > TOPIC_REPLICAS_MAX {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidPartitions,
+                format!("partitions × replication factor must be at most {TOPIC_REPLICAS_MAX}"),
+            ));
+        }
         let mut rf = replication_factor.unwrap_or(defaults.replication_factor);
         if rf == 0 {
             return Err(ErrorBody::new(ErrorCode::InvalidPartitions, "replication factor must be at least 1"));
@@ -416,6 +453,13 @@ fn to_partition_offsets(offsets: &BTreeMap<u32, u64>) -> Vec<PartitionOffset> {
     offsets.iter().map(|(&partition, &offset)| PartitionOffset { partition, offset }).collect()
 }
 
+/// An upper bound of a topic's encoded size in a metadata answer (named
+/// MessagePack: field names, integers of at most 9 bytes).
+pub fn encoded_bytes_max(t: &TopicMetadata) -> usize {
+    let partitions: usize = t.partitions.iter().map(|p| 128 + 9 * (p.replicas.len() + p.isr.len())).sum();
+    256 + t.name.len() + partitions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +470,46 @@ mod tests {
         let rec = state.plan_create(name, p, rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3]).expect("plan");
         state.apply(&rec);
         state.topic(name).expect("created").clone()
+    }
+
+    #[test]
+    fn given_topics_larger_than_a_page_when_paging_should_return_each_once_within_budget() {
+        let mut state = MetadataState::default();
+        let brokers: Vec<u32> = (1..=10).map(|b| b * 100_000).collect();
+        let big = state
+            .plan_create("big", Some(PARTITIONS_MAX), Some(10), TopicConfig::default(), DEFAULTS, &brokers)
+            .expect("the largest topic allowed");
+        state.apply(&big);
+        let big = state.topic("big").expect("created").clone();
+        let encoded = rmp_serde::to_vec_named(&big).expect("encode").len();
+        assert!(encoded_bytes_max(&big) >= encoded, "the estimate bounds the encoding: {encoded}");
+        assert!(encoded_bytes_max(&big) <= 4 * 1024 * 1024, "one topic fits a page");
+        for i in 0..30 {
+            create(&mut state, &format!("t{i:02}"), Some(1000), Some(1));
+        }
+        let budget = 300_000;
+        let (mut seen, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let (page, more) = state.metadata_page(None, after.as_deref(), budget);
+            pages += 1;
+            let size: usize = page.iter().map(encoded_bytes_max).sum();
+            assert!(page.len() == 1 || size <= budget, "page {pages}: {size} bytes");
+            after = page.last().map(|t| t.name.clone());
+            seen.extend(page.into_iter().map(|t| t.name));
+            if !more {
+                break;
+            }
+        }
+        let all: Vec<String> = state.topics().map(|t| t.name.clone()).collect();
+        assert_eq!(seen, all, "every topic once, in name order");
+        assert!(pages > 3, "{pages} pages");
+        let names = vec!["t05".to_string(), "t01".into(), "t05".into(), "none".into()];
+        let (page, more) = state.metadata_page(Some(&names), None, budget);
+        assert_eq!((page.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), more), (vec!["t01", "t05"], false));
+        let err = state
+            .plan_create("huge", Some(PARTITIONS_MAX), Some(11), TopicConfig::default(), DEFAULTS, &brokers.iter().chain(&[7]).copied().collect::<Vec<_>>())
+            .expect_err("partitions × replication factor over the cap");
+        assert_eq!(err.code, ErrorCode::InvalidPartitions);
     }
 
     #[test]
