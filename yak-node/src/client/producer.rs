@@ -10,19 +10,39 @@
 //! fails (a plugin that panicked) or answers a partition out of range never
 //! stops the producer: that message is placed by the built-in default and the
 //! fallback is counted in [`ProducerReport::partitioner_fallbacks`].
+//!
+//! The producer never blocks on one broker: it waits for answers from all
+//! of them at once, a little at a time. While a request is unanswered for
+//! [`PRODUCER_STALE_REQUEST_MS`], it refreshes metadata every
+//! [`PRODUCER_METADATA_REFRESH_MS`]; once a partition's leader moved on (a
+//! paused or cut-off leader was replaced), it drops the connection to the
+//! old leader and resends what was in flight there to the new one at once.
+//! Idempotence keeps a resent batch single. Retries back off exponentially
+//! with jitter ([`Backoff`]).
+//!
+//! After a batch fails for good (a full disk, the delivery timeout), the
+//! partition's later batches would meet a sequence gap and be refused
+//! (`OutOfOrderSequence`) until their own delivery timeout. Instead, once
+//! nothing of that partition is in flight and every batch of it still
+//! waiting is known not to be in the log (refused by the sequence check, or
+//! never sent), the producer takes a fresh producer id from ZooKeeper for
+//! that partition and renumbers those batches from sequence 0, in order
+//! (see ARCHITECTURE.md, "Producer sequence gaps").
 
+use super::backoff::Backoff;
 use super::metadata::MetadataCache;
 use super::partitioner::{DefaultPartitioner, Message, Partitioner};
 use super::ClientError;
 use crate::limits::{
-    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT,
-    MESSAGE_BYTES_MAX_DEFAULT,
+    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, CLIENT_REQUEST_TIMEOUT_MS, DELIVERY_TIMEOUT_MS_DEFAULT,
+    IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
+    PRODUCER_METADATA_REFRESH_MS, PRODUCER_STALE_REQUEST_MS,
 };
-use crate::protocol::batch::{next_sequence, record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
+use crate::protocol::batch::{next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
 use hdrhistogram::Histogram;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -97,7 +117,11 @@ pub type AckObserver = Box<dyn FnMut(&str, BatchAck) + Send>;
 struct OpenBatch {
     builder: BatchBuilder,
     opened: Instant,
+    /// The producer id and base sequence the builder was started with.
+    stamp: (i64, i32),
 }
+
+type Slot = (String, u32);
 
 struct Pending {
     /// Dispatch order: retries go out in it, so a partition's batches keep their sequence order.
@@ -112,6 +136,20 @@ struct Pending {
     /// Why the first attempt failed, if it did: reported with the last
     /// error when the batch finally fails (the first is often the telling one).
     first_error: Option<String>,
+    /// Retries so far (the backoff grows with it).
+    attempts: u32,
+    /// The broker and leader epoch of the last send, and when it went out.
+    sent: Option<(u32, u32, Instant)>,
+    /// Known not to be in the log: never sent with its current numbering,
+    /// or refused by the leader's sequence check. Only such a batch may be
+    /// renumbered under a fresh producer id.
+    unwritten: bool,
+}
+
+impl Pending {
+    fn slot_is(&self, slot: &Slot) -> bool {
+        self.topic == slot.0 && self.partition == slot.1
+    }
 }
 
 /// A producer bound to one cluster.
@@ -129,7 +167,16 @@ pub struct Producer {
     retries: Vec<Pending>,
     report: ProducerReport,
     producer_id: i64,
+    /// Partitions that took a fresh producer id after a failed batch.
+    partition_ids: HashMap<Slot, i64>,
+    /// Partitions with a batch that failed for good: they take a fresh
+    /// producer id once their waiting batches are known unwritten.
+    gaps: BTreeSet<Slot>,
+    /// When to ask ZooKeeper for a fresh producer id again after it failed.
+    gap_retry_at: Instant,
     next_sequence: HashMap<(String, u32), i32>,
+    backoff: Backoff,
+    last_refresh: Instant,
     latency_us: Option<Histogram<u64>>,
     dispatched: u64,
     slot_scratch: (String, u32),
@@ -151,7 +198,8 @@ impl Producer {
         if !matches!(config.acks, -1..=1) {
             return Err(ClientError::Invalid(format!("acks must be 0, 1 or all (-1), got {}", config.acks)));
         }
-        let mut cache = MetadataCache::connect(dir)?;
+        // A ZooKeeper that is restarting is waited for, as long as a message may wait.
+        let mut cache = MetadataCache::connect_waiting(dir, config.delivery_timeout)?;
         cache.refresh()?;
         let producer_id = if config.idempotent {
             match cache.zookeeper_call(&Call::InitProducerId)? {
@@ -167,7 +215,12 @@ impl Producer {
             slot_scratch: (String::new(), 0),
             latency_us,
             producer_id,
+            partition_ids: HashMap::new(),
+            gaps: BTreeSet::new(),
+            gap_retry_at: Instant::now(),
             next_sequence: HashMap::new(),
+            backoff: Backoff::default(),
+            last_refresh: Instant::now(),
             cache,
             config,
             partitioner: Box::new(DefaultPartitioner::default()),
@@ -287,12 +340,9 @@ impl Producer {
             self.fallback.on_batch_full(partition, partitions);
         }
         if !self.open.contains_key(&slot) {
-            let seq = match self.producer_id {
-                -1 => -1,
-                _ => self.next_sequence.get(&slot).copied().unwrap_or(0),
-            };
-            let builder = BatchBuilder::new(self.producer_id, 0, seq, self.config.batch_bytes);
-            self.open.insert(slot.clone(), OpenBatch { builder, opened: Instant::now() });
+            let stamp = self.stamp_for(&slot);
+            let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes);
+            self.open.insert(slot.clone(), OpenBatch { builder, opened: Instant::now(), stamp });
         }
         let batch = self.open.get_mut(&slot);
         self.slot_scratch = slot;
@@ -306,10 +356,22 @@ impl Producer {
         Ok(())
     }
 
+    /// The producer id and base sequence the next batch of `slot` gets.
+    fn stamp_for(&self, slot: &Slot) -> (i64, i32) {
+        match self.producer_id {
+            -1 => (-1, -1),
+            id => (
+                self.partition_ids.get(slot).copied().unwrap_or(id),
+                self.next_sequence.get(slot).copied().unwrap_or(0),
+            ),
+        }
+    }
+
     /// Reads the acknowledgements that have arrived, sends batches whose
     /// linger has passed and retries that are due. Never waits for a broker.
     pub fn poll(&mut self) -> Result<(), ClientError> {
         self.read_ready();
+        self.check_stale();
         let now = Instant::now();
         // A lingered batch whose leader already has the most requests in
         // flight stays open and keeps filling (as Kafka's accumulator does)
@@ -348,10 +410,86 @@ impl Producer {
             }
             // Sleep for a retry's backoff only when no answer is awaited.
             self.run_retries(idle)?;
-            let brokers: Vec<u32> = self.in_flight.iter().filter(|(_, q)| !q.is_empty()).map(|(b, _)| *b).collect();
-            for broker in brokers {
-                self.read_one(broker);
+            self.await_answers(None);
+        }
+    }
+
+    /// Waits up to [`PRODUCER_ANSWER_WAIT_MS`] for answers from the brokers
+    /// with requests in flight (or only `broker`), reads those that came,
+    /// then checks for requests stuck on a leader that moved on.
+    fn await_answers(&mut self, broker: Option<u32>) {
+        let brokers: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(b, q)| !q.is_empty() && broker.is_none_or(|only| only == **b))
+            .map(|(b, _)| *b)
+            .collect();
+        if brokers.is_empty() {
+            return;
+        }
+        let ready = self.cache.wait_readable(&brokers, Duration::from_millis(PRODUCER_ANSWER_WAIT_MS));
+        for b in ready {
+            self.read_one(b);
+        }
+        self.read_ready();
+        self.check_stale();
+    }
+
+    /// While a request waits longer than [`PRODUCER_STALE_REQUEST_MS`],
+    /// refreshes metadata (at most every [`PRODUCER_METADATA_REFRESH_MS`]);
+    /// a broker holding a request for a partition whose leader moved on, or
+    /// one silent past [`CLIENT_REQUEST_TIMEOUT_MS`], is given up: its
+    /// requests are resent at once.
+    fn check_stale(&mut self) {
+        let now = Instant::now();
+        let stale = Duration::from_millis(PRODUCER_STALE_REQUEST_MS);
+        let oldest = self.in_flight.values().flatten().filter_map(|(_, p)| p.sent.map(|s| s.2)).min();
+        let Some(oldest) = oldest else { return };
+        if now.duration_since(oldest) < stale {
+            return;
+        }
+        if now.duration_since(self.last_refresh) >= Duration::from_millis(PRODUCER_METADATA_REFRESH_MS) {
+            self.last_refresh = now;
+            if let Err(e) = self.cache.refresh_once() {
+                tracing::debug!(error = %e, "metadata refresh failed; retried later");
             }
+        }
+        let timeout = Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS);
+        let moved: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(broker, q)| {
+                q.iter().any(|(_, p)| {
+                    let Some((_, epoch, at)) = p.sent else { return false };
+                    let led_elsewhere = self.cache.partition(&p.topic, p.partition).is_some_and(|m| {
+                        m.leader != Some(**broker) || m.leader_epoch > epoch
+                    });
+                    led_elsewhere || now.duration_since(at) >= timeout
+                })
+            })
+            .map(|(b, _)| *b)
+            .collect();
+        for broker in moved {
+            tracing::info!(broker, "leadership moved on (or the broker is silent); resending its requests");
+            self.abandon(broker);
+        }
+    }
+
+    /// Drops the connection to `broker` and resends everything in flight
+    /// there at once (no backoff: the new leader is known).
+    fn abandon(&mut self, broker: u32) {
+        self.cache.forget_broker(broker);
+        let now = Instant::now();
+        for (_, mut p) in self.in_flight.remove(&broker).unwrap_or_default() {
+            if p.first_sent.elapsed() >= self.config.delivery_timeout {
+                let why = ClientError::Server(ErrorBody::new(ErrorCode::Timeout, "no answer within the delivery timeout"));
+                self.retry_or_fail(p, why);
+                continue;
+            }
+            p.first_error.get_or_insert_with(|| format!("no answer from broker {broker}, whose leadership moved on"));
+            p.unwritten = false;
+            p.retry_at = now;
+            self.retries.push(p);
         }
     }
 
@@ -359,11 +497,15 @@ impl Producer {
         let Some(batch) = self.open.remove(slot) else { return Ok(()) };
         let batch_records = batch.builder.len();
         let records = u64::from(batch_records);
-        let bytes = batch.builder.finish();
+        let mut bytes = batch.builder.finish();
         if self.producer_id >= 0 {
-            let seq = self.next_sequence.entry(slot.clone()).or_insert(0);
+            let stamp = self.stamp_for(slot);
+            if stamp != batch.stamp {
+                // The partition took a fresh producer id while this batch filled.
+                restamp_producer(&mut bytes, stamp.0, stamp.1);
+            }
             // After i32::MAX comes 0, as in Kafka; the broker expects the same.
-            *seq = next_sequence(*seq, batch_records);
+            self.next_sequence.insert(slot.clone(), next_sequence(stamp.1, batch_records));
         }
         let now = Instant::now();
         self.report.batches += 1;
@@ -378,21 +520,28 @@ impl Producer {
             first_sent: now,
             retry_at: now,
             first_error: None,
+            attempts: 0,
+            sent: None,
+            unwritten: true,
         };
         // Behind a batch of the same partition that waits to be retried: wait
-        // with it, or the broker would see a sequence gap.
-        let waiting = self.retries.iter().filter(|p| p.topic == slot.0 && p.partition == slot.1).map(|p| p.retry_at).max();
+        // with it, or the broker would see a sequence gap. A partition that
+        // waits for a fresh producer id holds its new batches too.
+        let waiting = self.retries.iter().filter(|p| p.slot_is(slot)).map(|p| p.retry_at).max();
         match waiting {
             Some(at) => self.retries.push(Pending { retry_at: at, ..pending }),
+            None if self.gaps.contains(slot) => self.retries.push(pending),
             None => self.transmit(pending),
         }
         Ok(())
     }
 
     fn run_retries(&mut self, wait: bool) -> Result<(), ClientError> {
+        self.renumber_gaps();
         if self.retries.is_empty() {
             return Ok(());
         }
+        self.expire_retries();
         let now = Instant::now();
         if wait {
             if let Some(at) = self.retries.iter().map(|p| p.retry_at).min() {
@@ -402,18 +551,82 @@ impl Producer {
             }
         }
         let now = Instant::now();
-        let (mut due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.retries).into_iter().partition(|p| p.retry_at <= now);
+        // A batch known unwritten of a partition that waits for a fresh
+        // producer id stays: it is renumbered first.
+        let held = |p: &Pending| p.unwritten && self.gaps.iter().any(|s| p.slot_is(s));
+        let (mut due, mut later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.retries).into_iter().partition(|p| p.retry_at <= now && !held(p));
+        for p in later.iter_mut().filter(|p| p.retry_at <= now) {
+            p.retry_at = now + self.backoff.delay(0);
+        }
         self.retries = later;
         due.sort_by_key(|p| p.order);
-        if !due.is_empty() {
+        if !due.is_empty() && now.duration_since(self.last_refresh) >= Duration::from_millis(PRODUCER_METADATA_REFRESH_MS) {
             // Leaders may have moved; a failed refresh is retried with the batches.
-            let _ = self.cache.refresh();
+            self.last_refresh = now;
+            let _ = self.cache.refresh_once();
         }
         for p in due {
             self.transmit(p);
         }
         Ok(())
+    }
+
+    /// Fails every waiting batch past its delivery timeout.
+    fn expire_retries(&mut self) {
+        let timeout = self.config.delivery_timeout;
+        let (expired, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.retries).into_iter().partition(|p| p.first_sent.elapsed() >= timeout);
+        self.retries = keep;
+        for p in expired {
+            let err = ClientError::Server(ErrorBody::new(ErrorCode::Timeout, "not acknowledged within the delivery timeout"));
+            self.retry_or_fail(p, err);
+        }
+    }
+
+    /// Gives a fresh producer id to every partition with a failed batch
+    /// whose waiting batches are all known unwritten and none in flight, and
+    /// renumbers those batches from 0 in their order. One id from ZooKeeper
+    /// serves every such partition; if ZooKeeper cannot be reached, the next
+    /// round tries again.
+    fn renumber_gaps(&mut self) {
+        if self.gaps.is_empty() {
+            return;
+        }
+        let ready: Vec<Slot> = self
+            .gaps
+            .iter()
+            .filter(|s| !self.in_flight.values().flatten().any(|(_, p)| p.slot_is(s)))
+            .filter(|s| self.retries.iter().filter(|p| p.slot_is(s)).all(|p| p.unwritten))
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        if ready.is_empty() || now < self.gap_retry_at {
+            return;
+        }
+        let fresh = match self.cache.zookeeper_call_once(&Call::InitProducerId) {
+            Ok(Reply::ProducerId { producer_id }) => producer_id,
+            other => {
+                self.gap_retry_at = now + self.backoff.delay(3);
+                return tracing::debug!(answer = ?other, "no fresh producer id yet; retried later");
+            }
+        };
+        for slot in ready {
+            let mut waiting: Vec<&mut Pending> = self.retries.iter_mut().filter(|p| p.slot_is(&slot)).collect();
+            waiting.sort_by_key(|p| p.order);
+            let mut seq = 0;
+            for p in waiting {
+                if let Call::Produce { records, .. } = &mut p.call {
+                    restamp_producer(records, fresh, seq);
+                }
+                seq = next_sequence(seq, p.records as u32);
+                p.retry_at = now;
+            }
+            tracing::info!(topic = %slot.0, partition = slot.1, producer_id = fresh, "a batch failed: fresh producer id, waiting batches renumbered");
+            self.next_sequence.insert(slot.clone(), seq);
+            self.partition_ids.insert(slot.clone(), fresh);
+            self.gaps.remove(&slot);
+        }
     }
 
     /// The records of `p` are no longer unacknowledged.
@@ -440,6 +653,10 @@ impl Producer {
 
     fn fail(&mut self, p: &Pending, why: String) {
         self.settle(p);
+        if self.producer_id >= 0 {
+            // Its sequence may be a gap the partition's later batches cannot pass.
+            self.gaps.insert((p.topic.clone(), p.partition));
+        }
         self.report.failed += p.records;
         tracing::debug!(topic = %p.topic, partition = p.partition, records = p.records, %why, "batch failed");
         self.report.first_error.get_or_insert(why);
@@ -456,30 +673,47 @@ impl Producer {
             self.fail(&p, why);
             return;
         }
+        // Refused by the sequence check: certainly not in the log. Anything
+        // else may have been written (an answer lost with its connection).
+        p.unwritten = err.code() == Some(&ErrorCode::OutOfOrderSequence) || p.sent.is_none();
         p.first_error.get_or_insert(why);
-        p.retry_at = Instant::now() + Duration::from_millis(50);
+        p.retry_at = Instant::now() + self.backoff.delay(p.attempts);
+        p.attempts += 1;
         self.retries.push(p);
     }
 
-    fn transmit(&mut self, p: Pending) {
-        let leader = match self.cache.leader(&p.topic, p.partition) {
-            Some(l) => l,
-            None => {
-                let err = ClientError::Server(ErrorBody::new(
-                    ErrorCode::NotLeader { leader: None, epoch: 0 },
-                    format!("{}-{} has no leader", p.topic, p.partition),
-                ));
-                return self.retry_or_fail(p, err);
+    fn transmit(&mut self, mut p: Pending) {
+        let leader = loop {
+            let Some(meta) = self.cache.partition(&p.topic, p.partition) else { break None };
+            let Some(leader) = meta.leader else { break None };
+            let epoch = meta.leader_epoch;
+            if !self.in_flight.get(&leader).is_some_and(|q| q.len() >= IN_FLIGHT_REQUESTS_MAX) {
+                break Some((leader, epoch));
             }
+            // Wait for a slot, without blocking on one broker: the leader may move meanwhile.
+            self.await_answers(Some(leader));
         };
-        while self.in_flight.get(&leader).is_some_and(|q| q.len() >= IN_FLIGHT_REQUESTS_MAX) {
-            self.read_one(leader);
+        let Some((leader, epoch)) = leader else {
+            let err = ClientError::Server(ErrorBody::new(
+                ErrorCode::NotLeader { leader: None, epoch: 0 },
+                format!("{}-{} has no leader", p.topic, p.partition),
+            ));
+            return self.retry_or_fail(p, err);
+        };
+        let slot = (p.topic.clone(), p.partition);
+        let elsewhere = self.in_flight.iter().any(|(b, q)| *b != leader && q.iter().any(|(_, o)| o.slot_is(&slot)));
+        if elsewhere {
+            // Earlier batches of this partition still wait on the old leader:
+            // go after them, or the new leader would see a sequence gap.
+            p.retry_at = Instant::now() + Duration::from_millis(PRODUCER_ANSWER_WAIT_MS);
+            return self.retries.push(p);
         }
         let sent = self.cache.broker(leader).and_then(|c| {
             let id = c.send(&p.call)?;
             c.flush()?;
             Ok(id)
         });
+        p.sent = Some((leader, epoch, Instant::now()));
         match sent {
             Ok(_) if self.config.acks == 0 => self.acked(&p),
             Ok(id) => self.in_flight.entry(leader).or_default().push_back((id, p)),
