@@ -171,7 +171,7 @@ fn measure_produce_past_paused_leader_median_of_3() {
 #[ignore = "measurement for BENCHMARKS.md; run with --ignored --nocapture"]
 fn measure_longest_ack_gap_while_killing_a_random_leader_every_1500ms_for_40s() {
     const RUN: Duration = Duration::from_secs(40);
-    let c = TestCluster::start(3);
+    let mut c = TestCluster::start(3);
     create_topic(&c, "gaps", 3);
     let acks: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -207,11 +207,15 @@ fn measure_longest_ack_gap_while_killing_a_random_leader_every_1500ms_for_40s() 
     let (sent, report) = producer.join().unwrap();
     let acks = acks.lock().unwrap();
     let gap = acks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    c.wait_for_alive_brokers(3, WAIT);
+    let read: BTreeSet<String> = consume_all(&c, "gaps").into_iter().map(|r| r.value).collect();
     println!(
-        "{kills} leader kills in {:.0} s: {sent} sent, {} acknowledged, {} failed; longest gap between acknowledgements {:.2} s",
+        "{kills} leader kills in {:.0} s: {sent} sent, {} acknowledged, {} failed, {} distinct read back; \
+         longest gap between acknowledgements {:.2} s",
         RUN.as_secs_f64(),
         report.acked,
         report.failed,
+        read.len(),
         gap.as_secs_f64()
     );
     assert_eq!(report.failed, 0, "{:?}", report.first_error);

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod backoff;
 pub mod connection;
 pub mod consumer;
+#[cfg(test)]
+mod fake_cluster;
 pub mod group;
 pub mod heartbeat;
 pub mod metadata;

@@ -675,11 +675,28 @@ impl Producer {
         }
         // Refused by the sequence check: certainly not in the log. Anything
         // else may have been written (an answer lost with its connection).
-        p.unwritten = err.code() == Some(&ErrorCode::OutOfOrderSequence) || p.sent.is_none();
+        let out_of_order = err.code() == Some(&ErrorCode::OutOfOrderSequence);
+        p.unwritten = out_of_order || p.sent.is_none();
+        if out_of_order && self.producer_id >= 0 && self.is_oldest_pending(&p) {
+            // Nothing earlier of this partition is pending, yet the leader
+            // misses sequences before it: batches acknowledged earlier are not
+            // in the new leader's log. Nothing can fill that gap; go on under
+            // a fresh producer id instead of waiting out the delivery timeout.
+            tracing::warn!(topic = %p.topic, partition = p.partition, error = %err,
+                "the leader lacks acknowledged sequences; taking a fresh producer id");
+            self.gaps.insert((p.topic.clone(), p.partition));
+        }
         p.first_error.get_or_insert(why);
         p.retry_at = Instant::now() + self.backoff.delay(p.attempts);
         p.attempts += 1;
         self.retries.push(p);
+    }
+
+    /// No batch of `p`'s partition that came before it is in flight or waiting.
+    fn is_oldest_pending(&self, p: &Pending) -> bool {
+        let slot = (p.topic.clone(), p.partition);
+        let earlier = |o: &Pending| o.slot_is(&slot) && o.order < p.order;
+        !self.in_flight.values().flatten().any(|(_, o)| earlier(o)) && !self.retries.iter().any(earlier)
     }
 
     fn transmit(&mut self, mut p: Pending) {
@@ -759,5 +776,40 @@ impl Producer {
             Reply::Error(e) => self.retry_or_fail(p, ClientError::Server(e)),
             other => self.fail(&p, format!("unexpected reply {other:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::fake_cluster::FakeCluster;
+
+    #[test]
+    fn given_batch_refused_for_a_full_disk_when_later_batches_meet_the_gap_should_renumber_them_and_finish_fast() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cluster = FakeCluster::start(dir.path());
+        // The second batch of the first producer id meets a full disk.
+        cluster.broker.lock().expect("lock").fail_once = Some((1, 1));
+        let config = ProducerConfig {
+            linger: Duration::ZERO,
+            batch_bytes: 1,
+            delivery_timeout: Duration::from_secs(20),
+            ..ProducerConfig::default()
+        };
+        let mut producer = Producer::connect(dir.path(), config).expect("connect");
+        let started = Instant::now();
+        for v in ["m0", "m1", "m2", "m3"] {
+            // A one-byte batch size: every message is its own batch, sent at once.
+            producer.send_to("t", 0, None, v.as_bytes()).expect("send");
+        }
+        let report = producer.flush().expect("flush");
+        assert!(started.elapsed() < Duration::from_secs(3), "no wait for the delivery timeout: {:?}", started.elapsed());
+        assert_eq!((report.acked, report.failed), (3, 1), "{report:?}");
+        assert!(report.first_error.as_deref().is_some_and(|e| e.contains("No space left")), "{report:?}");
+        let broker = cluster.broker.lock().expect("lock");
+        let values: Vec<&[u8]> = broker.log.iter().flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice)).collect();
+        assert_eq!(values, [&b"m0"[..], b"m2", b"m3"], "the rest written once, in order");
+        let stamps: Vec<(i64, i32)> = broker.log.iter().map(|(pid, seq, _)| (*pid, *seq)).collect();
+        assert_eq!(stamps, [(1, 0), (2, 0), (2, 1)], "after the gap: a fresh producer id from sequence 0");
     }
 }
