@@ -554,10 +554,24 @@ impl Producer {
         // A batch known unwritten of a partition that waits for a fresh
         // producer id stays: it is renumbered first.
         let held = |p: &Pending| p.unwritten && self.gaps.iter().any(|s| p.slot_is(s));
+        // A partition's retries go out together, in order, when its oldest
+        // one is due: each on its own backoff, they would reach the leader
+        // out of order and be refused until they happened to line up.
+        let mut heads: HashMap<(&str, u32), (u64, Instant)> = HashMap::new();
+        for p in &self.retries {
+            let head = heads.entry((p.topic.as_str(), p.partition)).or_insert((p.order, p.retry_at));
+            if p.order < head.0 {
+                *head = (p.order, p.retry_at);
+            }
+        }
+        let due_at: HashMap<Slot, Instant> = heads.into_iter().map(|((t, n), (_, at))| ((t.to_string(), n), at)).collect();
+        let partition_due = |p: &Pending| due_at.get(&(p.topic.clone(), p.partition)).is_some_and(|at| *at <= now);
         let (mut due, mut later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.retries).into_iter().partition(|p| p.retry_at <= now && !held(p));
+            std::mem::take(&mut self.retries).into_iter().partition(|p| partition_due(p) && !held(p));
         for p in later.iter_mut().filter(|p| p.retry_at <= now) {
-            p.retry_at = now + self.backoff.delay(0);
+            // Not due before its partition's head (or held): never a busy wait.
+            let head = due_at.get(&(p.topic.clone(), p.partition)).copied().filter(|at| *at > now);
+            p.retry_at = head.unwrap_or_else(|| now + self.backoff.delay(0));
         }
         self.retries = later;
         due.sort_by_key(|p| p.order);
