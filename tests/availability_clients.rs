@@ -226,64 +226,112 @@ fn describe(c: &TestCluster, group: &str) -> Value {
     serde_json::from_str(&c.yak_ok(&["group", "describe", group, "--json"])).unwrap()
 }
 
+/// A group member of `slow` whose stdout nobody reads until [`BlockedMember::drain`].
+struct BlockedMember {
+    child: std::process::Child,
+    stderr_path: std::path::PathBuf,
+}
+
+/// Messages in `slow`: ~1 MB of output, far more than a pipe holds.
+const SLOW_MESSAGES: usize = 4000;
+
+impl BlockedMember {
+    /// Fills `slow`, starts the member with `extra` flags and waits until it
+    /// holds both partitions; returns it with the group's generation.
+    fn start(c: &TestCluster, extra: &[&str]) -> (BlockedMember, Value) {
+        create_topic(c, "slow", 2);
+        let pad = ".".repeat(200);
+        let input: String = (0..SLOW_MESSAGES).map(|i| format!("m-{i}{pad}\n")).collect();
+        c.yak_stdin_ok(&["produce", "--topic", "slow"], &input);
+        let run = c.run_dir().to_string_lossy().into_owned();
+        let stderr_path = c.dir().join("member.stderr");
+        let child = Command::new(yak_node_bin())
+            .args(["consume", "--topic", "slow", "--group", "g", "--from-beginning", "--client-id", "blocked"])
+            .args(extra)
+            .args(["--cluster", &run])
+            .env_remove("YAK_CLUSTER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut m = BlockedMember { child, stderr_path };
+        let stable = wait_until("the member holds both partitions", WAIT, || {
+            assert!(m.child.try_wait().unwrap().is_none(), "the member exited early: {}", m.log());
+            let out = c.yak(&["group", "describe", "g", "--json"]);
+            let d: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let parts = d["members"].as_array()?.first()?["partitions"].as_array()?.len();
+            (d["state"] == "stable" && parts == 2).then_some(d)
+        });
+        (m, stable["generation"].clone())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Reads its stdout until it exits (0); returns the lines printed.
+    fn drain(mut self) -> Vec<String> {
+        let mut stdout = self.child.stdout.take().unwrap();
+        let reader = thread::spawn(move || {
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).unwrap();
+            out
+        });
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the member did not finish: {}", self.log());
+            thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "member exit: {status}: {}", self.log());
+        reader.join().unwrap().lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for BlockedMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn given_member_whose_stdout_is_blocked_6s_when_session_is_2s_should_keep_its_partitions() {
-    const N: usize = 4000;
     let c = TestCluster::builder(3).zookeeper("group_session_timeout_ms", "2000").start();
-    create_topic(&c, "slow", 2);
-    // ~1 MB of output: far more than a pipe holds, so printing blocks.
-    let pad = ".".repeat(200);
-    let input: String = (0..N).map(|i| format!("m-{i}{pad}\n")).collect();
-    c.yak_stdin_ok(&["produce", "--topic", "slow"], &input);
-    let run = c.run_dir().to_string_lossy().into_owned();
-    let stderr_path = c.dir().join("member.stderr");
-    let stderr = std::fs::File::create(&stderr_path).unwrap();
-    let mut member = Command::new(yak_node_bin())
-        .args(["consume", "--topic", "slow", "--group", "g", "--from-beginning", "--client-id", "blocked"])
-        .args(["--max-messages", &N.to_string(), "--cluster", &run])
-        .env_remove("YAK_CLUSTER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let member_log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let stable = wait_until("the member holds both partitions", WAIT, || {
-        assert!(member.try_wait().unwrap().is_none(), "the member exited early: {}", member_log());
-        let out = c.yak(&["group", "describe", "g", "--json"]);
-        let d: Value = serde_json::from_slice(&out.stdout).ok()?;
-        let parts = d["members"].as_array()?.first()?["partitions"].as_array()?.len();
-        (d["state"] == "stable" && parts == 2).then_some(d)
-    });
-    let generation = stable["generation"].clone();
+    let (member, generation) = BlockedMember::start(&c, &["--max-messages", &SLOW_MESSAGES.to_string()]);
     // Nobody reads its stdout: the member is stuck in a write for 6 s.
     thread::sleep(Duration::from_secs(6));
     let d = describe(&c, "g");
     let members = d["members"].as_array().unwrap();
-    assert_eq!(members.len(), 1, "the blocked member is still in the group: {d}\n{}", member_log());
+    assert_eq!(members.len(), 1, "the blocked member is still in the group: {d}\n{}", member.log());
     assert_eq!(members[0]["client"], "blocked", "{d}");
     assert_eq!(members[0]["partitions"].as_array().unwrap().len(), 2, "it keeps both partitions: {d}");
     assert_eq!(d["generation"], generation, "no rebalance happened: {d}");
-    let mut stdout = member.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut out = String::new();
-        stdout.read_to_string(&mut out).unwrap();
-        out
+    let lines = member.drain();
+    let distinct: BTreeSet<&String> = lines.iter().collect();
+    assert_eq!((lines.len(), distinct.len()), (SLOW_MESSAGES, SLOW_MESSAGES), "every message printed once");
+}
+
+#[test]
+fn given_member_blocked_past_max_poll_interval_when_unblocked_should_have_left_then_rejoin_and_read_everything() {
+    let c = TestCluster::builder(3).zookeeper("group_session_timeout_ms", "2000").start();
+    let (member, generation) = BlockedMember::start(&c, &["--max-poll-interval-ms", "1000", "--timeout-ms", "3000"]);
+    // Blocked past its 1 s max poll interval: its heartbeat thread leaves the group for it.
+    wait_until("the blocked member left the group", Duration::from_secs(10), || {
+        let out = c.yak(&["group", "describe", "g", "--json"]);
+        if !out.status.success() {
+            // A group with no member and no committed offset is forgotten.
+            return Some(());
+        }
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (d["generation"] != generation && d["members"].as_array()?.is_empty()).then_some(())
     });
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = member.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = member.kill();
-            panic!("the member did not finish its {N} messages");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "member exit: {status}: {}", member_log());
-    let out = reader.join().unwrap();
-    let values: Vec<&str> = out.lines().collect();
-    let distinct: BTreeSet<&str> = values.iter().copied().collect();
-    assert_eq!((values.len(), distinct.len()), (N, N), "every message printed once");
+    // Read again, it rejoins and reads on from the group's committed offsets
+    // (at least once: what it printed since its last commit comes again).
+    let lines = member.drain();
+    let distinct: BTreeSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), SLOW_MESSAGES, "every message printed at least once");
 }

@@ -20,7 +20,7 @@
 //! Idempotence keeps a resent batch single. Retries back off exponentially
 //! with jitter ([`Backoff`]).
 //!
-//! After a batch fails for good (a full disk, the delivery timeout), the
+//! After the leader refuses a batch for good (a full disk), the
 //! partition's later batches would meet a sequence gap and be refused
 //! (`OutOfOrderSequence`) until their own delivery timeout. Instead, once
 //! nothing of that partition is in flight and every batch of it still
@@ -667,10 +667,7 @@ impl Producer {
 
     fn fail(&mut self, p: &Pending, why: String) {
         self.settle(p);
-        if self.producer_id >= 0 {
-            // Its sequence may be a gap the partition's later batches cannot pass.
-            self.gaps.insert((p.topic.clone(), p.partition));
-        }
+
         self.report.failed += p.records;
         tracing::debug!(topic = %p.topic, partition = p.partition, records = p.records, %why, "batch failed");
         self.report.first_error.get_or_insert(why);
@@ -679,6 +676,12 @@ impl Producer {
     fn retry_or_fail(&mut self, mut p: Pending, err: ClientError) {
         let retriable = err.is_retriable() || err.code() == Some(&ErrorCode::UnknownTopic);
         let why = err.to_string();
+        if !retriable && self.producer_id >= 0 && matches!(err, ClientError::Server(_)) {
+            // The leader refused it, so it is not in the log: its sequence
+            // is a gap the partition's later batches cannot pass. (A batch
+            // that timed out may be in the log: no fresh id for that.)
+            self.gaps.insert((p.topic.clone(), p.partition));
+        }
         if !retriable || p.first_sent.elapsed() >= self.config.delivery_timeout {
             let why = match p.first_error.take() {
                 Some(first) if first != why => format!("{why} (first attempt: {first})"),
@@ -689,28 +692,11 @@ impl Producer {
         }
         // Refused by the sequence check: certainly not in the log. Anything
         // else may have been written (an answer lost with its connection).
-        let out_of_order = err.code() == Some(&ErrorCode::OutOfOrderSequence);
-        p.unwritten = out_of_order || p.sent.is_none();
-        if out_of_order && self.producer_id >= 0 && self.is_oldest_pending(&p) {
-            // Nothing earlier of this partition is pending, yet the leader
-            // misses sequences before it: batches acknowledged earlier are not
-            // in the new leader's log. Nothing can fill that gap; go on under
-            // a fresh producer id instead of waiting out the delivery timeout.
-            tracing::warn!(topic = %p.topic, partition = p.partition, error = %err,
-                "the leader lacks acknowledged sequences; taking a fresh producer id");
-            self.gaps.insert((p.topic.clone(), p.partition));
-        }
+        p.unwritten = err.code() == Some(&ErrorCode::OutOfOrderSequence) || p.sent.is_none();
         p.first_error.get_or_insert(why);
         p.retry_at = Instant::now() + self.backoff.delay(p.attempts);
         p.attempts += 1;
         self.retries.push(p);
-    }
-
-    /// No batch of `p`'s partition that came before it is in flight or waiting.
-    fn is_oldest_pending(&self, p: &Pending) -> bool {
-        let slot = (p.topic.clone(), p.partition);
-        let earlier = |o: &Pending| o.slot_is(&slot) && o.order < p.order;
-        !self.in_flight.values().flatten().any(|(_, o)| earlier(o)) && !self.retries.iter().any(earlier)
     }
 
     fn transmit(&mut self, mut p: Pending) {
