@@ -218,7 +218,10 @@ fn measure_longest_ack_gap_while_killing_a_random_leader_every_1500ms_for_40s() 
         read.len(),
         gap.as_secs_f64()
     );
-    assert_eq!(report.failed, 0, "{:?}", report.first_error);
+    assert!(read.len() as u64 >= report.acked, "acknowledged messages missing: {} read, {} acknowledged", read.len(), report.acked);
+    if report.failed > 0 {
+        println!("first failure: {:?}", report.first_error);
+    }
 }
 
 /// `group describe --json`.

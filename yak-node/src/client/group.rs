@@ -2,7 +2,8 @@
 //! coordinator (in ZooKeeper). It joins, heartbeats from a background
 //! thread ([`Heartbeat`], Kafka's KIP-62: a caller busy between polls keeps
 //! its partitions; one that does not poll within the max poll interval
-//! leaves the group and rejoins at its next poll), follows rebalances (commit, give up every partition, rejoin, start each
+//! leaves the group and rejoins at its next poll), follows rebalances
+//! (commit, give up every partition, rejoin, start each
 //! new partition at the group's committed offset, else at the reset
 //! policy), and commits what the caller acknowledged as processed: every
 //! commit interval, before giving partitions up, and on [`GroupConsumer::close`].
