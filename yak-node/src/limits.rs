@@ -209,3 +209,21 @@ pub const TIMESTAMP_AHEAD_MS_MAX: i64 = 60 * 60 * 1000;
 /// `leader.imbalance.check.interval.seconds`; `[zookeeper]
 /// leader_rebalance_interval_ms`, 0 turns it off).
 pub const LEADER_REBALANCE_INTERVAL_MS_DEFAULT: u64 = 2_000;
+/// Client: first retry backoff; each later retry doubles it (with jitter) up to the max.
+pub const CLIENT_RETRY_BACKOFF_MS_MIN: u64 = 20;
+/// Client: longest retry backoff.
+pub const CLIENT_RETRY_BACKOFF_MS_MAX: u64 = 1_000;
+/// Client (admin commands, consumers): how long to keep retrying a ZooKeeper
+/// that refuses connections while the supervisor restarts it. The producer
+/// waits its delivery timeout instead.
+pub const CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT: u64 = 10_000;
+/// Producer: a request unanswered this long makes the producer check
+/// whether its partition's leader moved on (a paused or partitioned leader).
+pub const PRODUCER_STALE_REQUEST_MS: u64 = 300;
+/// Producer: while a request is stale, metadata is refreshed at most this often.
+pub const PRODUCER_METADATA_REFRESH_MS: u64 = 200;
+/// Producer: how long one wait for answers lasts before the stale check runs again.
+pub const PRODUCER_ANSWER_WAIT_MS: u64 = 50;
+/// Group consumer: default longest time between two polls before the member
+/// leaves the group (Kafka's `max.poll.interval.ms`).
+pub const GROUP_MAX_POLL_INTERVAL_MS_DEFAULT: u64 = 300_000;

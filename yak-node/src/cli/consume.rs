@@ -6,6 +6,7 @@
 
 use super::{ClusterArg, Format};
 use crate::client::{ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, StartFrom};
+use crate::limits::GROUP_MAX_POLL_INTERVAL_MS_DEFAULT;
 use crate::protocol::{Assignor, ErrorCode, OffsetSpec};
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -70,6 +71,11 @@ pub struct ConsumeArgs {
     /// (ZooKeeper's --group-session-timeout-ms by default).
     #[arg(long, requires = "group")]
     pub session_timeout_ms: Option<u64>,
+    /// Longest time between two polls (a blocked stdout, say) before the
+    /// member leaves the group; heartbeats go on from a background thread
+    /// meanwhile (Kafka's max.poll.interval.ms).
+    #[arg(long, requires = "group", default_value_t = GROUP_MAX_POLL_INTERVAL_MS_DEFAULT)]
+    pub max_poll_interval_ms: u64,
     /// Name shown for this member by `group describe` (default consumer-<pid>).
     #[arg(long, requires = "group")]
     pub client_id: Option<String>,
@@ -104,6 +110,7 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         let mut config = GroupConfig::new(group, &a.topic);
         config.assignor = a.assignor.map_or(Assignor::Range, Assignor::from);
         config.session_timeout = a.session_timeout_ms.map(Duration::from_millis);
+        config.max_poll_interval = Duration::from_millis(a.max_poll_interval_ms);
         config.reset = if a.from_beginning { OffsetSpec::Earliest } else { OffsetSpec::Latest };
         if let Some(c) = &a.client_id {
             config.client = c.clone();

@@ -8,6 +8,7 @@ use super::consume::{run_group, AssignorArg, GroupRun};
 use super::ClusterArg;
 use crate::client::metadata::MetadataCache;
 use crate::client::{ClientError, GroupConfig, Producer, ProducerConfig};
+use crate::limits::GROUP_MAX_POLL_INTERVAL_MS_DEFAULT;
 use crate::protocol::{Assignor, OffsetSpec};
 use clap::{Args, Subcommand};
 use std::path::Path;
@@ -68,6 +69,9 @@ pub enum WorkerKind {
         /// Assignor.
         #[arg(long, value_enum, default_value = "range")]
         assignor: AssignorArg,
+        /// Longest time between two polls before the member leaves the group.
+        #[arg(long, default_value_t = GROUP_MAX_POLL_INTERVAL_MS_DEFAULT)]
+        max_poll_interval_ms: u64,
     },
 }
 
@@ -83,12 +87,13 @@ pub fn run(a: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             produce(&a.cluster.cluster, &name, &topic, rate, message_bytes)
         }
-        WorkerKind::Consume { name, topic, group, assignor } => {
+        WorkerKind::Consume { name, topic, group, assignor, max_poll_interval_ms } => {
             wait_for_topic(&a.cluster.cluster, &topic)?;
             let mut config = GroupConfig::new(&group, &topic);
             config.client = name;
             config.assignor = Assignor::from(assignor);
             config.reset = OffsetSpec::Earliest;
+            config.max_poll_interval = Duration::from_millis(max_poll_interval_ms);
             let run = GroupRun { config, max_messages: None, timeout: None };
             run_group(&a.cluster.cluster, run, |out, r| {
                 writeln!(out, "received p{}@{}: {}", r.partition, r.offset, String::from_utf8_lossy(&r.value))

@@ -1,6 +1,9 @@
 //! The group consumer: a [`Consumer`] whose partitions come from the group
-//! coordinator (in ZooKeeper). It joins, heartbeats from its poll loop,
-//! follows rebalances (commit, give up every partition, rejoin, start each
+//! coordinator (in ZooKeeper). It joins, heartbeats from a background
+//! thread ([`Heartbeat`], Kafka's KIP-62: a caller busy between polls keeps
+//! its partitions; one that does not poll within the max poll interval
+//! leaves the group and rejoins at its next poll), follows rebalances
+//! (commit, give up every partition, rejoin, start each
 //! new partition at the group's committed offset, else at the reset
 //! policy), and commits what the caller acknowledged as processed: every
 //! commit interval, before giving partitions up, and on [`GroupConsumer::close`].
@@ -8,8 +11,9 @@
 //! commit leaves at most one commit interval of messages to be read again.
 
 use super::consumer::{ConsumedRecord, Consumer, ConsumerConfig};
+use super::heartbeat::{Heartbeat, News};
 use super::ClientError;
-use crate::limits::{GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX};
+use crate::limits::{GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT};
 use crate::protocol::{Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,6 +41,9 @@ pub struct GroupConfig {
     pub reset: OffsetSpec,
     /// How often processed offsets are committed.
     pub commit_interval: Duration,
+    /// Longest time between two polls before the member leaves the group
+    /// (the heartbeat thread keeps it in meanwhile).
+    pub max_poll_interval: Duration,
     /// Fetch settings.
     pub consumer: ConsumerConfig,
 }
@@ -52,6 +59,7 @@ impl GroupConfig {
             session_timeout: None,
             reset: OffsetSpec::Latest,
             commit_interval: Duration::from_millis(GROUP_COMMIT_INTERVAL_MS),
+            max_poll_interval: Duration::from_millis(GROUP_MAX_POLL_INTERVAL_MS_DEFAULT),
             consumer: ConsumerConfig::default(),
         }
     }
@@ -72,6 +80,9 @@ pub struct GroupConsumer {
     committed: BTreeMap<u32, u64>,
     last_commit: Instant,
     coordinator_lost_at: Option<Instant>,
+    heartbeat: Heartbeat,
+    /// What the heartbeat thread was last told: member id, generation, interval.
+    heartbeat_told: (String, Option<u32>, Duration),
 }
 
 /// An error the consumer rides out: the coordinator or a broker is away for a moment.
@@ -84,6 +95,7 @@ impl GroupConsumer {
     /// group refuses this member (another assignor).
     pub fn join(dir: &Path, config: GroupConfig) -> Result<GroupConsumer, ClientError> {
         let consumer = Consumer::unassigned(dir, &config.topic, config.consumer.clone())?;
+        let heartbeat = Heartbeat::start(dir, &config.group, HEARTBEAT_DEFAULT, config.max_poll_interval)?;
         let now = Instant::now();
         let mut g = GroupConsumer {
             consumer,
@@ -96,9 +108,12 @@ impl GroupConsumer {
             committed: BTreeMap::new(),
             last_commit: now,
             coordinator_lost_at: None,
+            heartbeat,
+            heartbeat_told: (String::new(), None, HEARTBEAT_DEFAULT),
         };
         let status = g.send_join()?;
         g.absorb(status)?;
+        g.tell_heartbeat();
         Ok(g)
     }
 
@@ -147,6 +162,7 @@ impl GroupConsumer {
     /// Commits what was processed and leaves the group, so the others
     /// take over at once instead of after the session timeout.
     pub fn close(mut self) {
+        self.heartbeat.stop();
         self.commit();
         if !self.member_id.is_empty() {
             let call = Call::LeaveGroup { group: self.config.group.clone(), member_id: self.member_id.clone() };
@@ -171,35 +187,46 @@ impl GroupConsumer {
         }
     }
 
-    fn send_heartbeat(&mut self, generation: u32) -> Result<MemberStatus, ClientError> {
-        let call =
-            Call::GroupHeartbeat { group: self.config.group.clone(), member_id: self.member_id.clone(), generation };
-        match self.consumer.cache().zookeeper_call(&call)? {
-            Reply::GroupMember(s) => Ok(s),
-            other => Err(ClientError::Unexpected(format!("{other:?}"))),
-        }
+    /// Acts on what the heartbeat thread learned, then joins when due
+    /// (waiting for partitions), and tells the thread what the member holds.
+    fn coordinate(&mut self) -> Result<(), ClientError> {
+        let result = self.coordinate_inner();
+        self.tell_heartbeat();
+        result
     }
 
-    /// Heartbeat (holding partitions) or join (waiting for them) when due.
-    fn coordinate(&mut self) -> Result<(), ClientError> {
+    fn coordinate_inner(&mut self) -> Result<(), ClientError> {
         let now = Instant::now();
-        if now < self.next_heartbeat {
+        match self.heartbeat.polled() {
+            Some(News::Status(status)) => self.absorb(status)?,
+            Some(News::Gone) => self.forget_membership("no longer a member (expired, or the coordinator restarted)"),
+            Some(News::PollIntervalExceeded(idle)) => {
+                tracing::warn!(idle_ms = idle.as_millis() as u64, max_ms = self.config.max_poll_interval.as_millis() as u64,
+                    "no poll within the max poll interval: left the group");
+                self.forget_membership("left the group (max poll interval)");
+            }
+            Some(News::Failed(e)) => return Err(e),
+            None => {}
+        }
+        if let Some((since, error)) = self.heartbeat.unreachable_since() {
+            let wait = Duration::from_millis(GROUP_COORDINATOR_WAIT_MS_MAX);
+            if since.elapsed() > wait {
+                return Err(ClientError::Unexpected(format!(
+                    "the group coordinator was unreachable for {} s: {error}",
+                    wait.as_secs()
+                )));
+            }
+        }
+        if self.generation.is_some() || now < self.next_heartbeat {
             return Ok(());
         }
-        let reply = match self.generation {
-            Some(generation) => self.send_heartbeat(generation),
-            None => self.send_join(),
-        };
-        match reply.and_then(|status| self.absorb(status)) {
+        match self.send_join().and_then(|status| self.absorb(status)) {
             Ok(()) => {
                 self.coordinator_lost_at = None;
                 Ok(())
             }
             Err(e) if e.code() == Some(&ErrorCode::UnknownMember) => {
-                tracing::warn!(member = %self.member_id, "no longer a member (expired, or the coordinator restarted); rejoining");
-                self.revoke();
-                self.member_id.clear();
-                self.next_heartbeat = now;
+                self.forget_membership("no longer a member (expired, or the coordinator restarted)");
                 Ok(())
             }
             Err(e) if transient(&e) => {
@@ -212,6 +239,24 @@ impl GroupConsumer {
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Gives up the partitions without a commit (the coordinator no longer
+    /// counts this member) and rejoins at once.
+    fn forget_membership(&mut self, why: &str) {
+        tracing::warn!(member = %self.member_id, "{why}; rejoining");
+        self.revoke();
+        self.member_id.clear();
+        self.next_heartbeat = Instant::now();
+    }
+
+    /// Tells the heartbeat thread which generation to keep alive, if that changed.
+    fn tell_heartbeat(&mut self) {
+        let now = (self.member_id.clone(), self.generation, self.heartbeat_every);
+        if now != self.heartbeat_told {
+            self.heartbeat.hold(&now.0, now.1, now.2);
+            self.heartbeat_told = now;
         }
     }
 

@@ -3,9 +3,13 @@
 //! metadata and to partition leaders for data; never touches the disk.
 
 pub mod admin;
+pub mod backoff;
 pub mod connection;
 pub mod consumer;
+#[cfg(test)]
+mod fake_cluster;
 pub mod group;
+pub mod heartbeat;
 pub mod metadata;
 pub mod partitioner;
 pub mod plugin;

@@ -10,19 +10,40 @@
 //! fails (a plugin that panicked) or answers a partition out of range never
 //! stops the producer: that message is placed by the built-in default and the
 //! fallback is counted in [`ProducerReport::partitioner_fallbacks`].
+//!
+//! The producer never blocks on one broker: it waits for answers from all
+//! of them at once, a little at a time. While a request is unanswered for
+//! [`PRODUCER_STALE_REQUEST_MS`], it refreshes metadata every
+//! [`PRODUCER_METADATA_REFRESH_MS`]; once a partition's leader moved on (a
+//! paused or cut-off leader was replaced), it drops the connection to the
+//! old leader and resends what was in flight there to the new one at once.
+//! Idempotence keeps a resent batch single. Retries back off exponentially
+//! with jitter ([`Backoff`]).
+//!
+//! After the leader refuses a batch for good (a full disk), the
+//! partition's later batches would meet a sequence gap and be refused
+//! (`OutOfOrderSequence`) until their own delivery timeout. Instead, once
+//! nothing of that partition is in flight and every batch of it still
+//! waiting is known not to be in the log (refused by the sequence check, or
+//! never sent), the producer takes a fresh producer id from ZooKeeper for
+//! that partition and renumbers those batches from sequence 0, in order
+//! (see ARCHITECTURE.md, "Producer sequence gaps").
 
+mod retries;
+
+use super::backoff::Backoff;
 use super::metadata::MetadataCache;
 use super::partitioner::{DefaultPartitioner, Message, Partitioner};
 use super::ClientError;
 use crate::limits::{
     BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT,
-    MESSAGE_BYTES_MAX_DEFAULT,
+    MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
 };
-use crate::protocol::batch::{next_sequence, record_bytes, BatchBuilder, NewRecord, HEADER_BYTES};
+use crate::protocol::batch::{next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
 use hdrhistogram::Histogram;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -99,7 +120,11 @@ pub type AckObserver = Box<dyn FnMut(&str, BatchAck) + Send>;
 struct OpenBatch {
     builder: BatchBuilder,
     opened: Instant,
+    /// The producer id and base sequence the builder was started with.
+    stamp: (i64, i32),
 }
+
+type Slot = (String, u32);
 
 struct Pending {
     /// Dispatch order: retries go out in it, so a partition's batches keep their sequence order.
@@ -114,6 +139,20 @@ struct Pending {
     /// Why the first attempt failed, if it did: reported with the last
     /// error when the batch finally fails (the first is often the telling one).
     first_error: Option<String>,
+    /// Retries so far (the backoff grows with it).
+    attempts: u32,
+    /// The broker and leader epoch of the last send, and when it went out.
+    sent: Option<(u32, u32, Instant)>,
+    /// Known not to be in the log: never sent with its current numbering,
+    /// or refused by the leader's sequence check. Only such a batch may be
+    /// renumbered under a fresh producer id.
+    unwritten: bool,
+}
+
+impl Pending {
+    fn slot_is(&self, slot: &Slot) -> bool {
+        self.topic == slot.0 && self.partition == slot.1
+    }
 }
 
 /// A producer bound to one cluster.
@@ -131,7 +170,16 @@ pub struct Producer {
     retries: Vec<Pending>,
     report: ProducerReport,
     producer_id: i64,
+    /// Partitions that took a fresh producer id after a failed batch.
+    partition_ids: HashMap<Slot, i64>,
+    /// Partitions with a batch that failed for good: they take a fresh
+    /// producer id once their waiting batches are known unwritten.
+    gaps: BTreeSet<Slot>,
+    /// When to ask ZooKeeper for a fresh producer id again after it failed.
+    gap_retry_at: Instant,
     next_sequence: HashMap<(String, u32), i32>,
+    backoff: Backoff,
+    last_refresh: Instant,
     latency_us: Option<Histogram<u64>>,
     dispatched: u64,
     slot_scratch: (String, u32),
@@ -153,7 +201,8 @@ impl Producer {
         if !matches!(config.acks, -1..=1) {
             return Err(ClientError::Invalid(format!("acks must be 0, 1 or all (-1), got {}", config.acks)));
         }
-        let mut cache = MetadataCache::connect(dir)?;
+        // A ZooKeeper that is restarting is waited for, as long as a message may wait.
+        let mut cache = MetadataCache::connect_waiting(dir, config.delivery_timeout)?;
         cache.refresh()?;
         let producer_id = if config.idempotent {
             match cache.zookeeper_call(&Call::InitProducerId)? {
@@ -169,7 +218,12 @@ impl Producer {
             slot_scratch: (String::new(), 0),
             latency_us,
             producer_id,
+            partition_ids: HashMap::new(),
+            gaps: BTreeSet::new(),
+            gap_retry_at: Instant::now(),
             next_sequence: HashMap::new(),
+            backoff: Backoff::default(),
+            last_refresh: Instant::now(),
             cache,
             config,
             partitioner: Box::new(DefaultPartitioner::default()),
@@ -289,12 +343,9 @@ impl Producer {
             self.fallback.on_batch_full(partition, partitions);
         }
         if !self.open.contains_key(&slot) {
-            let seq = match self.producer_id {
-                -1 => -1,
-                _ => self.next_sequence.get(&slot).copied().unwrap_or(0),
-            };
-            let builder = BatchBuilder::new(self.producer_id, 0, seq, self.config.batch_bytes);
-            self.open.insert(slot.clone(), OpenBatch { builder, opened: Instant::now() });
+            let stamp = self.stamp_for(&slot);
+            let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes);
+            self.open.insert(slot.clone(), OpenBatch { builder, opened: Instant::now(), stamp });
         }
         let batch = self.open.get_mut(&slot);
         self.slot_scratch = slot;
@@ -308,10 +359,22 @@ impl Producer {
         Ok(())
     }
 
+    /// The producer id and base sequence the next batch of `slot` gets.
+    fn stamp_for(&self, slot: &Slot) -> (i64, i32) {
+        match self.producer_id {
+            -1 => (-1, -1),
+            id => (
+                self.partition_ids.get(slot).copied().unwrap_or(id),
+                self.next_sequence.get(slot).copied().unwrap_or(0),
+            ),
+        }
+    }
+
     /// Reads the acknowledgements that have arrived, sends batches whose
     /// linger has passed and retries that are due. Never waits for a broker.
     pub fn poll(&mut self) -> Result<(), ClientError> {
         self.read_ready();
+        self.check_stale();
         let now = Instant::now();
         // A lingered batch whose leader already has the most requests in
         // flight stays open and keeps filling (as Kafka's accumulator does)
@@ -350,10 +413,7 @@ impl Producer {
             }
             // Sleep for a retry's backoff only when no answer is awaited.
             self.run_retries(idle)?;
-            let brokers: Vec<u32> = self.in_flight.iter().filter(|(_, q)| !q.is_empty()).map(|(b, _)| *b).collect();
-            for broker in brokers {
-                self.read_one(broker);
-            }
+            self.await_answers(None);
         }
     }
 
@@ -361,11 +421,15 @@ impl Producer {
         let Some(batch) = self.open.remove(slot) else { return Ok(()) };
         let batch_records = batch.builder.len();
         let records = u64::from(batch_records);
-        let bytes = batch.builder.finish();
+        let mut bytes = batch.builder.finish();
         if self.producer_id >= 0 {
-            let seq = self.next_sequence.entry(slot.clone()).or_insert(0);
+            let stamp = self.stamp_for(slot);
+            if stamp != batch.stamp {
+                // The partition took a fresh producer id while this batch filled.
+                restamp_producer(&mut bytes, stamp.0, stamp.1);
+            }
             // After i32::MAX comes 0, as in Kafka; the broker expects the same.
-            *seq = next_sequence(*seq, batch_records);
+            self.next_sequence.insert(slot.clone(), next_sequence(stamp.1, batch_records));
         }
         let now = Instant::now();
         self.report.batches += 1;
@@ -380,40 +444,18 @@ impl Producer {
             first_sent: now,
             retry_at: now,
             first_error: None,
+            attempts: 0,
+            sent: None,
+            unwritten: true,
         };
         // Behind a batch of the same partition that waits to be retried: wait
-        // with it, or the broker would see a sequence gap.
-        let waiting = self.retries.iter().filter(|p| p.topic == slot.0 && p.partition == slot.1).map(|p| p.retry_at).max();
+        // with it, or the broker would see a sequence gap. A partition that
+        // waits for a fresh producer id holds its new batches too.
+        let waiting = self.retries.iter().filter(|p| p.slot_is(slot)).map(|p| p.retry_at).max();
         match waiting {
             Some(at) => self.retries.push(Pending { retry_at: at, ..pending }),
+            None if self.gaps.contains(slot) => self.retries.push(pending),
             None => self.transmit(pending),
-        }
-        Ok(())
-    }
-
-    fn run_retries(&mut self, wait: bool) -> Result<(), ClientError> {
-        if self.retries.is_empty() {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if wait {
-            if let Some(at) = self.retries.iter().map(|p| p.retry_at).min() {
-                if at > now {
-                    std::thread::sleep(at - now);
-                }
-            }
-        }
-        let now = Instant::now();
-        let (mut due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.retries).into_iter().partition(|p| p.retry_at <= now);
-        self.retries = later;
-        due.sort_by_key(|p| p.order);
-        if !due.is_empty() {
-            // Leaders may have moved; a failed refresh is retried with the batches.
-            let _ = self.cache.refresh();
-        }
-        for p in due {
-            self.transmit(p);
         }
         Ok(())
     }
@@ -442,40 +484,37 @@ impl Producer {
 
     fn fail(&mut self, p: &Pending, why: String) {
         self.settle(p);
+
         self.report.failed += p.records;
         tracing::debug!(topic = %p.topic, partition = p.partition, records = p.records, %why, "batch failed");
         self.report.first_error.get_or_insert(why);
     }
 
-    fn retry_or_fail(&mut self, mut p: Pending, err: ClientError) {
-        let retriable = err.is_retriable() || err.code() == Some(&ErrorCode::UnknownTopic);
-        let why = err.to_string();
-        if !retriable || p.first_sent.elapsed() >= self.config.delivery_timeout {
-            let why = match p.first_error.take() {
-                Some(first) if first != why => format!("{why} (first attempt: {first})"),
-                _ => why,
-            };
-            self.fail(&p, why);
-            return;
-        }
-        p.first_error.get_or_insert(why);
-        p.retry_at = Instant::now() + Duration::from_millis(50);
-        self.retries.push(p);
-    }
-
-    fn transmit(&mut self, p: Pending) {
-        let leader = match self.cache.leader(&p.topic, p.partition) {
-            Some(l) => l,
-            None => {
-                let err = ClientError::Server(ErrorBody::new(
-                    ErrorCode::NotLeader { leader: None, epoch: 0 },
-                    format!("{}-{} has no leader", p.topic, p.partition),
-                ));
-                return self.retry_or_fail(p, err);
+    fn transmit(&mut self, mut p: Pending) {
+        let leader = loop {
+            let Some(meta) = self.cache.partition(&p.topic, p.partition) else { break None };
+            let Some(leader) = meta.leader else { break None };
+            let epoch = meta.leader_epoch;
+            if self.in_flight.get(&leader).is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX) {
+                break Some((leader, epoch));
             }
+            // Wait for a slot, without blocking on one broker: the leader may move meanwhile.
+            self.await_answers(Some(leader));
         };
-        while self.in_flight.get(&leader).is_some_and(|q| q.len() >= IN_FLIGHT_REQUESTS_MAX) {
-            self.read_one(leader);
+        let Some((leader, epoch)) = leader else {
+            let err = ClientError::Server(ErrorBody::new(
+                ErrorCode::NotLeader { leader: None, epoch: 0 },
+                format!("{}-{} has no leader", p.topic, p.partition),
+            ));
+            return self.retry_or_fail(p, err);
+        };
+        let slot = (p.topic.clone(), p.partition);
+        let elsewhere = self.in_flight.iter().any(|(b, q)| *b != leader && q.iter().any(|(_, o)| o.slot_is(&slot)));
+        if elsewhere {
+            // Earlier batches of this partition still wait on the old leader:
+            // go after them, or the new leader would see a sequence gap.
+            p.retry_at = Instant::now() + Duration::from_millis(PRODUCER_ANSWER_WAIT_MS);
+            return self.retries.push(p);
         }
         let sent = self.cache.broker(leader).and_then(|c| {
             let id = c.send(&p.call)?;
@@ -485,6 +524,7 @@ impl Producer {
         if sent.is_ok() {
             self.report.requests += 1;
         }
+        p.sent = Some((leader, epoch, Instant::now()));
         match sent {
             Ok(_) if self.config.acks == 0 => self.acked(&p),
             Ok(id) => self.in_flight.entry(leader).or_default().push_back((id, p)),
@@ -530,5 +570,40 @@ impl Producer {
             Reply::Error(e) => self.retry_or_fail(p, ClientError::Server(e)),
             other => self.fail(&p, format!("unexpected reply {other:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::fake_cluster::FakeCluster;
+
+    #[test]
+    fn given_batch_refused_for_a_full_disk_when_later_batches_meet_the_gap_should_renumber_them_and_finish_fast() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cluster = FakeCluster::start(dir.path());
+        // The second batch of the first producer id meets a full disk.
+        cluster.broker.lock().expect("lock").fail_once = Some((1, 1));
+        let config = ProducerConfig {
+            linger: Duration::ZERO,
+            batch_bytes: 1,
+            delivery_timeout: Duration::from_secs(20),
+            ..ProducerConfig::default()
+        };
+        let mut producer = Producer::connect(dir.path(), config).expect("connect");
+        let started = Instant::now();
+        for v in ["m0", "m1", "m2", "m3"] {
+            // A one-byte batch size: every message is its own batch, sent at once.
+            producer.send_to("t", 0, None, v.as_bytes()).expect("send");
+        }
+        let report = producer.flush().expect("flush");
+        assert!(started.elapsed() < Duration::from_secs(3), "no wait for the delivery timeout: {:?}", started.elapsed());
+        assert_eq!((report.acked, report.failed), (3, 1), "{report:?}");
+        assert!(report.first_error.as_deref().is_some_and(|e| e.contains("No space left")), "{report:?}");
+        let broker = cluster.broker.lock().expect("lock");
+        let values: Vec<&[u8]> = broker.log.iter().flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice)).collect();
+        assert_eq!(values, [&b"m0"[..], b"m2", b"m3"], "the rest written once, in order");
+        let stamps: Vec<(i64, i32)> = broker.log.iter().map(|(pid, seq, _)| (*pid, *seq)).collect();
+        assert_eq!(stamps, [(1, 0), (2, 0), (2, 1)], "after the gap: a fresh producer id from sequence 0");
     }
 }

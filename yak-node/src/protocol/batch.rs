@@ -335,6 +335,16 @@ pub fn stamp(bytes: &mut [u8], base_offset: u64, leader_epoch: u32) {
     bytes[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Renumbers a sealed batch for another producer id and base sequence (a
+/// producer that took a fresh id after a failed batch) and reseals its CRC,
+/// which covers both fields. Needs at least [`HEADER_BYTES`] bytes.
+pub fn restamp_producer(bytes: &mut [u8], producer_id: i64, base_sequence: i32) {
+    bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[CRC_START..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// One record as read out of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -925,6 +935,18 @@ mod tests {
         assert!(accepted > 0 && refused > 0, "the flips hit both fields that matter and ones that do not");
     }
 
+
+    #[test]
+    fn given_sealed_batch_when_restamping_producer_should_renumber_and_stay_valid() {
+        let mut b = BatchBuilder::new(7, 0, 40, 64);
+        b.push(NewRecord { key: None, value: b"a", timestamp_ms: 1 });
+        b.push(NewRecord { key: None, value: b"b", timestamp_ms: 2 });
+        let mut bytes = b.finish();
+        restamp_producer(&mut bytes, 9, 0);
+        let header = validate(&bytes).expect("the CRC is resealed");
+        assert_eq!((header.producer_id, header.base_sequence), (9, 0));
+        assert_eq!(header.last_sequence(), 1);
+    }
 
     #[test]
     fn given_flipped_byte_when_validating_should_fail_crc() {
