@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use yak::client::{Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom};
+use yak::client::{
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom,
+};
 use yak::protocol::ErrorCode;
 
 fn main() -> Result<(), ClientError> {
@@ -24,9 +26,17 @@ fn main() -> Result<(), ClientError> {
         producer.send(topic, Some(key.as_bytes()), format!("order {i}").as_bytes())?;
     }
     let report = producer.flush()?;
-    println!("acknowledged {} messages in {} batches", report.acked, report.batches);
+    println!(
+        "acknowledged {} messages in {} batches",
+        report.acked, report.batches
+    );
 
-    let mut consumer = Consumer::subscribe(&cluster, topic, StartFrom::Earliest, ConsumerConfig::default())?;
+    let mut consumer = Consumer::subscribe(
+        &cluster,
+        topic,
+        StartFrom::Earliest,
+        ConsumerConfig::default(),
+    )?;
     let mut read = 0;
     loop {
         let records = consumer.poll(Duration::from_millis(500))?;

@@ -48,30 +48,66 @@ impl Drop for Paused {
 
 /// Creates a 3-replica topic and waits until every partition has 3 in-sync replicas.
 fn create_topic(c: &TestCluster, name: &str, partitions: u32) -> Value {
-    c.yak_ok(&["topic", "create", name, "--partitions", &partitions.to_string(), "--replication-factor", "3"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        name,
+        "--partitions",
+        &partitions.to_string(),
+        "--replication-factor",
+        "3",
+    ]);
     wait_until("every replica in sync", WAIT, || {
         let s = c.try_status_json()?;
-        let ps: Vec<&Value> = s["partitions"].as_array()?.iter().filter(|p| p["topic"] == name).collect();
-        let synced = ps.len() == partitions as usize && ps.iter().all(|p| p["isr"].as_array().is_some_and(|i| i.len() == 3));
+        let ps: Vec<&Value> = s["partitions"]
+            .as_array()?
+            .iter()
+            .filter(|p| p["topic"] == name)
+            .collect();
+        let synced = ps.len() == partitions as usize
+            && ps
+                .iter()
+                .all(|p| p["isr"].as_array().is_some_and(|i| i.len() == 3));
         synced.then_some(s)
     })
 }
 
 /// Leader broker id of `topic`'s partition `p`.
 fn leader_of(s: &Value, topic: &str, p: u64) -> u64 {
-    let part = s["partitions"].as_array().unwrap().iter().find(|x| x["topic"] == topic && x["partition"] == p).unwrap();
-    part["leader"].as_u64().unwrap_or_else(|| panic!("no leader: {part}"))
+    let part = s["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["topic"] == topic && x["partition"] == p)
+        .unwrap();
+    part["leader"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no leader: {part}"))
 }
 
 /// The pid `cluster status` lists for broker `id`.
 fn broker_pid(s: &Value, id: u64) -> i32 {
-    let b = s["brokers"].as_array().unwrap().iter().find(|b| b["id"] == id).unwrap();
+    let b = s["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == id)
+        .unwrap();
     i32::try_from(b["pid"].as_i64().unwrap()).unwrap()
 }
 
 /// Everything in `topic`, from the beginning.
 fn consume_all(c: &TestCluster, topic: &str) -> Vec<Rec> {
-    let out = c.yak_ok(&["consume", "--topic", topic, "--from-beginning", "--format", "json", "--timeout-ms", "3000"]);
+    let out = c.yak_ok(&[
+        "consume",
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--format",
+        "json",
+        "--timeout-ms",
+        "3000",
+    ]);
     parse_records(out.as_bytes())
 }
 
@@ -83,8 +119,16 @@ fn assert_each_once(recs: &[Rec], n: usize, what: &str) {
     }
     let dups: Vec<_> = seen.iter().filter(|(_, k)| **k > 1).collect();
     assert!(dups.is_empty(), "{what}: read more than once: {dups:?}");
-    let missing: Vec<String> = (0..n).map(|i| format!("m-{i}")).filter(|v| !seen.contains_key(v.as_str())).collect();
-    assert!(missing.is_empty(), "{what}: {} of {n} messages missing, first {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("m-{i}"))
+        .filter(|v| !seen.contains_key(v.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} of {n} messages missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(recs.len(), n, "{what}: nothing else in the topic");
 }
 
@@ -102,15 +146,21 @@ fn given_zookeeper_killed_when_produce_starts_should_wait_for_its_restart_and_ex
     // ZooKeeper is dead (its socket file left behind, refusing connections).
     let held = Paused::stop(&[supervisor]);
     kill(Pid::from_raw(zookeeper), Signal::SIGKILL).unwrap();
-    wait_until("ZooKeeper gone", WAIT, || c.zookeeper_pid().is_none().then_some(()));
-    let (producer, mut stdin) = c.spawn_yak_stdin(&["produce", "--topic", "zk", "--delivery-timeout-ms", "15000"]);
+    wait_until("ZooKeeper gone", WAIT, || {
+        c.zookeeper_pid().is_none().then_some(())
+    });
+    let (producer, mut stdin) =
+        c.spawn_yak_stdin(&["produce", "--topic", "zk", "--delivery-timeout-ms", "15000"]);
     std::io::Write::write_all(&mut stdin, messages(300).as_bytes()).unwrap();
     drop(stdin);
     thread::sleep(Duration::from_millis(500));
     drop(held);
     let out = producer.wait_output(WAIT);
     assert_success(&out, "produce while ZooKeeper restarts");
-    assert!(c.zookeeper_pid().is_some_and(|p| p != zookeeper), "a new ZooKeeper runs");
+    assert!(
+        c.zookeeper_pid().is_some_and(|p| p != zookeeper),
+        "a new ZooKeeper runs"
+    );
     assert_each_once(&consume_all(&c, "zk"), 300, "after a ZooKeeper restart");
 }
 
@@ -119,14 +169,29 @@ fn given_no_cluster_when_producing_should_fail_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let out = yak_tests::run_yak_node(
-        &["produce", "--topic", "t", "--message", "x", "--cluster", &dir.path().to_string_lossy()],
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--message",
+            "x",
+            "--cluster",
+            &dir.path().to_string_lossy(),
+        ],
         None,
         WAIT,
     );
     assert!(!out.status.success(), "no cluster, no success");
-    assert!(started.elapsed() < Duration::from_secs(3), "no wait without a cluster: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no wait without a cluster: {:?}",
+        started.elapsed()
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no YaK cluster at") && err.contains("zookeeper.sock"), "{err}");
+    assert!(
+        err.contains("no YaK cluster at") && err.contains("zookeeper.sock"),
+        "{err}"
+    );
 }
 
 /// Produces 200 acks=all messages to a 1-partition topic whose leader is
@@ -136,18 +201,26 @@ fn produce_past_paused_leader(c: &TestCluster, topic: &str) -> f64 {
     let leader = leader_of(&s, topic, 0);
     let paused = Paused::stop(&[broker_pid(&s, leader)]);
     let started = Instant::now();
-    let out = c.yak_stdin(&["produce", "--topic", topic, "--acks", "all"], &messages(200));
+    let out = c.yak_stdin(
+        &["produce", "--topic", topic, "--acks", "all"],
+        &messages(200),
+    );
     let secs = started.elapsed().as_secs_f64();
     drop(paused);
     assert_success(&out, "produce past a paused leader");
     let after = c.status_json();
-    assert_ne!(leader_of(&after, topic, 0), leader, "a new leader was elected");
+    assert_ne!(
+        leader_of(&after, topic, 0),
+        leader,
+        "a new leader was elected"
+    );
     assert_each_once(&consume_all(c, topic), 200, "past a paused leader");
     secs
 }
 
 #[test]
-fn given_partition_leader_sigstopped_when_producing_200_acks_all_should_finish_within_5s_exactly_once() {
+fn given_partition_leader_sigstopped_when_producing_200_acks_all_should_finish_within_5s_exactly_once(
+) {
     let c = TestCluster::start(3);
     let secs = produce_past_paused_leader(&c, "paused");
     println!("produce of 200 acks=all messages past a paused leader: {secs:.2} s");
@@ -164,7 +237,10 @@ fn measure_produce_past_paused_leader_median_of_3() {
         })
         .collect();
     runs.sort_by(f64::total_cmp);
-    println!("produce past a paused leader: runs {runs:.2?} s, median {:.2} s", runs[1]);
+    println!(
+        "produce past a paused leader: runs {runs:.2?} s, median {:.2} s",
+        runs[1]
+    );
 }
 
 #[test]
@@ -178,13 +254,23 @@ fn measure_longest_ack_gap_while_killing_a_random_leader_every_1500ms_for_40s() 
     let dir = c.run_dir().to_path_buf();
     let (acks2, stop2) = (Arc::clone(&acks), Arc::clone(&stop));
     let producer = thread::spawn(move || {
-        let config = ProducerConfig { delivery_timeout: Duration::from_secs(30), ..ProducerConfig::default() };
+        let config = ProducerConfig {
+            delivery_timeout: Duration::from_secs(30),
+            ..ProducerConfig::default()
+        };
         let mut p = Producer::connect(&dir, config).unwrap();
-        p.set_ack_observer(Box::new(move |_, _| acks2.lock().unwrap().push(Instant::now())));
+        p.set_ack_observer(Box::new(move |_, _| {
+            acks2.lock().unwrap().push(Instant::now())
+        }));
         let mut n = 0u64;
         while !stop2.load(Ordering::Relaxed) {
             // 500 messages a second over 3 partitions.
-            p.send("gaps", Some(n.to_string().as_bytes()), format!("m-{n}").as_bytes()).unwrap();
+            p.send(
+                "gaps",
+                Some(n.to_string().as_bytes()),
+                format!("m-{n}").as_bytes(),
+            )
+            .unwrap();
             n += 1;
             p.poll().unwrap();
             thread::sleep(Duration::from_millis(2));
@@ -196,19 +282,38 @@ fn measure_longest_ack_gap_while_killing_a_random_leader_every_1500ms_for_40s() 
     let mut seed = u64::from(std::process::id());
     while started.elapsed() < RUN {
         thread::sleep(Duration::from_millis(1500));
-        let Some(s) = c.try_status_json() else { continue };
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let Some(s) = c.try_status_json() else {
+            continue;
+        };
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let partition = (seed >> 33) % 3;
-        let Some(leader) = s["partitions"].as_array().unwrap().iter().find(|p| p["topic"] == "gaps" && p["partition"] == partition).and_then(|p| p["leader"].as_u64()) else { continue };
+        let Some(leader) = s["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["topic"] == "gaps" && p["partition"] == partition)
+            .and_then(|p| p["leader"].as_u64())
+        else {
+            continue;
+        };
         let _ = kill(Pid::from_raw(broker_pid(&s, leader)), Signal::SIGKILL);
         kills += 1;
     }
     stop.store(true, Ordering::Relaxed);
     let (sent, report) = producer.join().unwrap();
     let acks = acks.lock().unwrap();
-    let gap = acks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let gap = acks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
     c.wait_for_alive_brokers(3, WAIT);
-    let read: BTreeSet<String> = consume_all(&c, "gaps").into_iter().map(|r| r.value).collect();
+    let read: BTreeSet<String> = consume_all(&c, "gaps")
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
     println!(
         "{kills} leader kills in {:.0} s: {sent} sent, {} acknowledged, {} failed, {} distinct read back; \
          longest gap between acknowledgements {:.2} s",
@@ -218,7 +323,12 @@ fn measure_longest_ack_gap_while_killing_a_random_leader_every_1500ms_for_40s() 
         read.len(),
         gap.as_secs_f64()
     );
-    assert!(read.len() as u64 >= report.acked, "acknowledged messages missing: {} read, {} acknowledged", read.len(), report.acked);
+    assert!(
+        read.len() as u64 >= report.acked,
+        "acknowledged messages missing: {} read, {} acknowledged",
+        read.len(),
+        report.acked
+    );
     if report.failed > 0 {
         println!("first failure: {:?}", report.first_error);
     }
@@ -244,12 +354,23 @@ impl BlockedMember {
     fn start(c: &TestCluster, extra: &[&str]) -> (BlockedMember, Value) {
         create_topic(c, "slow", 2);
         let pad = ".".repeat(200);
-        let input: String = (0..SLOW_MESSAGES).map(|i| format!("m-{i}{pad}\n")).collect();
+        let input: String = (0..SLOW_MESSAGES)
+            .map(|i| format!("m-{i}{pad}\n"))
+            .collect();
         c.yak_stdin_ok(&["produce", "--topic", "slow"], &input);
         let run = c.run_dir().to_string_lossy().into_owned();
         let stderr_path = c.dir().join("member.stderr");
         let child = Command::new(yak_node_bin())
-            .args(["consume", "--topic", "slow", "--group", "g", "--from-beginning", "--client-id", "blocked"])
+            .args([
+                "consume",
+                "--topic",
+                "slow",
+                "--group",
+                "g",
+                "--from-beginning",
+                "--client-id",
+                "blocked",
+            ])
             .args(extra)
             .args(["--cluster", &run])
             .env_remove("YAK_CLUSTER")
@@ -260,10 +381,16 @@ impl BlockedMember {
             .unwrap();
         let mut m = BlockedMember { child, stderr_path };
         let stable = wait_until("the member holds both partitions", WAIT, || {
-            assert!(m.child.try_wait().unwrap().is_none(), "the member exited early: {}", m.log());
+            assert!(
+                m.child.try_wait().unwrap().is_none(),
+                "the member exited early: {}",
+                m.log()
+            );
             let out = c.yak(&["group", "describe", "g", "--json"]);
             let d: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let parts = d["members"].as_array()?.first()?["partitions"].as_array()?.len();
+            let parts = d["members"].as_array()?.first()?["partitions"]
+                .as_array()?
+                .len();
             (d["state"] == "stable" && parts == 2).then_some(d)
         });
         (m, stable["generation"].clone())
@@ -286,7 +413,11 @@ impl BlockedMember {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "the member did not finish: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the member did not finish: {}",
+                self.log()
+            );
             thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "member exit: {status}: {}", self.log());
@@ -303,38 +434,68 @@ impl Drop for BlockedMember {
 
 #[test]
 fn given_member_whose_stdout_is_blocked_6s_when_session_is_2s_should_keep_its_partitions() {
-    let c = TestCluster::builder(3).zookeeper("group_session_timeout_ms", "2000").start();
-    let (member, generation) = BlockedMember::start(&c, &["--max-messages", &SLOW_MESSAGES.to_string()]);
+    let c = TestCluster::builder(3)
+        .zookeeper("group_session_timeout_ms", "2000")
+        .start();
+    let (member, generation) =
+        BlockedMember::start(&c, &["--max-messages", &SLOW_MESSAGES.to_string()]);
     // Nobody reads its stdout: the member is stuck in a write for 6 s.
     thread::sleep(Duration::from_secs(6));
     let d = describe(&c, "g");
     let members = d["members"].as_array().unwrap();
-    assert_eq!(members.len(), 1, "the blocked member is still in the group: {d}\n{}", member.log());
+    assert_eq!(
+        members.len(),
+        1,
+        "the blocked member is still in the group: {d}\n{}",
+        member.log()
+    );
     assert_eq!(members[0]["client"], "blocked", "{d}");
-    assert_eq!(members[0]["partitions"].as_array().unwrap().len(), 2, "it keeps both partitions: {d}");
+    assert_eq!(
+        members[0]["partitions"].as_array().unwrap().len(),
+        2,
+        "it keeps both partitions: {d}"
+    );
     assert_eq!(d["generation"], generation, "no rebalance happened: {d}");
     let lines = member.drain();
     let distinct: BTreeSet<&String> = lines.iter().collect();
-    assert_eq!((lines.len(), distinct.len()), (SLOW_MESSAGES, SLOW_MESSAGES), "every message printed once");
+    assert_eq!(
+        (lines.len(), distinct.len()),
+        (SLOW_MESSAGES, SLOW_MESSAGES),
+        "every message printed once"
+    );
 }
 
 #[test]
-fn given_member_blocked_past_max_poll_interval_when_unblocked_should_have_left_then_rejoin_and_read_everything() {
-    let c = TestCluster::builder(3).zookeeper("group_session_timeout_ms", "2000").start();
-    let (member, generation) = BlockedMember::start(&c, &["--max-poll-interval-ms", "1000", "--timeout-ms", "3000"]);
+fn given_member_blocked_past_max_poll_interval_when_unblocked_should_have_left_then_rejoin_and_read_everything(
+) {
+    let c = TestCluster::builder(3)
+        .zookeeper("group_session_timeout_ms", "2000")
+        .start();
+    let (member, generation) = BlockedMember::start(
+        &c,
+        &["--max-poll-interval-ms", "1000", "--timeout-ms", "3000"],
+    );
     // Blocked past its 1 s max poll interval: its heartbeat thread leaves the group for it.
-    wait_until("the blocked member left the group", Duration::from_secs(10), || {
-        let out = c.yak(&["group", "describe", "g", "--json"]);
-        if !out.status.success() {
-            // A group with no member and no committed offset is forgotten.
-            return Some(());
-        }
-        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
-        (d["generation"] != generation && d["members"].as_array()?.is_empty()).then_some(())
-    });
+    wait_until(
+        "the blocked member left the group",
+        Duration::from_secs(10),
+        || {
+            let out = c.yak(&["group", "describe", "g", "--json"]);
+            if !out.status.success() {
+                // A group with no member and no committed offset is forgotten.
+                return Some(());
+            }
+            let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+            (d["generation"] != generation && d["members"].as_array()?.is_empty()).then_some(())
+        },
+    );
     // Read again, it rejoins and reads on from the group's committed offsets
     // (at least once: what it printed since its last commit comes again).
     let lines = member.drain();
     let distinct: BTreeSet<&String> = lines.iter().collect();
-    assert_eq!(distinct.len(), SLOW_MESSAGES, "every message printed at least once");
+    assert_eq!(
+        distinct.len(),
+        SLOW_MESSAGES,
+        "every message printed at least once"
+    );
 }

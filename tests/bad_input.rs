@@ -14,10 +14,21 @@ use yak_tests::{run_yak_node, TestCluster, CLIENT_TIMEOUT};
 /// accepts either).
 fn assert_one_line_error(case: &str, out: &Output, mentions: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{case}: should fail; stderr:\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "{case}: should fail; stderr:\n{stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{case}: want one stderr line, got:\n{stderr}");
-    assert!(lines[0].starts_with("error: "), "{case}: stderr line should start with 'error: ': {}", lines[0]);
+    assert_eq!(
+        lines.len(),
+        1,
+        "{case}: want one stderr line, got:\n{stderr}"
+    );
+    assert!(
+        lines[0].starts_with("error: "),
+        "{case}: stderr line should start with 'error: ': {}",
+        lines[0]
+    );
     let line = lines[0].to_lowercase();
     for m in mentions {
         assert!(
@@ -46,7 +57,11 @@ fn assert_cluster_serves(c: &TestCluster, n: u64) {
         "--timeout-ms",
         "5000",
     ]);
-    assert_eq!(out, format!("{msg}\n"), "cluster should still serve after bad input");
+    assert_eq!(
+        out,
+        format!("{msg}\n"),
+        "cluster should still serve after bad input"
+    );
 }
 
 struct Case {
@@ -56,8 +71,18 @@ struct Case {
     mentions: &'static [&'static str],
 }
 
-fn case(name: &'static str, args: &[&str], stdin: Option<String>, mentions: &'static [&'static str]) -> Case {
-    Case { name, args: args.iter().map(|s| s.to_string()).collect(), stdin, mentions }
+fn case(
+    name: &'static str,
+    args: &[&str],
+    stdin: Option<String>,
+    mentions: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        stdin,
+        mentions,
+    }
 }
 
 #[test]
@@ -67,14 +92,45 @@ fn given_invalid_cli_input_when_running_should_fail_with_one_error_line_and_keep
     let long_name = "a".repeat(250);
     let x200 = "x".repeat(200);
     let cases = vec![
-        case("empty topic name", &["topic", "create", ""], None, &["empty"]),
-        case("250-char topic name", &["topic", "create", &long_name], None, &["250|249"]),
-        case("topic name with /", &["topic", "create", "a/b"], None, &["a/b"]),
-        case("topic name with space", &["topic", "create", "a b"], None, &["a b"]),
-        case("zero partitions", &["topic", "create", "zero", "--partitions", "0"], None, &["partition"]),
+        case(
+            "empty topic name",
+            &["topic", "create", ""],
+            None,
+            &["empty"],
+        ),
+        case(
+            "250-char topic name",
+            &["topic", "create", &long_name],
+            None,
+            &["250|249"],
+        ),
+        case(
+            "topic name with /",
+            &["topic", "create", "a/b"],
+            None,
+            &["a/b"],
+        ),
+        case(
+            "topic name with space",
+            &["topic", "create", "a b"],
+            None,
+            &["a b"],
+        ),
+        case(
+            "zero partitions",
+            &["topic", "create", "zero", "--partitions", "0"],
+            None,
+            &["partition"],
+        ),
         case(
             "consume missing topic",
-            &["consume", "--topic", "no-such-topic", "--timeout-ms", "1000"],
+            &[
+                "consume",
+                "--topic",
+                "no-such-topic",
+                "--timeout-ms",
+                "1000",
+            ],
             None,
             &["no-such-topic"],
         ),
@@ -86,7 +142,15 @@ fn given_invalid_cli_input_when_running_should_fail_with_one_error_line_and_keep
         ),
         case(
             "200-byte --message, max 100",
-            &["produce", "--topic", "small", "--max-message-bytes", "100", "--message", &x200],
+            &[
+                "produce",
+                "--topic",
+                "small",
+                "--max-message-bytes",
+                "100",
+                "--message",
+                &x200,
+            ],
             None,
             &["100"],
         ),
@@ -106,7 +170,12 @@ fn given_invalid_cli_input_when_running_should_fail_with_one_error_line_and_keep
         };
         assert_one_line_error(k.name, &out, k.mentions);
         if args[..2] == ["topic", "create"] {
-            assert_eq!(c.yak_ok(&["topic", "list", "--json"]), before, "{}: no topic should appear", k.name);
+            assert_eq!(
+                c.yak_ok(&["topic", "list", "--json"]),
+                before,
+                "{}: no topic should appear",
+                k.name
+            );
         }
         assert_cluster_serves(&c, n as u64);
     }
@@ -117,15 +186,28 @@ fn given_nonexistent_cluster_dir_when_running_client_should_say_there_is_no_clus
     for args in [
         &["cluster", "status", "--cluster", "/nonexistent/dir"][..],
         &["topic", "list", "--cluster", "/nonexistent/dir"],
-        &["produce", "--topic", "t", "--message", "m", "--cluster", "/nonexistent/dir"],
+        &[
+            "produce",
+            "--topic",
+            "t",
+            "--message",
+            "m",
+            "--cluster",
+            "/nonexistent/dir",
+        ],
     ] {
         let out = run_yak_node(args, None, CLIENT_TIMEOUT);
-        assert_one_line_error(&args.join(" "), &out, &["no yak cluster|no cluster", "/nonexistent/dir"]);
+        assert_one_line_error(
+            &args.join(" "),
+            &out,
+            &["no yak cluster|no cluster", "/nonexistent/dir"],
+        );
     }
 }
 
 fn leader_socket(c: &TestCluster, topic: &str) -> std::path::PathBuf {
-    let t: serde_json::Value = serde_json::from_str(&c.yak_ok(&["topic", "describe", topic, "--json"])).unwrap();
+    let t: serde_json::Value =
+        serde_json::from_str(&c.yak_ok(&["topic", "describe", topic, "--json"])).unwrap();
     let leader = t["partitions"][0]["leader"].as_u64().unwrap();
     c.run_dir().join(format!("broker-{leader}.sock"))
 }
@@ -153,7 +235,15 @@ fn given_malformed_and_oversized_frames_when_sent_raw_should_close_only_that_con
     c.yak_ok(&["topic", "create", "healthy", "--partitions", "1"]);
     let socket = leader_socket(&c, "healthy");
     // A client connected to the same broker throughout.
-    let consumer = c.spawn_yak(&["consume", "--topic", "healthy", "--max-messages", "2", "--timeout-ms", "15000"]);
+    let consumer = c.spawn_yak(&[
+        "consume",
+        "--topic",
+        "healthy",
+        "--max-messages",
+        "2",
+        "--timeout-ms",
+        "15000",
+    ]);
     std::thread::sleep(Duration::from_millis(1000));
 
     let mut garbage = 10u32.to_be_bytes().to_vec();
@@ -165,7 +255,14 @@ fn given_malformed_and_oversized_frames_when_sent_raw_should_close_only_that_con
 
     let out = consumer.wait_output(Duration::from_secs(30));
     yak_tests::assert_success(&out, "consume --topic healthy");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "alive-0\nalive-1\n", "open consumer saw both messages");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "alive-0\nalive-1\n",
+        "open consumer saw both messages"
+    );
     let log = c.log_text();
-    assert!(log.contains("frame"), "the broker should log why it closed the connections");
+    assert!(
+        log.contains("frame"),
+        "the broker should log why it closed the connections"
+    );
 }

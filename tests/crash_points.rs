@@ -27,7 +27,10 @@ const ENV_SEED: &str = "YAK_CRASH_CHILD_SEED";
 
 /// Small segments and index intervals, so rolls and index entries are frequent.
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: 16 * 1024, index_interval_bytes: 1024 }
+    LogConfig {
+        segment_bytes: 16 * 1024,
+        index_interval_bytes: 1024,
+    }
 }
 
 /// xorshift64*: enough randomness for crash moments and workloads.
@@ -53,11 +56,18 @@ fn read_all(log: &Log) -> BTreeMap<u64, Vec<u8>> {
     let end = log.log_end_offset();
     while offset < end {
         let bytes = log.read(offset, 1 << 20).expect("read below the log end");
-        assert!(!bytes.is_empty(), "no data at offset {offset} below the log end {end}");
+        assert!(
+            !bytes.is_empty(),
+            "no data at offset {offset} below the log end {end}"
+        );
         for item in batch::split(&bytes) {
             let (header, one) = item.expect("a stored batch parses");
             for r in batch::records(one).expect("stored records parse") {
-                assert_eq!(r.offset, offset, "offsets not contiguous (header base {})", header.base_offset);
+                assert_eq!(
+                    r.offset, offset,
+                    "offsets not contiguous (header base {})",
+                    header.base_offset
+                );
                 out.insert(r.offset, r.value.to_vec());
                 offset += 1;
             }
@@ -90,7 +100,11 @@ fn crash_child_entry() {
                     let pad = "x".repeat(rng.below(700) as usize);
                     let value = format!("{id}:{pad}");
                     id += 1;
-                    b.push(NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 });
+                    b.push(NewRecord {
+                        key: None,
+                        value: value.as_bytes(),
+                        timestamp_ms: 0,
+                    });
                 }
                 let mut bytes = b.finish();
                 let info = log.append(&mut bytes, epoch).expect("child: append");
@@ -107,7 +121,9 @@ fn crash_child_entry() {
                 acked = end;
                 report.push_str(&format!("acked {acked}\n"));
                 let mut out = stdout.lock();
-                out.write_all(report.as_bytes()).and_then(|()| out.flush()).expect("child: report");
+                out.write_all(report.as_bytes())
+                    .and_then(|()| out.flush())
+                    .expect("child: report");
             }
             85..=94 => {
                 // A follower truncates only above what was acknowledged.
@@ -116,7 +132,10 @@ fn crash_child_entry() {
                 log.truncate_to(to).expect("child: truncate");
                 // Truncation is by whole batches: the log may end below `to`.
                 let end = log.log_end_offset();
-                assert!(end >= acked, "truncate_to({to}) cut below the acknowledged end {acked}");
+                assert!(
+                    end >= acked,
+                    "truncate_to({to}) cut below the acknowledged end {acked}"
+                );
                 written.retain(|(o, _)| *o < end);
             }
             _ => epoch += 1,
@@ -126,9 +145,14 @@ fn crash_child_entry() {
 
 #[test]
 fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledged_record_once() {
-    let seed = std::env::var("YAK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64)
-    });
+    let seed = std::env::var("YAK_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
     println!("crash-point seed {seed} (YAK_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed | 1);
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -141,7 +165,13 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
     let mut checked_ids = 0usize;
     for crash in 0..CRASHES {
         let mut child = Command::new(&exe)
-            .args(["--exact", CHILD_ENTRY, "--include-ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                CHILD_ENTRY,
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ENV_DIR, &dir)
             .env(ENV_SEED, (u64::from(crash) + 1).to_string())
             .stdout(Stdio::piped())
@@ -190,7 +220,8 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
         let (now_acked, told) = std::mem::take(&mut *reported.lock().expect("lock"));
         acked_end = acked_end.max(now_acked);
 
-        let log = Log::open(&dir, config()).unwrap_or_else(|e| panic!("crash {crash}: recovery failed: {e}"));
+        let log = Log::open(&dir, config())
+            .unwrap_or_else(|e| panic!("crash {crash}: recovery failed: {e}"));
         assert!(
             log.log_end_offset() >= acked_end,
             "crash {crash} after {moment_ms} ms: log ends at {} below the acknowledged end {acked_end}",
@@ -200,14 +231,24 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
         let mut seen = HashSet::new();
         for (offset, value) in &records {
             let id = value.split(|b| *b == b':').next().unwrap_or_default();
-            assert!(seen.insert(id.to_vec()), "crash {crash}: record {} served twice (offset {offset})", String::from_utf8_lossy(id));
+            assert!(
+                seen.insert(id.to_vec()),
+                "crash {crash}: record {} served twice (offset {offset})",
+                String::from_utf8_lossy(id)
+            );
         }
         for (offset, value) in &acknowledged {
-            assert_eq!(records.get(offset), Some(value), "crash {crash}: acknowledged record at offset {offset} lost or changed");
+            assert_eq!(
+                records.get(offset),
+                Some(value),
+                "crash {crash}: acknowledged record at offset {offset} lost or changed"
+            );
         }
         // Against what the child wrote, not only what recovery returns.
         for (offset, id) in &told {
-            let found = records.get(offset).and_then(|v| v.split(|b| *b == b':').next().map(<[u8]>::to_vec));
+            let found = records
+                .get(offset)
+                .and_then(|v| v.split(|b| *b == b':').next().map(<[u8]>::to_vec));
             assert_eq!(
                 found,
                 Some(id.to_string().into_bytes()),
@@ -228,5 +269,8 @@ fn given_log_killed_at_random_moments_when_reopened_should_keep_every_acknowledg
         acknowledged.len(),
         acked_end
     );
-    assert!(acked_end > 0 && checked_ids > 0, "no child ever acknowledged anything: the test proved nothing");
+    assert!(
+        acked_end > 0 && checked_ids > 0,
+        "no child ever acknowledged anything: the test proved nothing"
+    );
 }

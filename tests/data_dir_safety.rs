@@ -72,46 +72,103 @@ fn stop(child: &mut Child) {
 }
 
 fn values(stdout: &str) -> Vec<String> {
-    parse_records(stdout.as_bytes()).into_iter().map(|r| r.value).collect()
+    parse_records(stdout.as_bytes())
+        .into_iter()
+        .map(|r| r.value)
+        .collect()
 }
 
 #[test]
-fn given_wiped_zookeeper_when_cluster_restarts_on_same_broker_dirs_should_refuse_and_leave_partition_files_untouched() {
+fn given_wiped_zookeeper_when_cluster_restarts_on_same_broker_dirs_should_refuse_and_leave_partition_files_untouched(
+) {
     let mut c = TestCluster::start(1);
-    c.yak_ok(&["topic", "create", "keep", "--partitions", "2", "--replication-factor", "1"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "keep",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "1",
+    ]);
     let input: String = (0..20).map(|i| format!("m{i}\n")).collect();
     c.yak_stdin_ok(&["produce", "--topic", "keep"], &input);
     let cluster_id = c.status_json()["cluster_id"].as_str().unwrap().to_string();
-    assert_eq!(cluster_id.len(), 32, "cluster status --json names the cluster id");
-    let status = c.signal_supervisor(Signal::SIGTERM, Duration::from_secs(10)).expect("supervisor stops");
+    assert_eq!(
+        cluster_id.len(),
+        32,
+        "cluster status --json names the cluster id"
+    );
+    let status = c
+        .signal_supervisor(Signal::SIGTERM, Duration::from_secs(10))
+        .expect("supervisor stops");
     assert!(status.success());
 
     let data = c.dir().join("data");
     let broker_dir = data.join("broker-1");
     let before = files(&broker_dir);
-    assert!(before.keys().any(|p| p.starts_with("keep-0")) && before.keys().any(|p| p.starts_with("keep-1")));
-    assert_eq!(fs::read_to_string(broker_dir.join("cluster_id")).unwrap().trim(), cluster_id);
+    assert!(
+        before.keys().any(|p| p.starts_with("keep-0"))
+            && before.keys().any(|p| p.starts_with("keep-1"))
+    );
+    assert_eq!(
+        fs::read_to_string(broker_dir.join("cluster_id"))
+            .unwrap()
+            .trim(),
+        cluster_id
+    );
     fs::remove_dir_all(data.join("zookeeper")).unwrap();
 
     let log = c.dir().join("second.log");
     let mut second = spawn_supervisor(&c, &[], &log);
-    let text = wait_until("the broker to refuse the wiped zookeeper", Duration::from_secs(20), || {
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        text.contains("cluster id mismatch").then_some(text)
-    });
+    let text = wait_until(
+        "the broker to refuse the wiped zookeeper",
+        Duration::from_secs(20),
+        || {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            text.contains("cluster id mismatch").then_some(text)
+        },
+    );
     stop(&mut second);
-    let line = text.lines().find(|l| l.contains("cluster id mismatch")).unwrap();
-    assert!(line.contains(&cluster_id), "the error names the broker's cluster id: {line}");
-    assert!(!text.contains("replica loaded"), "no replica was opened:\n{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("cluster id mismatch"))
+        .unwrap();
+    assert!(
+        line.contains(&cluster_id),
+        "the error names the broker's cluster id: {line}"
+    );
+    assert!(
+        !text.contains("replica loaded"),
+        "no replica was opened:\n{text}"
+    );
     let after = files(&broker_dir);
-    let sizes = |f: &BTreeMap<PathBuf, Vec<u8>>| f.iter().map(|(p, b)| (p.clone(), b.len())).collect::<Vec<_>>();
-    assert!(after == before, "partition files changed: before {:?}, after {:?}", sizes(&before), sizes(&after));
+    let sizes = |f: &BTreeMap<PathBuf, Vec<u8>>| {
+        f.iter()
+            .map(|(p, b)| (p.clone(), b.len()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        after == before,
+        "partition files changed: before {:?}, after {:?}",
+        sizes(&before),
+        sizes(&after)
+    );
 }
 
 #[test]
-fn given_zookeeper_wiped_while_brokers_run_when_it_comes_back_should_stop_brokers_before_they_delete_anything() {
+fn given_zookeeper_wiped_while_brokers_run_when_it_comes_back_should_stop_brokers_before_they_delete_anything(
+) {
     let c = TestCluster::start(1);
-    c.yak_ok(&["topic", "create", "keep", "--partitions", "2", "--replication-factor", "1"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "keep",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "1",
+    ]);
     let input: String = (0..20).map(|i| format!("m{i}\n")).collect();
     c.yak_stdin_ok(&["produce", "--topic", "keep"], &input);
     let data = c.dir().join("data");
@@ -123,39 +180,83 @@ fn given_zookeeper_wiped_while_brokers_run_when_it_comes_back_should_stop_broker
     let zk = c.zookeeper_pid().unwrap();
     kill(supervisor, Signal::SIGSTOP).unwrap();
     kill(Pid::from_raw(zk), Signal::SIGKILL).unwrap();
-    wait_until("zookeeper to die", Duration::from_secs(10), || (c.zookeeper_pid() != Some(zk)).then_some(()));
+    wait_until("zookeeper to die", Duration::from_secs(10), || {
+        (c.zookeeper_pid() != Some(zk)).then_some(())
+    });
     fs::remove_dir_all(data.join("zookeeper")).unwrap();
     kill(supervisor, Signal::SIGCONT).unwrap();
-    wait_until("the wiped zookeeper to answer", Duration::from_secs(15), || {
-        c.yak(&["topic", "list", "--json"]).status.success().then_some(())
-    });
+    wait_until(
+        "the wiped zookeeper to answer",
+        Duration::from_secs(15),
+        || {
+            c.yak(&["topic", "list", "--json"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
     // Raise the new metadata version past the one the broker applied (a
     // broker ignores older versions): a broker that followed this ZooKeeper
     // would now reconcile against metadata naming none of its replicas.
     // (Creating a topic needs an alive broker: try for a bounded while.)
     let (mut created, deadline) = (0, Instant::now() + Duration::from_secs(4));
     while created < 6 && Instant::now() < deadline {
-        if c.yak(&["topic", "create", &format!("filler-{created}"), "--partitions", "1"]).status.success() {
+        if c.yak(&[
+            "topic",
+            "create",
+            &format!("filler-{created}"),
+            "--partitions",
+            "1",
+        ])
+        .status
+        .success()
+        {
             created += 1;
         } else {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    let text = wait_until("the running broker to stop on the new cluster id", Duration::from_secs(20), || {
-        let text = c.log_text();
-        text.contains("zookeeper now belongs to another cluster").then_some(text)
-    });
-    assert!(!text.contains("replica deleted") && !text.contains("quarantined"), "nothing was removed:\n{text}");
+    let text = wait_until(
+        "the running broker to stop on the new cluster id",
+        Duration::from_secs(20),
+        || {
+            let text = c.log_text();
+            text.contains("zookeeper now belongs to another cluster")
+                .then_some(text)
+        },
+    );
+    assert!(
+        !text.contains("replica deleted") && !text.contains("quarantined"),
+        "nothing was removed:\n{text}"
+    );
     let after = files(&broker_dir);
-    let sizes = |f: &BTreeMap<PathBuf, Vec<u8>>| f.iter().map(|(p, b)| (p.clone(), b.len())).collect::<Vec<_>>();
-    assert!(after == before, "partition files changed: before {:?}, after {:?}", sizes(&before), sizes(&after));
+    let sizes = |f: &BTreeMap<PathBuf, Vec<u8>>| {
+        f.iter()
+            .map(|(p, b)| (p.clone(), b.len()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        after == before,
+        "partition files changed: before {:?}, after {:?}",
+        sizes(&before),
+        sizes(&after)
+    );
 }
 
 #[test]
-fn given_running_cluster_when_second_supervisor_uses_same_data_dir_should_exit_naming_holder_and_first_keeps_serving() {
+fn given_running_cluster_when_second_supervisor_uses_same_data_dir_should_exit_naming_holder_and_first_keeps_serving(
+) {
     let c = TestCluster::start(1);
-    c.yak_ok(&["topic", "create", "first", "--partitions", "1", "--replication-factor", "1"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "first",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ]);
     let input: String = (0..20).map(|i| format!("m{i}\n")).collect();
     c.yak_stdin_ok(&["produce", "--topic", "first"], &input);
     let holder = c.supervisor_pid().unwrap();
@@ -168,23 +269,43 @@ fn given_running_cluster_when_second_supervisor_uses_same_data_dir_should_exit_n
         stop(&mut second);
     }
     let text = fs::read_to_string(&log).unwrap();
-    let status = status.unwrap_or_else(|| panic!("second supervisor still running after 10 s:\n{text}"));
+    let status =
+        status.unwrap_or_else(|| panic!("second supervisor still running after 10 s:\n{text}"));
     assert!(!status.success(), "second supervisor must fail:\n{text}");
-    assert!(text.contains(&format!("pid={holder}")), "names the holder's pid {holder}:\n{text}");
-    assert!(!other_run.join("zookeeper.sock").exists(), "the second cluster started no child");
+    assert!(
+        text.contains(&format!("pid={holder}")),
+        "names the holder's pid {holder}:\n{text}"
+    );
+    assert!(
+        !other_run.join("zookeeper.sock").exists(),
+        "the second cluster started no child"
+    );
 
     c.yak_ok(&["produce", "--topic", "first", "--message", "after"]);
     let out = c.yak_ok(&[
-        "consume", "--topic", "first", "--from-beginning", "--max-messages", "21", "--timeout-ms", "5000", "--format",
+        "consume",
+        "--topic",
+        "first",
+        "--from-beginning",
+        "--max-messages",
+        "21",
+        "--timeout-ms",
+        "5000",
+        "--format",
         "json",
     ]);
     let mut want: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     want.push("after".into());
-    assert_eq!(values(&out), want, "the first cluster still serves every message");
+    assert_eq!(
+        values(&out),
+        want,
+        "the first cluster still serves every message"
+    );
 }
 
 #[test]
-fn given_running_cluster_when_broker_or_zookeeper_started_on_its_dir_should_exit_with_clear_error() {
+fn given_running_cluster_when_broker_or_zookeeper_started_on_its_dir_should_exit_with_clear_error()
+{
     let c = TestCluster::start(1);
     let broker_pid = c.status_json()["brokers"][0]["pid"].as_u64().unwrap();
     let zk_pid = c.zookeeper_pid().unwrap();
@@ -194,18 +315,42 @@ fn given_running_cluster_when_broker_or_zookeeper_started_on_its_dir_should_exit
     let (data, other_run) = (data.to_str().unwrap(), other_run.to_str().unwrap());
 
     let out = run_yak_node(
-        &["broker", "--id", "1", "--run-dir", other_run, "--data-dir", data],
+        &[
+            "broker",
+            "--id",
+            "1",
+            "--run-dir",
+            other_run,
+            "--data-dir",
+            data,
+        ],
         None,
         Duration::from_secs(10),
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a second broker-1 must exit non-zero: {err}");
-    assert!(err.contains("is in use") && err.contains(&format!("pid={broker_pid}")), "{err}");
+    assert!(
+        !out.status.success(),
+        "a second broker-1 must exit non-zero: {err}"
+    );
+    assert!(
+        err.contains("is in use") && err.contains(&format!("pid={broker_pid}")),
+        "{err}"
+    );
 
-    let out = run_yak_node(&["zookeeper", "--run-dir", other_run, "--data-dir", data], None, Duration::from_secs(10));
+    let out = run_yak_node(
+        &["zookeeper", "--run-dir", other_run, "--data-dir", data],
+        None,
+        Duration::from_secs(10),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a second zookeeper must exit non-zero: {err}");
-    assert!(err.contains("is in use") && err.contains(&format!("pid={zk_pid}")), "{err}");
+    assert!(
+        !out.status.success(),
+        "a second zookeeper must exit non-zero: {err}"
+    );
+    assert!(
+        err.contains("is in use") && err.contains(&format!("pid={zk_pid}")),
+        "{err}"
+    );
 
     c.yak_ok(&["produce", "--topic", "still-up", "--message", "x"]);
 }

@@ -19,17 +19,37 @@ fn sockets_in(dir: &std::path::Path) -> Vec<String> {
 
 fn assert_clean_shutdown_on(signal: Signal) {
     let mut c = TestCluster::start(3);
-    c.yak_ok(&["produce", "--topic", "before-stop", "--message", "a", "--message", "b"]);
-    assert_eq!(c.cluster_processes().len(), 5, "supervisor, zookeeper and 3 brokers: {:?}", c.cluster_processes());
+    c.yak_ok(&[
+        "produce",
+        "--topic",
+        "before-stop",
+        "--message",
+        "a",
+        "--message",
+        "b",
+    ]);
+    assert_eq!(
+        c.cluster_processes().len(),
+        5,
+        "supervisor, zookeeper and 3 brokers: {:?}",
+        c.cluster_processes()
+    );
     let status = c
         .signal_supervisor(signal, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("supervisor still running 10 s after {signal}"));
-    assert_eq!(status.code(), Some(0), "supervisor exit status after {signal}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "supervisor exit status after {signal}"
+    );
     // The supervisor reaps every child before it exits: nothing may remain.
     let left = c.cluster_processes();
     assert!(left.is_empty(), "processes left after {signal}: {left:?}");
     let socks = sockets_in(c.run_dir());
-    assert!(socks.is_empty(), "sockets left in the run dir after {signal}: {socks:?}");
+    assert!(
+        socks.is_empty(),
+        "sockets left in the run dir after {signal}: {socks:?}"
+    );
 }
 
 #[test]
@@ -47,23 +67,46 @@ fn given_zookeeper_killed_when_restarted_should_keep_topics_and_messages() {
     let mut c = TestCluster::start(3);
     c.yak_ok(&["topic", "create", "durable", "--partitions", "3"]);
     let input: String = (0..50).map(|i| format!("k{i}:v{i}\n")).collect();
-    c.yak_stdin_ok(&["produce", "--topic", "durable", "--key-separator", ":"], &input);
+    c.yak_stdin_ok(
+        &["produce", "--topic", "durable", "--key-separator", ":"],
+        &input,
+    );
 
-    let old = c.zookeeper_pid().expect("zookeeper process of this cluster");
+    let old = c
+        .zookeeper_pid()
+        .expect("zookeeper process of this cluster");
     kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
-    let new =
-        wait_until("a new zookeeper process", Duration::from_secs(15), || c.zookeeper_pid().filter(|p| *p != old));
-    eprintln!("zookeeper pid {old} killed, restarted as {new}");
-    let list = wait_until("topic list --json to work again", Duration::from_secs(15), || {
-        let out = c.yak(&["topic", "list", "--json"]);
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let new = wait_until("a new zookeeper process", Duration::from_secs(15), || {
+        c.zookeeper_pid().filter(|p| *p != old)
     });
+    eprintln!("zookeeper pid {old} killed, restarted as {new}");
+    let list = wait_until(
+        "topic list --json to work again",
+        Duration::from_secs(15),
+        || {
+            let out = c.yak(&["topic", "list", "--json"]);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        },
+    );
     let topics: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert!(
-        topics.as_array().unwrap().iter().any(|t| t["name"] == "durable" && t["partitions"] == 3),
+        topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "durable" && t["partitions"] == 3),
         "topic lost after zookeeper restart: {list}"
     );
-    let out = c.yak_ok(&["consume", "--topic", "durable", "--from-beginning", "--timeout-ms", "2000"]);
+    let out = c.yak_ok(&[
+        "consume",
+        "--topic",
+        "durable",
+        "--from-beginning",
+        "--timeout-ms",
+        "2000",
+    ]);
     let mut got: Vec<&str> = out.lines().collect();
     got.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
     let want: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
@@ -71,7 +114,13 @@ fn given_zookeeper_killed_when_restarted_should_keep_topics_and_messages() {
 
     // Brokers re-register and the cluster takes writes again.
     c.wait_for_alive_brokers(3, Duration::from_secs(15));
-    c.yak_ok(&["produce", "--topic", "durable", "--message", "after-restart"]);
+    c.yak_ok(&[
+        "produce",
+        "--topic",
+        "durable",
+        "--message",
+        "after-restart",
+    ]);
     let out = c.yak_ok(&[
         "consume",
         "--topic",

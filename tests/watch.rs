@@ -31,16 +31,32 @@ const SHOW_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Creates `orders` (3 partitions × 3 replicas) and writes a few records.
 fn orders(c: &TestCluster) {
-    c.yak_ok(&["topic", "create", "orders", "--partitions", "3", "--replication-factor", "3"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ]);
     c.yak_stdin_ok(&["produce", "--topic", "orders"], "a\nb\nc\nd\n");
 }
 
 /// (leader id, leader pid) of orders-0 from `cluster status --json`.
 fn leader_of_orders_0(c: &TestCluster) -> Option<(u64, u64)> {
     let s = c.status_json();
-    let p = s["partitions"].as_array()?.iter().find(|p| p["topic"] == "orders" && p["partition"] == 0)?.clone();
+    let p = s["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["topic"] == "orders" && p["partition"] == 0)?
+        .clone();
     let leader = p["leader"].as_u64()?;
-    let pid = s["brokers"].as_array()?.iter().find(|b| b["id"] == leader)?["pid"].as_u64()?;
+    let pid = s["brokers"]
+        .as_array()?
+        .iter()
+        .find(|b| b["id"] == leader)?["pid"]
+        .as_u64()?;
     Some((leader, pid))
 }
 
@@ -56,20 +72,35 @@ fn row_after<'a>(screen: &'a str, name: &str) -> Option<Vec<&'a str>> {
 fn given_no_terminal_when_watching_should_print_one_frame_with_topic_and_leader() {
     let c = TestCluster::start(3);
     orders(&c);
-    let (leader, _) = wait_until("orders-0 has a leader", SHOW_TIMEOUT, || leader_of_orders_0(&c));
+    let (leader, _) = wait_until("orders-0 has a leader", SHOW_TIMEOUT, || {
+        leader_of_orders_0(&c)
+    });
     let started = Instant::now();
     let out = c.yak(&["cluster", "watch", "--interval-ms", "100"]);
     assert_success(&out, "cluster watch");
     let frame = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("one frame in {:?}:\n{frame}", started.elapsed());
-    assert!(!frame.contains('\x1b'), "the plain frame has no escape sequences:\n{frame}");
+    assert!(
+        !frame.contains('\x1b'),
+        "the plain frame has no escape sequences:\n{frame}"
+    );
     for name in ["orders-0", "orders-1", "orders-2"] {
-        assert!(row_after(&frame, name).is_some(), "{name} missing from:\n{frame}");
+        assert!(
+            row_after(&frame, name).is_some(),
+            "{name} missing from:\n{frame}"
+        );
     }
     let row = row_after(&frame, "orders-0").unwrap();
-    assert_eq!(row[0], leader.to_string(), "orders-0's leader column in:\n{frame}");
+    assert_eq!(
+        row[0],
+        leader.to_string(),
+        "orders-0's leader column in:\n{frame}"
+    );
     assert!(frame.contains("brokers 3/3 alive"), "{frame}");
-    assert!(frame.contains("topic orders created: 3 partitions × 3 replicas"), "events pane in:\n{frame}");
+    assert!(
+        frame.contains("topic orders created: 3 partitions × 3 replicas"),
+        "events pane in:\n{frame}"
+    );
 }
 
 /// What the test asks of the pty's master side.
@@ -102,7 +133,10 @@ fn pump(mut master: File, screen: Arc<Mutex<vt100::Parser>>, inbox: mpsc::Receiv
         }
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(PTY_POLL_MS)).unwrap_or(0);
-        let readable = ready > 0 && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let readable = ready > 0
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN));
         match readable.then(|| master.read(&mut buf)) {
             Some(Ok(n)) if n > 0 => screen.lock().unwrap().process(&buf[..n]),
             // Nothing to read, or the child exited (EIO): wait for the inbox.
@@ -113,11 +147,20 @@ fn pump(mut master: File, screen: Arc<Mutex<vt100::Parser>>, inbox: mpsc::Receiv
 
 impl PtyWatch {
     fn start(c: &TestCluster) -> PtyWatch {
-        let size = Winsize { ws_row: ROWS, ws_col: COLS, ws_xpixel: 0, ws_ypixel: 0 };
+        let size = Winsize {
+            ws_row: ROWS,
+            ws_col: COLS,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         let pty = openpty(&size, None).expect("openpty");
         // openpty(3) leaves both ends inheritable: the child must not hold
         // the master, or closing ours would not hang its terminal up.
-        fcntl(pty.master.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("set FD_CLOEXEC");
+        fcntl(
+            pty.master.as_raw_fd(),
+            FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC),
+        )
+        .expect("set FD_CLOEXEC");
         let slave = File::from(pty.slave);
         let child = Command::new(yak_node_bin())
             .args(["cluster", "watch", "--interval-ms", "100", "--cluster"])
@@ -129,12 +172,20 @@ impl PtyWatch {
             .stderr(Stdio::from(slave))
             .spawn()
             .expect("cannot start yak-node cluster watch");
-        let screen = Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(ROWS).unwrap(), NonZeroU16::new(COLS).unwrap(), 0)));
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            NonZeroU16::new(ROWS).unwrap(),
+            NonZeroU16::new(COLS).unwrap(),
+            0,
+        )));
         let (to_pty, inbox) = mpsc::channel();
         let master = File::from(pty.master);
         let parser = Arc::clone(&screen);
         thread::spawn(move || pump(master, parser, inbox));
-        PtyWatch { child, to_pty, screen }
+        PtyWatch {
+            child,
+            to_pty,
+            screen,
+        }
     }
 
     fn text(&self) -> String {
@@ -149,7 +200,10 @@ impl PtyWatch {
             if let Some(v) = f(&text) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "the live view did not show {what} within {SHOW_TIMEOUT:?}:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "the live view did not show {what} within {SHOW_TIMEOUT:?}:\n{text}"
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -161,7 +215,11 @@ impl PtyWatch {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "cluster watch did not exit {what} within {timeout:?}:\n{}", self.text());
+            assert!(
+                Instant::now() < deadline,
+                "cluster watch did not exit {what} within {timeout:?}:\n{}",
+                self.text()
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -179,10 +237,14 @@ impl Drop for PtyWatch {
 fn given_live_view_in_a_pty_when_leader_killed_should_show_new_leader_then_quit_on_q() {
     let c = TestCluster::start(3);
     orders(&c);
-    let (old, pid) = wait_until("orders-0 has a leader", SHOW_TIMEOUT, || leader_of_orders_0(&c));
+    let (old, pid) = wait_until("orders-0 has a leader", SHOW_TIMEOUT, || {
+        leader_of_orders_0(&c)
+    });
     let watch = PtyWatch::start(&c);
     watch.wait_for("orders-0 led by the first leader", |s| {
-        row_after(s, "orders-0").filter(|r| r[0] == old.to_string()).map(|_| ())
+        row_after(s, "orders-0")
+            .filter(|r| r[0] == old.to_string())
+            .map(|_| ())
     });
     let killed_at = Instant::now();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
@@ -196,15 +258,29 @@ fn given_live_view_in_a_pty_when_leader_killed_should_show_new_leader_then_quit_
     eprintln!("new leader {new} (was {old}) on screen {seen_after:?} after kill -9:\n{screen}");
     assert!((1..=3).contains(&new), "{screen}");
     let row = row_after(&screen, "orders-0").unwrap().join(" ");
-    assert!(row.starts_with(&format!("{new} (was {old})")), "the leader change is marked: {row}");
+    assert!(
+        row.starts_with(&format!("{new} (was {old})")),
+        "the leader change is marked: {row}"
+    );
     let status: Value = c.status_json();
-    let p0 = status["partitions"].as_array().unwrap().iter().find(|p| p["topic"] == "orders" && p["partition"] == 0).unwrap();
-    assert_eq!(p0["leader"].as_u64(), Some(new), "the view agrees with cluster status");
+    let p0 = status["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["topic"] == "orders" && p["partition"] == 0)
+        .unwrap();
+    assert_eq!(
+        p0["leader"].as_u64(),
+        Some(new),
+        "the view agrees with cluster status"
+    );
     watch.wait_for("the leader election in the events pane", |s| {
-        s.contains(&format!("orders-0 leader {old} → {new}")).then_some(())
+        s.contains(&format!("orders-0 leader {old} → {new}"))
+            .then_some(())
     });
     watch.wait_for("the supervisor's restart in the events pane", |s| {
-        s.contains(&format!("broker-{old} restarted: pid {pid} → ")).then_some(())
+        s.contains(&format!("broker-{old} restarted: pid {pid} → "))
+            .then_some(())
     });
 
     let mut watch = watch;
@@ -212,19 +288,33 @@ fn given_live_view_in_a_pty_when_leader_killed_should_show_new_leader_then_quit_
     let status = watch.wait_exit("on q", Duration::from_secs(3));
     assert!(status.success(), "cluster watch exited with {status}");
     // The master thread may still hold the last bytes written before exit.
-    wait_until("the terminal restored (alternate screen left)", Duration::from_secs(2), || {
-        (!watch.screen.lock().unwrap().screen().alternate_screen()).then_some(())
-    });
+    wait_until(
+        "the terminal restored (alternate screen left)",
+        Duration::from_secs(2),
+        || (!watch.screen.lock().unwrap().screen().alternate_screen()).then_some(()),
+    );
 }
 
 #[test]
 fn given_live_view_when_terminal_hangs_up_should_exit_instead_of_spinning() {
     let c = TestCluster::start(1);
-    c.yak_ok(&["topic", "create", "orders", "--partitions", "1", "--replication-factor", "1"]);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ]);
     let mut watch = PtyWatch::start(&c);
     watch.wait_for("orders-0", |s| row_after(s, "orders-0").map(|_| ()));
     watch.to_pty.send(ToPty::HangUp).unwrap();
     let status = watch.wait_exit("after the terminal hung up", Duration::from_secs(3));
-    assert_eq!(status.signal(), None, "no abort (a panic while restoring a dead terminal): {status}");
+    assert_eq!(
+        status.signal(),
+        None,
+        "no abort (a panic while restoring a dead terminal): {status}"
+    );
     assert!(status.success(), "a hang-up is a normal end: {status}");
 }

@@ -54,12 +54,20 @@ pub fn parse_records(stdout: &[u8]) -> Vec<Rec> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
             Rec {
-                partition: v["partition"].as_u64().unwrap_or_else(|| panic!("no partition: {l}")),
-                offset: v["offset"].as_u64().unwrap_or_else(|| panic!("no offset: {l}")),
+                partition: v["partition"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no partition: {l}")),
+                offset: v["offset"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no offset: {l}")),
                 key: v["key"].as_str().map(str::to_string),
-                value: v["value"].as_str().unwrap_or_else(|| panic!("no value: {l}")).to_string(),
+                value: v["value"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no value: {l}"))
+                    .to_string(),
             }
         })
         .collect()
@@ -70,7 +78,9 @@ pub fn parse_records(stdout: &[u8]) -> Vec<Rec> {
 pub fn bin_dir() -> PathBuf {
     let dir = match std::env::var_os("YAK_BIN_DIR") {
         Some(d) => PathBuf::from(d),
-        None if cfg!(debug_assertions) => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug"),
+        None if cfg!(debug_assertions) => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug")
+        }
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release"),
     };
     for name in ["yak-node", "yak-supervisor"] {
@@ -96,7 +106,11 @@ pub fn yak_node_bin() -> PathBuf {
 /// hint when it is missing.
 pub fn plugin_path(name: &str) -> PathBuf {
     let path = bin_dir().join(format!("libyak_partitioner_{}.so", name.replace('-', "_")));
-    assert!(path.is_file(), "plugin {} not found; run `make plugins fixtures` (make test does)", path.display());
+    assert!(
+        path.is_file(),
+        "plugin {} not found; run `make plugins fixtures` (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -108,7 +122,10 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         thread::sleep(POLL);
     }
 }
@@ -118,10 +135,16 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 pub fn run_yak_node(args: &[&str], input: Option<&[u8]>, timeout: Duration) -> Output {
     let mut cmd = Command::new(yak_node_bin());
     cmd.args(args).env_remove("YAK_CLUSTER");
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let what = format!("yak-node {}", abbreviate(&args.join(" ")));
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let writer = input.map(|data| {
         let mut stdin = child.stdin.take().expect("stdin was piped");
         let data = data.to_vec();
@@ -141,7 +164,11 @@ fn abbreviate(s: &str) -> String {
     if s.len() <= 200 {
         s.to_string()
     } else {
-        format!("{}... ({} bytes)", s.chars().take(200).collect::<String>(), s.len())
+        format!(
+            "{}... ({} bytes)",
+            s.chars().take(200).collect::<String>(),
+            s.len()
+        )
     }
 }
 
@@ -176,7 +203,11 @@ fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
     let stdout = out.join().expect("stdout reader panicked");
     let stderr = err.join().expect("stderr reader panicked");
     match status {
-        Some(status) => Output { status, stdout, stderr },
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
         None => panic!(
             "{what} did not finish within {timeout:?} and was killed; stderr:\n{}",
             String::from_utf8_lossy(&stderr)
@@ -200,7 +231,10 @@ impl Background {
     /// Waits at most `timeout` for the process to exit and returns its
     /// output; kills it and panics when it runs longer.
     pub fn wait_output(mut self, timeout: Duration) -> Output {
-        let child = self.child.take().expect("a Background always holds its child until waited");
+        let child = self
+            .child
+            .take()
+            .expect("a Background always holds its child until waited");
         wait_output(child, timeout, &self.what)
     }
 }
@@ -280,7 +314,13 @@ fn toml_string(s: &str) -> String {
 impl TestCluster {
     /// A builder with `brokers` brokers and no extra settings.
     pub fn builder(brokers: u32) -> ClusterBuilder {
-        ClusterBuilder { brokers, top_level: Vec::new(), zookeeper: Vec::new(), broker: Vec::new(), supervisor_args: Vec::new() }
+        ClusterBuilder {
+            brokers,
+            top_level: Vec::new(),
+            zookeeper: Vec::new(),
+            broker: Vec::new(),
+            supervisor_args: Vec::new(),
+        }
     }
 
     /// Starts a cluster of `brokers` brokers with default settings and waits
@@ -291,7 +331,10 @@ impl TestCluster {
 
     fn launch(b: ClusterBuilder) -> TestCluster {
         let bins = bin_dir();
-        let dir = tempfile::Builder::new().prefix("yak-e2e-").tempdir().expect("cannot create a temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("yak-e2e-")
+            .tempdir()
+            .expect("cannot create a temp dir");
         let run_dir = dir.path().join("run");
         let data_dir = dir.path().join("data");
         fs::create_dir(&run_dir).expect("cannot create run dir");
@@ -318,18 +361,32 @@ impl TestCluster {
         let log_path = dir.path().join("cluster.log");
         let log = fs::File::create(&log_path).expect("cannot create cluster.log");
         let mut cmd = Command::new(bins.join("yak-supervisor"));
-        cmd.arg("--config").arg(&config).arg("--node-bin").arg(bins.join("yak-node"));
-        cmd.args(&b.supervisor_args).env_remove("YAK_CLUSTER").stdin(Stdio::null());
-        cmd.stdout(log.try_clone().expect("cannot clone log file")).stderr(log);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--node-bin")
+            .arg(bins.join("yak-node"));
+        cmd.args(&b.supervisor_args)
+            .env_remove("YAK_CLUSTER")
+            .stdin(Stdio::null());
+        cmd.stdout(log.try_clone().expect("cannot clone log file"))
+            .stderr(log);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         // If the test process dies without running Drop (killed by a CI
         // timeout), the supervisor gets SIGTERM and stops its children. The
         // signal follows the spawning thread; a cluster lives in one test thread.
         unsafe {
-            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from));
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+            });
         }
         let supervisor = cmd.spawn().expect("cannot start yak-supervisor");
-        let mut cluster = TestCluster { dir, run_dir, log_path, brokers: b.brokers, supervisor: Some(supervisor) };
+        let mut cluster = TestCluster {
+            dir,
+            run_dir,
+            log_path,
+            brokers: b.brokers,
+            supervisor: Some(supervisor),
+        };
         cluster.wait_for_alive_brokers(b.brokers, START_TIMEOUT);
         cluster
     }
@@ -340,19 +397,29 @@ impl TestCluster {
     pub fn wait_for_alive_brokers(&mut self, n: u32, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(s) = self.supervisor.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("yak-supervisor exited with {s} while starting; log:\n{}", self.log_text());
+            if let Some(s) = self
+                .supervisor
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "yak-supervisor exited with {s} while starting; log:\n{}",
+                    self.log_text()
+                );
             }
             if let Some(status) = self.try_status_json() {
-                let alive = status["brokers"]
-                    .as_array()
-                    .map_or(0, |b| b.iter().filter(|b| b["alive"] == Value::Bool(true)).count());
+                let alive = status["brokers"].as_array().map_or(0, |b| {
+                    b.iter().filter(|b| b["alive"] == Value::Bool(true)).count()
+                });
                 if alive == n as usize {
                     return;
                 }
             }
             if Instant::now() >= deadline {
-                panic!("cluster did not show {n} alive brokers within {timeout:?}; log:\n{}", self.log_text());
+                panic!(
+                    "cluster did not show {n} alive brokers within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             thread::sleep(POLL);
         }
@@ -380,7 +447,9 @@ impl TestCluster {
 
     /// Everything the supervisor and its children wrote so far.
     pub fn log_text(&self) -> String {
-        fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     fn args_with_cluster<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
@@ -397,7 +466,11 @@ impl TestCluster {
 
     /// Like [`TestCluster::yak`], with `input` on stdin.
     pub fn yak_stdin(&self, args: &[&str], input: &str) -> Output {
-        run_yak_node(&self.args_with_cluster(args), Some(input.as_bytes()), CLIENT_TIMEOUT)
+        run_yak_node(
+            &self.args_with_cluster(args),
+            Some(input.as_bytes()),
+            CLIENT_TIMEOUT,
+        )
     }
 
     /// Runs `yak-node ARGS --cluster RUN` and panics unless it exits 0;
@@ -427,7 +500,10 @@ impl TestCluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start yak-node in the background");
-        Background { child: Some(child), what: format!("yak-node {}", abbreviate(&args.join(" "))) }
+        Background {
+            child: Some(child),
+            what: format!("yak-node {}", abbreviate(&args.join(" "))),
+        }
     }
 
     /// Like [`TestCluster::spawn_yak`], with stdin piped: returns the
@@ -443,12 +519,22 @@ impl TestCluster {
             .spawn()
             .expect("cannot start yak-node in the background");
         let stdin = child.stdin.take().expect("stdin was piped");
-        (Background { child: Some(child), what: format!("yak-node {}", abbreviate(&args.join(" "))) }, stdin)
+        (
+            Background {
+                child: Some(child),
+                what: format!("yak-node {}", abbreviate(&args.join(" "))),
+            },
+            stdin,
+        )
     }
 
     /// `cluster status --json`, or `None` if the command fails.
     pub fn try_status_json(&self) -> Option<Value> {
-        let out = run_yak_node(&self.args_with_cluster(&["cluster", "status", "--json"]), None, CLIENT_TIMEOUT);
+        let out = run_yak_node(
+            &self.args_with_cluster(&["cluster", "status", "--json"]),
+            None,
+            CLIENT_TIMEOUT,
+        );
         if !out.status.success() {
             return None;
         }
@@ -458,7 +544,8 @@ impl TestCluster {
     /// `cluster status --json`; panics if it fails or is not JSON.
     pub fn status_json(&self) -> Value {
         let out = self.yak_ok(&["cluster", "status", "--json"]);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("cluster status --json is not JSON ({e}):\n{out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("cluster status --json is not JSON ({e}):\n{out}"))
     }
 
     /// Live processes (not zombies, not this test) whose command line
@@ -496,7 +583,10 @@ impl TestCluster {
     }
 
     fn stop(&mut self) {
-        if self.signal_supervisor(Signal::SIGTERM, STOP_GRACE).is_none() {
+        if self
+            .signal_supervisor(Signal::SIGTERM, STOP_GRACE)
+            .is_none()
+        {
             if let Some(mut c) = self.supervisor.take() {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -526,16 +616,24 @@ pub fn assert_success(out: &Output, what: &str) {
 /// contains `needle`, as `(pid, command line with spaces between args)`.
 pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
     let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut found = Vec::new();
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if pid as u32 == me {
             continue;
         }
         // A zombie has an empty cmdline; a vanished process reads as an error.
-        let Ok(raw) = fs::read(e.path().join("cmdline")) else { continue };
-        let cmd = String::from_utf8_lossy(&raw).trim_end_matches('\0').replace('\0', " ");
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .replace('\0', " ");
         if !cmd.is_empty() && cmd.contains(needle) {
             found.push((pid, cmd));
         }

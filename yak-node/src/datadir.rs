@@ -65,7 +65,10 @@ pub enum DataDirError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
-    move |source| DataDirError::Io { path: path.to_path_buf(), source }
+    move |source| DataDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// An exclusive lock on a dir, held until dropped (or the process exits).
@@ -92,11 +95,21 @@ const HOLDER_READ_WAIT: Duration = Duration::from_millis(200);
 pub fn lock(dir: &Path, file_name: &str, role: &str) -> Result<DirLock, DataDirError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let path = dir.join(file_name);
-    let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((mut file, Errno::EWOULDBLOCK)) => {
-            return Err(DataDirError::Locked { dir: dir.to_path_buf(), holder: read_holder(&mut file), path });
+            return Err(DataDirError::Locked {
+                dir: dir.to_path_buf(),
+                holder: read_holder(&mut file),
+                path,
+            });
         }
         Err((_, source)) => return Err(DataDirError::Lock { path, source }),
     };
@@ -113,7 +126,9 @@ fn read_holder(file: &mut File) -> String {
     let deadline = std::time::Instant::now() + HOLDER_READ_WAIT;
     loop {
         let mut text = String::new();
-        let read = file.rewind().and_then(|()| file.take(256).read_to_string(&mut text));
+        let read = file
+            .rewind()
+            .and_then(|()| file.take(256).read_to_string(&mut text));
         let text = text.trim();
         if read.is_ok() && !text.is_empty() {
             return text.to_string();
@@ -127,7 +142,9 @@ fn read_holder(file: &mut File) -> String {
 
 /// Makes a directory's entries (files created, renamed or removed in it) durable.
 pub fn sync_dir(dir: &Path) -> Result<(), DataDirError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Writes `path` durably and atomically: a temp file beside it, fsync,
@@ -139,7 +156,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(&tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&tmp))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
     sync_dir(dir)
@@ -149,7 +168,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
 pub fn new_cluster_id() -> Result<String, DataDirError> {
     let path = Path::new("/dev/urandom");
     let mut bytes = [0u8; 16];
-    File::open(path).and_then(|mut f| f.read_exact(&mut bytes)).map_err(io_err(path))?;
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_err(path))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -163,7 +184,10 @@ pub fn read_cluster_id(dir: &Path) -> Result<Option<String>, DataDirError> {
     let path = dir.join(CLUSTER_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) if is_cluster_id(text.trim()) => Ok(Some(text.trim().to_string())),
-        Ok(text) => Err(DataDirError::BadClusterId { found: text.chars().take(64).collect(), path }),
+        Ok(text) => Err(DataDirError::BadClusterId {
+            found: text.chars().take(64).collect(),
+            path,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(DataDirError::Io { path, source: e }),
     }
@@ -171,7 +195,10 @@ pub fn read_cluster_id(dir: &Path) -> Result<Option<String>, DataDirError> {
 
 /// Stores `cluster_id` in `dir` durably.
 pub fn write_cluster_id(dir: &Path, cluster_id: &str) -> Result<(), DataDirError> {
-    write_atomic(&dir.join(CLUSTER_ID_FILE), format!("{cluster_id}\n").as_bytes())
+    write_atomic(
+        &dir.join(CLUSTER_ID_FILE),
+        format!("{cluster_id}\n").as_bytes(),
+    )
 }
 
 #[cfg(test)]
@@ -184,7 +211,10 @@ mod tests {
         let held = lock(dir.path(), "x.lock", "test").expect("first lock");
         let err = lock(dir.path(), "x.lock", "test").expect_err("second lock must fail");
         let text = err.to_string();
-        assert!(text.contains(&format!("pid={}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid={}", std::process::id())),
+            "{text}"
+        );
         assert!(text.contains("is in use"), "{text}");
         drop(held);
         lock(dir.path(), "x.lock", "test").expect("lock again after release");
@@ -209,6 +239,9 @@ mod tests {
         write_cluster_id(dir.path(), &a).expect("write");
         assert_eq!(read_cluster_id(dir.path()).expect("read"), Some(a));
         std::fs::write(dir.path().join(CLUSTER_ID_FILE), "garbage").expect("write");
-        assert!(matches!(read_cluster_id(dir.path()), Err(DataDirError::BadClusterId { .. })));
+        assert!(matches!(
+            read_cluster_id(dir.path()),
+            Err(DataDirError::BadClusterId { .. })
+        ));
     }
 }

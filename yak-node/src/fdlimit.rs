@@ -34,7 +34,9 @@ pub fn raise_to_hard() -> u64 {
 /// or fewer so that connections, the segment file cache and a spare fit.
 pub fn connections_cap(wanted: usize, nofile: u64) -> usize {
     let nofile = usize::try_from(nofile).unwrap_or(usize::MAX);
-    wanted.min(nofile.saturating_sub(FILES_OPEN_MAX + FDS_SPARE)).max(1)
+    wanted
+        .min(nofile.saturating_sub(FILES_OPEN_MAX + FDS_SPARE))
+        .max(1)
 }
 
 /// [`raise_to_hard`], then [`connections_cap`] for `wanted`, saying so
@@ -43,7 +45,12 @@ pub fn prepare(wanted: usize) -> usize {
     let nofile = raise_to_hard();
     let cap = connections_cap(wanted, nofile);
     if cap < wanted {
-        tracing::warn!(wanted, cap, open_files_limit = nofile, "open-files limit too low; serving fewer connections");
+        tracing::warn!(
+            wanted,
+            cap,
+            open_files_limit = nofile,
+            "open-files limit too low; serving fewer connections"
+        );
     }
     cap
 }
@@ -55,7 +62,10 @@ mod tests {
     #[test]
     fn given_open_files_limits_when_fitting_the_connection_cap_should_leave_room_for_files() {
         assert_eq!(connections_cap(4096, 1_048_576), 4096);
-        assert_eq!(connections_cap(4096, 4096), 4096 - FILES_OPEN_MAX - FDS_SPARE);
+        assert_eq!(
+            connections_cap(4096, 4096),
+            4096 - FILES_OPEN_MAX - FDS_SPARE
+        );
         assert_eq!(connections_cap(4096, 10), 1, "never zero");
     }
 
@@ -64,6 +74,9 @@ mod tests {
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
         setrlimit(Resource::RLIMIT_NOFILE, hard - 1, hard).expect("lower the soft limit by one");
         assert_eq!(raise_to_hard(), hard);
-        assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit").0, hard);
+        assert_eq!(
+            getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit").0,
+            hard
+        );
     }
 }

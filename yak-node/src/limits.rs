@@ -143,8 +143,8 @@ pub const WATCH_PLAIN_WIDTH_COLUMNS: u16 = 120;
 /// Upper bounds of the buckets of the brokers' latency histograms (produce,
 /// fsync), in microseconds; a last bucket (+Inf) follows.
 pub const LATENCY_BUCKETS_US: [u64; 16] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000,
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 /// Metrics endpoint: largest HTTP request head (request line and headers) read.
 pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;

@@ -20,9 +20,13 @@ pub struct PeerCred {
 /// The credentials of the process at the other end of `stream`.
 pub fn peer_cred(stream: &UnixStream) -> std::io::Result<PeerCred> {
     let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)?;
-    let pid = u32::try_from(cred.pid())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "SO_PEERCRED gave no pid"))?;
-    Ok(PeerCred { pid, uid: cred.uid() })
+    let pid = u32::try_from(cred.pid()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "SO_PEERCRED gave no pid")
+    })?;
+    Ok(PeerCred {
+        pid,
+        uid: cred.uid(),
+    })
 }
 
 /// The parent pid of process `pid`, from `/proc/<pid>/stat`; `None` if the
@@ -62,7 +66,11 @@ mod tests {
     #[test]
     fn given_stat_lines_when_parsing_should_find_the_parent_pid_after_the_name() {
         assert_eq!(parse_stat_ppid("42 (yak-node) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parse_stat_ppid("42 (a) b (c) R 9 1"), Some(9), "a name holding parentheses and spaces");
+        assert_eq!(
+            parse_stat_ppid("42 (a) b (c) R 9 1"),
+            Some(9),
+            "a name holding parentheses and spaces"
+        );
         assert_eq!(parse_stat_ppid("42 (x) S"), None);
         assert_eq!(parse_stat_ppid("garbage"), None);
     }
@@ -72,7 +80,10 @@ mod tests {
         let (a, _b) = UnixStream::pair().expect("socket pair");
         let me = peer_cred(&a).expect("SO_PEERCRED");
         assert_eq!(me.pid, std::process::id());
-        assert_eq!(parent_pid(me.pid), Some(std::os::unix::process::parent_id()));
+        assert_eq!(
+            parent_pid(me.pid),
+            Some(std::os::unix::process::parent_id())
+        );
         let args = command_line(me.pid).expect("own command line");
         assert!(!args.is_empty());
     }

@@ -7,12 +7,14 @@ use signal_hook::iterator::Signals;
 /// Spawns a thread that waits for SIGTERM/SIGINT, runs `last_step`, exits.
 pub fn on_terminate(last_step: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
-    std::thread::Builder::new().name("shutdown".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            tracing::info!(signal = sig, "shutting down");
-            last_step();
-            std::process::exit(0);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("shutdown".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(signal = sig, "shutting down");
+                last_step();
+                std::process::exit(0);
+            }
+        })?;
     Ok(())
 }

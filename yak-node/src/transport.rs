@@ -25,13 +25,19 @@ impl Listener {
             std::fs::remove_file(path)?;
         }
         let name = path.to_fs_name::<GenericFilePath>()?;
-        let listener = ListenerOptions::new().name(name).create_sync_as::<uds::Listener>()?;
+        let listener = ListenerOptions::new()
+            .name(name)
+            .create_sync_as::<uds::Listener>()?;
         Ok(Listener(listener))
     }
 
     /// Waits for the next connection.
     pub fn accept(&self) -> io::Result<UnixStream> {
-        let stream = self.0.incoming().next().unwrap_or_else(|| Err(io::ErrorKind::BrokenPipe.into()))?;
+        let stream = self
+            .0
+            .incoming()
+            .next()
+            .unwrap_or_else(|| Err(io::ErrorKind::BrokenPipe.into()))?;
         Ok(UnixStream::from(OwnedFd::from(stream)))
     }
 }
@@ -69,7 +75,9 @@ const SUPERVISOR_COMM: &str = "yak-supervisor";
 /// itself or one of its children (ZooKeeper, a broker, a worker). Such a
 /// peer may use the connection slots reserved for the cluster.
 pub fn is_cluster_process(pid: u32, supervisor: Option<u32>) -> bool {
-    let Some(supervisor) = supervisor else { return false };
+    let Some(supervisor) = supervisor else {
+        return false;
+    };
     pid == supervisor || parent_of(pid) == Some(supervisor)
 }
 
@@ -93,7 +101,11 @@ mod tests {
     #[test]
     fn given_stat_lines_when_parsing_should_find_the_parent_after_the_command_name() {
         assert_eq!(parse_stat_parent("42 (yak-node) S 7 42 42 0"), Some(7));
-        assert_eq!(parse_stat_parent("42 (a) b (c)) R 9 1"), Some(9), "a name with spaces and parentheses");
+        assert_eq!(
+            parse_stat_parent("42 (a) b (c)) R 9 1"),
+            Some(9),
+            "a name with spaces and parentheses"
+        );
         assert_eq!(parse_stat_parent("garbage"), None);
     }
 
@@ -106,10 +118,22 @@ mod tests {
     #[test]
     fn given_no_supervisor_or_a_stranger_when_checking_should_not_count_as_a_cluster_process() {
         let me = std::process::id();
-        assert!(!is_cluster_process(me, None), "without a supervisor nobody is reserved a slot");
+        assert!(
+            !is_cluster_process(me, None),
+            "without a supervisor nobody is reserved a slot"
+        );
         let parent = u32::try_from(nix::unistd::getppid().as_raw()).expect("pid");
-        assert!(is_cluster_process(me, Some(parent)), "a child of the supervisor");
-        assert!(is_cluster_process(parent, Some(parent)), "the supervisor itself");
-        assert!(!is_cluster_process(me, Some(u32::MAX - 1)), "a process that is neither");
+        assert!(
+            is_cluster_process(me, Some(parent)),
+            "a child of the supervisor"
+        );
+        assert!(
+            is_cluster_process(parent, Some(parent)),
+            "the supervisor itself"
+        );
+        assert!(
+            !is_cluster_process(me, Some(u32::MAX - 1)),
+            "a process that is neither"
+        );
     }
 }

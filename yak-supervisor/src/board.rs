@@ -38,7 +38,11 @@ impl Board {
     pub fn new(names: impl IntoIterator<Item = String>) -> Board {
         let slots = names
             .into_iter()
-            .map(|name| Slot { name, pid: AtomicI32::new(0), starts: AtomicU64::new(0) })
+            .map(|name| Slot {
+                name,
+                pid: AtomicI32::new(0),
+                starts: AtomicU64::new(0),
+            })
             .collect();
         Board { slots }
     }
@@ -64,7 +68,9 @@ impl Board {
             .iter()
             .map(|s| ChildView {
                 name: s.name.clone(),
-                pid: u32::try_from(s.pid.load(Ordering::Relaxed)).ok().filter(|&p| p > 0),
+                pid: u32::try_from(s.pid.load(Ordering::Relaxed))
+                    .ok()
+                    .filter(|&p| p > 0),
                 restarts: s.starts.load(Ordering::Relaxed).saturating_sub(1),
             })
             .collect()
@@ -80,9 +86,30 @@ mod tests {
         let board = Board::new(["zookeeper".to_string(), "broker-1".to_string()]);
         board.started(1, 10);
         board.stopped(1);
-        assert_eq!(board.read()[1], ChildView { name: "broker-1".into(), pid: None, restarts: 0 });
+        assert_eq!(
+            board.read()[1],
+            ChildView {
+                name: "broker-1".into(),
+                pid: None,
+                restarts: 0
+            }
+        );
         board.started(1, 11);
-        assert_eq!(board.read()[1], ChildView { name: "broker-1".into(), pid: Some(11), restarts: 1 });
-        assert_eq!(board.read()[0], ChildView { name: "zookeeper".into(), pid: None, restarts: 0 });
+        assert_eq!(
+            board.read()[1],
+            ChildView {
+                name: "broker-1".into(),
+                pid: Some(11),
+                restarts: 1
+            }
+        );
+        assert_eq!(
+            board.read()[0],
+            ChildView {
+                name: "zookeeper".into(),
+                pid: None,
+                restarts: 0
+            }
+        );
     }
 }

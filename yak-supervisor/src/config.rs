@@ -62,7 +62,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("yak-node binary not found at {path} ({origin}); pass --node-bin or set {NODE_BIN_ENV}")]
+    #[error(
+        "yak-node binary not found at {path} ({origin}); pass --node-bin or set {NODE_BIN_ENV}"
+    )]
     NodeBinMissing { path: PathBuf, origin: &'static str },
     #[error("cannot locate the supervisor's own executable to find yak-node: {source}")]
     CurrentExe { source: std::io::Error },
@@ -114,7 +116,12 @@ pub struct Workers {
 
 impl Default for Workers {
     fn default() -> Self {
-        Workers { topic: "workers".into(), rate: 5.0, message_bytes: 64, group: "workers".into() }
+        Workers {
+            topic: "workers".into(),
+            rate: 5.0,
+            message_bytes: 64,
+            group: "workers".into(),
+        }
     }
 }
 
@@ -170,7 +177,11 @@ impl Config {
     }
 
     /// Parses `text` (read from `path`, used only in messages) and merges `overrides`.
-    pub fn from_toml(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source: Box::new(source),
@@ -179,20 +190,34 @@ impl Config {
     }
 
     fn merge(file: FileConfig, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let brokers = overrides.brokers.or(file.brokers).unwrap_or(i64::from(BROKERS_DEFAULT));
+        let brokers = overrides
+            .brokers
+            .or(file.brokers)
+            .unwrap_or(i64::from(BROKERS_DEFAULT));
         let brokers = u32::try_from(brokers)
             .ok()
             .filter(|b| (BROKERS_MIN..=BROKERS_MAX).contains(b))
             .ok_or(ConfigError::Brokers { brokers })?;
         let count = |what: &'static str, n: Option<i64>| {
             let n = n.unwrap_or(0);
-            u32::try_from(n).ok().filter(|n| *n <= WORKERS_MAX).ok_or(ConfigError::Workers { what, count: n })
+            u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= WORKERS_MAX)
+                .ok_or(ConfigError::Workers { what, count: n })
         };
         let producers = count("producers", overrides.producers.or(file.producers))?;
         let consumers = count("consumers", overrides.consumers.or(file.consumers))?;
         let workers = check_workers(path, file.workers)?;
-        let run_dir = overrides.run_dir.clone().or(file.run_dir).unwrap_or_else(|| "yak-run".into());
-        let data_dir = overrides.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "yak-data".into());
+        let run_dir = overrides
+            .run_dir
+            .clone()
+            .or(file.run_dir)
+            .unwrap_or_else(|| "yak-run".into());
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| "yak-data".into());
         let metrics_addr = overrides
             .metrics_addr
             .clone()
@@ -205,7 +230,11 @@ impl Config {
             brokers,
             zookeeper_args: section_to_flags(path, "zookeeper", &file.zookeeper)?,
             broker_args: section_to_flags(path, "broker", &file.broker)?,
-            partitioner: file.partitioner.as_deref().map(|p| absolute("partitioner plugin", p)).transpose()?,
+            partitioner: file
+                .partitioner
+                .as_deref()
+                .map(|p| absolute("partitioner plugin", p))
+                .transpose()?,
             producers,
             consumers,
             workers,
@@ -215,27 +244,55 @@ impl Config {
 }
 
 fn check_workers(path: &Path, w: WorkersFile) -> Result<Workers, ConfigError> {
-    let bad = |key, reason: String| ConfigError::WorkerValue { path: path.to_path_buf(), key, reason };
+    let bad = |key, reason: String| ConfigError::WorkerValue {
+        path: path.to_path_buf(),
+        key,
+        reason,
+    };
     let d = Workers::default();
-    let name_ok = |s: &str| !s.is_empty() && s.len() <= 249 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 249
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
     let topic = w.topic.unwrap_or(d.topic);
     if !name_ok(&topic) {
-        return Err(bad("topic", format!("'{topic}' is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)")));
+        return Err(bad(
+            "topic",
+            format!("'{topic}' is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)"),
+        ));
     }
     let group = w.group.unwrap_or(d.group);
     if !name_ok(&group) {
-        return Err(bad("group", format!("'{group}' is not a valid group name (1-249 of a-z A-Z 0-9 . _ -)")));
+        return Err(bad(
+            "group",
+            format!("'{group}' is not a valid group name (1-249 of a-z A-Z 0-9 . _ -)"),
+        ));
     }
     let rate = w.rate.unwrap_or(d.rate);
     if !(rate > 0.0 && rate <= WORKER_RATE_MAX) {
-        return Err(bad("rate", format!("must be above 0 and at most {WORKER_RATE_MAX} messages/s, got {rate}")));
+        return Err(bad(
+            "rate",
+            format!("must be above 0 and at most {WORKER_RATE_MAX} messages/s, got {rate}"),
+        ));
     }
     let message_bytes = w.message_bytes.unwrap_or(d.message_bytes as i64);
     let message_bytes = u64::try_from(message_bytes)
         .ok()
         .filter(|b| (1..=WORKER_MESSAGE_BYTES_MAX).contains(b))
-        .ok_or_else(|| bad("message_bytes", format!("must be 1..={WORKER_MESSAGE_BYTES_MAX}, got {message_bytes}")))?;
-    Ok(Workers { topic, rate, message_bytes, group })
+        .ok_or_else(|| {
+            bad(
+                "message_bytes",
+                format!("must be 1..={WORKER_MESSAGE_BYTES_MAX}, got {message_bytes}"),
+            )
+        })?;
+    Ok(Workers {
+        topic,
+        rate,
+        message_bytes,
+        group,
+    })
 }
 
 fn absolute(what: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
@@ -268,7 +325,9 @@ fn section_to_flags(
             reason,
         };
         let key_ok = !key.is_empty()
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             && !key.starts_with('-');
         if !key_ok {
             return Err(bad("keys must be letters, digits, '_' or '-'"));
@@ -327,22 +386,46 @@ mod tests {
         assert_eq!(config.brokers, 3);
         assert!(config.run_dir.is_absolute() && config.run_dir.ends_with("yak-run"));
         assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("yak-data"));
-        assert!(config.zookeeper_args.windows(2).any(|w| w == ["--session-timeout-ms", "600"]));
-        assert!(config.broker_args.windows(2).any(|w| w == ["--fsync", "always"]));
+        assert!(config
+            .zookeeper_args
+            .windows(2)
+            .any(|w| w == ["--session-timeout-ms", "600"]));
+        assert!(config
+            .broker_args
+            .windows(2)
+            .any(|w| w == ["--fsync", "always"]));
         assert_eq!(config.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
     }
 
     #[test]
     fn given_metrics_addr_in_file_and_flag_when_merging_should_check_it_and_let_the_flag_win() {
-        assert_eq!(parse("", &Overrides::default()).unwrap().metrics_addr, None, "off by default");
+        assert_eq!(
+            parse("", &Overrides::default()).unwrap().metrics_addr,
+            None,
+            "off by default"
+        );
         let file = parse("metrics_addr = \"127.0.0.1:9000\"", &Overrides::default()).unwrap();
         assert_eq!(file.metrics_addr, Some("127.0.0.1:9000".parse().unwrap()));
-        let flag = Overrides { metrics_addr: Some("[::1]:9100".into()), ..Overrides::default() };
-        assert_eq!(parse("metrics_addr = \"127.0.0.1:9000\"", &flag).unwrap().metrics_addr, Some("[::1]:9100".parse().unwrap()));
+        let flag = Overrides {
+            metrics_addr: Some("[::1]:9100".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            parse("metrics_addr = \"127.0.0.1:9000\"", &flag)
+                .unwrap()
+                .metrics_addr,
+            Some("[::1]:9100".parse().unwrap())
+        );
         for bad in ["localhost:9464", "127.0.0.1", "9464", ""] {
-            let flag = Overrides { metrics_addr: Some(bad.into()), ..Overrides::default() };
+            let flag = Overrides {
+                metrics_addr: Some(bad.into()),
+                ..Overrides::default()
+            };
             let err = parse("", &flag).unwrap_err().to_string();
-            assert!(err.contains("metrics_addr must be IP:PORT"), "{bad:?}: {err}");
+            assert!(
+                err.contains("metrics_addr must be IP:PORT"),
+                "{bad:?}: {err}"
+            );
         }
     }
 
@@ -361,10 +444,18 @@ mod tests {
     #[test]
     fn given_workers_in_file_and_flags_when_merging_should_count_and_check_them() {
         let text = "producers = 1\nconsumers = 4\n[workers]\ntopic = \"flow\"\nrate = 2.5\nmessage_bytes = 100\ngroup = \"g\"";
-        let overrides = Overrides { producers: Some(2), ..Overrides::default() };
+        let overrides = Overrides {
+            producers: Some(2),
+            ..Overrides::default()
+        };
         let config = parse(text, &overrides).unwrap();
         assert_eq!((config.producers, config.consumers), (2, 4));
-        let want = Workers { topic: "flow".into(), rate: 2.5, message_bytes: 100, group: "g".into() };
+        let want = Workers {
+            topic: "flow".into(),
+            rate: 2.5,
+            message_bytes: 100,
+            group: "g".into(),
+        };
         assert_eq!(config.workers, want);
         let cases = [
             ("producers = -1", "producers must be"),
@@ -387,7 +478,11 @@ mod tests {
             run_dir: Some("/tmp/r".into()),
             ..Overrides::default()
         };
-        let config = parse("brokers = 2\nrun_dir = \"x\"\ndata_dir = \"/d\"", &overrides).unwrap();
+        let config = parse(
+            "brokers = 2\nrun_dir = \"x\"\ndata_dir = \"/d\"",
+            &overrides,
+        )
+        .unwrap();
         assert_eq!(config.brokers, 5);
         assert_eq!(config.run_dir, PathBuf::from("/tmp/r"));
         assert_eq!(config.data_dir, PathBuf::from("/d"));
@@ -407,7 +502,15 @@ mod tests {
         // BTreeMap: keys come out sorted.
         assert_eq!(
             config.broker_args,
-            ["--fsync", "never", "--ratio", "0.5", "--segment-bytes", "10", "--verbose"]
+            [
+                "--fsync",
+                "never",
+                "--ratio",
+                "0.5",
+                "--segment-bytes",
+                "10",
+                "--verbose"
+            ]
         );
     }
 
@@ -416,7 +519,10 @@ mod tests {
         let config = parse("partitioner = \"/p/libx.so\"", &Overrides::default()).unwrap();
         assert_eq!(config.partitioner, Some(PathBuf::from("/p/libx.so")));
         let config = parse("partitioner = \"t/liby.so\"", &Overrides::default()).unwrap();
-        assert_eq!(config.partitioner, Some(std::env::current_dir().unwrap().join("t/liby.so")));
+        assert_eq!(
+            config.partitioner,
+            Some(std::env::current_dir().unwrap().join("t/liby.so"))
+        );
         assert_eq!(parse("", &Overrides::default()).unwrap().partitioner, None);
     }
 
@@ -451,8 +557,14 @@ mod tests {
             std::fs::write(p, "").unwrap();
         }
         let exe = || Ok(dir.path().join("yak-supervisor"));
-        assert_eq!(resolve_node_bin(Some(a.clone()), Some(b.clone().into()), exe).unwrap(), a);
-        assert_eq!(resolve_node_bin(None, Some(b.clone().into()), exe).unwrap(), b);
+        assert_eq!(
+            resolve_node_bin(Some(a.clone()), Some(b.clone().into()), exe).unwrap(),
+            a
+        );
+        assert_eq!(
+            resolve_node_bin(None, Some(b.clone().into()), exe).unwrap(),
+            b
+        );
         assert_eq!(resolve_node_bin(None, None, exe).unwrap(), sibling);
         let err = resolve_node_bin(Some(dir.path().join("nope")), None, exe).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");

@@ -40,7 +40,10 @@ pub enum Route {
 
 /// Starts the accept thread on `listener`.
 pub fn serve(listener: TcpListener, render: Render) -> io::Result<()> {
-    std::thread::Builder::new().name("metrics-http".into()).spawn(move || accept_loop(&listener, &render)).map(|_| ())
+    std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || accept_loop(&listener, &render))
+        .map(|_| ())
 }
 
 fn accept_loop(listener: &TcpListener, render: &Render) {
@@ -60,17 +63,22 @@ fn accept_loop(listener: &TcpListener, render: &Render) {
             }
         };
         if active.load(Ordering::Relaxed) >= METRICS_CONNECTIONS_MAX {
-            tracing::warn!(max = METRICS_CONNECTIONS_MAX, "metrics endpoint: too many connections; closing a new one");
+            tracing::warn!(
+                max = METRICS_CONNECTIONS_MAX,
+                "metrics endpoint: too many connections; closing a new one"
+            );
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);
         let (render, done) = (Arc::clone(render), Arc::clone(&active));
-        let spawned = std::thread::Builder::new().name("metrics-conn".into()).spawn(move || {
-            if let Err(e) = handle(stream, &render) {
-                tracing::debug!(error = %e, "metrics endpoint: connection ended");
-            }
-            done.fetch_sub(1, Ordering::Relaxed);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("metrics-conn".into())
+            .spawn(move || {
+                if let Err(e) = handle(stream, &render) {
+                    tracing::debug!(error = %e, "metrics endpoint: connection ended");
+                }
+                done.fetch_sub(1, Ordering::Relaxed);
+            });
         if let Err(e) = spawned {
             active.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "metrics endpoint: cannot start a connection thread");
@@ -89,22 +97,43 @@ fn handle(mut stream: TcpStream, render: &Render) -> io::Result<()> {
         Route::Metrics { head_only } => {
             let body = render();
             let length = body.len();
-            ("200 OK", format!("Content-Type: {CONTENT_TYPE}\r\nContent-Length: {length}\r\n"), (!head_only).then_some(body))
+            (
+                "200 OK",
+                format!("Content-Type: {CONTENT_TYPE}\r\nContent-Length: {length}\r\n"),
+                (!head_only).then_some(body),
+            )
         }
-        Route::NotFound => ("404 Not Found", String::new(), Some("metrics are at /metrics\n".to_string())),
-        Route::MethodNotAllowed => ("405 Method Not Allowed", "Allow: GET, HEAD\r\n".into(), Some(String::new())),
+        Route::NotFound => (
+            "404 Not Found",
+            String::new(),
+            Some("metrics are at /metrics\n".to_string()),
+        ),
+        Route::MethodNotAllowed => (
+            "405 Method Not Allowed",
+            "Allow: GET, HEAD\r\n".into(),
+            Some(String::new()),
+        ),
         Route::BadRequest => ("400 Bad Request", String::new(), Some(String::new())),
-        Route::TooLarge => ("431 Request Header Fields Too Large", String::new(), Some(String::new())),
+        Route::TooLarge => (
+            "431 Request Header Fields Too Large",
+            String::new(),
+            Some(String::new()),
+        ),
     };
     let mut answer = format!("HTTP/1.1 {status}\r\nConnection: close\r\n{extra}");
     if let Some(body) = &body {
         if !matches!(route, Route::Metrics { .. }) {
-            answer.push_str(&format!("Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n", body.len()));
+            answer.push_str(&format!(
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
         }
     }
     answer.push_str("\r\n");
     answer.push_str(body.as_deref().unwrap_or(""));
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
     stream.set_write_timeout(Some(left))?;
     stream.write_all(answer.as_bytes())?;
     stream.flush()?;
@@ -120,12 +149,18 @@ fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Option<Vec
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "request head not complete in time"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not complete in time",
+            ));
         }
         stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before its request ended"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client closed before its request ended",
+            ));
         }
         head.extend_from_slice(&buf[..n]);
         if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
@@ -140,9 +175,13 @@ fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Option<Vec
 /// Where a request head goes. Only the request line is read.
 pub fn route(head: &[u8]) -> Route {
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    let Ok(line) = std::str::from_utf8(&head[..line_end]) else { return Route::BadRequest };
+    let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
+        return Route::BadRequest;
+    };
     let parts: Vec<&str> = line.trim_end_matches('\r').split(' ').collect();
-    let [method, target, version] = parts[..] else { return Route::BadRequest };
+    let [method, target, version] = parts[..] else {
+        return Route::BadRequest;
+    };
     if !version.starts_with("HTTP/1.") || !target.starts_with('/') || method.is_empty() {
         return Route::BadRequest;
     }
@@ -183,14 +222,26 @@ mod tests {
     #[test]
     fn given_request_lines_when_routing_should_pick_the_answer() {
         let cases: [(&[u8], Route); 9] = [
-            (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", Route::Metrics { head_only: false }),
-            (b"GET /metrics?name=yak HTTP/1.0\r\n\r\n", Route::Metrics { head_only: false }),
-            (b"HEAD /metrics HTTP/1.1\r\n\r\n", Route::Metrics { head_only: true }),
+            (
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                Route::Metrics { head_only: false },
+            ),
+            (
+                b"GET /metrics?name=yak HTTP/1.0\r\n\r\n",
+                Route::Metrics { head_only: false },
+            ),
+            (
+                b"HEAD /metrics HTTP/1.1\r\n\r\n",
+                Route::Metrics { head_only: true },
+            ),
             (b"GET / HTTP/1.1\r\n\r\n", Route::NotFound),
             (b"GET /metricsx HTTP/1.1\r\n\r\n", Route::NotFound),
             (b"POST /metrics HTTP/1.1\r\n\r\n", Route::MethodNotAllowed),
             (b"GET /metrics\r\n\r\n", Route::BadRequest),
-            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\n", Route::BadRequest),
+            (
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\n",
+                Route::BadRequest,
+            ),
             (b"GET metrics HTTP/1.1\r\n\r\n", Route::BadRequest),
         ];
         for (head, want) in cases {
@@ -203,11 +254,17 @@ mod tests {
         let addr = server();
         let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-        assert!(answer.contains("Content-Type: text/plain; version=0.0.4"), "{answer}");
+        assert!(
+            answer.contains("Content-Type: text/plain; version=0.0.4"),
+            "{answer}"
+        );
         assert!(answer.contains("Content-Length: 9\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nyak_up 1\n"), "{answer}");
         let head = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
-        assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+            "{head}"
+        );
     }
 
     #[test]
@@ -215,7 +272,10 @@ mod tests {
         let addr = server();
         assert!(exchange(addr, b"GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         let post = exchange(addr, b"DELETE /metrics HTTP/1.1\r\n\r\n");
-        assert!(post.starts_with("HTTP/1.1 405") && post.contains("Allow: GET, HEAD"), "{post}");
+        assert!(
+            post.starts_with("HTTP/1.1 405") && post.contains("Allow: GET, HEAD"),
+            "{post}"
+        );
         assert!(exchange(addr, b"garbage\x00\xff\n\n").starts_with("HTTP/1.1 400"));
         // One byte past the cap: all of it is read, so the close is clean.
         let huge = vec![b'a'; METRICS_REQUEST_BYTES_MAX + 1];
@@ -231,12 +291,22 @@ mod tests {
         half.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
         let began = Instant::now();
         assert!(exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
-        assert!(began.elapsed() < Duration::from_millis(METRICS_CLIENT_TIMEOUT_MS / 2), "{:?}", began.elapsed());
+        assert!(
+            began.elapsed() < Duration::from_millis(METRICS_CLIENT_TIMEOUT_MS / 2),
+            "{:?}",
+            began.elapsed()
+        );
         // The silent ones are closed once their deadline passes.
         let mut closed = TcpStream::connect(addr).unwrap();
-        closed.set_read_timeout(Some(Duration::from_millis(METRICS_CLIENT_TIMEOUT_MS * 3))).unwrap();
+        closed
+            .set_read_timeout(Some(Duration::from_millis(METRICS_CLIENT_TIMEOUT_MS * 3)))
+            .unwrap();
         let mut rest = Vec::new();
-        assert_eq!(closed.read_to_end(&mut rest).unwrap(), 0, "a silent client gets nothing and is closed");
+        assert_eq!(
+            closed.read_to_end(&mut rest).unwrap(),
+            0,
+            "a silent client gets nothing and is closed"
+        );
         drop(silent);
     }
 }

@@ -123,7 +123,14 @@ impl Writer {
     }
 
     /// A gauge or counter family with one sample per item.
-    fn each<T>(&mut self, name: &str, kind: Kind, help: &str, items: &[T], sample: impl Fn(&mut Writer, &T)) {
+    fn each<T>(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        items: &[T],
+        sample: impl Fn(&mut Writer, &T),
+    ) {
         self.family(name, kind, help);
         for item in items {
             sample(self, item);
@@ -190,7 +197,9 @@ fn write_labels(out: &mut String, labels: &[(&str, &str)]) {
 /// The exposition of `s`: every family, with HELP and TYPE lines, in a fixed
 /// order; samples within a family in the snapshot's order.
 pub fn render(s: &Snapshot) -> String {
-    let mut w = Writer { out: String::with_capacity(16 * 1024) };
+    let mut w = Writer {
+        out: String::with_capacity(16 * 1024),
+    };
     render_children(&mut w, s);
     render_brokers(&mut w, s);
     render_replicas(&mut w, s);
@@ -202,75 +211,196 @@ pub fn render(s: &Snapshot) -> String {
 
 fn render_children(w: &mut Writer, s: &Snapshot) {
     let c = &s.children;
-    w.each("yak_child_up", Kind::Gauge, "1 while the supervisor's child process runs, else 0.", c, |w, c| {
-        w.sample("yak_child_up", &[("child", &c.name)], u8::from(c.up))
-    });
-    w.each("yak_child_restarts_total", Kind::Counter, "Times the supervisor restarted the child after it died.", c, |w, c| {
-        w.sample("yak_child_restarts_total", &[("child", &c.name)], c.restarts)
-    });
-    let running: Vec<(&str, u64)> = c.iter().filter_map(|c| Some((c.name.as_str(), c.rss_bytes?))).collect();
+    w.each(
+        "yak_child_up",
+        Kind::Gauge,
+        "1 while the supervisor's child process runs, else 0.",
+        c,
+        |w, c| w.sample("yak_child_up", &[("child", &c.name)], u8::from(c.up)),
+    );
+    w.each(
+        "yak_child_restarts_total",
+        Kind::Counter,
+        "Times the supervisor restarted the child after it died.",
+        c,
+        |w, c| {
+            w.sample(
+                "yak_child_restarts_total",
+                &[("child", &c.name)],
+                c.restarts,
+            )
+        },
+    );
+    let running: Vec<(&str, u64)> = c
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.rss_bytes?)))
+        .collect();
     let name = "yak_child_resident_memory_bytes";
-    w.each(name, Kind::Gauge, "Resident memory of the child process (from /proc/<pid>/statm).", &running, |w, (child, rss)| {
-        w.sample(name, &[("child", child)], rss)
-    });
+    w.each(
+        name,
+        Kind::Gauge,
+        "Resident memory of the child process (from /proc/<pid>/statm).",
+        &running,
+        |w, (child, rss)| w.sample(name, &[("child", child)], rss),
+    );
 }
 
 fn render_brokers(w: &mut Writer, s: &Snapshot) {
     type Field = fn(&BrokerStatsReport) -> u64;
     let counters: [(&str, &str, Field); 3] = [
-        ("yak_broker_produce_requests_total", "Produce requests received.", |r| r.produce_requests),
-        ("yak_broker_produce_errors_total", "Produce requests answered with an error.", |r| r.produce_errors),
-        ("yak_broker_produce_bytes_total", "Record batch bytes received in produce requests.", |r| r.produce_bytes),
+        (
+            "yak_broker_produce_requests_total",
+            "Produce requests received.",
+            |r| r.produce_requests,
+        ),
+        (
+            "yak_broker_produce_errors_total",
+            "Produce requests answered with an error.",
+            |r| r.produce_errors,
+        ),
+        (
+            "yak_broker_produce_bytes_total",
+            "Record batch bytes received in produce requests.",
+            |r| r.produce_bytes,
+        ),
     ];
     for (name, help, field) in counters {
-        w.each(name, Kind::Counter, help, &s.brokers, |w, b| w.sample(name, &[("broker", &b.broker.to_string())], field(&b.stats)));
+        w.each(name, Kind::Counter, help, &s.brokers, |w, b| {
+            w.sample(name, &[("broker", &b.broker.to_string())], field(&b.stats))
+        });
     }
     let kinds: [(&str, Field, Field); 2] = [
-        ("consumer", |r| r.fetch_requests_consumer, |r| r.fetch_bytes_consumer),
-        ("follower", |r| r.fetch_requests_follower, |r| r.fetch_bytes_follower),
+        (
+            "consumer",
+            |r| r.fetch_requests_consumer,
+            |r| r.fetch_bytes_consumer,
+        ),
+        (
+            "follower",
+            |r| r.fetch_requests_follower,
+            |r| r.fetch_bytes_follower,
+        ),
     ];
     let name = "yak_broker_fetch_requests_total";
-    w.family(name, Kind::Counter, "Fetch requests answered, by who asked (consumer or follower replica).");
+    w.family(
+        name,
+        Kind::Counter,
+        "Fetch requests answered, by who asked (consumer or follower replica).",
+    );
     for b in &s.brokers {
         for (kind, requests, _) in kinds {
-            w.sample(name, &[("broker", &b.broker.to_string()), ("kind", kind)], requests(&b.stats));
+            w.sample(
+                name,
+                &[("broker", &b.broker.to_string()), ("kind", kind)],
+                requests(&b.stats),
+            );
         }
     }
     let name = "yak_broker_fetch_bytes_total";
-    w.family(name, Kind::Counter, "Record bytes returned by fetches, by who asked (consumer or follower replica).");
+    w.family(
+        name,
+        Kind::Counter,
+        "Record bytes returned by fetches, by who asked (consumer or follower replica).",
+    );
     for b in &s.brokers {
         for (kind, _, bytes) in kinds {
-            w.sample(name, &[("broker", &b.broker.to_string()), ("kind", kind)], bytes(&b.stats));
+            w.sample(
+                name,
+                &[("broker", &b.broker.to_string()), ("kind", kind)],
+                bytes(&b.stats),
+            );
         }
     }
     let name = "yak_broker_connections";
-    w.each(name, Kind::Gauge, "Client connections open at the broker (the scrape's own included).", &s.brokers, |w, b| {
-        w.sample(name, &[("broker", &b.broker.to_string())], b.stats.connections)
-    });
+    w.each(
+        name,
+        Kind::Gauge,
+        "Client connections open at the broker (the scrape's own included).",
+        &s.brokers,
+        |w, b| {
+            w.sample(
+                name,
+                &[("broker", &b.broker.to_string())],
+                b.stats.connections,
+            )
+        },
+    );
     let name = "yak_broker_produce_latency_seconds";
-    w.each(name, Kind::Histogram, "From a produce request's arrival to its answer (acks 1 and all).", &s.brokers, |w, b| {
-        w.histogram(name, &[("broker", &b.broker.to_string())], &b.stats.produce_latency)
-    });
+    w.each(
+        name,
+        Kind::Histogram,
+        "From a produce request's arrival to its answer (acks 1 and all).",
+        &s.brokers,
+        |w, b| {
+            w.histogram(
+                name,
+                &[("broker", &b.broker.to_string())],
+                &b.stats.produce_latency,
+            )
+        },
+    );
     let name = "yak_broker_fsync_latency_seconds";
-    w.each(name, Kind::Histogram, "One fsync of a partition log (leader group commit or follower append).", &s.brokers, |w, b| {
-        w.histogram(name, &[("broker", &b.broker.to_string())], &b.stats.fsync_latency)
-    });
+    w.each(
+        name,
+        Kind::Histogram,
+        "One fsync of a partition log (leader group commit or follower append).",
+        &s.brokers,
+        |w, b| {
+            w.histogram(
+                name,
+                &[("broker", &b.broker.to_string())],
+                &b.stats.fsync_latency,
+            )
+        },
+    );
 }
 
 fn render_replicas(w: &mut Writer, s: &Snapshot) {
     type Field = fn(&LocalPartition) -> u64;
     let gauges: [(&str, &str, Field); 6] = [
-        ("yak_partition_log_start_offset", "First offset in the replica's log.", |p| p.log_start_offset),
-        ("yak_partition_high_watermark", "The replica's high watermark: consumers read below it.", |p| p.high_watermark),
-        ("yak_partition_log_end_offset", "Offset the replica's next record gets.", |p| p.log_end_offset),
-        ("yak_partition_isr_size", "In-sync replicas as this broker knows them.", |p| p.isr.len() as u64),
-        ("yak_partition_is_leader", "1 if this broker leads the partition, else 0.", |p| u64::from(p.is_leader)),
-        ("yak_partition_leader_epoch", "Leader epoch this broker knows.", |p| u64::from(p.leader_epoch)),
+        (
+            "yak_partition_log_start_offset",
+            "First offset in the replica's log.",
+            |p| p.log_start_offset,
+        ),
+        (
+            "yak_partition_high_watermark",
+            "The replica's high watermark: consumers read below it.",
+            |p| p.high_watermark,
+        ),
+        (
+            "yak_partition_log_end_offset",
+            "Offset the replica's next record gets.",
+            |p| p.log_end_offset,
+        ),
+        (
+            "yak_partition_isr_size",
+            "In-sync replicas as this broker knows them.",
+            |p| p.isr.len() as u64,
+        ),
+        (
+            "yak_partition_is_leader",
+            "1 if this broker leads the partition, else 0.",
+            |p| u64::from(p.is_leader),
+        ),
+        (
+            "yak_partition_leader_epoch",
+            "Leader epoch this broker knows.",
+            |p| u64::from(p.leader_epoch),
+        ),
     ];
     for (name, help, field) in gauges {
         w.each(name, Kind::Gauge, help, &s.replicas, |w, (broker, p)| {
             let (partition, broker) = (p.partition.to_string(), broker.to_string());
-            w.sample(name, &[("topic", &p.topic), ("partition", &partition), ("broker", &broker)], field(p))
+            w.sample(
+                name,
+                &[
+                    ("topic", &p.topic),
+                    ("partition", &partition),
+                    ("broker", &broker),
+                ],
+                field(p),
+            )
         });
     }
 }
@@ -278,42 +408,86 @@ fn render_replicas(w: &mut Writer, s: &Snapshot) {
 fn render_cluster(w: &mut Writer, s: &Snapshot) {
     type Field = fn(&ClusterSample) -> u64;
     let gauges: [(&str, &str, Field); 4] = [
-        ("yak_cluster_brokers_alive", "Registered brokers whose ZooKeeper session is alive.", |c| c.brokers_alive),
-        ("yak_cluster_partitions", "Partitions of every topic.", |c| c.partitions),
+        (
+            "yak_cluster_brokers_alive",
+            "Registered brokers whose ZooKeeper session is alive.",
+            |c| c.brokers_alive,
+        ),
+        (
+            "yak_cluster_partitions",
+            "Partitions of every topic.",
+            |c| c.partitions,
+        ),
         (
             "yak_cluster_under_replicated_partitions",
             "Partitions with a leader and fewer in-sync replicas than replicas.",
             |c| c.under_replicated,
         ),
-        ("yak_cluster_offline_partitions", "Partitions without a leader (no in-sync replica alive).", |c| c.offline),
+        (
+            "yak_cluster_offline_partitions",
+            "Partitions without a leader (no in-sync replica alive).",
+            |c| c.offline,
+        ),
     ];
     let cluster: Vec<ClusterSample> = s.cluster.iter().copied().collect();
     for (name, help, field) in gauges {
-        w.each(name, Kind::Gauge, help, &cluster, |w, c| w.sample(name, &[], field(c)));
+        w.each(name, Kind::Gauge, help, &cluster, |w, c| {
+            w.sample(name, &[], field(c))
+        });
     }
 }
 
 fn render_groups(w: &mut Writer, s: &Snapshot) {
     let name = "yak_group_members";
-    w.each(name, Kind::Gauge, "Members of the consumer group.", &s.group_members, |w, (group, n)| {
-        w.sample(name, &[("group", group)], n)
-    });
+    w.each(
+        name,
+        Kind::Gauge,
+        "Members of the consumer group.",
+        &s.group_members,
+        |w, (group, n)| w.sample(name, &[("group", group)], n),
+    );
     let name = "yak_group_lag";
-    w.each(name, Kind::Gauge, "Records between the group's committed offset and the leader's high watermark.", &s.group_lags, |w, l| {
-        w.sample(name, &[("group", &l.group), ("topic", &l.topic), ("partition", &l.partition.to_string())], l.lag)
-    });
+    w.each(
+        name,
+        Kind::Gauge,
+        "Records between the group's committed offset and the leader's high watermark.",
+        &s.group_lags,
+        |w, l| {
+            w.sample(
+                name,
+                &[
+                    ("group", &l.group),
+                    ("topic", &l.topic),
+                    ("partition", &l.partition.to_string()),
+                ],
+                l.lag,
+            )
+        },
+    );
 }
 
 fn render_scrape(w: &mut Writer, s: &Snapshot) {
     let name = "yak_scrape_target_up";
-    w.each(name, Kind::Gauge, "1 if the child answered this scrape in time, else 0.", &s.targets_up, |w, (t, up)| {
-        w.sample(name, &[("target", t)], u8::from(*up))
-    });
+    w.each(
+        name,
+        Kind::Gauge,
+        "1 if the child answered this scrape in time, else 0.",
+        &s.targets_up,
+        |w, (t, up)| w.sample(name, &[("target", t)], u8::from(*up)),
+    );
     let name = "yak_scrape_errors_total";
-    w.each(name, Kind::Counter, "Scrapes a child did not answer in time (it was skipped).", &s.scrape_errors, |w, (t, n)| {
-        w.sample(name, &[("target", t)], n)
-    });
-    w.family("yak_scrape_duration_seconds", Kind::Gauge, "How long gathering this scrape took.");
+    w.each(
+        name,
+        Kind::Counter,
+        "Scrapes a child did not answer in time (it was skipped).",
+        &s.scrape_errors,
+        |w, (t, n)| w.sample(name, &[("target", t)], n),
+    );
+    w.family(
+        "yak_scrape_duration_seconds",
+        Kind::Gauge,
+        "How long gathering this scrape took.",
+    );
     w.sample("yak_scrape_duration_seconds", &[], s.scrape_seconds);
 }
 
@@ -325,7 +499,11 @@ mod tests {
     use openmetrics_parser::{PrometheusType, PrometheusValue};
 
     fn histogram(counts: Vec<u64>, sum_us: u64) -> HistogramReport {
-        HistogramReport { bounds_us: vec![1_000, 250_000], counts, sum_us }
+        HistogramReport {
+            bounds_us: vec![1_000, 250_000],
+            counts,
+            sum_us,
+        }
     }
 
     fn replica(topic: &str, partition: u32, leader: bool) -> LocalPartition {
@@ -357,14 +535,44 @@ mod tests {
         };
         Snapshot {
             children: vec![
-                ChildSample { name: "zookeeper".into(), up: true, restarts: 0, rss_bytes: Some(4096) },
-                ChildSample { name: "broker-1".into(), up: false, restarts: 2, rss_bytes: None },
+                ChildSample {
+                    name: "zookeeper".into(),
+                    up: true,
+                    restarts: 0,
+                    rss_bytes: Some(4096),
+                },
+                ChildSample {
+                    name: "broker-1".into(),
+                    up: false,
+                    restarts: 2,
+                    rss_bytes: None,
+                },
             ],
-            brokers: vec![BrokerSample { broker: 1, stats: stats.clone() }, BrokerSample { broker: 2, stats }],
-            replicas: vec![(1, replica("orders", 0, true)), (2, replica("orders", 0, false)), (1, replica("a\"b\\c", 1, true))],
-            cluster: Some(ClusterSample { brokers_alive: 2, partitions: 4, under_replicated: 1, offline: 1 }),
+            brokers: vec![
+                BrokerSample {
+                    broker: 1,
+                    stats: stats.clone(),
+                },
+                BrokerSample { broker: 2, stats },
+            ],
+            replicas: vec![
+                (1, replica("orders", 0, true)),
+                (2, replica("orders", 0, false)),
+                (1, replica("a\"b\\c", 1, true)),
+            ],
+            cluster: Some(ClusterSample {
+                brokers_alive: 2,
+                partitions: 4,
+                under_replicated: 1,
+                offline: 1,
+            }),
             group_members: vec![("g\nx".into(), 2)],
-            group_lags: vec![GroupLag { group: "g\nx".into(), topic: "orders".into(), partition: 0, lag: 7 }],
+            group_lags: vec![GroupLag {
+                group: "g\nx".into(),
+                topic: "orders".into(),
+                partition: 0,
+                lag: 7,
+            }],
             targets_up: vec![("zookeeper".into(), true), ("broker-1".into(), false)],
             scrape_errors: vec![("broker-1".into(), 3)],
             scrape_seconds: 0.012,
@@ -374,12 +582,17 @@ mod tests {
     /// The value of `family`'s sample whose labels include every `labels` pair.
     fn value(text: &str, family: &str, labels: &[(&str, &str)]) -> PrometheusValue {
         let exposition = parse_prometheus(text).unwrap();
-        let f = exposition.families.get(family).unwrap_or_else(|| panic!("no family {family}"));
+        let f = exposition
+            .families
+            .get(family)
+            .unwrap_or_else(|| panic!("no family {family}"));
         let found = f
             .iter_samples()
             .find(|s| {
                 let set = s.get_labelset().unwrap();
-                labels.iter().all(|(k, v)| set.get_label_value(k) == Some(*v))
+                labels
+                    .iter()
+                    .all(|(k, v)| set.get_label_value(k) == Some(*v))
             })
             .unwrap_or_else(|| panic!("no sample {family}{labels:?}"))
             .value
@@ -408,21 +621,87 @@ mod tests {
                 _ => assert!(!name.ends_with("_total"), "{name}"),
             }
         }
-        assert_eq!(number(value(&text, "yak_partition_high_watermark", &[("broker", "2"), ("topic", "orders")])), 9.0);
-        assert_eq!(number(value(&text, "yak_partition_is_leader", &[("broker", "2"), ("topic", "orders")])), 0.0);
-        assert_eq!(number(value(&text, "yak_partition_isr_size", &[("partition", "1")])), 2.0);
-        assert_eq!(number(value(&text, "yak_broker_produce_bytes_total", &[("broker", "1")])), 500.0);
-        assert_eq!(number(value(&text, "yak_broker_fetch_requests_total", &[("kind", "follower")])), 40.0);
-        assert_eq!(number(value(&text, "yak_cluster_under_replicated_partitions", &[])), 1.0);
-        assert_eq!(number(value(&text, "yak_child_restarts_total", &[("child", "broker-1")])), 2.0);
-        assert_eq!(number(value(&text, "yak_child_up", &[("child", "broker-1")])), 0.0);
-        assert_eq!(number(value(&text, "yak_group_lag", &[("partition", "0")])), 7.0);
-        assert_eq!(number(value(&text, "yak_scrape_errors_total", &[("target", "broker-1")])), 3.0);
-        let PrometheusValue::Histogram(h) = value(&text, "yak_broker_produce_latency_seconds", &[("broker", "1")]) else {
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_partition_high_watermark",
+                &[("broker", "2"), ("topic", "orders")]
+            )),
+            9.0
+        );
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_partition_is_leader",
+                &[("broker", "2"), ("topic", "orders")]
+            )),
+            0.0
+        );
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_partition_isr_size",
+                &[("partition", "1")]
+            )),
+            2.0
+        );
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_broker_produce_bytes_total",
+                &[("broker", "1")]
+            )),
+            500.0
+        );
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_broker_fetch_requests_total",
+                &[("kind", "follower")]
+            )),
+            40.0
+        );
+        assert_eq!(
+            number(value(&text, "yak_cluster_under_replicated_partitions", &[])),
+            1.0
+        );
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_child_restarts_total",
+                &[("child", "broker-1")]
+            )),
+            2.0
+        );
+        assert_eq!(
+            number(value(&text, "yak_child_up", &[("child", "broker-1")])),
+            0.0
+        );
+        assert_eq!(
+            number(value(&text, "yak_group_lag", &[("partition", "0")])),
+            7.0
+        );
+        assert_eq!(
+            number(value(
+                &text,
+                "yak_scrape_errors_total",
+                &[("target", "broker-1")]
+            )),
+            3.0
+        );
+        let PrometheusValue::Histogram(h) = value(
+            &text,
+            "yak_broker_produce_latency_seconds",
+            &[("broker", "1")],
+        ) else {
             panic!("produce latency is not a histogram")
         };
         assert_eq!((h.count, h.sum.map(|s| s.as_f64())), (Some(5), Some(2.0)));
-        let buckets: Vec<(f64, f64)> = h.buckets.iter().map(|b| (b.upper_bound, b.count.as_f64())).collect();
+        let buckets: Vec<(f64, f64)> = h
+            .buckets
+            .iter()
+            .map(|b| (b.upper_bound, b.count.as_f64()))
+            .collect();
         assert_eq!(buckets, [(0.001, 3.0), (0.25, 4.0), (f64::INFINITY, 5.0)]);
     }
 
@@ -430,23 +709,44 @@ mod tests {
     fn given_empty_snapshot_when_rendering_should_still_parse_with_every_family_declared() {
         let text = render(&Snapshot::default());
         let exposition = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert!(exposition.families.contains_key("yak_cluster_offline_partitions"));
-        assert!(exposition.families.contains_key("yak_broker_fsync_latency_seconds"));
-        assert_eq!(number(value(&text, "yak_scrape_duration_seconds", &[])), 0.0);
-        assert!(!text.contains("yak_cluster_offline_partitions 0"), "no ZooKeeper answer: no sample");
+        assert!(exposition
+            .families
+            .contains_key("yak_cluster_offline_partitions"));
+        assert!(exposition
+            .families
+            .contains_key("yak_broker_fsync_latency_seconds"));
+        assert_eq!(
+            number(value(&text, "yak_scrape_duration_seconds", &[])),
+            0.0
+        );
+        assert!(
+            !text.contains("yak_cluster_offline_partitions 0"),
+            "no ZooKeeper answer: no sample"
+        );
     }
 
     #[test]
     fn given_awkward_label_values_when_rendering_should_escape_them() {
         let text = render(&full());
-        assert!(text.contains(r#"yak_partition_isr_size{topic="a\"b\\c",partition="1",broker="1"} 2"#), "{text}");
-        assert!(text.contains(r#"yak_group_members{group="g\nx"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"yak_partition_isr_size{topic="a\"b\\c",partition="1",broker="1"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"yak_group_members{group="g\nx"} 2"#),
+            "{text}"
+        );
     }
 
     #[test]
     fn given_histogram_when_rendering_should_write_cumulative_buckets_sum_and_count() {
         let text = render(&full());
-        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("yak_broker_fsync_latency_seconds") && l.contains("broker=\"2\"")).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("yak_broker_fsync_latency_seconds") && l.contains("broker=\"2\"")
+            })
+            .collect();
         assert_eq!(
             lines,
             [
@@ -465,6 +765,9 @@ mod tests {
         s.brokers[0].stats.fsync_latency = histogram(vec![1, 2], 10);
         let text = render(&s);
         parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert!(text.contains(r#"yak_broker_fsync_latency_seconds_bucket{broker="1",le="+Inf"} 3"#), "{text}");
+        assert!(
+            text.contains(r#"yak_broker_fsync_latency_seconds_bucket{broker="1",le="+Inf"} 3"#),
+            "{text}"
+        );
     }
 }

@@ -52,14 +52,20 @@ impl Queue {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let queued = Arc::clone(&queued_bytes);
-        std::thread::Builder::new().name(name.into()).spawn(move || {
-            for line in rx {
-                // A closed stream must not stop the writer: the queue would fill and drop everything.
-                let _ = lock().write_all(&line);
-                queued.fetch_sub(line.len(), Ordering::Relaxed);
-            }
-        })?;
-        Ok(Queue { tx, queued_bytes, max_bytes })
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                for line in rx {
+                    // A closed stream must not stop the writer: the queue would fill and drop everything.
+                    let _ = lock().write_all(&line);
+                    queued.fetch_sub(line.len(), Ordering::Relaxed);
+                }
+            })?;
+        Ok(Queue {
+            tx,
+            queued_bytes,
+            max_bytes,
+        })
     }
 
     /// Queues `line` unless that would pass the bound; never blocks.
@@ -124,7 +130,10 @@ fn copy_lines<R: Read>(input: R, prefix: &str, queue: &Queue) -> u64 {
         line.clear();
         line.extend_from_slice(prefix.as_bytes());
         let limit = LINE_BYTES_MAX as u64;
-        let end = matches!(reader.by_ref().take(limit).read_until(b'\n', &mut line), Ok(0) | Err(_));
+        let end = matches!(
+            reader.by_ref().take(limit).read_until(b'\n', &mut line),
+            Ok(0) | Err(_)
+        );
         if end {
             if dropped > 0 {
                 queue.push_anyway(dropped_notice(prefix, dropped));
@@ -208,22 +217,42 @@ mod tests {
         while out.0.lock().unwrap().len() < count && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        out.0.lock().unwrap().iter().map(|w| String::from_utf8(w.clone()).unwrap()).collect()
+        out.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|w| String::from_utf8(w.clone()).unwrap())
+            .collect()
     }
 
     #[test]
     fn given_lines_when_copying_should_prefix_each_in_one_write() {
         let out = Shared::default();
-        let queue = Queue::start("t", QUEUED_BYTES_MAX, { let o = out.clone(); move || OneWrite(o.clone()) }).unwrap();
+        let queue = Queue::start("t", QUEUED_BYTES_MAX, {
+            let o = out.clone();
+            move || OneWrite(o.clone())
+        })
+        .unwrap();
         let input: &[u8] = b"hello\nworld\nno newline";
         assert_eq!(copy_lines(input, "[broker-2] ", &queue), 0);
-        assert_eq!(writes(&out, 3), ["[broker-2] hello\n", "[broker-2] world\n", "[broker-2] no newline\n"]);
+        assert_eq!(
+            writes(&out, 3),
+            [
+                "[broker-2] hello\n",
+                "[broker-2] world\n",
+                "[broker-2] no newline\n"
+            ]
+        );
     }
 
     #[test]
     fn given_overlong_line_when_copying_should_split_it() {
         let out = Shared::default();
-        let queue = Queue::start("t", QUEUED_BYTES_MAX, { let o = out.clone(); move || OneWrite(o.clone()) }).unwrap();
+        let queue = Queue::start("t", QUEUED_BYTES_MAX, {
+            let o = out.clone();
+            move || OneWrite(o.clone())
+        })
+        .unwrap();
         let input = vec![b'x'; LINE_BYTES_MAX + 10];
         copy_lines(&input[..], "[z] ", &queue);
         let w = writes(&out, 2);
@@ -250,24 +279,37 @@ mod tests {
     }
 
     #[test]
-    fn given_blocked_output_when_a_child_writes_on_should_drop_lines_never_block_and_report_the_count() {
+    fn given_blocked_output_when_a_child_writes_on_should_drop_lines_never_block_and_report_the_count(
+    ) {
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         let out = Shared::default();
-        let make = { let (g, o) = (Arc::clone(&gate), out.clone()); move || Gated(Arc::clone(&g), o.clone()) };
+        let make = {
+            let (g, o) = (Arc::clone(&gate), out.clone());
+            move || Gated(Arc::clone(&g), o.clone())
+        };
         // Room for 10 lines of "[c] line NNNN\n" (14 bytes) besides the one the writer holds.
         let queue = Queue::start("t", 11 * 14, make).unwrap();
         let input: String = (0..1000).map(|i| format!("line {i:04}\n")).collect();
         let started = Instant::now();
         let dropped = copy_lines(input.as_bytes(), "[c] ", &queue);
-        assert!(started.elapsed() < Duration::from_secs(2), "the reader never waited for the blocked output");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the reader never waited for the blocked output"
+        );
         assert!((1000 - 11..1000).contains(&dropped), "dropped {dropped}");
         let (open, cv) = &*gate;
         *open.lock().unwrap() = true;
         cv.notify_all();
         let kept = 1000 - dropped as usize;
         let w = writes(&out, kept + 1);
-        assert_eq!(w[0], "[c] line 0000\n", "the first lines got through in order");
+        assert_eq!(
+            w[0], "[c] line 0000\n",
+            "the first lines got through in order"
+        );
         let notice = w.last().unwrap();
-        assert!(notice.contains(&format!("{dropped} lines of this child's output dropped")), "{w:?}");
+        assert!(
+            notice.contains(&format!("{dropped} lines of this child's output dropped")),
+            "{w:?}"
+        );
     }
 }

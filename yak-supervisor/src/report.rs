@@ -40,7 +40,13 @@ impl Exit {
             WaitStatus::Signaled(_, signal, _) => (None, Some(signal.as_str().to_string())),
             _ => (None, None),
         };
-        Exit { pid, exit_code, signal, at_ms, delay_ms: 0 }
+        Exit {
+            pid,
+            exit_code,
+            signal,
+            at_ms,
+            delay_ms: 0,
+        }
     }
 
     /// The report for child `name` restarted as `new_pid`.
@@ -98,12 +104,34 @@ mod tests {
 
     #[test]
     fn given_killed_broker_when_reporting_restart_should_name_broker_pids_signal_and_delay() {
-        let mut exit = Exit::new(41, WaitStatus::Signaled(Pid::from_raw(41), Signal::SIGKILL, false), 1_000);
+        let mut exit = Exit::new(
+            41,
+            WaitStatus::Signaled(Pid::from_raw(41), Signal::SIGKILL, false),
+            1_000,
+        );
         exit.delay_ms = 100;
         let r = exit.report("broker-2", 42);
         assert_eq!(
-            (r.child.as_str(), r.broker, r.old_pid, r.new_pid, r.exit_code, r.signal.as_deref(), r.restart_delay_ms, r.exited_at_ms),
-            ("broker-2", Some(2), 41, 42, None, Some("SIGKILL"), 100, 1_000)
+            (
+                r.child.as_str(),
+                r.broker,
+                r.old_pid,
+                r.new_pid,
+                r.exit_code,
+                r.signal.as_deref(),
+                r.restart_delay_ms,
+                r.exited_at_ms
+            ),
+            (
+                "broker-2",
+                Some(2),
+                41,
+                42,
+                None,
+                Some("SIGKILL"),
+                100,
+                1_000
+            )
         );
         let r = Exit::new(7, WaitStatus::Exited(Pid::from_raw(7), 74), 5).report("zookeeper", 8);
         assert_eq!((r.broker, r.exit_code, r.signal), (None, Some(74), None));

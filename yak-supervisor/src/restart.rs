@@ -102,7 +102,11 @@ mod tests {
     }
 
     /// Runs the child for `up` then lets it die; returns the delay chosen.
-    fn crash_after(policy: &mut RestartPolicy, now: &mut Instant, up: Duration) -> Option<Duration> {
+    fn crash_after(
+        policy: &mut RestartPolicy,
+        now: &mut Instant,
+        up: Duration,
+    ) -> Option<Duration> {
         policy.started(*now);
         *now += up;
         match policy.exited(*now) {
@@ -120,20 +124,33 @@ mod tests {
         let mut policy = RestartPolicy::new();
         let mut now = Instant::now();
         let delays: Vec<u64> = (0..8)
-            .map(|_| crash_after(&mut policy, &mut now, ms(1000)).unwrap().as_millis() as u64)
+            .map(|_| {
+                crash_after(&mut policy, &mut now, ms(1000))
+                    .unwrap()
+                    .as_millis() as u64
+            })
             .collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 
     #[test]
-    fn given_zookeeper_policy_when_crashing_repeatedly_should_cap_delay_at_200ms_then_give_up_past_the_budget() {
+    fn given_zookeeper_policy_when_crashing_repeatedly_should_cap_delay_at_200ms_then_give_up_past_the_budget(
+    ) {
         let mut policy = RestartPolicy::with_backoff_max(ZOOKEEPER_BACKOFF_MAX);
         let mut now = Instant::now();
         let delays: Vec<u64> = (0..RESTARTS_MAX)
-            .map(|_| crash_after(&mut policy, &mut now, ms(50)).unwrap().as_millis() as u64)
+            .map(|_| {
+                crash_after(&mut policy, &mut now, ms(50))
+                    .unwrap()
+                    .as_millis() as u64
+            })
             .collect();
         assert_eq!(delays, [100, 200, 200, 200, 200, 200, 200, 200, 200, 200]);
-        assert_eq!(crash_after(&mut policy, &mut now, ms(50)), None, "past the budget: given up, for the caller to act on");
+        assert_eq!(
+            crash_after(&mut policy, &mut now, ms(50)),
+            None,
+            "past the budget: given up, for the caller to act on"
+        );
     }
 
     #[test]
@@ -143,8 +160,14 @@ mod tests {
         for _ in 0..4 {
             crash_after(&mut policy, &mut now, ms(10)).unwrap();
         }
-        assert_eq!(crash_after(&mut policy, &mut now, ms(29_999)), Some(ms(1600)));
-        assert_eq!(crash_after(&mut policy, &mut now, HEALTHY_AFTER), Some(ms(100)));
+        assert_eq!(
+            crash_after(&mut policy, &mut now, ms(29_999)),
+            Some(ms(1600))
+        );
+        assert_eq!(
+            crash_after(&mut policy, &mut now, HEALTHY_AFTER),
+            Some(ms(100))
+        );
         assert_eq!(crash_after(&mut policy, &mut now, ms(10)), Some(ms(200)));
     }
 
@@ -153,7 +176,10 @@ mod tests {
         let mut policy = RestartPolicy::new();
         let mut now = Instant::now();
         for i in 0..RESTARTS_MAX {
-            assert!(crash_after(&mut policy, &mut now, ms(0)).is_some(), "restart {i}");
+            assert!(
+                crash_after(&mut policy, &mut now, ms(0)).is_some(),
+                "restart {i}"
+            );
         }
         // 10 restarts took 0.1+0.2+...+5+5+5 = 31.3 s < 60 s: the 11th is refused.
         assert_eq!(crash_after(&mut policy, &mut now, ms(0)), None);
@@ -165,7 +191,10 @@ mod tests {
         let mut now = Instant::now();
         // Up 7 s each time: never healthy, but at most ~6 restarts fit in 60 s.
         for i in 0..50 {
-            assert!(crash_after(&mut policy, &mut now, ms(7_000)).is_some(), "restart {i}");
+            assert!(
+                crash_after(&mut policy, &mut now, ms(7_000)).is_some(),
+                "restart {i}"
+            );
         }
     }
 }

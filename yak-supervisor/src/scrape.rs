@@ -45,7 +45,11 @@ pub struct Scraper {
 impl Scraper {
     /// A scraper of the cluster whose sockets are in `run_dir`.
     pub fn new(run_dir: PathBuf, board: Arc<Board>) -> Scraper {
-        Scraper { run_dir, board, errors: Mutex::new(BTreeMap::new()) }
+        Scraper {
+            run_dir,
+            board,
+            errors: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Everything the running children answer within their timeout.
@@ -53,15 +57,34 @@ impl Scraper {
         let began = Instant::now();
         let deadline = began + Duration::from_millis(METRICS_CHILD_TIMEOUT_MS);
         let children = self.board.read();
-        let running: Vec<&str> = children.iter().filter(|c| c.pid.is_some()).map(|c| c.name.as_str()).collect();
-        let brokers: Vec<u32> = running.iter().filter_map(|n| n.strip_prefix("broker-")?.parse().ok()).collect();
+        let running: Vec<&str> = children
+            .iter()
+            .filter(|c| c.pid.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        let brokers: Vec<u32> = running
+            .iter()
+            .filter_map(|n| n.strip_prefix("broker-")?.parse().ok())
+            .collect();
         let run_dir = self.run_dir.as_path();
         let (zk, views) = std::thread::scope(|scope| {
-            let zk = running.contains(&"zookeeper").then(|| spawn(scope, "scrape-zk", || zookeeper(run_dir, deadline)));
-            let handles: Vec<_> =
-                brokers.iter().map(|&id| (id, spawn(scope, "scrape-broker", move || broker(run_dir, id, deadline)))).collect();
+            let zk = running
+                .contains(&"zookeeper")
+                .then(|| spawn(scope, "scrape-zk", || zookeeper(run_dir, deadline)));
+            let handles: Vec<_> = brokers
+                .iter()
+                .map(|&id| {
+                    (
+                        id,
+                        spawn(scope, "scrape-broker", move || {
+                            broker(run_dir, id, deadline)
+                        }),
+                    )
+                })
+                .collect();
             let zk = zk.map(join);
-            let views: Vec<(u32, Result<BrokerView, String>)> = handles.into_iter().map(|(id, h)| (id, join(h))).collect();
+            let views: Vec<(u32, Result<BrokerView, String>)> =
+                handles.into_iter().map(|(id, h)| (id, join(h))).collect();
             (zk, views)
         });
         let mut s = Snapshot {
@@ -71,7 +94,10 @@ impl Scraper {
                     name: c.name.clone(),
                     up: c.pid.is_some(),
                     restarts: c.restarts,
-                    rss_bytes: c.pid.and_then(yak::bench::rss::rss_kib).map(|kib| kib * 1024),
+                    rss_bytes: c
+                        .pid
+                        .and_then(yak::bench::rss::rss_kib)
+                        .map(|kib| kib * 1024),
                 })
                 .collect(),
             ..Snapshot::default()
@@ -93,14 +119,21 @@ impl Scraper {
                         s.replicas.push((id, p.clone()));
                         replicas.insert((p.topic.clone(), p.partition, id), p);
                     }
-                    s.brokers.push(BrokerSample { broker: id, stats: v.stats });
+                    s.brokers.push(BrokerSample {
+                        broker: id,
+                        stats: v.stats,
+                    });
                 }
                 Err(e) => failed.push((format!("broker-{id}"), e)),
             }
         }
         if let Some(zk) = &zk {
             s.cluster = Some(cluster_sample(&zk.metadata));
-            s.group_members = zk.groups.iter().map(|g| (g.group.clone(), g.members.len() as u64)).collect();
+            s.group_members = zk
+                .groups
+                .iter()
+                .map(|g| (g.group.clone(), g.members.len() as u64))
+                .collect();
             s.group_lags = group_lags(&zk.groups, &zk.metadata, &replicas);
         }
         s.targets_up = running
@@ -127,7 +160,9 @@ fn spawn<'scope, T: Send + 'scope>(
     name: &str,
     f: impl FnOnce() -> Result<T, ClientError> + Send + 'scope,
 ) -> Handle<'scope, T> {
-    std::thread::Builder::new().name(name.into()).spawn_scoped(scope, f)
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, f)
 }
 
 fn join<T>(handle: Handle<'_, T>) -> Result<T, String> {
@@ -144,7 +179,9 @@ fn join<T>(handle: Handle<'_, T>) -> Result<T, String> {
 fn call(c: &mut Connection, call: &Call, deadline: Instant) -> Result<Reply, ClientError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(ClientError::Unexpected(format!("no time left for {call:?}")));
+        return Err(ClientError::Unexpected(format!(
+            "no time left for {call:?}"
+        )));
     }
     c.set_read_timeout(left)?;
     c.call(call)
@@ -189,7 +226,10 @@ fn broker(run_dir: &Path, id: u32, deadline: Instant) -> Result<BrokerView, Clie
 /// replicas than replicas (Kafka's UnderReplicatedPartitions).
 pub fn cluster_sample(m: &ClusterMetadata) -> ClusterSample {
     let partitions = m.topics.iter().flat_map(|t| &t.partitions);
-    let mut s = ClusterSample { brokers_alive: m.brokers.iter().filter(|b| b.alive).count() as u64, ..Default::default() };
+    let mut s = ClusterSample {
+        brokers_alive: m.brokers.iter().filter(|b| b.alive).count() as u64,
+        ..Default::default()
+    };
     for p in partitions {
         s.partitions += 1;
         match p.leader {
@@ -213,14 +253,22 @@ pub fn group_lags(
     let leaders: HashMap<(&str, u32), u32> = m
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().filter_map(move |p| Some(((t.name.as_str(), p.partition), p.leader?))))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter_map(move |p| Some(((t.name.as_str(), p.partition), p.leader?)))
+        })
         .collect();
     let mut out = Vec::new();
     for g in groups {
         for t in &g.offsets {
             for o in &t.offsets {
-                let Some(&leader) = leaders.get(&(t.topic.as_str(), o.partition)) else { continue };
-                let Some(view) = replicas.get(&(t.topic.clone(), o.partition, leader)) else { continue };
+                let Some(&leader) = leaders.get(&(t.topic.as_str(), o.partition)) else {
+                    continue;
+                };
+                let Some(view) = replicas.get(&(t.topic.clone(), o.partition, leader)) else {
+                    continue;
+                };
                 out.push(GroupLag {
                     group: g.group.clone(),
                     topic: t.topic.clone(),
@@ -237,20 +285,39 @@ pub fn group_lags(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use yak::protocol::{Assignor, BrokerInfo, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicMetadata};
+    use yak::protocol::{
+        Assignor, BrokerInfo, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicMetadata,
+    };
 
     fn partition(partition: u32, leader: Option<u32>, isr: Vec<u32>) -> PartitionMetadata {
-        PartitionMetadata { partition, leader, replicas: vec![1, 2, 3], isr, leader_epoch: 0, partition_epoch: 0 }
+        PartitionMetadata {
+            partition,
+            leader,
+            replicas: vec![1, 2, 3],
+            isr,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
     }
 
     fn metadata() -> ClusterMetadata {
-        let broker = |id, alive| BrokerInfo { id, pid: 1, socket: String::new(), alive, restarts: 0 };
+        let broker = |id, alive| BrokerInfo {
+            id,
+            pid: 1,
+            socket: String::new(),
+            alive,
+            restarts: 0,
+        };
         ClusterMetadata {
             brokers: vec![broker(1, true), broker(2, true), broker(3, false)],
             topics: vec![TopicMetadata {
                 name: "t".into(),
                 topic_id: 1,
-                partitions: vec![partition(0, Some(1), vec![1, 2, 3]), partition(1, Some(2), vec![2]), partition(2, None, vec![3])],
+                partitions: vec![
+                    partition(0, Some(1), vec![1, 2, 3]),
+                    partition(1, Some(2), vec![2]),
+                    partition(2, None, vec![3]),
+                ],
                 config: Default::default(),
             }],
             ..Default::default()
@@ -260,7 +327,15 @@ mod tests {
     #[test]
     fn given_metadata_when_counting_should_tell_under_replicated_from_offline() {
         let s = cluster_sample(&metadata());
-        assert_eq!(s, ClusterSample { brokers_alive: 2, partitions: 3, under_replicated: 1, offline: 1 });
+        assert_eq!(
+            s,
+            ClusterSample {
+                brokers_alive: 2,
+                partitions: 3,
+                under_replicated: 1,
+                offline: 1
+            }
+        );
     }
 
     #[test]
@@ -279,7 +354,11 @@ mod tests {
         let mut replicas = HashMap::new();
         replicas.insert(("t".to_string(), 0, 1), view(100)); // the leader's view
         replicas.insert(("t".to_string(), 0, 2), view(90)); // a follower's, behind
-        let offsets = |p: &[(u32, u64)]| p.iter().map(|&(partition, offset)| PartitionOffset { partition, offset }).collect();
+        let offsets = |p: &[(u32, u64)]| {
+            p.iter()
+                .map(|&(partition, offset)| PartitionOffset { partition, offset })
+                .collect()
+        };
         let group = GroupDescription {
             group: "g".into(),
             state: "empty".into(),
@@ -287,9 +366,21 @@ mod tests {
             assignor: Assignor::Range,
             members: vec![],
             // Partition 1's leader (2) did not answer; partition 2 is offline.
-            offsets: vec![GroupTopicOffsets { group: "g".into(), topic: "t".into(), offsets: offsets(&[(0, 60), (1, 5), (2, 1)]) }],
+            offsets: vec![GroupTopicOffsets {
+                group: "g".into(),
+                topic: "t".into(),
+                offsets: offsets(&[(0, 60), (1, 5), (2, 1)]),
+            }],
         };
         let lags = group_lags(&[group], &metadata(), &replicas);
-        assert_eq!(lags, [GroupLag { group: "g".into(), topic: "t".into(), partition: 0, lag: 40 }]);
+        assert_eq!(
+            lags,
+            [GroupLag {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+                lag: 40
+            }]
+        );
     }
 }

@@ -23,11 +23,20 @@ pub enum SpawnError {
     #[error("child {child}: argument contains a NUL byte: {arg:?}")]
     Nul { child: String, arg: String },
     #[error("child {child}: cannot create pipe: {source}")]
-    Pipe { child: String, source: nix::errno::Errno },
+    Pipe {
+        child: String,
+        source: nix::errno::Errno,
+    },
     #[error("child {child}: cannot open /dev/null: {source}")]
-    DevNull { child: String, source: std::io::Error },
+    DevNull {
+        child: String,
+        source: std::io::Error,
+    },
     #[error("child {child}: fork failed: {source}")]
-    Fork { child: String, source: nix::errno::Errno },
+    Fork {
+        child: String,
+        source: nix::errno::Errno,
+    },
 }
 
 /// What to run and what to call it in logs.
@@ -138,7 +147,10 @@ mod tests {
         let spec = ChildSpec {
             name: "t".into(),
             program: "/bin/sh".into(),
-            args: vec!["-c".into(), "echo out; echo err >&2; ps -o pgid= -p $$".into()],
+            args: vec![
+                "-c".into(),
+                "echo out; echo err >&2; ps -o pgid= -p $$".into(),
+            ],
         };
         let child = spawn(&spec).unwrap();
         let pid = child.pid;
@@ -163,7 +175,10 @@ mod tests {
         let child = spawn(&spec).unwrap();
         let pid = child.pid;
         let err = read_all(child.stderr);
-        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, EXEC_FAILED_STATUS));
+        assert_eq!(
+            waitpid(pid, None).unwrap(),
+            WaitStatus::Exited(pid, EXEC_FAILED_STATUS)
+        );
         assert!(err.contains("cannot exec /nonexistent/yak-node"), "{err}");
     }
 }

@@ -33,7 +33,9 @@ use crate::board::Board;
 use crate::config::Config;
 use crate::output::{self, Sink};
 use crate::report::{self, Exit};
-use crate::restart::{Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW, ZOOKEEPER_BACKOFF_MAX};
+use crate::restart::{
+    Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW, ZOOKEEPER_BACKOFF_MAX,
+};
 use crate::spawn::{self, ChildSpec, SpawnError};
 
 /// How often the main loop reaps, restarts and checks for signals.
@@ -95,7 +97,11 @@ pub enum Error {
         "zookeeper crashed more than {restarts} times within {window_s} s (last: {last}); \
          stopped the whole cluster, since nothing works without it; see its lines above"
     )]
-    ZookeeperCrashLoop { restarts: usize, window_s: u64, last: String },
+    ZookeeperCrashLoop {
+        restarts: usize,
+        window_s: u64,
+        last: String,
+    },
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -153,7 +159,8 @@ struct Supervisor {
 /// (a closed terminal: the same ordered shutdown). On an error every
 /// started child is stopped before it is returned.
 pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
-    let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|source| Error::Signals { source })?;
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|source| Error::Signals { source })?;
     prepare_dirs(config)?;
     let lock = lock_run_dir(&config.run_dir)?;
     // One cluster per data dir, whatever its run dir: taken before any child
@@ -222,11 +229,19 @@ fn policy_for(index: usize) -> RestartPolicy {
 
 /// Binds `addr` (an error stops start-up before any child runs) and serves
 /// `GET /metrics` there from its own threads, gathered at each scrape.
-fn serve_metrics(addr: std::net::SocketAddr, run_dir: &Path, board: &Arc<Board>) -> Result<(), Error> {
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    run_dir: &Path,
+    board: &Arc<Board>,
+) -> Result<(), Error> {
     let bind_err = |source| Error::Metrics { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     let scraper = crate::scrape::Scraper::new(run_dir.to_path_buf(), Arc::clone(board));
-    crate::http::serve(listener, Arc::new(move || crate::metrics::render(&scraper.snapshot()))).map_err(bind_err)?;
+    crate::http::serve(
+        listener,
+        Arc::new(move || crate::metrics::render(&scraper.snapshot())),
+    )
+    .map_err(bind_err)?;
     tracing::info!("metrics at http://{addr}/metrics");
     Ok(())
 }
@@ -263,8 +278,18 @@ fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
     for i in 1..=config.producers {
         let name = format!("producer-{i}");
         let args = [
-            "worker", "produce", "--cluster", &cluster, "--name", &name, "--topic", &w.topic, "--rate", &rate,
-            "--message-bytes", &message_bytes,
+            "worker",
+            "produce",
+            "--cluster",
+            &cluster,
+            "--name",
+            &name,
+            "--topic",
+            &w.topic,
+            "--rate",
+            &rate,
+            "--message-bytes",
+            &message_bytes,
         ];
         specs.push(ChildSpec {
             name: name.clone(),
@@ -274,7 +299,18 @@ fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
     }
     for i in 1..=config.consumers {
         let name = format!("consumer-{i}");
-        let args = ["worker", "consume", "--cluster", &cluster, "--name", &name, "--topic", &w.topic, "--group", &w.group];
+        let args = [
+            "worker",
+            "consume",
+            "--cluster",
+            &cluster,
+            "--name",
+            &name,
+            "--topic",
+            &w.topic,
+            "--group",
+            &w.group,
+        ];
         specs.push(ChildSpec {
             name: name.clone(),
             program: node_bin.to_path_buf(),
@@ -394,7 +430,11 @@ fn describe(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, core) => {
-            format!("killed by {}{}", signal.as_str(), if core { " (core dumped)" } else { "" })
+            format!(
+                "killed by {}{}",
+                signal.as_str(),
+                if core { " (core dumped)" } else { "" }
+            )
         }
         other => format!("{other:?}"),
     }
@@ -479,12 +519,20 @@ impl Supervisor {
         self.board.started(index, spawned.pid.as_raw());
         tracing::info!(child = %child.spec.name, pid = %spawned.pid, "started");
         if let Some(exit) = child.last_exit.take() {
-            report::report_restart(&self.run_dir, exit.report(&child.spec.name, spawned.pid.as_raw() as u32));
+            report::report_restart(
+                &self.run_dir,
+                exit.report(&child.spec.name, spawned.pid.as_raw() as u32),
+            );
         }
-        for (fd, sink) in [(spawned.stdout, Sink::Stdout), (spawned.stderr, Sink::Stderr)] {
+        for (fd, sink) in [
+            (spawned.stdout, Sink::Stdout),
+            (spawned.stderr, Sink::Stderr),
+        ] {
             match output::forward(&child.spec.name, fd, sink) {
                 Ok(handle) => self.readers.push(handle),
-                Err(e) => tracing::error!(child = %child.spec.name, "cannot start output reader: {e}"),
+                Err(e) => {
+                    tracing::error!(child = %child.spec.name, "cannot start output reader: {e}")
+                }
             }
         }
         self.readers.retain(|r| !r.is_finished());
@@ -498,7 +546,8 @@ impl Supervisor {
             return;
         }
         for index in 0..self.children.len() {
-            let due = matches!(self.children[index].state, State::Backoff { until } if until <= now);
+            let due =
+                matches!(self.children[index].state, State::Backoff { until } if until <= now);
             if due {
                 if let Err(e) = self.start(index, now) {
                     tracing::error!("{e}");
@@ -547,9 +596,14 @@ impl Supervisor {
         if let Some(pid) = status.pid() {
             child.last_exit = Some(Exit::new(pid.as_raw() as u32, status, report::now_ms()));
         }
-        if let (Some(id), Some(pid)) =
-            (child.spec.name.strip_prefix("broker-").and_then(|id| id.parse().ok()), status.pid())
-        {
+        if let (Some(id), Some(pid)) = (
+            child
+                .spec
+                .name
+                .strip_prefix("broker-")
+                .and_then(|id| id.parse().ok()),
+            status.pid(),
+        ) {
             report_broker_down(&self.run_dir, id, pid.as_raw() as u32);
         }
         self.decide(index, now);
@@ -568,14 +622,21 @@ impl Supervisor {
                 child.state = State::Backoff { until };
             }
             Decision::GiveUp if index == ZOOKEEPER => {
-                let last = match child.last_exit.as_ref().map(|e| (e.exit_code, e.signal.as_deref())) {
+                let last = match child
+                    .last_exit
+                    .as_ref()
+                    .map(|e| (e.exit_code, e.signal.as_deref()))
+                {
                     Some((Some(code), _)) => format!("exited with status {code}"),
                     Some((None, Some(signal))) => format!("killed by {signal}"),
                     _ => "unknown".to_string(),
                 };
                 child.state = State::GaveUp;
-                self.fatal =
-                    Some(Error::ZookeeperCrashLoop { restarts: RESTARTS_MAX, window_s: RESTART_WINDOW.as_secs(), last });
+                self.fatal = Some(Error::ZookeeperCrashLoop {
+                    restarts: RESTARTS_MAX,
+                    window_s: RESTART_WINDOW.as_secs(),
+                    last,
+                });
             }
             Decision::GiveUp => {
                 tracing::error!(
@@ -728,25 +789,75 @@ mod tests {
         };
         let specs = child_specs(&config, Path::new("/bin/yak-node"));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["zookeeper", "broker-1", "broker-2", "producer-1", "consumer-1", "consumer-2"]);
+        assert_eq!(
+            names,
+            [
+                "zookeeper",
+                "broker-1",
+                "broker-2",
+                "producer-1",
+                "consumer-1",
+                "consumer-2"
+            ]
+        );
         assert_eq!(
             specs[3].args,
-            ["worker", "produce", "--cluster", "/r", "--name", "producer-1", "--topic", "workers", "--rate", "5"]
-                .into_iter()
-                .chain(["--message-bytes", "64"])
-                .collect::<Vec<_>>()
+            [
+                "worker",
+                "produce",
+                "--cluster",
+                "/r",
+                "--name",
+                "producer-1",
+                "--topic",
+                "workers",
+                "--rate",
+                "5"
+            ]
+            .into_iter()
+            .chain(["--message-bytes", "64"])
+            .collect::<Vec<_>>()
         );
         assert_eq!(
             specs[5].args,
-            ["worker", "consume", "--cluster", "/r", "--name", "consumer-2", "--topic", "workers", "--group", "workers"]
+            [
+                "worker",
+                "consume",
+                "--cluster",
+                "/r",
+                "--name",
+                "consumer-2",
+                "--topic",
+                "workers",
+                "--group",
+                "workers"
+            ]
         );
         assert_eq!(
             specs[0].args,
-            ["zookeeper", "--run-dir", "/r", "--data-dir", "/d", "--session-timeout-ms", "600"]
+            [
+                "zookeeper",
+                "--run-dir",
+                "/r",
+                "--data-dir",
+                "/d",
+                "--session-timeout-ms",
+                "600"
+            ]
         );
         assert_eq!(
             specs[2].args,
-            ["broker", "--id", "2", "--run-dir", "/r", "--data-dir", "/d", "--fsync", "never"]
+            [
+                "broker",
+                "--id",
+                "2",
+                "--run-dir",
+                "/r",
+                "--data-dir",
+                "/d",
+                "--fsync",
+                "never"
+            ]
         );
     }
 
@@ -755,7 +866,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _held = lock_run_dir(dir.path()).unwrap();
         let err = lock_run_dir(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("another yak-supervisor is running in"), "{err}");
+        assert!(
+            err.contains("another yak-supervisor is running in"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -796,8 +910,15 @@ mod tests {
                 })
                 .collect()
         };
-        assert!(delays(policy_for(ZOOKEEPER)).iter().all(|d| *d <= ZOOKEEPER_BACKOFF_MAX));
-        assert!(delays(policy_for(1)).iter().any(|d| *d > ZOOKEEPER_BACKOFF_MAX), "brokers back off further");
+        assert!(delays(policy_for(ZOOKEEPER))
+            .iter()
+            .all(|d| *d <= ZOOKEEPER_BACKOFF_MAX));
+        assert!(
+            delays(policy_for(1))
+                .iter()
+                .any(|d| *d > ZOOKEEPER_BACKOFF_MAX),
+            "brokers back off further"
+        );
     }
 
     #[test]

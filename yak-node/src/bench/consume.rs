@@ -16,7 +16,11 @@ fn backlog(cluster: &Path, topic: &str) -> Result<u64, ClientError> {
     for p in &t.partitions {
         let Some(leader) = p.leader else { continue };
         let mut offset = |spec| -> Result<u64, ClientError> {
-            let call = Call::ListOffsets { topic: topic.to_string(), partition: p.partition, spec };
+            let call = Call::ListOffsets {
+                topic: topic.to_string(),
+                partition: p.partition,
+                spec,
+            };
             match cache.broker(leader)?.call(&call)? {
                 Reply::Offset { offset } => Ok(offset),
                 other => Err(ClientError::Unexpected(format!("{other:?}"))),
@@ -33,15 +37,28 @@ pub fn run(cluster: &Path, topic: &str, messages: Option<u64>) -> Result<BenchRe
         Some(n) => n,
         None => backlog(cluster, topic)?,
     };
-    let pids = Admin::connect(cluster)?.metadata()?.brokers.iter().filter(|b| b.alive).map(|b| b.pid).collect();
+    let pids = Admin::connect(cluster)?
+        .metadata()?
+        .brokers
+        .iter()
+        .filter(|b| b.alive)
+        .map(|b| b.pid)
+        .collect();
     let rss = RssSampler::start(pids);
-    let mut consumer = Consumer::subscribe(cluster, topic, StartFrom::Earliest, ConsumerConfig::default())?;
+    let mut consumer = Consumer::subscribe(
+        cluster,
+        topic,
+        StartFrom::Earliest,
+        ConsumerConfig::default(),
+    )?;
     let bar = progress(target, "consume");
     let start = Instant::now();
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut idle_since = Instant::now();
     while count < target && idle_since.elapsed() < Duration::from_secs(5) {
-        let n = consumer.poll_each(Duration::from_millis(200), &mut |_, r| bytes += r.value.len() as u64)?;
+        let n = consumer.poll_each(Duration::from_millis(200), &mut |_, r| {
+            bytes += r.value.len() as u64
+        })?;
         if n > 0 {
             idle_since = Instant::now();
         }

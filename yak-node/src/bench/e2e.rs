@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// What to run.
@@ -41,17 +43,33 @@ pub struct E2eSpec {
 /// Runs the benchmark.
 pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
     if spec.rate <= 0.0 || spec.messages == 0 {
-        return Err(ClientError::Invalid("--rate and --messages must be positive".into()));
+        return Err(ClientError::Invalid(
+            "--rate and --messages must be positive".into(),
+        ));
     }
-    ensure_topic(cluster, &spec.topic, spec.partitions, spec.replication_factor)?;
+    ensure_topic(
+        cluster,
+        &spec.topic,
+        spec.partitions,
+        spec.replication_factor,
+    )?;
     super::produce::warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
-    let mut consumer = Consumer::subscribe(cluster, &spec.topic, StartFrom::Latest, ConsumerConfig::default())?;
+    let mut consumer = Consumer::subscribe(
+        cluster,
+        &spec.topic,
+        StartFrom::Latest,
+        ConsumerConfig::default(),
+    )?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let (cluster, spec, done) = (cluster.to_path_buf(), spec.clone(), Arc::clone(&done));
         std::thread::spawn(move || -> Result<u64, ClientError> {
-            let config = ProducerConfig { acks: spec.acks, linger: spec.linger, ..ProducerConfig::default() };
+            let config = ProducerConfig {
+                acks: spec.acks,
+                linger: spec.linger,
+                ..ProducerConfig::default()
+            };
             let mut p = Producer::connect(&cluster, config)?;
             let mut value = vec![b'x'; spec.message_bytes.max(8)];
             let start = Instant::now();
@@ -96,7 +114,9 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
     }
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let failed = producer.join().map_err(|_| ClientError::Invalid("producer thread panicked".into()))??;
+    let failed = producer
+        .join()
+        .map_err(|_| ClientError::Invalid("producer thread panicked".into()))??;
     Ok(BenchResult {
         name: format!("e2e @{:.0}/s", spec.rate),
         messages: count,

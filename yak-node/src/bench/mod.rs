@@ -3,12 +3,12 @@
 //! returns a [`BenchResult`] the CLI prints as a table or JSON. While a run
 //! lasts, the brokers' resident memory is sampled.
 
-pub mod e2e;
-pub mod produce;
-pub mod rss;
 pub mod consume;
-pub mod restart;
+pub mod e2e;
 pub mod partitioners;
+pub mod produce;
+pub mod restart;
+pub mod rss;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -70,7 +70,12 @@ impl BenchResult {
 /// p50, p99, p99.9 and max of a microsecond histogram, in ms.
 pub fn percentiles_ms(h: &Histogram<u64>) -> [f64; 4] {
     let ms = |us: u64| us as f64 / 1000.0;
-    [ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.value_at_quantile(0.999)), ms(h.max())]
+    [
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    ]
 }
 
 /// A new microsecond histogram: 1 µs to 10 min, 3 significant digits.
@@ -84,9 +89,10 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let style = ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar
@@ -116,7 +122,10 @@ pub fn medians(results: &[BenchResult]) -> Vec<BenchResult> {
             let runs: Vec<&BenchResult> = results.iter().filter(|r| r.name == name).collect();
             let m = |f: &dyn Fn(&BenchResult) -> f64| median(runs.iter().map(|r| f(r)).collect());
             let lat = |i: usize| -> Option<f64> {
-                let v: Vec<f64> = runs.iter().filter_map(|r| r.latency_ms.map(|l| l[i])).collect();
+                let v: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.latency_ms.map(|l| l[i]))
+                    .collect();
                 (!v.is_empty()).then(|| median(v))
             };
             let latency_ms = match (lat(0), lat(1), lat(2), lat(3)) {
@@ -142,10 +151,21 @@ pub fn medians(results: &[BenchResult]) -> Vec<BenchResult> {
 /// Prints results as one table.
 pub fn print_table(results: &[BenchResult]) {
     let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(vec![
-        "benchmark", "messages", "bytes", "seconds", "msg/s", "MB/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "failed",
-        "broker RSS MiB",
-    ]);
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "benchmark",
+            "messages",
+            "bytes",
+            "seconds",
+            "msg/s",
+            "MB/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "failed",
+            "broker RSS MiB",
+        ]);
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
     for r in results {
         let lat = |i: usize| f(r.latency_ms.map(|l| l[i]));
@@ -179,7 +199,12 @@ mod tests {
             latency_ms: Some([0.1, p99, 1.0, 2.0]),
             ..BenchResult::default()
         };
-        let rows = [run("a", 10.0, 3.0), run("b", 1.0, 1.0), run("a", 30.0, 1.0), run("a", 20.0, 2.0)];
+        let rows = [
+            run("a", 10.0, 3.0),
+            run("b", 1.0, 1.0),
+            run("a", 30.0, 1.0),
+            run("a", 20.0, 2.0),
+        ];
         let m = medians(&rows);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].name, "a (median of 3)");

@@ -37,7 +37,12 @@ pub struct ProduceSpec {
 }
 
 /// Creates `topic` unless it exists.
-pub fn ensure_topic(cluster: &Path, topic: &str, partitions: Option<u32>, rf: Option<u32>) -> Result<(), ClientError> {
+pub fn ensure_topic(
+    cluster: &Path,
+    topic: &str,
+    partitions: Option<u32>,
+    rf: Option<u32>,
+) -> Result<(), ClientError> {
     let mut admin = Admin::connect(cluster)?;
     if admin.describe_topic(topic).is_ok() {
         return Ok(());
@@ -53,21 +58,40 @@ pub fn warm_up(cluster: &Path, topic: &str, messages: u64, acks: i8) -> Result<(
     if messages == 0 {
         return Ok(());
     }
-    let partitions = Admin::connect(cluster)?.describe_topic(topic)?.partitions.len().max(1) as u64;
-    let mut producer = Producer::connect(cluster, ProducerConfig { acks, ..ProducerConfig::default() })?;
+    let partitions = Admin::connect(cluster)?
+        .describe_topic(topic)?
+        .partitions
+        .len()
+        .max(1) as u64;
+    let mut producer = Producer::connect(
+        cluster,
+        ProducerConfig {
+            acks,
+            ..ProducerConfig::default()
+        },
+    )?;
     for i in 0..messages.max(partitions) {
         producer.send_to(topic, (i % partitions) as u32, None, b"warm-up")?;
     }
     let report = producer.flush()?;
     if report.failed > 0 {
-        return Err(ClientError::Invalid(format!("warm-up: {} messages failed", report.failed)));
+        return Err(ClientError::Invalid(format!(
+            "warm-up: {} messages failed",
+            report.failed
+        )));
     }
     Ok(())
 }
 
 /// Pids of the alive brokers.
 pub fn broker_pids(cluster: &Path) -> Result<Vec<u32>, ClientError> {
-    Ok(Admin::connect(cluster)?.metadata()?.brokers.iter().filter(|b| b.alive).map(|b| b.pid).collect())
+    Ok(Admin::connect(cluster)?
+        .metadata()?
+        .brokers
+        .iter()
+        .filter(|b| b.alive)
+        .map(|b| b.pid)
+        .collect())
 }
 
 struct ThreadResult {
@@ -114,15 +138,26 @@ fn producer_thread(
     sent.fetch_add(count % 512, Ordering::Relaxed);
     let report = producer.flush()?;
     let latency = producer.ack_latency_us().cloned().unwrap_or_else(histogram);
-    Ok(ThreadResult { acked: report.acked, failed: report.failed, latency })
+    Ok(ThreadResult {
+        acked: report.acked,
+        failed: report.failed,
+        latency,
+    })
 }
 
 /// Runs the benchmark.
 pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientError> {
     if spec.producers == 0 || spec.messages == 0 {
-        return Err(ClientError::Invalid("--producers and --messages must be at least 1".into()));
+        return Err(ClientError::Invalid(
+            "--producers and --messages must be at least 1".into(),
+        ));
     }
-    ensure_topic(cluster, &spec.topic, spec.partitions, spec.replication_factor)?;
+    ensure_topic(
+        cluster,
+        &spec.topic,
+        spec.partitions,
+        spec.replication_factor,
+    )?;
     warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let sent = Arc::new(AtomicU64::new(0));
@@ -130,7 +165,8 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
     let start = Instant::now();
     let threads: Vec<_> = (0..spec.producers)
         .map(|i| {
-            let per = spec.messages / spec.producers as u64 + u64::from((i as u64) < spec.messages % spec.producers as u64);
+            let per = spec.messages / spec.producers as u64
+                + u64::from((i as u64) < spec.messages % spec.producers as u64);
             let (cluster, spec, sent) = (cluster.to_path_buf(), spec.clone(), Arc::clone(&sent));
             std::thread::spawn(move || producer_thread(cluster, spec, per, sent, start))
         })
@@ -144,16 +180,22 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
     let mut latency = histogram();
     let (mut acked, mut failed) = (0, 0);
     for t in threads {
-        let r = t.join().map_err(|_| ClientError::Invalid("a producer thread panicked".into()))??;
+        let r = t
+            .join()
+            .map_err(|_| ClientError::Invalid("a producer thread panicked".into()))??;
         acked += r.acked;
         failed += r.failed;
-        latency.add(&r.latency).map_err(|e| ClientError::Invalid(format!("latency histogram: {e}")))?;
+        latency
+            .add(&r.latency)
+            .map_err(|e| ClientError::Invalid(format!("latency histogram: {e}")))?;
     }
     let acks = match spec.acks {
         -1 => "all".to_string(),
         a => a.to_string(),
     };
-    let rate = spec.rate.map_or_else(String::new, |r| format!(" @{r:.0}/s"));
+    let rate = spec
+        .rate
+        .map_or_else(String::new, |r| format!(" @{r:.0}/s"));
     Ok(BenchResult {
         name: format!("produce acks={acks}{rate}"),
         messages: acked,

@@ -21,11 +21,16 @@ pub fn run(cluster: &Path, broker: u32) -> Result<BenchResult, ClientError> {
     let socket = std::path::PathBuf::from(&info.socket);
     let old_pid = info.pid;
     let logged: u64 = match Connection::connect(&socket)?.call(&Call::LocalPartitions)? {
-        Reply::LocalPartitions { partitions } => partitions.iter().map(|p| p.log_end_offset - p.log_start_offset).sum(),
+        Reply::LocalPartitions { partitions } => partitions
+            .iter()
+            .map(|p| p.log_end_offset - p.log_start_offset)
+            .sum(),
         other => return Err(ClientError::Unexpected(format!("{other:?}"))),
     };
-    let pid = i32::try_from(old_pid).map_err(|_| ClientError::Invalid(format!("bad pid {old_pid}")))?;
-    kill(Pid::from_raw(pid), Signal::SIGKILL).map_err(|e| ClientError::Invalid(format!("kill {old_pid}: {e}")))?;
+    let pid =
+        i32::try_from(old_pid).map_err(|_| ClientError::Invalid(format!("bad pid {old_pid}")))?;
+    kill(Pid::from_raw(pid), Signal::SIGKILL)
+        .map_err(|e| ClientError::Invalid(format!("kill {old_pid}: {e}")))?;
     let killed = Instant::now();
     let deadline = killed + Duration::from_secs(60);
     loop {
@@ -36,7 +41,9 @@ pub fn run(cluster: &Path, broker: u32) -> Result<BenchResult, ClientError> {
             break;
         }
         if Instant::now() > deadline {
-            return Err(ClientError::Invalid(format!("broker {broker} did not come back within 60 s")));
+            return Err(ClientError::Invalid(format!(
+                "broker {broker} did not come back within 60 s"
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

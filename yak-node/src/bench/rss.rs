@@ -38,7 +38,11 @@ impl RssSampler {
                 }
             })
             .ok();
-        RssSampler { stop, max_kib, thread }
+        RssSampler {
+            stop,
+            max_kib,
+            thread,
+        }
     }
 
     /// Stops and returns the largest RSS seen, in MiB (None if nothing was read).

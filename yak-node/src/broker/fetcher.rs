@@ -29,7 +29,12 @@ pub struct Fetchers {
 impl Fetchers {
     /// No fetchers yet.
     pub fn new(broker_id: u32, run_dir: PathBuf, fsync: bool) -> Self {
-        Fetchers { broker_id, run_dir, fsync, by_leader: Mutex::new(BTreeMap::new()) }
+        Fetchers {
+            broker_id,
+            run_dir,
+            fsync,
+            by_leader: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Follows exactly the partitions in `plan`.
@@ -46,7 +51,10 @@ impl Fetchers {
                 *f.partitions.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
                 continue;
             }
-            let f = Arc::new(Fetcher { partitions: Mutex::new(partitions), stop: AtomicBool::new(false) });
+            let f = Arc::new(Fetcher {
+                partitions: Mutex::new(partitions),
+                stop: AtomicBool::new(false),
+            });
             let socket = self.run_dir.join(format!("broker-{leader}.sock"));
             let (me, fsync, thread_f) = (self.broker_id, self.fsync, Arc::clone(&f));
             let spawned = std::thread::Builder::new()
@@ -66,7 +74,11 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
     let mut conn: Option<Connection> = None;
     let mut failures = 0u32;
     while !f.stop.load(Ordering::Relaxed) {
-        let partitions = f.partitions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let partitions = f
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match fetch_once(&mut conn, me, leader, socket, &partitions, fsync) {
             Ok(()) => failures = 0,
             Err(e) => {
@@ -120,20 +132,34 @@ fn fetch_once(
         *conn = Some(Connection::connect(socket).map_err(|e| e.to_string())?);
     }
     let c = conn.as_mut().ok_or("invariant: connection set above")?;
-    let call = Call::Fetch { replica_id: Some(me), max_wait_ms: REPLICA_FETCH_WAIT_MS, partitions: requests };
+    let call = Call::Fetch {
+        replica_id: Some(me),
+        max_wait_ms: REPLICA_FETCH_WAIT_MS,
+        partitions: requests,
+    };
     let results = match c.call(&call).map_err(|e| e.to_string())? {
         Reply::Fetched { partitions } => partitions,
         other => return Err(format!("unexpected reply {other:?}")),
     };
     if results.len() != asked.len() {
-        return Err(format!("asked for {} partitions, the answer has {}", asked.len(), results.len()));
+        return Err(format!(
+            "asked for {} partitions, the answer has {}",
+            asked.len(),
+            results.len()
+        ));
     }
     let mut backoff = false;
     for ((p, at), r) in asked.iter().zip(results) {
         if (r.topic.as_str(), r.partition) != (p.topic.as_str(), p.partition) {
-            return Err(format!("answer for {}-{} where {}-{} was asked", r.topic, r.partition, p.topic, p.partition));
+            return Err(format!(
+                "answer for {}-{} where {}-{} was asked",
+                r.topic, r.partition, p.topic, p.partition
+            ));
         }
-        if let Some(ErrorCode::OffsetOutOfRange { log_start_offset, .. }) = r.error.as_ref().map(|e| &e.code) {
+        if let Some(ErrorCode::OffsetOutOfRange {
+            log_start_offset, ..
+        }) = r.error.as_ref().map(|e| &e.code)
+        {
             // Retention at the leader passed this log's end: start over there.
             match p.restart_at(at, *log_start_offset) {
                 Ok(true) => {}
@@ -147,7 +173,12 @@ fn fetch_once(
         }
         if let Some(e) = &r.error {
             // A leader change is on its way through metadata; wait for it.
-            backoff |= matches!(e.code, ErrorCode::NotLeader { .. } | ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownTopic);
+            backoff |= matches!(
+                e.code,
+                ErrorCode::NotLeader { .. }
+                    | ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::UnknownTopic
+            );
             continue;
         }
         if let Err(e) = p.apply_fetched(&r, at, fsync) {

@@ -58,10 +58,25 @@ impl IsrTracker {
             .iter()
             .filter(|r| **r != leader)
             .map(|r| {
-                (*r, Follower { log_end_offset: 0, last_caught_up: now, last_fetch: now, leader_leo_at_last_fetch: 0 })
+                (
+                    *r,
+                    Follower {
+                        log_end_offset: 0,
+                        last_caught_up: now,
+                        last_fetch: now,
+                        leader_leo_at_last_fetch: 0,
+                    },
+                )
             })
             .collect();
-        IsrTracker { leader, isr: isr.to_vec(), pending: None, followers, high_watermark, epoch_start_offset }
+        IsrTracker {
+            leader,
+            isr: isr.to_vec(),
+            pending: None,
+            followers,
+            high_watermark,
+            epoch_start_offset,
+        }
     }
 
     /// The ISR as ZooKeeper last committed it: what `min.insync.replicas` counts.
@@ -114,7 +129,13 @@ impl IsrTracker {
 
     /// A follower fetched from `fetch_offset`. Returns the ISR to ask for if
     /// the follower should rejoin it (and marks that change pending).
-    pub fn on_fetch(&mut self, follower: u32, fetch_offset: u64, leader_leo: u64, now: Instant) -> Option<Vec<u32>> {
+    pub fn on_fetch(
+        &mut self,
+        follower: u32,
+        fetch_offset: u64,
+        leader_leo: u64,
+        now: Instant,
+    ) -> Option<Vec<u32>> {
         let f = self.followers.get_mut(&follower)?;
         if fetch_offset >= leader_leo {
             f.last_caught_up = now;
@@ -124,7 +145,8 @@ impl IsrTracker {
         f.log_end_offset = fetch_offset;
         f.last_fetch = now;
         f.leader_leo_at_last_fetch = leader_leo;
-        let caught_up = fetch_offset >= self.high_watermark && fetch_offset >= self.epoch_start_offset;
+        let caught_up =
+            fetch_offset >= self.high_watermark && fetch_offset >= self.epoch_start_offset;
         if self.pending.is_none() && !self.isr.contains(&follower) && caught_up {
             let mut isr = self.isr.clone();
             isr.push(follower);
@@ -141,11 +163,20 @@ impl IsrTracker {
         let min_isr = self
             .maximal_isr()
             .iter()
-            .map(|id| if *id == self.leader { leader_leo } else { self.follower_leo(*id).unwrap_or(0) })
+            .map(|id| {
+                if *id == self.leader {
+                    leader_leo
+                } else {
+                    self.follower_leo(*id).unwrap_or(0)
+                }
+            })
             .min()
             .unwrap_or(leader_leo);
         self.high_watermark = self.high_watermark.max(min_isr.min(leader_leo));
-        debug_assert!(self.high_watermark <= leader_leo, "high watermark above log end offset");
+        debug_assert!(
+            self.high_watermark <= leader_leo,
+            "high watermark above log end offset"
+        );
         self.high_watermark
     }
 
@@ -156,15 +187,17 @@ impl IsrTracker {
         if self.pending.is_some() {
             return None;
         }
-        let isr: Vec<u32> = self
-            .isr
-            .iter()
-            .copied()
-            .filter(|id| {
-                *id == self.leader
-                    || self.followers.get(id).is_some_and(|f| now.saturating_duration_since(f.last_caught_up) <= lag_max)
-            })
-            .collect();
+        let isr: Vec<u32> =
+            self.isr
+                .iter()
+                .copied()
+                .filter(|id| {
+                    *id == self.leader
+                        || self.followers.get(id).is_some_and(|f| {
+                            now.saturating_duration_since(f.last_caught_up) <= lag_max
+                        })
+                })
+                .collect();
         if isr.len() == self.isr.len() {
             return None;
         }
@@ -237,12 +270,17 @@ mod tests {
     }
 
     #[test]
-    fn given_new_leader_with_lagging_high_watermark_when_follower_reaches_it_should_wait_for_epoch_start() {
+    fn given_new_leader_with_lagging_high_watermark_when_follower_reaches_it_should_wait_for_epoch_start(
+    ) {
         // KAFKA-7128: the new leader's high watermark (5) lags what the old
         // leader acknowledged; its own epoch starts at its log end (20).
         let t0 = Instant::now();
         let mut t = IsrTracker::new(1, &[1, 2, 3], &[1, 2], 5, 20, t0);
-        assert_eq!(t.on_fetch(3, 5, 20, t0), None, "at the high watermark but short of the epoch start");
+        assert_eq!(
+            t.on_fetch(3, 5, 20, t0),
+            None,
+            "at the high watermark but short of the epoch start"
+        );
         assert_eq!(t.on_fetch(3, 19, 20, t0), None);
         assert_eq!(t.on_fetch(3, 20, 20, t0), Some(vec![1, 2, 3]));
     }
@@ -252,7 +290,11 @@ mod tests {
         let t0 = Instant::now();
         let mut t = IsrTracker::new(1, &[1, 2, 3], &[1, 2], 10, 0, t0);
         t.on_fetch(2, 30, 30, t0);
-        assert_eq!(t.on_fetch(3, 10, 30, t0), Some(vec![1, 2, 3]), "3 reached the high watermark");
+        assert_eq!(
+            t.on_fetch(3, 10, 30, t0),
+            Some(vec![1, 2, 3]),
+            "3 reached the high watermark"
+        );
         assert!(t.has_pending());
         // ZooKeeper may already have committed 3: the high watermark must not
         // pass what 3 holds.

@@ -14,14 +14,16 @@ pub mod replicas;
 pub mod stats;
 pub mod zk_session;
 
+use crate::client::ClientError;
 use crate::limits::{
-    FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES, FRAME_BYTES_MAX,
-    BATCH_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, PRODUCE_ACK_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS,
-    RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
+    BATCH_BYTES_MAX, FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES,
+    FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, FRAME_BYTES_MAX, PRODUCE_ACK_TIMEOUT_MS,
+    REPLICA_LAG_TIME_MAX_MS, RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
 use crate::protocol::batch::{self, BatchError};
-use crate::client::ClientError;
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply};
+use crate::protocol::{
+    Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply,
+};
 use crate::server::{self, Handled, Handler, Responder};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use fetcher::Fetchers;
@@ -75,7 +77,10 @@ pub struct Broker {
 impl Broker {
     /// Applies metadata from ZooKeeper (never an older version than applied).
     fn on_metadata(&self, m: &ClusterMetadata) {
-        let mut applied = self.metadata_version.lock().unwrap_or_else(|p| p.into_inner());
+        let mut applied = self
+            .metadata_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if applied.is_some_and(|v| v > m.version) {
             return;
         }
@@ -109,7 +114,10 @@ impl Broker {
         if self.peers.is_replica(replica_id, peer) {
             return true;
         }
-        match self.zk.call(&Call::Metadata { topics: Some(Vec::new()), after_topic: None }) {
+        match self.zk.call(&Call::Metadata {
+            topics: Some(Vec::new()),
+            after_topic: None,
+        }) {
             Ok(Reply::Metadata(m)) => self.peers.update(&m.brokers),
             Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to a brokers query"),
             Err(e) => tracing::warn!(error = %e, "cannot reload brokers"),
@@ -124,13 +132,20 @@ impl Broker {
             return Ok(p);
         }
         let metadata = self.refresh_metadata();
-        self.replicas.get(topic, partition).ok_or_else(|| self.not_here(metadata.as_ref(), topic, partition))
+        self.replicas
+            .get(topic, partition)
+            .ok_or_else(|| self.not_here(metadata.as_ref(), topic, partition))
     }
 
     /// Like [`Broker::replica`], but reloads metadata only while `may_refresh`
     /// holds and then clears it: one request naming many unknown partitions
     /// costs one metadata round trip, not one each.
-    fn replica_once(&self, topic: &str, partition: u32, may_refresh: &mut bool) -> Result<Arc<Partition>, ErrorBody> {
+    fn replica_once(
+        &self,
+        topic: &str,
+        partition: u32,
+        may_refresh: &mut bool,
+    ) -> Result<Arc<Partition>, ErrorBody> {
         if let Some(p) = self.replicas.get(topic, partition) {
             return Ok(p);
         }
@@ -144,41 +159,74 @@ impl Broker {
     }
 
     /// Why this broker cannot serve a partition, from freshly loaded metadata.
-    fn not_here(&self, metadata: Option<&ClusterMetadata>, topic: &str, partition: u32) -> ErrorBody {
+    fn not_here(
+        &self,
+        metadata: Option<&ClusterMetadata>,
+        topic: &str,
+        partition: u32,
+    ) -> ErrorBody {
         let Some(m) = metadata else {
-            return ErrorBody::new(ErrorCode::UnknownTopic, format!("broker {} does not know {topic}-{partition}", self.id));
+            return ErrorBody::new(
+                ErrorCode::UnknownTopic,
+                format!("broker {} does not know {topic}-{partition}", self.id),
+            );
         };
         match m.topics.iter().find(|t| t.name == topic) {
-            None => ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")),
+            None => ErrorBody::new(
+                ErrorCode::UnknownTopic,
+                format!("topic '{topic}' does not exist"),
+            ),
             Some(t) => match t.partitions.get(partition as usize) {
-                None => ErrorBody::new(ErrorCode::UnknownPartition, format!("topic '{topic}' has no partition {partition}")),
+                None => ErrorBody::new(
+                    ErrorCode::UnknownPartition,
+                    format!("topic '{topic}' has no partition {partition}"),
+                ),
                 Some(p) => ErrorBody::new(
-                    ErrorCode::NotLeader { leader: p.leader, epoch: p.leader_epoch },
+                    ErrorCode::NotLeader {
+                        leader: p.leader,
+                        epoch: p.leader_epoch,
+                    },
                     format!("broker {} holds no replica of {topic}-{partition}", self.id),
                 ),
             },
         }
     }
 
-    fn produce(&self, topic: &str, partition: u32, acks: i8, records: Vec<u8>, responder: Responder) -> Handled {
+    fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        acks: i8,
+        records: Vec<u8>,
+        responder: Responder,
+    ) -> Handled {
         self.stats.produce_received(records.len());
         let received = responder.received();
         let checked = (|| {
             if records.len() > BATCH_BYTES_MAX {
                 return Err(ErrorBody::new(
                     ErrorCode::MessageTooLarge,
-                    format!("batch of {} bytes exceeds the limit of {BATCH_BYTES_MAX}", records.len()),
+                    format!(
+                        "batch of {} bytes exceeds the limit of {BATCH_BYTES_MAX}",
+                        records.len()
+                    ),
                 ));
             }
-            let header = batch::validate(&records)
-                .map_err(|e: BatchError| ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}")))?;
+            let header = batch::validate(&records).map_err(|e: BatchError| {
+                ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}"))
+            })?;
             if header.total_bytes() != records.len() {
-                return Err(ErrorBody::new(ErrorCode::CorruptBatch, "a produce request carries exactly one batch"));
+                return Err(ErrorBody::new(
+                    ErrorCode::CorruptBatch,
+                    "a produce request carries exactly one batch",
+                ));
             }
-            batch::check_record_count(&header, &records)
-                .map_err(|e| ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}")))?;
-            check_timestamp(&header, now_ms())
-                .map_err(|e| ErrorBody::new(e.code, format!("{topic}-{partition}: {}", e.message)))?;
+            batch::check_record_count(&header, &records).map_err(|e| {
+                ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}"))
+            })?;
+            check_timestamp(&header, now_ms()).map_err(|e| {
+                ErrorBody::new(e.code, format!("{topic}-{partition}: {}", e.message))
+            })?;
             Ok((header, self.replica(topic, partition)?))
         })();
         let (header, replica) = match checked {
@@ -193,16 +241,23 @@ impl Broker {
             }
         };
         let timeout = Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS);
-        let (handled, completions) = replica.produce(acks, records, &header, timeout, responder, Instant::now());
+        let (handled, completions) =
+            replica.produce(acks, records, &header, timeout, responder, Instant::now());
         if let Handled::Reply(reply) = &handled {
-            self.stats.produce_answered(received.elapsed(), matches!(reply, Reply::Error(_)));
+            self.stats
+                .produce_answered(received.elapsed(), matches!(reply, Reply::Error(_)));
         }
         send_all(completions, &self.stats);
         self.appended.notify();
         handled
     }
 
-    fn fetch(&self, replica_id: Option<u32>, max_wait_ms: u64, partitions: &[FetchPartition]) -> Reply {
+    fn fetch(
+        &self,
+        replica_id: Option<u32>,
+        max_wait_ms: u64,
+        partitions: &[FetchPartition],
+    ) -> Reply {
         if let Err(e) = check_fetch(partitions) {
             return Reply::Error(e);
         }
@@ -220,7 +275,10 @@ impl Broker {
                 let max_bytes = if budget == 0 || frame_left == 0 {
                     0
                 } else {
-                    req.max_bytes.min(budget).min(u32::try_from(frame_left).unwrap_or(u32::MAX)).max(1)
+                    req.max_bytes
+                        .min(budget)
+                        .min(u32::try_from(frame_left).unwrap_or(u32::MAX))
+                        .max(1)
                 };
                 let replica = match self.replica_once(&req.topic, req.partition, &mut may_refresh) {
                     Ok(r) => r,
@@ -256,9 +314,16 @@ impl Broker {
                         f.result
                     }
                 };
-                if result.error.as_ref().is_some_and(|e| matches!(e.code, ErrorCode::NotLeader { .. })) {
+                if result
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| matches!(e.code, ErrorCode::NotLeader { .. }))
+                {
                     // Someone knows a newer epoch than this broker: catch up.
-                    if req.leader_epoch.is_some_and(|e| e > replica.leadership().epoch) {
+                    if req
+                        .leader_epoch
+                        .is_some_and(|e| e > replica.leadership().epoch)
+                    {
                         let _ = self.refresh_metadata();
                     }
                 }
@@ -266,7 +331,10 @@ impl Broker {
                 if result.records.len() > frame_left {
                     // The answer must stay one frame: these records wait for the next fetch.
                     result.records = Vec::new();
-                    if !results.iter().any(|r: &crate::protocol::FetchedPartition| !r.records.is_empty()) {
+                    if !results
+                        .iter()
+                        .any(|r: &crate::protocol::FetchedPartition| !r.records.is_empty())
+                    {
                         result.error = Some(ErrorBody::new(
                             ErrorCode::MessageTooLarge,
                             format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
@@ -288,7 +356,9 @@ impl Broker {
                 .iter()
                 .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some());
             if ready || Instant::now() >= deadline {
-                return Reply::Fetched { partitions: results };
+                return Reply::Fetched {
+                    partitions: results,
+                };
             }
             self.appended.wait(generation, deadline);
         }
@@ -305,13 +375,18 @@ impl Broker {
         let now = Instant::now();
         for p in self.replicas.all() {
             send_all(p.expire_waiters(now), &self.stats);
-            if let Some(proposal) = p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS)) {
+            if let Some(proposal) =
+                p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS))
+            {
                 self.propose_isr(&p.topic, p.partition, proposal);
             }
         }
-        let proposals = std::mem::take(&mut *self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner()));
+        let proposals =
+            std::mem::take(&mut *self.isr_proposals.lock().unwrap_or_else(|p| p.into_inner()));
         for (topic, partition, proposal) in proposals {
-            let Some(replica) = self.replicas.get(&topic, partition) else { continue };
+            let Some(replica) = self.replicas.get(&topic, partition) else {
+                continue;
+            };
             if replica.is_pending(&proposal) {
                 self.alter_isr(&replica, proposal);
             }
@@ -345,9 +420,15 @@ impl Broker {
             topic_id: replica.topic_id,
         };
         match self.zk.call(&call) {
-            Ok(Reply::IsrAltered { isr, partition_epoch }) => {
+            Ok(Reply::IsrAltered {
+                isr,
+                partition_epoch,
+            }) => {
                 tracing::info!(topic, partition, asked = ?proposal.isr, isr = ?isr, partition_epoch, "isr change accepted");
-                send_all(replica.isr_accepted(&proposal, partition_epoch, &isr), &self.stats);
+                send_all(
+                    replica.isr_accepted(&proposal, partition_epoch, &isr),
+                    &self.stats,
+                );
                 self.appended.notify();
             }
             Err(ClientError::Server(e)) if e.code == ErrorCode::InvalidUpdateVersion => {
@@ -383,8 +464,12 @@ impl Broker {
                         bytes = r.bytes_deleted, log_start_offset = r.log_start_offset, "retention applied");
                 }
                 Ok(_) => {}
-                Err(e) if e.is_fatal() => fail_stop(&format_args!("{}-{}: retention: {e}", p.topic, p.partition)),
-                Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "retention failed"),
+                Err(e) if e.is_fatal() => {
+                    fail_stop(&format_args!("{}-{}: retention: {e}", p.topic, p.partition))
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "retention failed")
+                }
             }
         }
     }
@@ -402,18 +487,28 @@ impl Broker {
                         advanced |= moved;
                     }
                     // A failed fsync never returns here: `Partition::sync` fail-stops.
-                    Err(e) => tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "sync failed"),
+                    Err(e) => {
+                        tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "sync failed")
+                    }
                 }
             }
             if advanced {
                 self.appended.notify();
             }
-            self.appended.wait(generation, Instant::now() + Duration::from_millis(100));
+            self.appended
+                .wait(generation, Instant::now() + Duration::from_millis(100));
         }
     }
 
-    fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<Reply, ErrorBody> {
-        let offset = self.replica(topic, partition)?.offset(spec == OffsetSpec::Latest)?;
+    fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<Reply, ErrorBody> {
+        let offset = self
+            .replica(topic, partition)?
+            .offset(spec == OffsetSpec::Latest)?;
         Ok(Reply::Offset { offset })
     }
 }
@@ -421,15 +516,27 @@ impl Broker {
 impl Handler for Broker {
     fn handle(&self, call: Call, responder: Responder) -> Handled {
         let result = match call {
-            Call::Produce { topic, partition, acks, records } => {
+            Call::Produce {
+                topic,
+                partition,
+                acks,
+                records,
+            } => {
                 return self.produce(&topic, partition, acks, records, responder);
             }
-            Call::Fetch { replica_id: Some(id), .. } if !self.is_replica(id, responder.peer_pid()) => {
+            Call::Fetch {
+                replica_id: Some(id),
+                ..
+            } if !self.is_replica(id, responder.peer_pid()) => {
                 let refusal = self.peers.refusal(id, responder.peer_pid());
                 tracing::warn!(error = %refusal, "refused a replica fetch");
                 Err(refusal)
             }
-            Call::Fetch { replica_id, max_wait_ms, partitions } => {
+            Call::Fetch {
+                replica_id,
+                max_wait_ms,
+                partitions,
+            } => {
                 let reply = self.fetch(replica_id, max_wait_ms, &partitions);
                 if let Reply::Fetched { partitions } = &reply {
                     let bytes = partitions.iter().map(|p| p.records.len() as u64).sum();
@@ -437,8 +544,14 @@ impl Handler for Broker {
                 }
                 Ok(reply)
             }
-            Call::ListOffsets { topic, partition, spec } => self.list_offsets(&topic, partition, spec),
-            Call::LocalPartitions => Ok(Reply::LocalPartitions { partitions: self.replicas.describe() }),
+            Call::ListOffsets {
+                topic,
+                partition,
+                spec,
+            } => self.list_offsets(&topic, partition, spec),
+            Call::LocalPartitions => Ok(Reply::LocalPartitions {
+                partitions: self.replicas.describe(),
+            }),
             Call::BrokerStats => Ok(Reply::BrokerStats(self.stats.report())),
             Call::RegisterBroker { .. }
             | Call::Heartbeat { .. }
@@ -458,9 +571,10 @@ impl Handler for Broker {
             | Call::FetchOffsets { .. }
             | Call::ListGroups
             | Call::DescribeGroup { .. }
-            | Call::ResetOffsets { .. } => {
-                Err(ErrorBody::new(ErrorCode::InvalidRequest, "brokers do not serve metadata requests; ask ZooKeeper"))
-            }
+            | Call::ResetOffsets { .. } => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "brokers do not serve metadata requests; ask ZooKeeper",
+            )),
         };
         Handled::Reply(result.unwrap_or_else(Reply::Error))
     }
@@ -496,11 +610,17 @@ fn check_fetch(partitions: &[FetchPartition]) -> Result<(), ErrorBody> {
     if partitions.len() > FETCH_PARTITIONS_MAX {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
-            format!("a fetch names {} partitions; the limit is {FETCH_PARTITIONS_MAX}", partitions.len()),
+            format!(
+                "a fetch names {} partitions; the limit is {FETCH_PARTITIONS_MAX}",
+                partitions.len()
+            ),
         ));
     }
     let mut seen = std::collections::HashSet::with_capacity(partitions.len());
-    match partitions.iter().find(|p| !seen.insert((p.topic.as_str(), p.partition))) {
+    match partitions
+        .iter()
+        .find(|p| !seen.insert((p.topic.as_str(), p.partition)))
+    {
         Some(p) => Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
             format!("a fetch names {}-{} twice", p.topic, p.partition),
@@ -513,7 +633,10 @@ fn check_fetch(partitions: &[FetchPartition]) -> Result<(), ErrorBody> {
 /// be one frame: the frame limit less each partition's worst-case envelope
 /// (fields, an error message, its topic name twice) and some slack.
 fn fetch_frame_records_max(partitions: &[FetchPartition]) -> usize {
-    let envelopes: usize = partitions.iter().map(|p| FETCH_PARTITION_OVERHEAD_BYTES + 2 * p.topic.len()).sum();
+    let envelopes: usize = partitions
+        .iter()
+        .map(|p| FETCH_PARTITION_OVERHEAD_BYTES + 2 * p.topic.len())
+        .sum();
     FRAME_BYTES_MAX.saturating_sub(FETCH_FRAME_SLACK_BYTES + envelopes)
 }
 
@@ -532,7 +655,10 @@ pub(crate) fn fail_stop(error: &dyn std::fmt::Display) -> ! {
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map(|_| ())
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
 }
 
 /// Runs a broker until SIGTERM.
@@ -540,11 +666,20 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let data = config.data_dir.join(format!("broker-{}", config.id));
     // The lock first, then the cluster id, and only then is anything in the
     // dir opened, recovered, truncated, moved or deleted. Held until exit.
-    let _lock = crate::datadir::lock(&data, crate::datadir::BROKER_LOCK_FILE, &format!("broker-{}", config.id))?;
+    let _lock = crate::datadir::lock(
+        &data,
+        crate::datadir::BROKER_LOCK_FILE,
+        &format!("broker-{}", config.id),
+    )?;
     let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk_socket = config.run_dir.join("zookeeper.sock");
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
-    let replicas = Replicas::open(config.id, &data, config.log, config.fsync == FsyncPolicy::Always)?;
+    let replicas = Replicas::open(
+        config.id,
+        &data,
+        config.log,
+        config.fsync == FsyncPolicy::Always,
+    )?;
     let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
@@ -556,7 +691,11 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         retention: config.retention,
         replicas,
         zk: ZkSession::new(config.id, cluster_id, zk_socket, socket.clone()),
-        fetchers: Fetchers::new(config.id, config.run_dir.clone(), config.fsync == FsyncPolicy::Always),
+        fetchers: Fetchers::new(
+            config.id,
+            config.run_dir.clone(),
+            config.fsync == FsyncPolicy::Always,
+        ),
         appended: Notifier::default(),
         metadata_version: Mutex::new(None),
         isr_proposals: Mutex::new(Vec::new()),
@@ -611,31 +750,61 @@ mod tests {
     use crate::storage::Log;
 
     const CHILD: &str = "YAK_FAIL_STOP_CHILD";
-    const NAME: &str = "broker::tests::given_failed_fsync_when_syncing_should_fail_stop_with_its_exit_code";
+    const NAME: &str =
+        "broker::tests::given_failed_fsync_when_syncing_should_fail_stop_with_its_exit_code";
 
     /// In the child process: a leader with fsync `always` whose next fsync
     /// fails with EIO. `Partition::sync` must not return.
     fn sync_through_a_failing_fsync() {
         let sim = SimFs::new();
-        let log = Log::open_with(sim.shared(), std::path::Path::new("/data/t-0"), LogConfig::default()).expect("open");
+        let log = Log::open_with(
+            sim.shared(),
+            std::path::Path::new("/data/t-0"),
+            LogConfig::default(),
+        )
+        .expect("open");
         let p = Partition::new("t".into(), 0, 1, 1, log, true);
-        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
+        let leadership = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            partition_epoch: 0,
+        };
         p.set_leadership(leadership, Instant::now());
         let mut b = BatchBuilder::new(-1, 0, -1, 64);
-        b.push(NewRecord { key: None, value: b"a", timestamp_ms: 0 });
+        b.push(NewRecord {
+            key: None,
+            value: b"a",
+            timestamp_ms: 0,
+        });
         let bytes = b.finish();
         let header = batch::validate(&bytes).expect("valid batch");
         let (responder, _peer) = Responder::for_test(7);
-        let _ = p.produce(-1, bytes, &header, Duration::from_secs(10), responder, Instant::now());
+        let _ = p.produce(
+            -1,
+            bytes,
+            &header,
+            Duration::from_secs(10),
+            responder,
+            Instant::now(),
+        );
         sim.fail_syncs(1);
         let returned = p.sync();
-        eprintln!("sync returned after a failed fsync: {:?}", returned.map(|r| r.1));
+        eprintln!(
+            "sync returned after a failed fsync: {:?}",
+            returned.map(|r| r.1)
+        );
         std::process::exit(0);
     }
 
     fn header_with_max_timestamp(max_timestamp_ms: i64) -> batch::BatchHeader {
         let mut b = BatchBuilder::new(-1, 0, -1, 64);
-        b.push(NewRecord { key: None, value: b"a", timestamp_ms: max_timestamp_ms });
+        b.push(NewRecord {
+            key: None,
+            value: b"a",
+            timestamp_ms: max_timestamp_ms,
+        });
         batch::validate(&b.finish()).expect("valid batch")
     }
 
@@ -659,21 +828,40 @@ mod tests {
     }
 
     #[test]
-    fn given_most_partitions_with_longest_names_and_errors_when_answering_a_fetch_should_fit_one_frame() {
+    fn given_most_partitions_with_longest_names_and_errors_when_answering_a_fetch_should_fit_one_frame(
+    ) {
         let topic = "t".repeat(crate::limits::TOPIC_NAME_CHARS_MAX);
         let asked: Vec<FetchPartition> = (0..FETCH_PARTITIONS_MAX as u32)
-            .map(|p| FetchPartition { topic: topic.clone(), partition: p, offset: u64::MAX, max_bytes: u32::MAX, leader_epoch: Some(u32::MAX), last_fetched_epoch: Some(u32::MAX) })
+            .map(|p| FetchPartition {
+                topic: topic.clone(),
+                partition: p,
+                offset: u64::MAX,
+                max_bytes: u32::MAX,
+                leader_epoch: Some(u32::MAX),
+                last_fetched_epoch: Some(u32::MAX),
+            })
             .collect();
         let records_max = fetch_frame_records_max(&asked);
-        assert!(records_max >= BATCH_BYTES_MAX, "the largest batch always fits: {records_max}");
+        assert!(
+            records_max >= BATCH_BYTES_MAX,
+            "the largest batch always fits: {records_max}"
+        );
         let mut partitions: Vec<crate::protocol::FetchedPartition> = asked
             .iter()
             .map(|p| crate::protocol::FetchedPartition {
                 topic: p.topic.clone(),
                 partition: p.partition,
                 error: Some(ErrorBody::new(
-                    ErrorCode::NotLeader { leader: Some(u32::MAX), epoch: u32::MAX },
-                    format!("broker {} holds no replica of {}-{}", u32::MAX, p.topic, p.partition),
+                    ErrorCode::NotLeader {
+                        leader: Some(u32::MAX),
+                        epoch: u32::MAX,
+                    },
+                    format!(
+                        "broker {} holds no replica of {}-{}",
+                        u32::MAX,
+                        p.topic,
+                        p.partition
+                    ),
                 )),
                 high_watermark: u64::MAX,
                 log_start_offset: u64::MAX,
@@ -682,7 +870,10 @@ mod tests {
             })
             .collect();
         partitions[0].records = vec![0u8; records_max];
-        let reply = crate::protocol::Response { correlation_id: u64::MAX, reply: Reply::Fetched { partitions } };
+        let reply = crate::protocol::Response {
+            correlation_id: u64::MAX,
+            reply: Reply::Fetched { partitions },
+        };
         let frame = crate::protocol::frame::encode(&reply).expect("encode");
         assert!(frame.len() - 4 <= FRAME_BYTES_MAX, "{} bytes", frame.len());
     }
@@ -700,6 +891,9 @@ mod tests {
             .expect("run child");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(FAIL_STOP_EXIT_CODE), "{stderr}");
-        assert!(stderr.contains("fatal storage error") && stderr.contains("t-0"), "{stderr}");
+        assert!(
+            stderr.contains("fatal storage error") && stderr.contains("t-0"),
+            "{stderr}"
+        );
     }
 }

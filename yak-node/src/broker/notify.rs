@@ -14,7 +14,10 @@ pub struct Latest<T> {
 
 impl<T> Default for Latest<T> {
     fn default() -> Self {
-        Latest { value: Mutex::new(None), put: Condvar::new() }
+        Latest {
+            value: Mutex::new(None),
+            put: Condvar::new(),
+        }
     }
 }
 

@@ -13,7 +13,9 @@ use super::divergence;
 use super::isr::IsrTracker;
 use super::producers::{ProducerTable, Verdict};
 use super::stats::BrokerStats;
-use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_ID_EXPIRATION_MS, PRODUCER_STATE_SCAN_BYTES};
+use crate::limits::{
+    MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_ID_EXPIRATION_MS, PRODUCER_STATE_SCAN_BYTES,
+};
 use crate::protocol::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig};
 use crate::server::{Handled, Responder};
@@ -121,7 +123,10 @@ pub struct Partition {
 /// counts each in the produce latency histogram.
 pub fn send_all(completions: Completions, stats: &BrokerStats) {
     for (responder, reply) in completions {
-        stats.produce_answered(responder.received().elapsed(), matches!(reply, Reply::Error(_)));
+        stats.produce_answered(
+            responder.received().elapsed(),
+            matches!(reply, Reply::Error(_)),
+        );
         responder.send(reply);
     }
 }
@@ -134,13 +139,23 @@ fn storage_error(e: StorageError) -> ErrorBody {
         super::fail_stop(&e);
     }
     match e {
-        StorageError::OffsetOutOfRange { log_start_offset, log_end_offset, offset } => {
+        StorageError::OffsetOutOfRange {
+            log_start_offset,
+            log_end_offset,
+            offset,
+        } => {
             let why = if offset < log_start_offset {
                 format!("offset {offset} is below the earliest offset {log_start_offset} (older records were deleted by retention)")
             } else {
                 format!("offset {offset} is past the log end offset {log_end_offset}")
             };
-            ErrorBody::new(ErrorCode::OffsetOutOfRange { log_start_offset, log_end_offset }, why)
+            ErrorBody::new(
+                ErrorCode::OffsetOutOfRange {
+                    log_start_offset,
+                    log_end_offset,
+                },
+                why,
+            )
         }
         StorageError::StaleEpoch { epoch, latest } => ErrorBody::new(
             ErrorCode::FencedLeaderEpoch,
@@ -166,7 +181,9 @@ fn headers(bytes: &[u8]) -> impl Iterator<Item = (BatchHeader, usize)> + '_ {
 
 /// The prefix of `bytes` holding only batches that start below `offset`.
 fn cut_below(mut bytes: Vec<u8>, offset: u64) -> Vec<u8> {
-    let end = headers(&bytes).find(|(h, _)| h.base_offset >= offset).map(|(_, start)| start);
+    let end = headers(&bytes)
+        .find(|(h, _)| h.base_offset >= offset)
+        .map(|(_, start)| start);
     if let Some(end) = end {
         bytes.truncate(end);
     }
@@ -183,13 +200,21 @@ fn rebuild_producers(log: &Log) -> ProducerTable {
     let mut offset = end.saturating_sub(100_000).max(log.log_start_offset());
     let mut scanned = 0u64;
     while offset < end && scanned < u64::from(PRODUCER_STATE_SCAN_BYTES) * 4 {
-        let Ok(bytes) = log.read(offset, PRODUCER_STATE_SCAN_BYTES) else { break };
+        let Ok(bytes) = log.read(offset, PRODUCER_STATE_SCAN_BYTES) else {
+            break;
+        };
         if bytes.is_empty() {
             break;
         }
         scanned += bytes.len() as u64;
         for (h, _) in headers(&bytes) {
-            table.record(h.producer_id, h.base_sequence, last_seq(&h), h.base_offset, h.last_offset());
+            table.record(
+                h.producer_id,
+                h.base_sequence,
+                last_seq(&h),
+                h.base_offset,
+                h.last_offset(),
+            );
             offset = h.next_offset();
         }
     }
@@ -198,7 +223,14 @@ fn rebuild_producers(log: &Log) -> ProducerTable {
 
 impl Partition {
     /// Wraps an opened log.
-    pub fn new(topic: String, partition: u32, topic_id: u64, broker_id: u32, log: Log, sync_appends: bool) -> Partition {
+    pub fn new(
+        topic: String,
+        partition: u32,
+        topic_id: u64,
+        broker_id: u32,
+        log: Log,
+        sync_appends: bool,
+    ) -> Partition {
         let producers = rebuild_producers(&log);
         let inner = Inner {
             name: format!("{topic}-{partition}"),
@@ -213,7 +245,14 @@ impl Partition {
             waiters: Vec::new(),
             topic_config: TopicConfig::default(),
         };
-        Partition { topic, partition, topic_id, broker_id, stats: Arc::default(), inner: Mutex::new(inner) }
+        Partition {
+            topic,
+            partition,
+            topic_id,
+            broker_id,
+            stats: Arc::default(),
+            inner: Mutex::new(inner),
+        }
     }
 
     /// The same replica, counting into the broker's `stats`.
@@ -242,8 +281,17 @@ impl Partition {
 
     fn not_leader(&self, l: &Leadership) -> ErrorBody {
         ErrorBody::new(
-            ErrorCode::NotLeader { leader: l.leader, epoch: l.epoch },
-            format!("broker {} does not lead {} (leader {:?}, epoch {})", self.broker_id, self.name(), l.leader, l.epoch),
+            ErrorCode::NotLeader {
+                leader: l.leader,
+                epoch: l.epoch,
+            },
+            format!(
+                "broker {} does not lead {} (leader {:?}, epoch {})",
+                self.broker_id,
+                self.name(),
+                l.leader,
+                l.epoch
+            ),
         )
     }
 
@@ -258,7 +306,8 @@ impl Partition {
         }
         let me = Some(self.broker_id);
         let was_leader = inner.tracker.is_some();
-        let same_term = inner.leadership.leader == new.leader && inner.leadership.epoch == new.epoch;
+        let same_term =
+            inner.leadership.leader == new.leader && inner.leadership.epoch == new.epoch;
         if same_term && new.partition_epoch < inner.leadership.partition_epoch {
             // Metadata read before an ISR change this leader already applied.
             return Vec::new();
@@ -270,15 +319,26 @@ impl Partition {
                 _ => {
                     let leo = inner.log.log_end_offset();
                     inner.high_watermark = inner.high_watermark.min(leo);
-                    inner.tracker =
-                        Some(IsrTracker::new(self.broker_id, &new.replicas, &new.isr, inner.high_watermark, leo, now));
+                    inner.tracker = Some(IsrTracker::new(
+                        self.broker_id,
+                        &new.replicas,
+                        &new.isr,
+                        inner.high_watermark,
+                        leo,
+                        now,
+                    ));
                     tracing::info!(partition = %self.name(), epoch = new.epoch, log_end_offset = leo, isr = ?new.isr, "became leader");
                 }
             }
         } else {
             if was_leader || !same_term {
                 let err = self.not_leader(&new);
-                out.extend(inner.waiters.drain(..).map(|w| (w.responder, Reply::Error(err.clone()))));
+                out.extend(
+                    inner
+                        .waiters
+                        .drain(..)
+                        .map(|w| (w.responder, Reply::Error(err.clone()))),
+                );
             }
             if was_leader {
                 tracing::info!(partition = %self.name(), leader = ?new.leader, epoch = new.epoch, "became follower");
@@ -292,7 +352,9 @@ impl Partition {
 
     /// `min.insync.replicas` for this partition.
     fn min_insync(inner: &Inner) -> usize {
-        MIN_INSYNC_REPLICAS_DEFAULT.min(inner.leadership.replicas.len()).max(1)
+        MIN_INSYNC_REPLICAS_DEFAULT
+            .min(inner.leadership.replicas.len())
+            .max(1)
     }
 
     /// Leader: recomputes the high watermark and completes waiting requests.
@@ -301,14 +363,21 @@ impl Partition {
     /// is answered `NotEnoughReplicasAfterAppend` (its batch stays in the
     /// log; an idempotent retry finds it as a duplicate).
     fn advance(inner: &mut Inner, out: &mut Completions) {
-        let Some(t) = inner.tracker.as_mut() else { return };
+        let Some(t) = inner.tracker.as_mut() else {
+            return;
+        };
         let leo = inner.log.log_end_offset();
         inner.durable_offset = inner.durable_offset.min(leo);
-        let own_end = if inner.sync_appends { inner.durable_offset } else { leo };
+        let own_end = if inner.sync_appends {
+            inner.durable_offset
+        } else {
+            leo
+        };
         inner.high_watermark = t.update_high_watermark(own_end);
         let hw = inner.high_watermark;
         let isr_size = t.isr().len();
-        let (done, waiting): (Vec<_>, Vec<_>) = inner.waiters.drain(..).partition(|w| w.last_offset < hw);
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            inner.waiters.drain(..).partition(|w| w.last_offset < hw);
         inner.waiters = waiting;
         if done.is_empty() {
             return;
@@ -347,23 +416,41 @@ impl Partition {
         let inner = &mut *g;
         let mut out = Vec::new();
         if inner.tracker.is_none() {
-            return (Handled::Reply(Reply::Error(self.not_leader(&inner.leadership))), out);
+            return (
+                Handled::Reply(Reply::Error(self.not_leader(&inner.leadership))),
+                out,
+            );
         }
         let min_isr = Self::min_insync(inner);
         if acks == -1 && inner.leadership.isr.len() < min_isr {
             let err = ErrorBody::new(
                 ErrorCode::NotEnoughReplicas,
-                format!("{}: {} in-sync replicas, acks=all needs {min_isr}", self.name(), inner.leadership.isr.len()),
+                format!(
+                    "{}: {} in-sync replicas, acks=all needs {min_isr}",
+                    self.name(),
+                    inner.leadership.isr.len()
+                ),
             );
             return (Handled::Reply(Reply::Error(err)), out);
         }
         let (base_offset, last_offset, duplicate) =
-            match inner.producers.check(header.producer_id, header.base_sequence, last_seq(header)) {
-                Verdict::Duplicate { base_offset, last_offset } => (base_offset, last_offset, true),
+            match inner
+                .producers
+                .check(header.producer_id, header.base_sequence, last_seq(header))
+            {
+                Verdict::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => (base_offset, last_offset, true),
                 Verdict::OutOfOrder { expected } => {
                     let err = ErrorBody::new(
                         ErrorCode::OutOfOrderSequence,
-                        format!("{}: producer {} sent sequence {}, expected {expected}", self.name(), header.producer_id, header.base_sequence),
+                        format!(
+                            "{}: producer {} sent sequence {}, expected {expected}",
+                            self.name(),
+                            header.producer_id,
+                            header.base_sequence
+                        ),
                     );
                     return (Handled::Reply(Reply::Error(err)), out);
                 }
@@ -374,16 +461,30 @@ impl Partition {
                         Err(e) => return (Handled::Reply(Reply::Error(storage_error(e))), out),
                     };
                     let (first, last) = (header.base_sequence, last_seq(header));
-                    inner.producers.record(header.producer_id, first, last, info.base_offset, info.last_offset);
+                    inner.producers.record(
+                        header.producer_id,
+                        first,
+                        last,
+                        info.base_offset,
+                        info.last_offset,
+                    );
                     (info.base_offset, info.last_offset, false)
                 }
             };
         Self::advance(inner, &mut out);
-        let reply = Reply::Produced { base_offset, duplicate };
+        let reply = Reply::Produced {
+            base_offset,
+            duplicate,
+        };
         let handled = match acks {
             0 => Handled::NoReply,
             -1 if inner.high_watermark <= last_offset => {
-                inner.waiters.push(Waiter { last_offset, reply, responder, deadline: now + ack_timeout });
+                inner.waiters.push(Waiter {
+                    last_offset,
+                    reply,
+                    responder,
+                    deadline: now + ack_timeout,
+                });
                 Handled::Deferred
             }
             _ => Handled::Reply(reply),
@@ -398,7 +499,11 @@ impl Partition {
         match epoch {
             Some(e) if e < inner.leadership.epoch => Err(ErrorBody::new(
                 ErrorCode::FencedLeaderEpoch,
-                format!("{}: epoch {e} is older than the leader's {}", self.name(), inner.leadership.epoch),
+                format!(
+                    "{}: epoch {e} is older than the leader's {}",
+                    self.name(),
+                    inner.leadership.epoch
+                ),
             )),
             Some(e) if e > inner.leadership.epoch => Err(self.not_leader(&inner.leadership)),
             _ => Ok(()),
@@ -418,7 +523,12 @@ impl Partition {
     }
 
     /// A consumer's fetch: only records below the high watermark.
-    pub fn fetch_for_consumer(&self, offset: u64, max_bytes: u32, epoch: Option<u32>) -> FetchedPartition {
+    pub fn fetch_for_consumer(
+        &self,
+        offset: u64,
+        max_bytes: u32,
+        epoch: Option<u32>,
+    ) -> FetchedPartition {
         let g = self.lock();
         let mut out = self.empty_result();
         if let Err(e) = self.check_epoch(&g, epoch) {
@@ -457,7 +567,12 @@ impl Partition {
     ) -> FollowerFetch {
         let mut g = self.lock();
         let inner = &mut *g;
-        let mut out = FollowerFetch { result: self.empty_result(), proposal: None, completions: Vec::new(), hw_advanced: false };
+        let mut out = FollowerFetch {
+            result: self.empty_result(),
+            proposal: None,
+            completions: Vec::new(),
+            hw_advanced: false,
+        };
         if let Err(e) = self.check_epoch(inner, epoch) {
             out.result.error = Some(e);
             return out;
@@ -469,17 +584,30 @@ impl Partition {
             // Retention deleted what the follower asks for: it must start
             // over at the log start (see `restart_at`).
             let (log_start_offset, log_end_offset) = (out.result.log_start_offset, leo);
-            out.result.error = Some(storage_error(StorageError::OffsetOutOfRange { offset, log_start_offset, log_end_offset }));
+            out.result.error = Some(storage_error(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            }));
             return out;
         }
         let leader_end = last_fetched_epoch.and_then(|e| inner.log.end_offset_for_epoch(e));
-        let diverging = divergence::leader_check(offset, last_fetched_epoch, leader_end, inner.leadership.epoch, leo);
+        let diverging = divergence::leader_check(
+            offset,
+            last_fetched_epoch,
+            leader_end,
+            inner.leadership.epoch,
+            leo,
+        );
         if let Some(d) = diverging {
             out.result.diverging_epoch = Some(d);
             out.result.high_watermark = inner.high_watermark;
             return out;
         }
-        let proposal = inner.tracker.as_mut().and_then(|t| t.on_fetch(follower, offset, leo, now));
+        let proposal = inner
+            .tracker
+            .as_mut()
+            .and_then(|t| t.on_fetch(follower, offset, leo, now));
         let hw_before = inner.high_watermark;
         Self::advance(inner, &mut out.completions);
         out.hw_advanced = inner.high_watermark > hw_before;
@@ -548,7 +676,9 @@ impl Partition {
     /// high watermark, and complete what that covers.
     fn made_durable(inner: &mut Inner, end: u64) -> (Completions, bool) {
         let mut out = Vec::new();
-        inner.durable_offset = inner.durable_offset.max(end.min(inner.log.log_end_offset()));
+        inner.durable_offset = inner
+            .durable_offset
+            .max(end.min(inner.log.log_end_offset()));
         let hw = inner.high_watermark;
         Self::advance(inner, &mut out);
         let moved = inner.high_watermark > hw;
@@ -571,8 +701,13 @@ impl Partition {
     /// ends where it did. Anything else means the answer is stale (a late
     /// answer from a former leader, or one overtaken by a truncation).
     fn still_at(&self, inner: &Inner, asked: &FetchPosition) -> bool {
-        let now = (inner.leadership.leader, inner.leadership.epoch, inner.log.log_end_offset());
-        let fresh = inner.tracker.is_none() && now == (asked.leader, asked.leader_epoch, asked.offset);
+        let now = (
+            inner.leadership.leader,
+            inner.leadership.epoch,
+            inner.log.log_end_offset(),
+        );
+        let fresh =
+            inner.tracker.is_none() && now == (asked.leader, asked.leader_epoch, asked.offset);
         if !fresh {
             tracing::debug!(partition = %self.name(), asked = ?asked, leader = ?now.0, epoch = now.1, log_end_offset = now.2,
                 "dropping a stale fetch answer");
@@ -583,7 +718,12 @@ impl Partition {
     /// Follower: applies a fetch answer from the leader, if it answers the
     /// fetch this replica would send now (see [`FetchPosition`]). Returns
     /// whether it was applied.
-    pub fn apply_fetched(&self, fetched: &FetchedPartition, asked: &FetchPosition, fsync: bool) -> Result<bool, ErrorBody> {
+    pub fn apply_fetched(
+        &self,
+        fetched: &FetchedPartition,
+        asked: &FetchPosition,
+        fsync: bool,
+    ) -> Result<bool, ErrorBody> {
         let mut g = self.lock();
         let inner = &mut *g;
         if !self.still_at(inner, asked) {
@@ -591,7 +731,8 @@ impl Partition {
         }
         if let Some((epoch, end)) = fetched.diverging_epoch {
             let own_end = inner.log.end_offset_for_epoch(epoch).map(|(_, o)| o);
-            let to = divergence::truncation_point((epoch, end), own_end, inner.log.log_end_offset());
+            let to =
+                divergence::truncation_point((epoch, end), own_end, inner.log.log_end_offset());
             tracing::info!(partition = %self.name(), epoch, leader_end = end, truncate_to = to, "log diverged from the leader; truncating");
             if to < inner.log.log_start_offset() {
                 // Everything this replica holds is past the point: start over there.
@@ -607,7 +748,9 @@ impl Partition {
             return Ok(true);
         }
         let leo = inner.log.log_end_offset();
-        let skip = headers(&fetched.records).find(|(h, _)| h.base_offset >= leo).map(|(_, at)| at);
+        let skip = headers(&fetched.records)
+            .find(|(h, _)| h.base_offset >= leo)
+            .map(|(_, at)| at);
         let bytes = match skip {
             Some(at) => &fetched.records[at..],
             None => &[][..],
@@ -615,7 +758,13 @@ impl Partition {
         if bytes.len() >= HEADER_BYTES {
             inner.log.append_replicated(bytes).map_err(storage_error)?;
             for (h, _) in headers(bytes) {
-                inner.producers.record(h.producer_id, h.base_sequence, last_seq(&h), h.base_offset, h.last_offset());
+                inner.producers.record(
+                    h.producer_id,
+                    h.base_sequence,
+                    last_seq(&h),
+                    h.base_offset,
+                    h.last_offset(),
+                );
             }
             if fsync {
                 let began = Instant::now();
@@ -624,7 +773,9 @@ impl Partition {
                 inner.durable_offset = inner.log.log_end_offset();
             }
         }
-        inner.high_watermark = inner.high_watermark.max(fetched.high_watermark.min(inner.log.log_end_offset()));
+        inner.high_watermark = inner
+            .high_watermark
+            .max(fetched.high_watermark.min(inner.log.log_end_offset()));
         Ok(true)
     }
 
@@ -633,7 +784,11 @@ impl Partition {
     /// log still ends there, below the leader's start, it is emptied and
     /// restarts at the leader's log start (Kafka: truncate fully and start
     /// at the leader's log start offset). Returns whether it did.
-    pub fn restart_at(&self, asked: &FetchPosition, leader_log_start: u64) -> Result<bool, ErrorBody> {
+    pub fn restart_at(
+        &self,
+        asked: &FetchPosition,
+        leader_log_start: u64,
+    ) -> Result<bool, ErrorBody> {
         let mut g = self.lock();
         let inner = &mut *g;
         let leo = inner.log.log_end_offset();
@@ -643,7 +798,10 @@ impl Partition {
         tracing::warn!(partition = %self.name(), log_end_offset = leo, leader_log_start,
             "log ends below the leader's log start (deleted by retention); emptying it and restarting there");
         inner.truncations += 1;
-        inner.log.reset_to(leader_log_start).map_err(storage_error)?;
+        inner
+            .log
+            .reset_to(leader_log_start)
+            .map_err(storage_error)?;
         inner.producers = ProducerTable::default();
         inner.high_watermark = leader_log_start;
         Ok(true)
@@ -657,13 +815,23 @@ impl Partition {
     /// Deletes old segments by the topic's retention settings, else
     /// `defaults` (the broker's). Leaders and followers each apply it to
     /// their own log; never past the high watermark this replica knows.
-    pub fn apply_retention(&self, defaults: RetentionPolicy, now_ms: i64) -> Result<RetentionReport, StorageError> {
+    pub fn apply_retention(
+        &self,
+        defaults: RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<RetentionReport, StorageError> {
         let mut g = self.lock();
         let inner = &mut *g;
         let c = inner.topic_config;
-        let policy = RetentionPolicy { bytes: c.retention_bytes.or(defaults.bytes), ms: c.retention_ms.or(defaults.ms) };
+        let policy = RetentionPolicy {
+            bytes: c.retention_bytes.or(defaults.bytes),
+            ms: c.retention_ms.or(defaults.ms),
+        };
         let hw = inner.high_watermark;
-        let expired = inner.producers.expire(Instant::now(), Duration::from_millis(PRODUCER_ID_EXPIRATION_MS));
+        let expired = inner.producers.expire(
+            Instant::now(),
+            Duration::from_millis(PRODUCER_ID_EXPIRATION_MS),
+        );
         if expired > 0 {
             tracing::info!(topic = %self.topic, partition = self.partition, producers = expired, "producer ids expired");
         }
@@ -676,7 +844,11 @@ impl Partition {
         let mut g = self.lock();
         let inner = &mut *g;
         let isr = inner.tracker.as_mut()?.shrink(now, lag_max)?;
-        Some(IsrProposal { leader_epoch: inner.leadership.epoch, partition_epoch: inner.leadership.partition_epoch, isr })
+        Some(IsrProposal {
+            leader_epoch: inner.leadership.epoch,
+            partition_epoch: inner.leadership.partition_epoch,
+            isr,
+        })
     }
 
     /// Leader: ZooKeeper answered `proposal`: the partition is now at
@@ -686,7 +858,12 @@ impl Partition {
     /// the proposal. An answer this replica already knows of otherwise
     /// (metadata brought it first) changes nothing: the change it answers
     /// was settled then, and any change pending now is a newer one.
-    pub fn isr_accepted(&self, proposal: &IsrProposal, partition_epoch: u64, isr: &[u32]) -> Completions {
+    pub fn isr_accepted(
+        &self,
+        proposal: &IsrProposal,
+        partition_epoch: u64,
+        isr: &[u32],
+    ) -> Completions {
         let unchanged = partition_epoch == proposal.partition_epoch && self.is_pending(proposal);
         let mut g = self.lock();
         let inner = &mut *g;
@@ -740,13 +917,17 @@ impl Partition {
     /// Fails waiting requests past their deadline with `Timeout`.
     pub fn expire_waiters(&self, now: Instant) -> Completions {
         let mut g = self.lock();
-        let (expired, waiting): (Vec<_>, Vec<_>) = g.waiters.drain(..).partition(|w| w.deadline <= now);
+        let (expired, waiting): (Vec<_>, Vec<_>) =
+            g.waiters.drain(..).partition(|w| w.deadline <= now);
         g.waiters = waiting;
         let name = self.name();
         expired
             .into_iter()
             .map(|w| {
-                let err = ErrorBody::new(ErrorCode::Timeout, format!("{name}: the in-sync replicas did not confirm in time"));
+                let err = ErrorBody::new(
+                    ErrorCode::Timeout,
+                    format!("{name}: the in-sync replicas did not confirm in time"),
+                );
                 (w.responder, Reply::Error(err))
             })
             .collect()
@@ -758,7 +939,11 @@ impl Partition {
         if g.tracker.is_none() {
             return Err(self.not_leader(&g.leadership));
         }
-        Ok(if latest { g.high_watermark } else { g.log.log_start_offset() })
+        Ok(if latest {
+            g.high_watermark
+        } else {
+            g.log.log_start_offset()
+        })
     }
 
     /// Fsyncs the log.
@@ -791,7 +976,11 @@ mod tests {
     fn batch_at(base: u64, n: u32) -> Vec<u8> {
         let mut b = BatchBuilder::new(-1, 0, -1, 64);
         for _ in 0..n {
-            b.push(NewRecord { key: None, value: b"v", timestamp_ms: 0 });
+            b.push(NewRecord {
+                key: None,
+                value: b"v",
+                timestamp_ms: 0,
+            });
         }
         let mut bytes = b.finish();
         batch::stamp(&mut bytes, base, 0);
@@ -799,21 +988,43 @@ mod tests {
     }
 
     fn single_replica_leader(dir: &std::path::Path, sync_appends: bool) -> Partition {
-        let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let log =
+            Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, sync_appends);
-        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
+        let leadership = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            partition_epoch: 0,
+        };
         assert!(p.set_leadership(leadership, Instant::now()).is_empty());
         p
     }
 
     fn produce_two(p: &Partition) -> (Handled, Completions) {
         let mut b = batch::BatchBuilder::new(-1, 0, -1, 64);
-        b.push(NewRecord { key: None, value: b"a", timestamp_ms: 0 });
-        b.push(NewRecord { key: None, value: b"b", timestamp_ms: 0 });
+        b.push(NewRecord {
+            key: None,
+            value: b"a",
+            timestamp_ms: 0,
+        });
+        b.push(NewRecord {
+            key: None,
+            value: b"b",
+            timestamp_ms: 0,
+        });
         let bytes = b.finish();
         let header = batch::validate(&bytes).expect("valid batch");
         let (responder, _peer) = Responder::for_test(7);
-        p.produce(-1, bytes, &header, Duration::from_secs(10), responder, Instant::now())
+        p.produce(
+            -1,
+            bytes,
+            &header,
+            Duration::from_secs(10),
+            responder,
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -823,7 +1034,11 @@ mod tests {
         let (handled, done) = produce_two(&p);
         assert!(matches!(handled, Handled::Deferred), "no ack before fsync");
         assert!(done.is_empty());
-        assert_eq!(p.describe().high_watermark, 0, "unsynced data is not below the high watermark");
+        assert_eq!(
+            p.describe().high_watermark,
+            0,
+            "unsynced data is not below the high watermark"
+        );
         let (done, moved) = p.sync().expect("sync");
         assert!(moved);
         assert_eq!(done.len(), 1, "the parked request completes");
@@ -836,7 +1051,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = single_replica_leader(dir.path(), false);
         let (handled, _) = produce_two(&p);
-        assert!(matches!(handled, Handled::Reply(Reply::Produced { base_offset: 0, duplicate: false })));
+        assert!(matches!(
+            handled,
+            Handled::Reply(Reply::Produced {
+                base_offset: 0,
+                duplicate: false
+            })
+        ));
         assert_eq!(p.describe().high_watermark, 2);
     }
 
@@ -851,9 +1072,16 @@ mod tests {
     }
 
     fn three_replica_leader(dir: &std::path::Path) -> Partition {
-        let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let log =
+            Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, false);
-        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
+        let leadership = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            partition_epoch: 0,
+        };
         assert!(p.set_leadership(leadership, Instant::now()).is_empty());
         p
     }
@@ -869,18 +1097,29 @@ mod tests {
     }
 
     #[test]
-    fn given_acks_all_waiting_when_isr_shrinks_below_min_insync_should_answer_not_enough_replicas_after_append() {
+    fn given_acks_all_waiting_when_isr_shrinks_below_min_insync_should_answer_not_enough_replicas_after_append(
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = three_replica_leader(dir.path());
         let (handled, done) = produce_two(&p);
-        assert!(matches!(handled, Handled::Deferred), "waits for the followers");
+        assert!(
+            matches!(handled, Handled::Deferred),
+            "waits for the followers"
+        );
         assert!(done.is_empty());
         // Both followers are paused: ZooKeeper commits ISR = [leader]. The
         // high watermark now passes the batch, but one copy is not the
         // min.insync.replicas = 2 that acks=all promises.
         let done = p.isr_accepted(&proposal_at(0, vec![1]), 1, &[1]);
-        assert_eq!(p.describe().high_watermark, 2, "the high watermark follows the ISR");
-        assert_eq!(error_code(&done), vec![ErrorCode::NotEnoughReplicasAfterAppend]);
+        assert_eq!(
+            p.describe().high_watermark,
+            2,
+            "the high watermark follows the ISR"
+        );
+        assert_eq!(
+            error_code(&done),
+            vec![ErrorCode::NotEnoughReplicasAfterAppend]
+        );
     }
 
     #[test]
@@ -890,9 +1129,18 @@ mod tests {
         let (handled, _) = produce_two(&p);
         assert!(matches!(handled, Handled::Deferred));
         // ZooKeeper expired both followers' sessions (failover, same term).
-        let smaller = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1], partition_epoch: 1 };
+        let smaller = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1],
+            partition_epoch: 1,
+        };
         let done = p.set_leadership(smaller, Instant::now());
-        assert_eq!(error_code(&done), vec![ErrorCode::NotEnoughReplicasAfterAppend]);
+        assert_eq!(
+            error_code(&done),
+            vec![ErrorCode::NotEnoughReplicasAfterAppend]
+        );
     }
 
     #[test]
@@ -905,27 +1153,56 @@ mod tests {
         let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), now);
         assert!(f.completions.is_empty(), "follower 3 has not fetched yet");
         let done = p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]);
-        assert!(matches!(done.as_slice(), [(_, Reply::Produced { base_offset: 0, .. })]), "two copies: acknowledged");
+        assert!(
+            matches!(
+                done.as_slice(),
+                [(_, Reply::Produced { base_offset: 0, .. })]
+            ),
+            "two copies: acknowledged"
+        );
     }
 
     #[test]
     fn given_stale_metadata_when_isr_change_was_already_applied_should_keep_the_newer_isr() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = three_replica_leader(dir.path());
-        assert!(p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]).is_empty());
-        let old = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
+        assert!(p
+            .isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2])
+            .is_empty());
+        let old = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            partition_epoch: 0,
+        };
         assert!(p.set_leadership(old, Instant::now()).is_empty());
-        assert_eq!(p.leadership().isr, vec![1, 2], "metadata read before the change does not undo it");
+        assert_eq!(
+            p.leadership().isr,
+            vec![1, 2],
+            "metadata read before the change does not undo it"
+        );
         assert_eq!(p.leadership().partition_epoch, 1);
     }
 
     #[test]
-    fn given_pending_isr_expansion_when_others_advance_should_hold_the_high_watermark_at_the_joining_member() {
+    fn given_pending_isr_expansion_when_others_advance_should_hold_the_high_watermark_at_the_joining_member(
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = Log::open(&dir.path().join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let log = Log::open(
+            &dir.path().join("t-0"),
+            crate::storage::LogConfig::default(),
+        )
+        .expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, false);
         let now = Instant::now();
-        let l = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2], partition_epoch: 0 };
+        let l = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2],
+            partition_epoch: 0,
+        };
         assert!(p.set_leadership(l, now).is_empty());
         let (handled, _) = produce_two(&p);
         assert!(matches!(handled, Handled::Deferred));
@@ -946,14 +1223,25 @@ mod tests {
     }
 
     fn follower(dir: &std::path::Path, leader: u32, epoch: u32) -> Partition {
-        let log = Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let log =
+            Log::open(&dir.join("t-0"), crate::storage::LogConfig::default()).expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, false);
-        let l = Leadership { leader: Some(leader), epoch, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 0 };
+        let l = Leadership {
+            leader: Some(leader),
+            epoch,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            partition_epoch: 0,
+        };
         assert!(p.set_leadership(l, Instant::now()).is_empty());
         p
     }
 
-    fn answer(records: Vec<u8>, high_watermark: u64, diverging_epoch: Option<(u32, u64)>) -> FetchedPartition {
+    fn answer(
+        records: Vec<u8>,
+        high_watermark: u64,
+        diverging_epoch: Option<(u32, u64)>,
+    ) -> FetchedPartition {
         FetchedPartition {
             topic: "t".into(),
             partition: 0,
@@ -971,12 +1259,25 @@ mod tests {
         let p = follower(dir.path(), 2, 4);
         let asked = p.fetch_position();
         // Meanwhile ZooKeeper elected broker 3 at epoch 5.
-        let l = Leadership { leader: Some(3), epoch: 5, replicas: vec![1, 2, 3], isr: vec![1, 3], partition_epoch: 1 };
+        let l = Leadership {
+            leader: Some(3),
+            epoch: 5,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 3],
+            partition_epoch: 1,
+        };
         p.set_leadership(l, Instant::now());
         let late = answer(batch_at(0, 3), 3, None);
-        assert!(!p.apply_fetched(&late, &asked, false).expect("apply"), "a late answer from broker 2 is dropped");
+        assert!(
+            !p.apply_fetched(&late, &asked, false).expect("apply"),
+            "a late answer from broker 2 is dropped"
+        );
         assert_eq!(p.describe().log_end_offset, 0);
-        assert!(p.apply_fetched(&late, &p.fetch_position(), false).expect("apply"), "the same bytes from the current leader apply");
+        assert!(
+            p.apply_fetched(&late, &p.fetch_position(), false)
+                .expect("apply"),
+            "the same bytes from the current leader apply"
+        );
         assert_eq!(p.describe().log_end_offset, 3);
     }
 
@@ -985,7 +1286,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = follower(dir.path(), 2, 0);
         let asked = p.fetch_position();
-        assert!(p.apply_fetched(&answer(batch_at(0, 3), 3, None), &asked, false).expect("apply"));
+        assert!(p
+            .apply_fetched(&answer(batch_at(0, 3), 3, None), &asked, false)
+            .expect("apply"));
         // An answer to the fetch sent at offset 0 (before the append) that
         // says "diverged at epoch 0, end 0" must not cut the log below its
         // high watermark.
@@ -1000,9 +1303,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = follower(dir.path(), 2, 4);
         let asked = p.fetch_position();
-        let l = Leadership { leader: Some(2), epoch: 6, replicas: vec![1, 2, 3], isr: vec![1, 2, 3], partition_epoch: 2 };
+        let l = Leadership {
+            leader: Some(2),
+            epoch: 6,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            partition_epoch: 2,
+        };
         p.set_leadership(l, Instant::now());
-        assert!(!p.apply_fetched(&answer(batch_at(0, 1), 1, None), &asked, false).expect("apply"));
+        assert!(!p
+            .apply_fetched(&answer(batch_at(0, 1), 1, None), &asked, false)
+            .expect("apply"));
         assert_eq!(p.describe().log_end_offset, 0);
     }
 
@@ -1015,22 +1326,38 @@ mod tests {
         p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, t0);
         let later = t0 + Duration::from_secs(5);
         p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, later);
-        let shrink = p.propose_shrink(later, Duration::from_secs(1)).expect("shrink proposed");
+        let shrink = p
+            .propose_shrink(later, Duration::from_secs(1))
+            .expect("shrink proposed");
         assert_eq!(shrink.isr, vec![1, 2]);
         // ZooKeeper commits it and metadata brings it first (epoch 1)...
-        let after = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 2], partition_epoch: 1 };
+        let after = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2],
+            partition_epoch: 1,
+        };
         p.set_leadership(after, later);
         // ...then 3 comes back: expansion E is pending at epoch 1.
         let (handled, _) = produce_two(&p);
         assert!(matches!(handled, Handled::Deferred));
-        let e = p.fetch_for_follower(3, 0, 1 << 20, Some(0), None, later).proposal.expect("rejoin proposed");
+        let e = p
+            .fetch_for_follower(3, 0, 1 << 20, Some(0), None, later)
+            .proposal
+            .expect("rejoin proposed");
         assert_eq!((e.isr.clone(), e.partition_epoch), (vec![1, 2, 3], 1));
         // S's own answer arrives late, and a refusal of S too: neither settles E.
-        assert!(p.isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2]).is_empty());
+        assert!(p
+            .isr_accepted(&proposal_at(0, vec![1, 2]), 1, &[1, 2])
+            .is_empty());
         p.isr_refused(&shrink);
         assert!(p.is_pending(&e), "the newer expansion is still in flight");
         let f = p.fetch_for_follower(2, 2, 1 << 20, Some(0), Some(0), later);
-        assert!(f.completions.is_empty(), "3 (maybe already in ZooKeeper's ISR) does not hold the batch");
+        assert!(
+            f.completions.is_empty(),
+            "3 (maybe already in ZooKeeper's ISR) does not hold the batch"
+        );
         assert_eq!(p.describe().high_watermark, 0);
         // E's refusal (a definite one) does settle it.
         p.isr_refused(&e);
@@ -1038,23 +1365,45 @@ mod tests {
     }
 
     fn proposal_at(partition_epoch: u64, isr: Vec<u32>) -> IsrProposal {
-        IsrProposal { leader_epoch: 0, partition_epoch, isr }
+        IsrProposal {
+            leader_epoch: 0,
+            partition_epoch,
+            isr,
+        }
     }
 
     #[test]
     fn given_expansion_of_a_dead_follower_when_zookeeper_changes_nothing_should_settle_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = Log::open(&dir.path().join("t-0"), crate::storage::LogConfig::default()).expect("open log");
+        let log = Log::open(
+            &dir.path().join("t-0"),
+            crate::storage::LogConfig::default(),
+        )
+        .expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, false);
         let now = Instant::now();
-        let l = Leadership { leader: Some(1), epoch: 0, replicas: vec![1, 2, 3], isr: vec![1, 3], partition_epoch: 1 };
+        let l = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 3],
+            partition_epoch: 1,
+        };
         p.set_leadership(l, now);
         // A fetch of follower 2 still being served after 2 died asks to add it...
-        let e = p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, now).proposal.expect("rejoin proposed");
+        let e = p
+            .fetch_for_follower(2, 0, 1 << 20, Some(0), None, now)
+            .proposal
+            .expect("rejoin proposed");
         // ...and ZooKeeper, knowing 2 dead, leaves the ISR as it is.
         assert!(p.isr_accepted(&e, 1, &[1, 3]).is_empty());
-        assert!(!p.is_pending(&e), "a definite 'no change' settles the proposal");
-        let again = p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, now).proposal;
+        assert!(
+            !p.is_pending(&e),
+            "a definite 'no change' settles the proposal"
+        );
+        let again = p
+            .fetch_for_follower(2, 0, 1 << 20, Some(0), None, now)
+            .proposal;
         assert!(again.is_some(), "the restarted follower can ask to rejoin");
     }
 }

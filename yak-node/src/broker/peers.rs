@@ -19,20 +19,37 @@ pub struct PeerPids {
 impl PeerPids {
     /// Replaces the table with the brokers ZooKeeper lists.
     pub fn update(&self, brokers: &[BrokerInfo]) {
-        let table = brokers.iter().filter(|b| b.pid != 0).map(|b| (b.id, b.pid)).collect();
+        let table = brokers
+            .iter()
+            .filter(|b| b.pid != 0)
+            .map(|b| (b.id, b.pid))
+            .collect();
         *self.pids.lock().unwrap_or_else(|p| p.into_inner()) = table;
     }
 
     /// Whether `peer` is the process registered as broker `replica_id`.
     pub fn is_replica(&self, replica_id: u32, peer: Option<u32>) -> bool {
-        let registered = self.pids.lock().unwrap_or_else(|p| p.into_inner()).get(&replica_id).copied();
+        let registered = self
+            .pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&replica_id)
+            .copied();
         registered.is_some() && registered == peer
     }
 
     /// The refusal of a replica fetch naming `replica_id` from `peer`.
     pub fn refusal(&self, replica_id: u32, peer: Option<u32>) -> ErrorBody {
-        let registered = self.pids.lock().unwrap_or_else(|p| p.into_inner()).get(&replica_id).copied();
-        let from = peer.map_or_else(|| "a process of unknown pid".to_string(), |p| format!("pid {p}"));
+        let registered = self
+            .pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&replica_id)
+            .copied();
+        let from = peer.map_or_else(
+            || "a process of unknown pid".to_string(),
+            |p| format!("pid {p}"),
+        );
         ErrorBody::new(
             ErrorCode::NotAuthorized,
             format!("a replica fetch as broker {replica_id} (registered pid {registered:?}) is refused from {from}"),
@@ -45,7 +62,13 @@ mod tests {
     use super::*;
 
     fn info(id: u32, pid: u32) -> BrokerInfo {
-        BrokerInfo { id, pid, socket: String::new(), alive: true, restarts: 0 }
+        BrokerInfo {
+            id,
+            pid,
+            socket: String::new(),
+            alive: true,
+            restarts: 0,
+        }
     }
 
     #[test]
@@ -56,10 +79,16 @@ mod tests {
         assert!(peers.is_replica(2, Some(20)));
         assert!(!peers.is_replica(2, Some(10)), "another broker's process");
         assert!(!peers.is_replica(2, None), "unknown sender");
-        assert!(!peers.is_replica(3, Some(0)), "a pid ZooKeeper does not know yet");
+        assert!(
+            !peers.is_replica(3, Some(0)),
+            "a pid ZooKeeper does not know yet"
+        );
         assert!(!peers.is_replica(4, Some(40)), "an unregistered broker");
         peers.update(&[info(2, 21)]);
-        assert!(!peers.is_replica(2, Some(20)) && peers.is_replica(2, Some(21)), "a restart replaces the pid");
+        assert!(
+            !peers.is_replica(2, Some(20)) && peers.is_replica(2, Some(21)),
+            "a restart replaces the pid"
+        );
         assert_eq!(peers.refusal(2, Some(20)).code, ErrorCode::NotAuthorized);
     }
 }

@@ -53,9 +53,17 @@ impl ProducerTable {
         if producer_id < 0 {
             return Verdict::Append;
         }
-        let Some(entries) = self.producers.get(&producer_id) else { return Verdict::Append };
-        if let Some(e) = entries.iter().find(|e| e.first_seq == first_seq && e.last_seq == last_seq) {
-            return Verdict::Duplicate { base_offset: e.base_offset, last_offset: e.last_offset };
+        let Some(entries) = self.producers.get(&producer_id) else {
+            return Verdict::Append;
+        };
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.first_seq == first_seq && e.last_seq == last_seq)
+        {
+            return Verdict::Duplicate {
+                base_offset: e.base_offset,
+                last_offset: e.last_offset,
+            };
         }
         match entries.back().map(|last| next_sequence(last.last_seq, 1)) {
             Some(expected) if first_seq != expected => Verdict::OutOfOrder { expected },
@@ -64,13 +72,25 @@ impl ProducerTable {
     }
 
     /// Records a batch that is now in the log.
-    pub fn record(&mut self, producer_id: i64, first_seq: i32, last_seq: i32, base_offset: u64, last_offset: u64) {
+    pub fn record(
+        &mut self,
+        producer_id: i64,
+        first_seq: i32,
+        last_seq: i32,
+        base_offset: u64,
+        last_offset: u64,
+    ) {
         if producer_id < 0 || first_seq < 0 {
             return;
         }
         self.last_seen.insert(producer_id, Instant::now());
         let entries = self.producers.entry(producer_id).or_default();
-        entries.push_back(Entry { first_seq, last_seq, base_offset, last_offset });
+        entries.push_back(Entry {
+            first_seq,
+            last_seq,
+            base_offset,
+            last_offset,
+        });
         while entries.len() > PRODUCER_BATCHES_REMEMBERED {
             entries.pop_front();
         }
@@ -82,7 +102,8 @@ impl ProducerTable {
             entries.retain(|e| e.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.is_empty());
-        self.last_seen.retain(|id, _| self.producers.contains_key(id));
+        self.last_seen
+            .retain(|id, _| self.producers.contains_key(id));
     }
 
     /// Forgets producers without a batch for `ttl` (Kafka's
@@ -90,8 +111,10 @@ impl ProducerTable {
     /// like one from a new producer. Returns how many were forgotten.
     pub fn expire(&mut self, now: Instant, ttl: Duration) -> usize {
         let before = self.producers.len();
-        self.last_seen.retain(|_, seen| now.saturating_duration_since(*seen) < ttl);
-        self.producers.retain(|id, _| self.last_seen.contains_key(id));
+        self.last_seen
+            .retain(|_, seen| now.saturating_duration_since(*seen) < ttl);
+        self.producers
+            .retain(|id, _| self.last_seen.contains_key(id));
         before - self.producers.len()
     }
 
@@ -122,11 +145,25 @@ mod tests {
         assert_eq!(t.check(7, 0, 9), Verdict::Append);
         t.record(7, 0, 9, 100, 109);
         t.record(7, 10, 19, 110, 119);
-        assert_eq!(t.check(7, 0, 9), Verdict::Duplicate { base_offset: 100, last_offset: 109 });
+        assert_eq!(
+            t.check(7, 0, 9),
+            Verdict::Duplicate {
+                base_offset: 100,
+                last_offset: 109
+            }
+        );
         assert_eq!(t.check(7, 20, 29), Verdict::Append);
         assert_eq!(t.check(7, 30, 39), Verdict::OutOfOrder { expected: 20 });
-        assert_eq!(t.check(8, 50, 59), Verdict::Append, "unknown producers start anywhere");
-        assert_eq!(t.check(-1, 0, 0), Verdict::Append, "non-idempotent batches are never deduplicated");
+        assert_eq!(
+            t.check(8, 50, 59),
+            Verdict::Append,
+            "unknown producers start anywhere"
+        );
+        assert_eq!(
+            t.check(-1, 0, 0),
+            Verdict::Append,
+            "non-idempotent batches are never deduplicated"
+        );
     }
 
     #[test]
@@ -135,13 +172,28 @@ mod tests {
         t.record(7, 0, 9, 100, 109);
         let later = Instant::now() + Duration::from_secs(60);
         t.record(8, 0, 0, 110, 110);
-        assert_eq!(t.expire(Instant::now(), Duration::from_secs(60)), 0, "nobody is silent yet");
-        assert_eq!(t.expire(later + Duration::from_millis(1), Duration::from_secs(60)), 2);
+        assert_eq!(
+            t.expire(Instant::now(), Duration::from_secs(60)),
+            0,
+            "nobody is silent yet"
+        );
+        assert_eq!(
+            t.expire(later + Duration::from_millis(1), Duration::from_secs(60)),
+            2
+        );
         assert!(t.is_empty());
         t.record(7, 0, 9, 100, 109);
         t.record(9, 0, 0, 111, 111);
-        assert_eq!(t.expire(Instant::now(), Duration::ZERO), 2, "a zero ttl forgets everyone");
-        assert_eq!(t.check(7, 50, 59), Verdict::Append, "a forgotten producer starts anywhere");
+        assert_eq!(
+            t.expire(Instant::now(), Duration::ZERO),
+            2,
+            "a zero ttl forgets everyone"
+        );
+        assert_eq!(
+            t.check(7, 50, 59),
+            Verdict::Append,
+            "a forgotten producer starts anywhere"
+        );
     }
 
     #[test]
@@ -155,37 +207,89 @@ mod tests {
     }
 
     /// What a leader answered to one produce: (base offset, duplicate) or the error code.
-    fn produce_at(p: &Partition, base_sequence: i32, records: u32) -> Result<(u64, bool), ErrorCode> {
+    fn produce_at(
+        p: &Partition,
+        base_sequence: i32,
+        records: u32,
+    ) -> Result<(u64, bool), ErrorCode> {
         let mut b = BatchBuilder::new(42, 0, base_sequence, 64);
         for _ in 0..records {
-            b.push(NewRecord { key: None, value: b"v", timestamp_ms: 0 });
+            b.push(NewRecord {
+                key: None,
+                value: b"v",
+                timestamp_ms: 0,
+            });
         }
         let bytes = b.finish();
         let header = batch::validate(&bytes).expect("valid batch");
         let (responder, _peer) = Responder::for_test(1);
-        match p.produce(1, bytes, &header, Duration::from_secs(10), responder, std::time::Instant::now()).0 {
-            Handled::Reply(Reply::Produced { base_offset, duplicate }) => Ok((base_offset, duplicate)),
+        match p
+            .produce(
+                1,
+                bytes,
+                &header,
+                Duration::from_secs(10),
+                responder,
+                std::time::Instant::now(),
+            )
+            .0
+        {
+            Handled::Reply(Reply::Produced {
+                base_offset,
+                duplicate,
+            }) => Ok((base_offset, duplicate)),
             Handled::Reply(Reply::Error(e)) => Err(e.code),
             _ => panic!("acks=1 produce is answered at once with Produced or an error"),
         }
     }
 
     #[test]
-    fn given_producer_near_i32_max_when_batches_cross_the_wrap_should_accept_in_order_dedup_and_refuse_gaps() {
+    fn given_producer_near_i32_max_when_batches_cross_the_wrap_should_accept_in_order_dedup_and_refuse_gaps(
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Log::open(&dir.path().join("t-0"), LogConfig::default()).expect("open log");
         let p = Partition::new("t".into(), 0, 1, 1, log, false);
-        let leadership = Leadership { leader: Some(1), epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0 };
+        let leadership = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            partition_epoch: 0,
+        };
         assert!(p.set_leadership(leadership, Instant::now()).is_empty());
 
-        assert_eq!(produce_at(&p, i32::MAX - 1, 1), Ok((0, false)), "sequence MAX-1");
+        assert_eq!(
+            produce_at(&p, i32::MAX - 1, 1),
+            Ok((0, false)),
+            "sequence MAX-1"
+        );
         let crossing = i32::MAX;
-        assert_eq!(produce_at(&p, crossing, 3), Ok((1, false)), "sequences MAX, 0, 1: the batch crosses the wrap");
+        assert_eq!(
+            produce_at(&p, crossing, 3),
+            Ok((1, false)),
+            "sequences MAX, 0, 1: the batch crosses the wrap"
+        );
         let after = 2;
-        assert_eq!(produce_at(&p, after, 2), Ok((4, false)), "sequences 2, 3 after the wrap");
-        assert_eq!(produce_at(&p, crossing, 3), Ok((1, true)), "the crossing batch resent is a duplicate");
-        assert_eq!(produce_at(&p, after, 2), Ok((4, true)), "the batch after the wrap resent is a duplicate");
-        assert_eq!(produce_at(&p, 5, 1), Err(ErrorCode::OutOfOrderSequence), "4 is missing: a real gap");
+        assert_eq!(
+            produce_at(&p, after, 2),
+            Ok((4, false)),
+            "sequences 2, 3 after the wrap"
+        );
+        assert_eq!(
+            produce_at(&p, crossing, 3),
+            Ok((1, true)),
+            "the crossing batch resent is a duplicate"
+        );
+        assert_eq!(
+            produce_at(&p, after, 2),
+            Ok((4, true)),
+            "the batch after the wrap resent is a duplicate"
+        );
+        assert_eq!(
+            produce_at(&p, 5, 1),
+            Err(ErrorCode::OutOfOrderSequence),
+            "4 is missing: a real gap"
+        );
         assert_eq!(produce_at(&p, 4, 1), Ok((6, false)));
     }
 

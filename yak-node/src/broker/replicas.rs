@@ -49,7 +49,10 @@ fn parse_dir_name(name: &str) -> Option<TopicPartition> {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io { path: path.to_path_buf(), source }
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The file in a partition dir naming its topic's id.
@@ -62,7 +65,12 @@ fn read_topic_id(f: &dyn Fs, dir: &Path) -> Result<u64, String> {
     match f.read(&dir.join(TOPIC_ID_FILE)) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            text.trim().parse().map_err(|_| format!("unreadable topic_id {:?}", text.chars().take(32).collect::<String>()))
+            text.trim().parse().map_err(|_| {
+                format!(
+                    "unreadable topic_id {:?}",
+                    text.chars().take(32).collect::<String>()
+                )
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no topic_id".to_string()),
         Err(e) => Err(format!("cannot read topic_id: {e}")),
@@ -74,8 +82,14 @@ fn read_topic_id(f: &dyn Fs, dir: &Path) -> Result<u64, String> {
 fn quarantine(f: &dyn Fs, broker_dir: &Path, dir: &Path) -> Result<PathBuf, StorageError> {
     let aside = broker_dir.join(QUARANTINE_DIR);
     f.create_dir_all(&aside).map_err(io(&aside))?;
-    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let mut target = aside.join(format!("{name}.{ms}"));
     let mut n = 1;
     while f.exists(&target) {
@@ -93,7 +107,12 @@ impl Replicas {
     /// With `sync_appends`, only fsynced data counts toward high watermarks.
     /// A partition dir whose `topic_id` cannot be read is moved aside
     /// (quarantined), never deleted.
-    pub fn open(broker_id: u32, dir: &Path, config: LogConfig, sync_appends: bool) -> Result<Replicas, StorageError> {
+    pub fn open(
+        broker_id: u32,
+        dir: &Path,
+        config: LogConfig,
+        sync_appends: bool,
+    ) -> Result<Replicas, StorageError> {
         Self::open_with(fs::real(), broker_id, dir, config, sync_appends)
     }
 
@@ -115,7 +134,9 @@ impl Replicas {
         for name in f.read_dir(dir).map_err(io(dir))? {
             let name = name.to_string_lossy().into_owned();
             let path = dir.join(&name);
-            let Some((topic, partition)) = parse_dir_name(&name) else { continue };
+            let Some((topic, partition)) = parse_dir_name(&name) else {
+                continue;
+            };
             if !f.is_dir(&path) {
                 continue;
             }
@@ -130,11 +151,26 @@ impl Replicas {
             };
             let log = Log::open_with(Arc::clone(&fs), &path, config)?;
             tracing::info!(topic = %topic, partition, log_end_offset = log.log_end_offset(), "replica loaded");
-            let p = Partition::new(topic.clone(), partition, topic_id, broker_id, log, sync_appends)
-                .with_stats(Arc::clone(&stats));
+            let p = Partition::new(
+                topic.clone(),
+                partition,
+                topic_id,
+                broker_id,
+                log,
+                sync_appends,
+            )
+            .with_stats(Arc::clone(&stats));
             map.insert((topic, partition), Arc::new(p));
         }
-        Ok(Replicas { fs, broker_id, sync_appends, dir: dir.to_path_buf(), config, map: RwLock::new(map), stats })
+        Ok(Replicas {
+            fs,
+            broker_id,
+            sync_appends,
+            dir: dir.to_path_buf(),
+            config,
+            map: RwLock::new(map),
+            stats,
+        })
     }
 
     /// The broker's counters every replica counts into.
@@ -157,7 +193,12 @@ impl Replicas {
     /// A new, empty replica. Its `topic_id` is durable (and the partition
     /// dir's entry too) before any log file is created. A dir already at its
     /// path (which no replica holds) is quarantined first.
-    fn create(&self, topic: &str, partition: u32, topic_id: u64) -> Result<Partition, StorageError> {
+    fn create(
+        &self,
+        topic: &str,
+        partition: u32,
+        topic_id: u64,
+    ) -> Result<Partition, StorageError> {
         let f: &dyn Fs = &*self.fs;
         let path = self.dir.join(format!("{topic}-{partition}"));
         if f.exists(&path) {
@@ -172,8 +213,15 @@ impl Replicas {
         fs::write_atomic(f, &id_path, topic_id.to_string().as_bytes()).map_err(io(&id_path))?;
         sync_dir(f, &self.dir)?;
         let log = Log::open_with(Arc::clone(&self.fs), &path, self.config)?;
-        Ok(Partition::new(topic.to_string(), partition, topic_id, self.broker_id, log, self.sync_appends)
-            .with_stats(Arc::clone(&self.stats)))
+        Ok(Partition::new(
+            topic.to_string(),
+            partition,
+            topic_id,
+            self.broker_id,
+            log,
+            self.sync_appends,
+        )
+        .with_stats(Arc::clone(&self.stats)))
     }
 
     /// Makes the replicas match `metadata` (a full one, with the deleted
@@ -190,7 +238,11 @@ impl Replicas {
         let mut configs: HashMap<&str, TopicConfig> = HashMap::new();
         for t in &metadata.topics {
             configs.insert(&t.name, t.config);
-            for p in t.partitions.iter().filter(|p| p.replicas.contains(&self.broker_id)) {
+            for p in t
+                .partitions
+                .iter()
+                .filter(|p| p.replicas.contains(&self.broker_id))
+            {
                 let l = Leadership {
                     leader: p.leader,
                     epoch: p.leader_epoch,
@@ -240,11 +292,18 @@ impl Replicas {
             };
             partition.set_topic_config(config);
             if let Some(leader) = leadership.leader.filter(|l| *l != self.broker_id) {
-                follow.entry(leader).or_default().push(Arc::clone(&partition));
+                follow
+                    .entry(leader)
+                    .or_default()
+                    .push(Arc::clone(&partition));
             }
             completions.extend(partition.set_leadership(leadership, Instant::now()));
             // A new replica is seen by requests only once it has its leadership.
-            self.map.write().unwrap_or_else(|p| p.into_inner()).entry(tp).or_insert(partition);
+            self.map
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(tp)
+                .or_insert(partition);
         }
         if created > 0 {
             tracing::info!(replicas = created, "replicas created");
@@ -275,10 +334,14 @@ impl Replicas {
     fn quarantine_stray(&self, p: &Partition) {
         let dir = p.dir();
         match quarantine(&*self.fs, &self.dir, &dir) {
-            Ok(aside) => tracing::warn!(topic = %p.topic, partition = p.partition, topic_id = p.topic_id,
+            Ok(aside) => {
+                tracing::warn!(topic = %p.topic, partition = p.partition, topic_id = p.topic_id,
                 moved_to = %aside.display(),
-                "stray replica: metadata neither places it here nor lists its topic as deleted; quarantined, not deleted"),
-            Err(e) => tracing::error!(dir = %dir.display(), error = %e, "stray replica: cannot quarantine it; left in place"),
+                "stray replica: metadata neither places it here nor lists its topic as deleted; quarantined, not deleted")
+            }
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "stray replica: cannot quarantine it; left in place")
+            }
         }
     }
 }
@@ -320,7 +383,12 @@ mod tests {
                 config: TopicConfig::default(),
             })
             .collect();
-        ClusterMetadata { version: 1, topics, deleted_topic_ids: deleted.to_vec(), ..ClusterMetadata::default() }
+        ClusterMetadata {
+            version: 1,
+            topics,
+            deleted_topic_ids: deleted.to_vec(),
+            ..ClusterMetadata::default()
+        }
     }
 
     fn open(dir: &Path) -> Replicas {
@@ -332,12 +400,26 @@ mod tests {
         for i in 0..n {
             let mut b = BatchBuilder::new(-1, 0, -1, 64);
             let value = format!("v{i}");
-            b.push(NewRecord { key: None, value: value.as_bytes(), timestamp_ms: 0 });
+            b.push(NewRecord {
+                key: None,
+                value: value.as_bytes(),
+                timestamp_ms: 0,
+            });
             let bytes = b.finish();
             let header = batch::validate(&bytes).expect("valid batch");
             let (responder, _peer) = Responder::for_test(1);
-            let (handled, _) = p.produce(1, bytes, &header, Duration::from_secs(1), responder, std::time::Instant::now());
-            assert!(matches!(handled, Handled::Reply(Reply::Produced { .. })), "batch {i} refused");
+            let (handled, _) = p.produce(
+                1,
+                bytes,
+                &header,
+                Duration::from_secs(1),
+                responder,
+                std::time::Instant::now(),
+            );
+            assert!(
+                matches!(handled, Handled::Reply(Reply::Produced { .. })),
+                "batch {i} refused"
+            );
         }
         p.flush().expect("flush");
     }
@@ -359,15 +441,25 @@ mod tests {
 
     /// The quarantined dirs, by name, with their files.
     fn quarantined(broker_dir: &Path) -> Vec<(String, BTreeMap<PathBuf, Vec<u8>>)> {
-        let Ok(entries) = fs::read_dir(broker_dir.join(QUARANTINE_DIR)) else { return Vec::new() };
-        let mut out: Vec<_> =
-            entries.flatten().map(|e| (e.file_name().to_string_lossy().into_owned(), files(&e.path()))).collect();
+        let Ok(entries) = fs::read_dir(broker_dir.join(QUARANTINE_DIR)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = entries
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    files(&e.path()),
+                )
+            })
+            .collect();
         out.sort();
         out
     }
 
     #[test]
-    fn given_partition_dirs_without_readable_topic_id_when_opening_should_quarantine_them_not_delete() {
+    fn given_partition_dirs_without_readable_topic_id_when_opening_should_quarantine_them_not_delete(
+    ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("broker-1");
         let replicas = open(&dir);
@@ -377,16 +469,26 @@ mod tests {
         fs::write(dir.join("t-0").join(TOPIC_ID_FILE), "garbage").expect("spoil topic_id");
         let t_files = files(&dir.join("t-0"));
         fs::create_dir(dir.join("u-0")).expect("mkdir");
-        fs::write(dir.join("u-0").join("00000000000000000000.log"), b"some bytes").expect("write");
+        fs::write(
+            dir.join("u-0").join("00000000000000000000.log"),
+            b"some bytes",
+        )
+        .expect("write");
         let u_files = files(&dir.join("u-0"));
 
         let replicas = open(&dir);
 
         assert!(replicas.get("t", 0).is_none() && replicas.get("u", 0).is_none());
-        assert!(!dir.join("t-0").exists() && !dir.join("u-0").exists(), "moved out of the way");
+        assert!(
+            !dir.join("t-0").exists() && !dir.join("u-0").exists(),
+            "moved out of the way"
+        );
         let aside = quarantined(&dir);
         assert_eq!(aside.len(), 2, "{aside:?}");
-        assert!(aside[0].0.starts_with("t-0.") && aside[1].0.starts_with("u-0."), "{aside:?}");
+        assert!(
+            aside[0].0.starts_with("t-0.") && aside[1].0.starts_with("u-0."),
+            "{aside:?}"
+        );
         assert_eq!(aside[0].1, t_files, "every file kept, byte for byte");
         assert_eq!(aside[1].1, u_files);
     }
@@ -405,14 +507,22 @@ mod tests {
         let replicas = open(&dir);
         replicas.reconcile(&metadata(&[("t", 2)], &[]));
         let fresh = replicas.get("t", 0).expect("new replica");
-        assert_eq!((fresh.topic_id, fresh.describe().log_end_offset), (2, 0), "the new topic starts empty");
+        assert_eq!(
+            (fresh.topic_id, fresh.describe().log_end_offset),
+            (2, 0),
+            "the new topic starts empty"
+        );
         produce(&fresh, 1);
         let newer = files(&dir.join("t-0"));
         // Metadata that names nothing at all.
         replicas.reconcile(&metadata(&[], &[]));
         assert!(replicas.get("t", 0).is_none());
         let aside = quarantined(&dir);
-        assert_eq!(aside.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(), vec![old, newer], "{aside:?}");
+        assert_eq!(
+            aside.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
+            vec![old, newer],
+            "{aside:?}"
+        );
     }
 
     #[test]
@@ -432,13 +542,19 @@ mod tests {
     }
 
     #[test]
-    fn given_big_topic_being_created_when_requests_look_up_other_replicas_should_not_wait_for_the_files() {
+    fn given_big_topic_being_created_when_requests_look_up_other_replicas_should_not_wait_for_the_files(
+    ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let replicas = open(&tmp.path().join("broker-1"));
         replicas.reconcile(&metadata(&[("small", 1)], &[]));
         let mut big = metadata(&[("small", 1), ("big", 2)], &[]);
         let template = big.topics[1].partitions[0].clone();
-        big.topics[1].partitions = (0..40).map(|p| PartitionMetadata { partition: p, ..template.clone() }).collect();
+        big.topics[1].partitions = (0..40)
+            .map(|p| PartitionMetadata {
+                partition: p,
+                ..template.clone()
+            })
+            .collect();
         let (mut counts, mut slowest) = (std::collections::BTreeSet::new(), Duration::ZERO);
         std::thread::scope(|s| {
             let creating = s.spawn(|| replicas.reconcile(&big));
@@ -451,10 +567,20 @@ mod tests {
             }
         });
         assert_eq!(replicas.all().len(), 41);
-        assert!(counts.iter().any(|&n| n > 1 && n < 41), "replicas appear one by one: {counts:?}");
-        assert!(slowest < Duration::from_millis(100), "a lookup waited {slowest:?}");
+        assert!(
+            counts.iter().any(|&n| n > 1 && n < 41),
+            "replicas appear one by one: {counts:?}"
+        );
+        assert!(
+            slowest < Duration::from_millis(100),
+            "a lookup waited {slowest:?}"
+        );
         let p = replicas.get("big", 39).expect("created");
-        assert_eq!(p.leadership().leader, Some(1), "visible only with its leadership");
+        assert_eq!(
+            p.leadership().leader,
+            Some(1),
+            "visible only with its leadership"
+        );
     }
 
     #[test]
@@ -474,7 +600,14 @@ mod tests {
     }
 
     fn open_sim(sim: &SimFs) -> Replicas {
-        Replicas::open_with(sim.shared(), 1, Path::new("/data/broker-1"), LogConfig::default(), false).expect("open")
+        Replicas::open_with(
+            sim.shared(),
+            1,
+            Path::new("/data/broker-1"),
+            LogConfig::default(),
+            false,
+        )
+        .expect("open")
     }
 
     #[test]
@@ -487,11 +620,20 @@ mod tests {
             drop(replicas);
             // Nothing appended, nothing flushed by the caller: the topic's
             // set-up alone must have reached the disk.
-            if seed == 0 { sim.power_cut() } else { sim.power_cut_random(seed) }
+            if seed == 0 {
+                sim.power_cut()
+            } else {
+                sim.power_cut_random(seed)
+            }
             let replicas = open_sim(&sim);
-            let p = replicas.get("t", 0).unwrap_or_else(|| panic!("seed {seed}: replica lost at the power cut"));
+            let p = replicas
+                .get("t", 0)
+                .unwrap_or_else(|| panic!("seed {seed}: replica lost at the power cut"));
             assert_eq!(p.topic_id, 7, "seed {seed}");
-            assert!(!sim.exists(Path::new("/data/broker-1/quarantine")), "seed {seed}: nothing quarantined");
+            assert!(
+                !sim.exists(Path::new("/data/broker-1/quarantine")),
+                "seed {seed}: nothing quarantined"
+            );
         }
     }
 
@@ -508,12 +650,21 @@ mod tests {
         let replicas = open_sim(&sim);
         replicas.reconcile(&metadata(&[("t", 7)], &[]));
         let p = replicas.get("t", 0).expect("replica kept");
-        assert_eq!((p.topic_id, p.describe().log_end_offset), (7, 5), "every flushed record is there");
-        assert_eq!(p.fetch_for_consumer(0, 1 << 20, None).records, before, "byte for byte");
+        assert_eq!(
+            (p.topic_id, p.describe().log_end_offset),
+            (7, 5),
+            "every flushed record is there"
+        );
+        assert_eq!(
+            p.fetch_for_consumer(0, 1 << 20, None).records,
+            before,
+            "byte for byte"
+        );
     }
 
     #[test]
-    fn given_power_cut_at_any_step_of_replica_creation_when_reopening_should_never_fail_or_lose_a_kept_dir() {
+    fn given_power_cut_at_any_step_of_replica_creation_when_reopening_should_never_fail_or_lose_a_kept_dir(
+    ) {
         let probe = sim_with_data_dir();
         let start = probe.ops();
         open_sim(&probe).reconcile(&metadata(&[("t", 7)], &[]));
@@ -528,12 +679,18 @@ mod tests {
             sim.power_cut();
             let replicas = open_sim(&sim);
             if let Some(p) = replicas.get("t", 0) {
-                assert_eq!((p.topic_id, p.describe().log_end_offset), (7, 0), "step {k}");
+                assert_eq!(
+                    (p.topic_id, p.describe().log_end_offset),
+                    (7, 0),
+                    "step {k}"
+                );
             }
             // A half-made dir is moved aside, never deleted; the topic is
             // created again from metadata.
             replicas.reconcile(&metadata(&[("t", 7)], &[]));
-            let p = replicas.get("t", 0).unwrap_or_else(|| panic!("step {k}: replica not re-created"));
+            let p = replicas
+                .get("t", 0)
+                .unwrap_or_else(|| panic!("step {k}: replica not re-created"));
             assert_eq!(p.topic_id, 7, "step {k}");
         }
     }

@@ -26,7 +26,10 @@ impl Histogram {
     /// Counts one observation.
     pub fn observe(&self, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let bucket = LATENCY_BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(BUCKETS - 1);
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(BUCKETS - 1);
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
@@ -35,7 +38,11 @@ impl Histogram {
     pub fn report(&self) -> HistogramReport {
         HistogramReport {
             bounds_us: LATENCY_BUCKETS_US.to_vec(),
-            counts: self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            counts: self
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
             sum_us: self.sum_us.load(Ordering::Relaxed),
         }
     }
@@ -63,7 +70,8 @@ impl BrokerStats {
     /// A produce request of `bytes` batch bytes arrived.
     pub fn produce_received(&self, bytes: usize) {
         self.produce_requests.fetch_add(1, Ordering::Relaxed);
-        self.produce_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.produce_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// A produce request was answered after `elapsed`, with an error or not.
@@ -118,7 +126,11 @@ mod tests {
         assert_eq!(r.counts.len(), r.bounds_us.len() + 1);
         assert_eq!(r.counts[0], 1);
         assert_eq!(r.counts[1], 1);
-        let at_5ms = r.bounds_us.iter().position(|&b| b == 5_000).expect("a 5 ms bound");
+        let at_5ms = r
+            .bounds_us
+            .iter()
+            .position(|&b| b == 5_000)
+            .expect("a 5 ms bound");
         assert_eq!(r.counts[at_5ms], 1);
         assert_eq!(r.counts[BUCKETS - 1], 1);
         assert_eq!(r.counts.iter().sum::<u64>(), 4);
@@ -137,7 +149,10 @@ mod tests {
         s.fetch_answered(false, 0);
         s.connections.fetch_add(2, Ordering::Relaxed);
         let r = s.report();
-        assert_eq!((r.produce_requests, r.produce_bytes, r.produce_errors), (2, 150, 1));
+        assert_eq!(
+            (r.produce_requests, r.produce_bytes, r.produce_errors),
+            (2, 150, 1)
+        );
         assert_eq!((r.fetch_requests_follower, r.fetch_bytes_follower), (1, 70));
         assert_eq!((r.fetch_requests_consumer, r.fetch_bytes_consumer), (2, 30));
         assert_eq!(r.connections, 2);

@@ -9,9 +9,9 @@
 //! its metadata is applied.
 
 use crate::client::{ClientError, Connection};
+use crate::datadir::{self, DataDirError};
 use crate::limits::HEARTBEAT_INTERVAL_MS;
 use crate::protocol::{Call, ClusterMetadata, Reply};
-use crate::datadir::{self, DataDirError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,7 +38,9 @@ pub enum ClusterIdError {
         reported: String,
     },
     /// ZooKeeper answered without a well-formed cluster id.
-    #[error("zookeeper at {zookeeper} reports no valid cluster id ({reported:?}); refusing to start")]
+    #[error(
+        "zookeeper at {zookeeper} reports no valid cluster id ({reported:?}); refusing to start"
+    )]
     Missing {
         /// ZooKeeper's socket.
         zookeeper: PathBuf,
@@ -59,7 +61,12 @@ const CLUSTER_ID_WAIT_LOG: Duration = Duration::from_secs(5);
 fn await_cluster_id(zk_socket: &Path) -> String {
     let mut next_log = Instant::now();
     loop {
-        let answer = Connection::connect(zk_socket).and_then(|mut c| c.call(&Call::Metadata { topics: Some(Vec::new()), after_topic: None }));
+        let answer = Connection::connect(zk_socket).and_then(|mut c| {
+            c.call(&Call::Metadata {
+                topics: Some(Vec::new()),
+                after_topic: None,
+            })
+        });
         let error = match answer {
             Ok(Reply::Metadata(m)) => return m.cluster_id,
             Ok(other) => format!("unexpected answer {other:?}"),
@@ -76,9 +83,16 @@ fn await_cluster_id(zk_socket: &Path) -> String {
 /// Checks `reported` (ZooKeeper's id) against the id stored in the broker's
 /// data dir `dir`; stores it there the first time. Reads and writes nothing
 /// else.
-pub fn check_cluster_id(dir: &Path, zk_socket: &Path, reported: &str) -> Result<(), ClusterIdError> {
+pub fn check_cluster_id(
+    dir: &Path,
+    zk_socket: &Path,
+    reported: &str,
+) -> Result<(), ClusterIdError> {
     if !datadir::is_cluster_id(reported) {
-        return Err(ClusterIdError::Missing { zookeeper: zk_socket.to_path_buf(), reported: reported.to_string() });
+        return Err(ClusterIdError::Missing {
+            zookeeper: zk_socket.to_path_buf(),
+            reported: reported.to_string(),
+        });
     }
     match datadir::read_cluster_id(dir)? {
         Some(stored) if stored == reported => Ok(()),
@@ -115,8 +129,19 @@ pub struct ZkSession {
 
 impl ZkSession {
     /// A session not yet connected, for a broker of cluster `cluster_id`.
-    pub fn new(broker_id: u32, cluster_id: String, zk_socket: PathBuf, own_socket: PathBuf) -> Self {
-        ZkSession { broker_id, cluster_id, zk_socket, own_socket, conn: Mutex::new(None) }
+    pub fn new(
+        broker_id: u32,
+        cluster_id: String,
+        zk_socket: PathBuf,
+        own_socket: PathBuf,
+    ) -> Self {
+        ZkSession {
+            broker_id,
+            cluster_id,
+            zk_socket,
+            own_socket,
+            conn: Mutex::new(None),
+        }
     }
 
     /// Stops the process (fail-stop) when ZooKeeper reports another cluster
@@ -144,14 +169,22 @@ impl ZkSession {
             };
             match conn.call(&register)? {
                 Reply::Registered { cluster_id, .. } => self.check_cluster(&cluster_id),
-                other => return Err(ClientError::Unexpected(format!("registration refused: {other:?}"))),
+                other => {
+                    return Err(ClientError::Unexpected(format!(
+                        "registration refused: {other:?}"
+                    )))
+                }
             }
             tracing::info!(zookeeper = %self.zk_socket.display(), "registered with zookeeper");
             *guard = Some(conn);
         }
         let result = match guard.as_mut() {
             Some(conn) => conn.call(call),
-            None => return Err(ClientError::Unexpected("invariant: connection set above".into())),
+            None => {
+                return Err(ClientError::Unexpected(
+                    "invariant: connection set above".into(),
+                ))
+            }
         };
         if result.is_err() {
             // Reconnect and re-register on the next call (ZooKeeper may have restarted).
@@ -169,7 +202,9 @@ impl ZkSession {
 
     /// Sends one heartbeat; returns ZooKeeper's metadata version.
     pub fn heartbeat(&self) -> Result<u64, ClientError> {
-        match self.call(&Call::Heartbeat { broker_id: self.broker_id })? {
+        match self.call(&Call::Heartbeat {
+            broker_id: self.broker_id,
+        })? {
             Reply::HeartbeatOk { metadata_version } => Ok(metadata_version),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
@@ -217,13 +252,22 @@ mod tests {
     #[test]
     fn given_dir_of_another_cluster_when_checking_cluster_id_should_refuse_and_change_nothing() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (ours, theirs) = (datadir::new_cluster_id().expect("id"), datadir::new_cluster_id().expect("id"));
+        let (ours, theirs) = (
+            datadir::new_cluster_id().expect("id"),
+            datadir::new_cluster_id().expect("id"),
+        );
         datadir::write_cluster_id(tmp.path(), &theirs).expect("write");
         let before = std::fs::read(tmp.path().join(datadir::CLUSTER_ID_FILE)).expect("read");
         let err = check_cluster_id(tmp.path(), Path::new("zk.sock"), &ours).expect_err("mismatch");
         let text = err.to_string();
-        assert!(text.contains(&ours) && text.contains(&theirs), "names both ids: {text}");
-        assert_eq!(std::fs::read(tmp.path().join(datadir::CLUSTER_ID_FILE)).expect("read"), before);
+        assert!(
+            text.contains(&ours) && text.contains(&theirs),
+            "names both ids: {text}"
+        );
+        assert_eq!(
+            std::fs::read(tmp.path().join(datadir::CLUSTER_ID_FILE)).expect("read"),
+            before
+        );
     }
 
     #[test]
@@ -231,9 +275,13 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let id = datadir::new_cluster_id().expect("id");
         check_cluster_id(tmp.path(), Path::new("zk.sock"), &id).expect("first time");
-        assert_eq!(datadir::read_cluster_id(tmp.path()).expect("read"), Some(id.clone()));
+        assert_eq!(
+            datadir::read_cluster_id(tmp.path()).expect("read"),
+            Some(id.clone())
+        );
         check_cluster_id(tmp.path(), Path::new("zk.sock"), &id).expect("same cluster");
-        let err = check_cluster_id(tmp.path(), Path::new("zk.sock"), "").expect_err("no id from zookeeper");
+        let err = check_cluster_id(tmp.path(), Path::new("zk.sock"), "")
+            .expect_err("no id from zookeeper");
         assert!(matches!(err, ClusterIdError::Missing { .. }), "{err}");
     }
 }

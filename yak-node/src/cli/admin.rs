@@ -19,7 +19,8 @@ fn opt(v: Option<u32>) -> String {
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     t
 }
 
@@ -66,11 +67,25 @@ fn topic_json(t: &TopicMetadata) -> serde_json::Value {
 pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
     let mut admin = Admin::connect(cluster)?;
     match command {
-        TopicCommand::Create { name, partitions, replication_factor, retention_bytes, retention_ms } => {
-            let config = TopicConfig { retention_bytes, retention_ms };
-            let t = admin.create_topic_with_config(&name, partitions, replication_factor, config)?;
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            retention_bytes,
+            retention_ms,
+        } => {
+            let config = TopicConfig {
+                retention_bytes,
+                retention_ms,
+            };
+            let t =
+                admin.create_topic_with_config(&name, partitions, replication_factor, config)?;
             let rf = t.partitions.first().map_or(0, |p| p.replicas.len());
-            println!("created topic {} with {} partitions, replication factor {rf}", t.name, t.partitions.len());
+            println!(
+                "created topic {} with {} partitions, replication factor {rf}",
+                t.name,
+                t.partitions.len()
+            );
         }
         TopicCommand::Delete { name } => {
             admin.delete_topic(&name)?;
@@ -102,7 +117,12 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
             if json {
                 println!("{}", serde_json::to_string_pretty(&topic_json(&t))?);
             } else {
-                println!("topic {} (id {}), {} partitions", t.name, t.topic_id, t.partitions.len());
+                println!(
+                    "topic {} (id {}), {} partitions",
+                    t.name,
+                    t.topic_id,
+                    t.partitions.len()
+                );
                 println!(
                     "retention.bytes: {}, retention.ms: {}",
                     retention(t.config.retention_bytes),
@@ -113,8 +133,15 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                     imbalance(&t),
                     t.partitions.len()
                 );
-                let mut tab =
-                    table(&["partition", "leader", "preferred leader", "on preferred", "replicas", "isr", "leader epoch"]);
+                let mut tab = table(&[
+                    "partition",
+                    "leader",
+                    "preferred leader",
+                    "on preferred",
+                    "replicas",
+                    "isr",
+                    "leader epoch",
+                ]);
                 for p in &t.partitions {
                     tab.add_row(vec![
                         p.partition.to_string(),
@@ -169,10 +196,14 @@ pub fn rebalance_leaders(cluster: &Path, topic: Option<&str>, json: bool) -> Cli
 }
 
 fn replica_leos(v: &serde_json::Value) -> String {
-    let Some(list) = v.as_array() else { return String::new() };
+    let Some(list) = v.as_array() else {
+        return String::new();
+    };
     list.iter()
         .map(|r| {
-            let leo = r["log_end_offset"].as_u64().map_or_else(|| "-".to_string(), |o| o.to_string());
+            let leo = r["log_end_offset"]
+                .as_u64()
+                .map_or_else(|| "-".to_string(), |o| o.to_string());
             format!("{}:{leo}", r["broker"])
         })
         .collect::<Vec<_>>()
@@ -187,12 +218,16 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
     let mut partitions = Vec::new();
     for t in &m.topics {
         for p in &t.partitions {
-            let leader_view = p.leader.and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)));
+            let leader_view = p
+                .leader
+                .and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)));
             let replica_leos: Vec<serde_json::Value> = p
                 .replicas
                 .iter()
                 .map(|r| {
-                    let leo = offsets.get(&(t.name.clone(), p.partition, *r)).map(|o| o.log_end_offset);
+                    let leo = offsets
+                        .get(&(t.name.clone(), p.partition, *r))
+                        .map(|o| o.log_end_offset);
                     json!({"broker": r, "log_end_offset": leo})
                 })
                 .collect();
@@ -210,8 +245,11 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
             }));
         }
     }
-    let brokers: Vec<_> =
-        m.brokers.iter().map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive, "restarts": b.restarts})).collect();
+    let brokers: Vec<_> = m
+        .brokers
+        .iter()
+        .map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive, "restarts": b.restarts}))
+        .collect();
     if json {
         let v = json!({"cluster_id": m.cluster_id, "brokers": brokers, "partitions": partitions});
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -220,7 +258,13 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
     println!("cluster id: {}", m.cluster_id);
     let mut tb = table(&["broker", "pid", "alive", "restarts", "socket"]);
     for b in &m.brokers {
-        tb.add_row(vec![b.id.to_string(), b.pid.to_string(), b.alive.to_string(), b.restarts.to_string(), b.socket.clone()]);
+        tb.add_row(vec![
+            b.id.to_string(),
+            b.pid.to_string(),
+            b.alive.to_string(),
+            b.restarts.to_string(),
+            b.socket.clone(),
+        ]);
     }
     println!("{tb}");
     let mut tp = table(&[
@@ -239,7 +283,11 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
         let s = |k: &str| match &p[k] {
             serde_json::Value::Null => "-".to_string(),
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(a) => a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             v => v.to_string(),
         };
         tp.add_row(vec![

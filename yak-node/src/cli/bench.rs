@@ -177,7 +177,12 @@ fn show(mut result: BenchResult, label: Option<String>, json: bool) {
 
 fn from_json(v: &serde_json::Value) -> BenchResult {
     let f = |k: &str| v[k].as_f64();
-    let latency = match (f("latency_p50_ms"), f("latency_p99_ms"), f("latency_p999_ms"), f("latency_max_ms")) {
+    let latency = match (
+        f("latency_p50_ms"),
+        f("latency_p99_ms"),
+        f("latency_p999_ms"),
+        f("latency_max_ms"),
+    ) {
         (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
         _ => None,
     };
@@ -211,9 +216,17 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 batch_bytes: a.batch_bytes,
                 warmup_messages: a.warmup_messages,
             };
-            show(bench::produce::run(&a.cluster.cluster, &spec)?, a.label, a.json);
+            show(
+                bench::produce::run(&a.cluster.cluster, &spec)?,
+                a.label,
+                a.json,
+            );
         }
-        BenchCommand::Consume(a) => show(bench::consume::run(&a.cluster.cluster, &a.topic, a.messages)?, a.label, a.json),
+        BenchCommand::Consume(a) => show(
+            bench::consume::run(&a.cluster.cluster, &a.topic, a.messages)?,
+            a.label,
+            a.json,
+        ),
         BenchCommand::E2e(a) => {
             let spec = E2eSpec {
                 topic: a.topic.topic,
@@ -240,7 +253,11 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                     .ok_or_else(|| format!("topic {topic} has no leader for partition 0"))?,
                 (None, None) => return Err("give --broker or --leader-of".into()),
             };
-            show(bench::restart::run(&a.cluster.cluster, broker)?, a.label, a.json);
+            show(
+                bench::restart::run(&a.cluster.cluster, broker)?,
+                a.label,
+                a.json,
+            );
         }
         BenchCommand::Table { files, median } => {
             let mut results = Vec::new();
@@ -251,7 +268,8 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                     std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?
                 };
                 for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-                    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
+                    let v: serde_json::Value =
+                        serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
                     results.push(from_json(&v));
                 }
             }

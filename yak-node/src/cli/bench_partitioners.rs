@@ -8,8 +8,12 @@ use super::ClusterArg;
 use crate::bench::partitioners::report::report_json;
 use crate::bench::partitioners::rounds::Step;
 use crate::bench::partitioners::stats::{Figure, Spread, Summary};
-use crate::bench::partitioners::{self as engine, chart, BenchConfig, BenchError, Evaluation, Knobs, Scenario, Settings};
-use crate::limits::{BATCH_BYTES_DEFAULT, BENCH_ROUNDS_DEFAULT, BENCH_WARMUP_MESSAGES_DEFAULT, LINGER_MS_DEFAULT};
+use crate::bench::partitioners::{
+    self as engine, chart, BenchConfig, BenchError, Evaluation, Knobs, Scenario, Settings,
+};
+use crate::limits::{
+    BATCH_BYTES_DEFAULT, BENCH_ROUNDS_DEFAULT, BENCH_WARMUP_MESSAGES_DEFAULT, LINGER_MS_DEFAULT,
+};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -83,7 +87,10 @@ fn scenarios(names: &[String]) -> Result<Vec<Scenario>, String> {
             "all" => Scenario::ALL.to_vec(),
             other => vec![Scenario::parse(other).ok_or_else(|| {
                 let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown scenario '{other}' (known: {}, all)", known.join(", "))
+                format!(
+                    "unknown scenario '{other}' (known: {}, all)",
+                    known.join(", ")
+                )
             })?],
         };
         for s in chosen {
@@ -108,8 +115,11 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>, std::io::Error> {
 }
 
 fn progress_bar() -> ProgressBar {
-    let target =
-        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
     let bar = ProgressBar::with_draw_target(Some(0), target);
     let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} runs {msg} ({elapsed})")
         .map(|s| s.progress_chars("=> "))
@@ -121,16 +131,25 @@ fn progress_bar() -> ProgressBar {
 fn cell(s: Option<Spread>) -> String {
     match s {
         Some(s) if s.min == s.max => chart::human(s.median),
-        Some(s) => format!("{} ({}–{})", chart::human(s.median), chart::human(s.min), chart::human(s.max)),
+        Some(s) => format!(
+            "{} ({}–{})",
+            chart::human(s.median),
+            chart::human(s.min),
+            chart::human(s.max)
+        ),
         None => "-".into(),
     }
 }
 
 /// One scenario's table: a row per plugin, each figure as median (min–max).
 pub fn table(summaries: &[&Summary]) -> Table {
-    let slow = summaries.iter().any(|s| s.spread(Figure::SlowedBrokerShare).is_some());
-    let figures: Vec<Figure> =
-        Figure::ALL.into_iter().filter(|f| *f != Figure::SlowedBrokerShare || slow).collect();
+    let slow = summaries
+        .iter()
+        .any(|s| s.spread(Figure::SlowedBrokerShare).is_some());
+    let figures: Vec<Figure> = Figure::ALL
+        .into_iter()
+        .filter(|f| *f != Figure::SlowedBrokerShare || slow)
+        .collect();
     let mut header = vec!["plugin".to_string()];
     header.extend(figures.iter().map(|f| f.label().to_string()));
     header.push("keys stable".into());
@@ -139,7 +158,9 @@ pub fn table(summaries: &[&Summary]) -> Table {
     for s in summaries {
         let mut row = vec![s.plugin.clone()];
         row.extend(figures.iter().map(|f| match (f, s.spread(*f)) {
-            (Figure::Skew | Figure::SlowedBrokerShare, Some(sp)) if sp.min == sp.max => format!("{:.2}", sp.median),
+            (Figure::Skew | Figure::SlowedBrokerShare, Some(sp)) if sp.min == sp.max => {
+                format!("{:.2}", sp.median)
+            }
             (Figure::Skew | Figure::SlowedBrokerShare, Some(sp)) => {
                 format!("{:.2} ({:.2}–{:.2})", sp.median, sp.min, sp.max)
             }
@@ -163,11 +184,22 @@ fn print_tables(e: &Evaluation, a: &BenchPartitionersArgs) {
         "{} round(s) per scenario and plugin, {} B values, acks={}; median (min–max) over rounds",
         e.rounds,
         a.message_bytes,
-        if a.acks == -1 { "all".to_string() } else { a.acks.to_string() }
+        if a.acks == -1 {
+            "all".to_string()
+        } else {
+            a.acks.to_string()
+        }
     );
     for w in &e.workloads {
-        let rate = w.rate_per_sec.map_or("full speed".to_string(), |r| format!("{r} msg/s"));
-        println!("\n== {}: {} messages, {} partitions, {rate}", w.scenario.name(), w.messages, w.partitions);
+        let rate = w
+            .rate_per_sec
+            .map_or("full speed".to_string(), |r| format!("{r} msg/s"));
+        println!(
+            "\n== {}: {} messages, {} partitions, {rate}",
+            w.scenario.name(),
+            w.messages,
+            w.partitions
+        );
         println!("{}", table(&e.of(w.scenario)));
         for v in e.verdicts(w.scenario) {
             println!("  best {}", v.line());
@@ -175,7 +207,12 @@ fn print_tables(e: &Evaluation, a: &BenchPartitionersArgs) {
     }
     for s in &e.summaries {
         if s.failed() > 0 {
-            eprintln!("warning: {} / {}: {} messages were not acknowledged", s.scenario.name(), s.plugin, s.failed());
+            eprintln!(
+                "warning: {} / {}: {} messages were not acknowledged",
+                s.scenario.name(),
+                s.plugin,
+                s.failed()
+            );
         }
         if s.partitioner_fallbacks() > 0 {
             eprintln!(
@@ -224,12 +261,15 @@ pub fn run(a: BenchPartitionersArgs) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     bar.finish_and_clear();
     if let Some(path) = &a.chart {
-        chart::draw(path, &evaluation)
-            .map_err(|e| BenchError::Chart { path: path.clone(), reason: e.to_string() })?;
+        chart::draw(path, &evaluation).map_err(|e| BenchError::Chart {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     }
     let report = serde_json::to_string_pretty(&report_json(&evaluation, &config.settings))?;
     if let Some(path) = &a.json_file {
-        std::fs::write(path, format!("{report}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, format!("{report}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if a.json {
         println!("{report}");
@@ -253,6 +293,9 @@ mod tests {
             vec![Scenario::Uniform, Scenario::LowRate]
         );
         let err = names(&["zipf"]).unwrap_err();
-        assert!(err.contains("unknown scenario 'zipf'") && err.contains("skewed-keys"), "{err}");
+        assert!(
+            err.contains("unknown scenario 'zipf'") && err.contains("skewed-keys"),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,9 @@
 //! group's committed offsets, and commits what it printed.
 
 use super::{ClusterArg, Format};
-use crate::client::{ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, StartFrom};
+use crate::client::{
+    ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, StartFrom,
+};
 use crate::limits::GROUP_MAX_POLL_INTERVAL_MS_DEFAULT;
 use crate::protocol::{Assignor, ErrorCode, OffsetSpec};
 use clap::{Args, ValueEnum};
@@ -111,11 +113,19 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         config.assignor = a.assignor.map_or(Assignor::Range, Assignor::from);
         config.session_timeout = a.session_timeout_ms.map(Duration::from_millis);
         config.max_poll_interval = Duration::from_millis(a.max_poll_interval_ms);
-        config.reset = if a.from_beginning { OffsetSpec::Earliest } else { OffsetSpec::Latest };
+        config.reset = if a.from_beginning {
+            OffsetSpec::Earliest
+        } else {
+            OffsetSpec::Latest
+        };
         if let Some(c) = &a.client_id {
             config.client = c.clone();
         }
-        let run = GroupRun { config, max_messages: a.max_messages, timeout: a.timeout_ms.map(Duration::from_millis) };
+        let run = GroupRun {
+            config,
+            max_messages: a.max_messages,
+            timeout: a.timeout_ms.map(Duration::from_millis),
+        };
         let format = a.format;
         return run_group(&a.cluster.cluster, run, |out, r| print(out, r, format));
     }
@@ -124,10 +134,20 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ if a.from_beginning => StartFrom::Earliest,
         _ => StartFrom::Latest,
     };
-    let mut consumer = match Consumer::subscribe(&a.cluster.cluster, &a.topic, start, ConsumerConfig::default()) {
+    let mut consumer = match Consumer::subscribe(
+        &a.cluster.cluster,
+        &a.topic,
+        start,
+        ConsumerConfig::default(),
+    ) {
         Err(e) => match e.code() {
-            Some(ErrorCode::OffsetOutOfRange { log_start_offset, .. }) if a.offset.is_some() => {
-                return Err(format!("{e}; start at --offset {log_start_offset} or use --from-beginning").into());
+            Some(ErrorCode::OffsetOutOfRange {
+                log_start_offset, ..
+            }) if a.offset.is_some() => {
+                return Err(format!(
+                    "{e}; start at --offset {log_start_offset} or use --from-beginning"
+                )
+                .into());
             }
             _ => return Err(e.into()),
         },

@@ -18,18 +18,28 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Parses `500ms`, `30s`, `5m`, `2h` or `1d` (a number, then its unit).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("'{text}': expected a number then ms, s, m, h or d (e.g. 30s)"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}': expected a number then ms, s, m, h or d (e.g. 30s)"))?;
     let ms_per_unit = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("'{text}': the unit must be ms, s, m, h or d (e.g. 30s)")),
+        _ => {
+            return Err(format!(
+                "'{text}': the unit must be ms, s, m, h or d (e.g. 30s)"
+            ))
+        }
     };
-    n.checked_mul(ms_per_unit).map(Duration::from_millis).ok_or_else(|| format!("'{text}' is too long"))
+    n.checked_mul(ms_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))
 }
 
 /// Runs `cluster events`.
@@ -43,7 +53,11 @@ pub fn run(cluster: &Path, json: bool, follow: bool, since: Option<Duration>) ->
         match admin.events(if last.is_some() { None } else { since_ms }, last) {
             Ok(events) => {
                 for e in &events {
-                    let line = if json { serde_json::to_string(e)? } else { human(e) };
+                    let line = if json {
+                        serde_json::to_string(e)?
+                    } else {
+                        human(e)
+                    };
                     if writeln!(out, "{line}").is_err() {
                         return Ok(()); // stdout closed: nobody is reading
                     }
@@ -68,18 +82,28 @@ pub fn run(cluster: &Path, json: bool, follow: bool, since: Option<Duration>) ->
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a Unix millisecond.
 pub fn clock(time_ms: i64) -> String {
     let ms_of_day = time_ms.rem_euclid(86_400_000);
-    let (h, m, s, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    let (h, m, s, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
     format!("{h:02}:{m:02}:{s:02}.{ms:03}")
 }
 
 fn ids(v: &[u32]) -> String {
-    format!("[{}]", v.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    )
 }
 
 fn broker(b: Option<u32>) -> String {
@@ -177,11 +201,31 @@ mod tests {
 
     #[test]
     fn given_durations_when_parsing_should_accept_units_and_refuse_the_rest() {
-        let ok = [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("1d", 86_400_000), ("0s", 0)];
+        let ok = [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("1d", 86_400_000),
+            ("0s", 0),
+        ];
         for (text, ms) in ok {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
-        for bad in ["", "5", "s", "5x", "-5s", "1.5s", "99999999999999999999d", "30 s"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "-5s",
+            "1.5s",
+            "99999999999999999999d",
+            "30 s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
         }
     }
@@ -201,7 +245,10 @@ mod tests {
                 reason: Reason::SessionExpired,
             },
         };
-        assert_eq!(human(&e), "12:01:02.345 leader of orders-0: 2 → 3 (epoch 5), broker 2's session expired");
+        assert_eq!(
+            human(&e),
+            "12:01:02.345 leader of orders-0: 2 → 3 (epoch 5), broker 2's session expired"
+        );
         let r = ClusterEvent {
             seq: 2,
             time_ms: t + 100,

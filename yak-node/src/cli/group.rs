@@ -13,7 +13,8 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     t
 }
 
@@ -32,11 +33,19 @@ pub fn run(command: GroupCommand, cluster: &Path) -> CliResult {
     match command {
         GroupCommand::List { json } => list(&mut admin, json),
         GroupCommand::Describe { group, json } => describe(&mut admin, &group, json),
-        GroupCommand::ResetOffsets { group, topic, to_earliest, to_latest, to_offset } => {
+        GroupCommand::ResetOffsets {
+            group,
+            topic,
+            to_earliest,
+            to_latest,
+            to_offset,
+        } => {
             let to = match (to_earliest, to_latest, to_offset) {
                 (true, _, _) => Target::Earliest,
                 (_, true, _) => Target::Latest,
-                (_, _, Some(n)) if n < 0 => return Err(format!("--to-offset must not be negative, got {n}").into()),
+                (_, _, Some(n)) if n < 0 => {
+                    return Err(format!("--to-offset must not be negative, got {n}").into())
+                }
                 (_, _, Some(n)) => Target::Offset(n as u64),
                 _ => return Err("say where to: --to-earliest, --to-latest or --to-offset N".into()),
             };
@@ -61,28 +70,49 @@ fn list(admin: &mut Admin, json: bool) -> CliResult {
     }
     let mut t = table(&["group", "state", "members", "topics"]);
     for g in &groups {
-        t.add_row(vec![g.group.clone(), g.state.clone(), g.members.to_string(), g.topics.join(",")]);
+        t.add_row(vec![
+            g.group.clone(),
+            g.state.clone(),
+            g.members.to_string(),
+            g.topics.join(","),
+        ]);
     }
     println!("{t}");
     Ok(())
 }
 
 /// The group as JSON, with each partition's offsets from its leader and the lag.
-fn describe_json(admin: &mut Admin, g: &GroupDescription) -> Result<Value, Box<dyn std::error::Error>> {
+fn describe_json(
+    admin: &mut Admin,
+    g: &GroupDescription,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let mut topics: BTreeSet<String> = g.members.iter().map(|m| m.topic.clone()).collect();
     topics.extend(g.offsets.iter().map(|o| o.topic.clone()));
-    let owner: BTreeMap<(&str, u32), &crate::protocol::MemberDescription> =
-        g.members.iter().flat_map(|m| m.partitions.iter().map(move |p| ((m.topic.as_str(), *p), m))).collect();
+    let owner: BTreeMap<(&str, u32), &crate::protocol::MemberDescription> = g
+        .members
+        .iter()
+        .flat_map(|m| {
+            m.partitions
+                .iter()
+                .map(move |p| ((m.topic.as_str(), *p), m))
+        })
+        .collect();
     let committed: BTreeMap<(&str, u32), u64> = g
         .offsets
         .iter()
-        .flat_map(|t| t.offsets.iter().map(move |o| ((t.topic.as_str(), o.partition), o.offset)))
+        .flat_map(|t| {
+            t.offsets
+                .iter()
+                .map(move |o| ((t.topic.as_str(), o.partition), o.offset))
+        })
         .collect();
     let mut partitions = Vec::new();
     let mut total_lag = 0u64;
     for topic in &topics {
         // A deleted topic has no partitions to show.
-        let Ok(leaders) = admin.leader_offsets(topic) else { continue };
+        let Ok(leaders) = admin.leader_offsets(topic) else {
+            continue;
+        };
         for (p, view) in leaders {
             let c = committed.get(&(topic.as_str(), p)).copied();
             let hw = view.as_ref().map(|v| v.high_watermark);
@@ -139,13 +169,34 @@ fn describe(admin: &mut Admin, group: &str, json: bool) -> CliResult {
     if !g.members.is_empty() {
         let mut t = table(&["member", "client", "topic", "partitions"]);
         for m in &g.members {
-            t.add_row(vec![m.member_id.clone(), m.client.clone(), m.topic.clone(), cell(&json!(m.partitions))]);
+            t.add_row(vec![
+                m.member_id.clone(),
+                m.client.clone(),
+                m.topic.clone(),
+                cell(&json!(m.partitions)),
+            ]);
         }
         println!("{t}");
     }
-    let mut t = table(&["topic", "partition", "client", "committed offset", "log end offset", "high watermark", "lag"]);
+    let mut t = table(&[
+        "topic",
+        "partition",
+        "client",
+        "committed offset",
+        "log end offset",
+        "high watermark",
+        "lag",
+    ]);
     for p in v["partitions"].as_array().into_iter().flatten() {
-        let cols = ["topic", "partition", "client", "committed_offset", "log_end_offset", "high_watermark", "lag"];
+        let cols = [
+            "topic",
+            "partition",
+            "client",
+            "committed_offset",
+            "log_end_offset",
+            "high_watermark",
+            "lag",
+        ];
         t.add_row(cols.iter().map(|c| cell(&p[*c])).collect::<Vec<_>>());
     }
     println!("{t}");
@@ -168,7 +219,9 @@ fn plan_reset(
 ) -> Result<Vec<PartitionOffset>, String> {
     let mut out = Vec::new();
     for (p, view) in leaders {
-        let v = view.as_ref().ok_or_else(|| format!("{topic}-{p} has no reachable leader; try again"))?;
+        let v = view
+            .as_ref()
+            .ok_or_else(|| format!("{topic}-{p} has no reachable leader; try again"))?;
         let offset = match to {
             Target::Earliest => v.log_start_offset,
             Target::Latest => v.high_watermark,
@@ -180,13 +233,16 @@ fn plan_reset(
             }
             Target::Offset(n) if n < v.log_start_offset => {
                 return Err(format!(
-                    "--to-offset {n} is before the start of {topic}-{p} (its log starts at offset {})",
-                    v.log_start_offset
-                ))
+                "--to-offset {n} is before the start of {topic}-{p} (its log starts at offset {})",
+                v.log_start_offset
+            ))
             }
             Target::Offset(n) => n,
         };
-        out.push(PartitionOffset { partition: *p, offset });
+        out.push(PartitionOffset {
+            partition: *p,
+            offset,
+        });
     }
     Ok(out)
 }
@@ -195,7 +251,10 @@ fn reset(admin: &mut Admin, group: &str, topic: &str, to: Target) -> CliResult {
     let leaders = admin.leader_offsets(topic)?;
     let offsets = plan_reset(topic, &leaders, to)?;
     admin.reset_offsets(group, topic, offsets.clone())?;
-    let list: Vec<String> = offsets.iter().map(|o| format!("{}:{}", o.partition, o.offset)).collect();
+    let list: Vec<String> = offsets
+        .iter()
+        .map(|o| format!("{}:{}", o.partition, o.offset))
+        .collect();
     println!("reset group {group} on {topic} to {}", list.join(" "));
     Ok(())
 }
@@ -222,9 +281,18 @@ mod tests {
     fn given_targets_when_planning_reset_should_resolve_or_refuse_out_of_range() {
         let leaders = vec![(0, view(0, 10)), (1, view(2, 5))];
         let po = |partition, offset| PartitionOffset { partition, offset };
-        assert_eq!(plan_reset("t", &leaders, Target::Earliest), Ok(vec![po(0, 0), po(1, 2)]));
-        assert_eq!(plan_reset("t", &leaders, Target::Latest), Ok(vec![po(0, 10), po(1, 5)]));
-        assert_eq!(plan_reset("t", &leaders, Target::Offset(4)), Ok(vec![po(0, 4), po(1, 4)]));
+        assert_eq!(
+            plan_reset("t", &leaders, Target::Earliest),
+            Ok(vec![po(0, 0), po(1, 2)])
+        );
+        assert_eq!(
+            plan_reset("t", &leaders, Target::Latest),
+            Ok(vec![po(0, 10), po(1, 5)])
+        );
+        assert_eq!(
+            plan_reset("t", &leaders, Target::Offset(4)),
+            Ok(vec![po(0, 4), po(1, 4)])
+        );
         let past = plan_reset("t", &leaders, Target::Offset(6)).expect_err("past the end of t-1");
         assert!(past.contains("past the end of t-1"), "{past}");
         let before = plan_reset("t", &leaders, Target::Offset(1)).expect_err("before start of t-1");

@@ -220,16 +220,27 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Zookeeper(a) => servers::zookeeper(a),
         Command::Broker(a) => servers::broker(a),
         Command::Topic { command, cluster } => admin::topic(command, &cluster.cluster),
-        Command::Cluster { command: ClusterCommand::Status { json }, cluster } => admin::status(&cluster.cluster, json),
-        Command::Cluster { command: ClusterCommand::Watch { interval_ms }, cluster } => {
-            watch::run(&cluster.cluster, interval_ms)
-        }
-        Command::Cluster { command: ClusterCommand::Events { json, follow, since }, cluster } => {
-            events::run(&cluster.cluster, json, follow, since)
-        }
-        Command::Cluster { command: ClusterCommand::RebalanceLeaders { topic, json }, cluster } => {
-            admin::rebalance_leaders(&cluster.cluster, topic.as_deref(), json)
-        }
+        Command::Cluster {
+            command: ClusterCommand::Status { json },
+            cluster,
+        } => admin::status(&cluster.cluster, json),
+        Command::Cluster {
+            command: ClusterCommand::Watch { interval_ms },
+            cluster,
+        } => watch::run(&cluster.cluster, interval_ms),
+        Command::Cluster {
+            command:
+                ClusterCommand::Events {
+                    json,
+                    follow,
+                    since,
+                },
+            cluster,
+        } => events::run(&cluster.cluster, json, follow, since),
+        Command::Cluster {
+            command: ClusterCommand::RebalanceLeaders { topic, json },
+            cluster,
+        } => admin::rebalance_leaders(&cluster.cluster, topic.as_deref(), json),
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
         Command::Bench { command } => bench::run(command),

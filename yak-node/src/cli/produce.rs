@@ -5,9 +5,13 @@
 //! default (key-hash for keyed messages, sticky for the rest).
 
 use super::ClusterArg;
-use crate::client::plugin::{resolve_plugin_path, PluginPartitioner, PluginSource, PARTITIONER_ENV};
+use crate::client::plugin::{
+    resolve_plugin_path, PluginPartitioner, PluginSource, PARTITIONER_ENV,
+};
 use crate::client::{Producer, ProducerConfig};
-use crate::limits::{BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
+use crate::limits::{
+    BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
+};
 use clap::Args;
 use crossbeam_channel::RecvTimeoutError;
 use std::io::BufRead;
@@ -79,7 +83,12 @@ fn split<'a>(line: &'a str, key: Option<&'a str>, sep: Option<&str>) -> (Option<
     }
 }
 
-fn send_one(p: &mut Producer, a: &ProduceArgs, line: &str, counts: &mut Counts) -> Result<(), Box<dyn std::error::Error>> {
+fn send_one(
+    p: &mut Producer,
+    a: &ProduceArgs,
+    line: &str,
+    counts: &mut Counts,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (key, value) = split(line, a.key.as_deref(), a.key_separator.as_deref());
     counts.sent += 1;
     match p.send(&a.topic, key.map(str::as_bytes), value.as_bytes()) {
@@ -107,24 +116,28 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         ..ProducerConfig::default()
     };
     let env = std::env::var(PARTITIONER_ENV).ok();
-    let plugin = match resolve_plugin_path(a.partitioner.as_deref(), env.as_deref(), &a.cluster.cluster)? {
-        Some((path, source)) => {
-            let plugin = PluginPartitioner::load(&path, a.batch_bytes)?;
-            let from = match source {
-                PluginSource::Flag => "--partitioner".to_string(),
-                PluginSource::Env => format!("${PARTITIONER_ENV}"),
-                PluginSource::ClusterConfig(file) => file.display().to_string(),
-            };
-            tracing::info!(plugin = %path.display(), %from, "partitioner plugin loaded");
-            Some(plugin)
-        }
-        None => None,
-    };
+    let plugin =
+        match resolve_plugin_path(a.partitioner.as_deref(), env.as_deref(), &a.cluster.cluster)? {
+            Some((path, source)) => {
+                let plugin = PluginPartitioner::load(&path, a.batch_bytes)?;
+                let from = match source {
+                    PluginSource::Flag => "--partitioner".to_string(),
+                    PluginSource::Env => format!("${PARTITIONER_ENV}"),
+                    PluginSource::ClusterConfig(file) => file.display().to_string(),
+                };
+                tracing::info!(plugin = %path.display(), %from, "partitioner plugin loaded");
+                Some(plugin)
+            }
+            None => None,
+        };
     let mut producer = Producer::connect(&a.cluster.cluster, config)?;
     if let Some(plugin) = plugin {
         producer.set_partitioner(Box::new(plugin));
     }
-    let mut counts = Counts { sent: 0, rejected: 0 };
+    let mut counts = Counts {
+        sent: 0,
+        rejected: 0,
+    };
     let started = Instant::now();
     if !a.messages.is_empty() {
         for m in &a.messages {
@@ -144,7 +157,9 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         loop {
             let wait = producer
                 .next_deadline()
-                .map_or(Duration::from_millis(100), |d| d.saturating_duration_since(Instant::now()))
+                .map_or(Duration::from_millis(100), |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
                 .min(Duration::from_millis(10));
             match rx.recv_timeout(wait) {
                 Ok(line) => send_one(&mut producer, &a, &line, &mut counts)?,
@@ -177,7 +192,9 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if failed > 0 {
-        let why = report.first_error.unwrap_or_else(|| "rejected by the client".into());
+        let why = report
+            .first_error
+            .unwrap_or_else(|| "rejected by the client".into());
         return Err(format!("{failed} messages were not acknowledged: {why}").into());
     }
     Ok(())
@@ -190,7 +207,10 @@ mod tests {
     #[test]
     fn given_separator_when_splitting_lines_should_cut_at_first_occurrence() {
         assert_eq!(split("k:v:w", None, Some(":")), (Some("k"), "v:w"));
-        assert_eq!(split("novalue", Some("dflt"), Some(":")), (Some("dflt"), "novalue"));
+        assert_eq!(
+            split("novalue", Some("dflt"), Some(":")),
+            (Some("dflt"), "novalue")
+        );
         assert_eq!(split("plain", None, None), (None, "plain"));
     }
 

@@ -2,8 +2,9 @@
 
 use crate::broker::{self, BrokerConfig};
 use crate::limits::{
-    CONNECTIONS_MAX, CONNECTIONS_RESERVED, EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT, GROUP_SESSION_TIMEOUT_MS_DEFAULT,
-    INDEX_INTERVAL_BYTES, LEADER_REBALANCE_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT,
+    CONNECTIONS_MAX, CONNECTIONS_RESERVED, EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT,
+    GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, LEADER_REBALANCE_INTERVAL_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
@@ -95,10 +96,16 @@ pub struct BrokerArgs {
 /// Runs ZooKeeper.
 pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
     if a.default_partitions == 0 || a.default_replication_factor == 0 {
-        return Err("--default-partitions and --default-replication-factor must be at least 1".into());
+        return Err(
+            "--default-partitions and --default-replication-factor must be at least 1".into(),
+        );
     }
     if !(1..=EVENTS_MAX_LIMIT).contains(&a.events_max) {
-        return Err(format!("--events-max must be 1 to {EVENTS_MAX_LIMIT}, not {}", a.events_max).into());
+        return Err(format!(
+            "--events-max must be 1 to {EVENTS_MAX_LIMIT}, not {}",
+            a.events_max
+        )
+        .into());
     }
     zookeeper::run(ZkConfig {
         run_dir: a.run_dir,
@@ -121,18 +128,26 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// Runs a broker.
 pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
     if a.segment_bytes < 1024 || a.index_interval_bytes == 0 {
-        return Err("--segment-bytes must be at least 1024 and --index-interval-bytes at least 1".into());
+        return Err(
+            "--segment-bytes must be at least 1024 and --index-interval-bytes at least 1".into(),
+        );
     }
     broker::run(BrokerConfig {
         id: a.id,
         run_dir: a.run_dir,
         data_dir: a.data_dir,
-        log: LogConfig { segment_bytes: a.segment_bytes, index_interval_bytes: a.index_interval_bytes },
+        log: LogConfig {
+            segment_bytes: a.segment_bytes,
+            index_interval_bytes: a.index_interval_bytes,
+        },
         fsync: match a.fsync {
             FsyncArg::Always => FsyncPolicy::Always,
             FsyncArg::Never => FsyncPolicy::Never,
         },
-        retention: RetentionPolicy { bytes: a.retention_bytes, ms: a.retention_ms },
+        retention: RetentionPolicy {
+            bytes: a.retention_bytes,
+            ms: a.retention_ms,
+        },
         connections_max: check_connections_max(a.connections_max)?,
     })
 }

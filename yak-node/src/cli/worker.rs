@@ -78,25 +78,51 @@ pub enum WorkerKind {
 /// Runs a worker.
 pub fn run(a: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
     match a.kind {
-        WorkerKind::Produce { name, topic, rate, message_bytes } => {
+        WorkerKind::Produce {
+            name,
+            topic,
+            rate,
+            message_bytes,
+        } => {
             if !(rate > 0.0 && rate <= RATE_MAX) {
-                return Err(format!("--rate must be above 0 and at most {RATE_MAX}, got {rate}").into());
+                return Err(
+                    format!("--rate must be above 0 and at most {RATE_MAX}, got {rate}").into(),
+                );
             }
             if message_bytes == 0 || message_bytes > MESSAGE_BYTES_MAX {
-                return Err(format!("--message-bytes must be 1 to {MESSAGE_BYTES_MAX}, got {message_bytes}").into());
+                return Err(format!(
+                    "--message-bytes must be 1 to {MESSAGE_BYTES_MAX}, got {message_bytes}"
+                )
+                .into());
             }
             produce(&a.cluster.cluster, &name, &topic, rate, message_bytes)
         }
-        WorkerKind::Consume { name, topic, group, assignor, max_poll_interval_ms } => {
+        WorkerKind::Consume {
+            name,
+            topic,
+            group,
+            assignor,
+            max_poll_interval_ms,
+        } => {
             wait_for_topic(&a.cluster.cluster, &topic)?;
             let mut config = GroupConfig::new(&group, &topic);
             config.client = name;
             config.assignor = Assignor::from(assignor);
             config.reset = OffsetSpec::Earliest;
             config.max_poll_interval = Duration::from_millis(max_poll_interval_ms);
-            let run = GroupRun { config, max_messages: None, timeout: None };
+            let run = GroupRun {
+                config,
+                max_messages: None,
+                timeout: None,
+            };
             run_group(&a.cluster.cluster, run, |out, r| {
-                writeln!(out, "received p{}@{}: {}", r.partition, r.offset, String::from_utf8_lossy(&r.value))
+                writeln!(
+                    out,
+                    "received p{}@{}: {}",
+                    r.partition,
+                    r.offset,
+                    String::from_utf8_lossy(&r.value)
+                )
             })
         }
     }
@@ -113,7 +139,9 @@ fn wait_for_topic(cluster: &Path, topic: &str) -> Result<(), ClientError> {
         let r = MetadataCache::connect(cluster).and_then(|mut c| c.create_topic(topic, None, None));
         match r {
             Ok(_) => return Ok(()),
-            Err(e) if transient(&e) && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) if transient(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -121,7 +149,9 @@ fn wait_for_topic(cluster: &Path, topic: &str) -> Result<(), ClientError> {
 
 /// `name #seq time` padded with dots to `bytes`.
 fn message(name: &str, seq: u64, bytes: usize) -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let mut m = format!("{name} #{seq} t={ms} ");
     while m.len() < bytes {
         m.push('.');
@@ -129,13 +159,22 @@ fn message(name: &str, seq: u64, bytes: usize) -> String {
     m
 }
 
-fn produce(cluster: &Path, name: &str, topic: &str, rate: f64, bytes: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn produce(
+    cluster: &Path,
+    name: &str,
+    topic: &str,
+    rate: f64,
+    bytes: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     wait_for_topic(cluster, topic)?;
-    let config = ProducerConfig { max_message_bytes: bytes.max(1024) * 2, ..ProducerConfig::default() };
+    let config = ProducerConfig {
+        max_message_bytes: bytes.max(1024) * 2,
+        ..ProducerConfig::default()
+    };
     let mut producer = Producer::connect(cluster, config)?;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
@@ -153,7 +192,11 @@ fn produce(cluster: &Path, name: &str, topic: &str, rate: f64, bytes: usize) -> 
             seq += 1;
             // Keyed by sequence number: the key hash spreads messages over every partition.
             let key = seq.to_string();
-            if let Err(e) = producer.send(topic, Some(key.as_bytes()), message(name, seq, bytes).as_bytes()) {
+            if let Err(e) = producer.send(
+                topic,
+                Some(key.as_bytes()),
+                message(name, seq, bytes).as_bytes(),
+            ) {
                 eprintln!("{name}: message #{seq} not sent: {e}");
             }
             next_send += interval;
@@ -163,14 +206,25 @@ fn produce(cluster: &Path, name: &str, topic: &str, rate: f64, bytes: usize) -> 
         }
         if now >= next_report {
             let r = producer.report();
-            eprintln!("{name}: {seq} messages sent, {} acknowledged, {} failed", r.acked, r.failed);
+            eprintln!(
+                "{name}: {seq} messages sent, {} acknowledged, {} failed",
+                r.acked, r.failed
+            );
             next_report = now + REPORT_EVERY;
         }
-        let wake = producer.next_deadline().map_or(next_send, |d| d.min(next_send));
-        std::thread::sleep(wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+        let wake = producer
+            .next_deadline()
+            .map_or(next_send, |d| d.min(next_send));
+        std::thread::sleep(
+            wake.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+        );
     }
     let r = producer.flush()?;
-    eprintln!("{name}: stopping: {seq} messages sent, {} acknowledged, {} failed", r.acked, r.failed);
+    eprintln!(
+        "{name}: stopping: {seq} messages sent, {} acknowledged, {} failed",
+        r.acked, r.failed
+    );
     Ok(())
 }
 

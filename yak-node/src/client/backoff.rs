@@ -24,16 +24,25 @@ impl Default for Backoff {
 impl Backoff {
     /// Backoff from `min_ms` doubling up to `max_ms`.
     pub fn new(min_ms: u64, max_ms: u64) -> Backoff {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let seed = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
-        Backoff { min_ms: min_ms.max(1), max_ms: max_ms.max(min_ms.max(1)), state: seed | 1 }
+        Backoff {
+            min_ms: min_ms.max(1),
+            max_ms: max_ms.max(min_ms.max(1)),
+            state: seed | 1,
+        }
     }
 
     /// The wait before retry number `attempt` (0 for the first retry):
     /// uniform in [ceiling / 2, ceiling] where the ceiling is
     /// `min · 2^attempt`, capped at the maximum.
     pub fn delay(&mut self, attempt: u32) -> Duration {
-        let ceiling = self.min_ms.saturating_mul(1u64 << attempt.min(20)).min(self.max_ms);
+        let ceiling = self
+            .min_ms
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(self.max_ms);
         let floor = ceiling / 2;
         let span = ceiling - floor + 1;
         Duration::from_millis(floor + self.next() % span)
@@ -60,7 +69,10 @@ mod tests {
             let d0 = b.delay(0).as_millis() as u64;
             assert!((10..=20).contains(&d0), "first retry in [10, 20] ms: {d0}");
             let d3 = b.delay(3).as_millis() as u64;
-            assert!((80..=160).contains(&d3), "fourth retry in [80, 160] ms: {d3}");
+            assert!(
+                (80..=160).contains(&d3),
+                "fourth retry in [80, 160] ms: {d3}"
+            );
             let d30 = b.delay(30).as_millis() as u64;
             assert!((500..=1000).contains(&d30), "capped at the max: {d30}");
         }
@@ -69,7 +81,8 @@ mod tests {
     #[test]
     fn given_many_draws_when_jittering_should_spread_the_delays() {
         let mut b = Backoff::new(20, 1000);
-        let distinct: std::collections::BTreeSet<u128> = (0..200).map(|_| b.delay(5).as_millis()).collect();
+        let distinct: std::collections::BTreeSet<u128> =
+            (0..200).map(|_| b.delay(5).as_millis()).collect();
         assert!(distinct.len() > 20, "jitter spreads retries: {distinct:?}");
     }
 }

@@ -5,8 +5,8 @@ use super::ClientError;
 use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
 use crate::protocol::frame;
 use crate::protocol::{Call, Reply, Response};
-use serde::Serialize;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use serde::Serialize;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -31,8 +31,11 @@ impl Connection {
     /// Connects to the socket at `path`.
     pub fn connect(path: &Path) -> Result<Connection, ClientError> {
         let timeout = Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS);
-        let stream = crate::transport::connect(path, timeout)
-            .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+        let stream =
+            crate::transport::connect(path, timeout).map_err(|source| ClientError::Connect {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let read_half = stream.try_clone().map_err(|e| ClientError::io(path, e))?;
         Ok(Connection {
             path: path.to_path_buf(),
@@ -49,15 +52,24 @@ impl Connection {
 
     /// Sets how long a read may block (e.g. a long-polling fetch).
     pub fn set_read_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
-        self.reader.get_ref().set_read_timeout(Some(timeout)).map_err(|e| ClientError::io(&self.path, e))
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| ClientError::io(&self.path, e))
     }
 
     /// Queues a request without flushing; returns its correlation id.
     pub fn send(&mut self, call: &Call) -> Result<u64, ClientError> {
         let correlation_id = self.next_id;
         self.next_id += 1;
-        frame::write(&mut self.writer, &RequestRef { correlation_id, call })
-            .map_err(|e| ClientError::frame(&self.path, e))?;
+        frame::write(
+            &mut self.writer,
+            &RequestRef {
+                correlation_id,
+                call,
+            },
+        )
+        .map_err(|e| ClientError::frame(&self.path, e))?;
         Ok(correlation_id)
     }
 
@@ -74,7 +86,9 @@ impl Connection {
 
     /// Sends queued requests.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        self.writer.flush().map_err(|e| ClientError::io(&self.path, e))
+        self.writer
+            .flush()
+            .map_err(|e| ClientError::io(&self.path, e))
     }
 
     /// Whether a response (or end of stream) can be read without waiting:
@@ -83,13 +97,17 @@ impl Connection {
         if !self.reader.buffer().is_empty() {
             return true;
         }
-        let mut fds = [PollFd::new(self.reader.get_ref().as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(
+            self.reader.get_ref().as_fd(),
+            PollFlags::POLLIN,
+        )];
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
     /// Reads the next response.
     pub fn recv(&mut self) -> Result<Response, ClientError> {
-        frame::read(&mut self.reader, FRAME_BYTES_MAX).map_err(|e| ClientError::frame(&self.path, e))
+        frame::read(&mut self.reader, FRAME_BYTES_MAX)
+            .map_err(|e| ClientError::frame(&self.path, e))
     }
 
     /// Sends one request and waits for its reply; a server error becomes `Err`.

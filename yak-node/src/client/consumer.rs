@@ -7,7 +7,9 @@ use super::metadata::MetadataCache;
 use super::ClientError;
 use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
 use crate::protocol::batch::{self, Record};
-use crate::protocol::{Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply};
+use crate::protocol::{
+    Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -37,7 +39,9 @@ pub struct ConsumerConfig {
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        ConsumerConfig { partition_max_bytes: FETCH_PARTITION_BYTES_DEFAULT }
+        ConsumerConfig {
+            partition_max_bytes: FETCH_PARTITION_BYTES_DEFAULT,
+        }
     }
 }
 
@@ -73,7 +77,12 @@ impl Consumer {
     /// `OffsetOutOfRange` when an explicit offset is below the partition's
     /// earliest offset (retention deleted it). Once running, a position that
     /// falls below the earliest offset skips ahead to it, with a warning.
-    pub fn subscribe(dir: &Path, topic: &str, start: StartFrom, config: ConsumerConfig) -> Result<Consumer, ClientError> {
+    pub fn subscribe(
+        dir: &Path,
+        topic: &str,
+        start: StartFrom,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, ClientError> {
         let mut cache = MetadataCache::connect(dir)?;
         cache.refresh()?;
         let meta = cache.topic(topic)?;
@@ -89,8 +98,13 @@ impl Consumer {
             }
             _ => (0..meta.partitions.len() as u32).collect(),
         };
-        let mut consumer =
-            Consumer { cache, topic: topic.to_string(), config, positions: BTreeMap::new(), in_flight: BTreeMap::new() };
+        let mut consumer = Consumer {
+            cache,
+            topic: topic.to_string(),
+            config,
+            positions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        };
         for p in partitions {
             let offset = match start {
                 StartFrom::Offset { offset, .. } => consumer.check_retained(p, offset)?,
@@ -104,11 +118,21 @@ impl Consumer {
 
     /// A consumer of `topic` that reads nothing until [`Consumer::assign`]
     /// gives it partitions (a group member); fails if the topic does not exist.
-    pub fn unassigned(dir: &Path, topic: &str, config: ConsumerConfig) -> Result<Consumer, ClientError> {
+    pub fn unassigned(
+        dir: &Path,
+        topic: &str,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, ClientError> {
         let mut cache = MetadataCache::connect(dir)?;
         cache.refresh()?;
         cache.topic(topic)?;
-        Ok(Consumer { cache, topic: topic.to_string(), config, positions: BTreeMap::new(), in_flight: BTreeMap::new() })
+        Ok(Consumer {
+            cache,
+            topic: topic.to_string(),
+            config,
+            positions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        })
     }
 
     /// Replaces the partitions read, each from the position given.
@@ -158,8 +182,14 @@ impl Consumer {
                 std::thread::sleep(Duration::from_millis(100));
                 self.cache.refresh()?;
             }
-            let Some(leader) = self.cache.leader(&self.topic, partition) else { continue };
-            let call = Call::ListOffsets { topic: self.topic.clone(), partition, spec };
+            let Some(leader) = self.cache.leader(&self.topic, partition) else {
+                continue;
+            };
+            let call = Call::ListOffsets {
+                topic: self.topic.clone(),
+                partition,
+                spec,
+            };
             match self.cache.broker(leader).and_then(|c| c.call(&call)) {
                 Ok(Reply::Offset { offset }) => return Ok(offset),
                 Ok(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
@@ -170,7 +200,9 @@ impl Consumer {
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| ClientError::Invalid(format!("{}-{partition} has no leader", self.topic))))
+        Err(last_err.unwrap_or_else(|| {
+            ClientError::Invalid(format!("{}-{partition} has no leader", self.topic))
+        }))
     }
 
     /// One round of fetches: waits up to `max_wait` for data; returns what came.
@@ -192,30 +224,44 @@ impl Consumer {
 
     /// Like [`Consumer::poll`], but lends each record to `visit` instead of
     /// copying it: no allocation per record.
-    pub fn poll_each(&mut self, max_wait: Duration, visit: &mut dyn FnMut(u32, &Record<'_>)) -> Result<usize, ClientError> {
+    pub fn poll_each(
+        &mut self,
+        max_wait: Duration,
+        visit: &mut dyn FnMut(u32, &Record<'_>),
+    ) -> Result<usize, ClientError> {
         let wait_ms = (max_wait.as_millis() as u64).min(FETCH_WAIT_MS_MAX);
         let cache = &self.cache;
-        self.in_flight.retain(|leader, _| cache.is_connected(*leader));
+        self.in_flight
+            .retain(|leader, _| cache.is_connected(*leader));
         let mut by_leader: BTreeMap<u32, Vec<FetchPartition>> = BTreeMap::new();
         let mut leaderless = false;
         for (&partition, &offset) in &self.positions {
-            let placement = self.cache.partition(&self.topic, partition).and_then(|p| Some((p.leader?, p.leader_epoch)));
+            let placement = self
+                .cache
+                .partition(&self.topic, partition)
+                .and_then(|p| Some((p.leader?, p.leader_epoch)));
             match placement {
                 Some((leader, _)) if self.in_flight.contains_key(&leader) => {}
-                Some((leader, epoch)) => by_leader.entry(leader).or_default().push(FetchPartition {
-                    topic: self.topic.clone(),
-                    partition,
-                    offset,
-                    max_bytes: self.config.partition_max_bytes,
-                    leader_epoch: Some(epoch),
-                    last_fetched_epoch: None,
-                }),
+                Some((leader, epoch)) => {
+                    by_leader.entry(leader).or_default().push(FetchPartition {
+                        topic: self.topic.clone(),
+                        partition,
+                        offset,
+                        max_bytes: self.config.partition_max_bytes,
+                        leader_epoch: Some(epoch),
+                        last_fetched_epoch: None,
+                    })
+                }
                 None => leaderless = true,
             }
         }
         let mut refresh = leaderless;
         for (leader, partitions) in by_leader {
-            let call = Call::Fetch { replica_id: None, max_wait_ms: wait_ms, partitions };
+            let call = Call::Fetch {
+                replica_id: None,
+                max_wait_ms: wait_ms,
+                partitions,
+            };
             let res = self.cache.broker(leader).and_then(|c| {
                 c.set_read_timeout(Duration::from_millis(wait_ms + 10_000))?;
                 let id = c.send(&call)?;
@@ -235,10 +281,14 @@ impl Consumer {
         // Answers are taken in the order they arrive: a leader with data is
         // never kept waiting behind one that is long-polling.
         let leaders: Vec<u32> = self.in_flight.keys().copied().collect();
-        let ready = self.cache.wait_readable(&leaders, Duration::from_millis(wait_ms + 1000));
+        let ready = self
+            .cache
+            .wait_readable(&leaders, Duration::from_millis(wait_ms + 1000));
         let mut count = 0;
         for leader in ready {
-            let Some(id) = self.in_flight.remove(&leader) else { continue };
+            let Some(id) = self.in_flight.remove(&leader) else {
+                continue;
+            };
             match self.receive(leader, id) {
                 Ok(parts) => {
                     for p in parts {
@@ -281,11 +331,20 @@ impl Consumer {
         count: &mut usize,
         visit: &mut dyn FnMut(u32, &Record<'_>),
     ) -> Result<bool, ClientError> {
-        let Some(position) = self.positions.get(&p.partition).copied() else { return Ok(false) };
+        let Some(position) = self.positions.get(&p.partition).copied() else {
+            return Ok(false);
+        };
         if let Some(err) = p.error {
             return match err.code {
-                ErrorCode::OffsetOutOfRange { log_start_offset, .. } if position < log_start_offset => {
-                    tracing::warn!(partition = p.partition, position, log_start_offset, "position below log start; skipping ahead");
+                ErrorCode::OffsetOutOfRange {
+                    log_start_offset, ..
+                } if position < log_start_offset => {
+                    tracing::warn!(
+                        partition = p.partition,
+                        position,
+                        log_start_offset,
+                        "position below log start; skipping ahead"
+                    );
                     self.positions.insert(p.partition, log_start_offset);
                     Ok(false)
                 }

@@ -8,7 +8,8 @@ use crate::limits::FRAME_BYTES_MAX;
 use crate::protocol::batch;
 use crate::protocol::frame;
 use crate::protocol::{
-    BrokerInfo, Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, Request, Response, TopicMetadata,
+    BrokerInfo, Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, Request,
+    Response, TopicMetadata,
 };
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -40,7 +41,13 @@ impl FakeCluster {
         let socket = dir.join("broker-1.sock");
         let metadata = ClusterMetadata {
             version: 1,
-            brokers: vec![BrokerInfo { id: 1, pid: 1, socket: socket.display().to_string(), alive: true, restarts: 0 }],
+            brokers: vec![BrokerInfo {
+                id: 1,
+                pid: 1,
+                socket: socket.display().to_string(),
+                alive: true,
+                restarts: 0,
+            }],
             topics: vec![TopicMetadata {
                 name: "t".into(),
                 topic_id: 1,
@@ -62,14 +69,24 @@ impl FakeCluster {
             Call::InitProducerId => {
                 let mut s = state.lock().expect("fake broker lock");
                 s.producer_ids += 1;
-                Reply::ProducerId { producer_id: s.producer_ids }
+                Reply::ProducerId {
+                    producer_id: s.producer_ids,
+                }
             }
-            other => Reply::Error(ErrorBody::new(ErrorCode::InvalidRequest, format!("fake ZooKeeper: {other:?}"))),
+            other => Reply::Error(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("fake ZooKeeper: {other:?}"),
+            )),
         });
         let state = Arc::clone(&broker);
         serve(&socket, move |call| match call {
-            Call::Produce { records, .. } => produce(&mut state.lock().expect("fake broker lock"), &records),
-            other => Reply::Error(ErrorBody::new(ErrorCode::InvalidRequest, format!("fake broker: {other:?}"))),
+            Call::Produce { records, .. } => {
+                produce(&mut state.lock().expect("fake broker lock"), &records)
+            }
+            other => Reply::Error(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("fake broker: {other:?}"),
+            )),
         });
         FakeCluster { broker }
     }
@@ -79,23 +96,39 @@ fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
     let Ok(header) = batch::validate(bytes) else {
         return Reply::Error(ErrorBody::new(ErrorCode::CorruptBatch, "bad batch"));
     };
-    let (pid, first, last) = (header.producer_id, header.base_sequence, header.last_sequence());
+    let (pid, first, last) = (
+        header.producer_id,
+        header.base_sequence,
+        header.last_sequence(),
+    );
     if s.fail_once == Some((pid, first)) {
         s.fail_once = None;
-        return Reply::Error(ErrorBody::new(ErrorCode::StorageError, "No space left on device"));
+        return Reply::Error(ErrorBody::new(
+            ErrorCode::StorageError,
+            "No space left on device",
+        ));
     }
     match s.table.check(pid, first, last) {
         Verdict::Append => {
             let offset = s.log.len() as u64;
-            let values = batch::records(bytes).map(|rs| rs.iter().map(|r| r.value.to_vec()).collect()).unwrap_or_default();
+            let values = batch::records(bytes)
+                .map(|rs| rs.iter().map(|r| r.value.to_vec()).collect())
+                .unwrap_or_default();
             s.log.push((pid, first, values));
             s.table.record(pid, first, last, offset, offset);
-            Reply::Produced { base_offset: offset, duplicate: false }
+            Reply::Produced {
+                base_offset: offset,
+                duplicate: false,
+            }
         }
-        Verdict::Duplicate { base_offset, .. } => Reply::Produced { base_offset, duplicate: true },
-        Verdict::OutOfOrder { expected } => {
-            Reply::Error(ErrorBody::new(ErrorCode::OutOfOrderSequence, format!("expected sequence {expected}")))
-        }
+        Verdict::Duplicate { base_offset, .. } => Reply::Produced {
+            base_offset,
+            duplicate: true,
+        },
+        Verdict::OutOfOrder { expected } => Reply::Error(ErrorBody::new(
+            ErrorCode::OutOfOrderSequence,
+            format!("expected sequence {expected}"),
+        )),
     }
 }
 
@@ -113,11 +146,16 @@ fn serve(path: &Path, answer: impl Fn(Call) -> Reply + Send + Sync + 'static) {
 }
 
 fn connection(stream: UnixStream, answer: &dyn Fn(Call) -> Reply) {
-    let Ok(read_half) = stream.try_clone() else { return };
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(read_half);
     let mut writer = BufWriter::new(stream);
     while let Ok(req) = frame::read::<_, Request>(&mut reader, FRAME_BYTES_MAX) {
-        let response = Response { correlation_id: req.correlation_id, reply: answer(req.call) };
+        let response = Response {
+            correlation_id: req.correlation_id,
+            reply: answer(req.call),
+        };
         if frame::write(&mut writer, &response).is_err() || writer.flush().is_err() {
             return;
         }

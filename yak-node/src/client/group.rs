@@ -13,8 +13,12 @@
 use super::consumer::{ConsumedRecord, Consumer, ConsumerConfig};
 use super::heartbeat::{Heartbeat, News};
 use super::ClientError;
-use crate::limits::{GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT};
-use crate::protocol::{Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply};
+use crate::limits::{
+    GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT,
+};
+use crate::protocol::{
+    Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -95,7 +99,12 @@ impl GroupConsumer {
     /// group refuses this member (another assignor).
     pub fn join(dir: &Path, config: GroupConfig) -> Result<GroupConsumer, ClientError> {
         let consumer = Consumer::unassigned(dir, &config.topic, config.consumer.clone())?;
-        let heartbeat = Heartbeat::start(dir, &config.group, HEARTBEAT_DEFAULT, config.max_poll_interval)?;
+        let heartbeat = Heartbeat::start(
+            dir,
+            &config.group,
+            HEARTBEAT_DEFAULT,
+            config.max_poll_interval,
+        )?;
         let now = Instant::now();
         let mut g = GroupConsumer {
             consumer,
@@ -135,7 +144,9 @@ impl GroupConsumer {
         if self.last_commit.elapsed() >= self.config.commit_interval {
             self.commit();
         }
-        let until_heartbeat = self.next_heartbeat.saturating_duration_since(Instant::now());
+        let until_heartbeat = self
+            .next_heartbeat
+            .saturating_duration_since(Instant::now());
         let wait = max_wait.min(until_heartbeat.max(Duration::from_millis(10)));
         if self.generation.is_none() || self.consumer.positions().is_empty() {
             std::thread::sleep(wait.min(REJOIN_POLL));
@@ -165,7 +176,10 @@ impl GroupConsumer {
         self.heartbeat.stop();
         self.commit();
         if !self.member_id.is_empty() {
-            let call = Call::LeaveGroup { group: self.config.group.clone(), member_id: self.member_id.clone() };
+            let call = Call::LeaveGroup {
+                group: self.config.group.clone(),
+                member_id: self.member_id.clone(),
+            };
             if let Err(e) = self.consumer.cache().zookeeper_call(&call) {
                 tracing::warn!(error = %e, "could not leave the group; it will expire");
             }
@@ -199,10 +213,15 @@ impl GroupConsumer {
         let now = Instant::now();
         match self.heartbeat.polled() {
             Some(News::Status(status)) => self.absorb(status)?,
-            Some(News::Gone) => self.forget_membership("no longer a member (expired, or the coordinator restarted)"),
+            Some(News::Gone) => {
+                self.forget_membership("no longer a member (expired, or the coordinator restarted)")
+            }
             Some(News::PollIntervalExceeded(idle)) => {
-                tracing::warn!(idle_ms = idle.as_millis() as u64, max_ms = self.config.max_poll_interval.as_millis() as u64,
-                    "no poll within the max poll interval: left the group");
+                tracing::warn!(
+                    idle_ms = idle.as_millis() as u64,
+                    max_ms = self.config.max_poll_interval.as_millis() as u64,
+                    "no poll within the max poll interval: left the group"
+                );
                 self.forget_membership("left the group (max poll interval)");
             }
             Some(News::Failed(e)) => return Err(e),
@@ -226,7 +245,9 @@ impl GroupConsumer {
                 Ok(())
             }
             Err(e) if e.code() == Some(&ErrorCode::UnknownMember) => {
-                self.forget_membership("no longer a member (expired, or the coordinator restarted)");
+                self.forget_membership(
+                    "no longer a member (expired, or the coordinator restarted)",
+                );
                 Ok(())
             }
             Err(e) if transient(&e) => {
@@ -253,7 +274,11 @@ impl GroupConsumer {
 
     /// Tells the heartbeat thread which generation to keep alive, if that changed.
     fn tell_heartbeat(&mut self) {
-        let now = (self.member_id.clone(), self.generation, self.heartbeat_every);
+        let now = (
+            self.member_id.clone(),
+            self.generation,
+            self.heartbeat_every,
+        );
         if now != self.heartbeat_told {
             self.heartbeat.hold(&now.0, now.1, now.2);
             self.heartbeat_told = now;
@@ -294,9 +319,15 @@ impl GroupConsumer {
     /// Starts reading the partitions of a new generation: each at the
     /// group's committed offset, else where the reset policy says.
     fn adopt(&mut self, status: &MemberStatus) -> Result<(), ClientError> {
-        let call = Call::FetchOffsets { group: self.config.group.clone(), topic: self.config.topic.clone() };
+        let call = Call::FetchOffsets {
+            group: self.config.group.clone(),
+            topic: self.config.topic.clone(),
+        };
         let committed: BTreeMap<u32, u64> = match self.consumer.cache().zookeeper_call(&call)? {
-            Reply::GroupOffsets { offsets } => offsets.into_iter().map(|o| (o.partition, o.offset)).collect(),
+            Reply::GroupOffsets { offsets } => offsets
+                .into_iter()
+                .map(|o| (o.partition, o.offset))
+                .collect(),
             other => return Err(ClientError::Unexpected(format!("{other:?}"))),
         };
         let mut positions = BTreeMap::new();
@@ -308,7 +339,11 @@ impl GroupConsumer {
             positions.insert(p, offset);
         }
         tracing::info!(generation = status.generation, partitions = ?positions, "assigned");
-        self.committed = positions.iter().filter(|(p, _)| committed.contains_key(p)).map(|(p, o)| (*p, *o)).collect();
+        self.committed = positions
+            .iter()
+            .filter(|(p, _)| committed.contains_key(p))
+            .map(|(p, o)| (*p, *o))
+            .collect();
         self.processed = positions.clone();
         self.consumer.assign(positions);
         self.generation = Some(status.generation);
@@ -327,7 +362,9 @@ impl GroupConsumer {
     /// fenced this generation) is logged: the next heartbeat rejoins.
     fn commit(&mut self) {
         self.last_commit = Instant::now();
-        let Some(generation) = self.generation else { return };
+        let Some(generation) = self.generation else {
+            return;
+        };
         let offsets: Vec<PartitionOffset> = self
             .processed
             .iter()

@@ -55,12 +55,20 @@ pub struct Heartbeat {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Beat> {
-    shared.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    shared
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Heartbeat {
     /// Starts the thread for `group` of the cluster at `dir`.
-    pub fn start(dir: &Path, group: &str, every: Duration, max_poll_interval: Duration) -> Result<Heartbeat, ClientError> {
+    pub fn start(
+        dir: &Path,
+        group: &str,
+        every: Duration,
+        max_poll_interval: Duration,
+    ) -> Result<Heartbeat, ClientError> {
         let beat = Beat {
             member_id: String::new(),
             generation: None,
@@ -72,13 +80,21 @@ impl Heartbeat {
             stop: false,
         };
         let shared: Shared = Arc::new((Mutex::new(beat), Condvar::new()));
-        let worker = Worker { dir: dir.to_path_buf(), group: group.to_string(), max_poll_interval, cache: None };
+        let worker = Worker {
+            dir: dir.to_path_buf(),
+            group: group.to_string(),
+            max_poll_interval,
+            cache: None,
+        };
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("group-heartbeat".into())
             .spawn(move || worker.run(&for_thread))
             .map_err(|e| ClientError::Invalid(format!("cannot start the heartbeat thread: {e}")))?;
-        Ok(Heartbeat { shared, thread: Some(thread) })
+        Ok(Heartbeat {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// The member now holds `generation` (or nothing) as `member_id`,
@@ -138,14 +154,19 @@ impl Worker {
         let mut guard = lock(shared);
         loop {
             let every = guard.every;
-            guard = shared.1.wait_timeout(guard, every).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            guard = shared
+                .1
+                .wait_timeout(guard, every)
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
             if guard.stop {
                 return;
             }
             if guard.left {
                 continue;
             }
-            let Some(generation) = guard.generation else { continue };
+            let Some(generation) = guard.generation else {
+                continue;
+            };
             let member_id = guard.member_id.clone();
             if member_id.is_empty() {
                 continue;
@@ -170,19 +191,27 @@ impl Worker {
 
     /// One heartbeat; `None` when all is well.
     fn beat(&mut self, shared: &Shared, member_id: &str, generation: u32) -> Option<News> {
-        let call = Call::GroupHeartbeat { group: self.group.clone(), member_id: member_id.to_string(), generation };
+        let call = Call::GroupHeartbeat {
+            group: self.group.clone(),
+            member_id: member_id.to_string(),
+            generation,
+        };
         let reply = self.call(&call);
         let mut b = lock(shared);
         match reply {
             Ok(Reply::GroupMember(status)) => {
                 b.unreachable_since = None;
-                (status.rebalancing || status.generation != generation).then_some(News::Status(status))
+                (status.rebalancing || status.generation != generation)
+                    .then_some(News::Status(status))
             }
             Ok(other) => Some(News::Failed(ClientError::Unexpected(format!("{other:?}")))),
             Err(e) if e.code() == Some(&ErrorCode::UnknownMember) => Some(News::Gone),
             Err(e) if e.is_retriable() || matches!(e, ClientError::NoCluster { .. }) => {
                 tracing::warn!(error = %e, "heartbeat failed; retrying");
-                let since = b.unreachable_since.as_ref().map_or_else(Instant::now, |u| u.0);
+                let since = b
+                    .unreachable_since
+                    .as_ref()
+                    .map_or_else(Instant::now, |u| u.0);
                 b.unreachable_since = Some((since, e.to_string()));
                 None
             }
@@ -191,7 +220,10 @@ impl Worker {
     }
 
     fn leave(&mut self, member_id: &str) {
-        let call = Call::LeaveGroup { group: self.group.clone(), member_id: member_id.to_string() };
+        let call = Call::LeaveGroup {
+            group: self.group.clone(),
+            member_id: member_id.to_string(),
+        };
         if let Err(e) = self.call(&call) {
             tracing::warn!(error = %e, "could not leave the group; it will expire");
         }
@@ -202,10 +234,17 @@ impl Worker {
     fn call(&mut self, call: &Call) -> Result<Reply, ClientError> {
         let cache = match self.cache.as_mut() {
             Some(c) => c,
-            None => self.cache.insert(MetadataCache::connect_waiting(&self.dir, Duration::ZERO)?),
+            None => self
+                .cache
+                .insert(MetadataCache::connect_waiting(&self.dir, Duration::ZERO)?),
         };
         let reply = cache.zookeeper_call_once(call);
-        if matches!(reply, Err(ClientError::Connect { .. } | ClientError::Connection { .. } | ClientError::NoCluster { .. })) {
+        if matches!(
+            reply,
+            Err(ClientError::Connect { .. }
+                | ClientError::Connection { .. }
+                | ClientError::NoCluster { .. })
+        ) {
             self.cache = None;
         }
         reply

@@ -10,7 +10,9 @@
 use super::backoff::Backoff;
 use super::{zookeeper_socket, ClientError, Connection};
 use crate::limits::{CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT, METADATA_PAGE_RESTARTS_MAX};
-use crate::protocol::{Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata};
+use crate::protocol::{
+    Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata,
+};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -34,12 +36,18 @@ impl MetadataCache {
     /// Connects to the cluster's ZooKeeper, waiting up to
     /// [`CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT`] for one that is restarting.
     pub fn connect(cluster_dir: &Path) -> Result<MetadataCache, ClientError> {
-        MetadataCache::connect_waiting(cluster_dir, Duration::from_millis(CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT))
+        MetadataCache::connect_waiting(
+            cluster_dir,
+            Duration::from_millis(CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT),
+        )
     }
 
     /// Connects to the cluster's ZooKeeper, waiting up to `zk_wait` for one
     /// that is restarting; later calls wait as long.
-    pub fn connect_waiting(cluster_dir: &Path, zk_wait: Duration) -> Result<MetadataCache, ClientError> {
+    pub fn connect_waiting(
+        cluster_dir: &Path,
+        zk_wait: Duration,
+    ) -> Result<MetadataCache, ClientError> {
         let mut cache = MetadataCache {
             cluster_dir: cluster_dir.to_path_buf(),
             zk: None,
@@ -58,8 +66,14 @@ impl MetadataCache {
         loop {
             match connect_zookeeper(&self.cluster_dir) {
                 Ok(zk) => return Ok(zk),
-                Err(Unreachable { error, restarting: true }) if Instant::now() < deadline => {
-                    let pause = self.backoff.delay(attempt).min(deadline.saturating_duration_since(Instant::now()));
+                Err(Unreachable {
+                    error,
+                    restarting: true,
+                }) if Instant::now() < deadline => {
+                    let pause = self
+                        .backoff
+                        .delay(attempt)
+                        .min(deadline.saturating_duration_since(Instant::now()));
                     tracing::debug!(error = %error, ?pause, "ZooKeeper unreachable; retrying");
                     std::thread::sleep(pause);
                     attempt += 1;
@@ -138,9 +152,17 @@ impl MetadataCache {
             return Ok(t.clone());
         }
         self.refresh()?;
-        self.metadata.topics.iter().find(|t| t.name == name).cloned().ok_or_else(|| {
-            ClientError::Server(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{name}' does not exist")))
-        })
+        self.metadata
+            .topics
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                ClientError::Server(ErrorBody::new(
+                    ErrorCode::UnknownTopic,
+                    format!("topic '{name}' does not exist"),
+                ))
+            })
     }
 
     /// Creates a topic, or returns it if another client created it first.
@@ -150,7 +172,12 @@ impl MetadataCache {
         partitions: Option<u32>,
         replication_factor: Option<u32>,
     ) -> Result<TopicMetadata, ClientError> {
-        let call = Call::CreateTopic { name: name.to_string(), partitions, replication_factor, config: Default::default() };
+        let call = Call::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            replication_factor,
+            config: Default::default(),
+        };
         match self.zookeeper_call(&call) {
             Ok(Reply::TopicCreated(t)) => {
                 self.refresh()?;
@@ -189,22 +216,33 @@ impl MetadataCache {
             let conn = Connection::connect(&socket)?;
             self.brokers.insert(id, conn);
         }
-        self.brokers
-            .get_mut(&id)
-            .ok_or_else(|| ClientError::Unexpected("invariant: connection was just inserted".into()))
+        self.brokers.get_mut(&id).ok_or_else(|| {
+            ClientError::Unexpected("invariant: connection was just inserted".into())
+        })
     }
 
     /// Waits up to `timeout` until at least one of the open connections to
     /// `ids` has a response to read; returns those that do.
     pub fn wait_readable(&self, ids: &[u32], timeout: Duration) -> Vec<u32> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let open: Vec<(u32, &Connection)> = ids.iter().filter_map(|id| Some((*id, self.brokers.get(id)?))).collect();
-        let buffered: Vec<u32> = open.iter().filter(|(_, c)| c.has_buffered()).map(|(id, _)| *id).collect();
+        let open: Vec<(u32, &Connection)> = ids
+            .iter()
+            .filter_map(|id| Some((*id, self.brokers.get(id)?)))
+            .collect();
+        let buffered: Vec<u32> = open
+            .iter()
+            .filter(|(_, c)| c.has_buffered())
+            .map(|(id, _)| *id)
+            .collect();
         if !buffered.is_empty() || open.is_empty() {
             return buffered;
         }
-        let mut fds: Vec<PollFd<'_>> = open.iter().map(|(_, c)| PollFd::new(c.as_fd(), PollFlags::POLLIN)).collect();
-        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as u32).unwrap_or(PollTimeout::MAX);
+        let mut fds: Vec<PollFd<'_>> = open
+            .iter()
+            .map(|(_, c)| PollFd::new(c.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as u32)
+            .unwrap_or(PollTimeout::MAX);
         if poll(&mut fds, ms).is_err() {
             return Vec::new();
         }
@@ -236,8 +274,14 @@ struct Unreachable {
 fn connect_zookeeper(dir: &Path) -> Result<Connection, Unreachable> {
     let socket = zookeeper_socket(dir);
     if !dir.is_dir() {
-        let error = ClientError::NoCluster { dir: dir.to_path_buf(), reason: "directory does not exist".into() };
-        return Err(Unreachable { error, restarting: false });
+        let error = ClientError::NoCluster {
+            dir: dir.to_path_buf(),
+            reason: "directory does not exist".into(),
+        };
+        return Err(Unreachable {
+            error,
+            restarting: false,
+        });
     }
     Connection::connect(&socket).map_err(|e| {
         let restarting = match &e {
@@ -245,10 +289,18 @@ fn connect_zookeeper(dir: &Path) -> Result<Connection, Unreachable> {
             _ => false,
         };
         let reason = match e {
-            ClientError::Connect { source, .. } => format!("cannot reach {}: {source}", socket.display()),
+            ClientError::Connect { source, .. } => {
+                format!("cannot reach {}: {source}", socket.display())
+            }
             other => other.to_string(),
         };
-        Unreachable { error: ClientError::NoCluster { dir: dir.to_path_buf(), reason }, restarting }
+        Unreachable {
+            error: ClientError::NoCluster {
+                dir: dir.to_path_buf(),
+                reason,
+            },
+            restarting,
+        }
     })
 }
 
@@ -278,7 +330,10 @@ pub fn read_metadata(
         let mut whole: Option<ClusterMetadata> = None;
         let mut after_topic = None;
         loop {
-            let page = match call(&Call::Metadata { topics: topics.clone(), after_topic: after_topic.take() })? {
+            let page = match call(&Call::Metadata {
+                topics: topics.clone(),
+                after_topic: after_topic.take(),
+            })? {
                 Reply::Metadata(m) => m,
                 other => return Err(ClientError::Unexpected(format!("{other:?}"))),
             };
@@ -314,9 +369,19 @@ mod paging_tests {
     fn page(version: u64, names: &[&str], more: bool) -> Reply {
         let topics = names
             .iter()
-            .map(|n| TopicMetadata { name: n.to_string(), topic_id: 1, partitions: Vec::new(), config: Default::default() })
+            .map(|n| TopicMetadata {
+                name: n.to_string(),
+                topic_id: 1,
+                partitions: Vec::new(),
+                config: Default::default(),
+            })
             .collect();
-        Reply::Metadata(ClusterMetadata { version, topics, more, ..ClusterMetadata::default() })
+        Reply::Metadata(ClusterMetadata {
+            version,
+            topics,
+            more,
+            ..ClusterMetadata::default()
+        })
     }
 
     #[test]
@@ -334,10 +399,15 @@ mod paging_tests {
             if let Call::Metadata { after_topic, .. } = call {
                 asked.push(after_topic.clone());
             }
-            script.next().ok_or_else(|| ClientError::Unexpected("asked too often".into()))
+            script
+                .next()
+                .ok_or_else(|| ClientError::Unexpected("asked too often".into()))
         })
         .expect("read");
-        assert_eq!(m.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            m.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b", "c", "d"]
+        );
         assert_eq!((m.version, m.more), (2, false));
         let b = Some("b".to_string());
         assert_eq!(asked, vec![None, b.clone(), None, b, Some("c".into())]);
@@ -360,17 +430,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nope");
         let started = Instant::now();
-        let err = MetadataCache::connect_waiting(&missing, Duration::from_secs(5)).err().expect("no cluster");
-        assert!(started.elapsed() < Duration::from_secs(1), "no wait for a missing dir");
-        assert!(err.to_string().contains("directory does not exist"), "{err}");
+        let err = MetadataCache::connect_waiting(&missing, Duration::from_secs(5))
+            .err()
+            .expect("no cluster");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no wait for a missing dir"
+        );
+        assert!(
+            err.to_string().contains("directory does not exist"),
+            "{err}"
+        );
     }
 
     #[test]
     fn given_run_dir_without_socket_or_supervisor_when_connecting_should_fail_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let started = Instant::now();
-        let err = MetadataCache::connect_waiting(dir.path(), Duration::from_secs(5)).err().expect("no cluster");
-        assert!(started.elapsed() < Duration::from_secs(1), "no wait without a supervisor");
+        let err = MetadataCache::connect_waiting(dir.path(), Duration::from_secs(5))
+            .err()
+            .expect("no cluster");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no wait without a supervisor"
+        );
         assert!(err.to_string().contains("zookeeper.sock"), "{err}");
     }
 
@@ -379,9 +462,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(SUPERVISOR_LOCK_FILE), b"1").expect("lock file");
         let started = Instant::now();
-        let err = MetadataCache::connect_waiting(dir.path(), Duration::from_millis(300)).err().expect("no ZooKeeper");
+        let err = MetadataCache::connect_waiting(dir.path(), Duration::from_millis(300))
+            .err()
+            .expect("no ZooKeeper");
         let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "bounded wait: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(2),
+            "bounded wait: {waited:?}"
+        );
         assert!(matches!(err, ClientError::NoCluster { .. }), "{err}");
     }
 
@@ -402,7 +490,10 @@ mod tests {
         });
         let cache = MetadataCache::connect_waiting(dir.path(), Duration::from_secs(5));
         assert!(cache.is_ok(), "connected once the listener came back");
-        assert!(started.elapsed() >= Duration::from_millis(250), "it waited for the restart");
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "it waited for the restart"
+        );
         server.join().expect("server thread");
     }
 }

@@ -67,11 +67,17 @@ pub enum ClientError {
 
 impl ClientError {
     fn io(path: &Path, e: io::Error) -> Self {
-        ClientError::Connection { path: path.to_path_buf(), reason: e.to_string() }
+        ClientError::Connection {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     }
 
     fn frame(path: &Path, e: FrameError) -> Self {
-        ClientError::Connection { path: path.to_path_buf(), reason: e.to_string() }
+        ClientError::Connection {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     }
 
     /// The server's error code, if this is a server error.

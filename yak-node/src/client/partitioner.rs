@@ -4,8 +4,8 @@
 //! is full, then moves on (uniform sticky, KIP-794). Also the
 //! [`Partitioner`] trait that makes the producer's strategy pluggable.
 
-pub use yak_partitioner_api::{key_partition, murmur2, Message};
 use yak_partitioner_api::XorShift64;
+pub use yak_partitioner_api::{key_partition, murmur2, Message};
 
 use super::plugin::PluginError;
 
@@ -35,7 +35,10 @@ impl Default for DefaultPartitioner {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x2545_f491, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
-        DefaultPartitioner { sticky: None, rng: XorShift64::new(seed) }
+        DefaultPartitioner {
+            sticky: None,
+            rng: XorShift64::new(seed),
+        }
     }
 }
 
@@ -70,7 +73,11 @@ impl Partitioner for DefaultPartitioner {
     }
 
     fn partition(&mut self, _topic: &str, msg: &Message<'_>) -> Result<u32, PluginError> {
-        Ok(DefaultPartitioner::partition(self, msg.key, msg.partitions()))
+        Ok(DefaultPartitioner::partition(
+            self,
+            msg.key,
+            msg.partitions(),
+        ))
     }
 
     fn on_batch_full(&mut self, _topic: &str, partition: u32, partitions: u32) {

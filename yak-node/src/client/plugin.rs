@@ -17,8 +17,8 @@ use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use yak_partitioner_api::{
-    FreeFn, Message, NewFn, PartitionFn, PartitionerTable, TableFn, ABI_VERSION, NAME_BYTES_MAX, STATUS_OK,
-    STATUS_PANIC, TABLE_SYMBOL,
+    FreeFn, Message, NewFn, PartitionFn, PartitionerTable, TableFn, ABI_VERSION, NAME_BYTES_MAX,
+    STATUS_OK, STATUS_PANIC, TABLE_SYMBOL,
 };
 
 /// Environment variable naming the partitioner plugin when `--partitioner` is absent.
@@ -118,7 +118,10 @@ unsafe impl Send for PluginPartitioner {}
 
 impl std::fmt::Debug for PluginPartitioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginPartitioner").field("path", &self.path).field("name", &self.name).finish()
+        f.debug_struct("PluginPartitioner")
+            .field("path", &self.path)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -130,35 +133,59 @@ impl PluginPartitioner {
             return Err(PluginError::Missing { path });
         }
         // dlopen needs a slash to not search the library path.
-        let open_path = if path.is_absolute() { path.clone() } else { Path::new(".").join(&path) };
+        let open_path = if path.is_absolute() {
+            path.clone()
+        } else {
+            Path::new(".").join(&path)
+        };
         // SAFETY: loading runs the library's initialisers. Loading arbitrary
         // code is the point of a plugin; the user named this file.
-        let library = unsafe { Library::new(&open_path) }.map_err(|e| PluginError::NotLoadable {
-            path: path.clone(),
-            reason: one_line(&e.to_string()),
-        })?;
+        let library =
+            unsafe { Library::new(&open_path) }.map_err(|e| PluginError::NotLoadable {
+                path: path.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
         // SAFETY: the symbol's type is fixed by the ABI; a library without
         // it is refused here, before anything is called.
         let table_fn: TableFn = match unsafe { library.get::<TableFn>(TABLE_SYMBOL.as_bytes()) } {
             Ok(symbol) => *symbol,
-            Err(_) => return Err(PluginError::MissingSymbol { path, symbol: TABLE_SYMBOL }),
+            Err(_) => {
+                return Err(PluginError::MissingSymbol {
+                    path,
+                    symbol: TABLE_SYMBOL,
+                })
+            }
         };
         // SAFETY: a plugin exporting the symbol promises it is a `TableFn`.
         let table: *const PartitionerTable = unsafe { table_fn() };
         if table.is_null() {
-            return Err(PluginError::BadTable { path, reason: "the table pointer is null" });
+            return Err(PluginError::BadTable {
+                path,
+                reason: "the table pointer is null",
+            });
         }
         // SAFETY: `abi_version` is the first field of every version of the
         // table; only it is read until the version is known to match.
         let found = unsafe { std::ptr::addr_of!((*table).abi_version).read() };
         if found != ABI_VERSION {
-            return Err(PluginError::AbiVersion { path, found, expected: ABI_VERSION });
+            return Err(PluginError::AbiVersion {
+                path,
+                found,
+                expected: ABI_VERSION,
+            });
         }
         // SAFETY: same version, so the layout is this crate's `PartitionerTable`,
         // a static in the library, which stays loaded while `library` lives.
         let table = unsafe { &*table };
-        let name = read_name(table).map_err(|reason| PluginError::BadTable { path: path.clone(), reason })?;
-        let calls = Calls { new: table.new, partition: table.partition, free: table.free };
+        let name = read_name(table).map_err(|reason| PluginError::BadTable {
+            path: path.clone(),
+            reason,
+        })?;
+        let calls = Calls {
+            new: table.new,
+            partition: table.partition,
+            free: table.free,
+        };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
@@ -180,8 +207,17 @@ impl PluginPartitioner {
     }
 
     fn call_error(&self, call: &'static str, status: i32) -> PluginError {
-        let what = if status == STATUS_PANIC { "panicked".to_string() } else { format!("returned status {status}") };
-        PluginError::Call { path: self.path.clone(), name: self.name.clone(), call, what }
+        let what = if status == STATUS_PANIC {
+            "panicked".to_string()
+        } else {
+            format!("returned status {status}")
+        };
+        PluginError::Call {
+            path: self.path.clone(),
+            name: self.name.clone(),
+            call,
+            what,
+        }
     }
 
     fn instance(&mut self, topic: &str) -> Result<*mut c_void, PluginError> {
@@ -189,7 +225,10 @@ impl PluginPartitioner {
             return Ok(*state);
         }
         let mut state: *mut c_void = std::ptr::null_mut();
-        self.seed = self.seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         // SAFETY: `new` comes from a checked table of a loaded library and
         // `state` is a live local it may write once.
         let status = unsafe { (self.calls.new)(self.batch_bytes, self.seed, &mut state) };
@@ -208,7 +247,9 @@ fn read_name(table: &PartitionerTable) -> Result<String, &'static str> {
     // SAFETY: non-null and at most 64 bytes, pointing into the library's
     // static data, as the ABI requires.
     let bytes = unsafe { std::slice::from_raw_parts(table.name_ptr, table.name_len) };
-    std::str::from_utf8(bytes).map(str::to_string).map_err(|_| "the name is not UTF-8")
+    std::str::from_utf8(bytes)
+        .map(str::to_string)
+        .map_err(|_| "the name is not UTF-8")
 }
 
 fn one_line(s: &str) -> String {
@@ -222,7 +263,9 @@ impl Partitioner for PluginPartitioner {
 
     fn partition(&mut self, topic: &str, msg: &Message<'_>) -> Result<u32, PluginError> {
         let state = self.instance(topic)?;
-        let (key_ptr, key_len) = msg.key.map_or((std::ptr::null(), 0), |k| (k.as_ptr(), k.len()));
+        let (key_ptr, key_len) = msg
+            .key
+            .map_or((std::ptr::null(), 0), |k| (k.as_ptr(), k.len()));
         let mut out = u32::MAX;
         // SAFETY: `state` came from this library's `new` and is used by this
         // thread only (`&mut self`); the key and in-flight pointers are valid
@@ -285,16 +328,30 @@ pub fn resolve_plugin_path(
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PluginError::ClientConfig { path: file, reason: e.to_string() }),
+        Err(e) => {
+            return Err(PluginError::ClientConfig {
+                path: file,
+                reason: e.to_string(),
+            })
+        }
     };
-    let bad = |reason: String| PluginError::ClientConfig { path: file.clone(), reason };
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(one_line(e.message())))?;
+    let bad = |reason: String| PluginError::ClientConfig {
+        path: file.clone(),
+        reason,
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(one_line(e.message())))?;
     match table.get("partitioner") {
         None => Ok(None),
         Some(toml::Value::String(p)) if p.is_empty() => Ok(None),
         Some(toml::Value::String(p)) => {
             let p = PathBuf::from(p);
-            let p = if p.is_absolute() { p } else { cluster_dir.join(p) };
+            let p = if p.is_absolute() {
+                p
+            } else {
+                cluster_dir.join(p)
+            };
             Ok(Some((p, PluginSource::ClusterConfig(file))))
         }
         Some(_) => Err(bad("partitioner must be a string (a path to a .so)".into())),
@@ -311,15 +368,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.so");
         let err = PluginPartitioner::load(&missing, 1).unwrap_err();
-        assert_eq!(err, PluginError::Missing { path: missing.clone() });
-        assert!(err.to_string().contains("nope.so") && err.to_string().contains("no such file"), "{err}");
+        assert_eq!(
+            err,
+            PluginError::Missing {
+                path: missing.clone()
+            }
+        );
+        assert!(
+            err.to_string().contains("nope.so") && err.to_string().contains("no such file"),
+            "{err}"
+        );
 
         let text = dir.path().join("notes.so");
         std::fs::write(&text, "just some text\n").unwrap();
         let err = PluginPartitioner::load(&text, 1).unwrap_err();
         assert!(matches!(err, PluginError::NotLoadable { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains("notes.so") && msg.contains("not a loadable shared library"), "{msg}");
+        assert!(
+            msg.contains("notes.so") && msg.contains("not a loadable shared library"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
     }
 
@@ -327,15 +395,36 @@ mod tests {
     fn given_flag_env_and_client_toml_when_resolving_should_prefer_in_that_order() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(resolve_plugin_path(None, None, dir.path()).unwrap(), None);
-        std::fs::write(dir.path().join(CLIENT_CONFIG_FILE), "partitioner = \"/p/c.so\"\n").unwrap();
-        let (p, src) = resolve_plugin_path(None, Some(""), dir.path()).unwrap().unwrap();
-        assert_eq!((p, src), (PathBuf::from("/p/c.so"), PluginSource::ClusterConfig(dir.path().join("client.toml"))));
-        let (p, src) = resolve_plugin_path(None, Some("/p/e.so"), dir.path()).unwrap().unwrap();
+        std::fs::write(
+            dir.path().join(CLIENT_CONFIG_FILE),
+            "partitioner = \"/p/c.so\"\n",
+        )
+        .unwrap();
+        let (p, src) = resolve_plugin_path(None, Some(""), dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p, src),
+            (
+                PathBuf::from("/p/c.so"),
+                PluginSource::ClusterConfig(dir.path().join("client.toml"))
+            )
+        );
+        let (p, src) = resolve_plugin_path(None, Some("/p/e.so"), dir.path())
+            .unwrap()
+            .unwrap();
         assert_eq!((p, src), (PathBuf::from("/p/e.so"), PluginSource::Env));
-        let (p, src) = resolve_plugin_path(Some(Path::new("f.so")), Some("/p/e.so"), dir.path()).unwrap().unwrap();
+        let (p, src) = resolve_plugin_path(Some(Path::new("f.so")), Some("/p/e.so"), dir.path())
+            .unwrap()
+            .unwrap();
         assert_eq!((p, src), (PathBuf::from("f.so"), PluginSource::Flag));
         std::fs::write(dir.path().join(CLIENT_CONFIG_FILE), "partitioner = 3\n").unwrap();
-        let err = resolve_plugin_path(None, None, dir.path()).unwrap_err().to_string();
-        assert!(err.contains("client.toml") && err.contains("must be a string"), "{err}");
+        let err = resolve_plugin_path(None, None, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("client.toml") && err.contains("must be a string"),
+            "{err}"
+        );
     }
 }

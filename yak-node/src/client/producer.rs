@@ -36,10 +36,12 @@ use super::metadata::MetadataCache;
 use super::partitioner::{DefaultPartitioner, Message, Partitioner};
 use super::ClientError;
 use crate::limits::{
-    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX, LINGER_MS_DEFAULT,
-    MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
+    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX,
+    LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
 };
-use crate::protocol::batch::{next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES};
+use crate::protocol::batch::{
+    next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES,
+};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
 use hdrhistogram::Histogram;
@@ -187,19 +189,23 @@ pub struct Producer {
 
 /// A microsecond latency histogram: 1 µs to 10 min, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3)
-        .expect("invariant: constant bounds are valid")
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("invariant: constant bounds are valid")
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {
     /// Connects to the cluster at `dir`.
     pub fn connect(dir: &Path, config: ProducerConfig) -> Result<Producer, ClientError> {
         if !matches!(config.acks, -1..=1) {
-            return Err(ClientError::Invalid(format!("acks must be 0, 1 or all (-1), got {}", config.acks)));
+            return Err(ClientError::Invalid(format!(
+                "acks must be 0, 1 or all (-1), got {}",
+                config.acks
+            )));
         }
         // A ZooKeeper that is restarting is waited for, as long as a message may wait.
         let mut cache = MetadataCache::connect_waiting(dir, config.delivery_timeout)?;
@@ -272,7 +278,8 @@ impl Producer {
         if let Some(n) = self.partition_counts.get(topic) {
             return Ok(*n);
         }
-        validate_topic(topic).map_err(|m| ClientError::Server(ErrorBody::new(ErrorCode::InvalidTopicName, m)))?;
+        validate_topic(topic)
+            .map_err(|m| ClientError::Server(ErrorBody::new(ErrorCode::InvalidTopicName, m)))?;
         let meta = match self.cache.topic(topic) {
             Err(e) if e.code() == Some(&ErrorCode::UnknownTopic) && self.config.create_topics => {
                 self.cache.create_topic(topic, None, None)?
@@ -281,12 +288,20 @@ impl Producer {
         };
         let n = meta.partitions.len() as u32;
         self.partition_counts.insert(topic.to_string(), n);
-        self.unacked.entry(topic.to_string()).or_default().resize(n as usize, 0);
+        self.unacked
+            .entry(topic.to_string())
+            .or_default()
+            .resize(n as usize, 0);
         Ok(n)
     }
 
     /// Queues one message; the partitioner picks its partition.
-    pub fn send(&mut self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<(), ClientError> {
+    pub fn send(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(), ClientError> {
         let partitions = self.partitions_of(topic)?;
         let partition = self.choose_partition(topic, key, value.len(), partitions);
         self.send_to(topic, partition, key, value)
@@ -294,10 +309,24 @@ impl Producer {
 
     /// Asks the partitioner; on an error or an out-of-range answer, counts a
     /// fallback and asks the built-in default.
-    fn choose_partition(&mut self, topic: &str, key: Option<&[u8]>, value_len: usize, partitions: u32) -> u32 {
+    fn choose_partition(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value_len: usize,
+        partitions: u32,
+    ) -> u32 {
         let in_flight = self.unacked.get(topic).map_or(&[][..], Vec::as_slice);
-        debug_assert_eq!(in_flight.len(), partitions as usize, "invariant: unacked sized by partitions_of");
-        let msg = Message { key, value_len, in_flight };
+        debug_assert_eq!(
+            in_flight.len(),
+            partitions as usize,
+            "invariant: unacked sized by partitions_of"
+        );
+        let msg = Message {
+            key,
+            value_len,
+            in_flight,
+        };
         let why = match self.partitioner.partition(topic, &msg) {
             Ok(p) if p < partitions => return p,
             Ok(p) => format!(
@@ -315,13 +344,24 @@ impl Producer {
     }
 
     /// Queues one message for a given partition.
-    pub fn send_to(&mut self, topic: &str, partition: u32, key: Option<&[u8]>, value: &[u8]) -> Result<(), ClientError> {
+    pub fn send_to(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(), ClientError> {
         let partitions = self.partitions_of(topic)?;
         if partition >= partitions {
-            return Err(ClientError::Invalid(format!("topic '{topic}' has no partition {partition}")));
+            return Err(ClientError::Invalid(format!(
+                "topic '{topic}' has no partition {partition}"
+            )));
         }
         let size = record_bytes(key, value);
-        let max = self.config.max_message_bytes.min(BATCH_BYTES_MAX - HEADER_BYTES);
+        let max = self
+            .config
+            .max_message_bytes
+            .min(BATCH_BYTES_MAX - HEADER_BYTES);
         if size > max {
             return Err(ClientError::Server(ErrorBody::new(
                 ErrorCode::MessageTooLarge,
@@ -333,10 +373,9 @@ impl Producer {
         slot.0.clear();
         slot.0.push_str(topic);
         slot.1 = partition;
-        let full = self
-            .open
-            .get(&slot)
-            .is_some_and(|b| b.builder.size_bytes() + size > self.config.batch_bytes.max(HEADER_BYTES + size));
+        let full = self.open.get(&slot).is_some_and(|b| {
+            b.builder.size_bytes() + size > self.config.batch_bytes.max(HEADER_BYTES + size)
+        });
         if full {
             self.dispatch_open(&slot)?;
             self.partitioner.on_batch_full(topic, partition, partitions);
@@ -345,15 +384,32 @@ impl Producer {
         if !self.open.contains_key(&slot) {
             let stamp = self.stamp_for(&slot);
             let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes);
-            self.open.insert(slot.clone(), OpenBatch { builder, opened: Instant::now(), stamp });
+            self.open.insert(
+                slot.clone(),
+                OpenBatch {
+                    builder,
+                    opened: Instant::now(),
+                    stamp,
+                },
+            );
         }
         let batch = self.open.get_mut(&slot);
         self.slot_scratch = slot;
         let Some(batch) = batch else {
-            return Err(ClientError::Invalid("invariant: the open batch was just inserted".into()));
+            return Err(ClientError::Invalid(
+                "invariant: the open batch was just inserted".into(),
+            ));
         };
-        batch.builder.push(NewRecord { key, value, timestamp_ms: now_ms() });
-        if let Some(n) = self.unacked.get_mut(topic).and_then(|v| v.get_mut(partition as usize)) {
+        batch.builder.push(NewRecord {
+            key,
+            value,
+            timestamp_ms: now_ms(),
+        });
+        if let Some(n) = self
+            .unacked
+            .get_mut(topic)
+            .and_then(|v| v.get_mut(partition as usize))
+        {
             *n += 1;
         }
         Ok(())
@@ -385,7 +441,11 @@ impl Producer {
             .filter(|(_, b)| now >= b.opened + self.config.linger)
             .map(|(k, _)| k)
             .filter(|(t, p)| {
-                self.cache.leader(t, *p).is_none_or(|l| self.in_flight.get(&l).is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX))
+                self.cache.leader(t, *p).is_none_or(|l| {
+                    self.in_flight
+                        .get(&l)
+                        .is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX)
+                })
             })
             .cloned()
             .collect();
@@ -397,7 +457,10 @@ impl Producer {
 
     /// When the oldest open batch's linger ends.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.open.values().map(|b| b.opened + self.config.linger).min()
+        self.open
+            .values()
+            .map(|b| b.opened + self.config.linger)
+            .min()
     }
 
     /// Sends everything and waits until every message is acknowledged or failed.
@@ -418,7 +481,9 @@ impl Producer {
     }
 
     fn dispatch_open(&mut self, slot: &(String, u32)) -> Result<(), ClientError> {
-        let Some(batch) = self.open.remove(slot) else { return Ok(()) };
+        let Some(batch) = self.open.remove(slot) else {
+            return Ok(());
+        };
         let batch_records = batch.builder.len();
         let records = u64::from(batch_records);
         let mut bytes = batch.builder.finish();
@@ -429,7 +494,8 @@ impl Producer {
                 restamp_producer(&mut bytes, stamp.0, stamp.1);
             }
             // After i32::MAX comes 0, as in Kafka; the broker expects the same.
-            self.next_sequence.insert(slot.clone(), next_sequence(stamp.1, batch_records));
+            self.next_sequence
+                .insert(slot.clone(), next_sequence(stamp.1, batch_records));
         }
         let now = Instant::now();
         self.report.batches += 1;
@@ -439,7 +505,12 @@ impl Producer {
             opened: batch.opened,
             topic: slot.0.clone(),
             partition: slot.1,
-            call: Call::Produce { topic: slot.0.clone(), partition: slot.1, acks: self.config.acks, records: bytes },
+            call: Call::Produce {
+                topic: slot.0.clone(),
+                partition: slot.1,
+                acks: self.config.acks,
+                records: bytes,
+            },
             records,
             first_sent: now,
             retry_at: now,
@@ -451,9 +522,17 @@ impl Producer {
         // Behind a batch of the same partition that waits to be retried: wait
         // with it, or the broker would see a sequence gap. A partition that
         // waits for a fresh producer id holds its new batches too.
-        let waiting = self.retries.iter().filter(|p| p.slot_is(slot)).map(|p| p.retry_at).max();
+        let waiting = self
+            .retries
+            .iter()
+            .filter(|p| p.slot_is(slot))
+            .map(|p| p.retry_at)
+            .max();
         match waiting {
-            Some(at) => self.retries.push(Pending { retry_at: at, ..pending }),
+            Some(at) => self.retries.push(Pending {
+                retry_at: at,
+                ..pending
+            }),
             None if self.gaps.contains(slot) => self.retries.push(pending),
             None => self.transmit(pending),
         }
@@ -462,7 +541,11 @@ impl Producer {
 
     /// The records of `p` are no longer unacknowledged.
     fn settle(&mut self, p: &Pending) {
-        if let Some(n) = self.unacked.get_mut(&p.topic).and_then(|v| v.get_mut(p.partition as usize)) {
+        if let Some(n) = self
+            .unacked
+            .get_mut(&p.topic)
+            .and_then(|v| v.get_mut(p.partition as usize))
+        {
             *n = n.saturating_sub(p.records);
         }
     }
@@ -478,7 +561,14 @@ impl Producer {
             h.saturating_record_n(us.max(1), p.records);
         }
         if let Some(observe) = self.ack_observer.as_mut() {
-            observe(&p.topic, BatchAck { partition: p.partition, records: p.records, latency: p.first_sent.elapsed() });
+            observe(
+                &p.topic,
+                BatchAck {
+                    partition: p.partition,
+                    records: p.records,
+                    latency: p.first_sent.elapsed(),
+                },
+            );
         }
     }
 
@@ -492,10 +582,18 @@ impl Producer {
 
     fn transmit(&mut self, mut p: Pending) {
         let leader = loop {
-            let Some(meta) = self.cache.partition(&p.topic, p.partition) else { break None };
-            let Some(leader) = meta.leader else { break None };
+            let Some(meta) = self.cache.partition(&p.topic, p.partition) else {
+                break None;
+            };
+            let Some(leader) = meta.leader else {
+                break None;
+            };
             let epoch = meta.leader_epoch;
-            if self.in_flight.get(&leader).is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX) {
+            if self
+                .in_flight
+                .get(&leader)
+                .is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX)
+            {
                 break Some((leader, epoch));
             }
             // Wait for a slot, without blocking on one broker: the leader may move meanwhile.
@@ -503,13 +601,19 @@ impl Producer {
         };
         let Some((leader, epoch)) = leader else {
             let err = ClientError::Server(ErrorBody::new(
-                ErrorCode::NotLeader { leader: None, epoch: 0 },
+                ErrorCode::NotLeader {
+                    leader: None,
+                    epoch: 0,
+                },
                 format!("{}-{} has no leader", p.topic, p.partition),
             ));
             return self.retry_or_fail(p, err);
         };
         let slot = (p.topic.clone(), p.partition);
-        let elsewhere = self.in_flight.iter().any(|(b, q)| *b != leader && q.iter().any(|(_, o)| o.slot_is(&slot)));
+        let elsewhere = self
+            .in_flight
+            .iter()
+            .any(|(b, q)| *b != leader && q.iter().any(|(_, o)| o.slot_is(&slot)));
         if elsewhere {
             // Earlier batches of this partition still wait on the old leader:
             // go after them, or the new leader would see a sequence gap.
@@ -538,16 +642,29 @@ impl Producer {
     /// Every request in flight to `broker` is retried: the connection is gone.
     fn connection_lost(&mut self, broker: u32) {
         self.cache.forget_broker(broker);
-        let lost: Vec<_> = self.in_flight.remove(&broker).unwrap_or_default().into_iter().collect();
+        let lost: Vec<_> = self
+            .in_flight
+            .remove(&broker)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         for (_, p) in lost {
-            let err = ClientError::Connection { path: Default::default(), reason: "connection lost".into() };
+            let err = ClientError::Connection {
+                path: Default::default(),
+                reason: "connection lost".into(),
+            };
             self.retry_or_fail(p, err);
         }
     }
 
     /// Reads every response already waiting, without blocking.
     fn read_ready(&mut self) {
-        let brokers: Vec<u32> = self.in_flight.iter().filter(|(_, q)| !q.is_empty()).map(|(b, _)| *b).collect();
+        let brokers: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(b, _)| *b)
+            .collect();
         for broker in brokers {
             while self.in_flight.get(&broker).is_some_and(|q| !q.is_empty())
                 && self.cache.broker(broker).is_ok_and(|c| c.response_ready())
@@ -562,9 +679,18 @@ impl Producer {
             Ok(r) => r,
             Err(_) => return self.connection_lost(broker),
         };
-        let Some(queue) = self.in_flight.get_mut(&broker) else { return };
-        let Some(pos) = queue.iter().position(|(id, _)| *id == response.correlation_id) else { return };
-        let Some((_, p)) = queue.remove(pos) else { return };
+        let Some(queue) = self.in_flight.get_mut(&broker) else {
+            return;
+        };
+        let Some(pos) = queue
+            .iter()
+            .position(|(id, _)| *id == response.correlation_id)
+        else {
+            return;
+        };
+        let Some((_, p)) = queue.remove(pos) else {
+            return;
+        };
         match response.reply {
             Reply::Produced { .. } => self.acked(&p),
             Reply::Error(e) => self.retry_or_fail(p, ClientError::Server(e)),
@@ -579,7 +705,8 @@ mod tests {
     use crate::client::fake_cluster::FakeCluster;
 
     #[test]
-    fn given_batch_refused_for_a_full_disk_when_later_batches_meet_the_gap_should_renumber_them_and_finish_fast() {
+    fn given_batch_refused_for_a_full_disk_when_later_batches_meet_the_gap_should_renumber_them_and_finish_fast(
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let cluster = FakeCluster::start(dir.path());
         // The second batch of the first producer id meets a full disk.
@@ -597,13 +724,39 @@ mod tests {
             producer.send_to("t", 0, None, v.as_bytes()).expect("send");
         }
         let report = producer.flush().expect("flush");
-        assert!(started.elapsed() < Duration::from_secs(3), "no wait for the delivery timeout: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no wait for the delivery timeout: {:?}",
+            started.elapsed()
+        );
         assert_eq!((report.acked, report.failed), (3, 1), "{report:?}");
-        assert!(report.first_error.as_deref().is_some_and(|e| e.contains("No space left")), "{report:?}");
+        assert!(
+            report
+                .first_error
+                .as_deref()
+                .is_some_and(|e| e.contains("No space left")),
+            "{report:?}"
+        );
         let broker = cluster.broker.lock().expect("lock");
-        let values: Vec<&[u8]> = broker.log.iter().flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice)).collect();
-        assert_eq!(values, [&b"m0"[..], b"m2", b"m3"], "the rest written once, in order");
-        let stamps: Vec<(i64, i32)> = broker.log.iter().map(|(pid, seq, _)| (*pid, *seq)).collect();
-        assert_eq!(stamps, [(1, 0), (2, 0), (2, 1)], "after the gap: a fresh producer id from sequence 0");
+        let values: Vec<&[u8]> = broker
+            .log
+            .iter()
+            .flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice))
+            .collect();
+        assert_eq!(
+            values,
+            [&b"m0"[..], b"m2", b"m3"],
+            "the rest written once, in order"
+        );
+        let stamps: Vec<(i64, i32)> = broker
+            .log
+            .iter()
+            .map(|(pid, seq, _)| (*pid, *seq))
+            .collect();
+        assert_eq!(
+            stamps,
+            [(1, 0), (2, 0), (2, 1)],
+            "after the gap: a fresh producer id from sequence 0"
+        );
     }
 }

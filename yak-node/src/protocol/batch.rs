@@ -238,7 +238,8 @@ impl BatchHeader {
 
     /// Offset of the last record.
     pub fn last_offset(&self) -> u64 {
-        self.base_offset.saturating_add(u64::from(self.last_offset_delta))
+        self.base_offset
+            .saturating_add(u64::from(self.last_offset_delta))
     }
 
     /// Offset after the last record.
@@ -286,7 +287,10 @@ fn be_u16(b: &[u8], at: usize) -> u16 {
 /// the CRC. Needs at least [`HEADER_BYTES`] bytes.
 pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     if bytes.len() < HEADER_BYTES {
-        return Err(BatchError::Truncated { needed: HEADER_BYTES, have: bytes.len() });
+        return Err(BatchError::Truncated {
+            needed: HEADER_BYTES,
+            have: bytes.len(),
+        });
     }
     if bytes[16] != MAGIC {
         return Err(BatchError::BadMagic(bytes[16]));
@@ -318,7 +322,10 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = parse_header(bytes)?;
     let total = header.total_bytes();
     if bytes.len() < total {
-        return Err(BatchError::Truncated { needed: total, have: bytes.len() });
+        return Err(BatchError::Truncated {
+            needed: total,
+            have: bytes.len(),
+        });
     }
     let stored = be_u32(bytes, 17);
     let computed = crc32c::crc32c(&bytes[CRC_START..total]);
@@ -392,7 +399,12 @@ impl BatchBuilder {
         buf[43..51].copy_from_slice(&producer_id.to_be_bytes());
         buf[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
         buf[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-        BatchBuilder { buf, count: 0, first_timestamp_ms: 0, max_timestamp_ms: 0 }
+        BatchBuilder {
+            buf,
+            count: 0,
+            first_timestamp_ms: 0,
+            max_timestamp_ms: 0,
+        }
     }
 
     /// Records added so far.
@@ -479,12 +491,20 @@ pub fn check_record_count(header: &BatchHeader, batch: &[u8]) -> Result<(), Batc
     // by the batch's size, whatever the count claims.
     for index in 0..header.record_count {
         if at >= body.len() {
-            return Err(BatchError::MissingRecords { declared: header.record_count, found: index });
+            return Err(BatchError::MissingRecords {
+                declared: header.record_count,
+                found: index,
+            });
         }
-        at = parse_record(body, at, index, header).map_err(|fault| BatchError::BadRecord { index, fault })?.0;
+        at = parse_record(body, at, index, header)
+            .map_err(|fault| BatchError::BadRecord { index, fault })?
+            .0;
     }
     if at != body.len() {
-        return Err(BatchError::TrailingBytes { bytes: body.len() - at, record_count: header.record_count });
+        return Err(BatchError::TrailingBytes {
+            bytes: body.len() - at,
+            record_count: header.record_count,
+        });
     }
     Ok(())
 }
@@ -497,7 +517,10 @@ pub fn records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
 
 /// The records of a batch whose header was already validated, one by one,
 /// without allocating. Stops at the first record that does not parse.
-pub fn iter_records<'a>(header: &BatchHeader, batch: &'a [u8]) -> impl Iterator<Item = Result<Record<'a>, BatchError>> {
+pub fn iter_records<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+) -> impl Iterator<Item = Result<Record<'a>, BatchError>> {
     let header = *header;
     let body = &batch[..header.total_bytes().min(batch.len())];
     let mut at = HEADER_BYTES;
@@ -535,7 +558,10 @@ impl<'a> Fields<'a> {
 
     fn fixed<const N: usize>(&mut self, field: RecordField) -> Result<[u8; N], RecordFault> {
         let mut out = [0u8; N];
-        let s = self.bytes.get(self.at..self.at + N).ok_or(RecordFault::Truncated(field))?;
+        let s = self
+            .bytes
+            .get(self.at..self.at + N)
+            .ok_or(RecordFault::Truncated(field))?;
         out.copy_from_slice(s);
         self.at += N;
         Ok(out)
@@ -547,17 +573,29 @@ impl<'a> Fields<'a> {
 
     /// A length-prefixed byte string; `None` for length -1 when `nullable`.
     /// The length is checked against the bytes left before it is used.
-    fn sized(&mut self, length: RecordField, data: RecordField, nullable: bool) -> Result<Option<&'a [u8]>, RecordFault> {
+    fn sized(
+        &mut self,
+        length: RecordField,
+        data: RecordField,
+        nullable: bool,
+    ) -> Result<Option<&'a [u8]>, RecordFault> {
         let n = i32::from_be_bytes(self.fixed(length)?);
         if n == -1 && nullable {
             return Ok(None);
         }
         if n < 0 {
-            return Err(RecordFault::NegativeLength { field: length, length: n });
+            return Err(RecordFault::NegativeLength {
+                field: length,
+                length: n,
+            });
         }
         let n = n as usize;
         if n > self.left() {
-            return Err(RecordFault::Overflow { field: data, length: n as u32, left: self.left() });
+            return Err(RecordFault::Overflow {
+                field: data,
+                length: n as u32,
+                left: self.left(),
+            });
         }
         let s = &self.bytes[self.at..self.at + n];
         self.at += n;
@@ -568,29 +606,56 @@ impl<'a> Fields<'a> {
 /// Parses the record at `start` in `body` (a batch cut to its length), which
 /// must be the batch's record number `index`; returns where the next record
 /// starts. Checks every field of the layout in the module doc.
-fn parse_record<'a>(body: &'a [u8], start: usize, index: u32, h: &BatchHeader) -> Result<(usize, Record<'a>), RecordFault> {
-    let mut outer = Fields { bytes: body, at: start };
+fn parse_record<'a>(
+    body: &'a [u8],
+    start: usize,
+    index: u32,
+    h: &BatchHeader,
+) -> Result<(usize, Record<'a>), RecordFault> {
+    let mut outer = Fields {
+        bytes: body,
+        at: start,
+    };
     let declared = outer.u32(RecordField::Length)?;
     if declared as usize > outer.left() {
-        return Err(RecordFault::Overflow { field: RecordField::Length, length: declared, left: outer.left() });
+        return Err(RecordFault::Overflow {
+            field: RecordField::Length,
+            length: declared,
+            left: outer.left(),
+        });
     }
     let end = outer.at + declared as usize;
-    let mut f = Fields { bytes: &body[..end], at: outer.at };
+    let mut f = Fields {
+        bytes: &body[..end],
+        at: outer.at,
+    };
     let offset_delta = f.u32(RecordField::OffsetDelta)?;
     if offset_delta != index {
-        return Err(RecordFault::OffsetDelta { found: offset_delta, expected: index });
+        return Err(RecordFault::OffsetDelta {
+            found: offset_delta,
+            expected: index,
+        });
     }
     let ts_delta = i64::from_be_bytes(f.fixed(RecordField::TimestampDelta)?);
     let key = f.sized(RecordField::KeyLength, RecordField::Key, true)?;
-    let value = f.sized(RecordField::ValueLength, RecordField::Value, false)?.unwrap_or_default();
+    let value = f
+        .sized(RecordField::ValueLength, RecordField::Value, false)?
+        .unwrap_or_default();
     let headers = f.u32(RecordField::HeaderCount)?;
     // Each header takes at least 8 bytes or fails: bounded by the record.
     for _ in 0..headers {
         f.sized(RecordField::HeaderKeyLength, RecordField::HeaderKey, false)?;
-        f.sized(RecordField::HeaderValueLength, RecordField::HeaderValue, false)?;
+        f.sized(
+            RecordField::HeaderValueLength,
+            RecordField::HeaderValue,
+            false,
+        )?;
     }
     if f.at != end {
-        return Err(RecordFault::LengthMismatch { declared, used: f.at - outer.at });
+        return Err(RecordFault::LengthMismatch {
+            declared,
+            used: f.at - outer.at,
+        });
     }
     let record = Record {
         offset: h.base_offset.saturating_add(u64::from(offset_delta)),
@@ -628,8 +693,16 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut b = BatchBuilder::new(7, 0, 3, 128);
-        b.push(NewRecord { key: Some(b"k1"), value: b"v1", timestamp_ms: 1000 });
-        b.push(NewRecord { key: None, value: b"second", timestamp_ms: 1005 });
+        b.push(NewRecord {
+            key: Some(b"k1"),
+            value: b"v1",
+            timestamp_ms: 1000,
+        });
+        b.push(NewRecord {
+            key: None,
+            value: b"second",
+            timestamp_ms: 1005,
+        });
         b.finish()
     }
 
@@ -657,11 +730,25 @@ mod tests {
         let bytes = sample();
         let h = validate(&bytes).expect("valid");
         assert!(check_record_count(&h, &bytes).is_ok());
-        let more = BatchHeader { record_count: 3, last_offset_delta: 2, ..h };
+        let more = BatchHeader {
+            record_count: 3,
+            last_offset_delta: 2,
+            ..h
+        };
         assert!(check_record_count(&more, &bytes).is_err());
-        let fewer = BatchHeader { record_count: 1, last_offset_delta: 0, ..h };
-        assert!(check_record_count(&fewer, &bytes).is_err(), "a record left over");
-        let wide = BatchHeader { last_offset_delta: u32::MAX, ..h };
+        let fewer = BatchHeader {
+            record_count: 1,
+            last_offset_delta: 0,
+            ..h
+        };
+        assert!(
+            check_record_count(&fewer, &bytes).is_err(),
+            "a record left over"
+        );
+        let wide = BatchHeader {
+            last_offset_delta: u32::MAX,
+            ..h
+        };
         assert!(check_record_count(&wide, &bytes).is_err());
     }
 
@@ -680,12 +767,23 @@ mod tests {
         }
         let mut b = BatchBuilder::new(7, 0, i32::MAX - 1, 64);
         for _ in 0..4 {
-            b.push(NewRecord { key: None, value: b"v", timestamp_ms: 0 });
+            b.push(NewRecord {
+                key: None,
+                value: b"v",
+                timestamp_ms: 0,
+            });
         }
         let h = validate(&b.finish()).expect("valid");
         assert_eq!(h.last_sequence(), 1, "MAX-1, MAX, 0, 1");
-        let none = BatchHeader { base_sequence: -1, ..h };
-        assert_eq!(none.last_sequence(), -1, "a batch without sequences has none");
+        let none = BatchHeader {
+            base_sequence: -1,
+            ..h
+        };
+        assert_eq!(
+            none.last_sequence(),
+            -1,
+            "a batch without sequences has none"
+        );
     }
 
     /// A record's fields as raw numbers, so a test can write any of them wrong.
@@ -728,7 +826,11 @@ mod tests {
             body.extend_from_slice(&self.header_count.to_be_bytes());
             body.extend_from_slice(&self.headers);
             body.truncate(body.len() - self.cut);
-            let mut out = self.length.unwrap_or(body.len() as u32).to_be_bytes().to_vec();
+            let mut out = self
+                .length
+                .unwrap_or(body.len() as u32)
+                .to_be_bytes()
+                .to_vec();
             out.extend(body);
             out
         }
@@ -775,11 +877,27 @@ mod tests {
     fn given_well_formed_records_when_checking_should_accept() {
         let built = sample();
         assert_eq!(check(&built), Ok(()), "a batch from the real BatchBuilder");
-        let no_key = Raw { key_length: -1, key: vec![], ..raw(1) };
-        let empty_value = Raw { value_length: 0, value: vec![], ..raw(2) };
-        let with_header = Raw { header_count: 1, headers: header_bytes(1, b"h", 1, b"x"), ..raw(3) };
+        let no_key = Raw {
+            key_length: -1,
+            key: vec![],
+            ..raw(1)
+        };
+        let empty_value = Raw {
+            value_length: 0,
+            value: vec![],
+            ..raw(2)
+        };
+        let with_header = Raw {
+            header_count: 1,
+            headers: header_bytes(1, b"h", 1, b"x"),
+            ..raw(3)
+        };
         let all = [raw(0), no_key, empty_value, with_header];
-        assert_eq!(check(&sealed(&all, 4, 3, &[])), Ok(()), "no key, empty value, a header");
+        assert_eq!(
+            check(&sealed(&all, 4, 3, &[])),
+            Ok(()),
+            "no key, empty value, a header"
+        );
     }
 
     #[test]
@@ -787,23 +905,49 @@ mod tests {
         use RecordFault::*;
         let second = |r: Raw| sealed(&[raw(0), r], 2, 1, &[]);
         let bad = |fault: RecordFault| BatchError::BadRecord { index: 1, fault };
-        let short_key = Raw { key_length: 6, key: b"ab".to_vec(), value_length: 0, value: vec![], cut: 8, ..raw(1) };
+        let short_key = Raw {
+            key_length: 6,
+            key: b"ab".to_vec(),
+            value_length: 0,
+            value: vec![],
+            cut: 8,
+            ..raw(1)
+        };
         // raw(n)'s fields take 29 bytes after its length prefix.
         let cases: Vec<(&str, Vec<u8>, BatchError)> = vec![
-            ("offset delta not the record's index", second(raw(5)), bad(OffsetDelta { found: 5, expected: 1 })),
+            (
+                "offset delta not the record's index",
+                second(raw(5)),
+                bad(OffsetDelta {
+                    found: 5,
+                    expected: 1,
+                }),
+            ),
             (
                 "first offset delta not 0",
                 sealed(&[raw(1), raw(2)], 2, 1, &[]),
-                BatchError::BadRecord { index: 0, fault: OffsetDelta { found: 1, expected: 0 } },
+                BatchError::BadRecord {
+                    index: 0,
+                    fault: OffsetDelta {
+                        found: 1,
+                        expected: 0,
+                    },
+                },
             ),
             (
                 "record ends inside the timestamp delta",
-                second(Raw { length: Some(6), ..raw(1) }),
+                second(Raw {
+                    length: Some(6),
+                    ..raw(1)
+                }),
                 bad(Truncated(RecordField::TimestampDelta)),
             ),
             (
                 "record ends inside the offset delta",
-                second(Raw { length: Some(2), ..raw(1) }),
+                second(Raw {
+                    length: Some(2),
+                    ..raw(1)
+                }),
                 bad(Truncated(RecordField::OffsetDelta)),
             ),
             (
@@ -813,68 +957,140 @@ mod tests {
             ),
             (
                 "negative key length other than -1",
-                second(Raw { key_length: -2, key: vec![], ..raw(1) }),
-                bad(NegativeLength { field: RecordField::KeyLength, length: -2 }),
+                second(Raw {
+                    key_length: -2,
+                    key: vec![],
+                    ..raw(1)
+                }),
+                bad(NegativeLength {
+                    field: RecordField::KeyLength,
+                    length: -2,
+                }),
             ),
             (
                 "negative value length",
-                second(Raw { value_length: -1, value: vec![], ..raw(1) }),
-                bad(NegativeLength { field: RecordField::ValueLength, length: -1 }),
+                second(Raw {
+                    value_length: -1,
+                    value: vec![],
+                    ..raw(1)
+                }),
+                bad(NegativeLength {
+                    field: RecordField::ValueLength,
+                    length: -1,
+                }),
             ),
             (
                 "key length past the record",
-                second(Raw { key_length: 1000, ..raw(1) }),
-                bad(Overflow { field: RecordField::Key, length: 1000, left: 13 }),
+                second(Raw {
+                    key_length: 1000,
+                    ..raw(1)
+                }),
+                bad(Overflow {
+                    field: RecordField::Key,
+                    length: 1000,
+                    left: 13,
+                }),
             ),
             (
                 "value length past the record",
-                second(Raw { value_length: i32::MAX, ..raw(1) }),
-                bad(Overflow { field: RecordField::Value, length: i32::MAX as u32, left: 7 }),
+                second(Raw {
+                    value_length: i32::MAX,
+                    ..raw(1)
+                }),
+                bad(Overflow {
+                    field: RecordField::Value,
+                    length: i32::MAX as u32,
+                    left: 7,
+                }),
             ),
             (
                 "record length past the batch",
-                second(Raw { length: Some(u32::MAX), ..raw(1) }),
-                bad(Overflow { field: RecordField::Length, length: u32::MAX, left: 29 }),
+                second(Raw {
+                    length: Some(u32::MAX),
+                    ..raw(1)
+                }),
+                bad(Overflow {
+                    field: RecordField::Length,
+                    length: u32::MAX,
+                    left: 29,
+                }),
             ),
             (
                 "short key: the record ends inside it",
                 second(short_key),
-                bad(Overflow { field: RecordField::Key, length: 6, left: 2 }),
+                bad(Overflow {
+                    field: RecordField::Key,
+                    length: 6,
+                    left: 2,
+                }),
             ),
             (
                 "bytes left inside a record",
-                second(Raw { headers: vec![9, 9], ..raw(1) }),
-                bad(LengthMismatch { declared: 31, used: 29 }),
+                second(Raw {
+                    headers: vec![9, 9],
+                    ..raw(1)
+                }),
+                bad(LengthMismatch {
+                    declared: 31,
+                    used: 29,
+                }),
             ),
             (
                 "header count with no headers",
-                second(Raw { header_count: u32::MAX, ..raw(1) }),
+                second(Raw {
+                    header_count: u32::MAX,
+                    ..raw(1)
+                }),
                 bad(Truncated(RecordField::HeaderKeyLength)),
             ),
             (
                 "negative header key length",
-                second(Raw { header_count: 1, headers: header_bytes(-1, b"", 1, b"x"), ..raw(1) }),
-                bad(NegativeLength { field: RecordField::HeaderKeyLength, length: -1 }),
+                second(Raw {
+                    header_count: 1,
+                    headers: header_bytes(-1, b"", 1, b"x"),
+                    ..raw(1)
+                }),
+                bad(NegativeLength {
+                    field: RecordField::HeaderKeyLength,
+                    length: -1,
+                }),
             ),
             (
                 "header value past the record",
-                second(Raw { header_count: 1, headers: header_bytes(1, b"h", 50, b"x"), ..raw(1) }),
-                bad(Overflow { field: RecordField::HeaderValue, length: 50, left: 1 }),
+                second(Raw {
+                    header_count: 1,
+                    headers: header_bytes(1, b"h", 50, b"x"),
+                    ..raw(1)
+                }),
+                bad(Overflow {
+                    field: RecordField::HeaderValue,
+                    length: 50,
+                    left: 1,
+                }),
             ),
             (
                 "bytes after the last record",
                 sealed(&[raw(0), raw(1)], 2, 1, &[0, 0, 0, 0]),
-                BatchError::TrailingBytes { bytes: 4, record_count: 2 },
+                BatchError::TrailingBytes {
+                    bytes: 4,
+                    record_count: 2,
+                },
             ),
             (
                 "fewer records than the count",
                 sealed(&[raw(0), raw(1)], 3, 2, &[]),
-                BatchError::MissingRecords { declared: 3, found: 2 },
+                BatchError::MissingRecords {
+                    declared: 3,
+                    found: 2,
+                },
             ),
             (
                 "last offset delta not count - 1",
                 sealed(&[raw(0), raw(1)], 2, 2, &[]),
-                BatchError::LastOffsetDelta { last_offset_delta: 2, record_count: 2 },
+                BatchError::LastOffsetDelta {
+                    last_offset_delta: 2,
+                    record_count: 2,
+                },
             ),
             ("no records", sealed(&[], 0, 0, &[]), BatchError::NoRecords),
         ];
@@ -891,15 +1107,24 @@ mod tests {
         assert_eq!(check(&bytes), Err(BatchError::Compressed(1)));
         bytes[21..23].copy_from_slice(&0x08u16.to_be_bytes());
         reseal(&mut bytes);
-        assert_eq!(check(&bytes), Ok(()), "other attribute bits are not a codec");
+        assert_eq!(
+            check(&bytes),
+            Ok(()),
+            "other attribute bits are not a codec"
+        );
     }
 
     #[test]
-    fn given_random_byte_flips_in_records_when_checking_should_never_panic_and_accept_only_readable_batches() {
+    fn given_random_byte_flips_in_records_when_checking_should_never_panic_and_accept_only_readable_batches(
+    ) {
         let mut b = BatchBuilder::new(3, 0, 0, 256);
         for i in 0..6u8 {
             let key = [i; 3];
-            b.push(NewRecord { key: (i % 2 == 0).then_some(&key[..]), value: &[i; 5], timestamp_ms: 100 + i64::from(i) });
+            b.push(NewRecord {
+                key: (i % 2 == 0).then_some(&key[..]),
+                value: &[i; 5],
+                timestamp_ms: 100 + i64::from(i),
+            });
         }
         let valid = b.finish();
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -927,20 +1152,34 @@ mod tests {
                 Ok(()) => {
                     accepted += 1;
                     let read: Result<Vec<_>, _> = iter_records(&h, &bytes).collect();
-                    assert_eq!(read.map(|r| r.len()), Ok(6), "an accepted batch reads back whole");
+                    assert_eq!(
+                        read.map(|r| r.len()),
+                        Ok(6),
+                        "an accepted batch reads back whole"
+                    );
                 }
                 Err(_) => refused += 1,
             }
         }
-        assert!(accepted > 0 && refused > 0, "the flips hit both fields that matter and ones that do not");
+        assert!(
+            accepted > 0 && refused > 0,
+            "the flips hit both fields that matter and ones that do not"
+        );
     }
-
 
     #[test]
     fn given_sealed_batch_when_restamping_producer_should_renumber_and_stay_valid() {
         let mut b = BatchBuilder::new(7, 0, 40, 64);
-        b.push(NewRecord { key: None, value: b"a", timestamp_ms: 1 });
-        b.push(NewRecord { key: None, value: b"b", timestamp_ms: 2 });
+        b.push(NewRecord {
+            key: None,
+            value: b"a",
+            timestamp_ms: 1,
+        });
+        b.push(NewRecord {
+            key: None,
+            value: b"b",
+            timestamp_ms: 2,
+        });
         let mut bytes = b.finish();
         restamp_producer(&mut bytes, 9, 0);
         let header = validate(&bytes).expect("the CRC is resealed");
@@ -959,7 +1198,10 @@ mod tests {
     #[test]
     fn given_half_batch_when_validating_should_report_truncated() {
         let bytes = sample();
-        assert!(matches!(validate(&bytes[..bytes.len() / 2]), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            validate(&bytes[..bytes.len() / 2]),
+            Err(BatchError::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -107,7 +107,10 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// An error with a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { code, message: message.into() }
+        ErrorBody {
+            code,
+            message: message.into(),
+        }
     }
 }
 

@@ -282,7 +282,11 @@ mod tests {
                 after: vec![1],
                 reason: Reason::FollowerLagging,
             },
-            EventKind::BrokerRegistered { broker: 2, pid: 77, old_pid: None },
+            EventKind::BrokerRegistered {
+                broker: 2,
+                pid: 77,
+                old_pid: None,
+            },
             EventKind::ProcessRestarted(ProcessRestart {
                 child: "broker-2".into(),
                 broker: Some(2),
@@ -293,10 +297,25 @@ mod tests {
                 restart_delay_ms: 100,
                 exited_at_ms: 1_700_000_000_000,
             }),
-            EventKind::ZookeeperStarted { pid: 5, restart: true },
-            EventKind::GroupRebalanced { group: "g".into(), generation: 3, members: vec!["a".into()] },
+            EventKind::ZookeeperStarted {
+                pid: 5,
+                restart: true,
+            },
+            EventKind::GroupRebalanced {
+                group: "g".into(),
+                generation: 3,
+                members: vec!["a".into()],
+            },
         ];
-        kinds.into_iter().enumerate().map(|(i, kind)| ClusterEvent { seq: i as u64, time_ms: -1 + i as i64, kind }).collect()
+        kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| ClusterEvent {
+                seq: i as u64,
+                time_ms: -1 + i as i64,
+                kind,
+            })
+            .collect()
     }
 
     #[test]
@@ -329,6 +348,9 @@ mod tests {
             let back: ClusterEvent = serde_json::from_value(v).expect("parse back");
             assert_eq!(back, e);
         }
-        assert_eq!(serde_json::to_value(Reason::IsrMemberReturned).expect("json"), Reason::IsrMemberReturned.name());
+        assert_eq!(
+            serde_json::to_value(Reason::IsrMemberReturned).expect("json"),
+            Reason::IsrMemberReturned.name()
+        );
     }
 }

@@ -59,7 +59,10 @@ pub fn read_body<R: Read>(r: &mut R, max_bytes: usize) -> Result<Vec<u8>, FrameE
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > max_bytes {
-        return Err(FrameError::TooLarge { len, max: max_bytes });
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_bytes,
+        });
     }
     let mut body = Vec::new();
     read_growing(r, len, &mut body)?;
@@ -73,7 +76,10 @@ fn read_growing<R: Read>(r: &mut R, len: usize, body: &mut Vec<u8>) -> io::Resul
     body.reserve(len.min(FRAME_FIRST_READ_BYTES));
     r.take(len as u64).read_to_end(body)?;
     if body.len() < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("frame ends after {} of {len} bytes", body.len())));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ends after {} of {len} bytes", body.len()),
+        ));
     }
     Ok(())
 }
@@ -99,7 +105,13 @@ mod tests {
     fn given_oversized_length_when_reading_should_refuse_before_allocating() {
         let mut bytes: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3];
         let err = read_body(&mut bytes, 1024).expect_err("too large");
-        assert!(matches!(err, FrameError::TooLarge { len: 0xffff_ffff, max: 1024 }));
+        assert!(matches!(
+            err,
+            FrameError::TooLarge {
+                len: 0xffff_ffff,
+                max: 1024
+            }
+        ));
     }
 
     #[test]
@@ -126,7 +138,8 @@ mod tests {
     }
 
     #[test]
-    fn given_large_declared_length_and_few_bytes_when_reading_should_hold_memory_for_what_arrived_only() {
+    fn given_large_declared_length_and_few_bytes_when_reading_should_hold_memory_for_what_arrived_only(
+    ) {
         let declared = 16 * 1024 * 1024u32;
         let mut bytes = declared.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[7u8; 100]);
@@ -135,18 +148,28 @@ mod tests {
         let err = read_growing(&mut r, declared as usize, &mut body).expect_err("the peer stalls");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert_eq!(body.len(), 100);
-        assert!(body.capacity() <= 2 * FRAME_FIRST_READ_BYTES, "capacity {} follows the bytes received", body.capacity());
+        assert!(
+            body.capacity() <= 2 * FRAME_FIRST_READ_BYTES,
+            "capacity {} follows the bytes received",
+            body.capacity()
+        );
         let mut whole = declared.to_be_bytes().to_vec();
         whole.extend_from_slice(&[7u8; 100]);
         let err = read_body(&mut Stalls(whole), declared as usize).expect_err("stalled frame");
-        assert!(matches!(err, FrameError::Io(ref e) if e.kind() == io::ErrorKind::WouldBlock), "{err}");
+        assert!(
+            matches!(err, FrameError::Io(ref e) if e.kind() == io::ErrorKind::WouldBlock),
+            "{err}"
+        );
     }
 
     #[test]
     fn given_frame_cut_short_when_reading_should_report_unexpected_eof() {
         let mut bytes: &[u8] = &[0, 0, 0, 10, 1, 2, 3];
         let err = read_body(&mut bytes, 1024).expect_err("short");
-        assert!(matches!(err, FrameError::Io(ref e) if e.kind() == io::ErrorKind::UnexpectedEof), "{err}");
+        assert!(
+            matches!(err, FrameError::Io(ref e) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{err}"
+        );
         let mut ok: &[u8] = &[0, 0, 0, 3, 1, 2, 3];
         assert_eq!(read_body(&mut ok, 1024).expect("whole"), vec![1, 2, 3]);
     }

@@ -565,12 +565,26 @@ mod tests {
 
     #[test]
     fn given_topic_without_config_when_decoding_should_take_defaults() {
-        let old = TopicMetadataV1 { name: "t".into(), topic_id: 3, partitions: Vec::new() };
+        let old = TopicMetadataV1 {
+            name: "t".into(),
+            topic_id: 3,
+            partitions: Vec::new(),
+        };
         let bytes = rmp_serde::to_vec_named(&old).expect("encode");
         let t: TopicMetadata = rmp_serde::from_slice(&bytes).expect("decode");
-        assert_eq!((t.name.as_str(), t.topic_id, t.config), ("t", 3, TopicConfig::default()));
-        let new = TopicMetadata { config: TopicConfig { retention_bytes: Some(1), retention_ms: Some(2) }, ..t };
-        let round: TopicMetadata = rmp_serde::from_slice(&rmp_serde::to_vec_named(&new).expect("encode")).expect("decode");
+        assert_eq!(
+            (t.name.as_str(), t.topic_id, t.config),
+            ("t", 3, TopicConfig::default())
+        );
+        let new = TopicMetadata {
+            config: TopicConfig {
+                retention_bytes: Some(1),
+                retention_ms: Some(2),
+            },
+            ..t
+        };
+        let round: TopicMetadata =
+            rmp_serde::from_slice(&rmp_serde::to_vec_named(&new).expect("encode")).expect("decode");
         assert_eq!(round, new);
     }
 }

@@ -17,7 +17,10 @@ pub fn validate_topic(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("topic name cannot be '{name}'"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(format!(
             "topic name {name:?} has the character {c:?}; allowed are a-z A-Z 0-9 . _ -"
         ));

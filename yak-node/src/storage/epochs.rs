@@ -69,7 +69,12 @@ impl EpochCache {
     /// it (an epoch or start offset not below it) are dropped first.
     /// All or nothing in memory: on error the entries are as before (the
     /// file is rewritten at the next change).
-    pub(crate) fn assign(&mut self, fs: &dyn Fs, epoch: u32, start_offset: u64) -> Result<(), StorageError> {
+    pub(crate) fn assign(
+        &mut self,
+        fs: &dyn Fs,
+        epoch: u32,
+        start_offset: u64,
+    ) -> Result<(), StorageError> {
         let before = self.entries.clone();
         self.entries
             .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
@@ -147,7 +152,8 @@ impl EpochCache {
         let file = fs
             .open(&tmp, OpenOptions::create_truncate())
             .map_err(io_err(&tmp))?;
-        file.write_all_at(text.as_bytes(), 0).map_err(io_err(&tmp))?;
+        file.write_all_at(text.as_bytes(), 0)
+            .map_err(io_err(&tmp))?;
         file.sync_all().map_err(sync_err(&tmp))?;
         drop(file);
         fs.rename(&tmp, &self.path).map_err(io_err(&self.path))?;
@@ -257,7 +263,7 @@ mod tests {
     #[test]
     fn given_new_log_start_when_truncating_start_should_drop_and_clamp_like_kafka() {
         let cases: [(u64, &[(u32, u64)]); 5] = [
-            (0, &[(1, 0), (3, 40), (4, 90)]),  // nothing below
+            (0, &[(1, 0), (3, 40), (4, 90)]),   // nothing below
             (10, &[(1, 10), (3, 40), (4, 90)]), // clamp the first
             (40, &[(3, 40), (4, 90)]),          // exactly at an epoch start
             (95, &[(4, 95)]),                   // inside the latest
@@ -266,7 +272,11 @@ mod tests {
         for (start, want) in cases {
             let (dir, mut c) = cache(&[(1, 0), (3, 40), (4, 90)]);
             c.truncate_start(&RealFs, start).unwrap();
-            let got: Vec<(u32, u64)> = c.entries.iter().map(|e| (e.epoch, e.start_offset)).collect();
+            let got: Vec<(u32, u64)> = c
+                .entries
+                .iter()
+                .map(|e| (e.epoch, e.start_offset))
+                .collect();
             assert_eq!(got, want, "start {start}");
             let reloaded = EpochCache::load(&RealFs, dir.path()).unwrap();
             assert_eq!(reloaded.entries, c.entries, "start {start} persisted");

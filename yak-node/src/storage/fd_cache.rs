@@ -76,7 +76,9 @@ impl Cache {
             };
             s.by_use.insert(tick, id);
             while s.open.len() > self.capacity {
-                let Some((_, oldest)) = s.by_use.pop_first() else { break };
+                let Some((_, oldest)) = s.by_use.pop_first() else {
+                    break;
+                };
                 closed.extend(s.open.remove(&oldest).map(|(f, _)| f));
             }
             kept
@@ -115,7 +117,13 @@ pub struct CachedFs {
 impl CachedFs {
     /// Wraps `inner`; at most `capacity` files (at least one) are open at once.
     pub fn new(inner: FsRef, capacity: usize) -> CachedFs {
-        CachedFs { inner, cache: Arc::new(Cache { capacity: capacity.max(1), state: Mutex::default() }) }
+        CachedFs {
+            inner,
+            cache: Arc::new(Cache {
+                capacity: capacity.max(1),
+                state: Mutex::default(),
+            }),
+        }
     }
 
     /// Files holding a descriptor now.
@@ -126,7 +134,10 @@ impl CachedFs {
 
 impl fmt::Debug for CachedFs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedFs").field("capacity", &self.cache.capacity).field("open", &self.open_count()).finish()
+        f.debug_struct("CachedFs")
+            .field("capacity", &self.cache.capacity)
+            .field("open", &self.open_count())
+            .finish()
     }
 }
 
@@ -136,7 +147,11 @@ impl Fs for CachedFs {
         let file: Shared = Arc::from(self.inner.open(path, options)?);
         let id = self.cache.new_id();
         self.cache.put(id, file);
-        let reopen = OpenOptions { create: false, truncate: false, ..options };
+        let reopen = OpenOptions {
+            create: false,
+            truncate: false,
+            ..options
+        };
         Ok(Box::new(CachedFile {
             id,
             path: path.to_path_buf(),
@@ -198,7 +213,9 @@ struct CachedFile {
 
 impl fmt::Debug for CachedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedFile").field("path", &self.path).finish()
+        f.debug_struct("CachedFile")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -256,27 +273,37 @@ impl FsFile for CachedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::batch::{BatchBuilder, NewRecord};
     use crate::storage::fs::RealFs;
     use crate::storage::{Log, LogConfig};
-    use crate::protocol::batch::{BatchBuilder, NewRecord};
 
     #[test]
     fn given_more_files_than_capacity_when_used_in_turn_should_keep_few_open_and_lose_no_byte() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let fs = CachedFs::new(Arc::new(RealFs), 3);
         let files: Vec<Box<dyn FsFile>> = (0..10)
-            .map(|i| fs.open(&tmp.path().join(format!("f{i}")), OpenOptions::create_append()).expect("open"))
+            .map(|i| {
+                fs.open(
+                    &tmp.path().join(format!("f{i}")),
+                    OpenOptions::create_append(),
+                )
+                .expect("open")
+            })
             .collect();
         assert!(fs.open_count() <= 3, "{} open", fs.open_count());
         for round in 0..3u8 {
             for (i, f) in files.iter().enumerate() {
-                f.append_all(&[round, i as u8]).expect("append after a reopen");
+                f.append_all(&[round, i as u8])
+                    .expect("append after a reopen");
                 assert!(fs.open_count() <= 3);
             }
         }
         for (i, f) in files.iter().enumerate() {
             f.sync_data().expect("fsync through a reopened descriptor");
-            assert_eq!(f.read_all().expect("read"), vec![0, i as u8, 1, i as u8, 2, i as u8]);
+            assert_eq!(
+                f.read_all().expect("read"),
+                vec![0, i as u8, 1, i as u8, 2, i as u8]
+            );
         }
         let clone = files[0].try_clone().expect("clone");
         drop(files);
@@ -288,13 +315,23 @@ mod tests {
     fn given_file_created_then_closed_when_reopened_should_not_be_emptied_or_created_again() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let fs = CachedFs::new(Arc::new(RealFs), 1);
-        let a = fs.open(&tmp.path().join("a"), OpenOptions::create_truncate()).expect("create");
+        let a = fs
+            .open(&tmp.path().join("a"), OpenOptions::create_truncate())
+            .expect("create");
         a.write_all_at(b"kept", 0).expect("write");
-        let b = fs.open(&tmp.path().join("b"), OpenOptions::create_truncate()).expect("create b, closing a");
-        assert_eq!(a.read_all().expect("reopened"), b"kept", "not truncated on reopen");
+        let b = fs
+            .open(&tmp.path().join("b"), OpenOptions::create_truncate())
+            .expect("create b, closing a");
+        assert_eq!(
+            a.read_all().expect("reopened"),
+            b"kept",
+            "not truncated on reopen"
+        );
         std::fs::remove_file(tmp.path().join("a")).expect("remove");
         drop(b);
-        let _c = fs.open(&tmp.path().join("c"), OpenOptions::create_truncate()).expect("create c, closing a");
+        let _c = fs
+            .open(&tmp.path().join("c"), OpenOptions::create_truncate())
+            .expect("create c, closing a");
         let err = a.len().expect_err("a removed file is not created again");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
@@ -304,12 +341,19 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cached = Arc::new(CachedFs::new(Arc::new(RealFs), 8));
         let fs: FsRef = Arc::clone(&cached) as FsRef;
-        let config = LogConfig { segment_bytes: 1024, index_interval_bytes: 256 };
+        let config = LogConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 256,
+        };
         let mut log = Log::open_with(Arc::clone(&fs), tmp.path(), config).expect("open");
         let value = [7u8; 600];
         for i in 0..200 {
             let mut b = BatchBuilder::new(-1, 0, -1, 64);
-            b.push(NewRecord { key: None, value: &value, timestamp_ms: i });
+            b.push(NewRecord {
+                key: None,
+                value: &value,
+                timestamp_ms: i,
+            });
             log.append(&mut b.finish(), 0).expect("append");
         }
         assert!(cached.open_count() <= 8, "{} open", cached.open_count());
@@ -317,7 +361,11 @@ mod tests {
         assert!(segments >= 100, "{segments} segments");
         drop(log);
         let log = Log::open_with(fs, tmp.path(), config).expect("reopen every segment");
-        assert!(cached.open_count() <= 8, "{} open after recovery", cached.open_count());
+        assert!(
+            cached.open_count() <= 8,
+            "{} open after recovery",
+            cached.open_count()
+        );
         let mut offset = 0;
         while offset < log.log_end_offset() {
             let bytes = log.read(offset, 1).expect("read a closed segment");

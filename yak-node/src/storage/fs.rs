@@ -26,7 +26,12 @@ pub type FileHandle = Box<dyn FsFile>;
 /// (at most [`FILES_OPEN_MAX`] descriptors for all storage files).
 pub fn real() -> FsRef {
     static REAL: std::sync::OnceLock<FsRef> = std::sync::OnceLock::new();
-    Arc::clone(REAL.get_or_init(|| Arc::new(super::fd_cache::CachedFs::new(Arc::new(RealFs), FILES_OPEN_MAX))))
+    Arc::clone(REAL.get_or_init(|| {
+        Arc::new(super::fd_cache::CachedFs::new(
+            Arc::new(RealFs),
+            FILES_OPEN_MAX,
+        ))
+    }))
 }
 
 /// How to open a file, as `std::fs::OpenOptions`.

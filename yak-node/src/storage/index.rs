@@ -46,7 +46,11 @@ impl Index {
     /// Loads an existing index, keeping the longest prefix of whole,
     /// increasing entries that point inside a log of `log_bytes`. The file is
     /// trimmed to match. `Ok(None)` when the file does not exist.
-    pub(crate) fn load(fs: &dyn Fs, path: &Path, log_bytes: u64) -> Result<Option<Index>, StorageError> {
+    pub(crate) fn load(
+        fs: &dyn Fs,
+        path: &Path,
+        log_bytes: u64,
+    ) -> Result<Option<Index>, StorageError> {
         let file = match fs.open(path, OpenOptions::read_write()) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

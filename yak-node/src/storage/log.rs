@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use super::epochs::EpochCache;
 use super::fs::{self, FileHandle, Fs, FsRef};
 use super::segment::{self, Segment};
-use super::{io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError};
+use super::{
+    io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError,
+};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 
 /// A partition log in its directory.
@@ -55,7 +57,10 @@ impl Log {
     pub fn open_with(fs: FsRef, dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         config.validate()?;
         let f: &dyn Fs = &*fs;
-        let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !f.exists(d)).collect();
+        let created: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !f.exists(d))
+            .collect();
         f.create_dir_all(dir).map_err(io_err(dir))?;
         // A new directory's entry in its parent is durable only once the
         // parent is synced, innermost first; the log's own entry below.
@@ -98,7 +103,9 @@ impl Log {
         }
         // Retention may have deleted segments and crashed before the
         // checkpoint followed: the log start comes from the files.
-        let log_start_offset = segments.first().map_or(log_end_offset, Segment::base_offset);
+        let log_start_offset = segments
+            .first()
+            .map_or(log_end_offset, Segment::base_offset);
         epochs.truncate_start(f, log_start_offset)?;
         tracing::debug!(dir = %dir.display(), segments = segments.len(), log_end_offset, "log opened");
         Ok(Log {
@@ -276,7 +283,10 @@ impl Log {
         if self.dir_dirty {
             return Ok(None);
         }
-        Ok(self.active().data_sync_handle()?.map(|f| (f, self.log_end_offset)))
+        Ok(self
+            .active()
+            .data_sync_handle()?
+            .map(|f| (f, self.log_end_offset)))
     }
 
     /// Drops every record at `offset` or later. Works on whole batches: when
@@ -389,7 +399,10 @@ impl Log {
     /// first, each removal made durable before the next (a power cut never
     /// leaves a hole in the offsets), and moves the epoch cache's start up.
     fn delete_oldest(&mut self, count: usize) -> Result<RetentionReport, StorageError> {
-        assert!(count < self.segments.len(), "invariant: the active segment is never deleted");
+        assert!(
+            count < self.segments.len(),
+            "invariant: the active segment is never deleted"
+        );
         let mut report = RetentionReport {
             segments_deleted: 0,
             bytes_deleted: 0,
@@ -407,7 +420,10 @@ impl Log {
             sync_dir(&*self.fs, &self.dir)?;
         }
         let start = self.log_start_offset();
-        assert!(start >= report.log_start_offset, "invariant: the log start only moves forward");
+        assert!(
+            start >= report.log_start_offset,
+            "invariant: the log start only moves forward"
+        );
         report.log_start_offset = start;
         self.epochs.truncate_start(&*self.fs, start)?;
         tracing::info!(dir = %self.dir.display(), segments = report.segments_deleted, bytes = report.bytes_deleted,
@@ -588,7 +604,8 @@ impl Log {
             self.roll()?;
         }
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(bytes, base_offset, header.max_timestamp_ms, interval)?;
+        self.active_mut()
+            .append(bytes, base_offset, header.max_timestamp_ms, interval)?;
         self.log_end_offset = last_offset + 1;
         if self.epochs.latest().is_none_or(|latest| epoch > latest) {
             self.epochs.assign(&*self.fs, epoch, base_offset)?;
@@ -878,7 +895,10 @@ mod tests {
         let second = log.segments[1].base_offset();
         let third = log.segments[2].base_offset();
         let none = log.apply_retention(by_bytes(0), second - 1, 0).unwrap();
-        assert_eq!(none.segments_deleted, 0, "segment 0 holds unreplicated records");
+        assert_eq!(
+            none.segments_deleted, 0,
+            "segment 0 holds unreplicated records"
+        );
         let one = log.apply_retention(by_bytes(0), third - 1, 0).unwrap();
         assert_eq!(one.segments_deleted, 1);
         assert_eq!(log.log_start_offset(), second);
@@ -940,7 +960,10 @@ mod tests {
         let mut log = Log::open(dir.path(), SMALL).unwrap();
         append_batches(&mut log, 30, 1);
         log.reset_to(1_000).unwrap();
-        assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_000));
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset()),
+            (1_000, 1_000)
+        );
         assert_eq!(log.latest_epoch(), None);
         assert_eq!(files(dir.path(), "log").len(), 1);
         assert!(log.read(1_000, 100).unwrap().is_empty());
@@ -957,7 +980,10 @@ mod tests {
         log.flush().unwrap();
         drop(log);
         let log = Log::open(dir.path(), SMALL).unwrap();
-        assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_003));
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset()),
+            (1_000, 1_003)
+        );
         assert_reads_all(&log, &[leader_batch]);
         assert_eq!(log.end_offset_for_epoch(4), Some((4, 1_003)));
     }

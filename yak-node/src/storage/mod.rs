@@ -25,9 +25,9 @@
 #![deny(missing_docs)]
 
 mod epochs;
-pub mod fd_cache;
 #[cfg(test)]
 mod faults;
+pub mod fd_cache;
 pub mod fs;
 mod index;
 mod log;
@@ -229,7 +229,10 @@ impl StorageError {
     /// Whether the error means the data on disk may differ from what this
     /// process believes (a failed fsync): the process must fail-stop.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, StorageError::Fsync { .. } | StorageError::Poisoned { .. })
+        matches!(
+            self,
+            StorageError::Fsync { .. } | StorageError::Poisoned { .. }
+        )
     }
 }
 

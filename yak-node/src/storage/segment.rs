@@ -75,7 +75,11 @@ impl Segment {
     /// Creates an empty segment starting at `base_offset`, replacing stale
     /// files. All or nothing: when the index cannot be created, the new log
     /// file is removed again.
-    pub(crate) fn create(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<Segment, StorageError> {
+    pub(crate) fn create(
+        fs: &dyn Fs,
+        dir: &Path,
+        base_offset: u64,
+    ) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let log = fs
             .open(&log_path, OpenOptions::create_truncate())
@@ -437,7 +441,10 @@ impl Segment {
         }
         self.bytes_since_index += bytes.len() as u64;
         if self.max_timestamp_known {
-            self.max_timestamp_ms = Some(self.max_timestamp_ms.map_or(max_timestamp_ms, |m| m.max(max_timestamp_ms)));
+            self.max_timestamp_ms = Some(
+                self.max_timestamp_ms
+                    .map_or(max_timestamp_ms, |m| m.max(max_timestamp_ms)),
+            );
         }
         Ok(())
     }
@@ -480,7 +487,9 @@ impl Segment {
         let index = self.index.truncate_to_position(size_bytes);
         self.bytes_since_index = self.size_bytes - self.last_indexed_position();
         self.max_timestamp_known = false;
-        self.log.set_len(size_bytes).map_err(io_err(&self.log_path))?;
+        self.log
+            .set_len(size_bytes)
+            .map_err(io_err(&self.log_path))?;
         index
     }
 
@@ -496,13 +505,17 @@ impl Segment {
         if self.index.needs_sync() {
             return Ok(None);
         }
-        self.log.try_clone().map(Some).map_err(io_err(&self.log_path))
+        self.log
+            .try_clone()
+            .map(Some)
+            .map_err(io_err(&self.log_path))
     }
 
     /// Removes both files (the log first) but keeps this handle, so a caller
     /// drops it from its list only once the files are gone.
     pub(crate) fn delete_files(&self, fs: &dyn Fs) -> Result<(), StorageError> {
-        fs.remove_file(&self.log_path).map_err(io_err(&self.log_path))?;
+        fs.remove_file(&self.log_path)
+            .map_err(io_err(&self.log_path))?;
         match fs.remove_file(self.index.path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(self.index.path())(e)),
             _ => Ok(()),

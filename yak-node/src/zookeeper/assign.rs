@@ -20,9 +20,15 @@ pub fn assign(
 ) -> BTreeMap<String, Vec<u32>> {
     let mut by_topic: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (member, topic) in members {
-        by_topic.entry(topic.as_str()).or_default().push(member.as_str());
+        by_topic
+            .entry(topic.as_str())
+            .or_default()
+            .push(member.as_str());
     }
-    let mut out: BTreeMap<String, Vec<u32>> = members.iter().map(|(m, _)| (m.clone(), Vec::new())).collect();
+    let mut out: BTreeMap<String, Vec<u32>> = members
+        .iter()
+        .map(|(m, _)| (m.clone(), Vec::new()))
+        .collect();
     for (topic, mut readers) in by_topic {
         readers.sort_unstable();
         readers.dedup();
@@ -57,7 +63,9 @@ mod tests {
     use super::*;
 
     fn members(ids: &[&str], topic: &str) -> Vec<(String, String)> {
-        ids.iter().map(|m| (m.to_string(), topic.to_string())).collect()
+        ids.iter()
+            .map(|m| (m.to_string(), topic.to_string()))
+            .collect()
     }
 
     fn lists(a: &BTreeMap<String, Vec<u32>>) -> Vec<Vec<u32>> {
@@ -70,11 +78,31 @@ mod tests {
     #[test]
     fn given_members_and_partitions_when_assigning_should_match_kafka_assignors() {
         let cases: &[Case<'_>] = &[
-            (Assignor::Range, 6, &["a", "b", "c"], &[&[0, 1], &[2, 3], &[4, 5]]),
-            (Assignor::Range, 7, &["a", "b", "c"], &[&[0, 1, 2], &[3, 4], &[5, 6]]),
+            (
+                Assignor::Range,
+                6,
+                &["a", "b", "c"],
+                &[&[0, 1], &[2, 3], &[4, 5]],
+            ),
+            (
+                Assignor::Range,
+                7,
+                &["a", "b", "c"],
+                &[&[0, 1, 2], &[3, 4], &[5, 6]],
+            ),
             (Assignor::Range, 2, &["a", "b", "c"], &[&[0], &[1], &[]]),
-            (Assignor::RoundRobin, 6, &["a", "b", "c"], &[&[0, 3], &[1, 4], &[2, 5]]),
-            (Assignor::RoundRobin, 7, &["a", "b", "c"], &[&[0, 3, 6], &[1, 4], &[2, 5]]),
+            (
+                Assignor::RoundRobin,
+                6,
+                &["a", "b", "c"],
+                &[&[0, 3], &[1, 4], &[2, 5]],
+            ),
+            (
+                Assignor::RoundRobin,
+                7,
+                &["a", "b", "c"],
+                &[&[0, 3, 6], &[1, 4], &[2, 5]],
+            ),
             (Assignor::Range, 3, &["a"], &[&[0, 1, 2]]),
             (Assignor::Range, 0, &["a", "b"], &[&[], &[]]),
         ];
@@ -98,7 +126,10 @@ mod tests {
                     assert_eq!(all, (0..n).collect::<Vec<_>>(), "{assignor:?} n={n} m={m}");
                     let sizes: Vec<usize> = got.values().map(Vec::len).collect();
                     let (lo, hi) = (sizes.iter().min().copied(), sizes.iter().max().copied());
-                    assert!(hi.unwrap_or(0) - lo.unwrap_or(0) <= 1, "balanced: {sizes:?}");
+                    assert!(
+                        hi.unwrap_or(0) - lo.unwrap_or(0) <= 1,
+                        "balanced: {sizes:?}"
+                    );
                 }
             }
         }

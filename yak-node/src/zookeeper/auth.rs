@@ -22,15 +22,28 @@ fn refuse(message: String) -> ErrorBody {
 }
 
 fn who(peer: Option<u32>) -> String {
-    peer.map_or_else(|| "a process of unknown pid".to_string(), |p| format!("pid {p}"))
+    peer.map_or_else(
+        || "a process of unknown pid".to_string(),
+        |p| format!("pid {p}"),
+    )
 }
 
 /// A supervisor-only call (`call` names it) from `peer`.
-pub fn check_supervisor(supervisor: Option<u32>, peer: Option<u32>, call: &str) -> Result<(), ErrorBody> {
+pub fn check_supervisor(
+    supervisor: Option<u32>,
+    peer: Option<u32>,
+    call: &str,
+) -> Result<(), ErrorBody> {
     match (supervisor, peer) {
         (Some(s), Some(p)) if s == p => Ok(()),
-        (Some(s), _) => Err(refuse(format!("{call} is accepted only from the supervisor (pid {s}), not from {}", who(peer)))),
-        (None, _) => Err(refuse(format!("{call}: this ZooKeeper has no supervisor; refused from {}", who(peer)))),
+        (Some(s), _) => Err(refuse(format!(
+            "{call} is accepted only from the supervisor (pid {s}), not from {}",
+            who(peer)
+        ))),
+        (None, _) => Err(refuse(format!(
+            "{call}: this ZooKeeper has no supervisor; refused from {}",
+            who(peer)
+        ))),
     }
 }
 
@@ -52,11 +65,13 @@ pub fn broker_id_of(command_line: &[String]) -> Option<u32> {
         return None;
     }
     let args = &command_line[2..];
-    args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--id") {
-        Some("") => args.get(i + 1).and_then(|v| v.parse().ok()),
-        Some(rest) => rest.strip_prefix('=').and_then(|v| v.parse().ok()),
-        None => None,
-    })
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--id") {
+            Some("") => args.get(i + 1).and_then(|v| v.parse().ok()),
+            Some(rest) => rest.strip_prefix('=').and_then(|v| v.parse().ok()),
+            None => None,
+        })
 }
 
 /// `RegisterBroker { broker_id, pid: claimed_pid }` from `who`.
@@ -67,13 +82,19 @@ pub fn check_registration(
     claimed_pid: u32,
 ) -> Result<(), ErrorBody> {
     let Some(pid) = who.pid else {
-        return Err(refuse(format!("broker {broker_id}'s registration from a process of unknown pid")));
+        return Err(refuse(format!(
+            "broker {broker_id}'s registration from a process of unknown pid"
+        )));
     };
     if pid != claimed_pid {
-        return Err(refuse(format!("broker {broker_id}'s registration names pid {claimed_pid} but comes from pid {pid}")));
+        return Err(refuse(format!(
+            "broker {broker_id}'s registration names pid {claimed_pid} but comes from pid {pid}"
+        )));
     }
     let Some(supervisor) = supervisor else {
-        return Err(refuse(format!("broker {broker_id}: this ZooKeeper has no supervisor to vouch for pid {pid}")));
+        return Err(refuse(format!(
+            "broker {broker_id}: this ZooKeeper has no supervisor to vouch for pid {pid}"
+        )));
     };
     if who.parent != Some(supervisor) {
         return Err(refuse(format!(
@@ -92,11 +113,22 @@ pub fn check_registration(
 
 /// A call (`call` names it) only broker `broker_id` may make, from `peer`,
 /// while the broker is registered with pid `registered`.
-pub fn check_broker(registered: Option<u32>, peer: Option<u32>, broker_id: u32, call: &str) -> Result<(), ErrorBody> {
+pub fn check_broker(
+    registered: Option<u32>,
+    peer: Option<u32>,
+    broker_id: u32,
+    call: &str,
+) -> Result<(), ErrorBody> {
     match (registered, peer) {
         (Some(r), Some(p)) if r == p => Ok(()),
-        (Some(r), _) => Err(refuse(format!("{call} for broker {broker_id} (pid {r}) refused from {}", who(peer)))),
-        (None, _) => Err(refuse(format!("{call} for broker {broker_id}, which is not registered, refused from {}", who(peer)))),
+        (Some(r), _) => Err(refuse(format!(
+            "{call} for broker {broker_id} (pid {r}) refused from {}",
+            who(peer)
+        ))),
+        (None, _) => Err(refuse(format!(
+            "{call} for broker {broker_id}, which is not registered, refused from {}",
+            who(peer)
+        ))),
     }
 }
 
@@ -109,30 +141,78 @@ mod tests {
     }
 
     fn broker(pid: u32, parent: u32, line: &str) -> Registrant {
-        Registrant { pid: Some(pid), parent: Some(parent), command_line: Some(args(line)) }
+        Registrant {
+            pid: Some(pid),
+            parent: Some(parent),
+            command_line: Some(args(line)),
+        }
     }
 
     #[test]
     fn given_command_lines_when_reading_the_broker_id_should_accept_only_broker_commands() {
-        assert_eq!(broker_id_of(&args("/bin/yak-node broker --id 2 --run-dir r")), Some(2));
-        assert_eq!(broker_id_of(&args("/bin/yak-node broker --run-dir r --id=3")), Some(3));
-        assert_eq!(broker_id_of(&args("/bin/yak-node worker produce --id 2")), None);
+        assert_eq!(
+            broker_id_of(&args("/bin/yak-node broker --id 2 --run-dir r")),
+            Some(2)
+        );
+        assert_eq!(
+            broker_id_of(&args("/bin/yak-node broker --run-dir r --id=3")),
+            Some(3)
+        );
+        assert_eq!(
+            broker_id_of(&args("/bin/yak-node worker produce --id 2")),
+            None
+        );
         assert_eq!(broker_id_of(&args("/bin/yak-node broker --idx 2")), None);
         assert_eq!(broker_id_of(&args("/bin/yak-node broker --id")), None);
         assert_eq!(broker_id_of(&args("/bin/yak-node")), None);
     }
 
     #[test]
-    fn given_registrations_when_checking_should_accept_only_the_supervisors_broker_child_naming_itself() {
+    fn given_registrations_when_checking_should_accept_only_the_supervisors_broker_child_naming_itself(
+    ) {
         let line = "/bin/yak-node broker --id 2 --run-dir r";
         let cases = [
-            ("the supervisor's broker-2", broker(50, 10, line), 2, 50, true),
+            (
+                "the supervisor's broker-2",
+                broker(50, 10, line),
+                2,
+                50,
+                true,
+            ),
             ("claims another pid", broker(50, 10, line), 2, 51, false),
-            ("not the supervisor's child", broker(50, 11, line), 2, 50, false),
-            ("runs as broker 3", broker(50, 10, "/bin/yak-node broker --id 3"), 2, 50, false),
-            ("a worker child", broker(50, 10, "/bin/yak-node worker produce"), 2, 50, false),
+            (
+                "not the supervisor's child",
+                broker(50, 11, line),
+                2,
+                50,
+                false,
+            ),
+            (
+                "runs as broker 3",
+                broker(50, 10, "/bin/yak-node broker --id 3"),
+                2,
+                50,
+                false,
+            ),
+            (
+                "a worker child",
+                broker(50, 10, "/bin/yak-node worker produce"),
+                2,
+                50,
+                false,
+            ),
             ("unknown pid", Registrant::default(), 2, 50, false),
-            ("process gone", Registrant { pid: Some(50), parent: None, command_line: None }, 2, 50, false),
+            (
+                "process gone",
+                Registrant {
+                    pid: Some(50),
+                    parent: None,
+                    command_line: None,
+                },
+                2,
+                50,
+                false,
+            ),
         ];
         for (what, who, id, claimed, ok) in cases {
             let result = check_registration(Some(10), &who, id, claimed);
@@ -141,11 +221,15 @@ mod tests {
                 assert_eq!(e.code, ErrorCode::NotAuthorized, "{what}");
             }
         }
-        assert!(check_registration(None, &broker(50, 10, line), 2, 50).is_err(), "no supervisor vouches");
+        assert!(
+            check_registration(None, &broker(50, 10, line), 2, 50).is_err(),
+            "no supervisor vouches"
+        );
     }
 
     #[test]
-    fn given_broker_and_supervisor_calls_when_checking_should_accept_only_the_registered_or_supervisor_pid() {
+    fn given_broker_and_supervisor_calls_when_checking_should_accept_only_the_registered_or_supervisor_pid(
+    ) {
         assert!(check_broker(Some(50), Some(50), 2, "AlterIsr").is_ok());
         assert!(check_broker(Some(50), Some(51), 2, "AlterIsr").is_err());
         assert!(check_broker(None, Some(50), 2, "AlterIsr").is_err());

@@ -5,8 +5,13 @@
 
 use super::groups::{GroupEvent, Join};
 use super::{Inner, ZooKeeper};
-use crate::limits::{CLIENT_ID_CHARS_MAX, GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN};
-use crate::protocol::{Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply};
+use crate::limits::{
+    CLIENT_ID_CHARS_MAX, GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX,
+    GROUP_SESSION_TIMEOUT_MS_MIN,
+};
+use crate::protocol::{
+    Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,15 +20,28 @@ static MEMBER_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A member id unique across ZooKeeper restarts: client name, start time, sequence.
 fn new_member_id(client: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let seq = MEMBER_SEQ.fetch_add(1, Ordering::Relaxed);
-    let name: String = client.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(64).collect();
-    let name = if name.is_empty() { "member".to_string() } else { name };
+    let name: String = client
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(64)
+        .collect();
+    let name = if name.is_empty() {
+        "member".to_string()
+    } else {
+        name
+    };
     format!("{name}-{nanos:x}-{seq}")
 }
 
 fn check_group_name(group: &str) -> Result<(), ErrorBody> {
-    if group.is_empty() || group.chars().count() > GROUP_NAME_CHARS_MAX || group.chars().any(char::is_control) {
+    if group.is_empty()
+        || group.chars().count() > GROUP_NAME_CHARS_MAX
+        || group.chars().any(char::is_control)
+    {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
             format!("a group name must have 1 to {GROUP_NAME_CHARS_MAX} printable characters"),
@@ -46,12 +64,20 @@ fn check_client(client: &str) -> Result<(), ErrorBody> {
 pub(super) fn log_events(events: &[GroupEvent]) {
     for e in events {
         match e {
-            GroupEvent::Joined { group, member } => tracing::info!(group = %group, member = %member, "member joined"),
-            GroupEvent::Left { group, member } => tracing::info!(group = %group, member = %member, "member left"),
+            GroupEvent::Joined { group, member } => {
+                tracing::info!(group = %group, member = %member, "member joined")
+            }
+            GroupEvent::Left { group, member } => {
+                tracing::info!(group = %group, member = %member, "member left")
+            }
             GroupEvent::Expired { group, member } => {
                 tracing::info!(group = %group, member = %member, "member expired")
             }
-            GroupEvent::Rebalanced { group, generation, assignment } => {
+            GroupEvent::Rebalanced {
+                group,
+                generation,
+                assignment,
+            } => {
                 tracing::info!(group = %group, generation, assignment = ?assignment, "group rebalanced")
             }
         }
@@ -74,11 +100,21 @@ impl ZooKeeper {
         let inner = &mut *guard;
         let now = Instant::now();
         match call {
-            Call::JoinGroup { group, member_id, client, topic, assignor, session_timeout_ms } => {
+            Call::JoinGroup {
+                group,
+                member_id,
+                client,
+                topic,
+                assignor,
+                session_timeout_ms,
+            } => {
                 check_group_name(&group)?;
                 check_client(&client)?;
                 if inner.state.topic(&topic).is_none() {
-                    return Err(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")));
+                    return Err(ErrorBody::new(
+                        ErrorCode::UnknownTopic,
+                        format!("topic '{topic}' does not exist"),
+                    ));
                 }
                 let ms = session_timeout_ms
                     .unwrap_or(self.group_session_timeout.as_millis() as u64)
@@ -99,9 +135,13 @@ impl ZooKeeper {
                 Self::record_events(inner, super::events::group_rebalances(&events));
                 Ok(Reply::GroupMember(status))
             }
-            Call::GroupHeartbeat { group, member_id, generation: _ } => {
-                Ok(Reply::GroupMember(inner.groups.heartbeat(&group, &member_id, now)?))
-            }
+            Call::GroupHeartbeat {
+                group,
+                member_id,
+                generation: _,
+            } => Ok(Reply::GroupMember(
+                inner.groups.heartbeat(&group, &member_id, now)?,
+            )),
             Call::LeaveGroup { group, member_id } => {
                 let Inner { state, groups, .. } = inner;
                 let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
@@ -110,19 +150,33 @@ impl ZooKeeper {
                 Self::record_events(inner, super::events::group_rebalances(&events));
                 Ok(Reply::GroupOk)
             }
-            Call::CommitOffsets { group, member_id, generation, topic, offsets } => {
-                inner.groups.check_commit(&group, &member_id, generation, &topic, &offsets)?;
+            Call::CommitOffsets {
+                group,
+                member_id,
+                generation,
+                topic,
+                offsets,
+            } => {
+                inner
+                    .groups
+                    .check_commit(&group, &member_id, generation, &topic, &offsets)?;
                 if let Some(record) = inner.state.plan_commit_offsets(&group, &topic, &offsets)? {
                     Self::commit(inner, record)?;
                 }
                 Ok(Reply::GroupOk)
             }
-            Call::FetchOffsets { group, topic } => {
-                Ok(Reply::GroupOffsets { offsets: inner.state.committed_offsets(&group, &topic) })
-            }
-            Call::ListGroups => Ok(Reply::Groups { groups: Self::summaries(inner) }),
+            Call::FetchOffsets { group, topic } => Ok(Reply::GroupOffsets {
+                offsets: inner.state.committed_offsets(&group, &topic),
+            }),
+            Call::ListGroups => Ok(Reply::Groups {
+                groups: Self::summaries(inner),
+            }),
             Call::DescribeGroup { group } => Self::describe(inner, &group).map(Reply::Group),
-            Call::ResetOffsets { group, topic, offsets } => {
+            Call::ResetOffsets {
+                group,
+                topic,
+                offsets,
+            } => {
                 check_group_name(&group)?;
                 if inner.groups.has_members(&group) {
                     return Err(ErrorBody::new(
@@ -136,7 +190,10 @@ impl ZooKeeper {
                 tracing::info!(group = %group, topic = %topic, offsets = ?offsets, "offsets reset");
                 Ok(Reply::GroupOk)
             }
-            other => Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("not a group request: {other:?}"))),
+            other => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("not a group request: {other:?}"),
+            )),
         }
     }
 
@@ -165,7 +222,10 @@ impl ZooKeeper {
         let with_offsets = inner.state.groups_with_offsets();
         let view = inner.groups.view(group);
         if view.is_none() && !with_offsets.contains_key(group) {
-            return Err(ErrorBody::new(ErrorCode::UnknownGroup, format!("group '{group}' does not exist")));
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownGroup,
+                format!("group '{group}' does not exist"),
+            ));
         }
         let offsets = with_offsets
             .get(group)

@@ -24,7 +24,11 @@ pub struct EventLog {
 impl EventLog {
     /// An empty history keeping at most `max` (at least one) events.
     pub fn new(max: usize) -> EventLog {
-        EventLog { max: max.max(1), events: VecDeque::new(), next_seq: 0 }
+        EventLog {
+            max: max.max(1),
+            events: VecDeque::new(),
+            next_seq: 0,
+        }
     }
 
     /// The history a snapshot holds (trimmed to this log's bound).
@@ -69,9 +73,17 @@ impl EventLog {
 
     /// Events numbered above `after_seq` and recorded at or after
     /// `since_ms`, oldest first, at most `max`; and whether more match.
-    pub fn read(&self, after_seq: Option<u64>, since_ms: Option<i64>, max: usize) -> (Vec<ClusterEvent>, bool) {
+    pub fn read(
+        &self,
+        after_seq: Option<u64>,
+        since_ms: Option<i64>,
+        max: usize,
+    ) -> (Vec<ClusterEvent>, bool) {
         let start = after_seq.map_or(0, |s| self.events.partition_point(|e| e.seq <= s));
-        let mut matching = self.events.range(start..).filter(|e| since_ms.is_none_or(|t| e.time_ms >= t));
+        let mut matching = self
+            .events
+            .range(start..)
+            .filter(|e| since_ms.is_none_or(|t| e.time_ms >= t));
         let out: Vec<ClusterEvent> = matching.by_ref().take(max).cloned().collect();
         let more = matching.next().is_some();
         (out, more)
@@ -94,7 +106,16 @@ pub fn lost_brokers(before: &[u32], now: &[u32], reported: Option<u32>) -> Vec<(
     before
         .iter()
         .filter(|b| !now.contains(b))
-        .map(|&b| (b, if reported == Some(b) { Reason::ReportedDown } else { Reason::SessionExpired }))
+        .map(|&b| {
+            (
+                b,
+                if reported == Some(b) {
+                    Reason::ReportedDown
+                } else {
+                    Reason::SessionExpired
+                },
+            )
+        })
         .collect()
 }
 
@@ -117,7 +138,11 @@ pub fn partition_changed(
         let reason = old.leader.map_or(Reason::NotAlive, why_gone);
         match leader {
             Some(new_leader) => {
-                let reason = if old.leader.is_none() { Reason::IsrMemberReturned } else { reason };
+                let reason = if old.leader.is_none() {
+                    Reason::IsrMemberReturned
+                } else {
+                    reason
+                };
                 out.push(EventKind::LeaderElected {
                     topic: topic.clone(),
                     partition,
@@ -127,7 +152,12 @@ pub fn partition_changed(
                     reason,
                 });
                 if old.leader.is_none() {
-                    out.push(EventKind::PartitionOnline { topic: topic.clone(), partition, leader: new_leader, leader_epoch });
+                    out.push(EventKind::PartitionOnline {
+                        topic: topic.clone(),
+                        partition,
+                        leader: new_leader,
+                        leader_epoch,
+                    });
                 }
             }
             None => out.push(EventKind::PartitionOffline {
@@ -140,7 +170,12 @@ pub fn partition_changed(
             }),
         }
     }
-    let removed: Vec<u32> = old.isr.iter().copied().filter(|b| !isr.contains(b)).collect();
+    let removed: Vec<u32> = old
+        .isr
+        .iter()
+        .copied()
+        .filter(|b| !isr.contains(b))
+        .collect();
     if let Some(&first) = removed.first() {
         out.push(EventKind::IsrShrunk {
             topic: topic.clone(),
@@ -169,7 +204,11 @@ pub fn group_rebalances(events: &[GroupEvent]) -> Vec<EventKind> {
     events
         .iter()
         .filter_map(|e| match e {
-            GroupEvent::Rebalanced { group, generation, assignment } => Some(EventKind::GroupRebalanced {
+            GroupEvent::Rebalanced {
+                group,
+                generation,
+                assignment,
+            } => Some(EventKind::GroupRebalanced {
                 group: group.clone(),
                 generation: *generation,
                 members: assignment.keys().cloned().collect(),
@@ -184,7 +223,12 @@ mod tests {
     use super::*;
 
     fn kinds(n: u32) -> Vec<EventKind> {
-        (0..n).map(|pid| EventKind::ZookeeperStarted { pid, restart: pid > 0 }).collect()
+        (0..n)
+            .map(|pid| EventKind::ZookeeperStarted {
+                pid,
+                restart: pid > 0,
+            })
+            .collect()
     }
 
     fn pids(log: &EventLog) -> Vec<u32> {
@@ -199,7 +243,14 @@ mod tests {
     }
 
     fn partition(leader: Option<u32>, isr: &[u32]) -> PartitionMetadata {
-        PartitionMetadata { partition: 0, leader, replicas: vec![1, 2, 3], isr: isr.to_vec(), leader_epoch: 4, partition_epoch: 9 }
+        PartitionMetadata {
+            partition: 0,
+            leader,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader_epoch: 4,
+            partition_epoch: 9,
+        }
     }
 
     #[test]
@@ -207,18 +258,37 @@ mod tests {
         let mut log = EventLog::new(3);
         let first = log.stamp(kinds(2), 10);
         log.apply(&first);
-        let next = log.stamp(kinds(3).into_iter().map(|k| match k {
-            EventKind::ZookeeperStarted { pid, restart } => EventKind::ZookeeperStarted { pid: pid + 2, restart },
-            k => k,
-        }).collect(), 20);
-        assert_eq!(next.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4], "numbered after the applied ones");
+        let next = log.stamp(
+            kinds(3)
+                .into_iter()
+                .map(|k| match k {
+                    EventKind::ZookeeperStarted { pid, restart } => EventKind::ZookeeperStarted {
+                        pid: pid + 2,
+                        restart,
+                    },
+                    k => k,
+                })
+                .collect(),
+            20,
+        );
+        assert_eq!(
+            next.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 3, 4],
+            "numbered after the applied ones"
+        );
         log.apply(&next);
         assert_eq!(log.len(), 3);
         assert_eq!(pids(&log), vec![2, 3, 4], "the oldest left first");
         let (after, more) = log.read(Some(2), None, 10);
-        assert_eq!((after.iter().map(|e| e.seq).collect::<Vec<_>>(), more), (vec![3, 4], false));
+        assert_eq!(
+            (after.iter().map(|e| e.seq).collect::<Vec<_>>(), more),
+            (vec![3, 4], false)
+        );
         let (page, more) = log.read(None, None, 2);
-        assert_eq!((page.iter().map(|e| e.seq).collect::<Vec<_>>(), more), (vec![2, 3], true));
+        assert_eq!(
+            (page.iter().map(|e| e.seq).collect::<Vec<_>>(), more),
+            (vec![2, 3], true)
+        );
         let (recent, _) = log.read(None, Some(20), 10);
         assert_eq!(recent.len(), 3);
         assert!(log.read(None, Some(21), 10).0.is_empty());
@@ -232,7 +302,11 @@ mod tests {
         assert_eq!(lost[0].seq, kept[0].seq, "numbers count only once durable");
         log.apply(&kept);
         log.apply(&kept);
-        assert_eq!(log.len(), 1, "an event applied twice (or out of order) is ignored");
+        assert_eq!(
+            log.len(),
+            1,
+            "an event applied twice (or out of order) is ignored"
+        );
     }
 
     #[test]
@@ -252,8 +326,20 @@ mod tests {
         assert_eq!(back.stamp(kinds(1), 9)[0].seq, 8);
         let mut smaller = EventLog::new(2);
         smaller.restore(&snap);
-        assert_eq!(smaller.read(None, None, 10).0.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![6, 7]);
-        assert_eq!(smaller.stamp(kinds(1), 9)[0].seq, 8, "a smaller bound keeps the numbering");
+        assert_eq!(
+            smaller
+                .read(None, None, 10)
+                .0
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>(),
+            vec![6, 7]
+        );
+        assert_eq!(
+            smaller.stamp(kinds(1), 9)[0].seq,
+            8,
+            "a smaller bound keeps the numbering"
+        );
     }
 
     #[test]
@@ -267,8 +353,21 @@ mod tests {
 
     #[test]
     fn given_leader_lost_when_describing_change_should_name_old_and_new_leader_epoch_and_shrink() {
-        let why = |b: u32| if b == 1 { Reason::ReportedDown } else { Reason::NotAlive };
-        let e = partition_changed("orders", &partition(Some(1), &[1, 2, 3]), Some(2), &[2, 3], 5, &why);
+        let why = |b: u32| {
+            if b == 1 {
+                Reason::ReportedDown
+            } else {
+                Reason::NotAlive
+            }
+        };
+        let e = partition_changed(
+            "orders",
+            &partition(Some(1), &[1, 2, 3]),
+            Some(2),
+            &[2, 3],
+            5,
+            &why,
+        );
         assert_eq!(
             e,
             vec![
@@ -296,27 +395,53 @@ mod tests {
     fn given_offline_and_back_when_describing_changes_should_say_offline_then_online() {
         let why = |_: u32| Reason::SessionExpired;
         let off = partition_changed("t", &partition(Some(1), &[1]), None, &[1], 5, &why);
-        assert!(matches!(&off[..], [EventKind::PartitionOffline { old_leader: Some(1), isr, reason: Reason::SessionExpired, .. }] if isr == &[1]));
+        assert!(
+            matches!(&off[..], [EventKind::PartitionOffline { old_leader: Some(1), isr, reason: Reason::SessionExpired, .. }] if isr == &[1])
+        );
         let on = partition_changed("t", &partition(None, &[1]), Some(1), &[1], 6, &why);
         assert!(matches!(
             &on[..],
             [
-                EventKind::LeaderElected { old_leader: None, new_leader: 1, leader_epoch: 6, reason: Reason::IsrMemberReturned, .. },
-                EventKind::PartitionOnline { leader: 1, leader_epoch: 6, .. }
+                EventKind::LeaderElected {
+                    old_leader: None,
+                    new_leader: 1,
+                    leader_epoch: 6,
+                    reason: Reason::IsrMemberReturned,
+                    ..
+                },
+                EventKind::PartitionOnline {
+                    leader: 1,
+                    leader_epoch: 6,
+                    ..
+                }
             ]
         ));
     }
 
     #[test]
-    fn given_group_events_when_listing_rebalances_should_keep_only_completed_ones_with_sorted_members() {
-        let assignment = [("b".to_string(), vec![1]), ("a".to_string(), vec![0])].into_iter().collect();
+    fn given_group_events_when_listing_rebalances_should_keep_only_completed_ones_with_sorted_members(
+    ) {
+        let assignment = [("b".to_string(), vec![1]), ("a".to_string(), vec![0])]
+            .into_iter()
+            .collect();
         let events = vec![
-            GroupEvent::Joined { group: "g".into(), member: "b".into() },
-            GroupEvent::Rebalanced { group: "g".into(), generation: 2, assignment },
+            GroupEvent::Joined {
+                group: "g".into(),
+                member: "b".into(),
+            },
+            GroupEvent::Rebalanced {
+                group: "g".into(),
+                generation: 2,
+                assignment,
+            },
         ];
         assert_eq!(
             group_rebalances(&events),
-            vec![EventKind::GroupRebalanced { group: "g".into(), generation: 2, members: vec!["a".into(), "b".into()] }]
+            vec![EventKind::GroupRebalanced {
+                group: "g".into(),
+                generation: 2,
+                members: vec!["a".into(), "b".into()]
+            }]
         );
     }
 
@@ -324,7 +449,12 @@ mod tests {
     fn given_follower_joins_when_describing_change_should_say_isr_expanded_only() {
         let why = |_: u32| Reason::FollowerLagging;
         let e = partition_changed("t", &partition(Some(1), &[1]), Some(1), &[1, 2], 4, &why);
-        assert!(matches!(&e[..], [EventKind::IsrExpanded { before, after, reason: Reason::FollowerCaughtUp, .. }] if before == &[1] && after == &[1, 2]));
-        assert!(partition_changed("t", &partition(Some(1), &[1, 2]), Some(1), &[1, 2], 4, &why).is_empty());
+        assert!(
+            matches!(&e[..], [EventKind::IsrExpanded { before, after, reason: Reason::FollowerCaughtUp, .. }] if before == &[1] && after == &[1, 2])
+        );
+        assert!(
+            partition_changed("t", &partition(Some(1), &[1, 2]), Some(1), &[1, 2], 4, &why)
+                .is_empty()
+        );
     }
 }

@@ -17,7 +17,9 @@
 
 use super::assign::assign;
 use crate::limits::{GROUPS_MAX, GROUP_MEMBERS_MAX};
-use crate::protocol::{Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset};
+use crate::protocol::{
+    Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -121,7 +123,10 @@ pub struct Groups {
 }
 
 fn unknown_member(group: &str, member: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::UnknownMember, format!("group '{group}' has no member '{member}'; rejoin"))
+    ErrorBody::new(
+        ErrorCode::UnknownMember,
+        format!("group '{group}' has no member '{member}'; rejoin"),
+    )
 }
 
 impl Group {
@@ -147,7 +152,10 @@ impl Group {
 
     fn status(&self, member_id: &str) -> MemberStatus {
         let rebalancing = matches!(self.phase, Phase::Rebalancing { .. });
-        let session = self.members.get(member_id).map_or(Duration::ZERO, |m| m.session_timeout);
+        let session = self
+            .members
+            .get(member_id)
+            .map_or(Duration::ZERO, |m| m.session_timeout);
         MemberStatus {
             member_id: member_id.to_string(),
             generation: self.generation,
@@ -162,13 +170,24 @@ impl Group {
     }
 
     /// Completes a rebalance when every member has rejoined.
-    fn try_complete(&mut self, name: &str, partitions_of: &dyn Fn(&str) -> Option<u32>) -> Option<GroupEvent> {
+    fn try_complete(
+        &mut self,
+        name: &str,
+        partitions_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Option<GroupEvent> {
         if self.phase == Phase::Stable || !self.members.values().all(|m| m.rejoined) {
             return None;
         }
-        let subs: Vec<(String, String)> = self.members.iter().map(|(id, m)| (id.clone(), m.topic.clone())).collect();
+        let subs: Vec<(String, String)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.topic.clone()))
+            .collect();
         self.assignment = assign(self.assignor, &subs, |t| partitions_of(t).unwrap_or(0));
-        self.counts = subs.iter().map(|(_, t)| (t.clone(), partitions_of(t).unwrap_or(0))).collect();
+        self.counts = subs
+            .iter()
+            .map(|(_, t)| (t.clone(), partitions_of(t).unwrap_or(0)))
+            .collect();
         self.generation += 1;
         self.phase = Phase::Stable;
         Some(GroupEvent::Rebalanced {
@@ -192,10 +211,16 @@ impl Groups {
         if !self.groups.contains_key(j.group) && self.groups.len() >= GROUPS_MAX {
             return Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
-                format!("ZooKeeper keeps at most {GROUPS_MAX} groups; '{}' is one too many", j.group),
+                format!(
+                    "ZooKeeper keeps at most {GROUPS_MAX} groups; '{}' is one too many",
+                    j.group
+                ),
             ));
         }
-        let group = self.groups.entry(j.group.to_string()).or_insert_with(|| Group::new(j.assignor));
+        let group = self
+            .groups
+            .entry(j.group.to_string())
+            .or_insert_with(|| Group::new(j.assignor));
         if group.members.is_empty() {
             group.assignor = j.assignor;
         } else if group.assignor != j.assignor {
@@ -214,7 +239,10 @@ impl Groups {
             if group.members.len() >= GROUP_MEMBERS_MAX {
                 return Err(ErrorBody::new(
                     ErrorCode::InvalidRequest,
-                    format!("group '{}' has the most members allowed ({GROUP_MEMBERS_MAX})", j.group),
+                    format!(
+                        "group '{}' has the most members allowed ({GROUP_MEMBERS_MAX})",
+                        j.group
+                    ),
                 ));
             }
             group.start_rebalance(now);
@@ -226,11 +254,17 @@ impl Groups {
                 rejoined: true,
             };
             group.members.insert(new_member_id.to_string(), member);
-            events.push(GroupEvent::Joined { group: j.group.to_string(), member: new_member_id.to_string() });
+            events.push(GroupEvent::Joined {
+                group: j.group.to_string(),
+                member: new_member_id.to_string(),
+            });
             new_member_id.to_string()
         } else {
             let topic_changed = {
-                let m = group.members.get_mut(j.member_id).ok_or_else(|| unknown_member(j.group, j.member_id))?;
+                let m = group
+                    .members
+                    .get_mut(j.member_id)
+                    .ok_or_else(|| unknown_member(j.group, j.member_id))?;
                 m.last_seen = now;
                 m.session_timeout = j.session_timeout;
                 let changed = m.topic != j.topic;
@@ -252,9 +286,20 @@ impl Groups {
     }
 
     /// A member is alive; returns its status (a rebalance, a new generation).
-    pub fn heartbeat(&mut self, group: &str, member_id: &str, now: Instant) -> Result<MemberStatus, ErrorBody> {
-        let g = self.groups.get_mut(group).ok_or_else(|| unknown_member(group, member_id))?;
-        let m = g.members.get_mut(member_id).ok_or_else(|| unknown_member(group, member_id))?;
+    pub fn heartbeat(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        now: Instant,
+    ) -> Result<MemberStatus, ErrorBody> {
+        let g = self
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| unknown_member(group, member_id))?;
+        let m = g
+            .members
+            .get_mut(member_id)
+            .ok_or_else(|| unknown_member(group, member_id))?;
         m.last_seen = now;
         Ok(g.status(member_id))
     }
@@ -267,12 +312,18 @@ impl Groups {
         now: Instant,
         partitions_of: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<Vec<GroupEvent>, ErrorBody> {
-        let g = self.groups.get_mut(group).ok_or_else(|| unknown_member(group, member_id))?;
+        let g = self
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| unknown_member(group, member_id))?;
         if g.members.remove(member_id).is_none() {
             return Err(unknown_member(group, member_id));
         }
         g.start_rebalance(now);
-        let mut events = vec![GroupEvent::Left { group: group.to_string(), member: member_id.to_string() }];
+        let mut events = vec![GroupEvent::Left {
+            group: group.to_string(),
+            member: member_id.to_string(),
+        }];
         events.extend(g.try_complete(group, partitions_of));
         self.forget_empty();
         Ok(events)
@@ -281,7 +332,11 @@ impl Groups {
     /// Expires silent members, removes members that did not rejoin a
     /// rebalance within their session timeout, starts a rebalance when a
     /// topic's partition count changed, and completes rebalances.
-    pub fn tick(&mut self, now: Instant, partitions_of: &dyn Fn(&str) -> Option<u32>) -> Vec<GroupEvent> {
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        partitions_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Vec<GroupEvent> {
         let mut events = Vec::new();
         for (name, g) in &mut self.groups {
             let since = match g.phase {
@@ -293,8 +348,9 @@ impl Groups {
                 .iter()
                 .filter(|(_, m)| {
                     let silent = now.saturating_duration_since(m.last_seen) > m.session_timeout;
-                    let laggard =
-                        !m.rejoined && since.is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
+                    let laggard = !m.rejoined
+                        && since
+                            .is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
                     silent || laggard
                 })
                 .map(|(id, _)| id.clone())
@@ -302,9 +358,16 @@ impl Groups {
             for id in gone {
                 g.members.remove(&id);
                 g.start_rebalance(now);
-                events.push(GroupEvent::Expired { group: name.clone(), member: id });
+                events.push(GroupEvent::Expired {
+                    group: name.clone(),
+                    member: id,
+                });
             }
-            if g.phase == Phase::Stable && g.counts.iter().any(|(t, n)| partitions_of(t).unwrap_or(0) != *n) {
+            if g.phase == Phase::Stable
+                && g.counts
+                    .iter()
+                    .any(|(t, n)| partitions_of(t).unwrap_or(0) != *n)
+            {
                 g.start_rebalance(now);
             }
             events.extend(g.try_complete(name, partitions_of));
@@ -327,26 +390,48 @@ impl Groups {
         topic: &str,
         offsets: &[PartitionOffset],
     ) -> Result<(), ErrorBody> {
-        let g = self.groups.get(group).ok_or_else(|| unknown_member(group, member_id))?;
-        let m = g.members.get(member_id).ok_or_else(|| unknown_member(group, member_id))?;
+        let g = self
+            .groups
+            .get(group)
+            .ok_or_else(|| unknown_member(group, member_id))?;
+        let m = g
+            .members
+            .get(member_id)
+            .ok_or_else(|| unknown_member(group, member_id))?;
         if generation != g.generation {
             return Err(ErrorBody::new(
                 ErrorCode::IllegalGeneration,
-                format!("group '{group}' is at generation {}, not {generation}: commit refused", g.generation),
+                format!(
+                    "group '{group}' is at generation {}, not {generation}: commit refused",
+                    g.generation
+                ),
             ));
         }
-        let owned: std::collections::HashSet<u32> =
-            g.assignment.get(member_id).map(|v| v.iter().copied().collect()).unwrap_or_default();
-        if let Some(o) = offsets.iter().find(|o| m.topic != topic || !owned.contains(&o.partition)) {
+        let owned: std::collections::HashSet<u32> = g
+            .assignment
+            .get(member_id)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
+        if let Some(o) = offsets
+            .iter()
+            .find(|o| m.topic != topic || !owned.contains(&o.partition))
+        {
             return Err(ErrorBody::new(
                 ErrorCode::IllegalGeneration,
-                format!("{topic}-{} is not assigned to member '{member_id}' in generation {generation}", o.partition),
+                format!(
+                    "{topic}-{} is not assigned to member '{member_id}' in generation {generation}",
+                    o.partition
+                ),
             ));
         }
         if offsets.len() > owned.len() {
             return Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
-                format!("{} offsets committed for {} assigned partitions", offsets.len(), owned.len()),
+                format!(
+                    "{} offsets committed for {} assigned partitions",
+                    offsets.len(),
+                    owned.len()
+                ),
             ));
         }
         Ok(())
@@ -354,7 +439,9 @@ impl Groups {
 
     /// Whether the group has members now.
     pub fn has_members(&self, group: &str) -> bool {
-        self.groups.get(group).is_some_and(|g| !g.members.is_empty())
+        self.groups
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty())
     }
 
     /// The group's members and assignment, if it has members.
@@ -407,17 +494,32 @@ mod tests {
     }
 
     fn join<'a>(member_id: &'a str, assignor: Assignor) -> Join<'a> {
-        Join { group: "g", member_id, client: "c", topic: "t", assignor, session_timeout: SESSION }
+        Join {
+            group: "g",
+            member_id,
+            client: "c",
+            topic: "t",
+            assignor,
+            session_timeout: SESSION,
+        }
     }
 
     /// Joins a new member and returns its id.
     fn new_member(gs: &mut Groups, id: &str, now: Instant) -> MemberStatus {
-        gs.join(&join("", Assignor::Range), id, now, &six).expect("join").0
+        gs.join(&join("", Assignor::Range), id, now, &six)
+            .expect("join")
+            .0
     }
 
     /// Every member rejoins (as clients do on seeing `rebalancing`).
     fn rejoin_all(gs: &mut Groups, ids: &[&str], now: Instant) -> Vec<MemberStatus> {
-        ids.iter().map(|id| gs.join(&join(id, Assignor::Range), "unused", now, &six).expect("rejoin").0).collect()
+        ids.iter()
+            .map(|id| {
+                gs.join(&join(id, Assignor::Range), "unused", now, &six)
+                    .expect("rejoin")
+                    .0
+            })
+            .collect()
     }
 
     #[test]
@@ -426,14 +528,27 @@ mod tests {
         let mut gs = Groups::default();
         let names: Vec<String> = (0..GROUPS_MAX).map(|i| format!("g{i}")).collect();
         for (i, name) in names.iter().enumerate() {
-            let j = Join { group: name, ..join("", Assignor::Range) };
-            gs.join(&j, &format!("m{i}"), t0, &six).expect("room for it");
+            let j = Join {
+                group: name,
+                ..join("", Assignor::Range)
+            };
+            gs.join(&j, &format!("m{i}"), t0, &six)
+                .expect("room for it");
         }
-        let extra = Join { group: "one-too-many", ..join("", Assignor::Range) };
-        let err = gs.join(&extra, "x", t0, &six).expect_err("one group too many");
+        let extra = Join {
+            group: "one-too-many",
+            ..join("", Assignor::Range)
+        };
+        let err = gs
+            .join(&extra, "x", t0, &six)
+            .expect_err("one group too many");
         assert!(err.message.contains("at most"), "{}", err.message);
-        let known = Join { group: "g0", ..join("", Assignor::Range) };
-        gs.join(&known, "y", t0, &six).expect("a known group still takes members");
+        let known = Join {
+            group: "g0",
+            ..join("", Assignor::Range)
+        };
+        gs.join(&known, "y", t0, &six)
+            .expect("a known group still takes members");
     }
 
     #[test]
@@ -441,7 +556,10 @@ mod tests {
         let t0 = Instant::now();
         let mut gs = Groups::default();
         let s = new_member(&mut gs, "a", t0);
-        assert_eq!((s.generation, s.rebalancing, s.partitions), (1, false, (0..6).collect()));
+        assert_eq!(
+            (s.generation, s.rebalancing, s.partitions),
+            (1, false, (0..6).collect())
+        );
         assert_eq!(s.heartbeat_interval_ms, 600);
     }
 
@@ -457,8 +575,10 @@ mod tests {
         assert!(c.rebalancing);
         let st = rejoin_all(&mut gs, &["a"], t0);
         assert_eq!(st[0].generation, 2);
-        let parts: Vec<Vec<u32>> =
-            ["a", "b", "c"].iter().map(|m| gs.heartbeat("g", m, t0).expect("hb").partitions).collect();
+        let parts: Vec<Vec<u32>> = ["a", "b", "c"]
+            .iter()
+            .map(|m| gs.heartbeat("g", m, t0).expect("hb").partitions)
+            .collect();
         assert_eq!(parts, vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
     }
 
@@ -471,13 +591,28 @@ mod tests {
         rejoin_all(&mut gs, &["a"], t0);
         let t1 = t0 + Duration::from_millis(2000);
         gs.heartbeat("g", "a", t1).expect("a alive");
-        assert!(gs.tick(t1, &six).is_empty(), "b is still within its session");
+        assert!(
+            gs.tick(t1, &six).is_empty(),
+            "b is still within its session"
+        );
         let t2 = t0 + SESSION + Duration::from_millis(1);
         let events = gs.tick(t2, &six);
-        assert_eq!(events, vec![GroupEvent::Expired { group: "g".into(), member: "b".into() }]);
-        assert!(gs.heartbeat("g", "b", t2).is_err(), "an expired member must rejoin");
+        assert_eq!(
+            events,
+            vec![GroupEvent::Expired {
+                group: "g".into(),
+                member: "b".into()
+            }]
+        );
+        assert!(
+            gs.heartbeat("g", "b", t2).is_err(),
+            "an expired member must rejoin"
+        );
         let a = rejoin_all(&mut gs, &["a"], t2);
-        assert_eq!((a[0].generation, a[0].partitions.clone()), (3, (0..6).collect()));
+        assert_eq!(
+            (a[0].generation, a[0].partitions.clone()),
+            (3, (0..6).collect())
+        );
     }
 
     #[test]
@@ -491,7 +626,13 @@ mod tests {
         gs.heartbeat("g", "a", late).expect("hb");
         gs.heartbeat("g", "b", late).expect("hb");
         let events = gs.tick(late, &six);
-        assert!(events.contains(&GroupEvent::Expired { group: "g".into(), member: "a".into() }), "{events:?}");
+        assert!(
+            events.contains(&GroupEvent::Expired {
+                group: "g".into(),
+                member: "a".into()
+            }),
+            "{events:?}"
+        );
         let b = gs.heartbeat("g", "b", late).expect("b");
         assert_eq!(b.partitions, (0..6).collect::<Vec<_>>());
     }
@@ -501,28 +642,56 @@ mod tests {
         let t0 = Instant::now();
         let mut gs = Groups::default();
         new_member(&mut gs, "a", t0);
-        let po = |partition| [PartitionOffset { partition, offset: 10 }];
-        gs.check_commit("g", "a", 1, "t", &po(5)).expect("owner at generation 1");
+        let po = |partition| {
+            [PartitionOffset {
+                partition,
+                offset: 10,
+            }]
+        };
+        gs.check_commit("g", "a", 1, "t", &po(5))
+            .expect("owner at generation 1");
         new_member(&mut gs, "b", t0);
         // The rebalance is under way: a may still commit generation 1 offsets.
-        gs.check_commit("g", "a", 1, "t", &po(5)).expect("commit before rejoin");
+        gs.check_commit("g", "a", 1, "t", &po(5))
+            .expect("commit before rejoin");
         assert_eq!(
-            gs.check_commit("g", "b", 1, "t", &po(5)).expect_err("b owns nothing").code,
+            gs.check_commit("g", "b", 1, "t", &po(5))
+                .expect_err("b owns nothing")
+                .code,
             ErrorCode::IllegalGeneration
         );
         rejoin_all(&mut gs, &["a"], t0);
-        assert_eq!(gs.check_commit("g", "a", 1, "t", &po(0)).expect_err("stale").code, ErrorCode::IllegalGeneration);
-        gs.check_commit("g", "a", 2, "t", &po(0)).expect("a owns 0 in generation 2");
-        assert_eq!(gs.check_commit("g", "a", 2, "t", &po(5)).expect_err("b owns 5").code, ErrorCode::IllegalGeneration);
         assert_eq!(
-            gs.check_commit("g", "a", 2, "u", &po(0)).expect_err("other topic").code,
+            gs.check_commit("g", "a", 1, "t", &po(0))
+                .expect_err("stale")
+                .code,
             ErrorCode::IllegalGeneration
         );
-        assert_eq!(gs.check_commit("g", "zz", 2, "t", &po(0)).expect_err("stranger").code, ErrorCode::UnknownMember);
+        gs.check_commit("g", "a", 2, "t", &po(0))
+            .expect("a owns 0 in generation 2");
+        assert_eq!(
+            gs.check_commit("g", "a", 2, "t", &po(5))
+                .expect_err("b owns 5")
+                .code,
+            ErrorCode::IllegalGeneration
+        );
+        assert_eq!(
+            gs.check_commit("g", "a", 2, "u", &po(0))
+                .expect_err("other topic")
+                .code,
+            ErrorCode::IllegalGeneration
+        );
+        assert_eq!(
+            gs.check_commit("g", "zz", 2, "t", &po(0))
+                .expect_err("stranger")
+                .code,
+            ErrorCode::UnknownMember
+        );
     }
 
     #[test]
-    fn given_member_leaves_when_others_rejoin_should_take_its_partitions_and_empty_group_is_forgotten() {
+    fn given_member_leaves_when_others_rejoin_should_take_its_partitions_and_empty_group_is_forgotten(
+    ) {
         let t0 = Instant::now();
         let mut gs = Groups::default();
         new_member(&mut gs, "a", t0);
@@ -534,7 +703,10 @@ mod tests {
         assert_eq!(a[0].partitions, (0..6).collect::<Vec<_>>());
         gs.leave("g", "a", t0, &six).expect("leave");
         assert!(!gs.has_members("g") && gs.view("g").is_none());
-        assert_eq!(gs.leave("g", "a", t0, &six).expect_err("gone").code, ErrorCode::UnknownMember);
+        assert_eq!(
+            gs.leave("g", "a", t0, &six).expect_err("gone").code,
+            ErrorCode::UnknownMember
+        );
     }
 
     #[test]
@@ -542,10 +714,15 @@ mod tests {
         let t0 = Instant::now();
         let mut gs = Groups::default();
         new_member(&mut gs, "a", t0);
-        let err = gs.join(&join("", Assignor::RoundRobin), "b", t0, &six).expect_err("mismatch");
+        let err = gs
+            .join(&join("", Assignor::RoundRobin), "b", t0, &six)
+            .expect_err("mismatch");
         assert_eq!(err.code, ErrorCode::InconsistentGroupProtocol);
         gs.leave("g", "a", t0, &six).expect("leave");
-        let s = gs.join(&join("", Assignor::RoundRobin), "b", t0, &six).expect("empty group adopts").0;
+        let s = gs
+            .join(&join("", Assignor::RoundRobin), "b", t0, &six)
+            .expect("empty group adopts")
+            .0;
         assert_eq!(gs.view("g").expect("view").assignor, Assignor::RoundRobin);
         assert_eq!(s.partitions.len(), 6);
     }
@@ -558,7 +735,10 @@ mod tests {
         let eight = |_: &str| Some(8);
         gs.tick(t0, &eight);
         assert!(gs.heartbeat("g", "a", t0).expect("hb").rebalancing);
-        let a = gs.join(&join("a", Assignor::Range), "x", t0, &eight).expect("rejoin").0;
+        let a = gs
+            .join(&join("a", Assignor::Range), "x", t0, &eight)
+            .expect("rejoin")
+            .0;
         assert_eq!(a.partitions.len(), 8);
     }
 }

@@ -80,12 +80,18 @@ pub enum MetaLogError {
 impl MetaLogError {
     /// The process must stop (and be restarted to replay the disk).
     pub fn is_fail_stop(&self) -> bool {
-        matches!(self, MetaLogError::FailStop { .. } | MetaLogError::Stopped { .. })
+        matches!(
+            self,
+            MetaLogError::FailStop { .. } | MetaLogError::Stopped { .. }
+        )
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> MetaLogError + '_ {
-    move |source| MetaLogError::Io { path: path.to_path_buf(), source }
+    move |source| MetaLogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -121,7 +127,10 @@ fn encode_record<T: Serialize>(value: &T, max_bytes: usize) -> Result<Vec<u8>, M
     let body = rmp_serde::to_vec_named(value)?;
     // Never write what `open` would refuse to read back.
     if body.len() > max_bytes {
-        return Err(MetaLogError::TooLarge { bytes: body.len(), max: max_bytes });
+        return Err(MetaLogError::TooLarge {
+            bytes: body.len(),
+            max: max_bytes,
+        });
     }
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -136,7 +145,8 @@ fn decode_records<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> (Vec<T
     let mut out = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= 8 {
-        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let len =
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         let crc = u32::from_be_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
         if len > max_bytes || bytes.len() - at - 8 < len {
             break;
@@ -156,7 +166,13 @@ fn decode_records<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> (Vec<T
 
 /// Writes records at chosen offsets: the file is opened without O_APPEND.
 fn log_options(truncate: bool) -> OpenOptions {
-    OpenOptions { read: true, write: true, append: false, create: true, truncate }
+    OpenOptions {
+        read: true,
+        write: true,
+        append: false,
+        create: true,
+        truncate,
+    }
 }
 
 impl MetaLog {
@@ -185,7 +201,8 @@ impl MetaLog {
         let snap_path = dir.join("snapshot");
         let (generation, snapshot) = match fs.read(&snap_path) {
             Ok(bytes) => {
-                let (mut v, _) = decode_records::<SnapshotFile>(&bytes, METADATA_SNAPSHOT_BYTES_MAX);
+                let (mut v, _) =
+                    decode_records::<SnapshotFile>(&bytes, METADATA_SNAPSHOT_BYTES_MAX);
                 let s = v.pop().ok_or_else(|| MetaLogError::CorruptSnapshot {
                     path: snap_path.clone(),
                     reason: "checksum or format mismatch".into(),
@@ -193,7 +210,12 @@ impl MetaLog {
                 (s.generation, s.state)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => (0, MetaSnapshot::default()),
-            Err(e) => return Err(MetaLogError::Io { path: snap_path, source: e }),
+            Err(e) => {
+                return Err(MetaLogError::Io {
+                    path: snap_path,
+                    source: e,
+                })
+            }
         };
         let path = Self::log_path(dir, generation);
         let file = fs.open(&path, log_options(false)).map_err(io_err(&path))?;
@@ -223,7 +245,9 @@ impl MetaLog {
     }
 
     fn remove_stale_logs(&self) {
-        let Ok(names) = self.fs.read_dir(&self.dir) else { return };
+        let Ok(names) = self.fs.read_dir(&self.dir) else {
+            return;
+        };
         let keep = self.path();
         for name in names {
             let p = self.dir.join(&name);
@@ -269,10 +293,16 @@ impl MetaLog {
         if let Err(source) = self.file.write_all_at(&bytes, self.len) {
             // Part of the records may be in the file: cut it off, durably,
             // before anything else is written.
-            return Err(match self.file.set_len(self.len).and_then(|()| self.file.sync_data()) {
-                Ok(()) => MetaLogError::Io { path, source },
-                Err(e) => self.stop(path, "cutting off a torn record", e),
-            });
+            return Err(
+                match self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.sync_data())
+                {
+                    Ok(()) => MetaLogError::Io { path, source },
+                    Err(e) => self.stop(path, "cutting off a torn record", e),
+                },
+            );
         }
         if let Err(e) = self.file.sync_data() {
             // After a failed fsync the kernel may have dropped the pages and
@@ -294,7 +324,10 @@ impl MetaLog {
     /// (a full disk) is logged and tried again after
     /// `METADATA_SNAPSHOT_RETRY_RECORDS` more records; the log stays as it
     /// was, so nothing is lost. Returns whether a snapshot was taken.
-    pub fn snapshot_if_due(&mut self, state: impl FnOnce() -> MetaSnapshot) -> Result<bool, MetaLogError> {
+    pub fn snapshot_if_due(
+        &mut self,
+        state: impl FnOnce() -> MetaSnapshot,
+    ) -> Result<bool, MetaLogError> {
         if self.records < self.snapshot_at {
             return Ok(false);
         }
@@ -315,11 +348,16 @@ impl MetaLog {
     pub fn snapshot(&mut self, state: MetaSnapshot) -> Result<(), MetaLogError> {
         self.running()?;
         let generation = self.generation + 1;
-        let bytes = encode_record(&SnapshotFile { generation, state }, METADATA_SNAPSHOT_BYTES_MAX)?;
+        let bytes = encode_record(
+            &SnapshotFile { generation, state },
+            METADATA_SNAPSHOT_BYTES_MAX,
+        )?;
         let tmp = self.dir.join("snapshot.tmp");
         let new_log_path = Self::log_path(&self.dir, generation);
         let prepared = self.write_synced(&tmp, &bytes).and_then(|()| {
-            self.fs.open(&new_log_path, log_options(true)).map_err(io_err(&new_log_path))
+            self.fs
+                .open(&new_log_path, log_options(true))
+                .map_err(io_err(&new_log_path))
         });
         let new_log = match prepared {
             Ok(f) => f,
@@ -332,7 +370,10 @@ impl MetaLog {
         let snap = self.dir.join("snapshot");
         if let Err(e) = self.fs.rename(&tmp, &snap) {
             let _ = self.fs.remove_file(&tmp);
-            return Err(MetaLogError::Io { path: snap, source: e });
+            return Err(MetaLogError::Io {
+                path: snap,
+                source: e,
+            });
         }
         if let Err(e) = self.fs.sync_dir(&self.dir) {
             // Whether a crash leaves the old snapshot or the new is unknown.
@@ -351,8 +392,13 @@ impl MetaLog {
     /// Writes `bytes` to a new file at `path` and fsyncs it. A failure here
     /// is not fatal: the caller discards the file, nothing reads it.
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> Result<(), MetaLogError> {
-        let f = self.fs.open(path, OpenOptions::create_truncate()).map_err(io_err(path))?;
-        f.write_all_at(bytes, 0).and_then(|()| f.sync_all()).map_err(io_err(path))
+        let f = self
+            .fs
+            .open(path, OpenOptions::create_truncate())
+            .map_err(io_err(path))?;
+        f.write_all_at(bytes, 0)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(path))
     }
 }
 
@@ -363,7 +409,12 @@ mod tests {
     use crate::storage::fs::{Fs, SimFs, WriteFault};
 
     fn topic(name: &str, id: u64) -> MetaRecord {
-        MetaRecord::TopicCreated(TopicMetadata { name: name.into(), topic_id: id, partitions: vec![], config: Default::default() })
+        MetaRecord::TopicCreated(TopicMetadata {
+            name: name.into(),
+            topic_id: id,
+            partitions: vec![],
+            config: Default::default(),
+        })
     }
 
     #[test]
@@ -372,10 +423,14 @@ mod tests {
         let (mut log, rec) = MetaLog::open(dir.path()).expect("open");
         assert!(rec.records.is_empty());
         log.append(&topic("a", 1)).expect("append");
-        log.append(&MetaRecord::TopicDeleted { name: "a".into() }).expect("append");
+        log.append(&MetaRecord::TopicDeleted { name: "a".into() })
+            .expect("append");
         drop(log);
         let (_, rec) = MetaLog::open(dir.path()).expect("reopen");
-        assert_eq!(rec.records, vec![topic("a", 1), MetaRecord::TopicDeleted { name: "a".into() }]);
+        assert_eq!(
+            rec.records,
+            vec![topic("a", 1), MetaRecord::TopicDeleted { name: "a".into() }]
+        );
     }
 
     #[test]
@@ -385,7 +440,10 @@ mod tests {
         log.append(&topic("a", 1)).expect("append");
         drop(log);
         let path = dir.path().join("metadata-0.log");
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open log");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open log");
         std::io::Write::write_all(&mut f, &[0, 0, 0, 50, 1, 2]).expect("torn write");
         drop(f);
         let (mut log, rec) = MetaLog::open(dir.path()).expect("reopen");
@@ -401,7 +459,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = MetaLog::open(dir.path()).expect("open");
         log.append(&topic("a", 1)).expect("append");
-        let state = MetaSnapshot { version: 1, next_topic_id: 1, ..Default::default() };
+        let state = MetaSnapshot {
+            version: 1,
+            next_topic_id: 1,
+            ..Default::default()
+        };
         log.snapshot(state.clone()).expect("snapshot");
         log.append(&topic("b", 2)).expect("append");
         drop(log);
@@ -430,7 +492,8 @@ mod tests {
     }
 
     #[test]
-    fn given_write_failing_mid_record_when_appending_should_fail_cut_back_and_replay_later_records() {
+    fn given_write_failing_mid_record_when_appending_should_fail_cut_back_and_replay_later_records()
+    {
         type Fault = fn(&SimFs, u64);
         let faults: [(&str, Fault); 3] = [
             ("short write then ENOSPC", |sim, _| {
@@ -441,7 +504,9 @@ mod tests {
                 sim.fail_write(0, WriteFault::Short(9));
                 sim.fail_write(1, WriteFault::Io);
             }),
-            ("disk full 7 bytes into the record", |sim, used| sim.set_capacity(Some(used + 7))),
+            ("disk full 7 bytes into the record", |sim, used| {
+                sim.set_capacity(Some(used + 7))
+            }),
         ];
         let log_path = sim_dir().join("metadata-0.log");
         for (what, fault) in faults {
@@ -450,13 +515,25 @@ mod tests {
             log.append(&topic("a", 1)).expect("append a");
             let good = sim.len(&log_path).expect("log length");
             fault(&sim, good);
-            assert!(log.append(&topic("b", 2)).is_err(), "{what}: the append fails");
-            assert_eq!(sim.len(&log_path).expect("log length"), good, "{what}: the log is back at its last good length");
+            assert!(
+                log.append(&topic("b", 2)).is_err(),
+                "{what}: the append fails"
+            );
+            assert_eq!(
+                sim.len(&log_path).expect("log length"),
+                good,
+                "{what}: the log is back at its last good length"
+            );
             sim.set_capacity(None);
-            log.append(&topic("c", 3)).expect("append after the failure");
+            log.append(&topic("c", 3))
+                .expect("append after the failure");
             drop(log);
             let (_, rec) = restart(&sim);
-            assert_eq!(rec.records, vec![topic("a", 1), topic("c", 3)], "{what}: later records replayed");
+            assert_eq!(
+                rec.records,
+                vec![topic("a", 1), topic("c", 3)],
+                "{what}: later records replayed"
+            );
         }
     }
 
@@ -468,12 +545,21 @@ mod tests {
         sim.fail_syncs(1);
         let err = log.append(&topic("b", 2)).expect_err("the fsync failed");
         assert!(err.is_fail_stop(), "a failed fsync is fail-stop: {err}");
-        let again = log.append(&topic("c", 3)).expect_err("no append after a failed fsync");
+        let again = log
+            .append(&topic("c", 3))
+            .expect_err("no append after a failed fsync");
         assert!(again.is_fail_stop(), "{again}");
-        assert!(log.snapshot(MetaSnapshot::default()).expect_err("no snapshot either").is_fail_stop());
+        assert!(log
+            .snapshot(MetaSnapshot::default())
+            .expect_err("no snapshot either")
+            .is_fail_stop());
         drop(log);
         let (_, rec) = restart(&sim);
-        assert_eq!(rec.records, vec![topic("a", 1)], "only the acknowledged record is replayed");
+        assert_eq!(
+            rec.records,
+            vec![topic("a", 1)],
+            "only the acknowledged record is replayed"
+        );
     }
 
     #[test]
@@ -482,12 +568,23 @@ mod tests {
         let (mut log, _) = MetaLog::open_in(sim.shared(), sim_dir()).expect("open");
         log.append(&topic("a", 1)).expect("append a");
         let (mut log, rec) = restart(&sim);
-        assert_eq!(rec.records, vec![topic("a", 1)], "a power cut right after the first append");
-        let state = MetaSnapshot { version: 1, next_topic_id: 1, ..Default::default() };
+        assert_eq!(
+            rec.records,
+            vec![topic("a", 1)],
+            "a power cut right after the first append"
+        );
+        let state = MetaSnapshot {
+            version: 1,
+            next_topic_id: 1,
+            ..Default::default()
+        };
         log.snapshot(state.clone()).expect("snapshot");
         log.append(&topic("b", 2)).expect("append b");
         let (_, rec) = restart(&sim);
-        assert_eq!(rec.snapshot, state, "a power cut right after a snapshot and an append");
+        assert_eq!(
+            rec.snapshot, state,
+            "a power cut right after a snapshot and an append"
+        );
         assert_eq!(rec.records, vec![topic("b", 2)]);
     }
 
@@ -496,19 +593,35 @@ mod tests {
         let sim = data_disk();
         let (mut log, _) = MetaLog::open_in(sim.shared(), sim_dir()).expect("open");
         for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
-            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 + 1 }).expect("append");
+            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 + 1 })
+                .expect("append");
         }
-        let used = sim.len(&sim_dir().join("metadata-0.log")).expect("log length");
+        let used = sim
+            .len(&sim_dir().join("metadata-0.log"))
+            .expect("log length");
         sim.set_capacity(Some(used + 50));
-        assert!(!log.snapshot_if_due(MetaSnapshot::default).expect("a failed snapshot is not fatal"));
-        assert!(!sim.exists(&sim_dir().join("snapshot.tmp")), "the temp file is removed");
+        assert!(!log
+            .snapshot_if_due(MetaSnapshot::default)
+            .expect("a failed snapshot is not fatal"));
+        assert!(
+            !sim.exists(&sim_dir().join("snapshot.tmp")),
+            "the temp file is removed"
+        );
         sim.set_capacity(None);
         log.append(&topic("a", 1)).expect("the log goes on");
-        assert!(!log.snapshot_if_due(MetaSnapshot::default).expect("not due yet"), "no retry at every record");
+        assert!(
+            !log.snapshot_if_due(MetaSnapshot::default)
+                .expect("not due yet"),
+            "no retry at every record"
+        );
         for i in 1..METADATA_SNAPSHOT_RETRY_RECORDS {
-            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 }).expect("append");
+            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 })
+                .expect("append");
         }
-        assert!(log.snapshot_if_due(MetaSnapshot::default).expect("retried"), "retried after the retry interval");
+        assert!(
+            log.snapshot_if_due(MetaSnapshot::default).expect("retried"),
+            "retried after the retry interval"
+        );
         assert_eq!(log.records_since_snapshot(), 0);
     }
 }

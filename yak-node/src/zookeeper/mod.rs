@@ -12,12 +12,13 @@ pub mod sessions;
 pub mod state;
 
 use crate::limits::{
-    BROKERS_MAX, BROKER_ID_MAX, EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, METADATA_PAGE_BYTES_MAX, PROCESS_NAME_CHARS_MAX,
-    SESSION_TICK_MS, SOCKET_PATH_BYTES_MAX,
+    BROKERS_MAX, BROKER_ID_MAX, EVENTS_PER_ANSWER_MAX, FRAME_BYTES_MAX, METADATA_PAGE_BYTES_MAX,
+    PROCESS_NAME_CHARS_MAX, SESSION_TICK_MS, SOCKET_PATH_BYTES_MAX,
 };
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::{
-    Call, ClusterMetadata, ErrorBody, ErrorCode, EventKind, LeaderMove, ProcessRestart, Reason, Reply,
+    Call, ClusterMetadata, ErrorBody, ErrorCode, EventKind, LeaderMove, ProcessRestart, Reason,
+    Reply,
 };
 use crate::server::{self, Handled, Handler, Responder};
 use events::EventLog;
@@ -103,18 +104,29 @@ impl ZooKeeper {
         let (mut state, events) = replay(&mut log, recovered, config.events_max)?;
         let restart = state.cluster_id().is_some();
         if !restart {
-            let record = MetaRecord::ClusterIdCreated { cluster_id: crate::datadir::new_cluster_id()? };
+            let record = MetaRecord::ClusterIdCreated {
+                cluster_id: crate::datadir::new_cluster_id()?,
+            };
             log.append(&record)?;
             state.apply(&record);
-            tracing::info!(cluster_id = state.cluster_id().unwrap_or_default(), "cluster id created");
+            tracing::info!(
+                cluster_id = state.cluster_id().unwrap_or_default(),
+                "cluster id created"
+            );
         }
-        tracing::info!(topics = state.topics().count(), version = state.version,
-            cluster_id = state.cluster_id().unwrap_or_default(), "metadata recovered");
+        tracing::info!(
+            topics = state.topics().count(),
+            version = state.version,
+            cluster_id = state.cluster_id().unwrap_or_default(),
+            "metadata recovered"
+        );
         let sessions = SharedSessions::new(config.session_timeout);
         // Brokers get a few session timeouts to re-register before anything
         // is failed over: a ZooKeeper restart alone moves no leader.
-        let known: Vec<u32> =
-            state.topics().flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied())).collect();
+        let known: Vec<u32> = state
+            .topics()
+            .flat_map(|t| t.partitions.iter().flat_map(|p| p.replicas.iter().copied()))
+            .collect();
         sessions.assume_alive(known, Instant::now() + config.session_timeout * 4);
         let alive = sessions.alive(Instant::now());
         let version = Arc::new(AtomicU64::new(state.version));
@@ -127,7 +139,13 @@ impl ZooKeeper {
             events,
             alive,
         };
-        Self::record_events(&mut inner, vec![EventKind::ZookeeperStarted { pid: std::process::id(), restart }]);
+        Self::record_events(
+            &mut inner,
+            vec![EventKind::ZookeeperStarted {
+                pid: std::process::id(),
+                restart,
+            }],
+        );
         Ok(ZooKeeper {
             inner: Mutex::new(inner),
             sessions,
@@ -146,19 +164,43 @@ impl ZooKeeper {
         let alive = inner.sessions.alive(Instant::now());
         let lost = events::lost_brokers(&inner.alive, &alive, reported);
         inner.alive.clone_from(&alive);
-        let mut pending: Vec<EventKind> =
-            lost.iter().map(|&(broker, reason)| EventKind::BrokerSessionExpired { broker, reason }).collect();
-        let why_gone = |b: u32| lost.iter().find(|(l, _)| *l == b).map_or(Reason::NotAlive, |(_, r)| *r);
+        let mut pending: Vec<EventKind> = lost
+            .iter()
+            .map(|&(broker, reason)| EventKind::BrokerSessionExpired { broker, reason })
+            .collect();
+        let why_gone = |b: u32| {
+            lost.iter()
+                .find(|(l, _)| *l == b)
+                .map_or(Reason::NotAlive, |(_, r)| *r)
+        };
         for record in inner.state.plan_failover(&alive) {
-            if let MetaRecord::PartitionChanged { topic, partition, leader, isr, leader_epoch } = &record {
-                let old = inner.state.topic(topic).and_then(|t| t.partitions.get(*partition as usize)).cloned();
+            if let MetaRecord::PartitionChanged {
+                topic,
+                partition,
+                leader,
+                isr,
+                leader_epoch,
+            } = &record
+            {
+                let old = inner
+                    .state
+                    .topic(topic)
+                    .and_then(|t| t.partitions.get(*partition as usize))
+                    .cloned();
                 if old.as_ref().map(|o| o.leader) != Some(*leader) {
                     tracing::info!(topic = %topic, partition, old_leader = ?old.as_ref().and_then(|o| o.leader), new_leader = ?leader, leader_epoch, isr = ?isr, "leader changed");
                 } else {
                     tracing::info!(topic = %topic, partition, leader = ?leader, isr = ?isr, "isr changed");
                 }
                 if let Some(old) = old {
-                    pending.extend(events::partition_changed(topic, &old, *leader, isr, *leader_epoch, &why_gone));
+                    pending.extend(events::partition_changed(
+                        topic,
+                        &old,
+                        *leader,
+                        isr,
+                        *leader_epoch,
+                        &why_gone,
+                    ));
                 }
             }
             if let Err(e) = Self::commit_with(inner, record, std::mem::take(&mut pending)) {
@@ -173,19 +215,40 @@ impl ZooKeeper {
     /// the ISR (of `topic`, or every topic): each move a new leader epoch,
     /// recorded with its `leader_elected` event (reason `preferred_leader`)
     /// like a failover. Returns the moves made.
-    fn rebalance_leaders(inner: &mut Inner, topic: Option<&str>) -> Result<Vec<LeaderMove>, ErrorBody> {
+    fn rebalance_leaders(
+        inner: &mut Inner,
+        topic: Option<&str>,
+    ) -> Result<Vec<LeaderMove>, ErrorBody> {
         let alive = inner.sessions.alive(Instant::now());
         let mut moved = Vec::new();
         for record in inner.state.plan_preferred_leaders(&alive, topic) {
-            let MetaRecord::PartitionChanged { topic, partition, leader: Some(new_leader), isr, leader_epoch } = &record
+            let MetaRecord::PartitionChanged {
+                topic,
+                partition,
+                leader: Some(new_leader),
+                isr,
+                leader_epoch,
+            } = &record
             else {
                 continue;
             };
-            let Some(old) = inner.state.topic(topic).and_then(|t| t.partitions.get(*partition as usize)).cloned() else {
+            let Some(old) = inner
+                .state
+                .topic(topic)
+                .and_then(|t| t.partitions.get(*partition as usize))
+                .cloned()
+            else {
                 continue;
             };
             tracing::info!(topic = %topic, partition, old_leader = ?old.leader, new_leader, leader_epoch, "leader moved to the preferred replica");
-            let kinds = events::partition_changed(topic, &old, Some(*new_leader), isr, *leader_epoch, &|_| Reason::PreferredLeader);
+            let kinds = events::partition_changed(
+                topic,
+                &old,
+                Some(*new_leader),
+                isr,
+                *leader_epoch,
+                &|_| Reason::PreferredLeader,
+            );
             let m = LeaderMove {
                 topic: topic.clone(),
                 partition: *partition,
@@ -236,7 +299,11 @@ impl ZooKeeper {
     /// the same append (one fsync). If the append fails for a reason that is
     /// not fail-stop, the change is tried again alone: an event never fails
     /// the request that caused it.
-    fn commit_with(inner: &mut Inner, record: MetaRecord, kinds: Vec<EventKind>) -> Result<(), ErrorBody> {
+    fn commit_with(
+        inner: &mut Inner,
+        record: MetaRecord,
+        kinds: Vec<EventKind>,
+    ) -> Result<(), ErrorBody> {
         let mut records = vec![record];
         if !kinds.is_empty() {
             records.push(MetaRecord::Events(inner.events.stamp(kinds, now_ms())));
@@ -254,7 +321,10 @@ impl ZooKeeper {
                 fail_stop(&e);
             }
             tracing::error!(error = %e, "metadata log append failed");
-            return Err(ErrorBody::new(ErrorCode::StorageError, format!("metadata log: {e}")));
+            return Err(ErrorBody::new(
+                ErrorCode::StorageError,
+                format!("metadata log: {e}"),
+            ));
         }
         for r in &records {
             apply(&mut inner.state, &mut inner.events, r);
@@ -286,7 +356,9 @@ impl ZooKeeper {
     /// Takes a snapshot if one is due. Only a fail-stop error comes back: a
     /// failed snapshot is retried later.
     fn snapshot_if_due(inner: &mut Inner) {
-        let Inner { state, events, log, .. } = inner;
+        let Inner {
+            state, events, log, ..
+        } = inner;
         if let Err(e) = log.snapshot_if_due(|| snapshot_of(state, events)) {
             fail_stop(&e);
         }
@@ -301,7 +373,10 @@ impl ZooKeeper {
     ) -> Result<Reply, ErrorBody> {
         let mut inner = self.lock();
         let alive = inner.sessions.alive(Instant::now());
-        let record = inner.state.plan_create(name, partitions, rf, config, self.defaults, &alive)?;
+        let record =
+            inner
+                .state
+                .plan_create(name, partitions, rf, config, self.defaults, &alive)?;
         let kinds = match &record {
             MetaRecord::TopicCreated(t) => vec![EventKind::TopicCreated {
                 topic: t.name.clone(),
@@ -313,9 +388,17 @@ impl ZooKeeper {
         };
         Self::commit_with(&mut inner, record, kinds)?;
         let topic = inner.state.topic(name).cloned().ok_or_else(|| {
-            ErrorBody::new(ErrorCode::StorageError, "invariant: created topic is in the state")
+            ErrorBody::new(
+                ErrorCode::StorageError,
+                "invariant: created topic is in the state",
+            )
         })?;
-        tracing::info!(topic = name, topic_id = topic.topic_id, partitions = topic.partitions.len(), "topic created");
+        tracing::info!(
+            topic = name,
+            topic_id = topic.topic_id,
+            partitions = topic.partitions.len(),
+            "topic created"
+        );
         Ok(Reply::TopicCreated(topic))
     }
 
@@ -325,7 +408,10 @@ impl ZooKeeper {
         let kinds = inner
             .state
             .topic(name)
-            .map(|t| EventKind::TopicDeleted { topic: name.to_string(), topic_id: t.topic_id })
+            .map(|t| EventKind::TopicDeleted {
+                topic: name.to_string(),
+                topic_id: t.topic_id,
+            })
             .into_iter()
             .collect();
         Self::commit_with(&mut inner, record, kinds)?;
@@ -336,7 +422,11 @@ impl ZooKeeper {
     /// One page of metadata (whole topics, name order, after `after_topic`).
     fn metadata(&self, names: Option<Vec<String>>, after_topic: Option<String>) -> Reply {
         let inner = self.lock();
-        let (topics, more) = inner.state.metadata_page(names.as_deref(), after_topic.as_deref(), METADATA_PAGE_BYTES_MAX);
+        let (topics, more) = inner.state.metadata_page(
+            names.as_deref(),
+            after_topic.as_deref(),
+            METADATA_PAGE_BYTES_MAX,
+        );
         // The deleted ids go with the full metadata, the one brokers load.
         let deleted_topic_ids = match names {
             None => inner.state.deleted_topic_ids().collect(),
@@ -366,23 +456,44 @@ impl ZooKeeper {
                 };
                 auth::check_registration(self.supervisor_pid, &who, *broker_id, *pid)
             }
-            Call::Heartbeat { broker_id } => auth::check_broker(registered(*broker_id), peer, *broker_id, "Heartbeat"),
-            Call::AlterIsr { leader, .. } => auth::check_broker(registered(*leader), peer, *leader, "AlterIsr"),
-            Call::BrokerDown { .. } => auth::check_supervisor(self.supervisor_pid, peer, "BrokerDown"),
-            Call::ProcessRestarted(_) => auth::check_supervisor(self.supervisor_pid, peer, "ProcessRestarted"),
+            Call::Heartbeat { broker_id } => {
+                auth::check_broker(registered(*broker_id), peer, *broker_id, "Heartbeat")
+            }
+            Call::AlterIsr { leader, .. } => {
+                auth::check_broker(registered(*leader), peer, *leader, "AlterIsr")
+            }
+            Call::BrokerDown { .. } => {
+                auth::check_supervisor(self.supervisor_pid, peer, "BrokerDown")
+            }
+            Call::ProcessRestarted(_) => {
+                auth::check_supervisor(self.supervisor_pid, peer, "ProcessRestarted")
+            }
             _ => Ok(()),
         }
     }
 
     fn dispatch(&self, call: Call) -> Result<Reply, ErrorBody> {
         match call {
-            Call::RegisterBroker { broker_id, pid, socket } => {
+            Call::RegisterBroker {
+                broker_id,
+                pid,
+                socket,
+            } => {
                 self.check_registration(broker_id, &socket)?;
                 let mut inner = self.lock();
                 tracing::info!(broker = broker_id, pid, socket = %socket, "broker registered");
                 let old_pid = inner.sessions.pid(broker_id);
-                inner.sessions.register(broker_id, pid, socket, Instant::now());
-                Self::record_events(&mut inner, vec![EventKind::BrokerRegistered { broker: broker_id, pid, old_pid }]);
+                inner
+                    .sessions
+                    .register(broker_id, pid, socket, Instant::now());
+                Self::record_events(
+                    &mut inner,
+                    vec![EventKind::BrokerRegistered {
+                        broker: broker_id,
+                        pid,
+                        old_pid,
+                    }],
+                );
                 Self::fail_over(&mut inner, None);
                 Ok(Reply::Registered {
                     metadata_version: inner.state.version,
@@ -390,12 +501,26 @@ impl ZooKeeper {
                 })
             }
             Call::Heartbeat { broker_id } => self.heartbeat(broker_id, Instant::now()),
-            Call::CreateTopic { name, partitions, replication_factor, config } => {
-                self.create_topic(&name, partitions, replication_factor, config)
-            }
+            Call::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                config,
+            } => self.create_topic(&name, partitions, replication_factor, config),
             Call::DeleteTopic { name } => self.delete_topic(&name),
-            Call::Metadata { topics, after_topic } => Ok(self.metadata(topics, after_topic)),
-            Call::AlterIsr { topic, partition, leader, leader_epoch, isr, partition_epoch, topic_id } => {
+            Call::Metadata {
+                topics,
+                after_topic,
+            } => Ok(self.metadata(topics, after_topic)),
+            Call::AlterIsr {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+                partition_epoch,
+                topic_id,
+            } => {
                 let mut inner = self.lock();
                 let current_id = inner.state.topic(&topic).map(|t| t.topic_id);
                 if topic_id != 0 && current_id.is_some_and(|id| id != topic_id) {
@@ -405,16 +530,46 @@ impl ZooKeeper {
                     ));
                 }
                 let alive = inner.sessions.alive(Instant::now());
-                let planned =
-                    inner.state.plan_alter_isr(&topic, partition, leader, leader_epoch, partition_epoch, &isr, &alive)?;
+                let planned = inner.state.plan_alter_isr(
+                    &topic,
+                    partition,
+                    leader,
+                    leader_epoch,
+                    partition_epoch,
+                    &isr,
+                    &alive,
+                )?;
                 if let Some(record) = planned {
                     tracing::info!(topic = %topic, partition, leader, isr = ?isr, "isr changed");
-                    let old = inner.state.topic(&topic).and_then(|t| t.partitions.get(partition as usize)).cloned();
-                    let why_gone = |b: u32| if alive.contains(&b) { Reason::FollowerLagging } else { Reason::NotAlive };
-                    let kinds = match (&record, old) {
-                        (MetaRecord::PartitionChanged { leader, isr, leader_epoch, .. }, Some(old)) => {
-                            events::partition_changed(&topic, &old, *leader, isr, *leader_epoch, &why_gone)
+                    let old = inner
+                        .state
+                        .topic(&topic)
+                        .and_then(|t| t.partitions.get(partition as usize))
+                        .cloned();
+                    let why_gone = |b: u32| {
+                        if alive.contains(&b) {
+                            Reason::FollowerLagging
+                        } else {
+                            Reason::NotAlive
                         }
+                    };
+                    let kinds = match (&record, old) {
+                        (
+                            MetaRecord::PartitionChanged {
+                                leader,
+                                isr,
+                                leader_epoch,
+                                ..
+                            },
+                            Some(old),
+                        ) => events::partition_changed(
+                            &topic,
+                            &old,
+                            *leader,
+                            isr,
+                            *leader_epoch,
+                            &why_gone,
+                        ),
                         _ => Vec::new(),
                     };
                     Self::commit_with(&mut inner, record, kinds)?;
@@ -423,14 +578,25 @@ impl ZooKeeper {
                     .state
                     .topic(&topic)
                     .and_then(|t| t.partitions.get(partition as usize))
-                    .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("{topic}-{partition} is gone")))?;
-                Ok(Reply::IsrAltered { isr: p.isr.clone(), partition_epoch: p.partition_epoch })
+                    .ok_or_else(|| {
+                        ErrorBody::new(
+                            ErrorCode::UnknownTopic,
+                            format!("{topic}-{partition} is gone"),
+                        )
+                    })?;
+                Ok(Reply::IsrAltered {
+                    isr: p.isr.clone(),
+                    partition_epoch: p.partition_epoch,
+                })
             }
             Call::RebalanceLeaders { topic } => {
                 let mut inner = self.lock();
                 if let Some(t) = &topic {
                     if inner.state.topic(t).is_none() {
-                        return Err(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{t}' does not exist")));
+                        return Err(ErrorBody::new(
+                            ErrorCode::UnknownTopic,
+                            format!("topic '{t}' does not exist"),
+                        ));
                     }
                 }
                 let moved = Self::rebalance_leaders(&mut inner, topic.as_deref())?;
@@ -447,7 +613,12 @@ impl ZooKeeper {
             Call::InitProducerId => {
                 let mut inner = self.lock();
                 let producer_id = inner.state.next_producer_id();
-                Self::commit(&mut inner, MetaRecord::ProducerIdsAllocated { next: producer_id + 1 })?;
+                Self::commit(
+                    &mut inner,
+                    MetaRecord::ProducerIdsAllocated {
+                        next: producer_id + 1,
+                    },
+                )?;
                 Ok(Reply::ProducerId { producer_id })
             }
             Call::ProcessRestarted(restart) => {
@@ -456,8 +627,14 @@ impl ZooKeeper {
                 Self::record_events(&mut self.lock(), vec![EventKind::ProcessRestarted(restart)]);
                 Ok(Reply::ProcessRestartNoted)
             }
-            Call::Events { after_seq, since_ms, max } => {
-                let max = max.map_or(EVENTS_PER_ANSWER_MAX, |m| (m as usize).min(EVENTS_PER_ANSWER_MAX));
+            Call::Events {
+                after_seq,
+                since_ms,
+                max,
+            } => {
+                let max = max.map_or(EVENTS_PER_ANSWER_MAX, |m| {
+                    (m as usize).min(EVENTS_PER_ANSWER_MAX)
+                });
                 let (events, more) = self.lock().events.read(after_seq, since_ms, max);
                 Ok(Reply::Events { events, more })
             }
@@ -473,9 +650,10 @@ impl ZooKeeper {
             | Call::Fetch { .. }
             | Call::ListOffsets { .. }
             | Call::LocalPartitions
-            | Call::BrokerStats => {
-                Err(ErrorBody::new(ErrorCode::InvalidRequest, "ZooKeeper does not serve partition data; ask a broker"))
-            }
+            | Call::BrokerStats => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "ZooKeeper does not serve partition data; ask a broker",
+            )),
         }
     }
 }
@@ -487,20 +665,28 @@ impl ZooKeeper {
     fn heartbeat(&self, broker_id: u32, at: Instant) -> Result<Reply, ErrorBody> {
         let (known, was_alive) = self.sessions.heartbeat(broker_id, at, Instant::now());
         if !known {
-            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("broker {broker_id} is not registered")));
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("broker {broker_id} is not registered"),
+            ));
         }
         if !was_alive {
             tracing::info!(broker = broker_id, "broker session revived");
             Self::fail_over(&mut self.lock(), None);
         }
-        Ok(Reply::HeartbeatOk { metadata_version: self.version.load(Ordering::Acquire) })
+        Ok(Reply::HeartbeatOk {
+            metadata_version: self.version.load(Ordering::Acquire),
+        })
     }
 
     /// Refuses a registration ZooKeeper could not keep: an id out of range,
     /// a socket path no Unix socket can have, one broker too many.
     fn check_registration(&self, broker_id: u32, socket: &str) -> Result<(), ErrorBody> {
         if broker_id == 0 || broker_id > BROKER_ID_MAX {
-            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("a broker id must be 1 to {BROKER_ID_MAX}")));
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("a broker id must be 1 to {BROKER_ID_MAX}"),
+            ));
         }
         if socket.is_empty() || socket.len() > SOCKET_PATH_BYTES_MAX {
             return Err(ErrorBody::new(
@@ -509,7 +695,10 @@ impl ZooKeeper {
             ));
         }
         if !self.sessions.has_room_for(broker_id, BROKERS_MAX) {
-            return Err(ErrorBody::new(ErrorCode::InvalidRequest, format!("ZooKeeper keeps at most {BROKERS_MAX} brokers")));
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("ZooKeeper keeps at most {BROKERS_MAX} brokers"),
+            ));
         }
         Ok(())
     }
@@ -535,7 +724,11 @@ impl Handler for ZooKeeper {
 
 /// Refuses a restart report with names no supervisor sends.
 fn check_process_restart(r: &ProcessRestart) -> Result<(), ErrorBody> {
-    let name_ok = |s: &str| !s.is_empty() && s.chars().count() <= PROCESS_NAME_CHARS_MAX && !s.chars().any(char::is_control);
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars().count() <= PROCESS_NAME_CHARS_MAX
+            && !s.chars().any(char::is_control)
+    };
     if !name_ok(&r.child) || !r.signal.as_deref().is_none_or(name_ok) {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
@@ -547,7 +740,9 @@ fn check_process_restart(r: &ProcessRestart) -> Result<(), ErrorBody> {
 
 /// Now in Unix milliseconds (events are stamped with it).
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Applies one durable record: metadata to the state, events to the history.
@@ -612,7 +807,9 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
         let zk = Arc::clone(&zk);
         std::thread::Builder::new()
             .name("sessions".into())
-            .spawn(move || zk.tick_forever(Duration::from_millis(SESSION_TICK_MS), rebalance_every))?;
+            .spawn(move || {
+                zk.tick_forever(Duration::from_millis(SESSION_TICK_MS), rebalance_every)
+            })?;
     }
     tracing::info!(socket = %socket.display(), max_frame_bytes = FRAME_BYTES_MAX, "zookeeper serving");
     server::serve(listener, zk, Default::default(), connections_max);
@@ -631,7 +828,12 @@ mod tests {
     const DIR: &str = "/data/zookeeper";
 
     fn topic(name: &str, id: u64) -> MetaRecord {
-        MetaRecord::TopicCreated(TopicMetadata { name: name.into(), topic_id: id, partitions: vec![], config: Default::default() })
+        MetaRecord::TopicCreated(TopicMetadata {
+            name: name.into(),
+            topic_id: id,
+            partitions: vec![],
+            config: Default::default(),
+        })
     }
 
     /// A disk holding a data dir that already survives a power cut.
@@ -648,7 +850,9 @@ mod tests {
     }
 
     /// [`start`], with the event history it replays (bounded to 10).
-    fn start_with_events(sim: &SimFs) -> Result<(MetaLog, MetadataState, EventLog), metalog::MetaLogError> {
+    fn start_with_events(
+        sim: &SimFs,
+    ) -> Result<(MetaLog, MetadataState, EventLog), metalog::MetaLogError> {
         let (mut log, recovered) = MetaLog::open_in(sim.shared(), Path::new(DIR))?;
         let (state, events) = replay(&mut log, recovered, 10)?;
         Ok((log, state, events))
@@ -669,7 +873,10 @@ mod tests {
     }
 
     fn deleted(name: &str) -> EventKind {
-        EventKind::TopicDeleted { topic: name.into(), topic_id: 0 }
+        EventKind::TopicDeleted {
+            topic: name.into(),
+            topic_id: 0,
+        }
     }
 
     fn zookeeper_in(dir: &Path, session_timeout: Duration) -> ZooKeeper {
@@ -677,7 +884,10 @@ mod tests {
             run_dir: dir.to_path_buf(),
             data_dir: dir.to_path_buf(),
             session_timeout,
-            defaults: TopicDefaults { partitions: 1, replication_factor: 1 },
+            defaults: TopicDefaults {
+                partitions: 1,
+                replication_factor: 1,
+            },
             group_session_timeout: Duration::from_secs(3),
             events_max: 10,
             connections_max: 100,
@@ -688,16 +898,26 @@ mod tests {
     }
 
     fn register(zk: &ZooKeeper, broker_id: u32, socket: &str) -> Result<Reply, ErrorBody> {
-        zk.dispatch(Call::RegisterBroker { broker_id, pid: 10 + broker_id, socket: socket.into() })
+        zk.dispatch(Call::RegisterBroker {
+            broker_id,
+            pid: 10 + broker_id,
+            socket: socket.into(),
+        })
     }
 
     #[test]
-    fn given_state_lock_held_by_a_slow_fsync_when_heartbeats_arrive_should_answer_them_and_keep_sessions_alive() {
+    fn given_state_lock_held_by_a_slow_fsync_when_heartbeats_arrive_should_answer_them_and_keep_sessions_alive(
+    ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let zk = zookeeper_in(tmp.path(), Duration::from_millis(300));
         // Registered as this process: a test responder's peer is this process.
         let me = std::process::id();
-        zk.dispatch(Call::RegisterBroker { broker_id: 1, pid: me, socket: "b1.sock".into() }).expect("register");
+        zk.dispatch(Call::RegisterBroker {
+            broker_id: 1,
+            pid: me,
+            socket: "b1.sock".into(),
+        })
+        .expect("register");
         let stalled = zk.lock();
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -705,8 +925,14 @@ mod tests {
                     let started = Instant::now();
                     let (responder, _peer) = Responder::for_test(1);
                     let handled = zk.handle(Call::Heartbeat { broker_id: 1 }, responder);
-                    assert!(matches!(handled, Handled::Reply(Reply::HeartbeatOk { .. })), "answered during the stall");
-                    assert!(started.elapsed() < Duration::from_millis(100), "a heartbeat never waits for the state lock");
+                    assert!(
+                        matches!(handled, Handled::Reply(Reply::HeartbeatOk { .. })),
+                        "answered during the stall"
+                    );
+                    assert!(
+                        started.elapsed() < Duration::from_millis(100),
+                        "a heartbeat never waits for the state lock"
+                    );
                     std::thread::sleep(Duration::from_millis(100));
                 }
             });
@@ -714,7 +940,11 @@ mod tests {
         drop(stalled);
         let mut inner = zk.lock();
         ZooKeeper::fail_over(&mut inner, None);
-        assert_eq!(inner.alive, vec![1], "a 1 s stall of the state expired nobody");
+        assert_eq!(
+            inner.alive,
+            vec![1],
+            "a 1 s stall of the state expired nobody"
+        );
     }
 
     #[test]
@@ -722,8 +952,14 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let zk = zookeeper_in(tmp.path(), Duration::from_secs(1));
         assert!(register(&zk, 0, "b.sock").is_err(), "id 0");
-        assert!(register(&zk, BROKER_ID_MAX + 1, "b.sock").is_err(), "id too large");
-        assert!(register(&zk, 1, &"x".repeat(SOCKET_PATH_BYTES_MAX + 1)).is_err(), "socket path too long");
+        assert!(
+            register(&zk, BROKER_ID_MAX + 1, "b.sock").is_err(),
+            "id too large"
+        );
+        assert!(
+            register(&zk, 1, &"x".repeat(SOCKET_PATH_BYTES_MAX + 1)).is_err(),
+            "socket path too long"
+        );
         assert!(register(&zk, 1, "").is_err(), "no socket path");
         for id in 1..=BROKERS_MAX as u32 {
             zk.sessions.register(id, 1, "b.sock".into(), Instant::now());
@@ -734,31 +970,50 @@ mod tests {
     }
 
     #[test]
-    fn given_full_disk_when_snapshot_is_due_at_start_should_run_on_old_snapshot_and_log_and_lose_nothing() {
+    fn given_full_disk_when_snapshot_is_due_at_start_should_run_on_old_snapshot_and_log_and_lose_nothing(
+    ) {
         let sim = data_disk();
         let (mut log, _) = start(&sim).expect("first start");
-        log.snapshot(MetaSnapshot { version: 0, next_topic_id: 0, ..Default::default() }).expect("an old snapshot");
+        log.snapshot(MetaSnapshot {
+            version: 0,
+            next_topic_id: 0,
+            ..Default::default()
+        })
+        .expect("an old snapshot");
         for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
-            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 + 1 }).expect("append");
+            log.append(&MetaRecord::ProducerIdsAllocated { next: i as i64 + 1 })
+                .expect("append");
         }
         log.append(&topic("t", 1)).expect("append");
         drop(log);
         sim.power_cut();
         let used = sim.len(&Path::new(DIR).join("snapshot")).expect("snapshot")
-            + sim.len(&Path::new(DIR).join("metadata-1.log")).expect("log");
+            + sim
+                .len(&Path::new(DIR).join("metadata-1.log"))
+                .expect("log");
         sim.set_capacity(Some(used));
 
-        let (_, state) = start(&sim).expect("a snapshot failing on a full disk does not stop start-up");
-        assert_eq!(state.next_producer_id(), METADATA_LOG_RECORDS_PER_SNAPSHOT as i64);
+        let (_, state) =
+            start(&sim).expect("a snapshot failing on a full disk does not stop start-up");
+        assert_eq!(
+            state.next_producer_id(),
+            METADATA_LOG_RECORDS_PER_SNAPSHOT as i64
+        );
         assert!(state.topic("t").is_some());
-        assert!(!sim.exists(&Path::new(DIR).join("snapshot.tmp")), "the failed snapshot's temp file is removed");
+        assert!(
+            !sim.exists(&Path::new(DIR).join("snapshot.tmp")),
+            "the failed snapshot's temp file is removed"
+        );
         sim.power_cut();
         let (_, again) = start(&sim).expect("a second start on the full disk");
         assert_eq!(again, state, "nothing lost");
 
         sim.set_capacity(None);
         let (mut log, state) = start(&sim).expect("start with space again");
-        assert!(log.records_since_snapshot() < METADATA_LOG_RECORDS_PER_SNAPSHOT, "the snapshot was taken now");
+        assert!(
+            log.records_since_snapshot() < METADATA_LOG_RECORDS_PER_SNAPSHOT,
+            "the snapshot was taken now"
+        );
         log.append(&topic("u", 2)).expect("append");
         drop(log);
         sim.power_cut();
@@ -768,43 +1023,67 @@ mod tests {
     }
 
     #[test]
-    fn given_change_with_events_when_committed_should_write_one_record_pair_and_replay_both_after_power_cut() {
+    fn given_change_with_events_when_committed_should_write_one_record_pair_and_replay_both_after_power_cut(
+    ) {
         let sim = data_disk();
         let mut inner = inner_on(&sim);
         let syncs = sim.ops();
-        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x"), deleted("y")]).expect("commit");
+        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x"), deleted("y")])
+            .expect("commit");
         let version = inner.state.version;
-        assert!(sim.ops() - syncs <= 2, "one write and one fsync for the change and its events");
+        assert!(
+            sim.ops() - syncs <= 2,
+            "one write and one fsync for the change and its events"
+        );
         for i in 0..METADATA_LOG_RECORDS_PER_SNAPSHOT {
             ZooKeeper::record_events(&mut inner, vec![deleted(&format!("z{i}"))]);
         }
-        assert_eq!(inner.state.version, version, "events do not raise the metadata version");
+        assert_eq!(
+            inner.state.version, version,
+            "events do not raise the metadata version"
+        );
         let before = inner.events.clone();
         assert_eq!(before.len(), 10, "bounded to the newest");
         drop(inner);
         sim.power_cut();
         let (_, state, events) = start_with_events(&sim).expect("restart");
         assert_eq!(state.version, version);
-        assert_eq!(events, before, "the history survives through the snapshot and the log");
+        assert_eq!(
+            events, before,
+            "the history survives through the snapshot and the log"
+        );
     }
 
     #[test]
-    fn given_change_and_events_that_cannot_be_appended_together_when_committing_should_commit_the_change_alone() {
+    fn given_change_and_events_that_cannot_be_appended_together_when_committing_should_commit_the_change_alone(
+    ) {
         let sim = data_disk();
         let mut inner = inner_on(&sim);
         sim.fail_write(0, WriteFault::NoSpace);
-        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x")]).expect("an event never fails its request");
+        ZooKeeper::commit_with(&mut inner, topic("a", 1), vec![deleted("x")])
+            .expect("an event never fails its request");
         assert!(inner.state.topic("a").is_some());
         assert!(inner.events.is_empty(), "the events were not recorded");
         sim.fail_write(0, WriteFault::NoSpace);
         ZooKeeper::record_events(&mut inner, vec![deleted("y")]);
-        assert!(inner.events.is_empty(), "a failed event record is dropped, not applied");
+        assert!(
+            inner.events.is_empty(),
+            "a failed event record is dropped, not applied"
+        );
         ZooKeeper::record_events(&mut inner, vec![deleted("z")]);
         drop(inner);
         sim.power_cut();
         let (_, state, events) = start_with_events(&sim).expect("restart");
         assert!(state.topic("a").is_some());
-        assert_eq!(events.read(None, None, 10).0.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(), vec![deleted("z")]);
+        assert_eq!(
+            events
+                .read(None, None, 10)
+                .0
+                .iter()
+                .map(|e| e.kind.clone())
+                .collect::<Vec<_>>(),
+            vec![deleted("z")]
+        );
     }
 
     #[test]
@@ -823,13 +1102,19 @@ mod tests {
         sim.fail_write(0, WriteFault::NoSpace);
         let err = ZooKeeper::commit(&mut inner, topic("a", 1)).expect_err("the append failed");
         assert_eq!(err.code, ErrorCode::StorageError);
-        assert!(inner.state.topic("a").is_none(), "a record that is not durable is not applied");
+        assert!(
+            inner.state.topic("a").is_none(),
+            "a record that is not durable is not applied"
+        );
         ZooKeeper::commit(&mut inner, topic("b", 2)).expect("the next commit");
         let version = inner.state.version;
         drop(inner);
         sim.power_cut();
         let (_, state) = start(&sim).expect("restart");
         assert!(state.topic("a").is_none() && state.topic("b").is_some());
-        assert_eq!(state.version, version, "a restart replays to the same state");
+        assert_eq!(
+            state.version, version,
+            "a restart replays to the same state"
+        );
     }
 }

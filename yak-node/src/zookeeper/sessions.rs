@@ -29,7 +29,10 @@ pub struct Sessions {
 impl Sessions {
     /// No brokers yet; sessions expire after `timeout` without a heartbeat.
     pub fn new(timeout: Duration) -> Self {
-        Sessions { timeout, brokers: BTreeMap::new() }
+        Sessions {
+            timeout,
+            brokers: BTreeMap::new(),
+        }
     }
 
     /// A broker (re)registers; a new registration replaces an old one. A
@@ -40,7 +43,15 @@ impl Sessions {
             Some(old) => old.restarts,
             None => 0,
         };
-        self.brokers.insert(id, Session { pid, socket, last_seen: now, restarts });
+        self.brokers.insert(
+            id,
+            Session {
+                pid,
+                socket,
+                last_seen: now,
+                restarts,
+            },
+        );
     }
 
     /// After a ZooKeeper restart: brokers named in the metadata count as
@@ -48,7 +59,12 @@ impl Sessions {
     /// anything is failed over.
     pub fn assume_alive(&mut self, ids: impl IntoIterator<Item = u32>, until: Instant) {
         for id in ids {
-            self.brokers.entry(id).or_insert(Session { pid: 0, socket: String::new(), last_seen: until, restarts: 0 });
+            self.brokers.entry(id).or_insert(Session {
+                pid: 0,
+                socket: String::new(),
+                last_seen: until,
+                restarts: 0,
+            });
         }
     }
 
@@ -96,7 +112,11 @@ impl Sessions {
 
     /// Ids of brokers whose session is alive, sorted.
     pub fn alive(&self, now: Instant) -> Vec<u32> {
-        self.brokers.iter().filter(|(_, s)| self.is_alive(s, now)).map(|(id, _)| *id).collect()
+        self.brokers
+            .iter()
+            .filter(|(_, s)| self.is_alive(s, now))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Every registered broker with its liveness.
@@ -185,7 +205,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_restarted_successor_when_old_pid_is_reported_down_should_keep_the_successors_session() {
+    fn given_restarted_successor_when_old_pid_is_reported_down_should_keep_the_successors_session()
+    {
         let t0 = Instant::now();
         let mut s = Sessions::new(Duration::from_millis(600));
         s.register(1, 10, "b1".into(), t0);

@@ -6,7 +6,8 @@ use crate::limits::{DELETED_TOPIC_IDS_MAX, PARTITIONS_MAX, TOPIC_REPLICAS_MAX};
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
 use crate::protocol::names::validate_topic;
 use crate::protocol::{
-    ErrorBody, ErrorCode, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicConfig, TopicMetadata,
+    ErrorBody, ErrorCode, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicConfig,
+    TopicMetadata,
 };
 use std::collections::{BTreeMap, VecDeque};
 
@@ -46,7 +47,12 @@ impl MetadataState {
             offsets: s
                 .group_offsets
                 .into_iter()
-                .map(|g| ((g.group, g.topic), g.offsets.iter().map(|o| (o.partition, o.offset)).collect()))
+                .map(|g| {
+                    (
+                        (g.group, g.topic),
+                        g.offsets.iter().map(|o| (o.partition, o.offset)).collect(),
+                    )
+                })
                 .collect(),
             cluster_id: s.cluster_id,
             deleted_topic_ids: s.deleted_topic_ids.into(),
@@ -87,7 +93,10 @@ impl MetadataState {
 
     /// A group's committed offsets for a topic (empty if none).
     pub fn committed_offsets(&self, group: &str, topic: &str) -> Vec<PartitionOffset> {
-        self.offsets.get(&(group.to_string(), topic.to_string())).map(to_partition_offsets).unwrap_or_default()
+        self.offsets
+            .get(&(group.to_string(), topic.to_string()))
+            .map(to_partition_offsets)
+            .unwrap_or_default()
     }
 
     /// Every group with committed offsets, and the topics they are for.
@@ -110,17 +119,29 @@ impl MetadataState {
         if group.is_empty() || group.len() > crate::limits::GROUP_NAME_CHARS_MAX {
             return Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
-                format!("a group name must have 1 to {} characters", crate::limits::GROUP_NAME_CHARS_MAX),
+                format!(
+                    "a group name must have 1 to {} characters",
+                    crate::limits::GROUP_NAME_CHARS_MAX
+                ),
             ));
         }
-        let t = self
-            .topics
-            .get(topic)
-            .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")))?;
-        if let Some(bad) = offsets.iter().find(|o| o.partition as usize >= t.partitions.len()) {
+        let t = self.topics.get(topic).ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::UnknownTopic,
+                format!("topic '{topic}' does not exist"),
+            )
+        })?;
+        if let Some(bad) = offsets
+            .iter()
+            .find(|o| o.partition as usize >= t.partitions.len())
+        {
             return Err(ErrorBody::new(
                 ErrorCode::UnknownPartition,
-                format!("topic '{topic}' has {} partitions; there is no partition {}", t.partitions.len(), bad.partition),
+                format!(
+                    "topic '{topic}' has {} partitions; there is no partition {}",
+                    t.partitions.len(),
+                    bad.partition
+                ),
             ));
         }
         let current = self.offsets.get(&(group.to_string(), topic.to_string()));
@@ -164,7 +185,8 @@ impl MetadataState {
             None => Box::new(self.topics.values().filter(|t| after(&t.name))),
             Some(names) => {
                 // Each name once: a request repeating one name must not clone its topic over and over.
-                let names: std::collections::BTreeSet<&String> = names.iter().filter(|n| after(n)).collect();
+                let names: std::collections::BTreeSet<&String> =
+                    names.iter().filter(|n| after(n)).collect();
                 Box::new(names.into_iter().filter_map(|n| self.topics.get(n)))
             }
         };
@@ -195,7 +217,10 @@ impl MetadataState {
     ) -> Result<MetaRecord, ErrorBody> {
         validate_topic(name).map_err(|m| ErrorBody::new(ErrorCode::InvalidTopicName, m))?;
         if self.topics.contains_key(name) {
-            return Err(ErrorBody::new(ErrorCode::TopicAlreadyExists, format!("topic '{name}' already exists")));
+            return Err(ErrorBody::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ));
         }
         let partitions = partitions.unwrap_or(defaults.partitions);
         if partitions == 0 || partitions > PARTITIONS_MAX {
@@ -205,10 +230,16 @@ impl MetadataState {
             ));
         }
         if alive_brokers.is_empty() {
-            return Err(ErrorBody::new(ErrorCode::NoBrokersAvailable, "no broker is alive to hold the topic"));
+            return Err(ErrorBody::new(
+                ErrorCode::NoBrokersAvailable,
+                "no broker is alive to hold the topic",
+            ));
         }
         let explicit_rf = replication_factor.is_some();
-        if u64::from(partitions) * u64::from(replication_factor.unwrap_or(defaults.replication_factor)) > TOPIC_REPLICAS_MAX {
+        if u64::from(partitions)
+            * u64::from(replication_factor.unwrap_or(defaults.replication_factor))
+            > TOPIC_REPLICAS_MAX
+        {
             return Err(ErrorBody::new(
                 ErrorCode::InvalidPartitions,
                 format!("partitions × replication factor must be at most {TOPIC_REPLICAS_MAX}"),
@@ -216,13 +247,19 @@ impl MetadataState {
         }
         let mut rf = replication_factor.unwrap_or(defaults.replication_factor);
         if rf == 0 {
-            return Err(ErrorBody::new(ErrorCode::InvalidPartitions, "replication factor must be at least 1"));
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidPartitions,
+                "replication factor must be at least 1",
+            ));
         }
         if rf as usize > alive_brokers.len() {
             if explicit_rf {
                 return Err(ErrorBody::new(
                     ErrorCode::InvalidPartitions,
-                    format!("replication factor {rf} is larger than the {} alive brokers", alive_brokers.len()),
+                    format!(
+                        "replication factor {rf} is larger than the {} alive brokers",
+                        alive_brokers.len()
+                    ),
                 ));
             }
             rf = alive_brokers.len() as u32;
@@ -231,8 +268,9 @@ impl MetadataState {
         let start = (self.next_topic_id as usize) % n;
         let partitions = (0..partitions)
             .map(|p| {
-                let replicas: Vec<u32> =
-                    (0..rf as usize).map(|r| alive_brokers[(start + p as usize + r) % n]).collect();
+                let replicas: Vec<u32> = (0..rf as usize)
+                    .map(|r| alive_brokers[(start + p as usize + r) % n])
+                    .collect();
                 PartitionMetadata {
                     partition: p,
                     leader: replicas.first().copied(),
@@ -254,9 +292,14 @@ impl MetadataState {
     /// Plans the deletion of a topic.
     pub fn plan_delete(&self, name: &str) -> Result<MetaRecord, ErrorBody> {
         if !self.topics.contains_key(name) {
-            return Err(ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{name}' does not exist")));
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownTopic,
+                format!("topic '{name}' does not exist"),
+            ));
         }
-        Ok(MetaRecord::TopicDeleted { name: name.to_string() })
+        Ok(MetaRecord::TopicDeleted {
+            name: name.to_string(),
+        })
     }
 
     /// Leader and ISR changes that follow from the set of alive brokers
@@ -270,10 +313,19 @@ impl MetadataState {
         let mut out = Vec::new();
         for t in self.topics.values() {
             for p in &t.partitions {
-                let alive_isr: Vec<u32> = p.isr.iter().copied().filter(|b| alive.contains(b)).collect();
+                let alive_isr: Vec<u32> = p
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|b| alive.contains(b))
+                    .collect();
                 let leader_alive = p.leader.is_some_and(|l| alive.contains(&l));
                 let change = if leader_alive {
-                    if alive_isr != p.isr { Some((p.leader, alive_isr, p.leader_epoch)) } else { None }
+                    if alive_isr != p.isr {
+                        Some((p.leader, alive_isr, p.leader_epoch))
+                    } else {
+                        None
+                    }
                 } else if !alive_isr.is_empty() {
                     let leader = p.replicas.iter().copied().find(|r| alive_isr.contains(r));
                     Some((leader, alive_isr, p.leader_epoch + 1))
@@ -305,9 +357,15 @@ impl MetadataState {
     /// and a preferred replica outside the ISR is never elected.
     pub fn plan_preferred_leaders(&self, alive: &[u32], topic: Option<&str>) -> Vec<MetaRecord> {
         let mut out = Vec::new();
-        for t in self.topics.values().filter(|t| topic.is_none_or(|name| t.name == name)) {
+        for t in self
+            .topics
+            .values()
+            .filter(|t| topic.is_none_or(|name| t.name == name))
+        {
             for p in &t.partitions {
-                let Some(preferred) = p.replicas.first().copied() else { continue };
+                let Some(preferred) = p.replicas.first().copied() else {
+                    continue;
+                };
                 let movable = p.leader.is_some_and(|l| l != preferred)
                     && p.isr.contains(&preferred)
                     && alive.contains(&preferred);
@@ -343,10 +401,20 @@ impl MetadataState {
         let p = self
             .topics
             .get(topic)
-            .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist")))?
+            .ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::UnknownTopic,
+                    format!("topic '{topic}' does not exist"),
+                )
+            })?
             .partitions
             .get(partition as usize)
-            .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownPartition, format!("{topic} has no partition {partition}")))?;
+            .ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::UnknownPartition,
+                    format!("{topic} has no partition {partition}"),
+                )
+            })?;
         if p.leader != Some(leader) || p.leader_epoch != leader_epoch {
             return Err(ErrorBody::new(
                 ErrorCode::FencedLeaderEpoch,
@@ -365,11 +433,18 @@ impl MetadataState {
                 ),
             ));
         }
-        let mut new_isr: Vec<u32> = isr.iter().copied().filter(|b| p.replicas.contains(b) && alive.contains(b)).collect();
+        let mut new_isr: Vec<u32> = isr
+            .iter()
+            .copied()
+            .filter(|b| p.replicas.contains(b) && alive.contains(b))
+            .collect();
         new_isr.sort_unstable();
         new_isr.dedup();
         if !new_isr.contains(&leader) {
-            return Err(ErrorBody::new(ErrorCode::InvalidRequest, "an ISR must contain its leader"));
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "an ISR must contain its leader",
+            ));
         }
         let mut current = p.isr.clone();
         current.sort_unstable();
@@ -415,7 +490,13 @@ impl MetadataState {
                 // A re-created topic starts empty: old committed offsets go.
                 self.offsets.retain(|(_, topic), _| topic != name);
             }
-            MetaRecord::PartitionChanged { topic, partition, leader, isr, leader_epoch } => {
+            MetaRecord::PartitionChanged {
+                topic,
+                partition,
+                leader,
+                isr,
+                leader_epoch,
+            } => {
                 let p = self
                     .topics
                     .get_mut(topic)
@@ -439,7 +520,10 @@ impl MetadataState {
             MetaRecord::Events(_) => {}
             MetaRecord::OffsetsCommitted(c) => {
                 if self.topics.contains_key(&c.topic) {
-                    let entry = self.offsets.entry((c.group.clone(), c.topic.clone())).or_default();
+                    let entry = self
+                        .offsets
+                        .entry((c.group.clone(), c.topic.clone()))
+                        .or_default();
                     for o in &c.offsets {
                         entry.insert(o.partition, o.offset);
                     }
@@ -450,13 +534,20 @@ impl MetadataState {
 }
 
 fn to_partition_offsets(offsets: &BTreeMap<u32, u64>) -> Vec<PartitionOffset> {
-    offsets.iter().map(|(&partition, &offset)| PartitionOffset { partition, offset }).collect()
+    offsets
+        .iter()
+        .map(|(&partition, &offset)| PartitionOffset { partition, offset })
+        .collect()
 }
 
 /// An upper bound of a topic's encoded size in a metadata answer (named
 /// MessagePack: field names, integers of at most 9 bytes).
 pub fn encoded_bytes_max(t: &TopicMetadata) -> usize {
-    let partitions: usize = t.partitions.iter().map(|p| 128 + 9 * (p.replicas.len() + p.isr.len())).sum();
+    let partitions: usize = t
+        .partitions
+        .iter()
+        .map(|p| 128 + 9 * (p.replicas.len() + p.isr.len()))
+        .sum();
     256 + t.name.len() + partitions
 }
 
@@ -464,10 +555,20 @@ pub fn encoded_bytes_max(t: &TopicMetadata) -> usize {
 mod tests {
     use super::*;
 
-    const DEFAULTS: TopicDefaults = TopicDefaults { partitions: 3, replication_factor: 1 };
+    const DEFAULTS: TopicDefaults = TopicDefaults {
+        partitions: 3,
+        replication_factor: 1,
+    };
 
-    fn create(state: &mut MetadataState, name: &str, p: Option<u32>, rf: Option<u32>) -> TopicMetadata {
-        let rec = state.plan_create(name, p, rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3]).expect("plan");
+    fn create(
+        state: &mut MetadataState,
+        name: &str,
+        p: Option<u32>,
+        rf: Option<u32>,
+    ) -> TopicMetadata {
+        let rec = state
+            .plan_create(name, p, rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3])
+            .expect("plan");
         state.apply(&rec);
         state.topic(name).expect("created").clone()
     }
@@ -477,13 +578,26 @@ mod tests {
         let mut state = MetadataState::default();
         let brokers: Vec<u32> = (1..=10).map(|b| b * 100_000).collect();
         let big = state
-            .plan_create("big", Some(PARTITIONS_MAX), Some(10), TopicConfig::default(), DEFAULTS, &brokers)
+            .plan_create(
+                "big",
+                Some(PARTITIONS_MAX),
+                Some(10),
+                TopicConfig::default(),
+                DEFAULTS,
+                &brokers,
+            )
             .expect("the largest topic allowed");
         state.apply(&big);
         let big = state.topic("big").expect("created").clone();
         let encoded = rmp_serde::to_vec_named(&big).expect("encode").len();
-        assert!(encoded_bytes_max(&big) >= encoded, "the estimate bounds the encoding: {encoded}");
-        assert!(encoded_bytes_max(&big) <= 4 * 1024 * 1024, "one topic fits a page");
+        assert!(
+            encoded_bytes_max(&big) >= encoded,
+            "the estimate bounds the encoding: {encoded}"
+        );
+        assert!(
+            encoded_bytes_max(&big) <= 4 * 1024 * 1024,
+            "one topic fits a page"
+        );
         for i in 0..30 {
             create(&mut state, &format!("t{i:02}"), Some(1000), Some(1));
         }
@@ -493,7 +607,10 @@ mod tests {
             let (page, more) = state.metadata_page(None, after.as_deref(), budget);
             pages += 1;
             let size: usize = page.iter().map(encoded_bytes_max).sum();
-            assert!(page.len() == 1 || size <= budget, "page {pages}: {size} bytes");
+            assert!(
+                page.len() == 1 || size <= budget,
+                "page {pages}: {size} bytes"
+            );
             after = page.last().map(|t| t.name.clone());
             seen.extend(page.into_iter().map(|t| t.name));
             if !more {
@@ -505,9 +622,22 @@ mod tests {
         assert!(pages > 3, "{pages} pages");
         let names = vec!["t05".to_string(), "t01".into(), "t05".into(), "none".into()];
         let (page, more) = state.metadata_page(Some(&names), None, budget);
-        assert_eq!((page.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), more), (vec!["t01", "t05"], false));
+        assert_eq!(
+            (
+                page.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+                more
+            ),
+            (vec!["t01", "t05"], false)
+        );
         let err = state
-            .plan_create("huge", Some(PARTITIONS_MAX), Some(11), TopicConfig::default(), DEFAULTS, &brokers.iter().chain(&[7]).copied().collect::<Vec<_>>())
+            .plan_create(
+                "huge",
+                Some(PARTITIONS_MAX),
+                Some(11),
+                TopicConfig::default(),
+                DEFAULTS,
+                &brokers.iter().chain(&[7]).copied().collect::<Vec<_>>(),
+            )
             .expect_err("partitions × replication factor over the cap");
         assert_eq!(err.code, ErrorCode::InvalidPartitions);
     }
@@ -520,7 +650,10 @@ mod tests {
         for p in &t.partitions {
             *per_broker.entry(p.leader.expect("leader")).or_insert(0) += 1;
         }
-        assert_eq!(per_broker.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        assert_eq!(
+            per_broker.values().copied().collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
     }
 
     #[test]
@@ -551,10 +684,14 @@ mod tests {
             ("exists", None, None, ErrorCode::TopicAlreadyExists),
         ];
         for (name, p, rf, code) in cases {
-            let err = s.plan_create(name, *p, *rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3]).expect_err("refused");
+            let err = s
+                .plan_create(name, *p, *rf, TopicConfig::default(), DEFAULTS, &[1, 2, 3])
+                .expect_err("refused");
             assert_eq!(&err.code, code, "{name:?} {p:?} {rf:?}");
         }
-        let none = s.plan_create("x", None, None, TopicConfig::default(), DEFAULTS, &[]).expect_err("no brokers");
+        let none = s
+            .plan_create("x", None, None, TopicConfig::default(), DEFAULTS, &[])
+            .expect_err("no brokers");
         assert_eq!(none.code, ErrorCode::NoBrokersAvailable);
     }
 
@@ -592,7 +729,10 @@ mod tests {
         assert_eq!(after.leader_epoch, before.leader_epoch + 1);
         let new_leader = after.leader.expect("new leader");
         assert_ne!(new_leader, dead);
-        assert_eq!(Some(new_leader), before.replicas.iter().copied().find(|r| *r != dead));
+        assert_eq!(
+            Some(new_leader),
+            before.replicas.iter().copied().find(|r| *r != dead)
+        );
         assert!(!after.isr.contains(&dead));
         assert!(s.plan_failover(&alive).is_empty(), "failover is idempotent");
     }
@@ -623,7 +763,10 @@ mod tests {
         let others: Vec<u32> = [1, 2, 3].into_iter().filter(|x| *x != b).collect();
         let r = s.plan_failover(&others);
         apply_all(&mut s, r);
-        let third: Vec<u32> = [1, 2, 3].into_iter().filter(|x| *x != a && *x != b).collect();
+        let third: Vec<u32> = [1, 2, 3]
+            .into_iter()
+            .filter(|x| *x != a && *x != b)
+            .collect();
         let r = s.plan_failover(&third);
         apply_all(&mut s, r);
         let offline = partition(&s, "t", 0);
@@ -649,13 +792,22 @@ mod tests {
         let r = s.plan_failover(&others);
         apply_all(s, r);
         let p = partition(s, "t", 0);
-        let back = s.plan_alter_isr("t", 0, p.leader.expect("leader"), p.leader_epoch, p.partition_epoch, &p.replicas, &[1, 2, 3]);
+        let back = s.plan_alter_isr(
+            "t",
+            0,
+            p.leader.expect("leader"),
+            p.leader_epoch,
+            p.partition_epoch,
+            &p.replicas,
+            &[1, 2, 3],
+        );
         apply_all(s, back.expect("valid").into_iter().collect());
         partition(s, "t", 0)
     }
 
     #[test]
-    fn given_preferred_replica_back_in_isr_when_planning_should_move_leadership_to_it_with_next_epoch() {
+    fn given_preferred_replica_back_in_isr_when_planning_should_move_leadership_to_it_with_next_epoch(
+    ) {
         let mut s = MetadataState::default();
         let before = led_by_second_replica(&mut s);
         let preferred = before.replicas[0];
@@ -667,22 +819,44 @@ mod tests {
         assert_eq!(after.leader, Some(preferred));
         assert_eq!(after.leader_epoch, before.leader_epoch + 1);
         assert_eq!(after.isr, before.isr, "the ISR stays");
-        assert!(s.plan_preferred_leaders(&[1, 2, 3], None).is_empty(), "balanced: nothing more to move");
+        assert!(
+            s.plan_preferred_leaders(&[1, 2, 3], None).is_empty(),
+            "balanced: nothing more to move"
+        );
     }
 
     #[test]
-    fn given_preferred_replica_dead_or_out_of_isr_or_other_topic_when_planning_should_move_nothing() {
+    fn given_preferred_replica_dead_or_out_of_isr_or_other_topic_when_planning_should_move_nothing()
+    {
         let mut s = MetadataState::default();
         let p = led_by_second_replica(&mut s);
         let preferred = p.replicas[0];
         let others: Vec<u32> = [1, 2, 3].into_iter().filter(|b| *b != preferred).collect();
-        assert!(s.plan_preferred_leaders(&others, None).is_empty(), "a dead preferred replica is not elected");
-        assert!(s.plan_preferred_leaders(&[1, 2, 3], Some("other")).is_empty(), "only the topic asked for");
+        assert!(
+            s.plan_preferred_leaders(&others, None).is_empty(),
+            "a dead preferred replica is not elected"
+        );
+        assert!(
+            s.plan_preferred_leaders(&[1, 2, 3], Some("other"))
+                .is_empty(),
+            "only the topic asked for"
+        );
         assert_eq!(s.plan_preferred_leaders(&[1, 2, 3], Some("t")).len(), 1);
         let leader = p.leader.expect("leader");
-        let shrink = s.plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &others, &[1, 2, 3]);
+        let shrink = s.plan_alter_isr(
+            "t",
+            0,
+            leader,
+            p.leader_epoch,
+            p.partition_epoch,
+            &others,
+            &[1, 2, 3],
+        );
         apply_all(&mut s, shrink.expect("valid").into_iter().collect());
-        assert!(s.plan_preferred_leaders(&[1, 2, 3], None).is_empty(), "never elected outside the ISR");
+        assert!(
+            s.plan_preferred_leaders(&[1, 2, 3], None).is_empty(),
+            "never elected outside the ISR"
+        );
     }
 
     #[test]
@@ -704,10 +878,28 @@ mod tests {
         let leader = p.leader.expect("leader");
         let shrink = vec![leader];
         let err = s
-            .plan_alter_isr("t", 0, leader, p.leader_epoch + 7, p.partition_epoch, &shrink, &[1, 2, 3])
+            .plan_alter_isr(
+                "t",
+                0,
+                leader,
+                p.leader_epoch + 7,
+                p.partition_epoch,
+                &shrink,
+                &[1, 2, 3],
+            )
             .expect_err("stale epoch");
         assert_eq!(err.code, ErrorCode::FencedLeaderEpoch);
-        let ok = s.plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &shrink, &[1, 2, 3]).expect("valid");
+        let ok = s
+            .plan_alter_isr(
+                "t",
+                0,
+                leader,
+                p.leader_epoch,
+                p.partition_epoch,
+                &shrink,
+                &[1, 2, 3],
+            )
+            .expect("valid");
         apply_all(&mut s, ok.into_iter().collect());
         assert_eq!(partition(&s, "t", 0).isr, vec![leader]);
     }
@@ -721,21 +913,49 @@ mod tests {
         let follower = p.replicas[1];
         // The leader proposes to keep everyone (based on version v) while a
         // failover removes `follower` (its session expired): version v + 1.
-        let alive: Vec<u32> = p.replicas.iter().copied().filter(|b| *b != follower).collect();
+        let alive: Vec<u32> = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|b| *b != follower)
+            .collect();
         let r = s.plan_failover(&alive);
         apply_all(&mut s, r);
         let after = partition(&s, "t", 0);
         assert!(!after.isr.contains(&follower));
-        assert_eq!(after.partition_epoch, p.partition_epoch + 1, "every ISR change raises the partition epoch");
+        assert_eq!(
+            after.partition_epoch,
+            p.partition_epoch + 1,
+            "every ISR change raises the partition epoch"
+        );
         // The follower is back, and the late proposal arrives naming version v.
         let err = s
-            .plan_alter_isr("t", 0, leader, p.leader_epoch, p.partition_epoch, &p.replicas, &p.replicas)
+            .plan_alter_isr(
+                "t",
+                0,
+                leader,
+                p.leader_epoch,
+                p.partition_epoch,
+                &p.replicas,
+                &p.replicas,
+            )
             .expect_err("stale partition epoch");
         assert_eq!(err.code, ErrorCode::InvalidUpdateVersion);
-        assert!(!partition(&s, "t", 0).isr.contains(&follower), "a stale proposal does not restore a removed member");
+        assert!(
+            !partition(&s, "t", 0).isr.contains(&follower),
+            "a stale proposal does not restore a removed member"
+        );
         // Named with the current version, the same change is accepted.
         let ok = s
-            .plan_alter_isr("t", 0, leader, p.leader_epoch, after.partition_epoch, &p.replicas, &p.replicas)
+            .plan_alter_isr(
+                "t",
+                0,
+                leader,
+                p.leader_epoch,
+                after.partition_epoch,
+                &p.replicas,
+                &p.replicas,
+            )
             .expect("current version");
         apply_all(&mut s, ok.into_iter().collect());
         assert!(partition(&s, "t", 0).isr.contains(&follower));
@@ -747,10 +967,24 @@ mod tests {
         create(&mut s, "a", Some(2), None);
         create(&mut s, "b", Some(5), Some(2));
         s.apply(&MetaRecord::ProducerIdsAllocated { next: 1000 });
-        let commit = s.plan_commit_offsets("g", "b", &[PartitionOffset { partition: 4, offset: 7 }]).expect("valid");
+        let commit = s
+            .plan_commit_offsets(
+                "g",
+                "b",
+                &[PartitionOffset {
+                    partition: 4,
+                    offset: 7,
+                }],
+            )
+            .expect("valid");
         apply_all(&mut s, commit.into_iter().collect());
         assert_eq!(MetadataState::from_snapshot(s.snapshot()), s);
-        assert_eq!(MetadataState::from_snapshot(s.snapshot()).committed_offsets("g", "b").len(), 1);
+        assert_eq!(
+            MetadataState::from_snapshot(s.snapshot())
+                .committed_offsets("g", "b")
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -758,28 +992,51 @@ mod tests {
         let mut s = MetadataState::default();
         create(&mut s, "t", Some(3), None);
         let po = |partition, offset| PartitionOffset { partition, offset };
-        let r = s.plan_commit_offsets("g", "t", &[po(0, 5), po(2, 9)]).expect("valid").expect("changes");
+        let r = s
+            .plan_commit_offsets("g", "t", &[po(0, 5), po(2, 9)])
+            .expect("valid")
+            .expect("changes");
         s.apply(&r);
-        let r = s.plan_commit_offsets("g", "t", &[po(0, 6)]).expect("valid").expect("changes");
+        let r = s
+            .plan_commit_offsets("g", "t", &[po(0, 6)])
+            .expect("valid")
+            .expect("changes");
         s.apply(&r);
         assert_eq!(s.committed_offsets("g", "t"), vec![po(0, 6), po(2, 9)]);
-        assert!(s.plan_commit_offsets("g", "t", &[po(0, 6), po(2, 9)]).expect("valid").is_none(), "no-op commit");
+        assert!(
+            s.plan_commit_offsets("g", "t", &[po(0, 6), po(2, 9)])
+                .expect("valid")
+                .is_none(),
+            "no-op commit"
+        );
         assert!(s.committed_offsets("other", "t").is_empty());
-        let bad = s.plan_commit_offsets("g", "t", &[po(3, 1)]).expect_err("no partition 3");
+        let bad = s
+            .plan_commit_offsets("g", "t", &[po(3, 1)])
+            .expect_err("no partition 3");
         assert_eq!(bad.code, ErrorCode::UnknownPartition);
-        let bad = s.plan_commit_offsets("g", "nope", &[po(0, 1)]).expect_err("no topic");
+        let bad = s
+            .plan_commit_offsets("g", "nope", &[po(0, 1)])
+            .expect_err("no topic");
         assert_eq!(bad.code, ErrorCode::UnknownTopic);
         let del = s.plan_delete("t").expect("delete");
         s.apply(&del);
-        assert!(s.committed_offsets("g", "t").is_empty(), "offsets go with their topic");
+        assert!(
+            s.committed_offsets("g", "t").is_empty(),
+            "offsets go with their topic"
+        );
         assert!(s.groups_with_offsets().is_empty());
     }
 
     #[test]
     fn given_topic_config_when_creating_should_keep_it_through_snapshot() {
         let mut s = MetadataState::default();
-        let config = TopicConfig { retention_bytes: Some(4096), retention_ms: None };
-        let rec = s.plan_create("r", Some(1), None, config, DEFAULTS, &[1]).expect("plan");
+        let config = TopicConfig {
+            retention_bytes: Some(4096),
+            retention_ms: None,
+        };
+        let rec = s
+            .plan_create("r", Some(1), None, config, DEFAULTS, &[1])
+            .expect("plan");
         s.apply(&rec);
         assert_eq!(s.topic("r").expect("created").config, config);
         let restored = MetadataState::from_snapshot(s.snapshot());
@@ -787,7 +1044,8 @@ mod tests {
     }
 
     #[test]
-    fn given_deleted_topics_when_replaying_and_snapshotting_should_remember_the_last_ids_in_order() {
+    fn given_deleted_topics_when_replaying_and_snapshotting_should_remember_the_last_ids_in_order()
+    {
         let mut s = MetadataState::default();
         let mut ids = Vec::new();
         for i in 0..DELETED_TOPIC_IDS_MAX + 2 {
@@ -799,8 +1057,15 @@ mod tests {
         }
         let live = ids.pop().expect("live topic id");
         let remembered: Vec<u64> = s.deleted_topic_ids().collect();
-        assert_eq!(remembered, ids[ids.len() - DELETED_TOPIC_IDS_MAX..], "bounded, oldest dropped first");
-        assert!(!remembered.contains(&live), "a live topic's id is not deleted");
+        assert_eq!(
+            remembered,
+            ids[ids.len() - DELETED_TOPIC_IDS_MAX..],
+            "bounded, oldest dropped first"
+        );
+        assert!(
+            !remembered.contains(&live),
+            "a live topic's id is not deleted"
+        );
         let restored = MetadataState::from_snapshot(s.snapshot());
         assert_eq!(restored.deleted_topic_ids().collect::<Vec<_>>(), remembered);
         assert_eq!(restored, s);
@@ -810,8 +1075,12 @@ mod tests {
     fn given_cluster_id_when_created_twice_should_keep_the_first_through_snapshot() {
         let mut s = MetadataState::default();
         assert_eq!(s.cluster_id(), None);
-        s.apply(&MetaRecord::ClusterIdCreated { cluster_id: "a".repeat(32) });
-        s.apply(&MetaRecord::ClusterIdCreated { cluster_id: "b".repeat(32) });
+        s.apply(&MetaRecord::ClusterIdCreated {
+            cluster_id: "a".repeat(32),
+        });
+        s.apply(&MetaRecord::ClusterIdCreated {
+            cluster_id: "b".repeat(32),
+        });
         assert_eq!(s.cluster_id(), Some("a".repeat(32).as_str()));
         let restored = MetadataState::from_snapshot(s.snapshot());
         assert_eq!(restored.cluster_id(), s.cluster_id());

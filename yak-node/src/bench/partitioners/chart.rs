@@ -15,7 +15,12 @@ const PANEL_WIDTH_PX: u32 = 330;
 const PANEL_HEIGHT_PX: u32 = 240;
 const LEGEND_HEIGHT_PX: u32 = 40;
 /// The figure panels of each row (messages per partition comes after them).
-const FIGURES: [Figure; 4] = [Figure::MsgsPerSec, Figure::AckP99Ms, Figure::MeanBatchRecords, Figure::CpuMsPerMillion];
+const FIGURES: [Figure; 4] = [
+    Figure::MsgsPerSec,
+    Figure::AckP99Ms,
+    Figure::MeanBatchRecords,
+    Figure::CpuMsPerMillion,
+];
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -56,7 +61,10 @@ fn colour(i: usize) -> RGBColor {
 pub fn draw(path: &Path, e: &Evaluation) -> Result<(), Failure> {
     let rows = e.workloads.len().max(1) as u32;
     let cols = FIGURES.len() as u32 + 1;
-    let size = (cols * PANEL_WIDTH_PX, LEGEND_HEIGHT_PX + rows * PANEL_HEIGHT_PX);
+    let size = (
+        cols * PANEL_WIDTH_PX,
+        LEGEND_HEIGHT_PX + rows * PANEL_HEIGHT_PX,
+    );
     let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     let (legend, body) = root.split_vertically(LEGEND_HEIGHT_PX);
@@ -73,7 +81,11 @@ pub fn draw(path: &Path, e: &Evaluation) -> Result<(), Failure> {
             bars(&panels[row * cols as usize + col], &title, &spreads)?;
         }
         let title = format!("{} · messages per partition", w.scenario.name());
-        per_partition(&panels[row * cols as usize + FIGURES.len()], &title, &summaries)?;
+        per_partition(
+            &panels[row * cols as usize + FIGURES.len()],
+            &title,
+            &summaries,
+        )?;
     }
     root.present()?;
     Ok(())
@@ -81,18 +93,36 @@ pub fn draw(path: &Path, e: &Evaluation) -> Result<(), Failure> {
 
 fn draw_legend(area: &DrawingArea<SVGBackend<'_>, Shift>, plugins: &[&str]) -> Result<(), Failure> {
     let mut x = 20;
-    area.draw(&Text::new("median of the rounds; error bars: min–max", (x, 12), ("sans-serif", 13)))?;
+    area.draw(&Text::new(
+        "median of the rounds; error bars: min–max",
+        (x, 12),
+        ("sans-serif", 13),
+    ))?;
     x += 300;
     for (i, name) in plugins.iter().enumerate() {
         area.draw(&Rectangle::new([(x, 8), (x + 14, 22)], colour(i).filled()))?;
-        area.draw(&Text::new(name.to_string(), (x + 20, 10), ("sans-serif", 14)))?;
+        area.draw(&Text::new(
+            name.to_string(),
+            (x + 20, 10),
+            ("sans-serif", 14),
+        ))?;
         x += 30 + 9 * name.len() as i32;
     }
     Ok(())
 }
 
-fn bars(area: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, spreads: &[Option<Spread>]) -> Result<(), Failure> {
-    let top = spreads.iter().flatten().map(|s| s.max).fold(0.0_f64, f64::max).max(1e-9) * 1.15;
+fn bars(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    spreads: &[Option<Spread>],
+) -> Result<(), Failure> {
+    let top = spreads
+        .iter()
+        .flatten()
+        .map(|s| s.max)
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.15;
     let n = spreads.len().max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 14))
@@ -110,11 +140,23 @@ fn bars(area: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, spreads: &[Optio
     for (i, s) in spreads.iter().enumerate() {
         let Some(s) = s else { continue };
         let x = i as f64;
-        chart.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, s.median)], colour(i).filled())))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x + 0.15, 0.0), (x + 0.85, s.median)],
+            colour(i).filled(),
+        )))?;
         let bar = [(x + 0.5, s.min), (x + 0.5, s.max)];
-        let caps = [[(x + 0.38, s.min), (x + 0.62, s.min)], [(x + 0.38, s.max), (x + 0.62, s.max)]];
-        chart.draw_series(std::iter::once(PathElement::new(bar.to_vec(), BLACK.stroke_width(1))))?;
-        chart.draw_series(caps.iter().map(|c| PathElement::new(c.to_vec(), BLACK.stroke_width(1))))?;
+        let caps = [
+            [(x + 0.38, s.min), (x + 0.62, s.min)],
+            [(x + 0.38, s.max), (x + 0.62, s.max)],
+        ];
+        chart.draw_series(std::iter::once(PathElement::new(
+            bar.to_vec(),
+            BLACK.stroke_width(1),
+        )))?;
+        chart.draw_series(
+            caps.iter()
+                .map(|c| PathElement::new(c.to_vec(), BLACK.stroke_width(1))),
+        )?;
         chart.draw_series(std::iter::once(Text::new(
             human(s.median),
             (x + 0.2, s.max + top * 0.07),
@@ -124,10 +166,20 @@ fn bars(area: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, spreads: &[Optio
     Ok(())
 }
 
-fn per_partition(area: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, summaries: &[&Summary]) -> Result<(), Failure> {
+fn per_partition(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    summaries: &[&Summary],
+) -> Result<(), Failure> {
     let medians: Vec<Vec<f64>> = summaries.iter().map(|s| s.partition_messages()).collect();
     let partitions = medians.iter().map(Vec::len).max().unwrap_or(1).max(1);
-    let top = medians.iter().flatten().copied().fold(0.0_f64, f64::max).max(1.0) * 1.15;
+    let top = medians
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0_f64, f64::max)
+        .max(1.0)
+        * 1.15;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 14))
         .margin(8)

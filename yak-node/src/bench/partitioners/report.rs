@@ -56,8 +56,14 @@ pub fn summary_json(s: &Summary) -> Value {
     m.insert("keys_stable".into(), json!(s.keys_stable()));
     m.insert("partition_messages".into(), json!(s.partition_messages()));
     m.insert("failed".into(), json!(s.failed()));
-    m.insert("partitioner_fallbacks".into(), json!(s.partitioner_fallbacks()));
-    m.insert("rounds".into(), Value::Array(s.rounds.iter().map(round_json).collect()));
+    m.insert(
+        "partitioner_fallbacks".into(),
+        json!(s.partitioner_fallbacks()),
+    );
+    m.insert(
+        "rounds".into(),
+        Value::Array(s.rounds.iter().map(round_json).collect()),
+    );
     compat_fields(s, &mut m);
     Value::Object(m)
 }
@@ -71,11 +77,23 @@ fn compat_fields(s: &Summary, m: &mut Map<String, Value>) {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied()
     };
-    m.insert("topic".into(), json!(s.rounds.last().map(|r| r.topic.clone())));
-    m.insert("acked".into(), json!(s.rounds.iter().map(|r| r.acked).sum::<u64>()));
-    m.insert("consumed".into(), json!(s.rounds.iter().filter_map(|r| r.consumed).sum::<u64>()));
+    m.insert(
+        "topic".into(),
+        json!(s.rounds.last().map(|r| r.topic.clone())),
+    );
+    m.insert(
+        "acked".into(),
+        json!(s.rounds.iter().map(|r| r.acked).sum::<u64>()),
+    );
+    m.insert(
+        "consumed".into(),
+        json!(s.rounds.iter().filter_map(|r| r.consumed).sum::<u64>()),
+    );
     m.insert("elapsed_s".into(), json!(median(&|r| r.elapsed_s)));
-    m.insert("batches".into(), json!(median(&|r| r.batches as f64).map(|b| b as u64)));
+    m.insert(
+        "batches".into(),
+        json!(median(&|r| r.batches as f64).map(|b| b as u64)),
+    );
     m.insert(
         "ack_latency_ms".into(),
         json!({ "p50": median(&|r| r.ack_p50_ms), "p99": median(&|r| r.ack_p99_ms) }),
@@ -86,7 +104,9 @@ fn keys_json(keys: Keys) -> Value {
     match keys {
         Keys::None => json!({"kind": "none"}),
         Keys::Cyclic(n) => json!({"kind": "uniform", "keys": n}),
-        Keys::Zipf(n) => json!({"kind": "zipf", "keys": n, "exponent": super::scenarios::ZIPF_EXPONENT}),
+        Keys::Zipf(n) => {
+            json!({"kind": "zipf", "keys": n, "exponent": super::scenarios::ZIPF_EXPONENT})
+        }
     }
 }
 
@@ -118,7 +138,11 @@ fn scenario_json(w: &Workload, e: &Evaluation) -> Value {
 
 /// The whole report.
 pub fn report_json(e: &Evaluation, settings: &Settings) -> Value {
-    let acks = if settings.acks == -1 { "all".to_string() } else { settings.acks.to_string() };
+    let acks = if settings.acks == -1 {
+        "all".to_string()
+    } else {
+        settings.acks.to_string()
+    };
     // `workload` is the first scenario's, as the single-workload report had it.
     let workload = e.workloads.first().map(|w| {
         json!({

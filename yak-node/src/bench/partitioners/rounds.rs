@@ -4,7 +4,7 @@
 //! the plugin order rotated by one each round, so that drift on a shared
 //! machine hits every plugin alike. Never aggregates figures or prints.
 
-use super::runner::{Run, RoundFigures};
+use super::runner::{RoundFigures, Run};
 use super::scenarios::{Scenario, Workload};
 use super::stats::Summary;
 use super::verdict::{verdicts, Verdict};
@@ -39,7 +39,10 @@ pub struct Evaluation {
 impl Evaluation {
     /// The summaries of one scenario, in plugin order.
     pub fn of(&self, scenario: Scenario) -> Vec<&Summary> {
-        self.summaries.iter().filter(|s| s.scenario == scenario).collect()
+        self.summaries
+            .iter()
+            .filter(|s| s.scenario == scenario)
+            .collect()
     }
 
     /// The verdicts of one scenario.
@@ -57,7 +60,9 @@ fn check(config: &BenchConfig) -> Result<(), BenchError> {
         return bad("at least one --scenario is needed");
     }
     if !(1..=BENCH_ROUNDS_MAX).contains(&config.rounds) {
-        return Err(BenchError::Invalid(format!("--rounds must be 1 to {BENCH_ROUNDS_MAX}")));
+        return Err(BenchError::Invalid(format!(
+            "--rounds must be 1 to {BENCH_ROUNDS_MAX}"
+        )));
     }
     if config.knobs.messages == Some(0) || config.knobs.partitions == 0 {
         return bad("--messages and --partitions must be at least 1");
@@ -66,20 +71,39 @@ fn check(config: &BenchConfig) -> Result<(), BenchError> {
 }
 
 /// Runs the evaluation; `progress` hears of every run before it starts.
-pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Step)) -> Result<Evaluation, BenchError> {
+pub fn run(
+    config: &BenchConfig,
+    progress: &mut dyn FnMut(&Step),
+) -> Result<Evaluation, BenchError> {
     check(config)?;
     let mut names = Vec::new();
     for path in &config.plugins {
-        names.push(PluginPartitioner::load(path, config.settings.batch_bytes)?.name().to_string());
+        names.push(
+            PluginPartitioner::load(path, config.settings.batch_bytes)?
+                .name()
+                .to_string(),
+        );
     }
-    let workloads: Vec<Workload> = config.scenarios.iter().map(|s| s.workload(&config.knobs)).collect();
+    let workloads: Vec<Workload> = config
+        .scenarios
+        .iter()
+        .map(|s| s.workload(&config.knobs))
+        .collect();
     let plugins = config.plugins.len();
-    let warmups = if config.warmup_messages > 0 { plugins } else { 0 };
+    let warmups = if config.warmup_messages > 0 {
+        plugins
+    } else {
+        0
+    };
     let total = warmups + workloads.len() * plugins * config.rounds as usize;
     let mut done = 0;
     let mut n = 0;
     let mut step = |label: String, done: usize| progress(&Step { done, total, label });
-    let go = |workload: &Workload, plugin: usize, round: u32, n: usize| -> Result<RoundFigures, BenchError> {
+    let go = |workload: &Workload,
+              plugin: usize,
+              round: u32,
+              n: usize|
+     -> Result<RoundFigures, BenchError> {
         if config.interrupted.load(Ordering::SeqCst) {
             return Err(BenchError::Interrupted);
         }
@@ -96,7 +120,10 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Step)) -> Result<Eval
     };
 
     if warmups > 0 {
-        let warmup = Workload { messages: config.warmup_messages, ..Scenario::Uniform.workload(&config.knobs) };
+        let warmup = Workload {
+            messages: config.warmup_messages,
+            ..Scenario::Uniform.workload(&config.knobs)
+        };
         for (p, name) in names.iter().enumerate() {
             step(format!("warm-up {name}"), done);
             go(&warmup, p, 0, n)?;
@@ -108,7 +135,15 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Step)) -> Result<Eval
         for (s, workload) in workloads.iter().enumerate() {
             for k in 0..plugins {
                 let p = (k + round as usize - 1) % plugins;
-                step(format!("round {round}/{} {} {}", config.rounds, workload.scenario.name(), names[p]), done);
+                step(
+                    format!(
+                        "round {round}/{} {} {}",
+                        config.rounds,
+                        workload.scenario.name(),
+                        names[p]
+                    ),
+                    done,
+                );
                 rounds[s][p].push(go(workload, p, round, n)?);
                 (done, n) = (done + 1, n + 1);
             }
@@ -125,5 +160,9 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&Step)) -> Result<Eval
             });
         }
     }
-    Ok(Evaluation { workloads, rounds: config.rounds, summaries })
+    Ok(Evaluation {
+        workloads,
+        rounds: config.rounds,
+        summaries,
+    })
 }

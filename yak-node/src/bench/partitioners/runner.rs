@@ -16,9 +16,12 @@ use super::slow_broker::Pauser;
 use super::{BenchError, Settings};
 use crate::client::partitioner::Partitioner as _;
 use crate::client::plugin::PluginPartitioner;
-use crate::client::{Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom};
+use crate::client::{
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom,
+};
 use crate::limits::{
-    BENCH_POLL_EVERY_MESSAGES, BENCH_SETTLE_TIMEOUT_MS, BENCH_SLOW_BROKER_PAUSE_MS, BENCH_SLOW_BROKER_RUN_MS,
+    BENCH_POLL_EVERY_MESSAGES, BENCH_SETTLE_TIMEOUT_MS, BENCH_SLOW_BROKER_PAUSE_MS,
+    BENCH_SLOW_BROKER_RUN_MS,
 };
 use nix::sys::resource::{getrusage, UsageWho};
 use std::collections::HashMap;
@@ -87,9 +90,19 @@ pub fn skew(counts: &[u64]) -> f64 {
 
 /// A topic name for run `n` of `strategy` in `scenario`.
 pub fn topic_name(scenario: &str, strategy: &str, n: usize) -> String {
-    let clean: String =
-        strategy.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let clean: String = strategy
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     format!("bench-{scenario}-{clean}-{secs}-{}-{n}", std::process::id())
 }
 
@@ -120,7 +133,11 @@ struct Slowed {
 
 impl Run<'_> {
     fn context(&self, plugin: &str) -> String {
-        format!("{} / {plugin} / round {}", self.workload.scenario.name(), self.round)
+        format!(
+            "{} / {plugin} / round {}",
+            self.workload.scenario.name(),
+            self.round
+        )
     }
 
     /// Does the run.
@@ -128,13 +145,22 @@ impl Run<'_> {
         let plugin = PluginPartitioner::load(self.plugin, self.settings.batch_bytes)?;
         let name = plugin.name().to_string();
         let ctx = self.context(&name);
-        let client = |source: ClientError| BenchError::Client { context: ctx.clone(), source };
+        let client = |source: ClientError| BenchError::Client {
+            context: ctx.clone(),
+            source,
+        };
         let w = self.workload;
         let topic = topic_name(w.scenario.name(), &name, self.n);
         let mut admin = Admin::connect(self.dir).map_err(client)?;
-        admin.create_topic(&topic, Some(w.partitions), w.replication_factor).map_err(client)?;
+        admin
+            .create_topic(&topic, Some(w.partitions), w.replication_factor)
+            .map_err(client)?;
         let leaders = wait_for_leaders(&mut admin, &topic).map_err(|e| e.with_context(&ctx))?;
-        let slowed = if w.slow_broker { Some(slowed_broker(&mut admin, &leaders, &ctx)?) } else { None };
+        let slowed = if w.slow_broker {
+            Some(slowed_broker(&mut admin, &leaders, &ctx)?)
+        } else {
+            None
+        };
 
         let config = ProducerConfig {
             acks: self.settings.acks,
@@ -159,7 +185,10 @@ impl Run<'_> {
                     Duration::from_millis(BENCH_SLOW_BROKER_RUN_MS),
                     Arc::clone(self.interrupted),
                 )
-                .map_err(|e| BenchError::SlowBroker { context: ctx.clone(), what: format!("cannot signal pid {}: {e}", s.pid) })?,
+                .map_err(|e| BenchError::SlowBroker {
+                    context: ctx.clone(),
+                    what: format!("cannot signal pid {}: {e}", s.pid),
+                })?,
             ),
             None => None,
         };
@@ -169,8 +198,12 @@ impl Run<'_> {
                 pace(&mut producer, due).map_err(client)?;
             }
             let key = keys.key(i);
-            producer.send(&topic, key.as_deref(), &value).map_err(client)?;
-            if w.rate_per_sec.is_some() || i % BENCH_POLL_EVERY_MESSAGES == BENCH_POLL_EVERY_MESSAGES - 1 {
+            producer
+                .send(&topic, key.as_deref(), &value)
+                .map_err(client)?;
+            if w.rate_per_sec.is_some()
+                || i % BENCH_POLL_EVERY_MESSAGES == BENCH_POLL_EVERY_MESSAGES - 1
+            {
                 producer.poll().map_err(client)?;
                 if self.interrupted.load(Ordering::SeqCst) {
                     return Err(BenchError::Interrupted);
@@ -185,9 +218,11 @@ impl Run<'_> {
         let latency = producer.ack_latency_us().cloned();
         drop(producer);
 
-        let partition_messages = partition_messages(&mut admin, &topic, report.acked).map_err(client)?;
+        let partition_messages =
+            partition_messages(&mut admin, &topic, report.acked).map_err(client)?;
         let (consumed, keys_stable) = if keys.keyed() {
-            let (n, stable) = consume_back(self.dir, &topic, report.acked, self.interrupted).map_err(client)?;
+            let (n, stable) =
+                consume_back(self.dir, &topic, report.acked, self.interrupted).map_err(client)?;
             (Some(n), Some(stable))
         } else {
             (None, None)
@@ -199,10 +234,18 @@ impl Run<'_> {
         }
         let total: u64 = partition_messages.iter().sum();
         let slowed_broker_share = slowed.as_ref().map(|s| {
-            let on_slowed: u64 = s.partitions.iter().filter_map(|p| partition_messages.get(*p as usize)).sum();
+            let on_slowed: u64 = s
+                .partitions
+                .iter()
+                .filter_map(|p| partition_messages.get(*p as usize))
+                .sum();
             on_slowed as f64 / total.max(1) as f64
         });
-        let ms = |q: f64| latency.as_ref().map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0);
+        let ms = |q: f64| {
+            latency
+                .as_ref()
+                .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
+        };
         let acked = report.acked;
         Ok(RoundFigures {
             round: self.round,
@@ -236,7 +279,11 @@ fn pace(producer: &mut Producer, due: Instant) -> Result<(), ClientError> {
             return Ok(());
         }
         let wake = producer.next_deadline().map_or(due, |d| d.min(due));
-        std::thread::sleep(wake.saturating_duration_since(now).max(PACE_SLEEP_MIN).min(due - now));
+        std::thread::sleep(
+            wake.saturating_duration_since(now)
+                .max(PACE_SLEEP_MIN)
+                .min(due - now),
+        );
         producer.poll()?;
     }
 }
@@ -245,7 +292,9 @@ fn pace(producer: &mut Producer, due: Instant) -> Result<(), ClientError> {
 fn thread_cpu() -> Result<Duration, BenchError> {
     let usage = getrusage(UsageWho::RUSAGE_THREAD).map_err(BenchError::CpuTime)?;
     let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
-    Ok(Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time())))
+    Ok(Duration::from_micros(
+        micros(usage.user_time()) + micros(usage.system_time()),
+    ))
 }
 
 /// A settle failure before its context is known.
@@ -253,7 +302,11 @@ struct NotSettled(String);
 
 impl NotSettled {
     fn with_context(self, ctx: &str) -> BenchError {
-        BenchError::Settle { context: ctx.to_string(), what: self.0, waited: SETTLE_TIMEOUT }
+        BenchError::Settle {
+            context: ctx.to_string(),
+            what: self.0,
+            waited: SETTLE_TIMEOUT,
+        }
     }
 }
 
@@ -272,13 +325,18 @@ fn wait_for_leaders(admin: &mut Admin, topic: &str) -> Result<Vec<u32>, NotSettl
         let leaders: Vec<Option<u32>> = meta
             .partitions
             .iter()
-            .map(|p| p.leader.filter(|l| offsets.contains_key(&(topic.to_string(), p.partition, *l))))
+            .map(|p| {
+                p.leader
+                    .filter(|l| offsets.contains_key(&(topic.to_string(), p.partition, *l)))
+            })
             .collect();
         if leaders.iter().all(Option::is_some) {
             return Ok(leaders.into_iter().flatten().collect());
         }
         if Instant::now() >= deadline {
-            return Err(NotSettled(format!("topic '{topic}' has no leader for some partition")));
+            return Err(NotSettled(format!(
+                "topic '{topic}' has no leader for some partition"
+            )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -286,27 +344,48 @@ fn wait_for_leaders(admin: &mut Admin, topic: &str) -> Result<Vec<u32>, NotSettl
 
 /// The broker leading most partitions (the lowest id on a tie) and its pid.
 fn slowed_broker(admin: &mut Admin, leaders: &[u32], ctx: &str) -> Result<Slowed, BenchError> {
-    let meta = admin.metadata().map_err(|source| BenchError::Client { context: ctx.to_string(), source })?;
+    let meta = admin.metadata().map_err(|source| BenchError::Client {
+        context: ctx.to_string(),
+        source,
+    })?;
     let alive = meta.brokers.iter().filter(|b| b.alive).count();
-    let fail = |what: String| BenchError::SlowBroker { context: ctx.to_string(), what };
+    let fail = |what: String| BenchError::SlowBroker {
+        context: ctx.to_string(),
+        what,
+    };
     if alive < 2 {
-        return Err(fail(format!("needs at least 2 alive brokers, the cluster has {alive}")));
+        return Err(fail(format!(
+            "needs at least 2 alive brokers, the cluster has {alive}"
+        )));
     }
     let mut led: HashMap<u32, u32> = HashMap::new();
     for l in leaders {
         *led.entry(*l).or_default() += 1;
     }
-    let Some((&id, _)) = led.iter().max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id))) else {
+    let Some((&id, _)) = led
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+    else {
         return Err(fail("the topic has no partitions".into()));
     };
     if led.len() < 2 {
-        return Err(fail(format!("broker {id} leads every partition: nothing to route around it to")));
+        return Err(fail(format!(
+            "broker {id} leads every partition: nothing to route around it to"
+        )));
     }
     let Some(broker) = meta.brokers.iter().find(|b| b.id == id && b.alive) else {
         return Err(fail(format!("broker {id} is not alive")));
     };
-    let partitions = leaders.iter().enumerate().filter(|(_, l)| **l == id).map(|(p, _)| p as u32).collect();
-    Ok(Slowed { pid: broker.pid, partitions })
+    let partitions = leaders
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l == id)
+        .map(|(p, _)| p as u32)
+        .collect();
+    Ok(Slowed {
+        pid: broker.pid,
+        partitions,
+    })
 }
 
 /// Messages per partition from the leaders' high watermarks, once they cover `acked`.
@@ -316,7 +395,10 @@ fn partition_messages(admin: &mut Admin, topic: &str, acked: u64) -> Result<Vec<
         let offsets = admin.leader_offsets(topic)?;
         let counts: Vec<u64> = offsets
             .iter()
-            .map(|(_, o)| o.as_ref().map_or(0, |o| o.high_watermark.saturating_sub(o.log_start_offset)))
+            .map(|(_, o)| {
+                o.as_ref()
+                    .map_or(0, |o| o.high_watermark.saturating_sub(o.log_start_offset))
+            })
             .collect();
         if counts.iter().sum::<u64>() >= acked || Instant::now() >= deadline {
             return Ok(counts);
@@ -333,12 +415,16 @@ fn consume_back(
     expected: u64,
     interrupted: &AtomicBool,
 ) -> Result<(u64, bool), ClientError> {
-    let mut consumer = Consumer::subscribe(dir, topic, StartFrom::Earliest, ConsumerConfig::default())?;
+    let mut consumer =
+        Consumer::subscribe(dir, topic, StartFrom::Earliest, ConsumerConfig::default())?;
     let mut placed: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut stable = true;
     let mut consumed = 0u64;
     let mut last_progress = Instant::now();
-    while consumed < expected && last_progress.elapsed() < SETTLE_TIMEOUT && !interrupted.load(Ordering::SeqCst) {
+    while consumed < expected
+        && last_progress.elapsed() < SETTLE_TIMEOUT
+        && !interrupted.load(Ordering::SeqCst)
+    {
         let records = consumer.poll(Duration::from_millis(500))?;
         if !records.is_empty() {
             last_progress = Instant::now();

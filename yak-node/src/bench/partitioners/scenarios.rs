@@ -2,7 +2,9 @@
 //! strategy should do in it, and the messages it sends (keys, rate, topic
 //! shape). Pure: never touches the cluster.
 
-use crate::limits::{BENCH_LOW_RATE_MSGS_PER_SEC, BENCH_MANY_PARTITIONS, BENCH_SLOW_BROKER_MSGS_PER_SEC};
+use crate::limits::{
+    BENCH_LOW_RATE_MSGS_PER_SEC, BENCH_MANY_PARTITIONS, BENCH_SLOW_BROKER_MSGS_PER_SEC,
+};
 use yak_partitioner_api::XorShift64;
 
 /// Distinct keys of the skewed-keys scenario.
@@ -73,8 +75,13 @@ pub struct Knobs {
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 5] =
-        [Scenario::Uniform, Scenario::SkewedKeys, Scenario::LowRate, Scenario::SlowBroker, Scenario::ManyPartitions];
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Uniform,
+        Scenario::SkewedKeys,
+        Scenario::LowRate,
+        Scenario::SlowBroker,
+        Scenario::ManyPartitions,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -150,18 +157,35 @@ impl Scenario {
         };
         match self {
             Scenario::Uniform => Workload {
-                keys: if k.uniform_keys == 0 { Keys::None } else { Keys::Cyclic(k.uniform_keys) },
+                keys: if k.uniform_keys == 0 {
+                    Keys::None
+                } else {
+                    Keys::Cyclic(k.uniform_keys)
+                },
                 ..unkeyed_full_speed
             },
-            Scenario::SkewedKeys => Workload { keys: Keys::Zipf(ZIPF_KEYS), ..unkeyed_full_speed },
-            Scenario::LowRate => Workload { rate_per_sec: Some(BENCH_LOW_RATE_MSGS_PER_SEC), ..unkeyed_full_speed },
+            Scenario::SkewedKeys => Workload {
+                keys: Keys::Zipf(ZIPF_KEYS),
+                ..unkeyed_full_speed
+            },
+            Scenario::LowRate => Workload {
+                rate_per_sec: Some(BENCH_LOW_RATE_MSGS_PER_SEC),
+                ..unkeyed_full_speed
+            },
             Scenario::SlowBroker => {
                 let rate_per_sec = Some(BENCH_SLOW_BROKER_MSGS_PER_SEC);
-                Workload { replication_factor: Some(1), slow_broker: true, rate_per_sec, ..unkeyed_full_speed }
+                Workload {
+                    replication_factor: Some(1),
+                    slow_broker: true,
+                    rate_per_sec,
+                    ..unkeyed_full_speed
+                }
             }
-            Scenario::ManyPartitions => {
-                Workload { partitions: BENCH_MANY_PARTITIONS, replication_factor: Some(1), ..unkeyed_full_speed }
-            }
+            Scenario::ManyPartitions => Workload {
+                partitions: BENCH_MANY_PARTITIONS,
+                replication_factor: Some(1),
+                ..unkeyed_full_speed
+            },
         }
     }
 }
@@ -182,7 +206,13 @@ impl KeyGen {
             Keys::Zipf(n) => zipf_cdf(n, ZIPF_EXPONENT),
             _ => Vec::new(),
         };
-        KeyGen { keys, cdf, rng: XorShift64::new(ZIPF_SEED ^ (u64::from(round) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) }
+        KeyGen {
+            keys,
+            cdf,
+            rng: XorShift64::new(
+                ZIPF_SEED ^ (u64::from(round) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ),
+        }
     }
 
     /// Whether messages carry keys.
@@ -197,7 +227,10 @@ impl KeyGen {
             Keys::Cyclic(n) => Some(format!("key-{}", i % n.max(1)).into_bytes()),
             Keys::Zipf(_) => {
                 let u = self.rng.below(1 << 53) as f64 / (1u64 << 53) as f64;
-                let rank = self.cdf.partition_point(|c| *c <= u).min(self.cdf.len().saturating_sub(1));
+                let rank = self
+                    .cdf
+                    .partition_point(|c| *c <= u)
+                    .min(self.cdf.len().saturating_sub(1));
                 Some(format!("key-{rank}").into_bytes())
             }
         }
@@ -226,7 +259,12 @@ mod tests {
     use std::collections::HashMap;
 
     fn knobs() -> Knobs {
-        Knobs { messages: None, uniform_keys: 1000, partitions: 6, replication_factor: None }
+        Knobs {
+            messages: None,
+            uniform_keys: 1000,
+            partitions: 6,
+            replication_factor: None,
+        }
     }
 
     #[test]
@@ -240,21 +278,41 @@ mod tests {
 
     #[test]
     fn given_knobs_when_building_workloads_should_apply_each_scenarios_shape() {
-        let k = Knobs { messages: Some(77), replication_factor: Some(3), ..knobs() };
+        let k = Knobs {
+            messages: Some(77),
+            replication_factor: Some(3),
+            ..knobs()
+        };
         let w = |s: Scenario| s.workload(&k);
         assert_eq!(w(Scenario::Uniform).keys, Keys::Cyclic(1000));
         assert_eq!(w(Scenario::SkewedKeys).keys, Keys::Zipf(ZIPF_KEYS));
-        assert_eq!(w(Scenario::LowRate).rate_per_sec, Some(BENCH_LOW_RATE_MSGS_PER_SEC));
+        assert_eq!(
+            w(Scenario::LowRate).rate_per_sec,
+            Some(BENCH_LOW_RATE_MSGS_PER_SEC)
+        );
         assert_eq!(w(Scenario::LowRate).keys, Keys::None);
         assert!(w(Scenario::SlowBroker).slow_broker);
-        assert_eq!(w(Scenario::SlowBroker).rate_per_sec, Some(BENCH_SLOW_BROKER_MSGS_PER_SEC));
-        assert_eq!(w(Scenario::SlowBroker).replication_factor, Some(1), "one replica: only the leader is slowed");
+        assert_eq!(
+            w(Scenario::SlowBroker).rate_per_sec,
+            Some(BENCH_SLOW_BROKER_MSGS_PER_SEC)
+        );
+        assert_eq!(
+            w(Scenario::SlowBroker).replication_factor,
+            Some(1),
+            "one replica: only the leader is slowed"
+        );
         assert_eq!(w(Scenario::Uniform).replication_factor, Some(3));
-        assert_eq!(w(Scenario::ManyPartitions).partitions, BENCH_MANY_PARTITIONS);
+        assert_eq!(
+            w(Scenario::ManyPartitions).partitions,
+            BENCH_MANY_PARTITIONS
+        );
         assert_eq!(w(Scenario::ManyPartitions).replication_factor, Some(1));
         assert_eq!(w(Scenario::Uniform).partitions, 6);
         assert!(Scenario::ALL.iter().all(|s| w(*s).messages == 77));
-        assert_eq!(Scenario::LowRate.workload(&knobs()).messages, 2 * BENCH_LOW_RATE_MSGS_PER_SEC);
+        assert_eq!(
+            Scenario::LowRate.workload(&knobs()).messages,
+            2 * BENCH_LOW_RATE_MSGS_PER_SEC
+        );
     }
 
     #[test]
@@ -267,10 +325,22 @@ mod tests {
         }
         let top = counts[b"key-0".as_slice()] as f64 / n as f64;
         let cdf = zipf_cdf(ZIPF_KEYS, ZIPF_EXPONENT);
-        assert!((top - cdf[0]).abs() < 0.01, "top key share {top}, law {}", cdf[0]);
-        assert!((0.12..0.2).contains(&cdf[0]), "s = 1.1 over 10,000 keys puts ~15% on the top key: {}", cdf[0]);
+        assert!(
+            (top - cdf[0]).abs() < 0.01,
+            "top key share {top}, law {}",
+            cdf[0]
+        );
+        assert!(
+            (0.12..0.2).contains(&cdf[0]),
+            "s = 1.1 over 10,000 keys puts ~15% on the top key: {}",
+            cdf[0]
+        );
         assert!(counts[b"key-0".as_slice()] > counts[b"key-1".as_slice()]);
-        assert!(counts.len() > 1000, "the tail is drawn too: {}", counts.len());
+        assert!(
+            counts.len() > 1000,
+            "the tail is drawn too: {}",
+            counts.len()
+        );
         assert!(counts.keys().all(|k| k.starts_with(b"key-")));
     }
 

@@ -27,7 +27,12 @@ pub struct Pauser {
 impl Pauser {
     /// Starts pausing process `pid` at once: stopped for `pause`, running for
     /// `run`, again and again, until dropped or `interrupted` is set.
-    pub fn start(pid: u32, pause: Duration, run: Duration, interrupted: Arc<AtomicBool>) -> Result<Pauser, nix::Error> {
+    pub fn start(
+        pid: u32,
+        pause: Duration,
+        run: Duration,
+        interrupted: Arc<AtomicBool>,
+    ) -> Result<Pauser, nix::Error> {
         let pid = Pid::from_raw(pid as i32);
         // A pid we may not signal fails here, before any thread starts.
         kill(pid, None)?;
@@ -48,7 +53,12 @@ impl Pauser {
             }
             resume(pid);
         });
-        Ok(Pauser { pid, stop, pauses, thread: Some(thread) })
+        Ok(Pauser {
+            pid,
+            stop,
+            pauses,
+            thread: Some(thread),
+        })
     }
 
     /// Pauses so far.
@@ -118,7 +128,13 @@ mod tests {
     fn given_a_long_pause_when_dropping_the_pauser_should_resume_the_process() {
         let mut child = sleeper();
         let pid = child.id();
-        let pauser = Pauser::start(pid, Duration::from_secs(60), Duration::from_millis(1), Arc::default()).unwrap();
+        let pauser = Pauser::start(
+            pid,
+            Duration::from_secs(60),
+            Duration::from_millis(1),
+            Arc::default(),
+        )
+        .unwrap();
         assert!(wait_for_state(pid, 'T'), "paused");
         assert_eq!(pauser.pauses(), 1);
         drop(pauser);
@@ -132,10 +148,19 @@ mod tests {
         let mut child = sleeper();
         let pid = child.id();
         let interrupted = Arc::new(AtomicBool::new(false));
-        let pauser = Pauser::start(pid, Duration::from_secs(60), Duration::from_secs(60), Arc::clone(&interrupted)).unwrap();
+        let pauser = Pauser::start(
+            pid,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Arc::clone(&interrupted),
+        )
+        .unwrap();
         assert!(wait_for_state(pid, 'T'), "paused");
         interrupted.store(true, Ordering::SeqCst);
-        assert!(wait_for_state(pid, 'S'), "resumed on interrupt, before the pause ends");
+        assert!(
+            wait_for_state(pid, 'S'),
+            "resumed on interrupt, before the pause ends"
+        );
         drop(pauser);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -145,7 +170,13 @@ mod tests {
     fn given_a_short_duty_cycle_when_running_should_pause_again_and_again() {
         let mut child = sleeper();
         let pid = child.id();
-        let pauser = Pauser::start(pid, Duration::from_millis(10), Duration::from_millis(10), Arc::default()).unwrap();
+        let pauser = Pauser::start(
+            pid,
+            Duration::from_millis(10),
+            Duration::from_millis(10),
+            Arc::default(),
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while pauser.pauses() < 3 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -163,6 +194,12 @@ mod tests {
         let pid = child.id();
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(Pauser::start(pid, Duration::from_millis(1), Duration::from_millis(1), Arc::default()).is_err());
+        assert!(Pauser::start(
+            pid,
+            Duration::from_millis(1),
+            Duration::from_millis(1),
+            Arc::default()
+        )
+        .is_err());
     }
 }

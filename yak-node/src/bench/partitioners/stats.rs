@@ -21,12 +21,24 @@ impl Spread {
     pub fn of(values: &[f64]) -> Spread {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         if v.is_empty() {
-            return Spread { median: 0.0, min: 0.0, max: 0.0 };
+            return Spread {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+            };
         }
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-        Spread { median, min: v[0], max: v[n - 1] }
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
     }
 
     /// Whether the two ranges overlap.
@@ -139,16 +151,27 @@ impl Summary {
 
     /// Whether every key stayed on one partition in every round (`None` when unkeyed).
     pub fn keys_stable(&self) -> Option<bool> {
-        self.rounds.iter().map(|r| r.keys_stable).try_fold(true, |all, k| k.map(|k| all && k))
+        self.rounds
+            .iter()
+            .map(|r| r.keys_stable)
+            .try_fold(true, |all, k| k.map(|k| all && k))
     }
 
     /// Messages per partition: the median over rounds, partition by partition.
     pub fn partition_messages(&self) -> Vec<f64> {
-        let n = self.rounds.iter().map(|r| r.partition_messages.len()).max().unwrap_or(0);
+        let n = self
+            .rounds
+            .iter()
+            .map(|r| r.partition_messages.len())
+            .max()
+            .unwrap_or(0);
         (0..n)
             .map(|p| {
-                let v: Vec<f64> =
-                    self.rounds.iter().map(|r| r.partition_messages.get(p).copied().unwrap_or(0) as f64).collect();
+                let v: Vec<f64> = self
+                    .rounds
+                    .iter()
+                    .map(|r| r.partition_messages.get(p).copied().unwrap_or(0) as f64)
+                    .collect();
                 Spread::of(&v).median
             })
             .collect()
@@ -171,17 +194,53 @@ mod tests {
 
     #[test]
     fn given_values_when_spreading_should_give_median_min_and_max() {
-        assert_eq!(Spread::of(&[3.0, 1.0, 2.0]), Spread { median: 2.0, min: 1.0, max: 3.0 });
-        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]), Spread { median: 2.5, min: 1.0, max: 4.0 });
-        assert_eq!(Spread::of(&[]), Spread { median: 0.0, min: 0.0, max: 0.0 });
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0]),
+            Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(
+            Spread::of(&[4.0, 1.0, 2.0, 3.0]),
+            Spread {
+                median: 2.5,
+                min: 1.0,
+                max: 4.0
+            }
+        );
+        assert_eq!(
+            Spread::of(&[]),
+            Spread {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0
+            }
+        );
         assert_eq!(Spread::of(&[f64::NAN, 5.0]).median, 5.0);
     }
 
     #[test]
     fn given_ranges_when_comparing_should_tell_overlap() {
-        let a = Spread { median: 2.0, min: 1.0, max: 3.0 };
-        assert!(a.overlaps(&Spread { median: 3.5, min: 3.0, max: 4.0 }), "touching ranges overlap");
-        assert!(!a.overlaps(&Spread { median: 4.5, min: 4.0, max: 5.0 }));
+        let a = Spread {
+            median: 2.0,
+            min: 1.0,
+            max: 3.0,
+        };
+        assert!(
+            a.overlaps(&Spread {
+                median: 3.5,
+                min: 3.0,
+                max: 4.0
+            }),
+            "touching ranges overlap"
+        );
+        assert!(!a.overlaps(&Spread {
+            median: 4.5,
+            min: 4.0,
+            max: 5.0
+        }));
         assert!(a.overlaps(&a));
     }
 
@@ -211,13 +270,36 @@ mod tests {
 
     #[test]
     fn given_rounds_when_summarising_keys_and_partitions_should_combine_them() {
-        let s = |rounds| Summary { scenario: Scenario::Uniform, plugin: "p".into(), path: PathBuf::new(), rounds };
-        assert_eq!(s(vec![round(Some(true), vec![1]), round(Some(true), vec![3])]).keys_stable(), Some(true));
-        assert_eq!(s(vec![round(Some(true), vec![1]), round(Some(false), vec![3])]).keys_stable(), Some(false));
+        let s = |rounds| Summary {
+            scenario: Scenario::Uniform,
+            plugin: "p".into(),
+            path: PathBuf::new(),
+            rounds,
+        };
+        assert_eq!(
+            s(vec![round(Some(true), vec![1]), round(Some(true), vec![3])]).keys_stable(),
+            Some(true)
+        );
+        assert_eq!(
+            s(vec![
+                round(Some(true), vec![1]),
+                round(Some(false), vec![3])
+            ])
+            .keys_stable(),
+            Some(false)
+        );
         assert_eq!(s(vec![round(None, vec![1])]).keys_stable(), None);
-        let three = s(vec![round(None, vec![1, 10]), round(None, vec![5, 20]), round(None, vec![3, 30])]);
+        let three = s(vec![
+            round(None, vec![1, 10]),
+            round(None, vec![5, 20]),
+            round(None, vec![3, 30]),
+        ]);
         assert_eq!(three.partition_messages(), vec![3.0, 20.0]);
-        assert_eq!(three.spread(Figure::SlowedBrokerShare), None, "not a slow-broker run");
+        assert_eq!(
+            three.spread(Figure::SlowedBrokerShare),
+            None,
+            "not a slow-broker run"
+        );
         assert!(three.spread(Figure::Skew).is_some());
     }
 }

@@ -22,9 +22,19 @@ impl Verdict {
     /// One line: `msg/s: sticky` or `msg/s: sticky (within noise of random)`.
     pub fn line(&self) -> String {
         if self.within_noise {
-            format!("{}: {} (within noise of {})", self.figure.label(), self.best, self.runner_up)
+            format!(
+                "{}: {} (within noise of {})",
+                self.figure.label(),
+                self.best,
+                self.runner_up
+            )
         } else {
-            format!("{}: {} (ahead of {})", self.figure.label(), self.best, self.runner_up)
+            format!(
+                "{}: {} (ahead of {})",
+                self.figure.label(),
+                self.best,
+                self.runner_up
+            )
         }
     }
 }
@@ -32,12 +42,17 @@ impl Verdict {
 /// The verdicts of one scenario from its summaries (one per plugin): a
 /// verdict for every figure that at least two plugins have.
 pub fn verdicts(summaries: &[&Summary]) -> Vec<Verdict> {
-    Figure::ALL.into_iter().filter_map(|f| verdict(f, summaries)).collect()
+    Figure::ALL
+        .into_iter()
+        .filter_map(|f| verdict(f, summaries))
+        .collect()
 }
 
 fn verdict(figure: Figure, summaries: &[&Summary]) -> Option<Verdict> {
-    let mut ranked: Vec<(&str, Spread)> =
-        summaries.iter().filter_map(|s| s.spread(figure).map(|sp| (s.plugin.as_str(), sp))).collect();
+    let mut ranked: Vec<(&str, Spread)> = summaries
+        .iter()
+        .filter_map(|s| s.spread(figure).map(|sp| (s.plugin.as_str(), sp)))
+        .collect();
     if ranked.len() < 2 {
         return None;
     }
@@ -91,35 +106,63 @@ mod tests {
                 partitioner_fallbacks: 0,
             })
             .collect();
-        Summary { scenario: Scenario::Uniform, plugin: plugin.into(), path: PathBuf::new(), rounds }
+        Summary {
+            scenario: Scenario::Uniform,
+            plugin: plugin.into(),
+            path: PathBuf::new(),
+            rounds,
+        }
     }
 
     fn find(v: &[Verdict], f: Figure) -> &Verdict {
-        v.iter().find(|x| x.figure == f).expect("a verdict for the figure")
+        v.iter()
+            .find(|x| x.figure == f)
+            .expect("a verdict for the figure")
     }
 
     #[test]
     fn given_separated_ranges_when_judging_should_name_the_best_without_noise() {
-        let (a, b, c) = (summary("a", &[10.0, 11.0, 12.0], 2.0), summary("b", &[20.0, 21.0, 22.0], 1.0), summary("c", &[1.0, 2.0, 3.0], 3.0));
+        let (a, b, c) = (
+            summary("a", &[10.0, 11.0, 12.0], 2.0),
+            summary("b", &[20.0, 21.0, 22.0], 1.0),
+            summary("c", &[1.0, 2.0, 3.0], 3.0),
+        );
         let v = verdicts(&[&a, &b, &c]);
         let rate = find(&v, Figure::MsgsPerSec);
-        assert_eq!((rate.best.as_str(), rate.runner_up.as_str(), rate.within_noise), ("b", "a", false));
+        assert_eq!(
+            (
+                rate.best.as_str(),
+                rate.runner_up.as_str(),
+                rate.within_noise
+            ),
+            ("b", "a", false)
+        );
         let skew = find(&v, Figure::Skew);
-        assert_eq!((skew.best.as_str(), skew.runner_up.as_str()), ("b", "a"), "lower skew is better");
+        assert_eq!(
+            (skew.best.as_str(), skew.runner_up.as_str()),
+            ("b", "a"),
+            "lower skew is better"
+        );
         assert!(!skew.within_noise);
         assert!(rate.line().contains("ahead of a"), "{}", rate.line());
     }
 
     #[test]
     fn given_overlapping_ranges_when_judging_should_say_within_noise() {
-        let (a, b) = (summary("a", &[10.0, 15.0, 30.0], 1.0), summary("b", &[20.0, 21.0, 22.0], 1.0));
+        let (a, b) = (
+            summary("a", &[10.0, 15.0, 30.0], 1.0),
+            summary("b", &[20.0, 21.0, 22.0], 1.0),
+        );
         let v = verdicts(&[&a, &b]);
         let rate = find(&v, Figure::MsgsPerSec);
         assert_eq!(rate.best, "b");
         assert!(rate.within_noise);
         assert!(rate.line().contains("within noise of a"));
         assert!(find(&v, Figure::Skew).within_noise, "a tie is noise");
-        assert!(v.iter().all(|x| x.figure != Figure::SlowedBrokerShare), "no share outside slow-broker");
+        assert!(
+            v.iter().all(|x| x.figure != Figure::SlowedBrokerShare),
+            "no share outside slow-broker"
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ fn bold() -> Style {
     Style::default().add_modifier(Modifier::BOLD)
 }
 fn changed() -> Style {
-    Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
 }
 fn bad() -> Style {
     Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
@@ -59,35 +61,64 @@ fn header(v: &View, interval_ms: u64) -> Line<'static> {
     let alive = v.brokers.iter().filter(|b| b.alive).count();
     let mut spans = vec![
         Span::styled(" YaK ", bold()),
-        Span::raw(format!("│ brokers {alive}/{} alive │ partitions {} │ ", v.brokers.len(), v.partitions.len())),
+        Span::raw(format!(
+            "│ brokers {alive}/{} alive │ partitions {} │ ",
+            v.brokers.len(),
+            v.partitions.len()
+        )),
         Span::styled(
             format!("under-replicated {}", v.under_replicated),
-            if v.under_replicated > 0 { changed() } else { Style::default() },
+            if v.under_replicated > 0 {
+                changed()
+            } else {
+                Style::default()
+            },
         ),
         Span::raw(" │ "),
-        Span::styled(format!("offline {}", v.offline), if v.offline > 0 { bad() } else { Style::default() }),
+        Span::styled(
+            format!("offline {}", v.offline),
+            if v.offline > 0 {
+                bad()
+            } else {
+                Style::default()
+            },
+        ),
         Span::raw(" │ "),
     ];
     spans.push(match &v.link {
         LinkView::Waiting => Span::raw("connecting…"),
-        LinkView::Live { age_ms } => Span::styled(format!("live: polled every {interval_ms} ms, {age_ms} ms ago"), good()),
-        LinkView::Reconnecting { for_ms, error } => {
-            Span::styled(format!("reconnecting… ({:.1} s: {error})", *for_ms as f64 / 1000.0), bad())
-        }
+        LinkView::Live { age_ms } => Span::styled(
+            format!("live: polled every {interval_ms} ms, {age_ms} ms ago"),
+            good(),
+        ),
+        LinkView::Reconnecting { for_ms, error } => Span::styled(
+            format!("reconnecting… ({:.1} s: {error})", *for_ms as f64 / 1000.0),
+            bad(),
+        ),
     });
     Line::from(spans)
 }
 
 fn titled(title: String) -> Block<'static> {
-    Block::default().borders(Borders::ALL).title(Span::styled(title, bold()))
+    Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(title, bold()))
 }
 
 fn broker_table(rows: &[BrokerRow]) -> Table<'static> {
-    let head = Row::new(["broker", "pid", "alive", "restarts", "leads", "under-repl"]).style(bold());
+    let head =
+        Row::new(["broker", "pid", "alive", "restarts", "leads", "under-repl"]).style(bold());
     let body = rows.iter().map(|b| {
-        let alive = if b.alive { Cell::from("yes") } else { Cell::from("NO").style(bad()) };
-        let urp = Cell::from(b.under_replicated.to_string())
-            .style(if b.under_replicated > 0 { changed() } else { Style::default() });
+        let alive = if b.alive {
+            Cell::from("yes")
+        } else {
+            Cell::from("NO").style(bad())
+        };
+        let urp = Cell::from(b.under_replicated.to_string()).style(if b.under_replicated > 0 {
+            changed()
+        } else {
+            Style::default()
+        });
         Row::new(vec![
             Cell::from(b.id.to_string()),
             Cell::from(b.pid.to_string()),
@@ -98,12 +129,19 @@ fn broker_table(rows: &[BrokerRow]) -> Table<'static> {
         ])
     });
     let widths = [6, 8, 5, 8, 5, 10].map(Constraint::Length);
-    Table::new(body, widths).header(head).block(titled(" Brokers ".into()))
+    Table::new(body, widths)
+        .header(head)
+        .block(titled(" Brokers ".into()))
 }
 
 fn partition_row(p: &PartitionRow) -> Row<'static> {
     let leader = match p.leader_was {
-        Some(was) => Cell::from(format!("{} (was {})", leader_name(p.leader), leader_name(was))).style(changed()),
+        Some(was) => Cell::from(format!(
+            "{} (was {})",
+            leader_name(p.leader),
+            leader_name(was)
+        ))
+        .style(changed()),
         None if p.offline => Cell::from("none").style(bad()),
         None => Cell::from(leader_name(p.leader)),
     };
@@ -112,7 +150,10 @@ fn partition_row(p: &PartitionRow) -> Row<'static> {
         isr.push(Span::styled(format!(" (-{})", ids(&p.isr_shrunk)), bad()));
     }
     if !p.isr_expanded.is_empty() {
-        isr.push(Span::styled(format!(" (+{})", ids(&p.isr_expanded)), good()));
+        isr.push(Span::styled(
+            format!(" (+{})", ids(&p.isr_expanded)),
+            good(),
+        ));
     }
     let state = if p.offline {
         Cell::from("OFFLINE").style(bad())
@@ -133,8 +174,22 @@ fn partition_row(p: &PartitionRow) -> Row<'static> {
 }
 
 fn partition_table(rows: &[PartitionRow]) -> Table<'static> {
-    let head = Row::new(["partition", "leader", "isr", "epoch", "high watermark", "log end", "state"]).style(bold());
-    let name_cols = rows.iter().map(|p| p.name.len()).max().unwrap_or(0).clamp(9, 40) as u16;
+    let head = Row::new([
+        "partition",
+        "leader",
+        "isr",
+        "epoch",
+        "high watermark",
+        "log end",
+        "state",
+    ])
+    .style(bold());
+    let name_cols = rows
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(9, 40) as u16;
     let widths = [
         Constraint::Length(name_cols),
         Constraint::Length(14),
@@ -160,17 +215,36 @@ fn group_table(rows: &[GroupRow]) -> Table<'static> {
             opt(g.lag),
         ])
     });
-    let widths = [Constraint::Min(6), Constraint::Length(11), Constraint::Length(7), Constraint::Min(8), Constraint::Length(7)];
-    Table::new(body, widths).header(head).block(titled(" Consumer groups ".into()))
+    let widths = [
+        Constraint::Min(6),
+        Constraint::Length(11),
+        Constraint::Length(7),
+        Constraint::Min(8),
+        Constraint::Length(7),
+    ];
+    Table::new(body, widths)
+        .header(head)
+        .block(titled(" Consumer groups ".into()))
 }
 
 fn events_pane(events: &[EventSnap], rows: u16) -> Paragraph<'static> {
-    let skip = events.len().saturating_sub(usize::from(rows.saturating_sub(2)));
+    let skip = events
+        .len()
+        .saturating_sub(usize::from(rows.saturating_sub(2)));
     let lines: Vec<Line> = events[skip..]
         .iter()
-        .map(|e| Line::from(vec![Span::styled(clock_utc(e.at_unix_ms), bold()), Span::raw(format!(" {}", e.text))]))
+        .map(|e| {
+            Line::from(vec![
+                Span::styled(clock_utc(e.at_unix_ms), bold()),
+                Span::raw(format!(" {}", e.text)),
+            ])
+        })
         .collect();
-    let lines = if lines.is_empty() { vec![Line::from("no events yet")] } else { lines };
+    let lines = if lines.is_empty() {
+        vec![Line::from("no events yet")]
+    } else {
+        lines
+    };
     Paragraph::new(lines).block(titled(" Events (newest last, UTC) ".into()))
 }
 
@@ -182,12 +256,24 @@ fn draw_throughput(frame: &mut Frame, area: Rect, topics: &[TopicRate]) {
         frame.render_widget(Paragraph::new("no topics"), inner);
         return;
     }
-    let name_cols = topics.iter().map(|t| t.topic.len()).max().unwrap_or(0).min(usize::from(TOPIC_NAME_COLUMNS_MAX));
+    let name_cols = topics
+        .iter()
+        .map(|t| t.topic.len())
+        .max()
+        .unwrap_or(0)
+        .min(usize::from(TOPIC_NAME_COLUMNS_MAX));
     for (i, t) in topics.iter().enumerate().take(usize::from(inner.height)) {
-        let line = Rect { y: inner.y + i as u16, height: 1, ..inner };
-        let [name, spark, rate] =
-            Layout::horizontal([Constraint::Length(name_cols as u16 + 1), Constraint::Min(1), Constraint::Length(RATE_COLUMNS)])
-                .areas(line);
+        let line = Rect {
+            y: inner.y + i as u16,
+            height: 1,
+            ..inner
+        };
+        let [name, spark, rate] = Layout::horizontal([
+            Constraint::Length(name_cols as u16 + 1),
+            Constraint::Min(1),
+            Constraint::Length(RATE_COLUMNS),
+        ])
+        .areas(line);
         frame.render_widget(Paragraph::new(t.topic.clone()), name);
         let shown = t.samples.len().saturating_sub(usize::from(spark.width));
         let data = &t.samples[shown..];
@@ -198,12 +284,16 @@ fn draw_throughput(frame: &mut Frame, area: Rect, topics: &[TopicRate]) {
 
 /// Rows the brokers/throughput band needs, borders and header included.
 fn top_rows(v: &View) -> u16 {
-    (v.brokers.len() as u16 + 3).max(v.topics.len() as u16 + 2).max(4)
+    (v.brokers.len() as u16 + 3)
+        .max(v.topics.len() as u16 + 2)
+        .max(4)
 }
 
 /// Rows a frame needs to show everything (the plain-text frame's height).
 pub fn full_height(v: &View) -> u16 {
-    let bottom = (v.groups.len() as u16 + 3).max(v.events.len() as u16 + 2).max(4);
+    let bottom = (v.groups.len() as u16 + 3)
+        .max(v.events.len() as u16 + 2)
+        .max(4);
     1 + top_rows(v) + v.partitions.len() as u16 + 3 + bottom
 }
 
@@ -217,7 +307,11 @@ pub fn draw(frame: &mut Frame, v: &View, interval_ms: u64, live: bool) {
     let low_rows = if live {
         Constraint::Min(BOTTOM_ROWS_LIVE)
     } else {
-        Constraint::Length((v.groups.len() as u16 + 3).max(v.events.len() as u16 + 2).max(4))
+        Constraint::Length(
+            (v.groups.len() as u16 + 3)
+                .max(v.events.len() as u16 + 2)
+                .max(4),
+        )
     };
     let [head, top, parts, low, foot] = Layout::vertical([
         Constraint::Length(1),
@@ -228,13 +322,18 @@ pub fn draw(frame: &mut Frame, v: &View, interval_ms: u64, live: bool) {
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(header(v, interval_ms)), head);
-    let [brokers, rates] = Layout::horizontal([Constraint::Length(BROKERS_COLUMNS), Constraint::Min(20)]).areas(top);
+    let [brokers, rates] =
+        Layout::horizontal([Constraint::Length(BROKERS_COLUMNS), Constraint::Min(20)]).areas(top);
     frame.render_widget(broker_table(&v.brokers), brokers);
     draw_throughput(frame, rates, &v.topics);
     frame.render_widget(partition_table(&v.partitions), parts);
-    let [groups, events] = Layout::horizontal([Constraint::Length(GROUPS_COLUMNS), Constraint::Min(20)]).areas(low);
+    let [groups, events] =
+        Layout::horizontal([Constraint::Length(GROUPS_COLUMNS), Constraint::Min(20)]).areas(low);
     if v.groups.is_empty() {
-        frame.render_widget(Paragraph::new("no consumer groups").block(titled(" Consumer groups ".into())), groups);
+        frame.render_widget(
+            Paragraph::new("no consumer groups").block(titled(" Consumer groups ".into())),
+            groups,
+        );
     } else {
         frame.render_widget(group_table(&v.groups), groups);
     }
@@ -286,8 +385,20 @@ mod tests {
             log_end_offset: Some(12),
         };
         let mut m = WatchModel::default();
-        m.apply(0, Snapshot { partitions: vec![p(2, &[2, 3, 1])], ..Snapshot::default() });
-        m.apply(250, Snapshot { partitions: vec![p(3, &[3, 1])], ..Snapshot::default() });
+        m.apply(
+            0,
+            Snapshot {
+                partitions: vec![p(2, &[2, 3, 1])],
+                ..Snapshot::default()
+            },
+        );
+        m.apply(
+            250,
+            Snapshot {
+                partitions: vec![p(3, &[3, 1])],
+                ..Snapshot::default()
+            },
+        );
         let text = plain(&m.view(250), 250, 120);
         assert!(text.contains("orders-0"), "{text}");
         assert!(text.contains("3 (was 2)"), "{text}");

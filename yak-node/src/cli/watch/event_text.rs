@@ -18,27 +18,74 @@ fn broker(v: Option<u32>) -> String {
 /// The event as one line of text.
 pub fn describe(kind: &EventKind) -> String {
     match kind {
-        EventKind::LeaderElected { topic, partition, old_leader, new_leader, leader_epoch, reason } => format!(
+        EventKind::LeaderElected {
+            topic,
+            partition,
+            old_leader,
+            new_leader,
+            leader_epoch,
+            reason,
+        } => format!(
             "{topic}-{partition} leader {} → {new_leader}, epoch {leader_epoch} ({})",
             broker(*old_leader),
             reason.name()
         ),
-        EventKind::PartitionOffline { topic, partition, old_leader, isr, reason, .. } => format!(
+        EventKind::PartitionOffline {
+            topic,
+            partition,
+            old_leader,
+            isr,
+            reason,
+            ..
+        } => format!(
             "{topic}-{partition} OFFLINE: leader {} gone, waits for {} ({})",
             broker(*old_leader),
             ids(isr),
             reason.name()
         ),
-        EventKind::PartitionOnline { topic, partition, leader, leader_epoch } => {
+        EventKind::PartitionOnline {
+            topic,
+            partition,
+            leader,
+            leader_epoch,
+        } => {
             format!("{topic}-{partition} online, leader {leader}, epoch {leader_epoch}")
         }
-        EventKind::IsrShrunk { topic, partition, before, after, reason, .. } => {
-            format!("{topic}-{partition} ISR shrunk {} → {} ({})", ids(before), ids(after), reason.name())
+        EventKind::IsrShrunk {
+            topic,
+            partition,
+            before,
+            after,
+            reason,
+            ..
+        } => {
+            format!(
+                "{topic}-{partition} ISR shrunk {} → {} ({})",
+                ids(before),
+                ids(after),
+                reason.name()
+            )
         }
-        EventKind::IsrExpanded { topic, partition, before, after, reason, .. } => {
-            format!("{topic}-{partition} ISR expanded {} → {} ({})", ids(before), ids(after), reason.name())
+        EventKind::IsrExpanded {
+            topic,
+            partition,
+            before,
+            after,
+            reason,
+            ..
+        } => {
+            format!(
+                "{topic}-{partition} ISR expanded {} → {} ({})",
+                ids(before),
+                ids(after),
+                reason.name()
+            )
         }
-        EventKind::BrokerRegistered { broker: b, pid, old_pid } => match old_pid {
+        EventKind::BrokerRegistered {
+            broker: b,
+            pid,
+            old_pid,
+        } => match old_pid {
             Some(old) if old != pid => format!("broker {b} registered, pid {pid} (was {old})"),
             _ => format!("broker {b} registered, pid {pid}"),
         },
@@ -57,15 +104,36 @@ pub fn describe(kind: &EventKind) -> String {
             )
         }
         EventKind::ZookeeperStarted { pid, restart } => {
-            format!("zookeeper {}, pid {pid}", if *restart { "restarted" } else { "started (new data dir)" })
+            format!(
+                "zookeeper {}, pid {pid}",
+                if *restart {
+                    "restarted"
+                } else {
+                    "started (new data dir)"
+                }
+            )
         }
-        EventKind::TopicCreated { topic, partitions, replication_factor, .. } => {
-            format!("topic {topic} created: {partitions} partitions × {replication_factor} replicas")
+        EventKind::TopicCreated {
+            topic,
+            partitions,
+            replication_factor,
+            ..
+        } => {
+            format!(
+                "topic {topic} created: {partitions} partitions × {replication_factor} replicas"
+            )
         }
         EventKind::TopicDeleted { topic, .. } => format!("topic {topic} deleted"),
-        EventKind::GroupRebalanced { group, generation, members } => {
+        EventKind::GroupRebalanced {
+            group,
+            generation,
+            members,
+        } => {
             let n = members.len();
-            format!("group {group} rebalanced: generation {generation}, {n} member{}", if n == 1 { "" } else { "s" })
+            format!(
+                "group {group} rebalanced: generation {generation}, {n} member{}",
+                if n == 1 { "" } else { "s" }
+            )
         }
     }
 }
@@ -124,7 +192,14 @@ mod tests {
                 }),
                 "broker-2 restarted: pid 10 → 11 (killed by SIGKILL, 100 ms delay)",
             ),
-            (EventKind::BrokerRegistered { broker: 2, pid: 11, old_pid: Some(10) }, "broker 2 registered, pid 11 (was 10)"),
+            (
+                EventKind::BrokerRegistered {
+                    broker: 2,
+                    pid: 11,
+                    old_pid: Some(10),
+                },
+                "broker 2 registered, pid 11 (was 10)",
+            ),
         ];
         for (kind, want) in cases {
             assert_eq!(describe(&kind), want);

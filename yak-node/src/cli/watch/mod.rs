@@ -65,7 +65,8 @@ type PollResult = Result<Snapshot, String>;
 
 /// Polls forever, one snapshot per interval, until the receiver is gone.
 fn poller(cluster: &Path, interval_ms: u64) -> Receiver<PollResult> {
-    let (tx, rx): (Sender<PollResult>, Receiver<PollResult>) = crossbeam_channel::bounded(POLL_QUEUE_DEPTH);
+    let (tx, rx): (Sender<PollResult>, Receiver<PollResult>) =
+        crossbeam_channel::bounded(POLL_QUEUE_DEPTH);
     let mut source = Source::new(cluster);
     thread::spawn(move || loop {
         let started = Instant::now();
@@ -110,7 +111,11 @@ struct Keys {
 impl Keys {
     fn open() -> Result<Keys, std::io::Error> {
         let stdin = std::io::stdin();
-        let tty = if stdin.is_terminal() { File::from(stdin.as_fd().try_clone_to_owned()?) } else { File::open("/dev/tty")? };
+        let tty = if stdin.is_terminal() {
+            File::from(stdin.as_fd().try_clone_to_owned()?)
+        } else {
+            File::open("/dev/tty")?
+        };
         Ok(Keys { tty })
     }
 
@@ -133,7 +138,12 @@ impl Keys {
             Ok(0) => Ok(Input::HungUp),
             Ok(n) if buf[..n].iter().any(|b| QUIT_KEYS.contains(b)) => Ok(Input::Quit),
             Ok(_) => Ok(Input::Nothing),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
                 Ok(Input::Nothing)
             }
             // EIO: the terminal hung up.

@@ -101,7 +101,11 @@ struct Marks {
 
 impl Marks {
     fn expire(&mut self, now_ms: u64) {
-        if self.leader_was.as_ref().is_some_and(|m| m.until_ms <= now_ms) {
+        if self
+            .leader_was
+            .as_ref()
+            .is_some_and(|m| m.until_ms <= now_ms)
+        {
             self.leader_was = None;
         }
         if self.shrunk.as_ref().is_some_and(|m| m.until_ms <= now_ms) {
@@ -258,7 +262,13 @@ pub struct WatchModel {
 
 impl Default for WatchModel {
     fn default() -> Self {
-        WatchModel { last: None, last_at_ms: 0, marks: BTreeMap::new(), rates: BTreeMap::new(), link: Link::Waiting }
+        WatchModel {
+            last: None,
+            last_at_ms: 0,
+            marks: BTreeMap::new(),
+            rates: BTreeMap::new(),
+            link: Link::Waiting,
+        }
     }
 }
 
@@ -271,7 +281,12 @@ fn minus(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 fn union_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
-    a.iter().chain(b).copied().collect::<BTreeSet<u32>>().into_iter().collect()
+    a.iter()
+        .chain(b)
+        .copied()
+        .collect::<BTreeSet<u32>>()
+        .into_iter()
+        .collect()
 }
 
 impl WatchModel {
@@ -308,24 +323,36 @@ impl WatchModel {
     }
 
     fn mark_changes(&mut self, now_ms: u64, prev: &Snapshot, snap: &Snapshot) {
-        let before: BTreeMap<(String, u32), &PartitionSnap> = prev.partitions.iter().map(|p| (key(p), p)).collect();
+        let before: BTreeMap<(String, u32), &PartitionSnap> =
+            prev.partitions.iter().map(|p| (key(p), p)).collect();
         let until_ms = now_ms + WATCH_HIGHLIGHT_MS;
         for p in &snap.partitions {
-            let Some(old) = before.get(&key(p)) else { continue };
+            let Some(old) = before.get(&key(p)) else {
+                continue;
+            };
             let marks = self.marks.entry(key(p)).or_default();
             marks.expire(now_ms);
             if old.leader != p.leader {
-                marks.leader_was = Some(Mark { what: old.leader, until_ms });
+                marks.leader_was = Some(Mark {
+                    what: old.leader,
+                    until_ms,
+                });
             }
             let left = minus(&old.isr, &p.isr);
             let joined = minus(&p.isr, &old.isr);
             if !left.is_empty() {
                 let earlier = marks.shrunk.take().map(|m| m.what).unwrap_or_default();
-                marks.shrunk = Some(Mark { what: union_sorted(&earlier, &left), until_ms });
+                marks.shrunk = Some(Mark {
+                    what: union_sorted(&earlier, &left),
+                    until_ms,
+                });
             }
             if !joined.is_empty() {
                 let earlier = marks.expanded.take().map(|m| m.what).unwrap_or_default();
-                marks.expanded = Some(Mark { what: union_sorted(&earlier, &joined), until_ms });
+                marks.expanded = Some(Mark {
+                    what: union_sorted(&earlier, &joined),
+                    until_ms,
+                });
             }
             // A member counts as "left" only while it is out, and as
             // "joined" only while it is in.
@@ -348,8 +375,11 @@ impl WatchModel {
         if elapsed_ms == 0 {
             return;
         }
-        let before: BTreeMap<(String, u32), u64> =
-            prev.partitions.iter().filter_map(|p| Some((key(p), p.high_watermark?))).collect();
+        let before: BTreeMap<(String, u32), u64> = prev
+            .partitions
+            .iter()
+            .filter_map(|p| Some((key(p), p.high_watermark?)))
+            .collect();
         let mut records: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &snap.partitions {
             let delta = match (before.get(&key(p)), p.high_watermark) {
@@ -373,26 +403,44 @@ impl WatchModel {
         let snap = self.last.as_ref().unwrap_or(&empty);
         let link = match &self.link {
             Link::Waiting => LinkView::Waiting,
-            Link::Live => LinkView::Live { age_ms: now_ms.saturating_sub(self.last_at_ms) },
-            Link::Reconnecting { since_ms, error } => {
-                LinkView::Reconnecting { for_ms: now_ms.saturating_sub(*since_ms), error: error.clone() }
-            }
+            Link::Live => LinkView::Live {
+                age_ms: now_ms.saturating_sub(self.last_at_ms),
+            },
+            Link::Reconnecting { since_ms, error } => LinkView::Reconnecting {
+                for_ms: now_ms.saturating_sub(*since_ms),
+                error: error.clone(),
+            },
         };
-        let partitions: Vec<PartitionRow> = snap.partitions.iter().map(|p| self.partition_row(now_ms, p)).collect();
+        let partitions: Vec<PartitionRow> = snap
+            .partitions
+            .iter()
+            .map(|p| self.partition_row(now_ms, p))
+            .collect();
         let brokers = snap
             .brokers
             .iter()
             .map(|b| {
                 let led = snap.partitions.iter().filter(|p| p.leader == Some(b.id));
-                let (leads, under_replicated) =
-                    led.fold((0, 0), |(n, u), p| (n + 1, u + usize::from(p.isr.len() < p.replicas.len())));
-                BrokerRow { id: b.id, pid: b.pid, alive: b.alive, restarts: b.restarts, leads, under_replicated }
+                let (leads, under_replicated) = led.fold((0, 0), |(n, u), p| {
+                    (n + 1, u + usize::from(p.isr.len() < p.replicas.len()))
+                });
+                BrokerRow {
+                    id: b.id,
+                    pid: b.pid,
+                    alive: b.alive,
+                    restarts: b.restarts,
+                    leads,
+                    under_replicated,
+                }
             })
             .collect();
         let topics = self
             .rates
             .iter()
-            .map(|(topic, s)| TopicRate { topic: topic.clone(), samples: s.iter().copied().collect() })
+            .map(|(topic, s)| TopicRate {
+                topic: topic.clone(),
+                samples: s.iter().copied().collect(),
+            })
             .collect();
         let skip = snap.events.len().saturating_sub(WATCH_EVENTS_SHOWN_MAX);
         View {
@@ -430,13 +478,18 @@ impl WatchModel {
 /// One row per (group, topic it has offsets for); lag against the leaders'
 /// high watermarks.
 fn group_rows(snap: &Snapshot) -> Vec<GroupRow> {
-    let hw: BTreeMap<(&str, u32), u64> =
-        snap.partitions.iter().filter_map(|p| Some(((p.topic.as_str(), p.partition), p.high_watermark?))).collect();
+    let hw: BTreeMap<(&str, u32), u64> = snap
+        .partitions
+        .iter()
+        .filter_map(|p| Some(((p.topic.as_str(), p.partition), p.high_watermark?)))
+        .collect();
     let mut rows = Vec::new();
     for g in &snap.groups {
         let mut per_topic: BTreeMap<&str, Option<u64>> = BTreeMap::new();
         for (topic, partition, offset) in &g.committed {
-            let lag = hw.get(&(topic.as_str(), *partition)).map(|h| h.saturating_sub(*offset));
+            let lag = hw
+                .get(&(topic.as_str(), *partition))
+                .map(|h| h.saturating_sub(*offset));
             let slot = per_topic.entry(topic.as_str()).or_default();
             if let Some(lag) = lag {
                 *slot = Some(slot.unwrap_or(0) + lag);
@@ -452,7 +505,11 @@ fn group_rows(snap: &Snapshot) -> Vec<GroupRow> {
         if per_topic.is_empty() {
             rows.push(row(None, None));
         }
-        rows.extend(per_topic.into_iter().map(|(t, lag)| row(Some(t.to_string()), lag)));
+        rows.extend(
+            per_topic
+                .into_iter()
+                .map(|(t, lag)| row(Some(t.to_string()), lag)),
+        );
     }
     rows
 }
@@ -462,10 +519,21 @@ mod tests {
     use super::*;
 
     fn broker(id: u32, alive: bool) -> BrokerSnap {
-        BrokerSnap { id, pid: 100 + id, alive, restarts: 0 }
+        BrokerSnap {
+            id,
+            pid: 100 + id,
+            alive,
+            restarts: 0,
+        }
     }
 
-    fn part(topic: &str, partition: u32, leader: Option<u32>, isr: &[u32], hw: u64) -> PartitionSnap {
+    fn part(
+        topic: &str,
+        partition: u32,
+        leader: Option<u32>,
+        isr: &[u32],
+        hw: u64,
+    ) -> PartitionSnap {
         PartitionSnap {
             topic: topic.into(),
             partition,
@@ -489,7 +557,10 @@ mod tests {
     }
 
     fn row<'a>(v: &'a View, name: &str) -> &'a PartitionRow {
-        v.partitions.iter().find(|p| p.name == name).expect("partition in view")
+        v.partitions
+            .iter()
+            .find(|p| p.name == name)
+            .expect("partition in view")
     }
 
     #[test]
@@ -501,11 +572,23 @@ mod tests {
         let v = m.view(1000);
         assert_eq!(row(&v, "orders-0").leader, Some(3));
         assert_eq!(row(&v, "orders-0").leader_was, Some(Some(2)));
-        assert_eq!(row(&m.view(1000 + WATCH_HIGHLIGHT_MS - 1), "orders-0").leader_was, Some(Some(2)));
-        assert_eq!(row(&m.view(1000 + WATCH_HIGHLIGHT_MS), "orders-0").leader_was, None);
+        assert_eq!(
+            row(&m.view(1000 + WATCH_HIGHLIGHT_MS - 1), "orders-0").leader_was,
+            Some(Some(2))
+        );
+        assert_eq!(
+            row(&m.view(1000 + WATCH_HIGHLIGHT_MS), "orders-0").leader_was,
+            None
+        );
         // A later poll without change keeps it expired.
-        m.apply(1000 + WATCH_HIGHLIGHT_MS + 10, snap(vec![part("orders", 0, Some(3), &[3, 1], 0)]));
-        assert_eq!(row(&m.view(1000 + WATCH_HIGHLIGHT_MS + 10), "orders-0").leader_was, None);
+        m.apply(
+            1000 + WATCH_HIGHLIGHT_MS + 10,
+            snap(vec![part("orders", 0, Some(3), &[3, 1], 0)]),
+        );
+        assert_eq!(
+            row(&m.view(1000 + WATCH_HIGHLIGHT_MS + 10), "orders-0").leader_was,
+            None
+        );
     }
 
     #[test]
@@ -536,17 +619,41 @@ mod tests {
         let r = m.view(300);
         assert_eq!(row(&r, "t-0").isr_shrunk, vec![3]);
         assert_eq!(row(&r, "t-0").isr_expanded, vec![2]);
-        assert_eq!(row(&m.view(300 + WATCH_HIGHLIGHT_MS), "t-0").isr_shrunk, Vec::<u32>::new());
-        assert_eq!(row(&m.view(300 + WATCH_HIGHLIGHT_MS), "t-0").isr_expanded, Vec::<u32>::new());
+        assert_eq!(
+            row(&m.view(300 + WATCH_HIGHLIGHT_MS), "t-0").isr_shrunk,
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            row(&m.view(300 + WATCH_HIGHLIGHT_MS), "t-0").isr_expanded,
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
     fn given_high_watermark_deltas_when_polling_should_compute_rates_per_topic() {
         let mut m = WatchModel::default();
-        m.apply(0, snap(vec![part("a", 0, Some(1), &[1, 2, 3], 100), part("a", 1, Some(2), &[1, 2, 3], 50)]));
-        assert_eq!(m.view(0).topics, vec![TopicRate { topic: "a".into(), samples: vec![] }]);
+        m.apply(
+            0,
+            snap(vec![
+                part("a", 0, Some(1), &[1, 2, 3], 100),
+                part("a", 1, Some(2), &[1, 2, 3], 50),
+            ]),
+        );
+        assert_eq!(
+            m.view(0).topics,
+            vec![TopicRate {
+                topic: "a".into(),
+                samples: vec![]
+            }]
+        );
         // 250 ms later: 100 + 25 more records = 500 records/s.
-        m.apply(250, snap(vec![part("a", 0, Some(1), &[1, 2, 3], 200), part("a", 1, Some(2), &[1, 2, 3], 75)]));
+        m.apply(
+            250,
+            snap(vec![
+                part("a", 0, Some(1), &[1, 2, 3], 200),
+                part("a", 1, Some(2), &[1, 2, 3], 75),
+            ]),
+        );
         // 500 ms later: partition 1's leader unknown, counts nothing; 50 in 0.5 s.
         let mut p1 = part("a", 1, Some(2), &[1, 2, 3], 0);
         p1.high_watermark = None;
@@ -560,13 +667,24 @@ mod tests {
     fn given_many_polls_when_sampling_should_keep_a_bounded_history_and_drop_deleted_topics() {
         let mut m = WatchModel::default();
         for i in 0..(WATCH_RATE_SAMPLES_MAX as u64 + 10) {
-            m.apply(i * 100, snap(vec![part("a", 0, Some(1), &[1, 2, 3], i * 10), part("b", 0, Some(1), &[1], 0)]));
+            m.apply(
+                i * 100,
+                snap(vec![
+                    part("a", 0, Some(1), &[1, 2, 3], i * 10),
+                    part("b", 0, Some(1), &[1], 0),
+                ]),
+            );
         }
         let v = m.view(0);
         assert_eq!(v.topics[0].samples.len(), WATCH_RATE_SAMPLES_MAX);
         assert!(v.topics[0].samples.iter().all(|r| *r == 100));
         m.apply(1_000_000, snap(vec![part("b", 0, Some(1), &[1], 0)]));
-        let names: Vec<String> = m.view(1_000_000).topics.into_iter().map(|t| t.topic).collect();
+        let names: Vec<String> = m
+            .view(1_000_000)
+            .topics
+            .into_iter()
+            .map(|t| t.topic)
+            .collect();
         assert_eq!(names, vec!["b".to_string()]);
     }
 
@@ -582,28 +700,50 @@ mod tests {
         s.brokers[1].alive = false;
         m.apply(0, s);
         let v = m.view(0);
-        let counts: Vec<(u32, bool, usize, usize)> =
-            v.brokers.iter().map(|b| (b.id, b.alive, b.leads, b.under_replicated)).collect();
-        assert_eq!(counts, vec![(1, true, 2, 1), (2, false, 0, 0), (3, true, 1, 1)]);
+        let counts: Vec<(u32, bool, usize, usize)> = v
+            .brokers
+            .iter()
+            .map(|b| (b.id, b.alive, b.leads, b.under_replicated))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![(1, true, 2, 1), (2, false, 0, 0), (3, true, 1, 1)]
+        );
         assert_eq!((v.under_replicated, v.offline), (3, 1));
     }
 
     #[test]
     fn given_committed_offsets_when_viewing_groups_should_compute_lag_per_topic() {
-        let mut s = snap(vec![part("a", 0, Some(1), &[1], 100), part("a", 1, Some(1), &[1], 40)]);
+        let mut s = snap(vec![
+            part("a", 0, Some(1), &[1], 100),
+            part("a", 1, Some(1), &[1], 40),
+        ]);
         s.groups = vec![
             GroupSnap {
                 group: "g".into(),
                 state: "stable".into(),
                 members: 2,
-                committed: vec![("a".into(), 0, 90), ("a".into(), 1, 40), ("gone".into(), 0, 5)],
+                committed: vec![
+                    ("a".into(), 0, 90),
+                    ("a".into(), 1, 40),
+                    ("gone".into(), 0, 5),
+                ],
             },
-            GroupSnap { group: "new".into(), state: "empty".into(), members: 0, committed: vec![] },
+            GroupSnap {
+                group: "new".into(),
+                state: "empty".into(),
+                members: 0,
+                committed: vec![],
+            },
         ];
         let mut m = WatchModel::default();
         m.apply(0, s);
-        let lags: Vec<(String, Option<String>, Option<u64>)> =
-            m.view(0).groups.into_iter().map(|g| (g.group, g.topic, g.lag)).collect();
+        let lags: Vec<(String, Option<String>, Option<u64>)> = m
+            .view(0)
+            .groups
+            .into_iter()
+            .map(|g| (g.group, g.topic, g.lag))
+            .collect();
         assert_eq!(
             lags,
             vec![
@@ -623,23 +763,41 @@ mod tests {
         m.poll_failed(400, "zookeeper down".into());
         m.poll_failed(900, "still down".into());
         let v = m.view(1000);
-        assert_eq!(v.link, LinkView::Reconnecting { for_ms: 600, error: "still down".into() });
+        assert_eq!(
+            v.link,
+            LinkView::Reconnecting {
+                for_ms: 600,
+                error: "still down".into()
+            }
+        );
         assert_eq!(row(&v, "t-0").high_watermark, Some(7));
         m.apply(1200, snap(vec![part("t", 0, Some(2), &[2, 3], 7)]));
         let v = m.view(1200);
         assert_eq!(v.link, LinkView::Live { age_ms: 0 });
-        assert_eq!(row(&v, "t-0").leader_was, Some(Some(1)), "a change across the gap is highlighted");
+        assert_eq!(
+            row(&v, "t-0").leader_was,
+            Some(Some(1)),
+            "a change across the gap is highlighted"
+        );
     }
 
     #[test]
     fn given_more_events_than_shown_when_viewing_should_keep_the_newest() {
         let mut s = snap(vec![]);
-        s.events = (0..WATCH_EVENTS_SHOWN_MAX as u64 + 5).map(|i| EventSnap { at_unix_ms: i, text: format!("e{i}") }).collect();
+        s.events = (0..WATCH_EVENTS_SHOWN_MAX as u64 + 5)
+            .map(|i| EventSnap {
+                at_unix_ms: i,
+                text: format!("e{i}"),
+            })
+            .collect();
         let mut m = WatchModel::default();
         m.apply(0, s);
         let v = m.view(0);
         assert_eq!(v.events.len(), WATCH_EVENTS_SHOWN_MAX);
         assert_eq!(v.events.first().map(|e| e.at_unix_ms), Some(5));
-        assert_eq!(v.events.last().map(|e| e.text.clone()), Some(format!("e{}", WATCH_EVENTS_SHOWN_MAX + 4)));
+        assert_eq!(
+            v.events.last().map(|e| e.text.clone()),
+            Some(format!("e{}", WATCH_EVENTS_SHOWN_MAX + 4))
+        );
     }
 }

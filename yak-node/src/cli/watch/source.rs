@@ -25,7 +25,12 @@ pub struct Source {
 impl Source {
     /// A source for the cluster whose run dir is `dir`; connects at the first poll.
     pub fn new(dir: &Path) -> Source {
-        Source { dir: dir.to_path_buf(), admin: None, events: VecDeque::new(), last_seq: None }
+        Source {
+            dir: dir.to_path_buf(),
+            admin: None,
+            events: VecDeque::new(),
+            last_seq: None,
+        }
     }
 
     /// One snapshot of the cluster. After an error the connections are
@@ -46,7 +51,10 @@ impl Source {
         for e in admin.events(None, self.last_seq)? {
             self.last_seq = Some(e.seq);
             let at_unix_ms = u64::try_from(e.time_ms).unwrap_or(0);
-            self.events.push_back(EventSnap { at_unix_ms, text: event_text::describe(&e.kind) });
+            self.events.push_back(EventSnap {
+                at_unix_ms,
+                text: event_text::describe(&e.kind),
+            });
             if self.events.len() > WATCH_EVENTS_SHOWN_MAX {
                 self.events.pop_front();
             }
@@ -56,7 +64,9 @@ impl Source {
         let mut partitions = Vec::new();
         for t in &m.topics {
             for p in &t.partitions {
-                let view = p.leader.and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)));
+                let view = p
+                    .leader
+                    .and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)));
                 partitions.push(PartitionSnap {
                     topic: t.name.clone(),
                     partition: p.partition,
@@ -72,7 +82,12 @@ impl Source {
         let brokers = m
             .brokers
             .iter()
-            .map(|b| BrokerSnap { id: b.id, pid: b.pid, alive: b.alive, restarts: b.restarts })
+            .map(|b| BrokerSnap {
+                id: b.id,
+                pid: b.pid,
+                alive: b.alive,
+                restarts: b.restarts,
+            })
             .collect();
         let mut groups = Vec::new();
         for g in admin.list_groups()?.into_iter().take(WATCH_GROUPS_MAX) {
@@ -85,11 +100,26 @@ impl Source {
             let committed = d
                 .offsets
                 .iter()
-                .flat_map(|t| t.offsets.iter().map(|o| (t.topic.clone(), o.partition, o.offset)))
+                .flat_map(|t| {
+                    t.offsets
+                        .iter()
+                        .map(|o| (t.topic.clone(), o.partition, o.offset))
+                })
                 .collect();
-            groups.push(GroupSnap { group: d.group, state: d.state, members: g.members, committed });
+            groups.push(GroupSnap {
+                group: d.group,
+                state: d.state,
+                members: g.members,
+                committed,
+            });
         }
         let events = self.events.iter().cloned().collect();
-        Ok(Snapshot { cluster_id: m.cluster_id.clone(), brokers, partitions, groups, events })
+        Ok(Snapshot {
+            cluster_id: m.cluster_id.clone(),
+            brokers,
+            partitions,
+            groups,
+            events,
+        })
     }
 }

@@ -8,7 +8,8 @@
 use super::{Pending, Producer, Slot};
 use crate::client::ClientError;
 use crate::limits::{
-    CLIENT_REQUEST_TIMEOUT_MS, PRODUCER_ANSWER_WAIT_MS, PRODUCER_METADATA_REFRESH_MS, PRODUCER_STALE_REQUEST_MS,
+    CLIENT_REQUEST_TIMEOUT_MS, PRODUCER_ANSWER_WAIT_MS, PRODUCER_METADATA_REFRESH_MS,
+    PRODUCER_STALE_REQUEST_MS,
 };
 use crate::protocol::batch::{next_sequence, restamp_producer};
 use crate::protocol::{Call, ErrorBody, ErrorCode, Reply};
@@ -29,7 +30,9 @@ impl Producer {
         if brokers.is_empty() {
             return;
         }
-        let ready = self.cache.wait_readable(&brokers, Duration::from_millis(PRODUCER_ANSWER_WAIT_MS));
+        let ready = self
+            .cache
+            .wait_readable(&brokers, Duration::from_millis(PRODUCER_ANSWER_WAIT_MS));
         for b in ready {
             self.read_one(b);
         }
@@ -45,12 +48,19 @@ impl Producer {
     pub(super) fn check_stale(&mut self) {
         let now = Instant::now();
         let stale = Duration::from_millis(PRODUCER_STALE_REQUEST_MS);
-        let oldest = self.in_flight.values().flatten().filter_map(|(_, p)| p.sent.map(|s| s.2)).min();
+        let oldest = self
+            .in_flight
+            .values()
+            .flatten()
+            .filter_map(|(_, p)| p.sent.map(|s| s.2))
+            .min();
         let Some(oldest) = oldest else { return };
         if now.duration_since(oldest) < stale {
             return;
         }
-        if now.duration_since(self.last_refresh) >= Duration::from_millis(PRODUCER_METADATA_REFRESH_MS) {
+        if now.duration_since(self.last_refresh)
+            >= Duration::from_millis(PRODUCER_METADATA_REFRESH_MS)
+        {
             self.last_refresh = now;
             if let Err(e) = self.cache.refresh_once() {
                 tracing::debug!(error = %e, "metadata refresh failed; retried later");
@@ -62,17 +72,23 @@ impl Producer {
             .iter()
             .filter(|(broker, q)| {
                 q.iter().any(|(_, p)| {
-                    let Some((_, epoch, at)) = p.sent else { return false };
-                    let led_elsewhere = self.cache.partition(&p.topic, p.partition).is_some_and(|m| {
-                        m.leader != Some(**broker) || m.leader_epoch > epoch
-                    });
+                    let Some((_, epoch, at)) = p.sent else {
+                        return false;
+                    };
+                    let led_elsewhere = self
+                        .cache
+                        .partition(&p.topic, p.partition)
+                        .is_some_and(|m| m.leader != Some(**broker) || m.leader_epoch > epoch);
                     led_elsewhere || now.duration_since(at) >= timeout
                 })
             })
             .map(|(b, _)| *b)
             .collect();
         for broker in moved {
-            tracing::info!(broker, "leadership moved on (or the broker is silent); resending its requests");
+            tracing::info!(
+                broker,
+                "leadership moved on (or the broker is silent); resending its requests"
+            );
             self.abandon(broker);
         }
     }
@@ -84,11 +100,16 @@ impl Producer {
         let now = Instant::now();
         for (_, mut p) in self.in_flight.remove(&broker).unwrap_or_default() {
             if p.first_sent.elapsed() >= self.config.delivery_timeout {
-                let why = ClientError::Server(ErrorBody::new(ErrorCode::Timeout, "no answer within the delivery timeout"));
+                let why = ClientError::Server(ErrorBody::new(
+                    ErrorCode::Timeout,
+                    "no answer within the delivery timeout",
+                ));
                 self.retry_or_fail(p, why);
                 continue;
             }
-            p.first_error.get_or_insert_with(|| format!("no answer from broker {broker}, whose leadership moved on"));
+            p.first_error.get_or_insert_with(|| {
+                format!("no answer from broker {broker}, whose leadership moved on")
+            });
             p.unwritten = false;
             p.retry_at = now;
             self.retries.push(p);
@@ -118,23 +139,39 @@ impl Producer {
         // out of order and be refused until they happened to line up.
         let mut heads: HashMap<(&str, u32), (u64, Instant)> = HashMap::new();
         for p in &self.retries {
-            let head = heads.entry((p.topic.as_str(), p.partition)).or_insert((p.order, p.retry_at));
+            let head = heads
+                .entry((p.topic.as_str(), p.partition))
+                .or_insert((p.order, p.retry_at));
             if p.order < head.0 {
                 *head = (p.order, p.retry_at);
             }
         }
-        let due_at: HashMap<Slot, Instant> = heads.into_iter().map(|((t, n), (_, at))| ((t.to_string(), n), at)).collect();
-        let partition_due = |p: &Pending| due_at.get(&(p.topic.clone(), p.partition)).is_some_and(|at| *at <= now);
-        let (mut due, mut later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.retries).into_iter().partition(|p| partition_due(p) && !held(p));
+        let due_at: HashMap<Slot, Instant> = heads
+            .into_iter()
+            .map(|((t, n), (_, at))| ((t.to_string(), n), at))
+            .collect();
+        let partition_due = |p: &Pending| {
+            due_at
+                .get(&(p.topic.clone(), p.partition))
+                .is_some_and(|at| *at <= now)
+        };
+        let (mut due, mut later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|p| partition_due(p) && !held(p));
         for p in later.iter_mut().filter(|p| p.retry_at <= now) {
             // Not due before its partition's head (or held): never a busy wait.
-            let head = due_at.get(&(p.topic.clone(), p.partition)).copied().filter(|at| *at > now);
+            let head = due_at
+                .get(&(p.topic.clone(), p.partition))
+                .copied()
+                .filter(|at| *at > now);
             p.retry_at = head.unwrap_or_else(|| now + self.backoff.delay(0));
         }
         self.retries = later;
         due.sort_by_key(|p| p.order);
-        if !due.is_empty() && now.duration_since(self.last_refresh) >= Duration::from_millis(PRODUCER_METADATA_REFRESH_MS) {
+        if !due.is_empty()
+            && now.duration_since(self.last_refresh)
+                >= Duration::from_millis(PRODUCER_METADATA_REFRESH_MS)
+        {
             // Leaders may have moved; a failed refresh is retried with the batches.
             self.last_refresh = now;
             let _ = self.cache.refresh_once();
@@ -148,11 +185,15 @@ impl Producer {
     /// Fails every waiting batch past its delivery timeout.
     pub(super) fn expire_retries(&mut self) {
         let timeout = self.config.delivery_timeout;
-        let (expired, keep): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.retries).into_iter().partition(|p| p.first_sent.elapsed() >= timeout);
+        let (expired, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|p| p.first_sent.elapsed() >= timeout);
         self.retries = keep;
         for p in expired {
-            let err = ClientError::Server(ErrorBody::new(ErrorCode::Timeout, "not acknowledged within the delivery timeout"));
+            let err = ClientError::Server(ErrorBody::new(
+                ErrorCode::Timeout,
+                "not acknowledged within the delivery timeout",
+            ));
             self.retry_or_fail(p, err);
         }
     }
@@ -170,7 +211,12 @@ impl Producer {
             .gaps
             .iter()
             .filter(|s| !self.in_flight.values().flatten().any(|(_, p)| p.slot_is(s)))
-            .filter(|s| self.retries.iter().filter(|p| p.slot_is(s)).all(|p| p.unwritten))
+            .filter(|s| {
+                self.retries
+                    .iter()
+                    .filter(|p| p.slot_is(s))
+                    .all(|p| p.unwritten)
+            })
             .cloned()
             .collect();
         let now = Instant::now();
@@ -185,7 +231,11 @@ impl Producer {
             }
         };
         for slot in ready {
-            let mut waiting: Vec<&mut Pending> = self.retries.iter_mut().filter(|p| p.slot_is(&slot)).collect();
+            let mut waiting: Vec<&mut Pending> = self
+                .retries
+                .iter_mut()
+                .filter(|p| p.slot_is(&slot))
+                .collect();
             waiting.sort_by_key(|p| p.order);
             let mut seq = 0;
             for p in waiting {
