@@ -772,23 +772,7 @@ mod tests {
             partition_epoch: 0,
         };
         p.set_leadership(leadership, Instant::now());
-        let mut b = BatchBuilder::new(-1, 0, -1, 64);
-        b.push(NewRecord {
-            key: None,
-            value: b"a",
-            timestamp_ms: 0,
-        });
-        let bytes = b.finish();
-        let header = batch::validate(&bytes).expect("valid batch");
-        let (responder, _peer) = Responder::for_test(7);
-        let _ = p.produce(
-            -1,
-            bytes,
-            &header,
-            Duration::from_secs(10),
-            responder,
-            Instant::now(),
-        );
+        let _ = p.produce_values(-1, -1, -1, &[b"a"]);
         sim.fail_syncs(1);
         let returned = p.sync();
         eprintln!(

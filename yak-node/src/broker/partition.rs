@@ -633,12 +633,6 @@ impl Partition {
     /// error) never returns: the broker fail-stops ([`super::fail_stop`]).
     pub fn sync(&self) -> Result<(Completions, bool), ErrorBody> {
         let name = self.name();
-        let fatal = |e: StorageError| -> ErrorBody {
-            if e.is_fatal() {
-                super::fail_stop(&format_args!("{name}: {e}"));
-            }
-            storage_error(e)
-        };
         let (file, end, truncations) = {
             let mut g = self.lock();
             let inner = &mut *g;
@@ -646,12 +640,12 @@ impl Partition {
             if !inner.sync_appends || inner.durable_offset >= leo {
                 return Ok((Vec::new(), false));
             }
-            match inner.log.data_sync_handle().map_err(fatal)? {
+            match inner.log.data_sync_handle().map_err(storage_error)? {
                 Some((file, end)) => (file, end, inner.truncations),
                 None => {
                     // A new segment or index entries: the full flush, under the lock.
                     let began = Instant::now();
-                    inner.log.flush().map_err(fatal)?;
+                    inner.log.flush().map_err(storage_error)?;
                     self.stats.fsync_latency.observe(began.elapsed());
                     return Ok(Self::made_durable(inner, leo));
                 }
@@ -969,6 +963,39 @@ impl Partition {
 }
 
 #[cfg(test)]
+impl Partition {
+    /// Tests: produces one batch of `values` from `producer_id` at
+    /// `base_sequence` with `acks`, as the broker would after checking it.
+    pub(crate) fn produce_values(
+        &self,
+        acks: i8,
+        producer_id: i64,
+        base_sequence: i32,
+        values: &[&[u8]],
+    ) -> (Handled, Completions) {
+        let mut b = batch::BatchBuilder::new(producer_id, 0, base_sequence, 64);
+        for value in values {
+            b.push(batch::NewRecord {
+                key: None,
+                value,
+                timestamp_ms: 0,
+            });
+        }
+        let bytes = b.finish();
+        let header = batch::validate(&bytes).expect("valid batch");
+        let (responder, _peer) = Responder::for_test(7);
+        self.produce(
+            acks,
+            bytes,
+            &header,
+            Duration::from_secs(10),
+            responder,
+            Instant::now(),
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::batch::{BatchBuilder, NewRecord};
@@ -1003,28 +1030,7 @@ mod tests {
     }
 
     fn produce_two(p: &Partition) -> (Handled, Completions) {
-        let mut b = batch::BatchBuilder::new(-1, 0, -1, 64);
-        b.push(NewRecord {
-            key: None,
-            value: b"a",
-            timestamp_ms: 0,
-        });
-        b.push(NewRecord {
-            key: None,
-            value: b"b",
-            timestamp_ms: 0,
-        });
-        let bytes = b.finish();
-        let header = batch::validate(&bytes).expect("valid batch");
-        let (responder, _peer) = Responder::for_test(7);
-        p.produce(
-            -1,
-            bytes,
-            &header,
-            Duration::from_secs(10),
-            responder,
-            Instant::now(),
-        )
+        p.produce_values(-1, -1, -1, &[b"a", b"b"])
     }
 
     #[test]

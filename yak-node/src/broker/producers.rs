@@ -133,9 +133,8 @@ impl ProducerTable {
 mod tests {
     use super::*;
     use crate::broker::partition::{Leadership, Partition};
-    use crate::protocol::batch::{self, BatchBuilder, NewRecord};
     use crate::protocol::{ErrorCode, Reply};
-    use crate::server::{Handled, Responder};
+    use crate::server::Handled;
     use crate::storage::{Log, LogConfig};
     use std::time::{Duration, Instant};
 
@@ -212,28 +211,8 @@ mod tests {
         base_sequence: i32,
         records: u32,
     ) -> Result<(u64, bool), ErrorCode> {
-        let mut b = BatchBuilder::new(42, 0, base_sequence, 64);
-        for _ in 0..records {
-            b.push(NewRecord {
-                key: None,
-                value: b"v",
-                timestamp_ms: 0,
-            });
-        }
-        let bytes = b.finish();
-        let header = batch::validate(&bytes).expect("valid batch");
-        let (responder, _peer) = Responder::for_test(1);
-        match p
-            .produce(
-                1,
-                bytes,
-                &header,
-                Duration::from_secs(10),
-                responder,
-                std::time::Instant::now(),
-            )
-            .0
-        {
+        let values = vec![&b"v"[..]; records as usize];
+        match p.produce_values(1, 42, base_sequence, &values).0 {
             Handled::Reply(Reply::Produced {
                 base_offset,
                 duplicate,
