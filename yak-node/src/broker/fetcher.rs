@@ -4,7 +4,7 @@
 
 use super::partition::{FetchPosition, Partition};
 use super::replicas::FollowPlan;
-use crate::client::Connection;
+use crate::protocol::connection::Connection;
 use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCH_WAIT_MS};
 use crate::protocol::{Call, ErrorCode, FetchPartition, Reply};
 use std::collections::BTreeMap;

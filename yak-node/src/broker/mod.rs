@@ -9,12 +9,14 @@ pub mod isr;
 pub mod notify;
 pub mod partition;
 pub mod peers;
-pub mod producers;
+#[cfg(test)]
+mod producer_sequence_tests;
+pub use crate::storage::producers;
 pub mod replicas;
 pub mod stats;
 pub mod zk_session;
 
-use crate::client::ClientError;
+use crate::protocol::ClientError;
 use crate::limits::{
     BATCH_BYTES_MAX, FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES,
     FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, FRAME_BYTES_MAX, PRODUCE_ACK_TIMEOUT_MS,

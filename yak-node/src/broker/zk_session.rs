@@ -8,7 +8,8 @@
 //! another id (wiped, or another cluster's) stops the broker before any of
 //! its metadata is applied.
 
-use crate::client::{ClientError, Connection};
+use crate::protocol::connection::Connection;
+use crate::protocol::ClientError;
 use crate::datadir::{self, DataDirError};
 use crate::limits::HEARTBEAT_INTERVAL_MS;
 use crate::protocol::{Call, ClusterMetadata, Reply};
@@ -195,7 +196,7 @@ impl ZkSession {
 
     /// Fetches the whole cluster metadata.
     pub fn metadata(&self) -> Result<ClusterMetadata, ClientError> {
-        let m = crate::client::metadata::read_metadata(None, |call| self.call(call))?;
+        let m = crate::protocol::metadata_pages::read_metadata(None, |call| self.call(call))?;
         self.check_cluster(&m.cluster_id);
         Ok(m)
     }

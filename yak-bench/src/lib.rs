@@ -1,0 +1,218 @@
+//! Benchmarks a user runs against a live cluster: produce throughput and
+//! ack latency, consume throughput, produce-to-consume latency. Each
+//! returns a [`BenchResult`] the CLI prints as a table or JSON. While a run
+//! lasts, the brokers' resident memory is sampled. The partitioner
+//! evaluation ([`partitioners`]) runs plugins side by side over scenarios.
+
+#![deny(missing_docs)]
+
+pub mod consume;
+pub mod e2e;
+pub mod partitioners;
+pub mod produce;
+pub mod restart;
+pub mod rss;
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// One benchmark's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BenchResult {
+    /// Which benchmark.
+    pub name: String,
+    /// Messages moved.
+    pub messages: u64,
+    /// Bytes per message value.
+    pub message_bytes: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// Messages per second.
+    pub msgs_per_sec: f64,
+    /// Megabytes (10^6) of values per second.
+    pub mb_per_sec: f64,
+    /// Latency percentiles in ms: p50, p99, p99.9, max (absent for consume).
+    pub latency_ms: Option<[f64; 4]>,
+    /// Messages not acknowledged.
+    pub failed: u64,
+    /// Largest resident memory of any broker during the run, MiB.
+    pub broker_rss_max_mib: Option<f64>,
+}
+
+impl BenchResult {
+    /// Fills rates from counts and time.
+    pub fn with_rates(mut self) -> Self {
+        if self.seconds > 0.0 {
+            self.msgs_per_sec = self.messages as f64 / self.seconds;
+            self.mb_per_sec = self.messages as f64 * self.message_bytes as f64 / self.seconds / 1e6;
+        }
+        self
+    }
+
+    /// As JSON (stable field names).
+    pub fn to_json(&self) -> serde_json::Value {
+        let lat = |i: usize| self.latency_ms.map(|l| l[i]);
+        serde_json::json!({
+            "name": self.name,
+            "messages": self.messages,
+            "message_bytes": self.message_bytes,
+            "seconds": self.seconds,
+            "msgs_per_sec": self.msgs_per_sec,
+            "mb_per_sec": self.mb_per_sec,
+            "latency_p50_ms": lat(0),
+            "latency_p99_ms": lat(1),
+            "latency_p999_ms": lat(2),
+            "latency_max_ms": lat(3),
+            "failed": self.failed,
+            "broker_rss_max_mib": self.broker_rss_max_mib,
+        })
+    }
+}
+
+/// p50, p99, p99.9 and max of a microsecond histogram, in ms.
+pub fn percentiles_ms(h: &Histogram<u64>) -> [f64; 4] {
+    let ms = |us: u64| us as f64 / 1000.0;
+    [
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    ]
+}
+
+/// A new microsecond histogram: 1 µs to 10 min, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    yak_client::producer::latency_histogram()
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub fn progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style =
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One result per name, each figure the median of that name's runs, in
+/// first-seen order. The name gets the run count, e.g. `(median of 3)`.
+pub fn medians(results: &[BenchResult]) -> Vec<BenchResult> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in results {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let runs: Vec<&BenchResult> = results.iter().filter(|r| r.name == name).collect();
+            let m = |f: &dyn Fn(&BenchResult) -> f64| median(runs.iter().map(|r| f(r)).collect());
+            let lat = |i: usize| -> Option<f64> {
+                let v: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.latency_ms.map(|l| l[i]))
+                    .collect();
+                (!v.is_empty()).then(|| median(v))
+            };
+            let latency_ms = match (lat(0), lat(1), lat(2), lat(3)) {
+                (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+                _ => None,
+            };
+            let rss: Vec<f64> = runs.iter().filter_map(|r| r.broker_rss_max_mib).collect();
+            BenchResult {
+                name: format!("{name} (median of {})", runs.len()),
+                messages: m(&|r| r.messages as f64) as u64,
+                message_bytes: runs[0].message_bytes,
+                seconds: m(&|r| r.seconds),
+                msgs_per_sec: m(&|r| r.msgs_per_sec),
+                mb_per_sec: m(&|r| r.mb_per_sec),
+                latency_ms,
+                failed: runs.iter().map(|r| r.failed).max().unwrap_or(0),
+                broker_rss_max_mib: rss.into_iter().reduce(f64::max),
+            }
+        })
+        .collect()
+}
+
+/// Prints results as one table.
+pub fn print_table(results: &[BenchResult]) {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "benchmark",
+            "messages",
+            "bytes",
+            "seconds",
+            "msg/s",
+            "MB/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "failed",
+            "broker RSS MiB",
+        ]);
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    for r in results {
+        let lat = |i: usize| f(r.latency_ms.map(|l| l[i]));
+        t.add_row(vec![
+            r.name.clone(),
+            r.messages.to_string(),
+            r.message_bytes.to_string(),
+            format!("{:.3}", r.seconds),
+            format!("{:.0}", r.msgs_per_sec),
+            format!("{:.1}", r.mb_per_sec),
+            lat(0),
+            lat(1),
+            lat(2),
+            lat(3),
+            r.failed.to_string(),
+            f(r.broker_rss_max_mib),
+        ]);
+    }
+    println!("{t}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_three_runs_when_taking_medians_should_pick_middle_values_per_name() {
+        let run = |name: &str, rate: f64, p99: f64| BenchResult {
+            name: name.into(),
+            msgs_per_sec: rate,
+            latency_ms: Some([0.1, p99, 1.0, 2.0]),
+            ..BenchResult::default()
+        };
+        let rows = [
+            run("a", 10.0, 3.0),
+            run("b", 1.0, 1.0),
+            run("a", 30.0, 1.0),
+            run("a", 20.0, 2.0),
+        ];
+        let m = medians(&rows);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].name, "a (median of 3)");
+        assert_eq!(m[0].msgs_per_sec, 20.0);
+        assert_eq!(m[0].latency_ms.map(|l| l[1]), Some(2.0));
+        assert_eq!(m[1].msgs_per_sec, 1.0);
+    }
+}

@@ -1,0 +1,377 @@
+//! The consumer: reads one topic's partitions (all, or one from a given
+//! offset) from their leaders, one long-polling fetch per broker per round,
+//! sent to all brokers before any answer is read. Positions only move
+//! forward; a leader change is followed after a metadata refresh.
+
+use super::metadata::MetadataCache;
+use super::ClientError;
+use yak_protocol::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
+use yak_protocol::batch::{self, Record};
+use yak_protocol::{
+    Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where a consumer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The first offset still in each partition.
+    Earliest,
+    /// The end of each partition at subscribe time: only new messages.
+    Latest,
+    /// One partition, from an offset.
+    Offset {
+        /// Partition index.
+        partition: u32,
+        /// First offset to read.
+        offset: u64,
+    },
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Most bytes per partition per fetch.
+    pub partition_max_bytes: u32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            partition_max_bytes: FETCH_PARTITION_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// A message as consumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Vec<u8>,
+    /// Producer timestamp, ms since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// Reads one topic.
+pub struct Consumer {
+    cache: MetadataCache,
+    topic: String,
+    config: ConsumerConfig,
+    positions: BTreeMap<u32, u64>,
+    /// One outstanding fetch per leader: broker id → correlation id.
+    in_flight: BTreeMap<u32, u64>,
+}
+
+impl Consumer {
+    /// Subscribes to `topic`; fails if it does not exist, or with
+    /// `OffsetOutOfRange` when an explicit offset is below the partition's
+    /// earliest offset (retention deleted it). Once running, a position that
+    /// falls below the earliest offset skips ahead to it, with a warning.
+    pub fn subscribe(
+        dir: &Path,
+        topic: &str,
+        start: StartFrom,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, ClientError> {
+        let mut cache = MetadataCache::connect(dir)?;
+        cache.refresh()?;
+        let meta = cache.topic(topic)?;
+        let partitions: Vec<u32> = match start {
+            StartFrom::Offset { partition, .. } => {
+                if partition as usize >= meta.partitions.len() {
+                    return Err(ClientError::Invalid(format!(
+                        "topic '{topic}' has {} partitions; there is no partition {partition}",
+                        meta.partitions.len()
+                    )));
+                }
+                vec![partition]
+            }
+            _ => (0..meta.partitions.len() as u32).collect(),
+        };
+        let mut consumer = Consumer {
+            cache,
+            topic: topic.to_string(),
+            config,
+            positions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        };
+        for p in partitions {
+            let offset = match start {
+                StartFrom::Offset { offset, .. } => consumer.check_retained(p, offset)?,
+                StartFrom::Earliest => consumer.list_offset(p, OffsetSpec::Earliest)?,
+                StartFrom::Latest => consumer.list_offset(p, OffsetSpec::Latest)?,
+            };
+            consumer.positions.insert(p, offset);
+        }
+        Ok(consumer)
+    }
+
+    /// A consumer of `topic` that reads nothing until [`Consumer::assign`]
+    /// gives it partitions (a group member); fails if the topic does not exist.
+    pub fn unassigned(
+        dir: &Path,
+        topic: &str,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, ClientError> {
+        let mut cache = MetadataCache::connect(dir)?;
+        cache.refresh()?;
+        cache.topic(topic)?;
+        Ok(Consumer {
+            cache,
+            topic: topic.to_string(),
+            config,
+            positions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        })
+    }
+
+    /// Replaces the partitions read, each from the position given.
+    pub fn assign(&mut self, positions: BTreeMap<u32, u64>) {
+        self.positions = positions;
+        // A fetch still out was for the old positions: its answer, when it
+        // comes, is skipped by correlation id instead of being read as new data.
+        self.in_flight.clear();
+    }
+
+    /// The topic read.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The metadata cache, for calls to ZooKeeper.
+    pub fn cache(&mut self) -> &mut MetadataCache {
+        &mut self.cache
+    }
+
+    /// The next offset to read per partition.
+    pub fn positions(&self) -> &BTreeMap<u32, u64> {
+        &self.positions
+    }
+
+    /// `offset` itself, or `OffsetOutOfRange` when it is below the earliest offset.
+    fn check_retained(&mut self, partition: u32, offset: u64) -> Result<u64, ClientError> {
+        let earliest = self.list_offset(partition, OffsetSpec::Earliest)?;
+        if offset >= earliest {
+            return Ok(offset);
+        }
+        let latest = self.list_offset(partition, OffsetSpec::Latest)?;
+        Err(ClientError::Server(ErrorBody::new(
+            ErrorCode::OffsetOutOfRange { log_start_offset: earliest, log_end_offset: latest },
+            format!(
+                "offset {offset} of {}-{partition} is below its earliest offset {earliest}: older messages were deleted by retention",
+                self.topic
+            ),
+        )))
+    }
+
+    /// The earliest or latest (high watermark) offset of a partition, from its leader.
+    pub fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
+        let mut last_err = None;
+        for attempt in 0..50 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+                self.cache.refresh()?;
+            }
+            let Some(leader) = self.cache.leader(&self.topic, partition) else {
+                continue;
+            };
+            let call = Call::ListOffsets {
+                topic: self.topic.clone(),
+                partition,
+                spec,
+            };
+            match self.cache.broker(leader).and_then(|c| c.call(&call)) {
+                Ok(Reply::Offset { offset }) => return Ok(offset),
+                Ok(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
+                Err(e) if e.is_retriable() => {
+                    self.cache.forget_broker(leader);
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            ClientError::Invalid(format!("{}-{partition} has no leader", self.topic))
+        }))
+    }
+
+    /// One round of fetches: waits up to `max_wait` for data; returns what came.
+    pub fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>, ClientError> {
+        let mut out = Vec::new();
+        let topic = self.topic.clone();
+        self.poll_each(max_wait, &mut |partition, r| {
+            out.push(ConsumedRecord {
+                topic: topic.clone(),
+                partition,
+                offset: r.offset,
+                key: r.key.map(<[u8]>::to_vec),
+                value: r.value.to_vec(),
+                timestamp_ms: r.timestamp_ms,
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Consumer::poll`], but lends each record to `visit` instead of
+    /// copying it: no allocation per record.
+    pub fn poll_each(
+        &mut self,
+        max_wait: Duration,
+        visit: &mut dyn FnMut(u32, &Record<'_>),
+    ) -> Result<usize, ClientError> {
+        let wait_ms = (max_wait.as_millis() as u64).min(FETCH_WAIT_MS_MAX);
+        let cache = &self.cache;
+        self.in_flight
+            .retain(|leader, _| cache.is_connected(*leader));
+        let mut by_leader: BTreeMap<u32, Vec<FetchPartition>> = BTreeMap::new();
+        let mut leaderless = false;
+        for (&partition, &offset) in &self.positions {
+            let placement = self
+                .cache
+                .partition(&self.topic, partition)
+                .and_then(|p| Some((p.leader?, p.leader_epoch)));
+            match placement {
+                Some((leader, _)) if self.in_flight.contains_key(&leader) => {}
+                Some((leader, epoch)) => {
+                    by_leader.entry(leader).or_default().push(FetchPartition {
+                        topic: self.topic.clone(),
+                        partition,
+                        offset,
+                        max_bytes: self.config.partition_max_bytes,
+                        leader_epoch: Some(epoch),
+                        last_fetched_epoch: None,
+                    })
+                }
+                None => leaderless = true,
+            }
+        }
+        let mut refresh = leaderless;
+        for (leader, partitions) in by_leader {
+            let call = Call::Fetch {
+                replica_id: None,
+                max_wait_ms: wait_ms,
+                partitions,
+            };
+            let res = self.cache.broker(leader).and_then(|c| {
+                c.set_read_timeout(Duration::from_millis(wait_ms + 10_000))?;
+                let id = c.send(&call)?;
+                c.flush()?;
+                Ok(id)
+            });
+            match res {
+                Ok(id) => {
+                    self.in_flight.insert(leader, id);
+                }
+                Err(_) => {
+                    self.cache.forget_broker(leader);
+                    refresh = true;
+                }
+            }
+        }
+        // Answers are taken in the order they arrive: a leader with data is
+        // never kept waiting behind one that is long-polling.
+        let leaders: Vec<u32> = self.in_flight.keys().copied().collect();
+        let ready = self
+            .cache
+            .wait_readable(&leaders, Duration::from_millis(wait_ms + 1000));
+        let mut count = 0;
+        for leader in ready {
+            let Some(id) = self.in_flight.remove(&leader) else {
+                continue;
+            };
+            match self.receive(leader, id) {
+                Ok(parts) => {
+                    for p in parts {
+                        refresh |= self.absorb(p, &mut count, visit)?;
+                    }
+                }
+                Err(_) => {
+                    self.cache.forget_broker(leader);
+                    refresh = true;
+                }
+            }
+        }
+        if refresh {
+            std::thread::sleep(Duration::from_millis(50));
+            self.cache.refresh()?;
+            self.cache.topic(&self.topic)?;
+        }
+        Ok(count)
+    }
+
+    fn receive(&mut self, leader: u32, id: u64) -> Result<Vec<FetchedPartition>, ClientError> {
+        let conn = self.cache.broker(leader)?;
+        loop {
+            let r = conn.recv()?;
+            if r.correlation_id != id {
+                continue;
+            }
+            return match r.reply {
+                Reply::Fetched { partitions } => Ok(partitions),
+                Reply::Error(e) => Err(ClientError::Server(e)),
+                other => Err(ClientError::Unexpected(format!("{other:?}"))),
+            };
+        }
+    }
+
+    /// Takes one partition's answer; returns true when metadata should be refreshed.
+    fn absorb(
+        &mut self,
+        p: FetchedPartition,
+        count: &mut usize,
+        visit: &mut dyn FnMut(u32, &Record<'_>),
+    ) -> Result<bool, ClientError> {
+        let Some(position) = self.positions.get(&p.partition).copied() else {
+            return Ok(false);
+        };
+        if let Some(err) = p.error {
+            return match err.code {
+                ErrorCode::OffsetOutOfRange {
+                    log_start_offset, ..
+                } if position < log_start_offset => {
+                    tracing::warn!(
+                        partition = p.partition,
+                        position,
+                        log_start_offset,
+                        "position below log start; skipping ahead"
+                    );
+                    self.positions.insert(p.partition, log_start_offset);
+                    Ok(false)
+                }
+                ErrorCode::UnknownTopic => Err(ClientError::Server(err)),
+                code if code.is_retriable() || code == ErrorCode::UnknownPartition => Ok(true),
+                _ => Err(ClientError::Server(err)),
+            };
+        }
+        let mut next = position;
+        let corrupt = |e| ClientError::Invalid(format!("{}-{}: {e}", self.topic, p.partition));
+        for item in batch::split(&p.records) {
+            let (header, bytes) = item.map_err(corrupt)?;
+            if header.last_offset() < next {
+                continue;
+            }
+            for r in batch::iter_records(&header, bytes) {
+                let r = r.map_err(corrupt)?;
+                if r.offset < next || r.offset >= p.high_watermark {
+                    continue;
+                }
+                next = r.offset + 1;
+                *count += 1;
+                visit(p.partition, &r);
+            }
+        }
+        debug_assert!(next >= position, "positions only move forward");
+        self.positions.insert(p.partition, next);
+        Ok(false)
+    }
+}

@@ -1,0 +1,32 @@
+//! YaK's clients, the Rust API the CLI, the benchmarks and the examples use:
+//! admin, metadata cache, producer (batching, retries, idempotence,
+//! partitioner plugins), consumer and group consumer. Talks to ZooKeeper
+//! for metadata and to partition leaders for data; never touches the disk.
+
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod backoff;
+pub mod consumer;
+#[cfg(test)]
+mod fake_cluster;
+pub mod group;
+pub mod heartbeat;
+pub mod metadata;
+pub mod partitioner;
+pub mod plugin;
+pub mod producer;
+
+pub use admin::Admin;
+pub use yak_protocol::connection::Connection;
+pub use yak_protocol::ClientError;
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
+pub use group::{GroupConfig, GroupConsumer};
+pub use producer::{BatchAck, Producer, ProducerConfig, ProducerReport};
+
+use std::path::{Path, PathBuf};
+
+/// The ZooKeeper socket of the cluster at `dir`.
+pub fn zookeeper_socket(dir: &Path) -> PathBuf {
+    dir.join("zookeeper.sock")
+}

@@ -1,0 +1,212 @@
+//! Idempotent-producer state of one partition: for each producer id, the
+//! last few batches' sequence ranges and offsets. A resent batch is found
+//! here and answered as a duplicate instead of being written twice. No I/O;
+//! rebuilt from the log's tail at start-up and kept by followers too, so a
+//! new leader knows what the old one wrote.
+
+use yak_protocol::limits::PRODUCER_BATCHES_REMEMBERED;
+use yak_protocol::batch::next_sequence;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// A batch as remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: u64,
+    last_offset: u64,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not seen: append it.
+    Append,
+    /// Already in the log at these offsets: write nothing.
+    Duplicate {
+        /// Offset of its first record.
+        base_offset: u64,
+        /// Offset of its last record.
+        last_offset: u64,
+    },
+    /// A gap after the last sequence: an earlier batch is missing.
+    OutOfOrder {
+        /// The sequence that was expected.
+        expected: i32,
+    },
+}
+
+/// Producer state of one partition.
+#[derive(Debug, Default, Clone)]
+pub struct ProducerTable {
+    producers: HashMap<i64, VecDeque<Entry>>,
+    /// When each producer's last batch was recorded, for expiry.
+    last_seen: HashMap<i64, Instant>,
+}
+
+impl ProducerTable {
+    /// Decides on a batch from `producer_id` with sequences `first..=last`
+    /// (`last` may have wrapped past `i32::MAX` to a small number: the
+    /// sequence after `i32::MAX` is 0, see [`next_sequence`]).
+    pub fn check(&self, producer_id: i64, first_seq: i32, last_seq: i32) -> Verdict {
+        if producer_id < 0 {
+            return Verdict::Append;
+        }
+        let Some(entries) = self.producers.get(&producer_id) else {
+            return Verdict::Append;
+        };
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.first_seq == first_seq && e.last_seq == last_seq)
+        {
+            return Verdict::Duplicate {
+                base_offset: e.base_offset,
+                last_offset: e.last_offset,
+            };
+        }
+        match entries.back().map(|last| next_sequence(last.last_seq, 1)) {
+            Some(expected) if first_seq != expected => Verdict::OutOfOrder { expected },
+            _ => Verdict::Append,
+        }
+    }
+
+    /// Records a batch that is now in the log.
+    pub fn record(
+        &mut self,
+        producer_id: i64,
+        first_seq: i32,
+        last_seq: i32,
+        base_offset: u64,
+        last_offset: u64,
+    ) {
+        if producer_id < 0 || first_seq < 0 {
+            return;
+        }
+        self.last_seen.insert(producer_id, Instant::now());
+        let entries = self.producers.entry(producer_id).or_default();
+        entries.push_back(Entry {
+            first_seq,
+            last_seq,
+            base_offset,
+            last_offset,
+        });
+        while entries.len() > PRODUCER_BATCHES_REMEMBERED {
+            entries.pop_front();
+        }
+    }
+
+    /// Forgets batches at or after `offset` (the log was truncated there).
+    pub fn truncate(&mut self, offset: u64) {
+        for entries in self.producers.values_mut() {
+            entries.retain(|e| e.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.is_empty());
+        self.last_seen
+            .retain(|id, _| self.producers.contains_key(id));
+    }
+
+    /// Forgets producers without a batch for `ttl` (Kafka's
+    /// `producer.id.expiration.ms`): a batch from one later starts afresh,
+    /// like one from a new producer. Returns how many were forgotten.
+    pub fn expire(&mut self, now: Instant, ttl: Duration) -> usize {
+        let before = self.producers.len();
+        self.last_seen
+            .retain(|_, seen| now.saturating_duration_since(*seen) < ttl);
+        self.producers
+            .retain(|id, _| self.last_seen.contains_key(id));
+        before - self.producers.len()
+    }
+
+    /// Producers remembered.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn given_resent_batch_when_checking_should_report_duplicate_with_original_offsets() {
+        let mut t = ProducerTable::default();
+        assert_eq!(t.check(7, 0, 9), Verdict::Append);
+        t.record(7, 0, 9, 100, 109);
+        t.record(7, 10, 19, 110, 119);
+        assert_eq!(
+            t.check(7, 0, 9),
+            Verdict::Duplicate {
+                base_offset: 100,
+                last_offset: 109
+            }
+        );
+        assert_eq!(t.check(7, 20, 29), Verdict::Append);
+        assert_eq!(t.check(7, 30, 39), Verdict::OutOfOrder { expected: 20 });
+        assert_eq!(
+            t.check(8, 50, 59),
+            Verdict::Append,
+            "unknown producers start anywhere"
+        );
+        assert_eq!(
+            t.check(-1, 0, 0),
+            Verdict::Append,
+            "non-idempotent batches are never deduplicated"
+        );
+    }
+
+    #[test]
+    fn given_producer_silent_past_expiration_when_expiring_should_forget_only_it() {
+        let mut t = ProducerTable::default();
+        t.record(7, 0, 9, 100, 109);
+        let later = Instant::now() + Duration::from_secs(60);
+        t.record(8, 0, 0, 110, 110);
+        assert_eq!(
+            t.expire(Instant::now(), Duration::from_secs(60)),
+            0,
+            "nobody is silent yet"
+        );
+        assert_eq!(
+            t.expire(later + Duration::from_millis(1), Duration::from_secs(60)),
+            2
+        );
+        assert!(t.is_empty());
+        t.record(7, 0, 9, 100, 109);
+        t.record(9, 0, 0, 111, 111);
+        assert_eq!(
+            t.expire(Instant::now(), Duration::ZERO),
+            2,
+            "a zero ttl forgets everyone"
+        );
+        assert_eq!(
+            t.check(7, 50, 59),
+            Verdict::Append,
+            "a forgotten producer starts anywhere"
+        );
+    }
+
+    #[test]
+    fn given_many_batches_when_recording_should_remember_only_the_last_five() {
+        let mut t = ProducerTable::default();
+        for i in 0..10 {
+            t.record(1, i * 10, i * 10 + 9, i as u64 * 10, i as u64 * 10 + 9);
+        }
+        assert_eq!(t.check(1, 0, 9), Verdict::OutOfOrder { expected: 100 });
+        assert!(matches!(t.check(1, 90, 99), Verdict::Duplicate { .. }));
+    }
+
+    #[test]
+    fn given_truncated_log_when_checking_should_forget_truncated_batches() {
+        let mut t = ProducerTable::default();
+        t.record(1, 0, 9, 0, 9);
+        t.record(1, 10, 19, 10, 19);
+        t.truncate(10);
+        assert_eq!(t.check(1, 10, 19), Verdict::Append);
+    }
+}

@@ -1,0 +1,77 @@
+//! Helpers shared by the storage tests.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use super::{Log, LogConfig};
+use yak_protocol::batch::{self, BatchBuilder, BatchHeader, NewRecord};
+
+/// Small segments and a dense index so a few batches exercise both.
+pub(crate) const SMALL: LogConfig = LogConfig {
+    segment_bytes: 1024,
+    index_interval_bytes: 128,
+};
+
+/// A producer batch of `records` records whose values carry `tag`.
+pub(crate) fn make_batch(records: u32, tag: u64) -> Vec<u8> {
+    make_batch_at(records, tag, 1_000)
+}
+
+/// [`make_batch`] with record timestamps from `timestamp_ms` on.
+pub(crate) fn make_batch_at(records: u32, tag: u64, timestamp_ms: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(-1, 0, -1, 256);
+    for i in 0..records {
+        let value = format!("value-{tag}-{i}");
+        b.push(NewRecord {
+            key: Some(b"k"),
+            value: value.as_bytes(),
+            timestamp_ms: timestamp_ms + i64::from(i),
+        });
+    }
+    b.finish()
+}
+
+/// Appends `count` batches of 1 to 3 records at `epoch`; returns the stored
+/// (stamped) bytes of each.
+pub(crate) fn append_batches(log: &mut Log, count: u64, epoch: u32) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let mut bytes = make_batch((i % 3 + 1) as u32, i);
+            log.append(&mut bytes, epoch).unwrap();
+            bytes
+        })
+        .collect()
+}
+
+/// Headers of the batches in `bytes`, which must all be whole and valid.
+pub(crate) fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
+    let hs: Vec<BatchHeader> = batch::split(bytes).map(|r| r.unwrap().0).collect();
+    let total: usize = hs.iter().map(BatchHeader::total_bytes).sum();
+    assert_eq!(total, bytes.len(), "only whole batches");
+    hs
+}
+
+/// Paths of the files in `dir` ending in `.ext`, sorted.
+pub(crate) fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Checks that every offset of the log reads back its batch first.
+pub(crate) fn assert_reads_all(log: &Log, batches: &[Vec<u8>]) {
+    let mut offset = log.log_start_offset();
+    for stored in batches {
+        let h = batch::validate(stored).unwrap();
+        for o in h.base_offset..=h.last_offset() {
+            let got = log.read(o, 1).unwrap();
+            assert_eq!(&got, stored, "offset {o}");
+        }
+        offset = h.next_offset();
+    }
+    assert_eq!(offset, log.log_end_offset());
+}
