@@ -17,7 +17,7 @@ PLUGINS := round-robin key-hash sticky random least-loaded
 FIXTURES := wrong-abi no-symbol misbehaving
 PLUGIN_SOS := $(foreach p,$(PLUGINS),$(BIN)/libyak_partitioner_$(subst -,_,$(p)).so)
 
-.PHONY: all build cluster test plugins fixtures bench bench-partitioners toolchain clean
+.PHONY: all build cluster test style plugins fixtures bench bench-partitioners toolchain clean
 
 all: build
 
@@ -36,6 +36,14 @@ fixtures: toolchain
 
 cluster: build plugins
 	$(BIN)/yak-supervisor --config $(CONFIG) $(if $(PRODUCERS),--producers $(PRODUCERS)) $(if $(CONSUMERS),--consumers $(CONSUMERS)) $(ARGS)
+
+# Formatting and lints, as CI checks them (rustup adds rustfmt and clippy
+# when the toolchain lacks them).
+style: toolchain
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy $(PROFILE_FLAGS) --workspace --all-targets -- -D warnings
 
 test: build plugins fixtures
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2

@@ -2,10 +2,10 @@
 //! messages produced meanwhile) and reports read throughput.
 
 use super::{progress, rss::RssSampler, BenchResult};
-use yak_client::{Admin, ClientError, Consumer, ConsumerConfig, StartFrom};
-use yak_protocol::{Call, OffsetSpec, Reply};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use yak_client::{Admin, ClientError, Consumer, ConsumerConfig, StartFrom};
+use yak_protocol::{Call, OffsetSpec, Reply};
 
 /// Messages between the earliest and latest offsets of every partition.
 fn backlog(cluster: &Path, topic: &str) -> Result<u64, ClientError> {

@@ -5,11 +5,11 @@
 use super::produce::{broker_pids, ensure_topic};
 
 use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
-use yak_client::{ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use yak_client::{ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, StartFrom};
 
 fn now_us() -> u64 {
     SystemTime::now()

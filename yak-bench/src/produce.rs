@@ -2,12 +2,12 @@
 //! speed or at a fixed total rate; reports throughput and ack latency.
 
 use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
-use yak_client::{Admin, ClientError, Producer, ProducerConfig};
 use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use yak_client::{Admin, ClientError, Producer, ProducerConfig};
 
 /// What to run.
 #[derive(Debug, Clone)]

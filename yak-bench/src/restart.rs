@@ -3,12 +3,12 @@
 //! again, log recovery included.
 
 use super::BenchResult;
-use yak_client::{Admin, ClientError, Connection};
-use yak_protocol::{Call, Reply};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use yak_client::{Admin, ClientError, Connection};
+use yak_protocol::{Call, Reply};
 
 /// Runs the benchmark; `seconds` is the time from the kill to the first answer.
 pub fn run(cluster: &Path, broker: u32) -> Result<BenchResult, ClientError> {

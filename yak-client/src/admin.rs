@@ -3,13 +3,13 @@
 
 use super::metadata::MetadataCache;
 use super::ClientError;
+use std::collections::BTreeMap;
+use std::path::Path;
 use yak_protocol::names::validate_topic;
 use yak_protocol::{
     Call, ClusterEvent, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary,
     LeaderMove, LocalPartition, PartitionOffset, Reply, TopicConfig, TopicMetadata,
 };
-use std::collections::BTreeMap;
-use std::path::Path;
 
 /// One replica's offsets as its broker reports them.
 pub type ReplicaOffsets = BTreeMap<(String, u32, u32), LocalPartition>;

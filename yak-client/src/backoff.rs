@@ -4,8 +4,8 @@
 //! come back in step. No I/O; the jitter source is a small xorshift seeded
 //! from the clock and the pid, never a global.
 
-use yak_protocol::limits::{CLIENT_RETRY_BACKOFF_MS_MAX, CLIENT_RETRY_BACKOFF_MS_MIN};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use yak_protocol::limits::{CLIENT_RETRY_BACKOFF_MS_MAX, CLIENT_RETRY_BACKOFF_MS_MIN};
 
 /// Exponential backoff with jitter.
 #[derive(Debug, Clone)]

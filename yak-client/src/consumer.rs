@@ -5,14 +5,14 @@
 
 use super::metadata::MetadataCache;
 use super::ClientError;
-use yak_protocol::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
-use yak_protocol::batch::{self, Record};
-use yak_protocol::{
-    Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply,
-};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use yak_protocol::batch::{self, Record};
+use yak_protocol::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
+use yak_protocol::{
+    Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply,
+};
 
 /// Where a consumer starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,18 +3,18 @@
 //! produce, with the real idempotent-producer table), so producer paths a
 //! real cluster hits only by accident (a full disk) can be scripted.
 
-use yak_storage::producers::{ProducerTable, Verdict};
-use yak_protocol::limits::FRAME_BYTES_MAX;
-use yak_protocol::batch;
-use yak_protocol::frame;
-use yak_protocol::{
-    BrokerInfo, Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, Request,
-    Response, TopicMetadata,
-};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use yak_protocol::batch;
+use yak_protocol::frame;
+use yak_protocol::limits::FRAME_BYTES_MAX;
+use yak_protocol::{
+    BrokerInfo, Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, Request,
+    Response, TopicMetadata,
+};
+use yak_storage::producers::{ProducerTable, Verdict};
 
 /// What broker 1 holds and how it misbehaves.
 #[derive(Default)]

@@ -13,15 +13,13 @@
 use super::consumer::{ConsumedRecord, Consumer, ConsumerConfig};
 use super::heartbeat::{Heartbeat, News};
 use super::ClientError;
-use yak_protocol::limits::{
-    GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT,
-};
-use yak_protocol::{
-    Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply,
-};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use yak_protocol::limits::{
+    GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT,
+};
+use yak_protocol::{Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply};
 
 /// While waiting for an assignment, how often to ask again.
 const REJOIN_POLL: Duration = Duration::from_millis(100);

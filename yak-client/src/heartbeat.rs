@@ -13,11 +13,11 @@
 
 use super::metadata::MetadataCache;
 use super::ClientError;
-use yak_protocol::{Call, ErrorCode, MemberStatus, Reply};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use yak_protocol::{Call, ErrorCode, MemberStatus, Reply};
 
 /// What the heartbeat thread learned that the member must act on.
 #[derive(Debug)]

@@ -18,11 +18,11 @@ pub mod plugin;
 pub mod producer;
 
 pub use admin::Admin;
-pub use yak_protocol::connection::Connection;
-pub use yak_protocol::ClientError;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
 pub use group::{GroupConfig, GroupConsumer};
 pub use producer::{BatchAck, Producer, ProducerConfig, ProducerReport};
+pub use yak_protocol::connection::Connection;
+pub use yak_protocol::ClientError;
 
 use std::path::{Path, PathBuf};
 

@@ -9,15 +9,15 @@
 
 use super::backoff::Backoff;
 use super::{zookeeper_socket, ClientError, Connection};
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use yak_protocol::limits::CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT;
 pub use yak_protocol::metadata_pages::read_metadata;
 use yak_protocol::{
     Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata,
 };
-use std::collections::HashMap;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// The supervisor's lock in the run dir: present while a supervisor runs
 /// (it removes the file, and every socket, when it stops).
@@ -317,7 +317,6 @@ fn looks_like_restart(dir: &Path, error: &io::Error) -> bool {
         _ => false,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

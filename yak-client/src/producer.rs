@@ -35,19 +35,19 @@ use super::backoff::Backoff;
 use super::metadata::MetadataCache;
 use super::partitioner::{DefaultPartitioner, Message, Partitioner};
 use super::ClientError;
-use yak_protocol::limits::{
-    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX,
-    LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
-};
-use yak_protocol::batch::{
-    next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES,
-};
-use yak_protocol::names::validate_topic;
-use yak_protocol::{Call, ErrorBody, ErrorCode, Reply};
 use hdrhistogram::Histogram;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use yak_protocol::batch::{
+    next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES,
+};
+use yak_protocol::limits::{
+    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX,
+    LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
+};
+use yak_protocol::names::validate_topic;
+use yak_protocol::{Call, ErrorBody, ErrorCode, Reply};
 
 /// How a producer behaves.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
 //! One client connection: framed, pipelined requests matched to responses
 //! by correlation id.
 
-use crate::ClientError;
-use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
 use crate::frame;
+use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
+use crate::ClientError;
 use crate::{Call, Reply, Response};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;

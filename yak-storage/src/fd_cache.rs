@@ -273,9 +273,9 @@ impl FsFile for CachedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yak_protocol::batch::{BatchBuilder, NewRecord};
     use crate::fs::RealFs;
     use crate::{Log, LogConfig};
+    use yak_protocol::batch::{BatchBuilder, NewRecord};
 
     #[test]
     fn given_more_files_than_capacity_when_used_in_turn_should_keep_few_open_and_lose_no_byte() {

@@ -9,12 +9,12 @@
 //! not yet fsynced is lost, file by file and entry by entry) and cut it at the
 //! K-th mutating operation, for crash-point tests.
 
-use yak_protocol::limits::FILES_OPEN_MAX;
 use std::ffi::OsString;
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use yak_protocol::limits::FILES_OPEN_MAX;
 
 /// A shared file system handle, cheap to clone.
 pub type FsRef = Arc<dyn Fs>;

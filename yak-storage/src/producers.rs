@@ -4,10 +4,10 @@
 //! rebuilt from the log's tail at start-up and kept by followers too, so a
 //! new leader knows what the old one wrote.
 
-use yak_protocol::limits::PRODUCER_BATCHES_REMEMBERED;
-use yak_protocol::batch::next_sequence;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+use yak_protocol::batch::next_sequence;
+use yak_protocol::limits::PRODUCER_BATCHES_REMEMBERED;
 
 /// A batch as remembered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

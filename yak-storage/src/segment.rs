@@ -542,9 +542,9 @@ impl Segment {
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use yak_protocol::batch;
     use crate::test_util::{append_batches, assert_reads_all, files, make_batch, SMALL};
     use crate::Log;
+    use yak_protocol::batch;
 
     fn last_log(dir: &Path) -> PathBuf {
         files(dir, "log").pop().unwrap()

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use yak::limits::{METRICS_CLIENT_TIMEOUT_MS, METRICS_CONNECTIONS_MAX, METRICS_REQUEST_BYTES_MAX};
+use yak_protocol::limits::{
+    METRICS_CLIENT_TIMEOUT_MS, METRICS_CONNECTIONS_MAX, METRICS_REQUEST_BYTES_MAX,
+};
 
 use crate::metrics::CONTENT_TYPE;
 

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use yak::protocol::{BrokerStatsReport, HistogramReport, LocalPartition};
+use yak_protocol::{BrokerStatsReport, HistogramReport, LocalPartition};
 
 /// The `Content-Type` of the text this module writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
-use yak::protocol::{Call, ProcessRestart};
+use yak_protocol::{Call, ProcessRestart};
 
 /// How long a report keeps trying to reach ZooKeeper.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,7 +80,7 @@ pub fn report_restart(run_dir: &Path, restart: ProcessRestart) {
         let call = Call::ProcessRestarted(restart);
         let begin = Instant::now();
         loop {
-            let result = yak::client::Connection::connect(&socket).and_then(|mut c| c.call(&call));
+            let result = yak_protocol::connection::Connection::connect(&socket).and_then(|mut c| c.call(&call));
             match result {
                 Ok(_) => return,
                 Err(e) if begin.elapsed() >= REPORT_TIMEOUT => {

@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use yak::client::{ClientError, Connection};
-use yak::limits::METRICS_CHILD_TIMEOUT_MS;
-use yak::protocol::{Call, ClusterMetadata, GroupDescription, LocalPartition, Reply};
+use yak_protocol::connection::Connection;
+use yak_protocol::limits::METRICS_CHILD_TIMEOUT_MS;
+use yak_protocol::ClientError;
+use yak_protocol::{Call, ClusterMetadata, GroupDescription, LocalPartition, Reply};
 
 use crate::board::Board;
 use crate::metrics::{BrokerSample, ChildSample, ClusterSample, GroupLag, Snapshot};
@@ -31,7 +32,7 @@ struct ZkView {
 /// What one broker answered in one scrape.
 struct BrokerView {
     replicas: Vec<LocalPartition>,
-    stats: yak::protocol::BrokerStatsReport,
+    stats: yak_protocol::BrokerStatsReport,
 }
 
 /// Gathers snapshots of one cluster.
@@ -96,7 +97,7 @@ impl Scraper {
                     restarts: c.restarts,
                     rss_bytes: c
                         .pid
-                        .and_then(yak::bench::rss::rss_kib)
+                        .and_then(yak_bench::rss::rss_kib)
                         .map(|kib| kib * 1024),
                 })
                 .collect(),
@@ -193,7 +194,8 @@ fn unexpected(reply: Reply) -> ClientError {
 
 fn zookeeper(run_dir: &Path, deadline: Instant) -> Result<ZkView, ClientError> {
     let mut c = Connection::connect(&run_dir.join("zookeeper.sock"))?;
-    let metadata = yak::client::metadata::read_metadata(None, |m| call(&mut c, m, deadline))?;
+    let metadata =
+        yak_protocol::metadata_pages::read_metadata(None, |m| call(&mut c, m, deadline))?;
     let summaries = match call(&mut c, &Call::ListGroups, deadline)? {
         Reply::Groups { groups } => groups,
         other => return Err(unexpected(other)),
@@ -285,7 +287,7 @@ pub fn group_lags(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use yak::protocol::{
+    use yak_protocol::{
         Assignor, BrokerInfo, GroupTopicOffsets, PartitionMetadata, PartitionOffset, TopicMetadata,
     };
 

@@ -79,7 +79,7 @@ pub enum Error {
     /// The data dir is locked by another process (another cluster, with
     /// another run dir): the message names the holder's pid.
     #[error("cannot use data dir: {0}")]
-    DataDir(#[from] yak::datadir::DataDirError),
+    DataDir(#[from] yak_storage::datadir::DataDirError),
     #[error("cannot clean stale sockets in {dir}: {source}")]
     CleanSockets {
         dir: PathBuf,
@@ -165,9 +165,9 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
     let lock = lock_run_dir(&config.run_dir)?;
     // One cluster per data dir, whatever its run dir: taken before any child
     // starts, held until the supervisor exits (children lock their own dirs).
-    let data_lock = yak::datadir::lock(
+    let data_lock = yak_storage::datadir::lock(
         &config.data_dir,
-        yak::datadir::SUPERVISOR_LOCK_FILE,
+        yak_storage::datadir::SUPERVISOR_LOCK_FILE,
         "yak-supervisor",
     )?;
     remove_sockets(&config.run_dir).map_err(|source| Error::CleanSockets {
@@ -415,8 +415,8 @@ fn remove_sockets(dir: &Path) -> std::io::Result<()> {
 fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
     let socket = run_dir.join("zookeeper.sock");
     let spawned = std::thread::Builder::new().name("report-down".into()).spawn(move || {
-        let result = yak::client::Connection::connect(&socket)
-            .and_then(|mut c| c.call(&yak::protocol::Call::BrokerDown { broker_id, pid }));
+        let result = yak_protocol::connection::Connection::connect(&socket)
+            .and_then(|mut c| c.call(&yak_protocol::Call::BrokerDown { broker_id, pid }));
         if let Err(e) = result {
             tracing::warn!(broker = broker_id, error = %e, "could not report broker down to zookeeper");
         }

@@ -24,12 +24,12 @@ pub mod slow_broker;
 pub mod stats;
 pub mod verdict;
 
-use yak_client::plugin::PluginError;
-use yak_client::ClientError;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+use yak_client::plugin::PluginError;
+use yak_client::ClientError;
 
 pub use rounds::{run, Evaluation};
 pub use scenarios::{Knobs, Scenario};

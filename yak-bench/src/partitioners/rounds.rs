@@ -9,10 +9,10 @@ use super::scenarios::{Scenario, Workload};
 use super::stats::Summary;
 use super::verdict::{verdicts, Verdict};
 use super::{BenchConfig, BenchError};
+use std::sync::atomic::Ordering;
 use yak_client::partitioner::Partitioner as _;
 use yak_client::plugin::PluginPartitioner;
 use yak_protocol::limits::BENCH_ROUNDS_MAX;
-use std::sync::atomic::Ordering;
 
 /// One step of the evaluation, for a progress display.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,12 @@
 use super::scenarios::{KeyGen, Workload};
 use super::slow_broker::Pauser;
 use super::{BenchError, Settings};
+use nix::sys::resource::{getrusage, UsageWho};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use yak_client::partitioner::Partitioner as _;
 use yak_client::plugin::PluginPartitioner;
 use yak_client::{
@@ -23,12 +29,6 @@ use yak_protocol::limits::{
     BENCH_POLL_EVERY_MESSAGES, BENCH_SETTLE_TIMEOUT_MS, BENCH_SLOW_BROKER_PAUSE_MS,
     BENCH_SLOW_BROKER_RUN_MS,
 };
-use nix::sys::resource::{getrusage, UsageWho};
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long the cluster may take to settle (leaders, high watermarks, consume back).
 const SETTLE_TIMEOUT: Duration = Duration::from_millis(BENCH_SETTLE_TIMEOUT_MS);

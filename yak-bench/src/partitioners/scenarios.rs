@@ -2,10 +2,10 @@
 //! strategy should do in it, and the messages it sends (keys, rate, topic
 //! shape). Pure: never touches the cluster.
 
+use yak_partitioner_api::XorShift64;
 use yak_protocol::limits::{
     BENCH_LOW_RATE_MSGS_PER_SEC, BENCH_MANY_PARTITIONS, BENCH_SLOW_BROKER_MSGS_PER_SEC,
 };
-use yak_partitioner_api::XorShift64;
 
 /// Distinct keys of the skewed-keys scenario.
 pub const ZIPF_KEYS: u64 = 10_000;

@@ -7,14 +7,14 @@
 
 use super::{Pending, Producer, Slot};
 use crate::ClientError;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use yak_protocol::batch::{next_sequence, restamp_producer};
 use yak_protocol::limits::{
     CLIENT_REQUEST_TIMEOUT_MS, PRODUCER_ANSWER_WAIT_MS, PRODUCER_METADATA_REFRESH_MS,
     PRODUCER_STALE_REQUEST_MS,
 };
-use yak_protocol::batch::{next_sequence, restamp_producer};
 use yak_protocol::{Call, ErrorBody, ErrorCode, Reply};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 impl Producer {
     /// Waits up to [`PRODUCER_ANSWER_WAIT_MS`] for answers from the brokers

@@ -4,8 +4,8 @@
 
 use super::partition::{FetchPosition, Partition};
 use super::replicas::FollowPlan;
-use crate::protocol::connection::Connection;
 use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCH_WAIT_MS};
+use crate::protocol::connection::Connection;
 use crate::protocol::{Call, ErrorCode, FetchPartition, Reply};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -16,13 +16,13 @@ pub mod replicas;
 pub mod stats;
 pub mod zk_session;
 
-use crate::protocol::ClientError;
 use crate::limits::{
     BATCH_BYTES_MAX, FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES,
     FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, FRAME_BYTES_MAX, PRODUCE_ACK_TIMEOUT_MS,
     REPLICA_LAG_TIME_MAX_MS, RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
 use crate::protocol::batch::{self, BatchError};
+use crate::protocol::ClientError;
 use crate::protocol::{
     Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply,
 };

@@ -8,11 +8,7 @@ use crate::storage::{Log, LogConfig};
 use std::time::Instant;
 
 /// What a leader answered to one produce: (base offset, duplicate) or the error code.
-fn produce_at(
-    p: &Partition,
-    base_sequence: i32,
-    records: u32,
-) -> Result<(u64, bool), ErrorCode> {
+fn produce_at(p: &Partition, base_sequence: i32, records: u32) -> Result<(u64, bool), ErrorCode> {
     let values = vec![&b"v"[..]; records as usize];
     match p.produce_values(1, 42, base_sequence, &values).0 {
         Handled::Reply(Reply::Produced {
@@ -73,4 +69,3 @@ fn given_producer_near_i32_max_when_batches_cross_the_wrap_should_accept_in_orde
     );
     assert_eq!(produce_at(&p, 4, 1), Ok((6, false)));
 }
-

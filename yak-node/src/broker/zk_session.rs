@@ -8,10 +8,10 @@
 //! another id (wiped, or another cluster's) stops the broker before any of
 //! its metadata is applied.
 
-use crate::protocol::connection::Connection;
-use crate::protocol::ClientError;
 use crate::datadir::{self, DataDirError};
 use crate::limits::HEARTBEAT_INTERVAL_MS;
+use crate::protocol::connection::Connection;
+use crate::protocol::ClientError;
 use crate::protocol::{Call, ClusterMetadata, Reply};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
