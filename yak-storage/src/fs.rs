@@ -14,25 +14,12 @@ use std::fmt::Debug;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use yak_protocol::limits::FILES_OPEN_MAX;
 
 /// A shared file system handle, cheap to clone.
 pub type FsRef = Arc<dyn Fs>;
 
 /// An open file of any [`Fs`].
 pub type FileHandle = Box<dyn FsFile>;
-
-/// The real file system, behind the process's one cache of open files
-/// (at most [`FILES_OPEN_MAX`] descriptors for all storage files).
-pub fn real() -> FsRef {
-    static REAL: std::sync::OnceLock<FsRef> = std::sync::OnceLock::new();
-    Arc::clone(REAL.get_or_init(|| {
-        Arc::new(super::fd_cache::CachedFs::new(
-            Arc::new(RealFs),
-            FILES_OPEN_MAX,
-        ))
-    }))
-}
 
 /// How to open a file, as `std::fs::OpenOptions`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

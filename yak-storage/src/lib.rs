@@ -23,7 +23,7 @@
 //! - `fs`: the I/O seam every file operation goes through ([`fs::RealFs`]
 //!   in production, `fs::SimFs` in tests: faults and power cuts).
 //! - `fd_cache`: [`fd_cache::CachedFs`], the bound on open files
-//!   ([`fs::real`] is `RealFs` behind one process-wide cache).
+//!   ([`real_fs`] is `RealFs` behind one process-wide cache).
 
 #![deny(missing_docs)]
 
@@ -43,6 +43,7 @@ mod test_util;
 use std::path::PathBuf;
 
 use yak_protocol::batch::BatchError;
+use yak_protocol::limits::FILES_OPEN_MAX;
 
 pub use log::Log;
 
@@ -255,6 +256,18 @@ pub(crate) fn sync_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) ->
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The real file system, behind the process's one cache of open files
+/// (at most [`FILES_OPEN_MAX`] descriptors for all storage files).
+pub fn real_fs() -> fs::FsRef {
+    static REAL: std::sync::OnceLock<fs::FsRef> = std::sync::OnceLock::new();
+    std::sync::Arc::clone(REAL.get_or_init(|| {
+        std::sync::Arc::new(fd_cache::CachedFs::new(
+            std::sync::Arc::new(fs::RealFs),
+            FILES_OPEN_MAX,
+        ))
+    }))
 }
 
 /// Makes the entries of a directory (created, renamed, removed files) durable.

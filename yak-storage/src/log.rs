@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::epochs::EpochCache;
-use super::fs::{self, FileHandle, Fs, FsRef};
+use super::fs::{FileHandle, Fs, FsRef};
 use super::segment::{self, Segment};
 use super::{
     io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError,
@@ -42,7 +42,7 @@ struct Mark {
 impl Log {
     /// Opens the log in `dir` on the real file system: [`Log::open_with`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
-        Log::open_with(fs::real(), dir, config)
+        Log::open_with(crate::real_fs(), dir, config)
     }
 
     /// Opens the log in `dir` through `fs`, creating the directory if

@@ -113,7 +113,13 @@ impl Replicas {
         config: LogConfig,
         sync_appends: bool,
     ) -> Result<Replicas, StorageError> {
-        Self::open_with(fs::real(), broker_id, dir, config, sync_appends)
+        Self::open_with(
+            crate::storage::real_fs(),
+            broker_id,
+            dir,
+            config,
+            sync_appends,
+        )
     }
 
     /// [`Replicas::open`] with every file operation through `fs`.

@@ -187,7 +187,7 @@ impl MetaLog {
     /// Opens (or creates) the metadata log in `dir` on the real file system,
     /// truncating a torn tail.
     pub fn open(dir: &Path) -> Result<(MetaLog, Recovered), MetaLogError> {
-        Self::open_in(fs::real(), dir)
+        Self::open_in(crate::storage::real_fs(), dir)
     }
 
     /// Opens (or creates) the metadata log in `dir` on `fs`, truncating a torn tail.
