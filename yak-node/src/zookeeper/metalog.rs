@@ -21,7 +21,7 @@ use crate::limits::{
     METADATA_SNAPSHOT_RETRY_RECORDS,
 };
 use crate::protocol::metalog::{MetaRecord, MetaSnapshot};
-use crate::storage::fs::{self, FsFile, FsRef, OpenOptions};
+use crate::storage::fs::{FsFile, FsRef, OpenOptions};
 use serde::{de::DeserializeOwned, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
