@@ -32,3 +32,46 @@ pub use yak_protocol as protocol;
 pub use yak_protocol::{limits, transport};
 pub use yak_storage as storage;
 pub use yak_storage::datadir;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).expect("read source dir") {
+                let path = entry.expect("dir entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("read source");
+                    out.push((path.display().to_string(), text));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn given_server_modules_when_reading_imports_should_never_reach_the_client_or_benches() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        for module in ["broker", "zookeeper"] {
+            for (path, text) in sources(&src.join(module)) {
+                for needle in ["crate::client", "crate::bench", "yak_client", "yak_bench"] {
+                    if text.contains(needle) {
+                        offenders.push(format!("{path} names {needle}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            sources(&src.join("broker")).len() > 5,
+            "found the broker's sources"
+        );
+        assert!(offenders.is_empty(), "{offenders:#?}");
+    }
+}
