@@ -32,10 +32,8 @@ pub struct E2eSpec {
     pub messages: u64,
     /// Bytes per value (at least 8: the send timestamp).
     pub message_bytes: usize,
-    /// 0, 1 or -1.
-    pub acks: i8,
-    /// Producer linger.
-    pub linger: Duration,
+    /// Producer settings (acks, linger, batch size, ...).
+    pub producer: ProducerConfig,
     /// Messages sent (and acknowledged) before the measurement starts.
     pub warmup_messages: u64,
 }
@@ -53,7 +51,12 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
         spec.partitions,
         spec.replication_factor,
     )?;
-    super::produce::warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
+    super::produce::warm_up(
+        cluster,
+        &spec.topic,
+        spec.warmup_messages,
+        spec.producer.acks,
+    )?;
     let mut consumer = Consumer::subscribe(
         cluster,
         &spec.topic,
@@ -65,12 +68,7 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
     let producer = {
         let (cluster, spec, done) = (cluster.to_path_buf(), spec.clone(), Arc::clone(&done));
         std::thread::spawn(move || -> Result<u64, ClientError> {
-            let config = ProducerConfig {
-                acks: spec.acks,
-                linger: spec.linger,
-                ..ProducerConfig::default()
-            };
-            let mut p = Producer::connect(&cluster, config)?;
+            let mut p = Producer::connect(&cluster, spec.producer.clone())?;
             let mut value = vec![b'x'; spec.message_bytes.max(8)];
             let start = Instant::now();
             for i in 0..spec.messages {

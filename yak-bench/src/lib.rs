@@ -68,6 +68,32 @@ impl BenchResult {
             "broker_rss_max_mib": self.broker_rss_max_mib,
         })
     }
+
+    /// Reads back one [`BenchResult::to_json`] line; a missing figure is 0
+    /// (or absent, for the optional ones).
+    pub fn from_json(v: &serde_json::Value) -> BenchResult {
+        let f = |k: &str| v[k].as_f64();
+        let latency = match (
+            f("latency_p50_ms"),
+            f("latency_p99_ms"),
+            f("latency_p999_ms"),
+            f("latency_max_ms"),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+            _ => None,
+        };
+        BenchResult {
+            name: v["name"].as_str().unwrap_or("?").to_string(),
+            messages: v["messages"].as_u64().unwrap_or(0),
+            message_bytes: v["message_bytes"].as_u64().unwrap_or(0) as usize,
+            seconds: f("seconds").unwrap_or(0.0),
+            msgs_per_sec: f("msgs_per_sec").unwrap_or(0.0),
+            mb_per_sec: f("mb_per_sec").unwrap_or(0.0),
+            latency_ms: latency,
+            failed: v["failed"].as_u64().unwrap_or(0),
+            broker_rss_max_mib: f("broker_rss_max_mib"),
+        }
+    }
 }
 
 /// p50, p99, p99.9 and max of a microsecond histogram, in ms.
@@ -193,6 +219,28 @@ pub fn print_table(results: &[BenchResult]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_result_when_written_as_json_and_read_back_should_be_the_same() {
+        let r = BenchResult {
+            name: "produce acks=all".into(),
+            messages: 1000,
+            message_bytes: 100,
+            seconds: 0.5,
+            latency_ms: Some([0.1, 0.2, 0.3, 0.4]),
+            failed: 2,
+            broker_rss_max_mib: Some(42.0),
+            ..BenchResult::default()
+        }
+        .with_rates();
+        assert_eq!(BenchResult::from_json(&r.to_json()), r);
+        let consume = BenchResult {
+            latency_ms: None,
+            broker_rss_max_mib: None,
+            ..r
+        };
+        assert_eq!(BenchResult::from_json(&consume.to_json()), consume);
+    }
 
     #[test]
     fn given_three_runs_when_taking_medians_should_pick_middle_values_per_name() {

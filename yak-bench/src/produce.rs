@@ -24,14 +24,11 @@ pub struct ProduceSpec {
     pub message_bytes: usize,
     /// Producer threads, each with its own connections.
     pub producers: usize,
-    /// 0, 1 or -1 (all).
-    pub acks: i8,
     /// Total messages per second; `None` is as fast as possible.
     pub rate: Option<f64>,
-    /// Producer linger.
-    pub linger: Duration,
-    /// Producer batch size.
-    pub batch_bytes: usize,
+    /// Producer settings (acks, linger, batch size, ...) of every thread;
+    /// the benchmark turns on latency recording itself.
+    pub producer: ProducerConfig,
     /// Messages sent (and acknowledged) before the measurement starts.
     pub warmup_messages: u64,
 }
@@ -108,11 +105,8 @@ fn producer_thread(
     start: Instant,
 ) -> Result<ThreadResult, ClientError> {
     let config = ProducerConfig {
-        acks: spec.acks,
-        linger: spec.linger,
-        batch_bytes: spec.batch_bytes,
         record_latency: true,
-        ..ProducerConfig::default()
+        ..spec.producer.clone()
     };
     let mut producer = Producer::connect(&cluster, config)?;
     let value = vec![b'x'; spec.message_bytes];
@@ -158,7 +152,12 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
         spec.partitions,
         spec.replication_factor,
     )?;
-    warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
+    warm_up(
+        cluster,
+        &spec.topic,
+        spec.warmup_messages,
+        spec.producer.acks,
+    )?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let sent = Arc::new(AtomicU64::new(0));
     let bar = progress(spec.messages, "produce");
@@ -189,7 +188,7 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
             .add(&r.latency)
             .map_err(|e| ClientError::Invalid(format!("latency histogram: {e}")))?;
     }
-    let acks = match spec.acks {
+    let acks = match spec.producer.acks {
         -1 => "all".to_string(),
         a => a.to_string(),
     };

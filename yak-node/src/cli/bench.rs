@@ -1,11 +1,14 @@
 //! `yak-node bench produce|consume|e2e|table`.
 
+use super::produce::ProducerFlags;
 use super::ClusterArg;
 use crate::bench::{self, e2e::E2eSpec, produce::ProduceSpec, BenchResult};
-use crate::limits::BATCH_BYTES_DEFAULT;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use std::time::Duration;
+
+/// `bench e2e`'s producer linger, ms: low, as the latency it measures
+/// includes it.
+const E2E_LINGER_MS_DEFAULT: &str = "1";
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -62,18 +65,12 @@ pub struct ProduceBenchArgs {
     /// Producer threads.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
-    pub acks: i8,
     /// Total messages per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Producer linger.
-    #[arg(long, default_value_t = 5)]
-    pub linger_ms: u64,
-    /// Producer batch size.
-    #[arg(long, default_value_t = BATCH_BYTES_DEFAULT)]
-    pub batch_bytes: usize,
+    /// Producer settings of every thread.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
     /// Messages sent to every partition before timing starts (not counted).
     #[arg(long, default_value_t = 1000)]
     pub warmup_messages: u64,
@@ -108,8 +105,9 @@ pub struct ConsumeBenchArgs {
     pub cluster: ClusterArg,
 }
 
-/// Flags of `bench e2e`.
+/// Flags of `bench e2e`: the producer lingers 1 ms by default here, not 5.
 #[derive(Debug, Args)]
+#[command(mut_arg("linger_ms", |a| a.default_value(E2E_LINGER_MS_DEFAULT)))]
 pub struct E2eBenchArgs {
     /// Name of the result row (default: what was run).
     #[arg(long)]
@@ -126,15 +124,12 @@ pub struct E2eBenchArgs {
     /// Bytes per message (at least 8).
     #[arg(long, default_value_t = 100)]
     pub message_bytes: usize,
-    /// Producer linger.
-    #[arg(long, default_value_t = 1)]
-    pub linger_ms: u64,
     /// Messages sent to every partition before timing starts (not counted).
     #[arg(long, default_value_t = 1000)]
     pub warmup_messages: u64,
-    /// 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
-    pub acks: i8,
+    /// Producer settings.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -175,30 +170,6 @@ fn show(mut result: BenchResult, label: Option<String>, json: bool) {
     }
 }
 
-fn from_json(v: &serde_json::Value) -> BenchResult {
-    let f = |k: &str| v[k].as_f64();
-    let latency = match (
-        f("latency_p50_ms"),
-        f("latency_p99_ms"),
-        f("latency_p999_ms"),
-        f("latency_max_ms"),
-    ) {
-        (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
-        _ => None,
-    };
-    BenchResult {
-        name: v["name"].as_str().unwrap_or("?").to_string(),
-        messages: v["messages"].as_u64().unwrap_or(0),
-        message_bytes: v["message_bytes"].as_u64().unwrap_or(0) as usize,
-        seconds: f("seconds").unwrap_or(0.0),
-        msgs_per_sec: f("msgs_per_sec").unwrap_or(0.0),
-        mb_per_sec: f("mb_per_sec").unwrap_or(0.0),
-        latency_ms: latency,
-        failed: v["failed"].as_u64().unwrap_or(0),
-        broker_rss_max_mib: f("broker_rss_max_mib"),
-    }
-}
-
 /// Runs a `bench` subcommand.
 pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
     match command {
@@ -210,10 +181,8 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 messages: a.messages,
                 message_bytes: a.message_bytes,
                 producers: a.producers,
-                acks: a.acks,
                 rate: a.rate,
-                linger: Duration::from_millis(a.linger_ms),
-                batch_bytes: a.batch_bytes,
+                producer: a.producer.config(),
                 warmup_messages: a.warmup_messages,
             };
             show(
@@ -235,8 +204,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 rate: a.rate,
                 messages: a.messages,
                 message_bytes: a.message_bytes,
-                acks: a.acks,
-                linger: Duration::from_millis(a.linger_ms),
+                producer: a.producer.config(),
                 warmup_messages: a.warmup_messages,
             };
             show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
@@ -245,12 +213,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
         BenchCommand::Restart(a) => {
             let broker = match (a.broker, a.leader_of) {
                 (Some(b), _) => b,
-                (None, Some(topic)) => crate::client::Admin::connect(&a.cluster.cluster)?
-                    .describe_topic(&topic)?
-                    .partitions
-                    .first()
-                    .and_then(|p| p.leader)
-                    .ok_or_else(|| format!("topic {topic} has no leader for partition 0"))?,
+                (None, Some(topic)) => bench::restart::leader_of(&a.cluster.cluster, &topic)?,
                 (None, None) => return Err("give --broker or --leader-of".into()),
             };
             show(
@@ -270,7 +233,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
                     let v: serde_json::Value =
                         serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
-                    results.push(from_json(&v));
+                    results.push(BenchResult::from_json(&v));
                 }
             }
             if median {
