@@ -4,7 +4,7 @@
 
 use super::produce::{broker_pids, ensure_topic};
 
-use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
+use super::{histogram, percentiles_ms, rss::RssSampler, BenchResult, Progress};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,8 +38,12 @@ pub struct E2eSpec {
     pub warmup_messages: u64,
 }
 
-/// Runs the benchmark.
-pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
+/// Runs the benchmark; `progress` hears of the messages received.
+pub fn run(
+    cluster: &Path,
+    spec: &E2eSpec,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BenchResult, ClientError> {
     if spec.rate <= 0.0 || spec.messages == 0 {
         return Err(ClientError::Invalid(
             "--rate and --messages must be positive".into(),
@@ -90,7 +94,6 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
             Ok(report?.failed)
         })
     };
-    let bar = progress(spec.messages, "e2e");
     let mut latency = histogram();
     let (mut count, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
@@ -108,10 +111,12 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
             idle_since = Instant::now();
         }
         count += n as u64;
-        bar.set_position(count);
+        progress(Progress {
+            done: count,
+            total: spec.messages,
+        });
     }
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     let failed = producer
         .join()
         .map_err(|_| ClientError::Invalid("producer thread panicked".into()))??;

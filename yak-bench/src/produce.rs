@@ -1,7 +1,7 @@
 //! `bench produce`: P producer threads send N messages of S bytes, at full
 //! speed or at a fixed total rate; reports throughput and ack latency.
 
-use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
+use super::{histogram, percentiles_ms, rss::RssSampler, BenchResult, Progress};
 use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,8 +139,12 @@ fn producer_thread(
     })
 }
 
-/// Runs the benchmark.
-pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientError> {
+/// Runs the benchmark; `progress` hears of the messages sent.
+pub fn run(
+    cluster: &Path,
+    spec: &ProduceSpec,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BenchResult, ClientError> {
     if spec.producers == 0 || spec.messages == 0 {
         return Err(ClientError::Invalid(
             "--producers and --messages must be at least 1".into(),
@@ -160,7 +164,6 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
     )?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let sent = Arc::new(AtomicU64::new(0));
-    let bar = progress(spec.messages, "produce");
     let start = Instant::now();
     let threads: Vec<_> = (0..spec.producers)
         .map(|i| {
@@ -171,11 +174,13 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
         })
         .collect();
     while threads.iter().any(|t| !t.is_finished()) {
-        bar.set_position(sent.load(Ordering::Relaxed));
+        progress(Progress {
+            done: sent.load(Ordering::Relaxed),
+            total: spec.messages,
+        });
         std::thread::sleep(Duration::from_millis(100));
     }
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     let mut latency = histogram();
     let (mut acked, mut failed) = (0, 0);
     for t in threads {

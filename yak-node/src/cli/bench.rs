@@ -2,8 +2,10 @@
 
 use super::produce::ProducerFlags;
 use super::ClusterArg;
-use crate::bench::{self, e2e::E2eSpec, produce::ProduceSpec, BenchResult};
+use crate::bench::{self, e2e::E2eSpec, produce::ProduceSpec, BenchResult, Progress};
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// `bench e2e`'s producer linger, ms: low, as the latency it measures
@@ -158,6 +160,32 @@ pub struct RestartBenchArgs {
     pub cluster: ClusterArg,
 }
 
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style =
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Runs `bench` with a progress bar labelled `what`, cleared at the end.
+fn with_bar<T>(what: &str, bench: impl FnOnce(&mut dyn FnMut(Progress)) -> T) -> T {
+    let bar = progress_bar(what);
+    let result = bench(&mut |p: Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    result
+}
+
 fn show(mut result: BenchResult, label: Option<String>, json: bool) {
     if let Some(l) = label {
         result.name = l;
@@ -166,8 +194,47 @@ fn show(mut result: BenchResult, label: Option<String>, json: bool) {
     if json {
         println!("{}", result.to_json());
     } else {
-        bench::print_table(std::slice::from_ref(result));
+        print_table(std::slice::from_ref(result));
     }
+}
+
+/// Prints results as one table.
+fn print_table(results: &[BenchResult]) {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "benchmark",
+            "messages",
+            "bytes",
+            "seconds",
+            "msg/s",
+            "MB/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "failed",
+            "broker RSS MiB",
+        ]);
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    for r in results {
+        let lat = |i: usize| f(r.latency_ms.map(|l| l[i]));
+        t.add_row(vec![
+            r.name.clone(),
+            r.messages.to_string(),
+            r.message_bytes.to_string(),
+            format!("{:.3}", r.seconds),
+            format!("{:.0}", r.msgs_per_sec),
+            format!("{:.1}", r.mb_per_sec),
+            lat(0),
+            lat(1),
+            lat(2),
+            lat(3),
+            r.failed.to_string(),
+            f(r.broker_rss_max_mib),
+        ]);
+    }
+    println!("{t}");
 }
 
 /// Runs a `bench` subcommand.
@@ -185,17 +252,17 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 producer: a.producer.config(),
                 warmup_messages: a.warmup_messages,
             };
-            show(
-                bench::produce::run(&a.cluster.cluster, &spec)?,
-                a.label,
-                a.json,
-            );
+            let result = with_bar("produce", |p| {
+                bench::produce::run(&a.cluster.cluster, &spec, p)
+            })?;
+            show(result, a.label, a.json);
         }
-        BenchCommand::Consume(a) => show(
-            bench::consume::run(&a.cluster.cluster, &a.topic, a.messages)?,
-            a.label,
-            a.json,
-        ),
+        BenchCommand::Consume(a) => {
+            let result = with_bar("consume", |p| {
+                bench::consume::run(&a.cluster.cluster, &a.topic, a.messages, p)
+            })?;
+            show(result, a.label, a.json);
+        }
         BenchCommand::E2e(a) => {
             let spec = E2eSpec {
                 topic: a.topic.topic,
@@ -207,7 +274,8 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 producer: a.producer.config(),
                 warmup_messages: a.warmup_messages,
             };
-            show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
+            let result = with_bar("e2e", |p| bench::e2e::run(&a.cluster.cluster, &spec, p))?;
+            show(result, a.label, a.json);
         }
         BenchCommand::Partitioners(a) => super::bench_partitioners::run(a)?,
         BenchCommand::Restart(a) => {
@@ -239,7 +307,7 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             if median {
                 results = bench::medians(&results);
             }
-            bench::print_table(&results);
+            print_table(&results);
         }
     }
     Ok(())
