@@ -15,12 +15,15 @@ pub mod heartbeat;
 pub mod metadata;
 pub mod partitioner;
 pub mod plugin;
+mod plugin_error;
 pub mod producer;
+pub mod source;
 
 pub use admin::Admin;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
 pub use group::{GroupConfig, GroupConsumer};
 pub use producer::{BatchAck, Producer, ProducerConfig, ProducerReport};
+pub use source::RecordSource;
 pub use yak_protocol::connection::Connection;
 pub use yak_protocol::ClientError;
 

@@ -33,6 +33,25 @@ pub struct ProduceArgs {
     /// Split each stdin line at the first SEP into key and value.
     #[arg(long, value_name = "SEP")]
     pub key_separator: Option<String>,
+    /// Producer settings.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
+    /// Partitioner plugin (.so); default: $YAK_PARTITIONER, else the
+    /// cluster's client.toml, else key-hash for keyed messages and sticky
+    /// for the rest.
+    #[arg(long, value_name = "FILE.so")]
+    pub partitioner: Option<PathBuf>,
+    /// Cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+/// The producer's flags, one group flattened into every command that
+/// produces: `produce`, `bench produce`, `bench e2e`, `bench partitioners`.
+/// A command with another default changes it with
+/// `#[command(mut_arg("linger_ms", ...))]`, never with a copy of the flag.
+#[derive(Debug, Args, Clone)]
+pub struct ProducerFlags {
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     pub acks: i8,
@@ -48,14 +67,25 @@ pub struct ProduceArgs {
     /// Give up on a message not acknowledged within this long, retries included.
     #[arg(long, default_value_t = DELIVERY_TIMEOUT_MS_DEFAULT)]
     pub delivery_timeout_ms: u64,
-    /// Partitioner plugin (.so); default: $YAK_PARTITIONER, else the
-    /// cluster's client.toml, else key-hash for keyed messages and sticky
-    /// for the rest.
-    #[arg(long, value_name = "FILE.so")]
-    pub partitioner: Option<PathBuf>,
-    /// Cluster.
-    #[command(flatten)]
-    pub cluster: ClusterArg,
+}
+
+impl ProducerFlags {
+    /// The linger as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+
+    /// A producer configuration with these settings, the rest default.
+    pub fn config(&self) -> ProducerConfig {
+        ProducerConfig {
+            acks: self.acks,
+            linger: self.linger(),
+            batch_bytes: self.batch_bytes,
+            max_message_bytes: self.max_message_bytes,
+            delivery_timeout: Duration::from_millis(self.delivery_timeout_ms),
+            ..ProducerConfig::default()
+        }
+    }
 }
 
 /// Parses `0`, `1`, `all` (or `-1`).
@@ -107,19 +137,12 @@ fn send_one(
 
 /// Runs `produce`.
 pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ProducerConfig {
-        acks: a.acks,
-        linger: Duration::from_millis(a.linger_ms),
-        batch_bytes: a.batch_bytes,
-        max_message_bytes: a.max_message_bytes,
-        delivery_timeout: Duration::from_millis(a.delivery_timeout_ms),
-        ..ProducerConfig::default()
-    };
+    let config = a.producer.config();
     let env = std::env::var(PARTITIONER_ENV).ok();
     let plugin =
         match resolve_plugin_path(a.partitioner.as_deref(), env.as_deref(), &a.cluster.cluster)? {
             Some((path, source)) => {
-                let plugin = PluginPartitioner::load(&path, a.batch_bytes)?;
+                let plugin = PluginPartitioner::load(&path, a.producer.batch_bytes)?;
                 let from = match source {
                     PluginSource::Flag => "--partitioner".to_string(),
                     PluginSource::Env => format!("${PARTITIONER_ENV}"),
@@ -212,6 +235,63 @@ mod tests {
             (Some("dflt"), "novalue")
         );
         assert_eq!(split("plain", None, None), (None, "plain"));
+    }
+
+    /// The producer flags of a command line, parsed by the real CLI.
+    fn producer_flags(args: &[&str]) -> ProducerFlags {
+        use super::super::{bench::BenchCommand, Cli, Command};
+        use clap::Parser;
+        let cli = Cli::try_parse_from(std::iter::once("yak-node").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Produce(a) => a.producer,
+            Command::Bench {
+                command: BenchCommand::Produce(a),
+            } => a.producer,
+            Command::Bench {
+                command: BenchCommand::E2e(a),
+            } => a.producer,
+            Command::Bench {
+                command: BenchCommand::Partitioners(a),
+            } => a.producer,
+            other => panic!("not a producing command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_producing_commands_when_parsing_should_share_flags_and_keep_each_default() {
+        for args in [
+            &["produce", "--topic", "t"][..],
+            &["bench", "produce", "--topic", "t"],
+            &["bench", "partitioners", "--plugin", "p.so"],
+        ] {
+            let f = producer_flags(args);
+            assert_eq!((f.acks, f.linger_ms), (-1, LINGER_MS_DEFAULT), "{args:?}");
+            assert_eq!(f.batch_bytes, BATCH_BYTES_DEFAULT, "{args:?}");
+        }
+        let e2e = producer_flags(&["bench", "e2e", "--topic", "t"]);
+        assert_eq!(e2e.linger_ms, 1, "bench e2e keeps its 1 ms linger");
+        let c = producer_flags(&[
+            "bench",
+            "e2e",
+            "--topic",
+            "t",
+            "--acks",
+            "1",
+            "--linger-ms",
+            "7",
+            "--batch-bytes",
+            "4096",
+            "--max-message-bytes",
+            "2048",
+            "--delivery-timeout-ms",
+            "900",
+        ])
+        .config();
+        assert_eq!(c.acks, 1);
+        assert_eq!(c.linger, Duration::from_millis(7));
+        assert_eq!((c.batch_bytes, c.max_message_bytes), (4096, 2048));
+        assert_eq!(c.delivery_timeout, Duration::from_millis(900));
     }
 
     #[test]

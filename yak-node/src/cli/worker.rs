@@ -4,7 +4,7 @@
 //! worker is a group member that prints each message it receives. Both run
 //! until SIGTERM/SIGINT and ride out a restarting ZooKeeper or broker.
 
-use super::consume::{run_group, AssignorArg, GroupRun};
+use super::consume::{run_group, AssignorArg, GroupRun, Until};
 use super::ClusterArg;
 use crate::client::metadata::MetadataCache;
 use crate::client::{ClientError, GroupConfig, Producer, ProducerConfig};
@@ -112,8 +112,7 @@ pub fn run(a: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
             config.max_poll_interval = Duration::from_millis(max_poll_interval_ms);
             let run = GroupRun {
                 config,
-                max_messages: None,
-                timeout: None,
+                until: Until::default(),
             };
             run_group(&a.cluster.cluster, run, |out, r| {
                 writeln!(
