@@ -46,6 +46,14 @@ pub const FRAME_READ_TIMEOUT_MS: u64 = 5_000;
 /// produce waiting for the ISR); past it, the server reads no more from
 /// that connection until one is answered.
 pub const CONNECTION_REQUESTS_PENDING_MAX: usize = 64;
+/// Replies one connection may hold queued for its writer (waiting for the
+/// socket, or for an earlier request's answer: replies leave in request
+/// order); one more closes the connection (a client that does not read).
+pub const CONNECTION_REPLIES_QUEUED_MAX: usize = 256;
+/// Bytes of replies one connection may hold queued for its writer; one
+/// reply more closes the connection, unless it is the only one queued (any
+/// one answer fits).
+pub const CONNECTION_REPLY_QUEUE_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
 /// Buffer size of a connection's reader and of its writer.
 pub const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 /// File descriptors kept free for sockets, pipes and the metadata log
@@ -87,7 +95,8 @@ pub const DELETED_TOPIC_IDS_MAX: usize = 1000;
 pub const METADATA_SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Most partitions one fetch request may name.
 pub const FETCH_PARTITIONS_MAX: usize = 10_000;
-/// How long a server waits to hand a response to a client that does not read.
+/// How long a connection's writer waits for the socket to take a reply
+/// (a client that does not read) before closing the connection.
 pub const SERVER_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Client: how long to wait for a connection or a response.
 pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;

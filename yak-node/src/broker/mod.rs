@@ -24,7 +24,8 @@ use crate::limits::{
 use crate::protocol::batch::{self, BatchError};
 use crate::protocol::ClientError;
 use crate::protocol::{
-    Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply,
+    Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec,
+    Reply,
 };
 use crate::server::{self, Handled, Handler, Responder};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
@@ -59,6 +60,21 @@ pub struct BrokerConfig {
 
 use partition::IsrProposal;
 
+/// A long-polling fetch that found nothing yet, parked on the notifier.
+struct ParkedFetch {
+    replica_id: Option<u32>,
+    partitions: Vec<FetchPartition>,
+    responder: Responder,
+}
+
+/// Whether a fetch has something to answer now: records, an error or a
+/// divergence for any partition.
+fn fetch_ready(results: &[FetchedPartition]) -> bool {
+    results
+        .iter()
+        .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some())
+}
+
 /// The broker's request handler and background duties.
 pub struct Broker {
     id: u32,
@@ -67,7 +83,8 @@ pub struct Broker {
     replicas: Replicas,
     zk: ZkSession,
     fetchers: Fetchers,
-    appended: Notifier,
+    /// Bumped when data changes; long-polling fetches park on it.
+    appended: Notifier<ParkedFetch>,
     metadata_version: Mutex<Option<u64>>,
     isr_proposals: Mutex<Vec<(String, u32, IsrProposal)>>,
     /// Counters for metrics (the same the replicas count fsyncs into).
@@ -254,38 +271,91 @@ impl Broker {
         handled
     }
 
+    /// Answers a fetch at once when there is something to say (records, an
+    /// error, a divergence) or nothing to wait for; else parks it on the
+    /// notifier for the fetch waker, and the connection reads on.
     fn fetch(
         &self,
         replica_id: Option<u32>,
         max_wait_ms: u64,
-        partitions: &[FetchPartition],
-    ) -> Reply {
-        if let Err(e) = check_fetch(partitions) {
-            return Reply::Error(e);
+        partitions: Vec<FetchPartition>,
+        responder: Responder,
+    ) -> Handled {
+        if let Err(e) = check_fetch(&partitions) {
+            return Handled::Reply(Reply::Error(e));
         }
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
-        let mut may_refresh = true;
-        let frame_records_max = fetch_frame_records_max(partitions);
+        let generation = self.appended.generation();
+        let results = self.read_fetch(replica_id, &partitions, true);
+        if fetch_ready(&results) || Instant::now() >= deadline {
+            return Handled::Reply(self.fetched(replica_id, results));
+        }
+        let waiter = ParkedFetch {
+            replica_id,
+            partitions,
+            responder,
+        };
+        self.appended.park(generation, deadline, waiter);
+        Handled::Deferred
+    }
+
+    /// The fetch waker: looks again at parked fetches whenever data changes
+    /// (an append, a high watermark move, new metadata) and at their
+    /// deadlines, and hands each answer to its connection's writer.
+    fn wake_fetches_forever(&self) {
+        let mut seen = self.appended.generation();
         loop {
-            let generation = self.appended.generation();
-            let mut budget = FETCH_RESPONSE_BYTES_MAX;
-            let mut frame_left = frame_records_max;
-            let mut results = Vec::with_capacity(partitions.len());
-            let mut hw_advanced = false;
-            for req in partitions {
-                // At least one batch while the budget lasts, nothing after.
-                let max_bytes = if budget == 0 || frame_left == 0 {
-                    0
+            let due = self.appended.next_due(&mut seen);
+            for notify::Parked { deadline, waiter } in due.waiters {
+                let results = self.read_fetch(waiter.replica_id, &waiter.partitions, false);
+                if fetch_ready(&results) || Instant::now() >= deadline {
+                    let reply = self.fetched(waiter.replica_id, results);
+                    waiter.responder.send(reply);
                 } else {
-                    req.max_bytes
-                        .min(budget)
-                        .min(u32::try_from(frame_left).unwrap_or(u32::MAX))
-                        .max(1)
-                };
-                let replica = match self.replica_once(&req.topic, req.partition, &mut may_refresh) {
+                    self.appended.park(due.generation, deadline, waiter);
+                }
+            }
+        }
+    }
+
+    /// A fetch answer, counted.
+    fn fetched(&self, replica_id: Option<u32>, partitions: Vec<FetchedPartition>) -> Reply {
+        let bytes = partitions.iter().map(|p| p.records.len() as u64).sum();
+        self.stats.fetch_answered(replica_id.is_some(), bytes);
+        Reply::Fetched { partitions }
+    }
+
+    /// Reads what a fetch asks for, once. A follower's fetch also records
+    /// its progress (and may move the high watermark). `may_refresh`: an
+    /// unknown partition or a newer leader epoch may reload metadata (not on
+    /// the fetch waker, which must not wait for ZooKeeper).
+    fn read_fetch(
+        &self,
+        replica_id: Option<u32>,
+        partitions: &[FetchPartition],
+        may_refresh: bool,
+    ) -> Vec<FetchedPartition> {
+        let mut may_refresh_replicas = may_refresh;
+        let frame_records_max = fetch_frame_records_max(partitions);
+        let mut budget = FETCH_RESPONSE_BYTES_MAX;
+        let mut frame_left = frame_records_max;
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut hw_advanced = false;
+        for req in partitions {
+            // At least one batch while the budget lasts, nothing after.
+            let max_bytes = if budget == 0 || frame_left == 0 {
+                0
+            } else {
+                req.max_bytes
+                    .min(budget)
+                    .min(u32::try_from(frame_left).unwrap_or(u32::MAX))
+                    .max(1)
+            };
+            let replica =
+                match self.replica_once(&req.topic, req.partition, &mut may_refresh_replicas) {
                     Ok(r) => r,
                     Err(e) => {
-                        results.push(crate::protocol::FetchedPartition {
+                        results.push(FetchedPartition {
                             topic: req.topic.clone(),
                             partition: req.partition,
                             error: Some(e),
@@ -297,73 +367,59 @@ impl Broker {
                         continue;
                     }
                 };
-                let result = match replica_id {
-                    None => replica.fetch_for_consumer(req.offset, max_bytes, req.leader_epoch),
-                    Some(follower) => {
-                        let f = replica.fetch_for_follower(
-                            follower,
-                            req.offset,
-                            max_bytes,
-                            req.leader_epoch,
-                            req.last_fetched_epoch,
-                            Instant::now(),
-                        );
-                        send_all(f.completions, &self.stats);
-                        hw_advanced |= f.hw_advanced;
-                        if let Some(proposal) = f.proposal {
-                            self.propose_isr(&req.topic, req.partition, proposal);
-                        }
-                        f.result
+            let mut result = match replica_id {
+                None => replica.fetch_for_consumer(req.offset, max_bytes, req.leader_epoch),
+                Some(follower) => {
+                    let f = replica.fetch_for_follower(
+                        follower,
+                        req.offset,
+                        max_bytes,
+                        req.leader_epoch,
+                        req.last_fetched_epoch,
+                        Instant::now(),
+                    );
+                    send_all(f.completions, &self.stats);
+                    hw_advanced |= f.hw_advanced;
+                    if let Some(proposal) = f.proposal {
+                        self.propose_isr(&req.topic, req.partition, proposal);
                     }
-                };
-                if result
+                    f.result
+                }
+            };
+            if may_refresh
+                && result
                     .error
                     .as_ref()
                     .is_some_and(|e| matches!(e.code, ErrorCode::NotLeader { .. }))
-                {
-                    // Someone knows a newer epoch than this broker: catch up.
-                    if req
-                        .leader_epoch
-                        .is_some_and(|e| e > replica.leadership().epoch)
-                    {
-                        let _ = self.refresh_metadata();
-                    }
+                && req
+                    .leader_epoch
+                    .is_some_and(|e| e > replica.leadership().epoch)
+            {
+                // Someone knows a newer epoch than this broker: catch up.
+                let _ = self.refresh_metadata();
+            }
+            if result.records.len() > frame_left {
+                // The answer must stay one frame: these records wait for the next fetch.
+                result.records = Vec::new();
+                if !results.iter().any(|r| !r.records.is_empty()) {
+                    result.error = Some(ErrorBody::new(
+                        ErrorCode::MessageTooLarge,
+                        format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
+                            req.topic, req.partition, partitions.len()),
+                    ));
                 }
-                let mut result = result;
-                if result.records.len() > frame_left {
-                    // The answer must stay one frame: these records wait for the next fetch.
-                    result.records = Vec::new();
-                    if !results
-                        .iter()
-                        .any(|r: &crate::protocol::FetchedPartition| !r.records.is_empty())
-                    {
-                        result.error = Some(ErrorBody::new(
-                            ErrorCode::MessageTooLarge,
-                            format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
-                                req.topic, req.partition, partitions.len()),
-                        ));
-                    }
-                    frame_left = 0;
-                    budget = 0;
-                } else {
-                    frame_left -= result.records.len();
-                    budget = budget.saturating_sub(result.records.len() as u32);
-                }
-                results.push(result);
+                frame_left = 0;
+                budget = 0;
+            } else {
+                frame_left -= result.records.len();
+                budget = budget.saturating_sub(result.records.len() as u32);
             }
-            if hw_advanced {
-                self.appended.notify();
-            }
-            let ready = results
-                .iter()
-                .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some());
-            if ready || Instant::now() >= deadline {
-                return Reply::Fetched {
-                    partitions: results,
-                };
-            }
-            self.appended.wait(generation, deadline);
+            results.push(result);
         }
+        if hw_advanced {
+            self.appended.notify();
+        }
+        results
     }
 
     fn propose_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
@@ -538,14 +594,7 @@ impl Handler for Broker {
                 replica_id,
                 max_wait_ms,
                 partitions,
-            } => {
-                let reply = self.fetch(replica_id, max_wait_ms, &partitions);
-                if let Reply::Fetched { partitions } = &reply {
-                    let bytes = partitions.iter().map(|p| p.records.len() as u64).sum();
-                    self.stats.fetch_answered(replica_id.is_some(), bytes);
-                }
-                Ok(reply)
-            }
+            } => return self.fetch(replica_id, max_wait_ms, partitions, responder),
             Call::ListOffsets {
                 topic,
                 partition,
@@ -725,6 +774,8 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         let b = Arc::clone(&broker);
         spawn("flusher", move || b.flush_forever())?;
     }
+    let b = Arc::clone(&broker);
+    spawn("fetch-waker", move || b.wake_fetches_forever())?;
     let b = Arc::clone(&broker);
     spawn("maintenance", move || {
         let mut retention_due = Instant::now();
