@@ -143,7 +143,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Request;
+    use crate::Request;
     use std::os::unix::net::UnixListener;
 
     #[test]
