@@ -33,7 +33,7 @@ pub struct E2eSpec {
     /// Bytes per value (at least 8: the send timestamp).
     pub message_bytes: usize,
     /// 0, 1 or -1.
-    pub acks: i8,
+    pub acks: yak_client::Acks,
     /// Producer linger.
     pub linger: Duration,
     /// Messages sent (and acknowledged) before the measurement starts.
@@ -66,7 +66,7 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
         let (cluster, spec, done) = (cluster.to_path_buf(), spec.clone(), Arc::clone(&done));
         std::thread::spawn(move || -> Result<u64, ClientError> {
             let config = ProducerConfig {
-                acks: spec.acks,
+                acks: spec.acks.into(),
                 linger: spec.linger,
                 ..ProducerConfig::default()
             };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use yak_client::{Admin, ClientError, Producer, ProducerConfig};
+use yak_client::{Acks, Admin, ClientError, Producer, ProducerConfig};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct ProduceSpec {
     /// Producer threads, each with its own connections.
     pub producers: usize,
     /// 0, 1 or -1 (all).
-    pub acks: i8,
+    pub acks: Acks,
     /// Total messages per second; `None` is as fast as possible.
     pub rate: Option<f64>,
     /// Producer linger.
@@ -54,7 +54,7 @@ pub fn ensure_topic(
 /// their acks, outside any measurement: the first append to a partition
 /// writes its leader-epoch checkpoint and directory entries, a one-off cost
 /// a benchmark of the steady state should not include.
-pub fn warm_up(cluster: &Path, topic: &str, messages: u64, acks: i8) -> Result<(), ClientError> {
+pub fn warm_up(cluster: &Path, topic: &str, messages: u64, acks: Acks) -> Result<(), ClientError> {
     if messages == 0 {
         return Ok(());
     }
@@ -66,7 +66,7 @@ pub fn warm_up(cluster: &Path, topic: &str, messages: u64, acks: i8) -> Result<(
     let mut producer = Producer::connect(
         cluster,
         ProducerConfig {
-            acks,
+            acks: acks.into(),
             ..ProducerConfig::default()
         },
     )?;
@@ -108,7 +108,7 @@ fn producer_thread(
     start: Instant,
 ) -> Result<ThreadResult, ClientError> {
     let config = ProducerConfig {
-        acks: spec.acks,
+        acks: spec.acks.into(),
         linger: spec.linger,
         batch_bytes: spec.batch_bytes,
         record_latency: true,
@@ -189,10 +189,7 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
             .add(&r.latency)
             .map_err(|e| ClientError::Invalid(format!("latency histogram: {e}")))?;
     }
-    let acks = match spec.acks {
-        -1 => "all".to_string(),
-        a => a.to_string(),
-    };
+    let acks = spec.acks;
     let rate = spec
         .rate
         .map_or_else(String::new, |r| format!(" @{r:.0}/s"));

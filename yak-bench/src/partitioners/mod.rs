@@ -61,7 +61,7 @@ pub struct Settings {
     /// Bytes per message value.
     pub message_bytes: usize,
     /// 0, 1 or -1 (all).
-    pub acks: i8,
+    pub acks: yak_client::Acks,
     /// Producer linger.
     pub linger: Duration,
     /// Producer batch size.

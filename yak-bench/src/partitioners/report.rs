@@ -138,11 +138,7 @@ fn scenario_json(w: &Workload, e: &Evaluation) -> Value {
 
 /// The whole report.
 pub fn report_json(e: &Evaluation, settings: &Settings) -> Value {
-    let acks = if settings.acks == -1 {
-        "all".to_string()
-    } else {
-        settings.acks.to_string()
-    };
+    let acks = settings.acks.to_string();
     // `workload` is the first scenario's, as the single-workload report had it.
     let workload = e.workloads.first().map(|w| {
         json!({
@@ -163,7 +159,7 @@ pub fn report_json(e: &Evaluation, settings: &Settings) -> Value {
         "settings": {
             "rounds": e.rounds,
             "message_bytes": settings.message_bytes,
-            "acks": if settings.acks == -1 { "all".to_string() } else { settings.acks.to_string() },
+            "acks": acks,
             "linger_ms": settings.linger.as_millis() as u64,
             "batch_bytes": settings.batch_bytes,
         },

@@ -163,7 +163,7 @@ impl Run<'_> {
         };
 
         let config = ProducerConfig {
-            acks: self.settings.acks,
+            acks: self.settings.acks.into(),
             linger: self.settings.linger,
             batch_bytes: self.settings.batch_bytes,
             create_topics: false,

@@ -64,7 +64,7 @@ pub struct ProduceBenchArgs {
     pub producers: usize,
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
-    pub acks: i8,
+    pub acks: crate::client::Acks,
     /// Total messages per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -134,7 +134,7 @@ pub struct E2eBenchArgs {
     pub warmup_messages: u64,
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
-    pub acks: i8,
+    pub acks: crate::client::Acks,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -55,7 +55,7 @@ pub struct BenchPartitionersArgs {
     pub replication_factor: Option<u32>,
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
-    pub acks: i8,
+    pub acks: crate::client::Acks,
     /// Producer linger.
     #[arg(long, default_value_t = LINGER_MS_DEFAULT)]
     pub linger_ms: u64,
@@ -182,13 +182,7 @@ pub fn table(summaries: &[&Summary]) -> Table {
 fn print_tables(e: &Evaluation, a: &BenchPartitionersArgs) {
     println!(
         "{} round(s) per scenario and plugin, {} B values, acks={}; median (min–max) over rounds",
-        e.rounds,
-        a.message_bytes,
-        if a.acks == -1 {
-            "all".to_string()
-        } else {
-            a.acks.to_string()
-        }
+        e.rounds, a.message_bytes, a.acks
     );
     for w in &e.workloads {
         let rate = w
