@@ -759,4 +759,22 @@ mod tests {
             "after the gap: a fresh producer id from sequence 0"
         );
     }
+
+    #[test]
+    fn given_acks_outside_kafka_values_when_connecting_should_refuse_before_any_io() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for acks in [2i8, -2, 100] {
+            let config = ProducerConfig {
+                acks,
+                ..ProducerConfig::default()
+            };
+            let err = Producer::connect(dir.path(), config)
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(&err, ClientError::Invalid(m) if m == &format!("acks must be 0, 1 or -1 (all), got {acks}")),
+                "{err}"
+            );
+        }
+    }
 }
