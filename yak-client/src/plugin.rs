@@ -24,7 +24,7 @@ use yak_partitioner_api::{
 /// Environment variable naming the partitioner plugin when `--partitioner` is absent.
 pub const PARTITIONER_ENV: &str = "YAK_PARTITIONER";
 /// File in a cluster's run dir holding client defaults (`partitioner = "path.so"`).
-pub const CLIENT_CONFIG_FILE: &str = "client.toml";
+pub use yak_protocol::paths::CLIENT_CONFIG_FILE;
 
 /// The functions of a checked table, copied out of the library.
 #[derive(Clone, Copy)]
@@ -259,7 +259,7 @@ pub fn resolve_plugin_path(
     if let Some(e) = env.filter(|e| !e.is_empty()) {
         return Ok(Some((PathBuf::from(e), PluginSource::Env)));
     }
-    let file = cluster_dir.join(CLIENT_CONFIG_FILE);
+    let file = yak_protocol::paths::client_config(cluster_dir);
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -2,7 +2,7 @@
 //! by correlation id.
 
 use crate::frame;
-use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
+use crate::limits::{CLIENT_CONNECTION_BUFFER_BYTES, CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
 use crate::ClientError;
 use crate::{Call, Reply, Response};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -44,8 +44,8 @@ impl Connection {
         let read_half = stream.try_clone().map_err(|e| ClientError::io(path, e))?;
         Ok(Connection {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(256 * 1024, read_half),
-            writer: BufWriter::with_capacity(256 * 1024, stream),
+            reader: BufReader::with_capacity(CLIENT_CONNECTION_BUFFER_BYTES, read_half),
+            writer: BufWriter::with_capacity(CLIENT_CONNECTION_BUFFER_BYTES, stream),
             next_id: 1,
             held: VecDeque::new(),
         })

@@ -14,15 +14,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use yak_protocol::limits::{DIR_LOCK_HOLDER_READ_POLL_MS, DIR_LOCK_HOLDER_READ_WAIT_MS};
 
-/// The supervisor's lock file, directly in the data dir.
-pub const SUPERVISOR_LOCK_FILE: &str = "yak.lock";
-/// ZooKeeper's lock file, in `<data>/zookeeper/`.
-pub const ZOOKEEPER_LOCK_FILE: &str = "zookeeper.lock";
-/// A broker's lock file, in `<data>/broker-<id>/`.
-pub const BROKER_LOCK_FILE: &str = "broker.lock";
-/// The cluster id a broker's dir belongs to, in `<data>/broker-<id>/`.
-pub const CLUSTER_ID_FILE: &str = "cluster_id";
+pub use yak_protocol::paths::{
+    BROKER_LOCK_FILE, CLUSTER_ID_FILE, SUPERVISOR_LOCK_FILE, ZOOKEEPER_LOCK_FILE,
+};
 
 /// What can go wrong with a data dir's lock or small files.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +83,7 @@ impl DirLock {
 
 /// How long a process that finds the lock held waits for the holder's pid
 /// to appear in the file (the holder writes it right after locking).
-const HOLDER_READ_WAIT: Duration = Duration::from_millis(200);
+const HOLDER_READ_WAIT: Duration = Duration::from_millis(DIR_LOCK_HOLDER_READ_WAIT_MS);
 
 /// Takes the exclusive lock `dir/file_name` (creating `dir`), without
 /// waiting, and writes `pid=<pid> role=<role>` into it. Fails with
@@ -136,7 +132,7 @@ fn read_holder(file: &mut File) -> String {
         if std::time::Instant::now() >= deadline {
             return "a process that has not written its pid".to_string();
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(DIR_LOCK_HOLDER_READ_POLL_MS));
     }
 }
 

@@ -22,7 +22,7 @@ use crate::limits::{
     REPLICA_LAG_TIME_MAX_MS, RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
 use crate::protocol::batch::{self, BatchError};
-use crate::protocol::ClientError;
+use crate::protocol::{Acks, ClientError};
 use crate::protocol::{
     Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec,
     Reply,
@@ -215,7 +215,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        acks: i8,
+        acks: Acks,
         records: Vec<u8>,
         responder: Responder,
     ) -> Handled {
@@ -250,7 +250,7 @@ impl Broker {
         })();
         let (header, replica) = match checked {
             Ok(v) => v,
-            Err(e) if acks == 0 => {
+            Err(e) if acks == Acks::None => {
                 tracing::warn!(topic, partition, error = %e, "acks=0 produce failed");
                 return Handled::NoReply;
             }
@@ -579,9 +579,10 @@ impl Handler for Broker {
                 partition,
                 acks,
                 records,
-            } => {
-                return self.produce(&topic, partition, acks, records, responder);
-            }
+            } => match Acks::from_wire(acks) {
+                Ok(acks) => return self.produce(&topic, partition, acks, records, responder),
+                Err(e) => Err(e),
+            },
             Call::Fetch {
                 replica_id: Some(id),
                 ..
@@ -714,16 +715,16 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 
 /// Runs a broker until SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    let data = config.data_dir.join(format!("broker-{}", config.id));
+    let data = crate::paths::broker_data_dir(&config.data_dir, config.id);
     // The lock first, then the cluster id, and only then is anything in the
     // dir opened, recovered, truncated, moved or deleted. Held until exit.
     let _lock = crate::datadir::lock(
         &data,
         crate::datadir::BROKER_LOCK_FILE,
-        &format!("broker-{}", config.id),
+        &crate::paths::broker_name(config.id),
     )?;
     let connections_max = crate::fdlimit::prepare(config.connections_max);
-    let zk_socket = config.run_dir.join("zookeeper.sock");
+    let zk_socket = crate::paths::zookeeper_socket(&config.run_dir);
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
     let replicas = Replicas::open(
         config.id,
@@ -731,7 +732,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         config.log,
         config.fsync == FsyncPolicy::Always,
     )?;
-    let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
+    let socket = crate::paths::broker_socket(&config.run_dir, config.id);
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     let stats = Arc::clone(replicas.stats());

@@ -415,7 +415,7 @@ mod tests {
             let header = batch::validate(&bytes).expect("valid batch");
             let (responder, _peer) = Responder::for_test(1);
             let (handled, _) = p.produce(
-                1,
+                crate::protocol::Acks::Leader,
                 bytes,
                 &header,
                 Duration::from_secs(1),

@@ -148,13 +148,7 @@ pub fn table(summaries: &[&Summary]) -> Table {
 fn print_tables(e: &Evaluation, a: &BenchPartitionersArgs) {
     println!(
         "{} round(s) per scenario and plugin, {} B values, acks={}; median (min–max) over rounds",
-        e.rounds,
-        a.message_bytes,
-        if a.producer.acks == -1 {
-            "all".to_string()
-        } else {
-            a.producer.acks.to_string()
-        }
+        e.rounds, a.message_bytes, a.producer.acks
     );
     for w in &e.workloads {
         let rate = w

@@ -8,9 +8,10 @@ use super::ClusterArg;
 use crate::client::plugin::{
     resolve_plugin_path, PluginPartitioner, PluginSource, PARTITIONER_ENV,
 };
-use crate::client::{Producer, ProducerConfig};
+use crate::client::{Acks, Producer, ProducerConfig};
 use crate::limits::{
     BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
+    PRODUCE_POLL_INTERVAL_MS, PRODUCE_STDIN_WAIT_MS_MAX,
 };
 use clap::Args;
 use crossbeam_channel::RecvTimeoutError;
@@ -54,7 +55,7 @@ pub struct ProduceArgs {
 pub struct ProducerFlags {
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
-    pub acks: i8,
+    pub acks: Acks,
     /// How long a partial batch waits for more messages.
     #[arg(long, default_value_t = LINGER_MS_DEFAULT)]
     pub linger_ms: u64,
@@ -78,7 +79,7 @@ impl ProducerFlags {
     /// A producer configuration with these settings, the rest default.
     pub fn config(&self) -> ProducerConfig {
         ProducerConfig {
-            acks: self.acks,
+            acks: self.acks.into(),
             linger: self.linger(),
             batch_bytes: self.batch_bytes,
             max_message_bytes: self.max_message_bytes,
@@ -88,14 +89,11 @@ impl ProducerFlags {
     }
 }
 
-/// Parses `0`, `1`, `all` (or `-1`).
-pub fn parse_acks(s: &str) -> Result<i8, String> {
-    match s {
-        "0" => Ok(0),
-        "1" => Ok(1),
-        "all" | "-1" => Ok(-1),
-        _ => Err(format!("acks must be 0, 1 or all, not '{s}'")),
-    }
+/// Parses `0`, `1`, `all` (or `-1`); anything else is refused here, at
+/// the edge, never passed on as some other level.
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    s.parse()
+        .map_err(|e: crate::protocol::acks::AcksError| e.to_string())
 }
 
 struct Counts {
@@ -180,17 +178,17 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         loop {
             let wait = producer
                 .next_deadline()
-                .map_or(Duration::from_millis(100), |d| {
+                .map_or(Duration::MAX, |d| {
                     d.saturating_duration_since(Instant::now())
                 })
-                .min(Duration::from_millis(10));
+                .min(Duration::from_millis(PRODUCE_STDIN_WAIT_MS_MAX));
             match rx.recv_timeout(wait) {
                 Ok(line) => send_one(&mut producer, &a, &line, &mut counts)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             // Lingering batches, acks and retries move on even while lines keep coming.
-            if last_poll.elapsed() >= Duration::from_millis(1) {
+            if last_poll.elapsed() >= Duration::from_millis(PRODUCE_POLL_INTERVAL_MS) {
                 producer.poll()?;
                 last_poll = Instant::now();
             }
@@ -266,7 +264,11 @@ mod tests {
             &["bench", "partitioners", "--plugin", "p.so"],
         ] {
             let f = producer_flags(args);
-            assert_eq!((f.acks, f.linger_ms), (-1, LINGER_MS_DEFAULT), "{args:?}");
+            assert_eq!(
+                (f.acks, f.linger_ms),
+                (Acks::All, LINGER_MS_DEFAULT),
+                "{args:?}"
+            );
             assert_eq!(f.batch_bytes, BATCH_BYTES_DEFAULT, "{args:?}");
         }
         let e2e = producer_flags(&["bench", "e2e", "--topic", "t"]);
@@ -296,8 +298,13 @@ mod tests {
 
     #[test]
     fn given_acks_strings_when_parsing_should_accept_only_kafka_values() {
-        assert_eq!(parse_acks("all"), Ok(-1));
-        assert_eq!(parse_acks("1"), Ok(1));
-        assert!(parse_acks("2").is_err());
+        assert_eq!(parse_acks("all"), Ok(Acks::All));
+        assert_eq!(parse_acks("-1"), Ok(Acks::All));
+        assert_eq!(parse_acks("1"), Ok(Acks::Leader));
+        assert_eq!(parse_acks("0"), Ok(Acks::None));
+        for bad in ["2", "-2", "ALL", ""] {
+            let err = parse_acks(bad).expect_err("not a Kafka acks value");
+            assert!(err.contains("acks must be 0, 1 or all"), "{bad:?}: {err}");
+        }
     }
 }
