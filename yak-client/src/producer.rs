@@ -764,4 +764,38 @@ mod tests {
             "after the gap: a fresh producer id from sequence 0"
         );
     }
+
+    #[test]
+    fn given_each_codec_when_producing_should_send_batches_the_broker_checks_and_reads_back() {
+        for codec in Compression::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cluster = FakeCluster::start(dir.path());
+            let config = ProducerConfig {
+                linger: Duration::from_millis(50),
+                compression: codec,
+                ..ProducerConfig::default()
+            };
+            let mut producer = Producer::connect(dir.path(), config).expect("connect");
+            let sent: Vec<String> = (0..200).map(|i| format!("{codec} message {i}")).collect();
+            for v in &sent {
+                producer
+                    .send_to("t", 0, Some(b"k"), v.as_bytes())
+                    .expect("send");
+            }
+            let report = producer.flush().expect("flush");
+            assert_eq!(
+                (report.acked, report.failed),
+                (200, 0),
+                "{codec}: {report:?}"
+            );
+            let broker = cluster.broker.lock().expect("lock");
+            let got: Vec<&[u8]> = broker
+                .log
+                .iter()
+                .flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice))
+                .collect();
+            let want: Vec<&[u8]> = sent.iter().map(String::as_bytes).collect();
+            assert_eq!(got, want, "{codec}");
+        }
+    }
 }

@@ -660,6 +660,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         crate::datadir::BROKER_LOCK_FILE,
         &format!("broker-{}", config.id),
     )?;
+    crate::datadir::check_record_format(&data)?;
     let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk_socket = config.run_dir.join("zookeeper.sock");
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
