@@ -40,7 +40,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use yak_protocol::batch::{
-    next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES,
+    next_sequence, record_bytes, restamp_producer, BatchBuilder, Compression, NewRecord,
+    HEADER_BYTES,
 };
 use yak_protocol::limits::{
     BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX,
@@ -70,6 +71,8 @@ pub struct ProducerConfig {
     pub idempotent: bool,
     /// Record each message's ack latency (from its batch's first message to the ack).
     pub record_latency: bool,
+    /// Codec for each batch's records (stored compressed as sent).
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -83,6 +86,7 @@ impl Default for ProducerConfig {
             create_topics: true,
             idempotent: true,
             record_latency: false,
+            compression: Compression::None,
         }
     }
 }
@@ -383,7 +387,8 @@ impl Producer {
         }
         if !self.open.contains_key(&slot) {
             let stamp = self.stamp_for(&slot);
-            let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes);
+            let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes)
+                .compressed(self.config.compression);
             self.open.insert(
                 slot.clone(),
                 OpenBatch {
@@ -775,6 +780,40 @@ mod tests {
                 matches!(&err, ClientError::Invalid(m) if m == &format!("acks must be 0, 1 or -1 (all), got {acks}")),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn given_each_codec_when_producing_should_send_batches_the_broker_checks_and_reads_back() {
+        for codec in Compression::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cluster = FakeCluster::start(dir.path());
+            let config = ProducerConfig {
+                linger: Duration::from_millis(50),
+                compression: codec,
+                ..ProducerConfig::default()
+            };
+            let mut producer = Producer::connect(dir.path(), config).expect("connect");
+            let sent: Vec<String> = (0..200).map(|i| format!("{codec} message {i}")).collect();
+            for v in &sent {
+                producer
+                    .send_to("t", 0, Some(b"k"), v.as_bytes())
+                    .expect("send");
+            }
+            let report = producer.flush().expect("flush");
+            assert_eq!(
+                (report.acked, report.failed),
+                (200, 0),
+                "{codec}: {report:?}"
+            );
+            let broker = cluster.broker.lock().expect("lock");
+            let got: Vec<&[u8]> = broker
+                .log
+                .iter()
+                .flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice))
+                .collect();
+            let want: Vec<&[u8]> = sent.iter().map(String::as_bytes).collect();
+            assert_eq!(got, want, "{codec}");
         }
     }
 }

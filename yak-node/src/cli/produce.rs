@@ -13,7 +13,8 @@ use crate::limits::{
     BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
     PRODUCE_POLL_INTERVAL_MS, PRODUCE_STDIN_WAIT_MS_MAX,
 };
-use clap::Args;
+use crate::protocol::batch::Compression;
+use clap::{Args, ValueEnum};
 use crossbeam_channel::RecvTimeoutError;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -68,6 +69,37 @@ pub struct ProducerFlags {
     /// Give up on a message not acknowledged within this long, retries included.
     #[arg(long, default_value_t = DELIVERY_TIMEOUT_MS_DEFAULT)]
     pub delivery_timeout_ms: u64,
+    /// Compress each batch's records with this codec; brokers store them
+    /// compressed as sent and consumers decompress them.
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: CompressionArg,
+}
+
+/// `--compression` values: Kafka's record batch codecs.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompressionArg {
+    /// Records as they are.
+    None,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// lz4 (frame format).
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Compression {
+        match c {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Lz4 => Compression::Lz4,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 impl ProducerFlags {
@@ -84,6 +116,7 @@ impl ProducerFlags {
             batch_bytes: self.batch_bytes,
             max_message_bytes: self.max_message_bytes,
             delivery_timeout: Duration::from_millis(self.delivery_timeout_ms),
+            compression: self.compression.into(),
             ..ProducerConfig::default()
         }
     }
