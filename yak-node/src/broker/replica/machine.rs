@@ -510,3 +510,151 @@ impl ReplicaCore {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader_of_three(now: Instant) -> ReplicaCore {
+        let mut c = ReplicaCore::new(1, 0, false);
+        let leadership = Leadership {
+            leader: Some(1),
+            epoch: 0,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            partition_epoch: 0,
+        };
+        assert!(c.step(Event::Leadership { leadership, now }).is_empty());
+        c
+    }
+
+    fn fetched(follower: u32, offset: u64, now: Instant) -> Event {
+        Event::FollowerFetched {
+            follower,
+            offset,
+            last_fetched_epoch: (offset > 0).then_some(0),
+            leader_end_for_epoch: (offset > 0).then_some((0, 2)),
+            now,
+        }
+    }
+
+    fn produce(c: &mut ReplicaCore, request: u64, end: u64, deadline: Instant) -> Vec<Action> {
+        let mut out = c.step(Event::Appended {
+            log_end_offset: end,
+        });
+        out.extend(c.step(Event::Produced {
+            request,
+            last_offset: end - 1,
+            acks_all: true,
+            deadline,
+        }));
+        out
+    }
+
+    #[test]
+    fn given_leader_log_cut_below_its_high_watermark_when_followers_fetch_should_clamp_to_the_log_end_and_count_it(
+    ) {
+        let t0 = Instant::now();
+        let mut c = leader_of_three(t0);
+        produce(&mut c, 0, 2, t0 + Duration::from_secs(5));
+        c.step(fetched(2, 2, t0));
+        c.step(fetched(3, 2, t0));
+        assert_eq!(c.high_watermark(), 2);
+        // A shell bug: the leader's log is cut below the high watermark.
+        c.step(Event::Truncated { log_end_offset: 1 });
+        assert_eq!(c.high_watermark(), 1);
+        // The tracker still says 2; the core refuses it.
+        let out = c.step(fetched(2, 1, t0));
+        assert_eq!(c.high_watermark(), 1, "HW <= LEO holds");
+        assert_eq!(c.high_watermark_clamps(), 1);
+        assert!(!out
+            .iter()
+            .any(|a| matches!(a, Action::HighWatermarkAdvanced(_))));
+    }
+
+    #[test]
+    fn given_waiting_request_when_deadline_passes_should_answer_timeout_once() {
+        let t0 = Instant::now();
+        let mut c = leader_of_three(t0);
+        let deadline = t0 + Duration::from_millis(100);
+        assert!(produce(&mut c, 7, 2, deadline).is_empty(), "waits");
+        let lag_max = Duration::from_secs(10);
+        let out = c.step(Event::Tick {
+            now: deadline,
+            lag_max,
+        });
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                request: 7,
+                last_offset: 1,
+                outcome: Outcome::Timeout
+            }]
+        );
+        c.step(fetched(2, 2, t0));
+        let out = c.step(fetched(3, 2, t0));
+        assert!(
+            !out.iter().any(|a| matches!(a, Action::Reply { .. })),
+            "answered once"
+        );
+        assert_eq!(c.waiting(), 0);
+    }
+
+    #[test]
+    fn given_waiting_request_when_leadership_moves_away_should_answer_not_leader() {
+        let t0 = Instant::now();
+        let mut c = leader_of_three(t0);
+        produce(&mut c, 3, 2, t0 + Duration::from_secs(5));
+        let leadership = Leadership {
+            leader: Some(2),
+            epoch: 1,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            partition_epoch: 1,
+        };
+        let out = c.step(Event::Leadership {
+            leadership,
+            now: t0,
+        });
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                request: 3,
+                last_offset: 1,
+                outcome: Outcome::NotLeader {
+                    leader: Some(2),
+                    epoch: 1
+                }
+            }]
+        );
+        assert!(!c.is_leader());
+    }
+
+    #[test]
+    fn given_fsync_started_before_a_truncation_when_it_finishes_should_not_count_as_durable() {
+        let mut c = ReplicaCore::new(1, 0, true);
+        c.step(Event::Replicated {
+            log_end_offset: 5,
+            durable: false,
+            leader_high_watermark: 0,
+        });
+        let token = c.truncations();
+        c.step(Event::Truncated { log_end_offset: 3 });
+        c.step(Event::Replicated {
+            log_end_offset: 6,
+            durable: false,
+            leader_high_watermark: 0,
+        });
+        c.step(Event::Synced {
+            end: 5,
+            truncations: token,
+        });
+        assert!(c.needs_sync(), "the fsync vouched for the old bytes only");
+        let token = c.truncations();
+        c.step(Event::Synced {
+            end: 6,
+            truncations: token,
+        });
+        assert!(!c.needs_sync());
+    }
+}

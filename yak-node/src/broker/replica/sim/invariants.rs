@@ -99,11 +99,6 @@ impl Requests {
         holds(&node.log, r, request, node.id)
     }
 
-    /// Requests sent.
-    pub fn len(&self) -> usize {
-        self.all.len()
-    }
-
     /// How many acks=all requests were acknowledged.
     pub fn acknowledged(&self) -> u64 {
         self.all.iter().filter(|r| r.acknowledged).count() as u64

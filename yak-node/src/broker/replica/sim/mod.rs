@@ -39,13 +39,10 @@ fn run(seed: u64) -> Result<World, (String, Vec<String>)> {
 
 #[test]
 fn given_seeded_random_schedules_when_driving_three_replicas_should_hold_every_invariant() {
-    let (mut acknowledged, mut sent) = (0, 0);
+    let mut acknowledged = 0;
     for seed in 0..SEEDS {
         match run(seed) {
-            Ok(w) => {
-                acknowledged += w.requests.acknowledged();
-                sent += w.requests.len();
-            }
+            Ok(w) => acknowledged += w.requests.acknowledged(),
             Err((e, schedule)) => {
                 let tail = schedule.len().saturating_sub(SCHEDULE_TAIL_LINES);
                 panic!(
@@ -57,10 +54,9 @@ fn given_seeded_random_schedules_when_driving_three_replicas_should_hold_every_i
             }
         }
     }
-    eprintln!("{sent} requests, {acknowledged} acks=all acknowledged");
     // The schedules must exercise the path the invariants guard.
     assert!(
-        acknowledged > SEEDS,
+        acknowledged > SEEDS * 5,
         "only {acknowledged} acks=all requests acknowledged in {SEEDS} schedules"
     );
 }
@@ -71,13 +67,4 @@ fn given_same_seed_when_running_twice_should_follow_the_same_schedule() {
     let b = run(7).map(|w| w.schedule).unwrap_or_else(|(_, s)| s);
     assert!(a.len() > 100, "a schedule of {} lines", a.len());
     assert_eq!(a, b);
-}
-
-#[test]
-fn dump_seed_tmp() {
-    let mut all = Vec::new();
-    for seed in 0..40 {
-        all.extend(run(seed).map(|w| w.schedule).unwrap_or_else(|(_, s)| s));
-    }
-    std::fs::write("/tmp/core_seed3.txt", all.join("\n")).ok();
 }
