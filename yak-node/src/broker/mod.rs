@@ -571,7 +571,10 @@ impl Handler for Broker {
             | Call::FetchOffsets { .. }
             | Call::ListGroups
             | Call::DescribeGroup { .. }
-            | Call::ResetOffsets { .. } => Err(ErrorBody::new(
+            | Call::ResetOffsets { .. }
+            | Call::CreatePartitions { .. }
+            | Call::AlterTopicConfig { .. }
+            | Call::ReassignPartitions { .. } => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "brokers do not serve metadata requests; ask ZooKeeper",
             )),

@@ -379,6 +379,7 @@ mod tests {
                     isr: vec![1],
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    reassignment: None,
                 }],
                 config: TopicConfig::default(),
             })

@@ -77,6 +77,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
             let config = TopicConfig {
                 retention_bytes,
                 retention_ms,
+                ..TopicConfig::default()
             };
             let t =
                 admin.create_topic_with_config(&name, partitions, replication_factor, config)?;

@@ -2,12 +2,15 @@
 //! its fsynced metadata log, and the request handler that ties them
 //! together. Owns cluster metadata; never touches partition data.
 
+pub mod alter;
 pub mod assign;
 pub mod auth;
 mod coordinator;
 pub mod events;
 pub mod groups;
 pub mod metalog;
+mod ops;
+pub mod reassign;
 pub mod sessions;
 pub mod state;
 
@@ -270,6 +273,7 @@ impl ZooKeeper {
             std::thread::sleep(period);
             let mut inner = self.lock();
             Self::fail_over(&mut inner, None);
+            Self::step_reassignments(&mut inner);
             Self::tick_groups(&mut inner);
             if let (Some(due), Some(every)) = (rebalance_due, rebalance_every) {
                 if Instant::now() < due {
@@ -646,6 +650,14 @@ impl ZooKeeper {
             | Call::ListGroups
             | Call::DescribeGroup { .. }
             | Call::ResetOffsets { .. }) => self.group_call(call),
+            Call::CreatePartitions { topic, count } => self.add_partitions(&topic, count),
+            Call::AlterTopicConfig { topic, set, delete } => {
+                self.alter_topic_config(&topic, set, &delete)
+            }
+            Call::ReassignPartitions {
+                moves,
+                throttle_bytes_per_sec,
+            } => self.reassign(&moves, throttle_bytes_per_sec),
             Call::Produce { .. }
             | Call::Fetch { .. }
             | Call::ListOffsets { .. }
