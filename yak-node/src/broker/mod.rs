@@ -12,6 +12,7 @@ pub mod peers;
 pub mod producers;
 pub mod replicas;
 pub mod stats;
+pub mod throttle;
 pub mod zk_session;
 
 use crate::client::ClientError;

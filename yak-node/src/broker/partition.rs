@@ -315,7 +315,11 @@ impl Partition {
         let mut out = Vec::new();
         if new.leader == me {
             match (&mut inner.tracker, same_term) {
-                (Some(t), true) => t.set_isr(&new.isr),
+                (Some(t), true) => {
+                    // A reassignment adds or drops followers within a term.
+                    t.set_replicas(&new.replicas, now);
+                    t.set_isr(&new.isr);
+                }
                 _ => {
                     let leo = inner.log.log_end_offset();
                     inner.high_watermark = inner.high_watermark.min(leo);
@@ -352,7 +356,8 @@ impl Partition {
 
     /// `min.insync.replicas` for this partition.
     fn min_insync(inner: &Inner) -> usize {
-        MIN_INSYNC_REPLICAS_DEFAULT
+        (inner.topic_config.min_insync_replicas)
+            .map_or(MIN_INSYNC_REPLICAS_DEFAULT, |n| n as usize)
             .min(inner.leadership.replicas.len())
             .max(1)
     }
@@ -803,7 +808,9 @@ impl Partition {
 
     /// Sets the topic's own settings, as ZooKeeper holds them.
     pub fn set_topic_config(&self, config: TopicConfig) {
-        self.lock().topic_config = config;
+        let mut inner = self.lock();
+        inner.log.set_segment_bytes(config.segment_bytes);
+        inner.topic_config = config;
     }
 
     /// Deletes old segments by the topic's retention settings, else
