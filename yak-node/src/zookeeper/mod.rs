@@ -5,6 +5,7 @@
 pub mod alter;
 pub mod assign;
 pub mod auth;
+pub mod balance;
 mod coordinator;
 pub mod events;
 pub mod groups;
