@@ -575,7 +575,9 @@ impl Handler for Broker {
             | Call::ResetOffsets { .. }
             | Call::CreatePartitions { .. }
             | Call::AlterTopicConfig { .. }
-            | Call::ReassignPartitions { .. } => Err(ErrorBody::new(
+            | Call::ReassignPartitions { .. }
+            | Call::AddBroker
+            | Call::RemoveBroker { .. } => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "brokers do not serve metadata requests; ask ZooKeeper",
             )),

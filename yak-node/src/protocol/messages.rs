@@ -286,6 +286,15 @@ pub enum Call {
         #[serde(default)]
         throttle_bytes_per_sec: Option<u64>,
     },
+    /// Admin → supervisor (`supervisor.sock`): start one more broker, with
+    /// the next free id; it joins the supervisor's durable broker set.
+    AddBroker,
+    /// Admin → supervisor: stop this broker for good and drop it from the
+    /// broker set (drain it first: `cluster remove-broker` does).
+    RemoveBroker {
+        /// Broker id.
+        broker_id: u32,
+    },
     /// Admin → ZooKeeper: overwrite committed offsets of a group without
     /// members (the client resolves earliest/latest to offsets first).
     ResetOffsets {
@@ -617,6 +626,18 @@ pub enum Reply {
     Group(GroupDescription),
     /// The topic after a change of partitions or settings.
     TopicAltered(TopicMetadata),
+    /// The supervisor started a broker (to `AddBroker`).
+    BrokerAdded {
+        /// Its id.
+        broker_id: u32,
+        /// Its process id.
+        pid: u32,
+    },
+    /// The supervisor stopped a broker and dropped it from its set.
+    BrokerRemoved {
+        /// Its id.
+        broker_id: u32,
+    },
     /// The reassignments were started (or were already in progress).
     ReassignmentsStarted {
         /// How many partitions move (a move to the current list is none).

@@ -659,6 +659,10 @@ impl ZooKeeper {
                 moves,
                 throttle_bytes_per_sec,
             } => self.reassign(&moves, throttle_bytes_per_sec),
+            Call::AddBroker | Call::RemoveBroker { .. } => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "brokers are added and removed by the supervisor (supervisor.sock)",
+            )),
             Call::Produce { .. }
             | Call::Fetch { .. }
             | Call::ListOffsets { .. }
