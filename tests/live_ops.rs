@@ -69,8 +69,8 @@ fn broker_pid(c: &TestCluster, id: u64) -> u64 {
         .unwrap()
 }
 
-/// An acks=all producer fed `prefix-N` lines until stopped; returns how
-/// many lines it was given.
+/// An acks=all producer fed `prefix-N` values (key `N`, so they spread
+/// over every partition, new ones too) until stopped.
 struct Feeder {
     stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<u64>,
@@ -79,15 +79,23 @@ struct Feeder {
 
 impl Feeder {
     fn start(c: &TestCluster, topic: &str, prefix: &'static str) -> Feeder {
-        let (producer, mut stdin) =
-            c.spawn_yak_stdin(&["produce", "--topic", topic, "--acks", "all"]);
+        let (producer, mut stdin) = c.spawn_yak_stdin(&[
+            "produce",
+            "--topic",
+            topic,
+            "--acks",
+            "all",
+            "--key-separator",
+            ":",
+        ]);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
             thread::spawn(move || {
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
-                    let chunk: String = (i..i + 10).map(|j| format!("{prefix}-{j}\n")).collect();
+                    let chunk: String =
+                        (i..i + 10).map(|j| format!("{j}:{prefix}-{j}\n")).collect();
                     if stdin
                         .write_all(chunk.as_bytes())
                         .and_then(|()| stdin.flush())
@@ -169,7 +177,7 @@ fn given_producer_and_group_when_growing_rebalancing_and_removing_brokers_should
         "--format",
         "json",
         "--timeout-ms",
-        "6000",
+        "3000",
     ]);
     thread::sleep(Duration::from_millis(500));
 
@@ -177,6 +185,18 @@ fn given_producer_and_group_when_growing_rebalancing_and_removing_brokers_should
     let out = c.yak_ok(&["topic", "alter", "ops", "--partitions", "9"]);
     assert!(out.contains("6 -> 9"), "{out}");
     assert_eq!(partitions(&c, "ops").len(), 9);
+    wait_until(
+        "the producer writing to the new partitions",
+        Duration::from_secs(10),
+        || {
+            let status = c.status_json();
+            let new = status["partitions"].as_array().unwrap().iter().filter(|p| {
+                p["partition"].as_u64().unwrap() >= 6
+                    && p["log_end_offset"].as_u64().unwrap_or(0) > 0
+            });
+            (new.count() == 3).then_some(())
+        },
+    );
     let shrink = c.yak(&["topic", "alter", "ops", "--partitions", "4"]);
     assert!(!shrink.status.success());
     assert!(
@@ -458,6 +478,8 @@ fn given_data_when_retention_and_segment_size_are_altered_should_apply_them_at_o
             "all",
             "--linger-ms",
             "0",
+            "--batch-bytes",
+            "200",
         ],
         &lines,
     );

@@ -30,6 +30,11 @@ pub(super) struct Removal {
 }
 
 impl Removal {
+    /// The broker being removed.
+    pub(super) fn broker_id(&self) -> u32 {
+        self.broker_id
+    }
+
     /// The broker is gone: answer the caller.
     pub(super) fn done(self) {
         let _ = self.answer.send(Reply::BrokerRemoved {

@@ -632,6 +632,9 @@ impl Supervisor {
         if let Some(removal) = child.removal.take() {
             tracing::info!(child = %child.spec.name, "removed: {}", describe(status));
             child.state = State::Stopped;
+            if let Some(pid) = status.pid() {
+                report_broker_down(&self.run_dir, removal.broker_id(), pid.as_raw() as u32);
+            }
             removal.done();
             return;
         }
