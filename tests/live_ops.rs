@@ -267,6 +267,27 @@ fn given_producer_and_group_when_growing_rebalancing_and_removing_brokers_should
     assert_exactly_once(&c, "ops", "m", sent);
 }
 
+/// Which process a kill -9 hits in the middle of a reassignment.
+#[derive(Debug)]
+enum Victim {
+    /// The partition's leader, which the move takes leadership from.
+    Leader,
+    /// ZooKeeper, which drives the steps.
+    ZooKeeper,
+    /// Broker 4, the replica being added.
+    NewBroker,
+}
+
+impl Victim {
+    fn pid(&self, c: &TestCluster, partition: &Value) -> u64 {
+        match self {
+            Victim::Leader => broker_pid(c, partition["leader"].as_u64().unwrap()),
+            Victim::ZooKeeper => c.zookeeper_pid().unwrap() as u64,
+            Victim::NewBroker => broker_pid(c, 4),
+        }
+    }
+}
+
 #[test]
 fn given_kill_9_mid_reassignment_when_leader_zookeeper_or_new_broker_dies_should_complete_and_lose_nothing(
 ) {
@@ -284,16 +305,9 @@ fn given_kill_9_mid_reassignment_when_leader_zookeeper_or_new_broker_dies_should
     thread::sleep(Duration::from_millis(1500));
     assert_eq!(c.yak_ok(&["cluster", "add-broker"]).trim(), "4");
     c.wait_for_alive_brokers(4, Duration::from_secs(15));
-    let zookeeper_pid = || c.zookeeper_pid().unwrap() as u64;
-    let victims: [(&str, Box<dyn Fn(&Value) -> u64>); 3] = [
-        (
-            "leader",
-            Box::new(|p: &Value| broker_pid(&c, p["leader"].as_u64().unwrap())),
-        ),
-        ("zookeeper", Box::new(|_: &Value| zookeeper_pid())),
-        ("new broker", Box::new(|_: &Value| broker_pid(&c, 4))),
-    ];
-    for (partition, (who, pid_of)) in victims.iter().enumerate() {
+    let victims = [Victim::Leader, Victim::ZooKeeper, Victim::NewBroker];
+    for (partition, victim_kind) in victims.iter().enumerate() {
+        let who = format!("{victim_kind:?}");
         let p = partitions(&c, "mv")[partition].clone();
         let leader = p["leader"].as_u64().unwrap();
         // Off the leader, onto broker 4, slowly enough to be caught in the middle.
@@ -305,7 +319,7 @@ fn given_kill_9_mid_reassignment_when_leader_zookeeper_or_new_broker_dies_should
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let victim = pid_of(&p);
+        let victim = victim_kind.pid(&c, &p);
         c.yak_ok(&[
             "topic",
             "reassign",

@@ -13,7 +13,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -59,7 +59,7 @@ pub fn serve(run_dir: &Path) -> std::io::Result<Receiver<Order>> {
 fn accept_loop(
     listener: &yak::transport::Listener,
     orders: &Sender<Order>,
-    path: &PathBuf,
+    path: &Path,
     own_uid: u32,
 ) {
     loop {

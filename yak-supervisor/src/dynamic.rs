@@ -58,9 +58,9 @@ pub(super) fn broker_set(config: &Config) -> Result<Vec<u32>, Error> {
     Ok(ids)
 }
 
-fn refusal(code: ErrorCode, message: String) -> Reply {
+fn refusal(code: ErrorCode, message: String) -> ErrorBody {
     tracing::warn!("{message}");
-    Reply::Error(ErrorBody::new(code, message))
+    ErrorBody::new(code, message)
 }
 
 impl Supervisor {
@@ -78,8 +78,8 @@ impl Supervisor {
                     let _ = order.answer.send(reply);
                 }
                 Command::RemoveBroker(id) => {
-                    if let Err(reply) = self.remove_broker(id, order.answer.clone(), now) {
-                        let _ = order.answer.send(reply);
+                    if let Err(e) = self.remove_broker(id, order.answer.clone(), now) {
+                        let _ = order.answer.send(Reply::Error(e));
                     }
                 }
             }
@@ -102,10 +102,10 @@ impl Supervisor {
         ids.push(id);
         ids.sort_unstable();
         if let Err(e) = broker_set::store(&self.data_dir, &ids) {
-            return refusal(
+            return Reply::Error(refusal(
                 ErrorCode::StorageError,
                 format!("cannot add broker {id}: {e}"),
-            );
+            ));
         }
         self.broker_ids = ids;
         let spec = broker_spec(&self.config, &self.node_bin, id);
@@ -128,7 +128,12 @@ impl Supervisor {
     }
 
     /// Starts removing broker `id`; `Err` is the refusal to answer now.
-    fn remove_broker(&mut self, id: u32, answer: Sender<Reply>, now: Instant) -> Result<(), Reply> {
+    fn remove_broker(
+        &mut self,
+        id: u32,
+        answer: Sender<Reply>,
+        now: Instant,
+    ) -> Result<(), ErrorBody> {
         if !self.broker_ids.contains(&id) {
             return Err(refusal(
                 ErrorCode::InvalidRequest,

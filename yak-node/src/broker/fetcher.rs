@@ -134,6 +134,25 @@ fn run(
 /// that leader, in the same epoch, from the same offset as when the fetch
 /// was sent (`Partition::apply_fetched` checks under its lock): a late
 /// answer is dropped, never appended under another leader's epoch.
+/// What each of `throttled` partitions may fetch now, and how long to
+/// wait when that is nothing (0 bytes).
+fn throttle_budget(throttle: &Mutex<Option<Throttle>>, throttled: u32) -> (u32, Duration) {
+    let mut guard = throttle.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(t) = guard.as_mut().filter(|_| throttled > 0) else {
+        return (FETCH_PARTITION_BYTES_DEFAULT, Duration::ZERO);
+    };
+    let now = Instant::now();
+    let allowance = t.allowance_bytes(now);
+    if allowance == 0 {
+        return (0, t.wait(now));
+    }
+    let share = allowance.checked_div(throttled).unwrap_or(allowance);
+    (
+        share.clamp(1, FETCH_PARTITION_BYTES_DEFAULT),
+        Duration::ZERO,
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn fetch_once(
     conn: &mut Option<Connection>,
@@ -158,21 +177,9 @@ fn fetch_once(
         .filter(|(_, at, _)| at.leader == Some(leader))
         .collect();
     let throttled = asked.iter().filter(|(_, _, t)| *t).count() as u32;
-    let mut throttled_max_bytes = FETCH_PARTITION_BYTES_DEFAULT;
-    let mut throttle_wait = Duration::ZERO;
-    if throttled > 0 {
-        let mut guard = throttle.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = guard.as_mut() {
-            let now = Instant::now();
-            let allowance = t.allowance_bytes(now);
-            if allowance == 0 {
-                throttle_wait = t.wait(now);
-                asked.retain(|(_, _, t)| !t);
-            } else {
-                throttled_max_bytes =
-                    (allowance / throttled).clamp(1, FETCH_PARTITION_BYTES_DEFAULT);
-            }
-        }
+    let (throttled_max_bytes, throttle_wait) = throttle_budget(throttle, throttled);
+    if throttled_max_bytes == 0 {
+        asked.retain(|(_, _, t)| !t);
     }
     if asked.is_empty() {
         std::thread::sleep(throttle_wait.clamp(
