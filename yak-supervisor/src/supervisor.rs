@@ -462,6 +462,24 @@ fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
     }
 }
 
+/// Tells ZooKeeper a removed broker's process is gone and the broker with
+/// it (so it is no longer listed), on its own thread.
+fn report_broker_removed(run_dir: &Path, broker_id: u32, pid: u32) {
+    let socket = run_dir.join("zookeeper.sock");
+    let spawned = std::thread::Builder::new().name("report-removed".into()).spawn(move || {
+        let result = yak::client::Connection::connect(&socket).and_then(|mut c| {
+            c.call(&yak::protocol::Call::BrokerDown { broker_id, pid })?;
+            c.call(&yak::protocol::Call::ForgetBroker { broker_id })
+        });
+        if let Err(e) = result {
+            tracing::warn!(broker = broker_id, error = %e, "could not report the removed broker to zookeeper");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start reporter thread");
+    }
+}
+
 fn describe(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
@@ -633,7 +651,7 @@ impl Supervisor {
             tracing::info!(child = %child.spec.name, "removed: {}", describe(status));
             child.state = State::Stopped;
             if let Some(pid) = status.pid() {
-                report_broker_down(&self.run_dir, removal.broker_id(), pid.as_raw() as u32);
+                report_broker_removed(&self.run_dir, removal.broker_id(), pid.as_raw() as u32);
             }
             removal.done();
             return;

@@ -577,6 +577,7 @@ impl Handler for Broker {
             | Call::AlterTopicConfig { .. }
             | Call::ReassignPartitions { .. }
             | Call::AddBroker
+            | Call::ForgetBroker { .. }
             | Call::RemoveBroker { .. } => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "brokers do not serve metadata requests; ask ZooKeeper",

@@ -286,6 +286,12 @@ pub enum Call {
         #[serde(default)]
         throttle_bytes_per_sec: Option<u64>,
     },
+    /// Supervisor → ZooKeeper: a removed broker is gone for good; forget
+    /// its session (refused while a partition still lists it).
+    ForgetBroker {
+        /// Broker id.
+        broker_id: u32,
+    },
     /// Admin → supervisor (`supervisor.sock`): start one more broker, with
     /// the next free id; it joins the supervisor's durable broker set.
     AddBroker,
@@ -626,6 +632,8 @@ pub enum Reply {
     Group(GroupDescription),
     /// The topic after a change of partitions or settings.
     TopicAltered(TopicMetadata),
+    /// ZooKeeper forgot a removed broker (to `ForgetBroker`).
+    BrokerForgotten,
     /// The supervisor started a broker (to `AddBroker`).
     BrokerAdded {
         /// Its id.

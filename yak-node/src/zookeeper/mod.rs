@@ -473,6 +473,9 @@ impl ZooKeeper {
             Call::ProcessRestarted(_) => {
                 auth::check_supervisor(self.supervisor_pid, peer, "ProcessRestarted")
             }
+            Call::ForgetBroker { .. } => {
+                auth::check_supervisor(self.supervisor_pid, peer, "ForgetBroker")
+            }
             _ => Ok(()),
         }
     }
@@ -659,6 +662,7 @@ impl ZooKeeper {
                 moves,
                 throttle_bytes_per_sec,
             } => self.reassign(&moves, throttle_bytes_per_sec),
+            Call::ForgetBroker { broker_id } => self.forget_broker(broker_id),
             Call::AddBroker | Call::RemoveBroker { .. } => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "brokers are added and removed by the supervisor (supervisor.sock)",

@@ -79,6 +79,29 @@ impl ZooKeeper {
         Ok(Reply::ReassignmentsStarted { started })
     }
 
+    /// `ForgetBroker`: the supervisor removed this broker; its session goes
+    /// (it is no longer listed), unless a partition still names it or it
+    /// is alive.
+    pub(super) fn forget_broker(&self, broker_id: u32) -> Result<Reply, ErrorBody> {
+        let inner = self.lock();
+        let holding = inner.state.topics().find_map(|t| {
+            t.partitions
+                .iter()
+                .find(|p| p.replicas.contains(&broker_id))
+                .map(|p| format!("{}-{}", t.name, p.partition))
+        });
+        if let Some(tp) = holding {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("broker {broker_id} still holds a replica of {tp}"),
+            ));
+        }
+        if inner.sessions.forget(broker_id, Instant::now()) {
+            tracing::info!(broker = broker_id, "removed broker forgotten");
+        }
+        Ok(Reply::BrokerForgotten)
+    }
+
     /// Moves every reassignment on by one step where it can (a leader onto
     /// the target, or the completion); called on every session tick.
     pub(super) fn step_reassignments(inner: &mut Inner) {
