@@ -244,8 +244,6 @@ pub const THROTTLE_WINDOW_MS: u64 = 100;
 pub const REASSIGN_POLL_MS: u64 = 200;
 /// `cluster rebalance` / `remove-broker`: longest wait for the moves.
 pub const REASSIGN_WAIT_MS_DEFAULT: u64 = 600_000;
-/// Supervisor control socket: longest wait for a request's line, or for
-/// the main loop to answer it.
+/// Supervisor control socket: longest wait for a request's frame, or for
+/// the main loop to answer it (twice this for a broker's removal).
 pub const SUPERVISOR_CONTROL_TIMEOUT_MS: u64 = 10_000;
-/// Supervisor control socket: longest request line.
-pub const SUPERVISOR_CONTROL_LINE_BYTES_MAX: usize = 4096;
