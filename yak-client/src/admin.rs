@@ -8,7 +8,7 @@ use std::path::Path;
 use yak_protocol::names::validate_topic;
 use yak_protocol::{
     Call, ClusterEvent, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary,
-    LeaderMove, LocalPartition, PartitionOffset, Reply, TopicConfig, TopicMetadata,
+    LeaderMove, LocalPartition, PartitionMove, PartitionOffset, Reply, TopicConfig, TopicMetadata,
 };
 
 /// One replica's offsets as its broker reports them.
@@ -65,6 +65,54 @@ impl Admin {
             name: name.to_string(),
         })? {
             Reply::TopicDeleted => Ok(()),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Grows a topic to `count` partitions (a shrink is refused).
+    pub fn create_partitions(
+        &mut self,
+        topic: &str,
+        count: u32,
+    ) -> Result<TopicMetadata, ClientError> {
+        match self.cache.zookeeper_call(&Call::CreatePartitions {
+            topic: topic.to_string(),
+            count,
+        })? {
+            Reply::TopicAltered(t) => Ok(t),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Overrides the settings `set` holds and removes those named in
+    /// `delete` (Kafka's names: `retention.ms`, ...).
+    pub fn alter_topic_config(
+        &mut self,
+        topic: &str,
+        set: TopicConfig,
+        delete: &[String],
+    ) -> Result<TopicMetadata, ClientError> {
+        match self.cache.zookeeper_call(&Call::AlterTopicConfig {
+            topic: topic.to_string(),
+            set,
+            delete: delete.to_vec(),
+        })? {
+            Reply::TopicAltered(t) => Ok(t),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Starts moving partitions to new replica lists; returns how many move.
+    pub fn reassign(
+        &mut self,
+        moves: Vec<PartitionMove>,
+        throttle_bytes_per_sec: Option<u64>,
+    ) -> Result<u32, ClientError> {
+        match self.cache.zookeeper_call(&Call::ReassignPartitions {
+            moves,
+            throttle_bytes_per_sec,
+        })? {
+            Reply::ReassignmentsStarted { started } => Ok(started),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

@@ -58,6 +58,7 @@ impl FakeCluster {
                     isr: vec![1],
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    reassignment: None,
                 }],
                 config: Default::default(),
             }],

@@ -115,6 +115,8 @@ pub struct Producer {
     next_sequence: HashMap<(String, u32), i32>,
     backoff: Backoff,
     last_refresh: Instant,
+    /// When partition counts were last checked against ZooKeeper.
+    counts_checked_at: Instant,
     latency_us: Option<Histogram<u64>>,
     dispatched: u64,
     slot_scratch: (String, u32),
@@ -153,6 +155,7 @@ impl Producer {
             next_sequence: HashMap::new(),
             backoff: Backoff::default(),
             last_refresh: Instant::now(),
+            counts_checked_at: Instant::now(),
             cache,
             config,
             acks,
@@ -198,7 +201,34 @@ impl Producer {
         self.unacked.get(topic).map_or(&[], Vec::as_slice)
     }
 
+    /// Every `PRODUCER_METADATA_MAX_AGE_MS`, reloads metadata once (no
+    /// waiting: a failure is tried again later) so a topic that grew is
+    /// sent to on all its partitions (`topic alter --partitions`).
+    fn check_partition_counts(&mut self) {
+        let max_age = Duration::from_millis(yak_protocol::limits::PRODUCER_METADATA_MAX_AGE_MS);
+        if self.partition_counts.is_empty() || self.counts_checked_at.elapsed() < max_age {
+            return;
+        }
+        self.counts_checked_at = Instant::now();
+        let Ok(m) = self.cache.refresh_once() else {
+            return;
+        };
+        for t in &m.topics {
+            let n = t.partitions.len() as u32;
+            if let Some(count) = self.partition_counts.get_mut(&t.name) {
+                if n > *count {
+                    *count = n;
+                    self.unacked
+                        .entry(t.name.clone())
+                        .or_default()
+                        .resize(n as usize, 0);
+                }
+            }
+        }
+    }
+
     fn partitions_of(&mut self, topic: &str) -> Result<u32, ClientError> {
+        self.check_partition_counts();
         if let Some(n) = self.partition_counts.get(topic) {
             return Ok(*n);
         }

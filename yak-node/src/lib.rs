@@ -21,7 +21,7 @@
 pub mod broker;
 pub mod cli;
 pub mod fdlimit;
-pub mod peer;
+
 pub mod server;
 pub mod shutdown;
 pub mod zookeeper;

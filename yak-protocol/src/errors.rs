@@ -76,6 +76,13 @@ pub enum ErrorCode {
     /// that is not the one registered for that role (checked with
     /// `SO_PEERCRED` on the Unix socket).
     NotAuthorized,
+    /// A replica list that cannot be placed: empty, a duplicate id, or a
+    /// broker that is not registered and alive.
+    InvalidReplicaAssignment,
+    /// The partition is being reassigned already (to another target).
+    ReassignmentInProgress,
+    /// A topic setting out of range, or an unknown setting name.
+    InvalidConfig,
 }
 
 impl ErrorCode {

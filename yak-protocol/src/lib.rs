@@ -23,6 +23,7 @@ pub mod metadata_pages;
 pub mod metalog;
 pub mod names;
 pub mod paths;
+pub mod peer;
 pub mod transport;
 
 pub use acks::Acks;

@@ -350,3 +350,23 @@ pub const PRODUCE_POLL_INTERVAL_MS: u64 = 1;
 pub const FRAME_FIRST_READ_BYTES: usize = 8 * 1024;
 /// Largest leader-epoch checkpoint file read at start-up; the rest is ignored.
 pub const LEADER_EPOCH_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+// Operating a live cluster (topic alter, reassignment, brokers added and removed).
+
+/// Smallest `segment.bytes` a topic may set (`topic alter --segment-bytes`).
+pub const SEGMENT_BYTES_MIN: u64 = 1024;
+/// Most partitions one `ReassignPartitions` call (one `cluster rebalance`
+/// or `remove-broker`) moves.
+pub const REASSIGN_MOVES_MAX: usize = 100_000;
+/// Producer: metadata is reloaded at least this often, so a topic's new
+/// partitions are used (Kafka's `metadata.max.age.ms`, shortened).
+pub const PRODUCER_METADATA_MAX_AGE_MS: u64 = 2_000;
+/// Follower: how often the catch-up throttle's budget is refilled.
+pub const THROTTLE_WINDOW_MS: u64 = 100;
+/// `cluster rebalance` / `remove-broker`: how often progress is polled.
+pub const REASSIGN_POLL_MS: u64 = 200;
+/// `cluster rebalance` / `remove-broker`: longest wait for the moves.
+pub const REASSIGN_WAIT_MS_DEFAULT: u64 = 600_000;
+/// Supervisor control socket: longest wait for a request's frame, or for
+/// the main loop to answer it (twice this for a broker's removal).
+pub const SUPERVISOR_CONTROL_TIMEOUT_MS: u64 = 10_000;

@@ -262,6 +262,50 @@ pub enum Call {
         /// Group name.
         group: String,
     },
+    /// Admin → ZooKeeper: grow a topic to `count` partitions (never shrinks).
+    CreatePartitions {
+        /// Topic name.
+        topic: String,
+        /// The new partition count.
+        count: u32,
+    },
+    /// Admin → ZooKeeper: change a topic's settings: each `Some` in `set`
+    /// overrides, each key in `delete` (`retention.ms`, `retention.bytes`,
+    /// `min.insync.replicas`, `segment.bytes`) goes back to the default.
+    AlterTopicConfig {
+        /// Topic name.
+        topic: String,
+        /// Settings to override.
+        #[serde(default)]
+        set: TopicConfig,
+        /// Settings to remove.
+        #[serde(default)]
+        delete: Vec<String>,
+    },
+    /// Admin → ZooKeeper: move partitions to new replica lists (KIP-455:
+    /// add, catch up, move the leader, drop). All or none are started.
+    ReassignPartitions {
+        /// The partitions and their wanted replicas.
+        moves: Vec<PartitionMove>,
+        /// Catch-up fetch rate cap for the new replicas.
+        #[serde(default)]
+        throttle_bytes_per_sec: Option<u64>,
+    },
+    /// Supervisor → ZooKeeper: a removed broker is gone for good; forget
+    /// its session (refused while a partition still lists it).
+    ForgetBroker {
+        /// Broker id.
+        broker_id: u32,
+    },
+    /// Admin → supervisor (`supervisor.sock`): start one more broker, with
+    /// the next free id; it joins the supervisor's durable broker set.
+    AddBroker,
+    /// Admin → supervisor: stop this broker for good and drop it from the
+    /// broker set (drain it first: `cluster remove-broker` does).
+    RemoveBroker {
+        /// Broker id.
+        broker_id: u32,
+    },
     /// Admin → ZooKeeper: overwrite committed offsets of a group without
     /// members (the client resolves earliest/latest to offsets first).
     ResetOffsets {
@@ -307,6 +351,9 @@ pub struct PartitionMetadata {
     /// the version an ISR change names to be applied.
     #[serde(default)]
     pub partition_epoch: u64,
+    /// The reassignment in progress, if any.
+    #[serde(default)]
+    pub reassignment: Option<Reassignment>,
 }
 
 /// Per-topic overrides of cluster defaults; `None` takes the broker's default.
@@ -320,6 +367,40 @@ pub struct TopicConfig {
     /// is older than this.
     #[serde(default)]
     pub retention_ms: Option<u64>,
+    /// Kafka's `min.insync.replicas`: acks=all needs this many in-sync
+    /// replicas (capped at the replica count).
+    #[serde(default)]
+    pub min_insync_replicas: Option<u32>,
+    /// Kafka's `segment.bytes`: a new segment starts past this size.
+    #[serde(default)]
+    pub segment_bytes: Option<u64>,
+}
+
+/// A partition reassignment in progress (Kafka's KIP-455): while it runs,
+/// the partition's `replicas` are `target` followed by the replicas being
+/// removed, so the new ones follow the leader and catch up first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// The replica list the partition ends with, preferred leader first.
+    pub target: Vec<u32>,
+    /// Replicas in `target` that were not replicas before.
+    pub adding: Vec<u32>,
+    /// Replicas that were, and are not in `target`.
+    pub removing: Vec<u32>,
+    /// Followers in `adding` fetch at most this many bytes per second.
+    #[serde(default)]
+    pub throttle_bytes_per_sec: Option<u64>,
+}
+
+/// One partition to move (`Call::ReassignPartitions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMove {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// The replica list wanted, preferred leader first.
+    pub replicas: Vec<u32>,
 }
 
 /// One topic's placement.
@@ -554,6 +635,27 @@ pub enum Reply {
     },
     /// One group (to `DescribeGroup`).
     Group(GroupDescription),
+    /// The topic after a change of partitions or settings.
+    TopicAltered(TopicMetadata),
+    /// ZooKeeper forgot a removed broker (to `ForgetBroker`).
+    BrokerForgotten,
+    /// The supervisor started a broker (to `AddBroker`).
+    BrokerAdded {
+        /// Its id.
+        broker_id: u32,
+        /// Its process id.
+        pid: u32,
+    },
+    /// The supervisor stopped a broker and dropped it from its set.
+    BrokerRemoved {
+        /// Its id.
+        broker_id: u32,
+    },
+    /// The reassignments were started (or were already in progress).
+    ReassignmentsStarted {
+        /// How many partitions move (a move to the current list is none).
+        started: u32,
+    },
 }
 
 #[cfg(test)]
@@ -585,6 +687,7 @@ mod tests {
             config: TopicConfig {
                 retention_bytes: Some(1),
                 retention_ms: Some(2),
+                ..TopicConfig::default()
             },
             ..t
         };

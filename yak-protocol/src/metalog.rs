@@ -2,7 +2,7 @@
 
 use super::events::ClusterEvent;
 use super::groups::GroupTopicOffsets;
-use super::messages::TopicMetadata;
+use super::messages::{PartitionMetadata, Reassignment, TopicConfig, TopicMetadata};
 use serde::{Deserialize, Serialize};
 
 /// One change to the cluster metadata, appended (fsynced) before it is applied.
@@ -44,6 +44,48 @@ pub enum MetaRecord {
     /// change they describe, when there is one). Not metadata: applying it
     /// does not raise the metadata version.
     Events(Vec<ClusterEvent>),
+    /// A topic grew: these partitions follow its last one.
+    PartitionsAdded {
+        /// Topic name.
+        topic: String,
+        /// The new partitions, in index order.
+        partitions: Vec<PartitionMetadata>,
+    },
+    /// A topic's settings were replaced by these.
+    TopicConfigChanged {
+        /// Topic name.
+        topic: String,
+        /// The whole new config.
+        config: TopicConfig,
+    },
+    /// A reassignment started: the partition's replicas are now `replicas`
+    /// (target then removing), with `reassignment` in progress.
+    ReassignmentStarted {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// Replicas while it runs.
+        replicas: Vec<u32>,
+        /// What runs.
+        reassignment: Reassignment,
+    },
+    /// A reassignment ended: the replicas are the target's, leader and ISR
+    /// as given (the removed replicas left).
+    ReassignmentCompleted {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The final replicas.
+        replicas: Vec<u32>,
+        /// Leader.
+        leader: Option<u32>,
+        /// In-sync replicas (within `replicas`).
+        isr: Vec<u32>,
+        /// Leader epoch.
+        leader_epoch: u32,
+    },
 }
 
 /// The whole metadata state at one moment.

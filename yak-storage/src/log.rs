@@ -20,6 +20,8 @@ pub struct Log {
     fs: FsRef,
     dir: PathBuf,
     config: LogConfig,
+    /// The topic's `segment.bytes`, over `config`'s (set at run time).
+    segment_bytes_override: Option<u64>,
     /// Ordered by base offset; never empty; the last one takes appends.
     segments: Vec<Segment>,
     log_end_offset: u64,
@@ -112,6 +114,7 @@ impl Log {
             dir: dir.to_path_buf(),
             fs,
             config,
+            segment_bytes_override: None,
             segments,
             log_end_offset,
             epochs,
@@ -461,11 +464,20 @@ impl Log {
         Ok(())
     }
 
+    /// The topic's own segment size (`None`: the log's configured one);
+    /// applies from the next roll check on. Clamped to `1..=u32::MAX`.
+    pub fn set_segment_bytes(&mut self, segment_bytes: Option<u64>) {
+        self.segment_bytes_override = segment_bytes.map(|b| b.clamp(1, u64::from(u32::MAX)));
+    }
+
     /// A non-empty active segment rolls when the batch would take it past
     /// `segment_bytes` or its last offset past a `u32` relative offset.
     fn roll_due(&self, batch_bytes: u64, last_offset: u64) -> bool {
         let active = self.active();
-        let too_big = active.size_bytes() + batch_bytes > self.config.segment_bytes;
+        let segment_bytes = self
+            .segment_bytes_override
+            .unwrap_or(self.config.segment_bytes);
+        let too_big = active.size_bytes() + batch_bytes > segment_bytes;
         let too_far = last_offset - active.base_offset() > u64::from(u32::MAX);
         active.size_bytes() > 0 && (too_big || too_far)
     }

@@ -2,10 +2,12 @@
 //! running, and how many times each was started.
 //!
 //! Owns: one slot of atomics per child, written by the main loop and read
-//! by the metrics threads without a lock.
+//! by the metrics threads; the list itself grows only when a broker is
+//! added at run time (a read lock, held only to copy the slots).
 //! Never: starts, stops or reaps a child; decides anything.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::RwLock;
 
 /// One child's slot.
 #[derive(Debug)]
@@ -30,7 +32,7 @@ pub struct ChildView {
 /// Every child's slot, in the supervisor's order.
 #[derive(Debug)]
 pub struct Board {
-    slots: Vec<Slot>,
+    slots: RwLock<Vec<Slot>>,
 }
 
 impl Board {
@@ -44,12 +46,29 @@ impl Board {
                 starts: AtomicU64::new(0),
             })
             .collect();
-        Board { slots }
+        Board {
+            slots: RwLock::new(slots),
+        }
+    }
+
+    fn slots(&self) -> std::sync::RwLockReadGuard<'_, Vec<Slot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One more child (a broker added at run time); returns its index.
+    pub fn add(&self, name: String) -> usize {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        slots.push(Slot {
+            name,
+            pid: AtomicI32::new(0),
+            starts: AtomicU64::new(0),
+        });
+        slots.len() - 1
     }
 
     /// Child `index` runs as `pid`.
     pub fn started(&self, index: usize, pid: i32) {
-        if let Some(slot) = self.slots.get(index) {
+        if let Some(slot) = self.slots().get(index) {
             slot.starts.fetch_add(1, Ordering::Relaxed);
             slot.pid.store(pid, Ordering::Relaxed);
         }
@@ -57,14 +76,14 @@ impl Board {
 
     /// Child `index` is down (exited, waiting to restart, given up, stopped).
     pub fn stopped(&self, index: usize) {
-        if let Some(slot) = self.slots.get(index) {
+        if let Some(slot) = self.slots().get(index) {
             slot.pid.store(0, Ordering::Relaxed);
         }
     }
 
     /// Every child now.
     pub fn read(&self) -> Vec<ChildView> {
-        self.slots
+        self.slots()
             .iter()
             .map(|s| ChildView {
                 name: s.name.clone(),

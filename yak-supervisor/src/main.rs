@@ -18,7 +18,9 @@
 //! This file only parses flags and calls into those modules.
 
 mod board;
+mod broker_set;
 mod config;
+mod control;
 mod http;
 mod metrics;
 mod output;

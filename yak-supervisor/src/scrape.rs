@@ -300,6 +300,7 @@ mod tests {
             isr,
             leader_epoch: 0,
             partition_epoch: 0,
+            reassignment: None,
         }
     }
 

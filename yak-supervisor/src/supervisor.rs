@@ -103,6 +103,13 @@ pub enum Error {
         window_s: u64,
         last: String,
     },
+    #[error("cannot serve the control socket {path}: {source}")]
+    Control {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    BrokerSet(#[from] crate::broker_set::BrokerSetError),
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -126,6 +133,9 @@ struct Child {
     policy: RestartPolicy,
     /// How it last ended, until its replacement starts and is reported.
     last_exit: Option<Exit>,
+    /// Set while a removed broker stops: it is never restarted, and the
+    /// control socket's caller gets its answer once it is reaped.
+    removal: Option<dynamic::Removal>,
 }
 
 impl Child {
@@ -140,12 +150,22 @@ impl Child {
 /// Index of ZooKeeper in `Supervisor::children`; brokers follow it.
 const ZOOKEEPER: usize = 0;
 
+#[path = "dynamic.rs"]
+mod dynamic;
+
 struct Supervisor {
     run_dir: PathBuf,
-    /// Zookeeper first, then `broker-1..=N`, then `producer-*`, `consumer-*`.
+    data_dir: PathBuf,
+    /// Zookeeper first, then the brokers of the set, then `producer-*`,
+    /// `consumer-*`, then brokers added at run time.
     children: Vec<Child>,
-    /// Number of brokers: children `1..=brokers` are brokers, the rest workers.
-    brokers: usize,
+    /// The durable broker set (`broker_set.rs`), sorted.
+    broker_ids: Vec<u32>,
+    /// Builds a broker's spec (added at run time).
+    node_bin: PathBuf,
+    config: Config,
+    /// Orders from `supervisor.sock`.
+    control: Option<std::sync::mpsc::Receiver<crate::control::Order>>,
     signals: Signals,
     signals_seen: usize,
     shutting_down: bool,
@@ -176,13 +196,23 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
         source,
     })?;
     write_client_config(config)?;
-    let specs = child_specs(config, node_bin);
+    let broker_ids = dynamic::broker_set(config)?;
+    let specs = child_specs(config, node_bin, &broker_ids);
     let board = Arc::new(Board::new(specs.iter().map(|s| s.name.clone())));
     if let Some(addr) = config.metrics_addr {
         serve_metrics(addr, &config.run_dir, &board)?;
     }
+    let control = crate::control::serve(&config.run_dir).map_err(|source| Error::Control {
+        path: config.run_dir.join(crate::control::CONTROL_SOCKET),
+        source,
+    })?;
     let mut supervisor = Supervisor {
         run_dir: config.run_dir.clone(),
+        data_dir: config.data_dir.clone(),
+        broker_ids,
+        node_bin: node_bin.to_path_buf(),
+        config: config.clone(),
+        control: Some(control),
         children: specs
             .into_iter()
             .enumerate()
@@ -191,9 +221,9 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
                 state: State::NotStarted,
                 policy: policy_for(index),
                 last_exit: None,
+                removal: None,
             })
             .collect(),
-        brokers: config.brokers as usize,
         signals,
         signals_seen: 0,
         shutting_down: false,
@@ -247,31 +277,37 @@ fn serve_metrics(
     Ok(())
 }
 
-/// The children of a cluster, ZooKeeper first.
-fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
-    let dirs = |args: &mut Vec<String>| {
-        args.push("--run-dir".into());
-        args.push(config.run_dir.display().to_string());
-        args.push("--data-dir".into());
-        args.push(config.data_dir.display().to_string());
-    };
+fn dir_args(config: &Config, args: &mut Vec<String>) {
+    args.push("--run-dir".into());
+    args.push(config.run_dir.display().to_string());
+    args.push("--data-dir".into());
+    args.push(config.data_dir.display().to_string());
+}
+
+/// Broker `id`'s child spec.
+fn broker_spec(config: &Config, node_bin: &Path, id: u32) -> ChildSpec {
+    let mut args = vec!["broker".to_string(), "--id".into(), id.to_string()];
+    dir_args(config, &mut args);
+    args.extend(config.broker_args.iter().cloned());
+    ChildSpec {
+        name: paths::broker_name(id),
+        program: node_bin.to_path_buf(),
+        args,
+    }
+}
+
+/// The children of a cluster, ZooKeeper first, then brokers `broker_ids`.
+fn child_specs(config: &Config, node_bin: &Path, broker_ids: &[u32]) -> Vec<ChildSpec> {
     let mut zk_args = vec!["zookeeper".to_string()];
-    dirs(&mut zk_args);
+    dir_args(config, &mut zk_args);
     zk_args.extend(config.zookeeper_args.iter().cloned());
     let mut specs = vec![ChildSpec {
         name: "zookeeper".into(),
         program: node_bin.to_path_buf(),
         args: zk_args,
     }];
-    for id in 1..=config.brokers {
-        let mut args = vec!["broker".to_string(), "--id".into(), id.to_string()];
-        dirs(&mut args);
-        args.extend(config.broker_args.iter().cloned());
-        specs.push(ChildSpec {
-            name: paths::broker_name(id),
-            program: node_bin.to_path_buf(),
-            args,
-        });
+    for id in broker_ids {
+        specs.push(broker_spec(config, node_bin, *id));
     }
     let w = &config.workers;
     let cluster = config.run_dir.display().to_string();
@@ -424,6 +460,24 @@ fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
     }
 }
 
+/// Tells ZooKeeper a removed broker's process is gone and the broker with
+/// it (so it is no longer listed), on its own thread.
+fn report_broker_removed(run_dir: &Path, broker_id: u32, pid: u32) {
+    let socket = run_dir.join("zookeeper.sock");
+    let spawned = std::thread::Builder::new().name("report-removed".into()).spawn(move || {
+        let result = yak_protocol::connection::Connection::connect(&socket).and_then(|mut c| {
+            c.call(&yak_protocol::Call::BrokerDown { broker_id, pid })?;
+            c.call(&yak_protocol::Call::ForgetBroker { broker_id })
+        });
+        if let Err(e) = result {
+            tracing::warn!(broker = broker_id, error = %e, "could not report the removed broker to zookeeper");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start reporter thread");
+    }
+}
+
 fn describe(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
@@ -543,6 +597,7 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
+        self.take_orders(now);
         for index in 0..self.children.len() {
             let due =
                 matches!(self.children[index].state, State::Backoff { until } if until <= now);
@@ -588,6 +643,15 @@ impl Supervisor {
         if self.shutting_down {
             tracing::info!(child = %child.spec.name, "{}", describe(status));
             child.state = State::Stopped;
+            return;
+        }
+        if let Some(removal) = child.removal.take() {
+            tracing::info!(child = %child.spec.name, "removed: {}", describe(status));
+            child.state = State::Stopped;
+            if let Some(pid) = status.pid() {
+                report_broker_removed(&self.run_dir, removal.broker_id(), pid.as_raw() as u32);
+            }
+            removal.done();
             return;
         }
         tracing::warn!(child = %child.spec.name, up_ms, "{}", describe(status));
@@ -650,8 +714,11 @@ impl Supervisor {
                 child.state = State::Stopped;
             }
         }
-        let workers: Vec<usize> = (1 + self.brokers..self.children.len()).collect();
-        let brokers: Vec<usize> = (1..1 + self.brokers).collect();
+        let is_broker = |i: usize| self.children[i].spec.name.starts_with("broker-");
+        let workers: Vec<usize> = (1..self.children.len())
+            .filter(|i| !is_broker(*i))
+            .collect();
+        let brokers: Vec<usize> = (1..self.children.len()).filter(|i| is_broker(*i)).collect();
         let hurry = self.stop_group(&workers, signals_at_start, false);
         let hurry = self.stop_group(&brokers, signals_at_start, hurry);
         self.stop_group(&[ZOOKEEPER], signals_at_start, hurry);
@@ -780,7 +847,7 @@ mod tests {
             workers: crate::config::Workers::default(),
             metrics_addr: None,
         };
-        let specs = child_specs(&config, Path::new("/bin/yak-node"));
+        let specs = child_specs(&config, Path::new("/bin/yak-node"), &[1, 2]);
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,

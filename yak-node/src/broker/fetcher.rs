@@ -1,9 +1,12 @@
 //! Follower fetchers: one thread per leader this broker follows, pulling
 //! every partition it follows from that leader in one long-polling fetch,
 //! with the last fetched epoch so a diverged log is truncated first.
+//! Replicas a reassignment is adding, not in the ISR yet, share one
+//! catch-up throttle (`throttle.rs`) when the reassignment has one.
 
 use super::partition::{FetchPosition, Partition};
-use super::replicas::FollowPlan;
+use super::replicas::{FollowPlan, Followed};
+use super::throttle::Throttle;
 use crate::limits::{
     FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCHER_IDLE_POLL_MS, REPLICA_FETCH_BACKOFF_MS_MAX,
     REPLICA_FETCH_BACKOFF_MS_MIN, REPLICA_FETCH_WAIT_MS,
@@ -15,12 +18,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 struct Fetcher {
-    partitions: Mutex<Vec<Arc<Partition>>>,
+    partitions: Mutex<Vec<Followed>>,
     stop: AtomicBool,
 }
+
+/// The throttle every fetcher thread shares (`None`: nothing throttled).
+type SharedThrottle = Arc<Mutex<Option<Throttle>>>;
 
 /// Runs the fetcher threads and keeps them in line with the follow plan.
 pub struct Fetchers {
@@ -28,6 +34,7 @@ pub struct Fetchers {
     run_dir: PathBuf,
     fsync: bool,
     by_leader: Mutex<BTreeMap<u32, Arc<Fetcher>>>,
+    throttle: SharedThrottle,
 }
 
 impl Fetchers {
@@ -38,11 +45,32 @@ impl Fetchers {
             run_dir,
             fsync,
             by_leader: Mutex::new(BTreeMap::new()),
+            throttle: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The plan's catch-up rate (the lowest asked for, if any) becomes the
+    /// shared throttle's.
+    fn set_throttle(&self, plan: &FollowPlan) {
+        let rate = plan
+            .values()
+            .flatten()
+            .filter_map(|f| f.throttle_bytes_per_sec)
+            .min();
+        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        match (rate, t.as_mut()) {
+            (None, _) => *t = None,
+            (Some(r), Some(current)) if current.rate_bytes_per_sec() != r => {
+                current.set_rate(r, Instant::now())
+            }
+            (Some(_), Some(_)) => {}
+            (Some(r), None) => *t = Some(Throttle::new(r, Instant::now())),
         }
     }
 
     /// Follows exactly the partitions in `plan`.
     pub fn apply(&self, plan: FollowPlan) {
+        self.set_throttle(&plan);
         let mut by_leader = self.by_leader.lock().unwrap_or_else(|p| p.into_inner());
         for (leader, f) in by_leader.iter() {
             if !plan.contains_key(leader) {
@@ -61,9 +89,10 @@ impl Fetchers {
             });
             let socket = crate::paths::broker_socket(&self.run_dir, leader);
             let (me, fsync, thread_f) = (self.broker_id, self.fsync, Arc::clone(&f));
+            let throttle = Arc::clone(&self.throttle);
             let spawned = std::thread::Builder::new()
                 .name(format!("fetch-from-{leader}"))
-                .spawn(move || run(&thread_f, me, leader, &socket, fsync));
+                .spawn(move || run(&thread_f, me, leader, &socket, fsync, &throttle));
             match spawned {
                 Ok(_) => {
                     by_leader.insert(leader, f);
@@ -74,7 +103,14 @@ impl Fetchers {
     }
 }
 
-fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
+fn run(
+    f: &Fetcher,
+    me: u32,
+    leader: u32,
+    socket: &Path,
+    fsync: bool,
+    throttle: &Mutex<Option<Throttle>>,
+) {
     let mut conn: Option<Connection> = None;
     let mut backoff = Backoff::new(REPLICA_FETCH_BACKOFF_MS_MIN, REPLICA_FETCH_BACKOFF_MS_MAX);
     // Rounds in a row that failed, or that asked to wait for metadata.
@@ -85,7 +121,7 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        match fetch_once(&mut conn, me, leader, socket, &partitions, fsync) {
+        match fetch_once(&mut conn, me, leader, socket, &partitions, fsync, throttle) {
             Ok(false) => (failures, waits) = (0, 0),
             Ok(true) => {
                 failures = 0;
@@ -104,6 +140,25 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
     }
 }
 
+/// What each of `throttled` partitions may fetch now, and how long to
+/// wait when that is nothing (0 bytes).
+fn throttle_budget(throttle: &Mutex<Option<Throttle>>, throttled: u32) -> (u32, Duration) {
+    let mut guard = throttle.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(t) = guard.as_mut().filter(|_| throttled > 0) else {
+        return (FETCH_PARTITION_BYTES_DEFAULT, Duration::ZERO);
+    };
+    let now = Instant::now();
+    let allowance = t.allowance_bytes(now);
+    if allowance == 0 {
+        return (0, t.wait(now));
+    }
+    let share = allowance.checked_div(throttled).unwrap_or(allowance);
+    (
+        share.clamp(1, FETCH_PARTITION_BYTES_DEFAULT),
+        Duration::ZERO,
+    )
+}
+
 /// One long-polling fetch of every partition this broker follows from
 /// `leader`. Each answer is applied only if the partition still follows
 /// that leader, in the same epoch, from the same offset as when the fetch
@@ -111,32 +166,52 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
 /// answer is dropped, never appended under another leader's epoch.
 /// `Ok(true)`: wait before the next round (a leader change is on its way
 /// through metadata, or an answer could not be applied).
+#[allow(clippy::too_many_arguments)]
 fn fetch_once(
     conn: &mut Option<Connection>,
     me: u32,
     leader: u32,
     socket: &Path,
-    partitions: &[Arc<Partition>],
+    partitions: &[Followed],
     fsync: bool,
+    throttle: &Mutex<Option<Throttle>>,
 ) -> Result<bool, String> {
     // A partition whose leadership moved away from `leader` is on its way
     // to another fetcher: not asked here.
-    let asked: Vec<(&Arc<Partition>, FetchPosition)> = partitions
+    let mut asked: Vec<(&Arc<Partition>, FetchPosition, bool)> = partitions
         .iter()
-        .map(|p| (p, p.fetch_position()))
-        .filter(|(_, at)| at.leader == Some(leader))
+        .map(|f| {
+            (
+                &f.partition,
+                f.partition.fetch_position(),
+                f.throttle_bytes_per_sec.is_some(),
+            )
+        })
+        .filter(|(_, at, _)| at.leader == Some(leader))
         .collect();
+    let throttled = asked.iter().filter(|(_, _, t)| *t).count() as u32;
+    let (throttled_max_bytes, throttle_wait) = throttle_budget(throttle, throttled);
+    if throttled_max_bytes == 0 {
+        asked.retain(|(_, _, t)| !t);
+    }
     if asked.is_empty() {
-        std::thread::sleep(Duration::from_millis(REPLICA_FETCHER_IDLE_POLL_MS));
+        std::thread::sleep(throttle_wait.clamp(
+            Duration::from_millis(REPLICA_FETCHER_IDLE_POLL_MS),
+            Duration::from_millis(REPLICA_FETCH_WAIT_MS),
+        ));
         return Ok(false);
     }
     let requests: Vec<FetchPartition> = asked
         .iter()
-        .map(|(p, at)| FetchPartition {
+        .map(|(p, at, throttled)| FetchPartition {
             topic: p.topic.clone(),
             partition: p.partition,
             offset: at.offset,
-            max_bytes: FETCH_PARTITION_BYTES_DEFAULT,
+            max_bytes: if *throttled {
+                throttled_max_bytes
+            } else {
+                FETCH_PARTITION_BYTES_DEFAULT
+            },
             leader_epoch: Some(at.leader_epoch),
             last_fetched_epoch: at.last_fetched_epoch,
         })
@@ -161,8 +236,19 @@ fn fetch_once(
             results.len()
         ));
     }
+    let throttled_bytes: u64 = asked
+        .iter()
+        .zip(&results)
+        .filter(|((_, _, t), _)| *t)
+        .map(|(_, r)| r.records.len() as u64)
+        .sum();
+    if throttled_bytes > 0 {
+        if let Some(t) = throttle.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            t.charge(throttled_bytes, Instant::now());
+        }
+    }
     let mut backoff = false;
-    for ((p, at), r) in asked.iter().zip(results) {
+    for ((p, at, _), r) in asked.iter().zip(results) {
         if (r.topic.as_str(), r.partition) != (p.topic.as_str(), p.partition) {
             return Err(format!(
                 "answer for {}-{} where {}-{} was asked",

@@ -13,6 +13,7 @@ pub use crate::storage::producers;
 pub mod replica;
 pub mod replicas;
 pub mod stats;
+pub mod throttle;
 pub mod zk_session;
 
 use crate::limits::{
@@ -608,7 +609,13 @@ impl Handler for Broker {
             | Call::FetchOffsets { .. }
             | Call::ListGroups
             | Call::DescribeGroup { .. }
-            | Call::ResetOffsets { .. } => Err(ErrorBody::new(
+            | Call::ResetOffsets { .. }
+            | Call::CreatePartitions { .. }
+            | Call::AlterTopicConfig { .. }
+            | Call::ReassignPartitions { .. }
+            | Call::AddBroker
+            | Call::ForgetBroker { .. }
+            | Call::RemoveBroker { .. } => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "brokers do not serve metadata requests; ask ZooKeeper",
             )),

@@ -442,7 +442,12 @@ impl Partition {
 
     /// Sets the topic's own settings, as ZooKeeper holds them.
     pub fn set_topic_config(&self, config: TopicConfig) {
-        self.lock().topic_config = config;
+        let mut inner = self.lock();
+        inner.log.set_segment_bytes(config.segment_bytes);
+        inner
+            .core
+            .set_min_insync_replicas(config.min_insync_replicas);
+        inner.topic_config = config;
     }
 
     /// Deletes old segments by the topic's retention settings, else

@@ -11,7 +11,9 @@
 //! (a stray replica), are moved aside to
 //! `<data>/broker-<id>/quarantine/<dir name>.<unix ms>` with a log line.
 //! Only a replica whose topic id ZooKeeper lists among its deleted topic ids
-//! is deleted. `topic_id` is written atomically and durably (temp file,
+//! is deleted, or one a completed reassignment moved away (its topic id is
+//! current, the partition lists other replicas, and no reassignment of it
+//! is in progress). `topic_id` is written atomically and durably (temp file,
 //! fsync, rename, fsync the partition dir, fsync the broker dir) before any
 //! log file, so a power cut right after a topic's creation keeps the replica.
 
@@ -29,7 +31,17 @@ use std::time::Instant;
 pub type TopicPartition = (String, u32);
 
 /// Partitions this broker follows, by leader id.
-pub type FollowPlan = BTreeMap<u32, Vec<Arc<Partition>>>;
+pub type FollowPlan = BTreeMap<u32, Vec<Followed>>;
+
+/// A partition this broker follows.
+#[derive(Clone)]
+pub struct Followed {
+    /// The replica.
+    pub partition: Arc<Partition>,
+    /// Set while a reassignment adds this replica and it is not in the
+    /// ISR yet: its catch-up fetches share this rate.
+    pub throttle_bytes_per_sec: Option<u64>,
+}
 
 /// Every replica on this broker.
 pub struct Replicas {
@@ -241,6 +253,7 @@ impl Replicas {
     pub fn reconcile(&self, metadata: &ClusterMetadata) -> (Completions, FollowPlan) {
         let deleted: HashSet<u64> = metadata.deleted_topic_ids.iter().copied().collect();
         let mut wanted: HashMap<TopicPartition, (u64, Leadership)> = HashMap::new();
+        let mut throttles: HashMap<TopicPartition, u64> = HashMap::new();
         let mut configs: HashMap<&str, TopicConfig> = HashMap::new();
         for t in &metadata.topics {
             configs.insert(&t.name, t.config);
@@ -256,6 +269,13 @@ impl Replicas {
                     isr: p.isr.clone(),
                     partition_epoch: p.partition_epoch,
                 };
+                if let Some(rate) = p.reassignment.as_ref().and_then(|r| {
+                    r.throttle_bytes_per_sec
+                        .filter(|_| r.adding.contains(&self.broker_id))
+                        .filter(|_| !p.isr.contains(&self.broker_id))
+                }) {
+                    throttles.insert((t.name.clone(), p.partition), rate);
+                }
                 wanted.insert((t.name.clone(), p.partition), (t.topic_id, l));
             }
         }
@@ -272,7 +292,9 @@ impl Replicas {
         for p in stale {
             completions.extend(p.set_leadership(Leadership::default(), Instant::now()));
             if deleted.contains(&p.topic_id) {
-                remove_replica(&*self.fs, &p);
+                remove_replica(&*self.fs, &p, "its topic was deleted");
+            } else if moved_away(metadata, &p.topic, p.partition, p.topic_id) {
+                remove_replica(&*self.fs, &p, "a completed reassignment moved it away");
             } else {
                 self.quarantine_stray(&p);
             }
@@ -298,10 +320,10 @@ impl Replicas {
             };
             partition.set_topic_config(config);
             if let Some(leader) = leadership.leader.filter(|l| *l != self.broker_id) {
-                follow
-                    .entry(leader)
-                    .or_default()
-                    .push(Arc::clone(&partition));
+                follow.entry(leader).or_default().push(Followed {
+                    partition: Arc::clone(&partition),
+                    throttle_bytes_per_sec: throttles.get(&tp).copied(),
+                });
             }
             completions.extend(partition.set_leadership(leadership, Instant::now()));
             // A new replica is seen by requests only once it has its leadership.
@@ -352,11 +374,26 @@ impl Replicas {
     }
 }
 
-/// Deletes the files of a replica whose topic metadata lists as deleted.
-fn remove_replica(f: &dyn Fs, p: &Partition) {
+/// The partition of this very topic id exists, no reassignment of it is in
+/// progress, and its replicas do not name this broker (the caller checked):
+/// the reassignment that removed this replica is complete, so its files go.
+/// While one is in progress the replica is still listed, so never deleted.
+fn moved_away(metadata: &ClusterMetadata, topic: &str, partition: u32, topic_id: u64) -> bool {
+    metadata
+        .topics
+        .iter()
+        .find(|t| t.name == topic && t.topic_id == topic_id)
+        .and_then(|t| t.partitions.get(partition as usize))
+        .is_some_and(|p| p.reassignment.is_none())
+}
+
+/// Deletes the files of a replica metadata lists as deleted or moved away.
+fn remove_replica(f: &dyn Fs, p: &Partition, why: &str) {
     let dir = p.dir();
     match f.remove_dir_all(&dir) {
-        Ok(()) => tracing::info!(topic = %p.topic, partition = p.partition, "replica deleted"),
+        Ok(()) => {
+            tracing::info!(topic = %p.topic, partition = p.partition, reason = why, "replica deleted")
+        }
         Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot delete replica"),
     }
 }
@@ -385,6 +422,7 @@ mod tests {
                     isr: vec![1],
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    reassignment: None,
                 }],
                 config: TopicConfig::default(),
             })
@@ -544,6 +582,43 @@ mod tests {
         assert!(replicas.get("t", 0).is_none());
         assert!(!dir.join("t-0").exists(), "deleted topic's files are gone");
         assert!(quarantined(&dir).is_empty(), "nothing was moved aside");
+    }
+
+    #[test]
+    fn given_reassignment_away_from_this_broker_when_reconciling_should_keep_it_until_complete_then_delete(
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("broker-1");
+        let replicas = open(&dir);
+        replicas.reconcile(&metadata(&[("t", 1)], &[]));
+        produce(&replicas.get("t", 0).expect("created"), 2);
+        let placed = |replicas: Vec<u32>, moving: bool| {
+            let mut m = metadata(&[("t", 1)], &[]);
+            let p = &mut m.topics[0].partitions[0];
+            p.leader = Some(2);
+            p.isr = replicas.clone();
+            p.reassignment = moving.then(|| crate::protocol::Reassignment {
+                target: vec![2],
+                adding: vec![2],
+                removing: vec![1],
+                throttle_bytes_per_sec: None,
+            });
+            p.replicas = replicas;
+            m
+        };
+        replicas.reconcile(&placed(vec![2, 1], true));
+        assert!(replicas.get("t", 0).is_some(), "held while the move runs");
+        // Moving still, yet metadata (stale or odd) lists the replica elsewhere: not ours to delete.
+        replicas.reconcile(&placed(vec![2], true));
+        assert!(replicas.get("t", 0).is_none());
+        assert_eq!(quarantined(&dir).len(), 1, "moved aside, not deleted");
+        let replicas = open(&dir);
+        replicas.reconcile(&metadata(&[("t", 1)], &[]));
+        produce(&replicas.get("t", 0).expect("a new replica"), 1);
+        replicas.reconcile(&placed(vec![2], false));
+        assert!(replicas.get("t", 0).is_none());
+        assert!(!dir.join("t-0").exists(), "moved away: files deleted");
+        assert_eq!(quarantined(&dir).len(), 1, "nothing more moved aside");
     }
 
     #[test]

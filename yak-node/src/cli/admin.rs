@@ -1,4 +1,5 @@
 //! `topic create|delete|list|describe`, `cluster status` and `cluster rebalance-leaders`.
+//! (`topic alter|reassign` and the broker commands are in `ops.rs`.)
 
 use super::TopicCommand;
 use crate::client::Admin;
@@ -44,8 +45,82 @@ fn imbalance(t: &TopicMetadata) -> usize {
     t.partitions.iter().filter(|p| !on_preferred(p)).count()
 }
 
+/// Each setting of a topic: (Kafka's name, value, where it comes from).
+/// A cluster default whose value the brokers hold (their flags) is shown
+/// by the flag that sets it.
+pub fn configs(t: &TopicMetadata) -> Vec<(&'static str, String, &'static str)> {
+    let c = t.config;
+    let rf = crate::zookeeper::alter::replication_factor(t);
+    let topic_or = |v: Option<u64>, default: String| match v {
+        Some(v) => (v.to_string(), "topic"),
+        None => (default, "cluster default"),
+    };
+    let rows = [
+        (
+            "retention.ms",
+            topic_or(c.retention_ms, "broker --retention-ms (none: kept)".into()),
+        ),
+        (
+            "retention.bytes",
+            topic_or(
+                c.retention_bytes,
+                "broker --retention-bytes (none: kept)".into(),
+            ),
+        ),
+        (
+            "min.insync.replicas",
+            topic_or(
+                c.min_insync_replicas.map(u64::from),
+                crate::limits::MIN_INSYNC_REPLICAS_DEFAULT
+                    .min(rf)
+                    .max(1)
+                    .to_string(),
+            ),
+        ),
+        (
+            "segment.bytes",
+            topic_or(c.segment_bytes, "broker --segment-bytes".into()),
+        ),
+    ];
+    rows.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
+}
+
+/// A reassignment in progress, as JSON (null when none).
+fn reassignment_json(p: &PartitionMetadata) -> serde_json::Value {
+    p.reassignment
+        .as_ref()
+        .map_or(serde_json::Value::Null, |r| {
+            json!({
+                "target": r.target,
+                "adding": r.adding,
+                "removing": r.removing,
+                "throttle_bytes_per_sec": r.throttle_bytes_per_sec,
+            })
+        })
+}
+
+/// A reassignment in progress, for a table cell.
+fn reassignment_text(p: &PartitionMetadata) -> String {
+    p.reassignment.as_ref().map_or_else(
+        || "-".into(),
+        |r| {
+            format!(
+                "-> {} (+{} -{})",
+                ids(&r.target),
+                ids(&r.adding),
+                ids(&r.removing)
+            )
+        },
+    )
+}
+
 fn topic_json(t: &TopicMetadata) -> serde_json::Value {
     json!({
+        "configs": configs(t).into_iter().map(|(name, value, source)| json!({
+            "name": name,
+            "value": value,
+            "source": source,
+        })).collect::<Vec<_>>(),
         "name": t.name,
         "topic_id": t.topic_id,
         "retention_bytes": t.config.retention_bytes,
@@ -59,12 +134,33 @@ fn topic_json(t: &TopicMetadata) -> serde_json::Value {
             "replicas": p.replicas,
             "isr": p.isr,
             "leader_epoch": p.leader_epoch,
+            "reassignment": reassignment_json(p),
         })).collect::<Vec<_>>(),
     })
 }
 
 /// Runs a `topic` subcommand.
 pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
+    let command = match command {
+        TopicCommand::Alter(a) => return super::ops::alter(a, cluster),
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+            throttle_bytes_per_sec,
+            no_wait,
+        } => {
+            return super::ops::reassign(
+                cluster,
+                &name,
+                partition,
+                replicas,
+                throttle_bytes_per_sec,
+                !no_wait,
+            )
+        }
+        other => other,
+    };
     let mut admin = Admin::connect(cluster)?;
     match command {
         TopicCommand::Create {
@@ -77,6 +173,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
             let config = TopicConfig {
                 retention_bytes,
                 retention_ms,
+                ..TopicConfig::default()
             };
             let t =
                 admin.create_topic_with_config(&name, partitions, replication_factor, config)?;
@@ -112,6 +209,9 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                 }
             }
         }
+        TopicCommand::Alter(_) | TopicCommand::Reassign { .. } => {
+            unreachable!("invariant: handled above")
+        }
         TopicCommand::Describe { name, json } => {
             let t = admin.describe_topic(&name)?;
             if json {
@@ -128,6 +228,9 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                     retention(t.config.retention_bytes),
                     retention(t.config.retention_ms)
                 );
+                for (key, value, source) in configs(&t) {
+                    println!("  {key} = {value} ({source})");
+                }
                 println!(
                     "leader imbalance: {} of {} partitions not led by their preferred replica",
                     imbalance(&t),
@@ -141,6 +244,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                     "replicas",
                     "isr",
                     "leader epoch",
+                    "reassignment",
                 ]);
                 for p in &t.partitions {
                     tab.add_row(vec![
@@ -151,6 +255,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                         ids(&p.replicas),
                         ids(&p.isr),
                         p.leader_epoch.to_string(),
+                        reassignment_text(p),
                     ]);
                 }
                 println!("{tab}");
@@ -242,6 +347,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
                 "log_start_offset": leader_view.map(|o| o.log_start_offset),
                 "log_end_offset": leader_view.map(|o| o.log_end_offset),
                 "replica_log_end_offsets": replica_leos,
+                "reassignment": reassignment_json(p),
             }));
         }
     }
@@ -278,6 +384,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
         "high watermark",
         "log end offset",
         "replica log end offsets",
+        "reassignment",
     ]);
     for p in &partitions {
         let s = |k: &str| match &p[k] {
@@ -301,6 +408,10 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
             s("high_watermark"),
             s("log_end_offset"),
             replica_leos(&p["replica_log_end_offsets"]),
+            match &p["reassignment"] {
+                serde_json::Value::Null => "-".to_string(),
+                r => format!("-> {} (+{} -{})", r["target"], r["adding"], r["removing"]),
+            },
         ]);
     }
     if partitions.is_empty() {

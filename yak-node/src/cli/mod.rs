@@ -7,6 +7,7 @@ pub mod bench_partitioners;
 pub mod consume;
 pub mod events;
 pub mod group;
+pub mod ops;
 pub mod produce;
 pub mod servers;
 pub mod watch;
@@ -139,6 +140,27 @@ pub enum TopicCommand {
         #[arg(long)]
         retention_ms: Option<u64>,
     },
+    /// Change a topic: grow its partitions, override or reset its settings.
+    Alter(ops::AlterArgs),
+    /// Move one partition to new replicas (Kafka's KIP-455: the new ones
+    /// catch up and join the ISR, the leader moves if needed, the old ones
+    /// are dropped); a different count changes its replication factor.
+    Reassign {
+        /// Topic name.
+        name: String,
+        /// Partition index.
+        #[arg(long)]
+        partition: u32,
+        /// The new replicas, preferred leader first: 1,2,4.
+        #[arg(long, value_parser = ops::parse_ids)]
+        replicas: std::vec::Vec<u32>,
+        /// Cap the new replicas' catch-up at this many bytes per second.
+        #[arg(long, value_name = "B")]
+        throttle_bytes_per_sec: Option<u64>,
+        /// Return once started instead of waiting for the move to finish.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Delete a topic and its data.
     Delete {
         /// Topic name.
@@ -192,6 +214,30 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "DURATION", value_parser = events::parse_duration)]
         since: Option<std::time::Duration>,
     },
+    /// Start one more broker (the supervisor runs it); prints its id.
+    AddBroker,
+    /// Move every replica off a broker (refused if the others cannot hold
+    /// every replication factor), then stop it and drop it from the cluster.
+    RemoveBroker {
+        /// Broker id.
+        id: u32,
+        /// Cap catch-up traffic at this many bytes per second.
+        #[arg(long, value_name = "B")]
+        throttle_bytes_per_sec: Option<u64>,
+    },
+    /// Move replicas so every alive broker holds an equal share (±1) of
+    /// replicas and of preferred leaders, with the fewest copies.
+    Rebalance {
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Cap catch-up traffic at this many bytes per second.
+        #[arg(long, value_name = "B")]
+        throttle_bytes_per_sec: Option<u64>,
+    },
     /// Move leadership back to each partition's preferred replica (the first
     /// in its replica list) where it is alive and in the ISR; prints what
     /// moved. ZooKeeper also does this on its own every few seconds.
@@ -220,6 +266,27 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Zookeeper(a) => servers::zookeeper(a),
         Command::Broker(a) => servers::broker(a),
         Command::Topic { command, cluster } => admin::topic(command, &cluster.cluster),
+        Command::Cluster {
+            command: ClusterCommand::AddBroker,
+            cluster,
+        } => ops::add_broker(&cluster.cluster),
+        Command::Cluster {
+            command:
+                ClusterCommand::RemoveBroker {
+                    id,
+                    throttle_bytes_per_sec,
+                },
+            cluster,
+        } => ops::remove_broker(&cluster.cluster, id, throttle_bytes_per_sec),
+        Command::Cluster {
+            command:
+                ClusterCommand::Rebalance {
+                    dry_run,
+                    json,
+                    throttle_bytes_per_sec,
+                },
+            cluster,
+        } => ops::rebalance(&cluster.cluster, dry_run, json, throttle_bytes_per_sec),
         Command::Cluster {
             command: ClusterCommand::Status { json },
             cluster,

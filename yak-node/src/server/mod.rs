@@ -248,7 +248,9 @@ fn serve_stream<H: Handler>(
     // holding its writer forever.
     stream.set_write_timeout(Some(settings.write_timeout))?;
     // Who connected, once: the kernel's record, which the peer cannot forge.
-    let peer_pid = crate::peer::peer_cred(&stream).ok().map(|c| c.pid);
+    let peer_pid = crate::protocol::peer::peer_cred(&stream)
+        .ok()
+        .map(|c| c.pid);
     let timed = TimedReader {
         stream: stream.try_clone()?,
         idle: settings.idle,

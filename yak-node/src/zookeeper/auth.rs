@@ -13,7 +13,7 @@
 //!   from the pid registered for that broker id.
 //!
 //! Owns these decisions as pure functions. Never reads `/proc` or sockets
-//! itself (the handler does, through `crate::peer`).
+//! itself (the handler does, through `yak_protocol::peer`).
 
 use crate::protocol::{ErrorBody, ErrorCode};
 

@@ -250,6 +250,7 @@ mod tests {
             isr: isr.to_vec(),
             leader_epoch: 4,
             partition_epoch: 9,
+            reassignment: None,
         }
     }
 

@@ -2,12 +2,16 @@
 //! its fsynced metadata log, and the request handler that ties them
 //! together. Owns cluster metadata; never touches partition data.
 
+pub mod alter;
 pub mod assign;
 pub mod auth;
+pub mod balance;
 mod coordinator;
 pub mod events;
 pub mod groups;
 pub mod metalog;
+mod ops;
+pub mod reassign;
 pub mod sessions;
 pub mod state;
 
@@ -270,6 +274,7 @@ impl ZooKeeper {
             std::thread::sleep(period);
             let mut inner = self.lock();
             Self::fail_over(&mut inner, None);
+            Self::step_reassignments(&mut inner);
             Self::tick_groups(&mut inner);
             if let (Some(due), Some(every)) = (rebalance_due, rebalance_every) {
                 if Instant::now() < due {
@@ -451,8 +456,8 @@ impl ZooKeeper {
             Call::RegisterBroker { broker_id, pid, .. } => {
                 let who = auth::Registrant {
                     pid: peer,
-                    parent: peer.and_then(crate::peer::parent_pid),
-                    command_line: peer.and_then(crate::peer::command_line),
+                    parent: peer.and_then(crate::protocol::peer::parent_pid),
+                    command_line: peer.and_then(crate::protocol::peer::command_line),
                 };
                 auth::check_registration(self.supervisor_pid, &who, *broker_id, *pid)
             }
@@ -467,6 +472,9 @@ impl ZooKeeper {
             }
             Call::ProcessRestarted(_) => {
                 auth::check_supervisor(self.supervisor_pid, peer, "ProcessRestarted")
+            }
+            Call::ForgetBroker { .. } => {
+                auth::check_supervisor(self.supervisor_pid, peer, "ForgetBroker")
             }
             _ => Ok(()),
         }
@@ -646,6 +654,19 @@ impl ZooKeeper {
             | Call::ListGroups
             | Call::DescribeGroup { .. }
             | Call::ResetOffsets { .. }) => self.group_call(call),
+            Call::CreatePartitions { topic, count } => self.add_partitions(&topic, count),
+            Call::AlterTopicConfig { topic, set, delete } => {
+                self.alter_topic_config(&topic, set, &delete)
+            }
+            Call::ReassignPartitions {
+                moves,
+                throttle_bytes_per_sec,
+            } => self.reassign(&moves, throttle_bytes_per_sec),
+            Call::ForgetBroker { broker_id } => self.forget_broker(broker_id),
+            Call::AddBroker | Call::RemoveBroker { .. } => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "brokers are added and removed by the supervisor (supervisor.sock)",
+            )),
             Call::Produce { .. }
             | Call::Fetch { .. }
             | Call::ListOffsets { .. }

@@ -88,6 +88,15 @@ impl Sessions {
         }
     }
 
+    /// Forgets a broker whose session is not alive (a removed broker);
+    /// returns whether it was forgotten.
+    pub fn forget(&mut self, id: u32, now: Instant) -> bool {
+        if self.is_alive_id(id, now) {
+            return false;
+        }
+        self.brokers.remove(&id).is_some()
+    }
+
     /// Records a heartbeat; false if the broker is unknown and must register.
     /// A heartbeat stamped before the last one seen (it waited for a lock)
     /// does not move the session back.
@@ -177,6 +186,11 @@ impl SharedSessions {
         (s.heartbeat(id, at), was_alive)
     }
 
+    /// [`Sessions::forget`].
+    pub fn forget(&self, id: u32, now: Instant) -> bool {
+        self.lock().forget(id, now)
+    }
+
     /// [`Sessions::is_alive_id`].
     pub fn is_alive_id(&self, id: u32, now: Instant) -> bool {
         self.lock().is_alive_id(id, now)
@@ -218,6 +232,22 @@ mod tests {
         s.assume_alive([2], t0);
         assert!(s.expire(2, 99, t0), "a session of unknown pid ends");
         assert!(!s.expire(3, 1, t0), "unknown broker");
+    }
+
+    #[test]
+    fn given_removed_broker_when_forgetting_should_drop_only_a_dead_session() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_millis(600));
+        s.register(1, 10, "b1".into(), t0);
+        s.register(2, 20, "b2".into(), t0);
+        assert!(!s.forget(2, t0), "an alive broker is kept");
+        assert!(s.expire(2, 20, t0));
+        assert!(s.forget(2, t0));
+        assert_eq!(
+            s.infos(t0).iter().map(|b| b.id).collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert!(!s.forget(9, t0), "unknown broker");
     }
 
     #[test]

@@ -278,6 +278,7 @@ impl MetadataState {
                     replicas,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    reassignment: None,
                 }
             })
             .collect();
@@ -508,6 +509,50 @@ impl MetadataState {
                     p.partition_epoch += 1;
                 }
             }
+            MetaRecord::PartitionsAdded { topic, partitions } => {
+                if let Some(t) = self.topics.get_mut(topic) {
+                    // Trusted, but only ever appended in index order.
+                    for p in partitions {
+                        if p.partition as usize == t.partitions.len() {
+                            t.partitions.push(p.clone());
+                        }
+                    }
+                }
+            }
+            MetaRecord::TopicConfigChanged { topic, config } => {
+                if let Some(t) = self.topics.get_mut(topic) {
+                    t.config = *config;
+                }
+            }
+            MetaRecord::ReassignmentStarted {
+                topic,
+                partition,
+                replicas,
+                reassignment,
+            } => {
+                if let Some(p) = self.partition_mut(topic, *partition) {
+                    p.replicas = replicas.clone();
+                    p.reassignment = Some(reassignment.clone());
+                    p.partition_epoch += 1;
+                }
+            }
+            MetaRecord::ReassignmentCompleted {
+                topic,
+                partition,
+                replicas,
+                leader,
+                isr,
+                leader_epoch,
+            } => {
+                if let Some(p) = self.partition_mut(topic, *partition) {
+                    p.replicas = replicas.clone();
+                    p.leader = *leader;
+                    p.isr = isr.clone();
+                    p.leader_epoch = *leader_epoch;
+                    p.reassignment = None;
+                    p.partition_epoch += 1;
+                }
+            }
             MetaRecord::ProducerIdsAllocated { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
             }
@@ -533,6 +578,14 @@ impl MetadataState {
     }
 }
 
+impl MetadataState {
+    fn partition_mut(&mut self, topic: &str, partition: u32) -> Option<&mut PartitionMetadata> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(partition as usize))
+    }
+}
+
 fn to_partition_offsets(offsets: &BTreeMap<u32, u64>) -> Vec<PartitionOffset> {
     offsets
         .iter()
@@ -546,7 +599,12 @@ pub fn encoded_bytes_max(t: &TopicMetadata) -> usize {
     let partitions: usize = t
         .partitions
         .iter()
-        .map(|p| 128 + 9 * (p.replicas.len() + p.isr.len()))
+        .map(|p| {
+            let moving = p.reassignment.as_ref().map_or(0, |r| {
+                128 + 9 * (r.target.len() + r.adding.len() + r.removing.len())
+            });
+            128 + 9 * (p.replicas.len() + p.isr.len()) + moving
+        })
         .sum();
     256 + t.name.len() + partitions
 }
@@ -1033,6 +1091,7 @@ mod tests {
         let config = TopicConfig {
             retention_bytes: Some(4096),
             retention_ms: None,
+            ..TopicConfig::default()
         };
         let rec = s
             .plan_create("r", Some(1), None, config, DEFAULTS, &[1])

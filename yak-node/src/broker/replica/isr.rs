@@ -111,6 +111,24 @@ impl IsrTracker {
         self.pending = None;
     }
 
+    /// The partition's replicas changed within this leadership (a
+    /// reassignment): a new follower starts as caught up now, at offset 0
+    /// until it fetches, so it joins the ISR only once it really caught up;
+    /// a follower no longer a replica is forgotten.
+    pub fn set_replicas(&mut self, replicas: &[u32], now: Instant) {
+        let leader = self.leader;
+        self.followers
+            .retain(|id, _| replicas.contains(id) && *id != leader);
+        for r in replicas.iter().filter(|r| **r != leader) {
+            self.followers.entry(*r).or_insert(Follower {
+                log_end_offset: 0,
+                last_caught_up: now,
+                last_fetch: now,
+                leader_leo_at_last_fetch: 0,
+            });
+        }
+    }
+
     /// ZooKeeper refused the pending change (or it was lost): forget it, so
     /// the next fetch or tick may propose again from fresh state.
     pub fn proposal_failed(&mut self) {
@@ -208,6 +226,20 @@ mod tests {
     use super::*;
 
     const LAG: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn given_replica_added_within_a_term_when_it_catches_up_should_propose_it_for_the_isr() {
+        let now = Instant::now();
+        let mut t = IsrTracker::new(1, &[1, 2], &[1, 2], 10, 0, now);
+        assert_eq!(t.on_fetch(3, 10, 10, now), None, "not a replica yet");
+        t.set_replicas(&[1, 2, 3], now);
+        assert_eq!(t.follower_leo(3), Some(0));
+        assert_eq!(t.on_fetch(3, 4, 10, now), None, "behind the high watermark");
+        assert_eq!(t.on_fetch(3, 10, 10, now), Some(vec![1, 2, 3]));
+        t.set_isr(&[1, 2, 3]);
+        t.set_replicas(&[1, 3], now);
+        assert_eq!(t.follower_leo(2), None, "a dropped replica is forgotten");
+    }
 
     #[test]
     fn given_followers_fetching_when_computing_high_watermark_should_take_isr_minimum() {

@@ -39,6 +39,8 @@ pub struct ReplicaCore {
     waiters: Waiters,
     /// Times a high watermark above the log end offset was refused.
     high_watermark_clamps: u64,
+    /// The topic's `min.insync.replicas`, if it sets one.
+    min_insync_replicas: Option<u32>,
 }
 
 impl ReplicaCore {
@@ -55,6 +57,7 @@ impl ReplicaCore {
             truncations: 0,
             waiters: Waiters::default(),
             high_watermark_clamps: 0,
+            min_insync_replicas: None,
         }
     }
 
@@ -114,9 +117,16 @@ impl ReplicaCore {
         self.high_watermark_clamps
     }
 
-    /// `min.insync.replicas` for this partition.
+    /// Sets the topic's own `min.insync.replicas` (`None`: the default).
+    pub fn set_min_insync_replicas(&mut self, n: Option<u32>) {
+        self.min_insync_replicas = n;
+    }
+
+    /// `min.insync.replicas` for this partition: the topic's, else the
+    /// default, never more than the replicas it has.
     pub fn min_insync(&self) -> usize {
-        MIN_INSYNC_REPLICAS_DEFAULT
+        self.min_insync_replicas
+            .map_or(MIN_INSYNC_REPLICAS_DEFAULT, |n| n as usize)
             .min(self.leadership.replicas.len())
             .max(1)
     }
@@ -280,7 +290,11 @@ impl ReplicaCore {
         }
         if new.leader == Some(self.me) {
             match (&mut self.tracker, same_term) {
-                (Some(t), true) => t.set_isr(&new.isr),
+                (Some(t), true) => {
+                    // A reassignment adds or drops followers within a term.
+                    t.set_replicas(&new.replicas, now);
+                    t.set_isr(&new.isr);
+                }
                 _ => {
                     let leo = self.log_end_offset;
                     self.high_watermark = self.high_watermark.min(leo);

@@ -1,0 +1,410 @@
+//! Operating a live cluster: `topic alter`, `topic reassign`, `cluster
+//! add-broker`, `cluster remove-broker` and `cluster rebalance` (planned by
+//! `zookeeper::balance`, carried out by reassignment, with progress).
+//! Parses, calls the admin client or the supervisor's socket, prints.
+
+use crate::client::{Admin, Connection};
+use crate::limits::{REASSIGN_POLL_MS, REASSIGN_WAIT_MS_DEFAULT};
+use crate::protocol::{Call, PartitionMove, Reply, TopicConfig, TopicMetadata};
+use crate::zookeeper::balance::{plan_balance, PlannedMove};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// `topic alter` flags.
+#[derive(Debug, clap::Args)]
+pub struct AlterArgs {
+    /// Topic name.
+    pub name: String,
+    /// Grow the topic to this many partitions (never shrinks). Keyed
+    /// messages may map to other partitions afterwards, as in Kafka.
+    #[arg(long)]
+    pub partitions: Option<u32>,
+    /// Kafka's retention.ms for this topic.
+    #[arg(long)]
+    pub retention_ms: Option<u64>,
+    /// Kafka's retention.bytes for this topic.
+    #[arg(long)]
+    pub retention_bytes: Option<u64>,
+    /// Kafka's min.insync.replicas for this topic (1..=replication factor).
+    #[arg(long)]
+    pub min_insync_replicas: Option<u32>,
+    /// Kafka's segment.bytes for this topic (applies from the next roll).
+    #[arg(long)]
+    pub segment_bytes: Option<u64>,
+    /// Back to the cluster default: retention.ms, retention.bytes,
+    /// min.insync.replicas or segment.bytes (repeatable).
+    #[arg(long, value_name = "KEY")]
+    pub delete_config: Vec<String>,
+}
+
+/// Runs `topic alter`.
+pub fn alter(a: AlterArgs, cluster: &Path) -> CliResult {
+    let set = TopicConfig {
+        retention_ms: a.retention_ms,
+        retention_bytes: a.retention_bytes,
+        min_insync_replicas: a.min_insync_replicas,
+        segment_bytes: a.segment_bytes,
+    };
+    if a.partitions.is_none() && set == TopicConfig::default() && a.delete_config.is_empty() {
+        return Err("nothing to alter: give --partitions, a setting or --delete-config".into());
+    }
+    let mut admin = Admin::connect(cluster)?;
+    if let Some(n) = a.partitions {
+        let before = admin.describe_topic(&a.name)?.partitions.len();
+        let t = admin.create_partitions(&a.name, n)?;
+        println!(
+            "topic {}: {before} -> {} partitions (keyed messages may now map to other partitions; producers and groups pick the new ones up at their next metadata refresh)",
+            t.name,
+            t.partitions.len()
+        );
+    }
+    if set != TopicConfig::default() || !a.delete_config.is_empty() {
+        let t = admin.alter_topic_config(&a.name, set, &a.delete_config)?;
+        println!("topic {}: settings now", t.name);
+        for (key, value, source) in super::admin::configs(&t) {
+            println!("  {key} = {value} ({source})");
+        }
+    }
+    Ok(())
+}
+
+/// Parses `1,2,4`.
+pub fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
+    s.split(',')
+        .map(|id| {
+            id.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("'{id}' is not a broker id (expected a list like 1,2,4)"))
+        })
+        .collect()
+}
+
+/// Runs `topic reassign`.
+pub fn reassign(
+    cluster: &Path,
+    topic: &str,
+    partition: u32,
+    replicas: Vec<u32>,
+    throttle: Option<u64>,
+    wait: bool,
+) -> CliResult {
+    let mut admin = Admin::connect(cluster)?;
+    let moves = vec![PartitionMove {
+        topic: topic.to_string(),
+        partition,
+        replicas: replicas.clone(),
+    }];
+    let started = admin.reassign(moves, throttle)?;
+    if started == 0 {
+        println!("{topic}-{partition} already has replicas {replicas:?} (or is moving there)");
+    } else {
+        println!("{topic}-{partition}: moving to replicas {replicas:?}");
+    }
+    if wait {
+        let mut wanted = BTreeSet::new();
+        wanted.insert((topic.to_string(), partition));
+        wait_for(&mut admin, &wanted, false)?;
+        println!("{topic}-{partition}: done");
+    }
+    Ok(())
+}
+
+/// The alive brokers' ids, sorted.
+fn alive_brokers(admin: &mut Admin) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+    let mut ids: Vec<u32> = admin
+        .metadata()?
+        .brokers
+        .iter()
+        .filter(|b| b.alive)
+        .map(|b| b.id)
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn plan_json(moves: &[PlannedMove]) -> serde_json::Value {
+    json!(moves
+        .iter()
+        .map(|m| json!({
+            "topic": m.topic,
+            "partition": m.partition,
+            "from": m.from,
+            "to": m.to,
+            "added": m.added(),
+        }))
+        .collect::<Vec<_>>())
+}
+
+fn print_plan(moves: &[PlannedMove]) {
+    if moves.is_empty() {
+        println!("balanced: every broker holds an equal share (±1) of replicas and preferred leaders; nothing to move");
+        return;
+    }
+    let mut tab = comfy_table::Table::new();
+    tab.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "topic",
+            "partition",
+            "replicas now",
+            "replicas after",
+            "copies to",
+        ]);
+    for m in moves {
+        let ids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let added = m.added();
+        tab.add_row(vec![
+            m.topic.clone(),
+            m.partition.to_string(),
+            ids(&m.from),
+            ids(&m.to),
+            if added.is_empty() {
+                "- (leader order only)".to_string()
+            } else {
+                ids(&added)
+            },
+        ]);
+    }
+    println!("{tab}");
+    let copies: usize = moves.iter().map(|m| m.added().len()).sum();
+    println!("{} partitions change, {copies} replica copies", moves.len());
+}
+
+/// Starts `moves` and waits for them, printing progress.
+fn execute(
+    admin: &mut Admin,
+    moves: &[PlannedMove],
+    throttle: Option<u64>,
+    json_out: bool,
+) -> CliResult {
+    let calls: Vec<PartitionMove> = moves
+        .iter()
+        .map(|m| PartitionMove {
+            topic: m.topic.clone(),
+            partition: m.partition,
+            replicas: m.to.clone(),
+        })
+        .collect();
+    admin.reassign(calls, throttle)?;
+    let wanted: BTreeSet<(String, u32)> = moves
+        .iter()
+        .map(|m| (m.topic.clone(), m.partition))
+        .collect();
+    let started = Instant::now();
+    wait_for(admin, &wanted, json_out)?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "moves": plan_json(moves),
+                "elapsed_ms": started.elapsed().as_millis() as u64,
+            }))?
+        );
+    } else {
+        println!(
+            "done: {} partitions moved in {:.1} s",
+            moves.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Records the new replicas of `wanted`'s moving partitions hold, and how
+/// many they must hold (the leader's log end offset each), summed.
+fn copied(
+    admin: &mut Admin,
+    topics: &[TopicMetadata],
+    wanted: &BTreeSet<(String, u32)>,
+) -> (u64, u64) {
+    let Ok(offsets) = admin.replica_offsets() else {
+        return (0, 0);
+    };
+    let (mut have, mut need) = (0, 0);
+    for t in topics {
+        for p in &t.partitions {
+            let Some(r) = p.reassignment.as_ref() else {
+                continue;
+            };
+            if !wanted.contains(&(t.name.clone(), p.partition)) {
+                continue;
+            }
+            let Some(leader) = p
+                .leader
+                .and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)))
+            else {
+                continue;
+            };
+            for b in &r.adding {
+                need += leader.log_end_offset - leader.log_start_offset;
+                have += offsets
+                    .get(&(t.name.clone(), p.partition, *b))
+                    .map_or(0, |o| {
+                        o.log_end_offset.saturating_sub(leader.log_start_offset)
+                    });
+            }
+        }
+    }
+    (have.min(need), need)
+}
+
+/// Polls until none of `wanted` is being reassigned; prints progress to
+/// stderr (partitions done, records copied onto the new replicas).
+fn wait_for(admin: &mut Admin, wanted: &BTreeSet<(String, u32)>, quiet: bool) -> CliResult {
+    let deadline = Instant::now() + Duration::from_millis(REASSIGN_WAIT_MS_DEFAULT);
+    let mut last = String::new();
+    loop {
+        let m = admin.metadata()?;
+        let moving: usize = m
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.reassignment.is_some())
+                    .map(move |p| (t.name.clone(), p.partition))
+            })
+            .filter(|tp| wanted.contains(tp))
+            .count();
+        let (have, need) = copied(admin, &m.topics, wanted);
+        let line = format!(
+            "moving: {}/{} partitions done, {have}/{need} records copied onto new replicas",
+            wanted.len() - moving,
+            wanted.len()
+        );
+        if !quiet && line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if moving == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{moving} partitions still moving after {} s (they go on; see `cluster status`)",
+                REASSIGN_WAIT_MS_DEFAULT / 1000
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(REASSIGN_POLL_MS));
+    }
+}
+
+/// Runs `cluster rebalance`.
+pub fn rebalance(
+    cluster: &Path,
+    dry_run: bool,
+    json_out: bool,
+    throttle: Option<u64>,
+) -> CliResult {
+    let mut admin = Admin::connect(cluster)?;
+    let brokers = alive_brokers(&mut admin)?;
+    let topics = admin.metadata()?.topics;
+    let moves = plan_balance(&topics, &brokers)?;
+    if dry_run {
+        if json_out {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"brokers": brokers, "moves": plan_json(&moves)})
+                )?
+            );
+        } else {
+            print_plan(&moves);
+        }
+        return Ok(());
+    }
+    if !json_out {
+        print_plan(&moves);
+    }
+    if moves.is_empty() {
+        if json_out {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"moves": [], "elapsed_ms": 0}))?
+            );
+        }
+        return Ok(());
+    }
+    execute(&mut admin, &moves, throttle, json_out)
+}
+
+fn supervisor_call(cluster: &Path, call: &Call) -> Result<Reply, Box<dyn std::error::Error>> {
+    let path = cluster.join("supervisor.sock");
+    let mut c = Connection::connect(&path)
+        .map_err(|e| format!("cannot reach the supervisor at {}: {e}", path.display()))?;
+    match c.call(call)? {
+        Reply::Error(e) => Err(e.to_string().into()),
+        other => Ok(other),
+    }
+}
+
+/// Runs `cluster add-broker`: the supervisor starts it; waits until it
+/// registers with ZooKeeper.
+pub fn add_broker(cluster: &Path) -> CliResult {
+    let (id, pid) = match supervisor_call(cluster, &Call::AddBroker)? {
+        Reply::BrokerAdded { broker_id, pid } => (broker_id, pid),
+        other => return Err(format!("unexpected answer {other:?}").into()),
+    };
+    let mut admin = Admin::connect(cluster)?;
+    let deadline =
+        Instant::now() + Duration::from_millis(crate::limits::CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT);
+    while !alive_brokers(&mut admin)?.contains(&id) {
+        if Instant::now() >= deadline {
+            return Err(format!("broker {id} (pid {pid}) started but has not registered yet; see the supervisor's output").into());
+        }
+        std::thread::sleep(Duration::from_millis(REASSIGN_POLL_MS));
+    }
+    println!("{id}");
+    eprintln!(
+        "added broker {id} (pid {pid}); move replicas onto it with `yak-node cluster rebalance`"
+    );
+    Ok(())
+}
+
+/// Runs `cluster remove-broker`: moves every replica off it (refused if
+/// the others cannot hold every partition's replication factor), then the
+/// supervisor stops it and drops it from its set.
+pub fn remove_broker(cluster: &Path, id: u32, throttle: Option<u64>) -> CliResult {
+    let mut admin = Admin::connect(cluster)?;
+    let m = admin.metadata()?;
+    if !m.brokers.iter().any(|b| b.id == id) {
+        return Err(format!("broker {id} is not registered with this cluster").into());
+    }
+    let remaining: Vec<u32> = alive_brokers(&mut admin)?
+        .into_iter()
+        .filter(|b| *b != id)
+        .collect();
+    let moves = plan_balance(&m.topics, &remaining)
+        .map_err(|e| format!("cannot remove broker {id}: {e}"))?;
+    eprintln!("draining broker {id}: {} partitions move", moves.len());
+    if !moves.is_empty() {
+        execute(&mut admin, &moves, throttle, false)?;
+    }
+    let still: Vec<String> = admin
+        .metadata()?
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| p.replicas.contains(&id))
+                .map(move |p| format!("{}-{}", t.name, p.partition))
+        })
+        .collect();
+    if !still.is_empty() {
+        return Err(format!(
+            "broker {id} still holds {} (moved meanwhile?); run remove-broker again",
+            still.join(", ")
+        )
+        .into());
+    }
+    match supervisor_call(cluster, &Call::RemoveBroker { broker_id: id })? {
+        Reply::BrokerRemoved { broker_id } => println!("removed broker {broker_id}"),
+        other => return Err(format!("unexpected answer {other:?}").into()),
+    }
+    Ok(())
+}
