@@ -21,6 +21,7 @@
 pub mod broker;
 pub mod cli;
 pub mod fdlimit;
+pub mod kafka;
 pub mod peer;
 pub mod server;
 pub mod shutdown;

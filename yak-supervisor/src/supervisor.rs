@@ -266,6 +266,9 @@ fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
         let mut args = vec!["broker".to_string(), "--id".into(), id.to_string()];
         dirs(&mut args);
         args.extend(config.broker_args.iter().cloned());
+        if let Some(port) = config.kafka_port(id) {
+            args.extend(["--kafka-port".to_string(), port.to_string()]);
+        }
         specs.push(ChildSpec {
             name: format!("broker-{id}"),
             program: node_bin.to_path_buf(),
@@ -765,6 +768,7 @@ mod tests {
             consumers: 0,
             workers: crate::config::Workers::default(),
             metrics_addr: None,
+            kafka_port_base: None,
         };
         assert_eq!(client_config_text(&config), None);
         config.partitioner = Some("/p/a \"b\".so".into());
@@ -786,6 +790,7 @@ mod tests {
             consumers: 2,
             workers: crate::config::Workers::default(),
             metrics_addr: None,
+            kafka_port_base: None,
         };
         let specs = child_specs(&config, Path::new("/bin/yak-node"));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -890,6 +895,7 @@ mod tests {
                 consumers: 0,
                 workers: crate::config::Workers::default(),
                 metrics_addr: None,
+                kafka_port_base: None,
             };
             prepare_dirs(&config).unwrap();
             for d in [&config.run_dir, &data_dir] {

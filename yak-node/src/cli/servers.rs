@@ -91,6 +91,14 @@ pub struct BrokerArgs {
     /// few are kept for the cluster's own processes).
     #[arg(long, default_value_t = CONNECTIONS_MAX)]
     pub connections_max: usize,
+    /// Also serve the Kafka protocol on TCP 127.0.0.1:PORT (absent or 0: off).
+    #[arg(long, value_name = "PORT")]
+    pub kafka_port: Option<u16>,
+    /// Whether a Kafka client's Metadata request naming a topic that does
+    /// not exist creates it with the cluster defaults (Kafka's
+    /// `auto.create.topics.enable`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub kafka_auto_create_topics: bool,
 }
 
 /// Runs ZooKeeper.
@@ -149,6 +157,13 @@ pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             ms: a.retention_ms,
         },
         connections_max: check_connections_max(a.connections_max)?,
+        kafka: a
+            .kafka_port
+            .filter(|p| *p != 0)
+            .map(|port| crate::kafka::KafkaSettings {
+                port,
+                auto_create_topics: a.kafka_auto_create_topics,
+            }),
     })
 }
 
