@@ -138,12 +138,14 @@ fn topic_config(t: &CreatableTopic) -> Result<TopicConfig, TopicError> {
             "retention.ms" => config.retention_ms = Some(number()?),
             "retention.bytes" => config.retention_bytes = Some(number()?),
             "cleanup.policy" if value == "delete" => {}
-            _ => return Err((
-                errors::INVALID_REQUEST,
-                format!(
+            _ => {
+                return Err((
+                    errors::INVALID_REQUEST,
+                    format!(
                     "topic config '{key}' is not supported (retention.ms and retention.bytes are)"
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(config)
