@@ -49,6 +49,7 @@ pub fn dispatch(
         }
     };
     let body = parsed.body;
+    super::guard::check(api, version, &body)?;
     match api {
         ApiKey::Metadata => metadata::answer(shared, correlation_id, version, body),
         ApiKey::CreateTopics => admin::create_topics(shared, correlation_id, version, body),

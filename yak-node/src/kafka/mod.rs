@@ -9,7 +9,8 @@
 //! - `frame.rs`: Kafka framing and request headers (sizes checked before
 //!   anything is allocated) and response encoding.
 //! - `dispatch.rs`: API key and version to handler; `UNSUPPORTED_VERSION`
-//!   for everything else.
+//!   for everything else. `guard.rs`: every body's lengths checked against
+//!   its schema before the decoder (which reserves what arrays declare) runs.
 //! - One file per API group: `versions.rs` (ApiVersions), `metadata.rs`
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
@@ -30,6 +31,9 @@ mod dispatch;
 mod errors;
 mod fetch;
 mod frame;
+#[cfg(test)]
+mod fuzz_tests;
+mod guard;
 mod listener;
 mod metadata;
 mod native;
