@@ -57,7 +57,7 @@ pub fn run(cluster: &Path, topic: &str, messages: Option<u64>) -> Result<BenchRe
     let mut idle_since = Instant::now();
     while count < target && idle_since.elapsed() < Duration::from_secs(5) {
         let n = consumer.poll_each(Duration::from_millis(200), &mut |_, r| {
-            bytes += r.value.len() as u64
+            bytes += r.value.map_or(0, <[u8]>::len) as u64
         })?;
         if n > 0 {
             idle_since = Instant::now();

@@ -99,12 +99,11 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
     let mut idle_since = Instant::now();
     while count < spec.messages && idle_since.elapsed() < Duration::from_secs(5) {
         let n = consumer.poll_each(Duration::from_millis(100), &mut |_, r| {
-            if r.value.len() >= 8 {
-                let mut ts = [0u8; 8];
-                ts.copy_from_slice(&r.value[..8]);
-                latency.saturating_record(now_us().saturating_sub(u64::from_be_bytes(ts)).max(1));
+            let value = r.value.unwrap_or_default();
+            if let Some(ts) = value.first_chunk::<8>() {
+                latency.saturating_record(now_us().saturating_sub(u64::from_be_bytes(*ts)).max(1));
             }
-            bytes += r.value.len() as u64;
+            bytes += value.len() as u64;
         })?;
         if n > 0 || !done.load(Ordering::Relaxed) {
             idle_since = Instant::now();

@@ -56,8 +56,8 @@ pub struct ConsumedRecord {
     pub offset: u64,
     /// Key, if any.
     pub key: Option<Vec<u8>>,
-    /// Value.
-    pub value: Vec<u8>,
+    /// Value; `None` for a null value (a tombstone).
+    pub value: Option<Vec<u8>>,
     /// Producer timestamp, ms since the Unix epoch.
     pub timestamp_ms: i64,
 }
@@ -215,7 +215,7 @@ impl Consumer {
                 partition,
                 offset: r.offset,
                 key: r.key.map(<[u8]>::to_vec),
-                value: r.value.to_vec(),
+                value: r.value.map(<[u8]>::to_vec),
                 timestamp_ms: r.timestamp_ms,
             });
         })?;
@@ -360,7 +360,9 @@ impl Consumer {
             if header.last_offset() < next {
                 continue;
             }
-            for r in batch::iter_records(&header, bytes) {
+            // Decompresses a compressed batch (once, into one buffer).
+            let records = batch::decode_validated(&header, bytes).map_err(corrupt)?;
+            for r in records.iter() {
                 let r = r.map_err(corrupt)?;
                 if r.offset < next || r.offset >= p.high_watermark {
                     continue;

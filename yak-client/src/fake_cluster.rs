@@ -94,9 +94,10 @@ impl FakeCluster {
 }
 
 fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
-    let Ok(header) = batch::validate(bytes) else {
+    let Ok(checked) = batch::CheckedBatch::check(bytes.to_vec()) else {
         return Reply::Error(ErrorBody::new(ErrorCode::CorruptBatch, "bad batch"));
     };
+    let header = *checked.header();
     let (pid, first, last) = (
         header.producer_id,
         header.base_sequence,
@@ -112,8 +113,13 @@ fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
     match s.table.check(pid, first, last) {
         Verdict::Append => {
             let offset = s.log.len() as u64;
-            let values = batch::records(bytes)
-                .map(|rs| rs.iter().map(|r| r.value.to_vec()).collect())
+            let values = batch::decode(bytes)
+                .map(|rs| {
+                    rs.iter()
+                        .flatten()
+                        .map(|r| r.value.unwrap_or_default().to_vec())
+                        .collect()
+                })
                 .unwrap_or_default();
             s.log.push((pid, first, values));
             s.table.record(pid, first, last, offset, offset);

@@ -40,7 +40,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use yak_protocol::batch::{
-    next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES,
+    next_sequence, record_bytes, restamp_producer, BatchBuilder, Compression, NewRecord,
+    HEADER_BYTES,
 };
 use yak_protocol::limits::{
     BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX,
@@ -68,6 +69,8 @@ pub struct ProducerConfig {
     pub idempotent: bool,
     /// Record each message's ack latency (from its batch's first message to the ack).
     pub record_latency: bool,
+    /// Codec for each batch's records (stored compressed as sent).
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -81,6 +84,7 @@ impl Default for ProducerConfig {
             create_topics: true,
             idempotent: true,
             record_latency: false,
+            compression: Compression::None,
         }
     }
 }
@@ -383,7 +387,8 @@ impl Producer {
         }
         if !self.open.contains_key(&slot) {
             let stamp = self.stamp_for(&slot);
-            let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes);
+            let builder = BatchBuilder::new(stamp.0, 0, stamp.1, self.config.batch_bytes)
+                .compressed(self.config.compression);
             self.open.insert(
                 slot.clone(),
                 OpenBatch {

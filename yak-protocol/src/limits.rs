@@ -4,6 +4,10 @@
 pub const FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Largest single record batch a producer may send.
 pub const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Largest the records of one compressed batch may grow to once
+/// decompressed; checked while decompressing, so a small batch that inflates
+/// without end (a "zip bomb") is refused after this many bytes.
+pub const BATCH_DECOMPRESSED_BYTES_MAX: usize = 4 * BATCH_BYTES_MAX;
 /// Default largest message (key + value) a producer may send.
 pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 /// Longest topic name, as in Kafka.

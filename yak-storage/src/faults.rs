@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::fs::{Fs, SimFs, WriteFault};
-use super::test_util::{make_batch, SMALL};
+use super::test_util::{append, make_batch, replicate, SMALL};
 use super::{Log, RetentionPolicy, StorageError};
 use yak_protocol::batch;
 
@@ -42,7 +42,7 @@ impl Model {
     fn append(&mut self, log: &mut Log, records: u32, epoch: u32) -> Result<(), StorageError> {
         self.tag += 1;
         let mut bytes = make_batch(records, self.tag);
-        let info = log.append(&mut bytes, epoch)?;
+        let info = append(log, &mut bytes, epoch)?;
         self.stored
             .entry(info.base_offset)
             .or_default()
@@ -316,14 +316,14 @@ fn given_failed_replicated_append_when_retrying_should_start_at_the_same_offset(
     let mut follower = open(&sim);
     // The third write of the call fails: two batches were already written.
     sim.fail_write(2, WriteFault::NoSpace);
-    assert!(follower.append_replicated(&all).is_err());
+    assert!(replicate(&mut follower, &all).is_err());
     assert_eq!(
         follower.log_end_offset(),
         0,
         "no batch of the failed call stays"
     );
     assert_eq!(follower.latest_epoch(), None);
-    let info = follower.append_replicated(&all).unwrap().unwrap();
+    let info = replicate(&mut follower, &all).unwrap().unwrap();
     assert_eq!(
         (info.base_offset, info.last_offset + 1),
         (0, leader.log_end_offset())

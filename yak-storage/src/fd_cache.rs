@@ -274,6 +274,7 @@ impl FsFile for CachedFile {
 mod tests {
     use super::*;
     use crate::fs::RealFs;
+    use crate::test_util::append;
     use crate::{Log, LogConfig};
     use yak_protocol::batch::{BatchBuilder, NewRecord};
 
@@ -354,7 +355,7 @@ mod tests {
                 value: &value,
                 timestamp_ms: i,
             });
-            log.append(&mut b.finish(), 0).expect("append");
+            append(&mut log, &mut b.finish(), 0).expect("append");
         }
         assert!(cached.open_count() <= 8, "{} open", cached.open_count());
         let segments = std::fs::read_dir(tmp.path()).expect("dir").count() / 2;

@@ -170,33 +170,6 @@ pub enum StorageError {
         /// Offset the next append gets.
         log_end_offset: u64,
     },
-    /// An appended batch does not parse or fails its CRC.
-    #[error("corrupt batch at byte {position} of the input: {reason}")]
-    CorruptBatch {
-        /// Position of the batch in the bytes given to the append.
-        position: usize,
-        /// What is wrong.
-        reason: BatchError,
-    },
-    /// An appended batch's record count disagrees with its last offset delta
-    /// (or it holds no record).
-    #[error("batch at byte {position}: record_count {record_count} with last_offset_delta {last_offset_delta}")]
-    BadRecordCount {
-        /// Position of the batch in the bytes given to the append.
-        position: usize,
-        /// Records the header claims.
-        record_count: u32,
-        /// Last offset delta the header claims.
-        last_offset_delta: u32,
-    },
-    /// A leader append got bytes beyond its single batch.
-    #[error("leader append takes one batch of {declared} bytes, got {actual} bytes")]
-    BatchLengthMismatch {
-        /// Bytes the header declares.
-        declared: usize,
-        /// Bytes given.
-        actual: usize,
-    },
     /// A replicated batch does not start at the offset the log expects.
     #[error("non-monotonic offset: expected {expected}, got {got}")]
     NonMonotonicOffset {

@@ -12,7 +12,7 @@ use super::segment::{self, Segment};
 use super::{
     io_err, sync_dir, AppendInfo, LogConfig, RetentionPolicy, RetentionReport, StorageError,
 };
-use yak_protocol::batch::{self, BatchError, BatchHeader};
+use yak_protocol::batch::{BatchHeader, CheckedBatch, ReplicatedBatches};
 
 /// A partition log in its directory.
 #[derive(Debug)]
@@ -120,33 +120,34 @@ impl Log {
         })
     }
 
-    /// Leader path: checks one batch (CRC, record count), stamps it with the
-    /// log end offset and `leader_epoch`, and appends it. `batch` must hold
-    /// exactly one batch.
+    /// Leader path: stamps a checked batch with the log end offset and
+    /// `leader_epoch`, and appends it. The batch was checked once, at the
+    /// broker's edge ([`CheckedBatch`]); the log checks only what depends on
+    /// its own state: the epoch and the offset range.
     pub fn append(
         &mut self,
-        batch: &mut [u8],
+        batch: &mut CheckedBatch,
         leader_epoch: u32,
     ) -> Result<AppendInfo, StorageError> {
-        let header = check_batch(batch, 0)?;
-        if header.total_bytes() != batch.len() {
-            return Err(StorageError::BatchLengthMismatch {
-                declared: header.total_bytes(),
-                actual: batch.len(),
-            });
-        }
         self.check_usable()?;
         self.check_epoch(leader_epoch)?;
         let base_offset = self.log_end_offset;
         let last_offset = base_offset
-            .checked_add(u64::from(header.last_offset_delta))
+            .checked_add(u64::from(batch.header().last_offset_delta))
             .filter(|&l| l < u64::MAX)
             .ok_or(StorageError::OffsetOverflow {
                 offset: base_offset,
             })?;
-        batch::stamp(batch, base_offset, leader_epoch);
+        batch.stamp(base_offset, leader_epoch);
+        let header = *batch.header();
         let mark = self.mark();
-        let written = self.write_batch(batch, &header, base_offset, last_offset, leader_epoch);
+        let written = self.write_batch(
+            batch.as_bytes(),
+            &header,
+            base_offset,
+            last_offset,
+            leader_epoch,
+        );
         self.settle(written, mark)?;
         Ok(AppendInfo {
             base_offset,
@@ -154,63 +155,41 @@ impl Log {
         })
     }
 
-    /// Follower path: appends concatenated batches that already carry their
-    /// offsets and epochs. All complete batches are checked before any is
-    /// written: CRC, record count, the first starting at the log end offset,
-    /// contiguous offsets, epochs not decreasing. A trailing incomplete batch
-    /// is ignored. `None` when no complete batch was given. All or nothing:
-    /// on an error no batch of the call stays in the log.
+    /// Follower path: appends batches fetched from the leader, which carry
+    /// their offsets and epochs and were checked (framing, CRC, counts, one
+    /// following another) into [`ReplicatedBatches`]. The log checks what
+    /// depends on its own state: the first starts at the log end offset and
+    /// no epoch is older than its latest. `None` when no batch was given.
+    /// All or nothing: on an error no batch of the call stays in the log.
     pub fn append_replicated(
         &mut self,
-        batches: &[u8],
+        batches: &ReplicatedBatches<'_>,
     ) -> Result<Option<AppendInfo>, StorageError> {
         self.check_usable()?;
-        let mut checked: Vec<(usize, BatchHeader)> = Vec::new();
-        let mut position = 0;
-        let mut expected = self.log_end_offset;
-        let mut epoch_floor = self.epochs.latest();
-        while batches.len() - position >= batch::HEADER_BYTES {
-            let header = match check_batch(&batches[position..], position) {
-                Err(StorageError::CorruptBatch {
-                    reason: BatchError::Truncated { .. },
-                    ..
-                }) => break,
-                other => other?,
-            };
-            if header.base_offset != expected {
-                return Err(StorageError::NonMonotonicOffset {
-                    expected,
-                    got: header.base_offset,
-                });
-            }
-            if let Some(latest) = epoch_floor.filter(|&l| header.leader_epoch < l) {
-                return Err(StorageError::StaleEpoch {
-                    epoch: header.leader_epoch,
-                    latest,
-                });
-            }
-            epoch_floor = Some(header.leader_epoch);
-            expected = header
-                .base_offset
-                .checked_add(u64::from(header.record_count))
-                .ok_or(StorageError::OffsetOverflow {
-                    offset: header.base_offset,
-                })?;
-            checked.push((position, header));
-            position += header.total_bytes();
-        }
-        let Some(&(_, first)) = checked.first() else {
+        let (Some(first), Some(last)) = (batches.headers().first(), batches.headers().last())
+        else {
             return Ok(None);
         };
+        if first.base_offset != self.log_end_offset {
+            return Err(StorageError::NonMonotonicOffset {
+                expected: self.log_end_offset,
+                got: first.base_offset,
+            });
+        }
+        self.check_epoch(first.leader_epoch)?;
+        if last.last_offset() == u64::MAX {
+            return Err(StorageError::OffsetOverflow {
+                offset: last.base_offset,
+            });
+        }
         let mark = self.mark();
-        let written = checked.iter().try_for_each(|&(at, h)| {
-            let bytes = &batches[at..at + h.total_bytes()];
-            self.write_batch(bytes, &h, h.base_offset, h.last_offset(), h.leader_epoch)
+        let written = batches.iter().try_for_each(|(h, bytes)| {
+            self.write_batch(bytes, h, h.base_offset, h.last_offset(), h.leader_epoch)
         });
         self.settle(written, mark)?;
         Ok(Some(AppendInfo {
             base_offset: first.base_offset,
-            last_offset: expected - 1,
+            last_offset: last.last_offset(),
         }))
     }
 
@@ -669,21 +648,6 @@ impl Log {
     }
 }
 
-/// Validates the batch at the start of `bytes` (at `position` in the input):
-/// CRC, and a record count matching the last offset delta.
-fn check_batch(bytes: &[u8], position: usize) -> Result<BatchHeader, StorageError> {
-    let header =
-        batch::validate(bytes).map_err(|reason| StorageError::CorruptBatch { position, reason })?;
-    if header.record_count == 0 || header.last_offset_delta != header.record_count - 1 {
-        return Err(StorageError::BadRecordCount {
-            position,
-            record_count: header.record_count,
-            last_offset_delta: header.last_offset_delta,
-        });
-    }
-    Ok(header)
-}
-
 /// Removes the empty segment files of `dir` unless only one segment is
 /// left: a roll creates an empty segment, and one that failed or was cut
 /// short by a crash may leave it behind while the previous segment goes on
@@ -739,7 +703,8 @@ fn segment_bases(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, StorageError> {
 mod tests {
     use super::*;
     use crate::test_util::{
-        append_batches, assert_reads_all, files, headers, make_batch, make_batch_at, SMALL,
+        append, append_batches, assert_reads_all, files, headers, make_batch, make_batch_at,
+        replicate, SMALL,
     };
 
     fn size_of(log: &Log) -> u64 {
@@ -778,7 +743,7 @@ mod tests {
         (0..count)
             .map(|i| {
                 let mut bytes = make_batch_at(1, i, timestamp_ms);
-                log.append(&mut bytes, 1).unwrap();
+                append(log, &mut bytes, 1).unwrap();
                 bytes
             })
             .collect()
@@ -880,7 +845,7 @@ mod tests {
         assert_eq!(log.log_start_offset(), active_base);
         assert_reads_all(&log, &from_offset(&batches, active_base));
         let mut more = make_batch(2, 7);
-        assert_eq!(log.append(&mut more, 1).unwrap().base_offset, leo);
+        assert_eq!(append(&mut log, &mut more, 1).unwrap().base_offset, leo);
         log.apply_retention(policy, leo + 2, i64::MAX).unwrap();
         assert_eq!(log.segments.len(), 1);
         assert_eq!(log.log_start_offset(), log.active().base_offset());
@@ -929,7 +894,7 @@ mod tests {
         let first_start: u64 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(first_start >= start, "{text}");
         let mut more = make_batch(1, 9);
-        assert_eq!(log.append(&mut more, 2).unwrap().base_offset, leo);
+        assert_eq!(append(&mut log, &mut more, 2).unwrap().base_offset, leo);
         // Timestamps of segments opened from disk are read when needed.
         let report = log.apply_retention(by_ms(1), leo + 1, i64::MAX).unwrap();
         assert!(report.segments_deleted > 0);
@@ -973,8 +938,8 @@ mod tests {
         ));
         // A leader's batch at its log start follows.
         let mut leader_batch = make_batch(3, 1);
-        batch::stamp(&mut leader_batch, 1_000, 4);
-        let info = log.append_replicated(&leader_batch).unwrap().unwrap();
+        yak_protocol::batch::stamp(&mut leader_batch, 1_000, 4);
+        let info = replicate(&mut log, &leader_batch).unwrap().unwrap();
         assert_eq!((info.base_offset, info.last_offset), (1_000, 1_002));
         assert_eq!(log.latest_epoch(), Some(4));
         log.flush().unwrap();
@@ -1016,7 +981,7 @@ mod tests {
     fn given_small_segments_when_appending_should_roll_and_read_across_segments() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), SMALL).unwrap();
-        let batches = append_batches(&mut log, 30, 1);
+        let batches = append_batches(&mut log, 50, 1);
         let segments = files(dir.path(), "log");
         assert!(segments.len() > 3, "{} segments", segments.len());
         for s in &segments {
@@ -1085,7 +1050,7 @@ mod tests {
         assert_reads_all(&log, &batches);
         assert_eq!(log.latest_epoch(), Some(3));
         let mut more = make_batch(2, 99);
-        let info = log.append(&mut more, 3).unwrap();
+        let info = append(&mut log, &mut more, 3).unwrap();
         assert_eq!(info.base_offset, 49);
         batches.push(more);
         drop(log);
@@ -1107,7 +1072,7 @@ mod tests {
         log.truncate_to(100).unwrap(); // past the end: nothing
         assert_eq!(log.log_end_offset(), 7);
         let mut more = make_batch(1, 7);
-        assert_eq!(log.append(&mut more, 1).unwrap().base_offset, 7);
+        assert_eq!(append(&mut log, &mut more, 1).unwrap().base_offset, 7);
         drop(log);
         let log = Log::open(dir.path(), SMALL).unwrap();
         let mut expected = batches[..4].to_vec();
@@ -1143,7 +1108,7 @@ mod tests {
         let mut log = Log::open(dir.path(), SMALL).unwrap();
         assert_eq!(log.end_offset_for_epoch(0), None);
         for (epoch, records) in [(1, 2), (1, 3), (2, 1), (5, 4), (5, 1)] {
-            log.append(&mut make_batch(records, 0), epoch).unwrap();
+            append(&mut log, &mut make_batch(records, 0), epoch).unwrap();
         }
         // Epoch 1: [0, 5), epoch 2: [5, 6), epoch 5: [6, 11).
         assert_eq!(log.latest_epoch(), Some(5));
@@ -1151,7 +1116,7 @@ mod tests {
         assert_eq!(log.end_offset_for_epoch(3), Some((2, 6)));
         assert_eq!(log.end_offset_for_epoch(5), Some((5, 11)));
         assert_eq!(log.end_offset_for_epoch(0), Some((0, 0)));
-        let refused = log.append(&mut make_batch(1, 0), 4);
+        let refused = append(&mut log, &mut make_batch(1, 0), 4);
         assert!(matches!(
             refused,
             Err(StorageError::StaleEpoch {
@@ -1182,7 +1147,7 @@ mod tests {
             let mut chunk = leader.read(offset, 300).unwrap();
             let torn = leader.read(leader.log_end_offset() - 1, 1).unwrap();
             chunk.extend_from_slice(&torn[..torn.len() / 2]);
-            let info = follower.append_replicated(&chunk).unwrap().unwrap();
+            let info = replicate(&mut follower, &chunk).unwrap().unwrap();
             assert_eq!(info.base_offset, offset);
             offset = info.last_offset + 1;
         }
@@ -1194,45 +1159,50 @@ mod tests {
             follower.end_offset_for_epoch(1),
             leader.end_offset_for_epoch(1)
         );
-        assert_eq!(follower.append_replicated(&[1, 2, 3]).unwrap(), None);
-        let again = follower.append_replicated(&leader.read(0, 1).unwrap());
+        assert_eq!(replicate(&mut follower, &[1, 2, 3]).unwrap(), None);
+        let again = replicate(&mut follower, &leader.read(0, 1).unwrap());
         assert!(
             matches!(again, Err(StorageError::NonMonotonicOffset { expected, got: 0 }) if expected == offset)
         );
     }
 
     #[test]
-    fn given_bad_batch_when_appending_should_refuse_and_write_nothing() {
+    fn given_replicated_run_behind_the_log_state_when_appending_should_refuse_and_write_nothing() {
+        // What the edge check cannot know is the log's own state: the run
+        // must start at the log end offset with no epoch below its latest.
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), SMALL).unwrap();
-        let mut bad_crc = make_batch(2, 0);
-        let last = bad_crc.len() - 1;
-        bad_crc[last] ^= 1;
+        append(&mut log, &mut make_batch(2, 0), 3).unwrap();
+        let mut old_epoch = make_batch(1, 1);
+        yak_protocol::batch::stamp(&mut old_epoch, 2, 2);
         assert!(matches!(
-            log.append(&mut bad_crc, 0),
-            Err(StorageError::CorruptBatch { position: 0, .. })
+            replicate(&mut log, &old_epoch),
+            Err(StorageError::StaleEpoch {
+                epoch: 2,
+                latest: 3
+            })
         ));
-        let mut two = [make_batch(1, 0), make_batch(1, 1)].concat();
+        let mut gap = make_batch(1, 1);
+        yak_protocol::batch::stamp(&mut gap, 5, 3);
         assert!(matches!(
-            log.append(&mut two, 0),
-            Err(StorageError::BatchLengthMismatch { .. })
+            replicate(&mut log, &gap),
+            Err(StorageError::NonMonotonicOffset {
+                expected: 2,
+                got: 5
+            })
         ));
-        let mut short = make_batch(1, 0);
-        short.truncate(40);
-        assert!(matches!(
-            log.append(&mut short, 0),
-            Err(StorageError::CorruptBatch { .. })
-        ));
-        assert!(matches!(
-            log.append(&mut make_batch(0, 0), 0),
-            Err(StorageError::BadRecordCount { .. })
-        ));
-        assert_eq!(log.log_end_offset(), 0);
-        assert_eq!(
+        assert_eq!(log.log_end_offset(), 2);
+        let size = std::fs::metadata(&files(dir.path(), "log")[0])
+            .unwrap()
+            .len();
+        let mut next = make_batch(1, 1);
+        yak_protocol::batch::stamp(&mut next, 2, 3);
+        replicate(&mut log, &next).unwrap();
+        assert!(
             std::fs::metadata(&files(dir.path(), "log")[0])
                 .unwrap()
-                .len(),
-            0
+                .len()
+                > size
         );
     }
 

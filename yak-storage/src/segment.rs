@@ -542,7 +542,7 @@ impl Segment {
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use crate::test_util::{append_batches, assert_reads_all, files, make_batch, SMALL};
+    use crate::test_util::{append, append_batches, assert_reads_all, files, make_batch, SMALL};
     use crate::Log;
     use yak_protocol::batch;
 
@@ -563,7 +563,7 @@ mod tests {
         let mut log = Log::open(dir, SMALL).unwrap();
         assert_reads_all(&log, &batches);
         let mut more = make_batch(2, 1000);
-        log.append(&mut more, 1).unwrap();
+        append(&mut log, &mut more, 1).unwrap();
         batches.push(more);
         drop(log);
         let log = Log::open(dir, SMALL).unwrap();
@@ -693,7 +693,7 @@ mod tests {
         let mut log = Log::open(dir.path(), SMALL).unwrap();
         append_batches(&mut log, 5, 1);
         let mut last = make_batch(1, 5);
-        log.append(&mut last, 2).unwrap();
+        append(&mut log, &mut last, 2).unwrap();
         drop(log);
         let path = last_log(dir.path());
         let raw = std::fs::read(&path).unwrap();
@@ -742,7 +742,7 @@ mod tests {
             assert_eq!(std::fs::metadata(last_log(dir.path())).unwrap().len(), 0);
             let _ = log.read(0, 1000); // an error or data, never a panic
             let mut b = make_batch(1, 1);
-            assert_eq!(log.append(&mut b, 0).unwrap().base_offset, 100);
+            assert_eq!(append(&mut log, &mut b, 0).unwrap().base_offset, 100);
             assert_eq!(log.read(100, 1).unwrap(), b);
         }
     }

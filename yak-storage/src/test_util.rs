@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Log, LogConfig};
-use yak_protocol::batch::{self, BatchBuilder, BatchHeader, NewRecord};
+use super::{AppendInfo, Log, LogConfig, StorageError};
+use yak_protocol::batch::{
+    self, BatchBuilder, BatchHeader, CheckedBatch, NewRecord, ReplicatedBatches,
+};
 
 /// Small segments and a dense index so a few batches exercise both.
 pub(crate) const SMALL: LogConfig = LogConfig {
@@ -31,13 +33,31 @@ pub(crate) fn make_batch_at(records: u32, tag: u64, timestamp_ms: i64) -> Vec<u8
     b.finish()
 }
 
+/// Checks `bytes` as the broker's edge would and appends it as leader at
+/// `epoch`; `bytes` becomes the stored (stamped) batch.
+pub(crate) fn append(
+    log: &mut Log,
+    bytes: &mut Vec<u8>,
+    epoch: u32,
+) -> Result<AppendInfo, StorageError> {
+    let mut checked = CheckedBatch::check(std::mem::take(bytes)).expect("a test batch checks");
+    let appended = log.append(&mut checked, epoch);
+    *bytes = checked.into_bytes();
+    appended
+}
+
+/// Checks `bytes` as a follower's fetch would and appends them.
+pub(crate) fn replicate(log: &mut Log, bytes: &[u8]) -> Result<Option<AppendInfo>, StorageError> {
+    log.append_replicated(&ReplicatedBatches::check(bytes).expect("a fetched run checks"))
+}
+
 /// Appends `count` batches of 1 to 3 records at `epoch`; returns the stored
 /// (stamped) bytes of each.
 pub(crate) fn append_batches(log: &mut Log, count: u64, epoch: u32) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
             let mut bytes = make_batch((i % 3 + 1) as u32, i);
-            log.append(&mut bytes, epoch).unwrap();
+            append(log, &mut bytes, epoch).unwrap();
             bytes
         })
         .collect()

@@ -17,11 +17,11 @@ pub mod stats;
 pub mod zk_session;
 
 use crate::limits::{
-    BATCH_BYTES_MAX, FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES,
+    FETCH_FRAME_SLACK_BYTES, FETCH_PARTITIONS_MAX, FETCH_PARTITION_OVERHEAD_BYTES,
     FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, FRAME_BYTES_MAX, PRODUCE_ACK_TIMEOUT_MS,
     REPLICA_LAG_TIME_MAX_MS, RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
-use crate::protocol::batch::{self, BatchError};
+use crate::protocol::batch::{self, BatchError, CheckedBatch};
 use crate::protocol::ClientError;
 use crate::protocol::{
     Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply,
@@ -208,33 +208,20 @@ impl Broker {
         self.stats.produce_received(records.len());
         let received = responder.received();
         let checked = (|| {
-            if records.len() > BATCH_BYTES_MAX {
-                return Err(ErrorBody::new(
-                    ErrorCode::MessageTooLarge,
-                    format!(
-                        "batch of {} bytes exceeds the limit of {BATCH_BYTES_MAX}",
-                        records.len()
-                    ),
-                ));
-            }
-            let header = batch::validate(&records).map_err(|e: BatchError| {
-                ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}"))
+            // The one check of a produced batch: from here on it is a CheckedBatch.
+            let batch = CheckedBatch::check(records).map_err(|e| {
+                let code = match e {
+                    BatchError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+                    _ => ErrorCode::CorruptBatch,
+                };
+                ErrorBody::new(code, format!("{topic}-{partition}: {e}"))
             })?;
-            if header.total_bytes() != records.len() {
-                return Err(ErrorBody::new(
-                    ErrorCode::CorruptBatch,
-                    "a produce request carries exactly one batch",
-                ));
-            }
-            batch::check_record_count(&header, &records).map_err(|e| {
-                ErrorBody::new(ErrorCode::CorruptBatch, format!("{topic}-{partition}: {e}"))
-            })?;
-            check_timestamp(&header, now_ms()).map_err(|e| {
+            check_timestamp(batch.header(), now_ms()).map_err(|e| {
                 ErrorBody::new(e.code, format!("{topic}-{partition}: {}", e.message))
             })?;
-            Ok((header, self.replica(topic, partition)?))
+            Ok((batch, self.replica(topic, partition)?))
         })();
-        let (header, replica) = match checked {
+        let (batch, replica) = match checked {
             Ok(v) => v,
             Err(e) if acks == 0 => {
                 tracing::warn!(topic, partition, error = %e, "acks=0 produce failed");
@@ -247,7 +234,7 @@ impl Broker {
         };
         let timeout = Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS);
         let (handled, completions) =
-            replica.produce(acks, records, &header, timeout, responder, Instant::now());
+            replica.produce(acks, batch, timeout, responder, Instant::now());
         if let Handled::Reply(reply) = &handled {
             self.stats
                 .produce_answered(received.elapsed(), matches!(reply, Reply::Error(_)));
@@ -764,6 +751,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
 mod tests {
     use super::partition::Leadership;
     use super::*;
+    use crate::limits::BATCH_BYTES_MAX;
     use crate::protocol::batch::{BatchBuilder, NewRecord};
     use crate::storage::fs::SimFs;
     use crate::storage::Log;

@@ -412,12 +412,11 @@ mod tests {
                 timestamp_ms: 0,
             });
             let bytes = b.finish();
-            let header = batch::validate(&bytes).expect("valid batch");
+            let batch = batch::CheckedBatch::check(bytes).expect("a built batch checks");
             let (responder, _peer) = Responder::for_test(1);
             let (handled, _) = p.produce(
                 1,
-                bytes,
-                &header,
+                batch,
                 Duration::from_secs(1),
                 responder,
                 std::time::Instant::now(),

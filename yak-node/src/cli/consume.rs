@@ -89,7 +89,8 @@ pub struct ConsumeArgs {
 fn print(out: &mut (impl Write + ?Sized), r: &ConsumedRecord, format: Format) -> io::Result<()> {
     match format {
         Format::Text => {
-            out.write_all(&r.value)?;
+            // A null value (a tombstone) prints as Kafka's console consumer does.
+            out.write_all(r.value.as_deref().unwrap_or(b"null"))?;
             out.write_all(b"\n")
         }
         Format::Json => {
@@ -98,7 +99,7 @@ fn print(out: &mut (impl Write + ?Sized), r: &ConsumedRecord, format: Format) ->
                 "partition": r.partition,
                 "offset": r.offset,
                 "key": r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
-                "value": String::from_utf8_lossy(&r.value),
+                "value": r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
                 "timestamp": r.timestamp_ms,
             });
             writeln!(out, "{v}")

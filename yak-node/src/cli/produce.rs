@@ -12,7 +12,8 @@ use crate::client::{Producer, ProducerConfig};
 use crate::limits::{
     BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
 };
-use clap::Args;
+use crate::protocol::batch::Compression;
+use clap::{Args, ValueEnum};
 use crossbeam_channel::RecvTimeoutError;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -48,6 +49,10 @@ pub struct ProduceArgs {
     /// Give up on a message not acknowledged within this long, retries included.
     #[arg(long, default_value_t = DELIVERY_TIMEOUT_MS_DEFAULT)]
     pub delivery_timeout_ms: u64,
+    /// Compress each batch's records with this codec; brokers store them
+    /// compressed as sent and consumers decompress them.
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: CompressionArg,
     /// Partitioner plugin (.so); default: $YAK_PARTITIONER, else the
     /// cluster's client.toml, else key-hash for keyed messages and sticky
     /// for the rest.
@@ -56,6 +61,33 @@ pub struct ProduceArgs {
     /// Cluster.
     #[command(flatten)]
     pub cluster: ClusterArg,
+}
+
+/// `--compression` values: Kafka's record batch codecs.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompressionArg {
+    /// Records as they are.
+    None,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// lz4 (frame format).
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Compression {
+        match c {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Lz4 => Compression::Lz4,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 /// Parses `0`, `1`, `all` (or `-1`).
@@ -113,6 +145,7 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         batch_bytes: a.batch_bytes,
         max_message_bytes: a.max_message_bytes,
         delivery_timeout: Duration::from_millis(a.delivery_timeout_ms),
+        compression: a.compression.into(),
         ..ProducerConfig::default()
     };
     let env = std::env::var(PARTITIONER_ENV).ok();

@@ -121,7 +121,7 @@ pub fn run(a: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
                     "received p{}@{}: {}",
                     r.partition,
                     r.offset,
-                    String::from_utf8_lossy(&r.value)
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or(b"null"))
                 )
             })
         }
