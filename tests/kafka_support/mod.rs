@@ -131,3 +131,18 @@ pub fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> 
     frame.extend(r);
     frame
 }
+
+/// Retries `f` every 100 ms for at most 10 s until it gives a value.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
