@@ -200,3 +200,60 @@ fn given_pipelined_and_unsupported_requests_when_sent_raw_should_answer_each_in_
         "ApiVersions v3 still served"
     );
 }
+
+#[test]
+fn given_a_topic_nobody_created_when_kcat_produces_to_it_should_be_created_with_the_defaults() {
+    let k = kafka_cluster(3);
+    kcat(
+        &[
+            "-b",
+            &k.bootstrap(),
+            "-P",
+            "-t",
+            "auto-made",
+            "-X",
+            "acks=all",
+        ],
+        Some(b"first\n"),
+    );
+    let list = k.cluster.yak_ok(&["topic", "list"]);
+    assert!(list.lines().any(|l| l.trim() == "auto-made"), "{list}");
+    let out = kcat(
+        &["-b", &k.bootstrap(), "-C", "-t", "auto-made", "-e", "-q"],
+        None,
+    );
+    assert_eq!(out, b"first\n");
+}
+
+#[test]
+fn given_kafka_port_in_use_when_a_broker_starts_should_exit_with_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&run).unwrap();
+    let out = yak_tests::run_yak_node(
+        &[
+            "broker",
+            "--id",
+            "1",
+            "--kafka-port",
+            &port,
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        None,
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        [format!("error: cannot listen for Kafka clients on 127.0.0.1:{port}: Address already in use (os error 98)")],
+        "one clear line"
+    );
+}
