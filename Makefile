@@ -17,7 +17,7 @@ PLUGINS := round-robin key-hash sticky random least-loaded
 FIXTURES := wrong-abi no-symbol misbehaving
 PLUGIN_SOS := $(foreach p,$(PLUGINS),$(BIN)/libyak_partitioner_$(subst -,_,$(p)).so)
 
-.PHONY: all build cluster test style plugins fixtures kafka-deps bench bench-partitioners toolchain clean
+.PHONY: all build cluster test style plugins fixtures kafka-deps kafka-compat bench bench-partitioners toolchain clean
 
 all: build
 
@@ -54,6 +54,12 @@ kafka-deps:
 	@$(KAFKA_VENV)/bin/python -c 'import confluent_kafka' 2>/dev/null || { \
 	  python3 -m venv $(KAFKA_VENV) || { apt-get install -y -qq python3-venv && python3 -m venv $(KAFKA_VENV); }; \
 	  $(KAFKA_VENV)/bin/pip install -q confluent-kafka; }
+
+# librdkafka's own test suite against a fresh cluster (scripts/kafka-compat:
+# builds its test-runner once under target/kafka-compat, prints a pass/fail
+# table). KAFKA_COMPAT_TESTS="0001 0002" picks tests.
+kafka-compat: build
+	bash scripts/kafka-compat
 
 test: build plugins fixtures kafka-deps
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2
