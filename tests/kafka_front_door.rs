@@ -257,3 +257,34 @@ fn given_kafka_port_in_use_when_a_broker_starts_should_exit_with_one_clear_line(
         "one clear line"
     );
 }
+
+#[test]
+fn given_auto_creation_turned_off_when_kcat_produces_to_an_unknown_topic_should_fail_and_create_nothing(
+) {
+    let k =
+        kafka_support::kafka_cluster_with(1, |b| b.broker("kafka_no_auto_create_topics", "true"));
+    let mut child = std::process::Command::new("kcat")
+        .args([
+            "-b",
+            &k.bootstrap(),
+            "-P",
+            "-t",
+            "never-made",
+            "-X",
+            "message.timeout.ms=1500",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"lost\n").unwrap();
+    let out = kafka_support::wait_bounded(child, Duration::from_secs(30), "kcat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Delivery failed") || !out.status.success(),
+        "{stderr}"
+    );
+    let list = k.cluster.yak_ok(&["topic", "list"]);
+    assert!(!list.contains("never-made"), "{list}");
+}

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use yak_tests::TestCluster;
+use yak_tests::{ClusterBuilder, TestCluster};
 
 /// A cluster whose broker i serves Kafka on 127.0.0.1:base + i - 1.
 pub struct KafkaCluster {
@@ -47,11 +47,19 @@ fn free_port_base(n: u16) -> u16 {
 
 /// Starts `brokers` brokers with Kafka listeners.
 pub fn kafka_cluster(brokers: u32) -> KafkaCluster {
+    kafka_cluster_with(brokers, |b| b)
+}
+
+/// Like [`kafka_cluster`], with more settings from `configure`.
+pub fn kafka_cluster_with(
+    brokers: u32,
+    configure: impl FnOnce(ClusterBuilder) -> ClusterBuilder,
+) -> KafkaCluster {
     let base = free_port_base(brokers as u16);
-    let cluster = TestCluster::builder(brokers)
+    let builder = TestCluster::builder(brokers)
         .supervisor_arg("--kafka-port-base")
-        .supervisor_arg(&base.to_string())
-        .start();
+        .supervisor_arg(&base.to_string());
+    let cluster = configure(builder).start();
     KafkaCluster { cluster, base }
 }
 

@@ -94,11 +94,12 @@ pub struct BrokerArgs {
     /// Also serve the Kafka protocol on TCP 127.0.0.1:PORT (absent or 0: off).
     #[arg(long, value_name = "PORT")]
     pub kafka_port: Option<u16>,
-    /// Whether a Kafka client's Metadata request naming a topic that does
-    /// not exist creates it with the cluster defaults (Kafka's
-    /// `auto.create.topics.enable`).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub kafka_auto_create_topics: bool,
+    /// A Kafka client's Metadata request naming a topic that does not exist
+    /// does not create it (by default it is created with the cluster
+    /// defaults, like YaK's own produce; Kafka's `auto.create.topics.enable`).
+    /// In cluster.toml: `[broker] kafka_no_auto_create_topics = true`.
+    #[arg(long)]
+    pub kafka_no_auto_create_topics: bool,
 }
 
 /// Runs ZooKeeper.
@@ -162,7 +163,7 @@ pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             .filter(|p| *p != 0)
             .map(|port| crate::kafka::KafkaSettings {
                 port,
-                auto_create_topics: a.kafka_auto_create_topics,
+                auto_create_topics: !a.kafka_no_auto_create_topics,
             }),
     })
 }

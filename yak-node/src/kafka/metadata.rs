@@ -2,7 +2,7 @@
 //! `127.0.0.1`), topics, partition leaders, epochs, replicas and ISRs from
 //! ZooKeeper; a topic a client names that does not exist is created with
 //! the cluster defaults when the request allows it and the broker's
-//! `--kafka-auto-create-topics` is on. Never reads a log.
+//! `--kafka-no-auto-create-topics` is not given. Never reads a log.
 
 use super::dispatch::Outcome;
 use super::errors;
