@@ -1,7 +1,8 @@
 //! A data dir belongs to one cluster and one process: a wiped ZooKeeper
 //! never makes a broker delete anything (the cluster id differs, so the
 //! broker refuses to start), and a second cluster on the same data dir (or a
-//! second broker on the same broker dir) is refused before it touches a file.
+//! second broker on the same broker dir) is refused before it touches a file;
+//! so is a broker dir whose logs are in an older record format.
 
 #![allow(clippy::unwrap_used)]
 
@@ -153,6 +154,49 @@ fn given_wiped_zookeeper_when_cluster_restarts_on_same_broker_dirs_should_refuse
         "partition files changed: before {:?}, after {:?}",
         sizes(&before),
         sizes(&after)
+    );
+}
+
+#[test]
+fn given_broker_dir_in_the_old_record_format_when_cluster_restarts_should_refuse_naming_the_format_and_leave_it_untouched(
+) {
+    let mut c = TestCluster::start(1);
+    c.yak_stdin_ok(&["produce", "--topic", "old"], "a\nb\n");
+    let status = c
+        .signal_supervisor(Signal::SIGTERM, Duration::from_secs(10))
+        .expect("supervisor stops");
+    assert!(status.success());
+    // A dir written before the record format marker: logs, no marker.
+    let broker_dir = c.dir().join("data").join("broker-1");
+    fs::remove_file(broker_dir.join("record_format")).expect("the broker wrote the marker");
+    let before = files(&broker_dir);
+
+    let log = c.dir().join("second.log");
+    let mut second = spawn_supervisor(&c, &[], &log);
+    let text = wait_until(
+        "the broker to refuse the old record format",
+        Duration::from_secs(20),
+        || {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            text.contains("fixed-width records").then_some(text)
+        },
+    );
+    stop(&mut second);
+    let line = text
+        .lines()
+        .find(|l| l.contains("fixed-width records"))
+        .unwrap();
+    assert!(
+        line.contains("kafka-v2") && line.contains("broker-1"),
+        "{line}"
+    );
+    assert!(
+        !text.contains("replica loaded"),
+        "no replica was opened:\n{text}"
+    );
+    assert!(
+        files(&broker_dir) == before,
+        "the old dir is left as it was"
     );
 }
 

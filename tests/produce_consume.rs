@@ -401,3 +401,72 @@ fn given_partition_and_offset_when_consuming_should_read_that_partition_from_tha
     );
     assert_eq!(got, expected);
 }
+
+#[test]
+fn given_each_compression_codec_when_produced_should_be_stored_compressed_on_every_replica_and_consumed_back(
+) {
+    use yak::protocol::batch::{self, Compression};
+    const N: usize = 300;
+    let c = TestCluster::start(3);
+    for codec in &Compression::ALL[1..] {
+        let topic = format!("z-{codec}");
+        c.yak_ok(&[
+            "topic",
+            "create",
+            &topic,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ]);
+        let input: String = (0..N)
+            .map(|i| format!("k{}:{codec} value {i}\n", i % 7))
+            .collect();
+        c.yak_stdin_ok(
+            &[
+                "produce",
+                "--topic",
+                &topic,
+                "--key-separator",
+                ":",
+                "--compression",
+                codec.name(),
+            ],
+            &input,
+        );
+        let n = N.to_string();
+        let recs = consume_json(
+            &c,
+            &["--topic", &topic, "--from-beginning", "--max-messages", &n],
+        );
+        let got: Vec<(Option<String>, String)> =
+            recs.into_iter().map(|r| (r.key, r.value)).collect();
+        let want: Vec<(Option<String>, String)> = (0..N)
+            .map(|i| (Some(format!("k{}", i % 7)), format!("{codec} value {i}")))
+            .collect();
+        assert_eq!(got, want, "{codec}: every message back, in order");
+        for broker in 1..=3 {
+            let log = c.dir().join(format!(
+                "data/broker-{broker}/{topic}-0/00000000000000000000.log"
+            ));
+            let stored = wait_until_stored(&log);
+            let codecs: BTreeSet<u16> = batch::split(&stored)
+                .map(|b| b.expect("a stored batch").0.codec_bits())
+                .collect();
+            assert_eq!(
+                codecs,
+                BTreeSet::from([codec.bits()]),
+                "{codec} on broker {broker}"
+            );
+        }
+    }
+}
+
+/// The bytes of a segment once a replica has written some.
+fn wait_until_stored(log: &std::path::Path) -> Vec<u8> {
+    yak_tests::wait_until(
+        &format!("{} to hold data", log.display()),
+        Duration::from_secs(10),
+        || std::fs::read(log).ok().filter(|b| !b.is_empty()),
+    )
+}

@@ -1,7 +1,7 @@
 //! `bench consume`: reads a topic from the beginning (or from its end, for
 //! messages produced meanwhile) and reports read throughput.
 
-use super::{progress, rss::RssSampler, BenchResult};
+use super::{rss::RssSampler, BenchResult, Progress};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use yak_client::{Admin, ClientError, Consumer, ConsumerConfig, StartFrom};
@@ -31,8 +31,14 @@ fn backlog(cluster: &Path, topic: &str) -> Result<u64, ClientError> {
     Ok(total)
 }
 
-/// Reads `messages` (default: the whole backlog) from the beginning.
-pub fn run(cluster: &Path, topic: &str, messages: Option<u64>) -> Result<BenchResult, ClientError> {
+/// Reads `messages` (default: the whole backlog) from the beginning;
+/// `progress` hears of the messages read.
+pub fn run(
+    cluster: &Path,
+    topic: &str,
+    messages: Option<u64>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BenchResult, ClientError> {
     let target = match messages {
         Some(n) => n,
         None => backlog(cluster, topic)?,
@@ -51,7 +57,6 @@ pub fn run(cluster: &Path, topic: &str, messages: Option<u64>) -> Result<BenchRe
         StartFrom::Earliest,
         ConsumerConfig::default(),
     )?;
-    let bar = progress(target, "consume");
     let start = Instant::now();
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut idle_since = Instant::now();
@@ -63,10 +68,12 @@ pub fn run(cluster: &Path, topic: &str, messages: Option<u64>) -> Result<BenchRe
             idle_since = Instant::now();
         }
         count += n as u64;
-        bar.set_position(count);
+        progress(Progress {
+            done: count,
+            total: target,
+        });
     }
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     Ok(BenchResult {
         name: "consume from beginning".into(),
         messages: count,

@@ -4,7 +4,7 @@
 
 use super::produce::{broker_pids, ensure_topic};
 
-use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
+use super::{histogram, percentiles_ms, rss::RssSampler, BenchResult, Progress};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,16 +32,18 @@ pub struct E2eSpec {
     pub messages: u64,
     /// Bytes per value (at least 8: the send timestamp).
     pub message_bytes: usize,
-    /// 0, 1 or -1.
-    pub acks: i8,
-    /// Producer linger.
-    pub linger: Duration,
+    /// Producer settings (acks, linger, batch size, ...).
+    pub producer: ProducerConfig,
     /// Messages sent (and acknowledged) before the measurement starts.
     pub warmup_messages: u64,
 }
 
-/// Runs the benchmark.
-pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
+/// Runs the benchmark; `progress` hears of the messages received.
+pub fn run(
+    cluster: &Path,
+    spec: &E2eSpec,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BenchResult, ClientError> {
     if spec.rate <= 0.0 || spec.messages == 0 {
         return Err(ClientError::Invalid(
             "--rate and --messages must be positive".into(),
@@ -53,7 +55,12 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
         spec.partitions,
         spec.replication_factor,
     )?;
-    super::produce::warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
+    super::produce::warm_up(
+        cluster,
+        &spec.topic,
+        spec.warmup_messages,
+        spec.producer.acks,
+    )?;
     let mut consumer = Consumer::subscribe(
         cluster,
         &spec.topic,
@@ -65,12 +72,7 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
     let producer = {
         let (cluster, spec, done) = (cluster.to_path_buf(), spec.clone(), Arc::clone(&done));
         std::thread::spawn(move || -> Result<u64, ClientError> {
-            let config = ProducerConfig {
-                acks: spec.acks,
-                linger: spec.linger,
-                ..ProducerConfig::default()
-            };
-            let mut p = Producer::connect(&cluster, config)?;
+            let mut p = Producer::connect(&cluster, spec.producer.clone())?;
             let mut value = vec![b'x'; spec.message_bytes.max(8)];
             let start = Instant::now();
             for i in 0..spec.messages {
@@ -92,7 +94,6 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
             Ok(report?.failed)
         })
     };
-    let bar = progress(spec.messages, "e2e");
     let mut latency = histogram();
     let (mut count, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
@@ -109,10 +110,12 @@ pub fn run(cluster: &Path, spec: &E2eSpec) -> Result<BenchResult, ClientError> {
             idle_since = Instant::now();
         }
         count += n as u64;
-        bar.set_position(count);
+        progress(Progress {
+            done: count,
+            total: spec.messages,
+        });
     }
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     let failed = producer
         .join()
         .map_err(|_| ClientError::Invalid("producer thread panicked".into()))??;

@@ -1,7 +1,8 @@
 //! Benchmarks a user runs against a live cluster: produce throughput and
 //! ack latency, consume throughput, produce-to-consume latency. Each
-//! returns a [`BenchResult`] the CLI prints as a table or JSON. While a run
-//! lasts, the brokers' resident memory is sampled. The partitioner
+//! returns a [`BenchResult`] the CLI prints as a table or JSON, and tells
+//! how far it is through a [`Progress`] callback the CLI draws. While a run
+//! lasts, the brokers' resident memory is sampled. Never prints. The partitioner
 //! evaluation ([`partitioners`]) runs plugins side by side over scenarios.
 
 #![deny(missing_docs)]
@@ -14,8 +15,6 @@ pub mod restart;
 pub mod rss;
 
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
 
 /// One benchmark's figures.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,6 +67,32 @@ impl BenchResult {
             "broker_rss_max_mib": self.broker_rss_max_mib,
         })
     }
+
+    /// Reads back one [`BenchResult::to_json`] line; a missing figure is 0
+    /// (or absent, for the optional ones).
+    pub fn from_json(v: &serde_json::Value) -> BenchResult {
+        let f = |k: &str| v[k].as_f64();
+        let latency = match (
+            f("latency_p50_ms"),
+            f("latency_p99_ms"),
+            f("latency_p999_ms"),
+            f("latency_max_ms"),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+            _ => None,
+        };
+        BenchResult {
+            name: v["name"].as_str().unwrap_or("?").to_string(),
+            messages: v["messages"].as_u64().unwrap_or(0),
+            message_bytes: v["message_bytes"].as_u64().unwrap_or(0) as usize,
+            seconds: f("seconds").unwrap_or(0.0),
+            msgs_per_sec: f("msgs_per_sec").unwrap_or(0.0),
+            mb_per_sec: f("mb_per_sec").unwrap_or(0.0),
+            latency_ms: latency,
+            failed: v["failed"].as_u64().unwrap_or(0),
+            broker_rss_max_mib: f("broker_rss_max_mib"),
+        }
+    }
 }
 
 /// p50, p99, p99.9 and max of a microsecond histogram, in ms.
@@ -86,19 +111,13 @@ pub fn histogram() -> Histogram<u64> {
     yak_client::producer::latency_histogram()
 }
 
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-pub fn progress(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    let style =
-        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_message(what.to_string());
-    bar
+/// How far a run is, for a progress display the caller draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Messages done so far.
+    pub done: u64,
+    /// Messages in all.
+    pub total: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -151,48 +170,31 @@ pub fn medians(results: &[BenchResult]) -> Vec<BenchResult> {
         .collect()
 }
 
-/// Prints results as one table.
-pub fn print_table(results: &[BenchResult]) {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_header(vec![
-            "benchmark",
-            "messages",
-            "bytes",
-            "seconds",
-            "msg/s",
-            "MB/s",
-            "p50 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms",
-            "failed",
-            "broker RSS MiB",
-        ]);
-    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
-    for r in results {
-        let lat = |i: usize| f(r.latency_ms.map(|l| l[i]));
-        t.add_row(vec![
-            r.name.clone(),
-            r.messages.to_string(),
-            r.message_bytes.to_string(),
-            format!("{:.3}", r.seconds),
-            format!("{:.0}", r.msgs_per_sec),
-            format!("{:.1}", r.mb_per_sec),
-            lat(0),
-            lat(1),
-            lat(2),
-            lat(3),
-            r.failed.to_string(),
-            f(r.broker_rss_max_mib),
-        ]);
-    }
-    println!("{t}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_result_when_written_as_json_and_read_back_should_be_the_same() {
+        let r = BenchResult {
+            name: "produce acks=all".into(),
+            messages: 1000,
+            message_bytes: 100,
+            seconds: 0.5,
+            latency_ms: Some([0.1, 0.2, 0.3, 0.4]),
+            failed: 2,
+            broker_rss_max_mib: Some(42.0),
+            ..BenchResult::default()
+        }
+        .with_rates();
+        assert_eq!(BenchResult::from_json(&r.to_json()), r);
+        let consume = BenchResult {
+            latency_ms: None,
+            broker_rss_max_mib: None,
+            ..r
+        };
+        assert_eq!(BenchResult::from_json(&consume.to_json()), consume);
+    }
 
     #[test]
     fn given_three_runs_when_taking_medians_should_pick_middle_values_per_name() {

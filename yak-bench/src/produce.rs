@@ -1,7 +1,7 @@
 //! `bench produce`: P producer threads send N messages of S bytes, at full
 //! speed or at a fixed total rate; reports throughput and ack latency.
 
-use super::{histogram, percentiles_ms, progress, rss::RssSampler, BenchResult};
+use super::{histogram, percentiles_ms, rss::RssSampler, BenchResult, Progress};
 use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,14 +24,11 @@ pub struct ProduceSpec {
     pub message_bytes: usize,
     /// Producer threads, each with its own connections.
     pub producers: usize,
-    /// 0, 1 or -1 (all).
-    pub acks: i8,
     /// Total messages per second; `None` is as fast as possible.
     pub rate: Option<f64>,
-    /// Producer linger.
-    pub linger: Duration,
-    /// Producer batch size.
-    pub batch_bytes: usize,
+    /// Producer settings (acks, linger, batch size, ...) of every thread;
+    /// the benchmark turns on latency recording itself.
+    pub producer: ProducerConfig,
     /// Messages sent (and acknowledged) before the measurement starts.
     pub warmup_messages: u64,
 }
@@ -108,11 +105,8 @@ fn producer_thread(
     start: Instant,
 ) -> Result<ThreadResult, ClientError> {
     let config = ProducerConfig {
-        acks: spec.acks,
-        linger: spec.linger,
-        batch_bytes: spec.batch_bytes,
         record_latency: true,
-        ..ProducerConfig::default()
+        ..spec.producer.clone()
     };
     let mut producer = Producer::connect(&cluster, config)?;
     let value = vec![b'x'; spec.message_bytes];
@@ -145,8 +139,12 @@ fn producer_thread(
     })
 }
 
-/// Runs the benchmark.
-pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientError> {
+/// Runs the benchmark; `progress` hears of the messages sent.
+pub fn run(
+    cluster: &Path,
+    spec: &ProduceSpec,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BenchResult, ClientError> {
     if spec.producers == 0 || spec.messages == 0 {
         return Err(ClientError::Invalid(
             "--producers and --messages must be at least 1".into(),
@@ -158,10 +156,14 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
         spec.partitions,
         spec.replication_factor,
     )?;
-    warm_up(cluster, &spec.topic, spec.warmup_messages, spec.acks)?;
+    warm_up(
+        cluster,
+        &spec.topic,
+        spec.warmup_messages,
+        spec.producer.acks,
+    )?;
     let rss = RssSampler::start(broker_pids(cluster)?);
     let sent = Arc::new(AtomicU64::new(0));
-    let bar = progress(spec.messages, "produce");
     let start = Instant::now();
     let threads: Vec<_> = (0..spec.producers)
         .map(|i| {
@@ -172,11 +174,13 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
         })
         .collect();
     while threads.iter().any(|t| !t.is_finished()) {
-        bar.set_position(sent.load(Ordering::Relaxed));
+        progress(Progress {
+            done: sent.load(Ordering::Relaxed),
+            total: spec.messages,
+        });
         std::thread::sleep(Duration::from_millis(100));
     }
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     let mut latency = histogram();
     let (mut acked, mut failed) = (0, 0);
     for t in threads {
@@ -189,7 +193,7 @@ pub fn run(cluster: &Path, spec: &ProduceSpec) -> Result<BenchResult, ClientErro
             .add(&r.latency)
             .map_err(|e| ClientError::Invalid(format!("latency histogram: {e}")))?;
     }
-    let acks = match spec.acks {
+    let acks = match spec.producer.acks {
         -1 => "all".to_string(),
         a => a.to_string(),
     };

@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 use yak_client::{Admin, ClientError, Connection};
 use yak_protocol::{Call, Reply};
 
+/// The broker leading partition 0 of `topic`: the one `--leader-of` kills.
+pub fn leader_of(cluster: &Path, topic: &str) -> Result<u32, ClientError> {
+    Admin::connect(cluster)?
+        .describe_topic(topic)?
+        .partitions
+        .first()
+        .and_then(|p| p.leader)
+        .ok_or_else(|| ClientError::Invalid(format!("topic {topic} has no leader for partition 0")))
+}
+
 /// Runs the benchmark; `seconds` is the time from the kill to the first answer.
 pub fn run(cluster: &Path, broker: u32) -> Result<BenchResult, ClientError> {
     let metadata = Admin::connect(cluster)?.metadata()?;

@@ -7,9 +7,13 @@ use super::metadata::MetadataCache;
 use super::ClientError;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use yak_protocol::backoff::Backoff;
 use yak_protocol::batch::{self, Record};
-use yak_protocol::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX};
+use yak_protocol::limits::{
+    CONSUMER_FETCH_ANSWER_SLACK_MS, CONSUMER_FETCH_READ_SLACK_MS,
+    CONSUMER_LIST_OFFSETS_RETRY_MS_MAX, FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX,
+};
 use yak_protocol::{
     Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply,
 };
@@ -70,6 +74,10 @@ pub struct Consumer {
     positions: BTreeMap<u32, u64>,
     /// One outstanding fetch per leader: broker id → correlation id.
     in_flight: BTreeMap<u32, u64>,
+    /// Waits between metadata refreshes after failed fetches.
+    backoff: Backoff,
+    /// Polls in a row that ended in a refresh (0 after a clean one).
+    refreshes_in_a_row: u32,
 }
 
 impl Consumer {
@@ -98,13 +106,7 @@ impl Consumer {
             }
             _ => (0..meta.partitions.len() as u32).collect(),
         };
-        let mut consumer = Consumer {
-            cache,
-            topic: topic.to_string(),
-            config,
-            positions: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
-        };
+        let mut consumer = Consumer::reading_nothing(cache, topic, config);
         for p in partitions {
             let offset = match start {
                 StartFrom::Offset { offset, .. } => consumer.check_retained(p, offset)?,
@@ -126,13 +128,19 @@ impl Consumer {
         let mut cache = MetadataCache::connect(dir)?;
         cache.refresh()?;
         cache.topic(topic)?;
-        Ok(Consumer {
+        Ok(Consumer::reading_nothing(cache, topic, config))
+    }
+
+    fn reading_nothing(cache: MetadataCache, topic: &str, config: ConsumerConfig) -> Consumer {
+        Consumer {
             cache,
             topic: topic.to_string(),
             config,
             positions: BTreeMap::new(),
             in_flight: BTreeMap::new(),
-        })
+            backoff: Backoff::default(),
+            refreshes_in_a_row: 0,
+        }
     }
 
     /// Replaces the partitions read, each from the position given.
@@ -177,9 +185,13 @@ impl Consumer {
     /// The earliest or latest (high watermark) offset of a partition, from its leader.
     pub fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
         let mut last_err = None;
-        for attempt in 0..50 {
+        let deadline = Instant::now() + Duration::from_millis(CONSUMER_LIST_OFFSETS_RETRY_MS_MAX);
+        for attempt in 0.. {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100));
+                if Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(self.backoff.delay(attempt - 1));
                 self.cache.refresh()?;
             }
             let Some(leader) = self.cache.leader(&self.topic, partition) else {
@@ -263,7 +275,9 @@ impl Consumer {
                 partitions,
             };
             let res = self.cache.broker(leader).and_then(|c| {
-                c.set_read_timeout(Duration::from_millis(wait_ms + 10_000))?;
+                c.set_read_timeout(Duration::from_millis(
+                    wait_ms + CONSUMER_FETCH_READ_SLACK_MS,
+                ))?;
                 let id = c.send(&call)?;
                 c.flush()?;
                 Ok(id)
@@ -281,9 +295,10 @@ impl Consumer {
         // Answers are taken in the order they arrive: a leader with data is
         // never kept waiting behind one that is long-polling.
         let leaders: Vec<u32> = self.in_flight.keys().copied().collect();
-        let ready = self
-            .cache
-            .wait_readable(&leaders, Duration::from_millis(wait_ms + 1000));
+        let ready = self.cache.wait_readable(
+            &leaders,
+            Duration::from_millis(wait_ms + CONSUMER_FETCH_ANSWER_SLACK_MS),
+        );
         let mut count = 0;
         for leader in ready {
             let Some(id) = self.in_flight.remove(&leader) else {
@@ -302,9 +317,14 @@ impl Consumer {
             }
         }
         if refresh {
-            std::thread::sleep(Duration::from_millis(50));
+            // A leader moved or went away: back off (growing while it
+            // lasts) before asking ZooKeeper again.
+            std::thread::sleep(self.backoff.delay(self.refreshes_in_a_row));
+            self.refreshes_in_a_row = self.refreshes_in_a_row.saturating_add(1);
             self.cache.refresh()?;
             self.cache.topic(&self.topic)?;
+        } else {
+            self.refreshes_in_a_row = 0;
         }
         Ok(count)
     }

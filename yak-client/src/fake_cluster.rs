@@ -38,7 +38,7 @@ impl FakeCluster {
     /// Binds `zookeeper.sock` and `broker-1.sock` in `dir` and serves them.
     pub fn start(dir: &Path) -> FakeCluster {
         let broker = Arc::new(Mutex::new(BrokerState::default()));
-        let socket = dir.join("broker-1.sock");
+        let socket = yak_protocol::paths::broker_socket(dir, 1);
         let metadata = ClusterMetadata {
             version: 1,
             brokers: vec![BrokerInfo {
@@ -65,20 +65,23 @@ impl FakeCluster {
             ..ClusterMetadata::default()
         };
         let state = Arc::clone(&broker);
-        serve(&dir.join("zookeeper.sock"), move |call| match call {
-            Call::Metadata { .. } => Reply::Metadata(metadata.clone()),
-            Call::InitProducerId => {
-                let mut s = state.lock().expect("fake broker lock");
-                s.producer_ids += 1;
-                Reply::ProducerId {
-                    producer_id: s.producer_ids,
+        serve(
+            &yak_protocol::paths::zookeeper_socket(dir),
+            move |call| match call {
+                Call::Metadata { .. } => Reply::Metadata(metadata.clone()),
+                Call::InitProducerId => {
+                    let mut s = state.lock().expect("fake broker lock");
+                    s.producer_ids += 1;
+                    Reply::ProducerId {
+                        producer_id: s.producer_ids,
+                    }
                 }
-            }
-            other => Reply::Error(ErrorBody::new(
-                ErrorCode::InvalidRequest,
-                format!("fake ZooKeeper: {other:?}"),
-            )),
-        });
+                other => Reply::Error(ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    format!("fake ZooKeeper: {other:?}"),
+                )),
+            },
+        );
         let state = Arc::clone(&broker);
         serve(&socket, move |call| match call {
             Call::Produce { records, .. } => {

@@ -16,15 +16,18 @@ use super::ClientError;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use yak_protocol::backoff::Backoff;
 use yak_protocol::limits::{
-    GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT,
+    GROUP_COMMIT_INTERVAL_MS, GROUP_COORDINATOR_WAIT_MS_MAX, GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT,
+    GROUP_HEARTBEAT_INTERVAL_MS_MIN, GROUP_MAX_POLL_INTERVAL_MS_DEFAULT, GROUP_POLL_WAIT_MS_MIN,
+    GROUP_REJOIN_POLL_MS,
 };
 use yak_protocol::{Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply};
 
 /// While waiting for an assignment, how often to ask again.
-const REJOIN_POLL: Duration = Duration::from_millis(100);
+const REJOIN_POLL: Duration = Duration::from_millis(GROUP_REJOIN_POLL_MS);
 /// Heartbeat interval until the coordinator names one.
-const HEARTBEAT_DEFAULT: Duration = Duration::from_millis(500);
+const HEARTBEAT_DEFAULT: Duration = Duration::from_millis(GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT);
 
 /// How a group consumer is set up.
 #[derive(Debug, Clone)]
@@ -82,6 +85,12 @@ pub struct GroupConsumer {
     committed: BTreeMap<u32, u64>,
     last_commit: Instant,
     coordinator_lost_at: Option<Instant>,
+    /// Waits before retrying a failed fetch or join.
+    backoff: Backoff,
+    /// Failed fetches in a row (0 after one that worked).
+    fetch_failures: u32,
+    /// Failed joins in a row while the coordinator is unreachable.
+    join_failures: u32,
     heartbeat: Heartbeat,
     /// What the heartbeat thread was last told: member id, generation, interval.
     heartbeat_told: (String, Option<u32>, Duration),
@@ -115,6 +124,9 @@ impl GroupConsumer {
             committed: BTreeMap::new(),
             last_commit: now,
             coordinator_lost_at: None,
+            backoff: Backoff::default(),
+            fetch_failures: 0,
+            join_failures: 0,
             heartbeat,
             heartbeat_told: (String::new(), None, HEARTBEAT_DEFAULT),
         };
@@ -145,16 +157,21 @@ impl GroupConsumer {
         let until_heartbeat = self
             .next_heartbeat
             .saturating_duration_since(Instant::now());
-        let wait = max_wait.min(until_heartbeat.max(Duration::from_millis(10)));
+        let wait = max_wait.min(until_heartbeat.max(Duration::from_millis(GROUP_POLL_WAIT_MS_MIN)));
         if self.generation.is_none() || self.consumer.positions().is_empty() {
             std::thread::sleep(wait.min(REJOIN_POLL));
             return Ok(Vec::new());
         }
         match self.consumer.poll(wait) {
-            Ok(records) => Ok(records),
+            Ok(records) => {
+                self.fetch_failures = 0;
+                Ok(records)
+            }
             Err(e) if transient(&e) => {
-                tracing::warn!(error = %e, "fetch failed; retrying");
-                std::thread::sleep(Duration::from_millis(100));
+                let pause = self.backoff.delay(self.fetch_failures);
+                self.fetch_failures = self.fetch_failures.saturating_add(1);
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "fetch failed; retrying");
+                std::thread::sleep(pause);
                 Ok(Vec::new())
             }
             Err(e) => Err(e),
@@ -240,6 +257,7 @@ impl GroupConsumer {
         match self.send_join().and_then(|status| self.absorb(status)) {
             Ok(()) => {
                 self.coordinator_lost_at = None;
+                self.join_failures = 0;
                 Ok(())
             }
             Err(e) if e.code() == Some(&ErrorCode::UnknownMember) => {
@@ -253,8 +271,10 @@ impl GroupConsumer {
                 if since.elapsed() > Duration::from_millis(GROUP_COORDINATOR_WAIT_MS_MAX) {
                     return Err(e);
                 }
-                tracing::warn!(error = %e, "group coordinator unreachable; retrying");
-                self.next_heartbeat = now + Duration::from_millis(200);
+                let pause = self.backoff.delay(self.join_failures);
+                self.join_failures = self.join_failures.saturating_add(1);
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "group coordinator unreachable; retrying");
+                self.next_heartbeat = now + pause;
                 Ok(())
             }
             Err(e) => Err(e),
@@ -287,7 +307,11 @@ impl GroupConsumer {
     fn absorb(&mut self, status: MemberStatus) -> Result<(), ClientError> {
         self.member_id = status.member_id.clone();
         if status.heartbeat_interval_ms > 0 {
-            self.heartbeat_every = Duration::from_millis(status.heartbeat_interval_ms.max(20));
+            self.heartbeat_every = Duration::from_millis(
+                status
+                    .heartbeat_interval_ms
+                    .max(GROUP_HEARTBEAT_INTERVAL_MS_MIN),
+            );
         }
         let now = Instant::now();
         if status.rebalancing {

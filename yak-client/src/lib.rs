@@ -6,7 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
-pub mod backoff;
+pub use yak_protocol::backoff;
 pub mod consumer;
 #[cfg(test)]
 mod fake_cluster;
@@ -15,18 +15,16 @@ pub mod heartbeat;
 pub mod metadata;
 pub mod partitioner;
 pub mod plugin;
+mod plugin_error;
 pub mod producer;
+pub mod source;
 
 pub use admin::Admin;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartFrom};
 pub use group::{GroupConfig, GroupConsumer};
 pub use producer::{BatchAck, Producer, ProducerConfig, ProducerReport};
+pub use source::RecordSource;
 pub use yak_protocol::connection::Connection;
-pub use yak_protocol::ClientError;
-
-use std::path::{Path, PathBuf};
-
 /// The ZooKeeper socket of the cluster at `dir`.
-pub fn zookeeper_socket(dir: &Path) -> PathBuf {
-    dir.join("zookeeper.sock")
-}
+pub use yak_protocol::paths::zookeeper_socket;
+pub use yak_protocol::{Acks, ClientError};

@@ -13,15 +13,12 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use yak_protocol::limits::CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT;
+use yak_protocol::limits::{CLIENT_POLL_WAIT_MS_MAX, CLIENT_ZOOKEEPER_WAIT_MS_DEFAULT};
 pub use yak_protocol::metadata_pages::read_metadata;
+use yak_protocol::paths;
 use yak_protocol::{
     Call, ClusterMetadata, ErrorBody, ErrorCode, PartitionMetadata, Reply, TopicMetadata,
 };
-
-/// The supervisor's lock in the run dir: present while a supervisor runs
-/// (it removes the file, and every socket, when it stops).
-const SUPERVISOR_LOCK_FILE: &str = "supervisor.lock";
 
 /// Metadata from ZooKeeper plus open connections to brokers.
 pub struct MetadataCache {
@@ -213,7 +210,7 @@ impl MetadataCache {
                 .iter()
                 .find(|b| b.id == id)
                 .map(|b| PathBuf::from(&b.socket))
-                .unwrap_or_else(|| self.cluster_dir.join(format!("broker-{id}.sock")));
+                .unwrap_or_else(|| paths::broker_socket(&self.cluster_dir, id));
             let conn = Connection::connect(&socket)?;
             self.brokers.insert(id, conn);
         }
@@ -242,8 +239,10 @@ impl MetadataCache {
             .iter()
             .map(|(_, c)| PollFd::new(c.as_fd(), PollFlags::POLLIN))
             .collect();
-        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as u32)
-            .unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::try_from(
+            timeout.as_millis().min(u128::from(CLIENT_POLL_WAIT_MS_MAX)) as u32,
+        )
+        .unwrap_or(PollTimeout::MAX);
         if poll(&mut fds, ms).is_err() {
             return Vec::new();
         }
@@ -313,7 +312,7 @@ fn connect_zookeeper(dir: &Path) -> Result<Connection, Unreachable> {
 fn looks_like_restart(dir: &Path, error: &io::Error) -> bool {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => true,
-        io::ErrorKind::NotFound => dir.join(SUPERVISOR_LOCK_FILE).exists(),
+        io::ErrorKind::NotFound => paths::supervisor_run_lock(dir).exists(),
         _ => false,
     }
 }
@@ -357,7 +356,7 @@ mod tests {
     #[test]
     fn given_supervisor_lock_without_socket_when_connecting_should_wait_then_fail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(SUPERVISOR_LOCK_FILE), b"1").expect("lock file");
+        std::fs::write(paths::supervisor_run_lock(dir.path()), b"1").expect("lock file");
         let started = Instant::now();
         let err = MetadataCache::connect_waiting(dir.path(), Duration::from_millis(300))
             .err()
@@ -373,7 +372,7 @@ mod tests {
     #[test]
     fn given_stale_socket_when_connecting_should_wait_for_a_listener() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(SUPERVISOR_LOCK_FILE), b"1").expect("lock file");
+        std::fs::write(paths::supervisor_run_lock(dir.path()), b"1").expect("lock file");
         let path = zookeeper_socket(dir.path());
         drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
         assert!(path.exists(), "a killed listener leaves its socket file");

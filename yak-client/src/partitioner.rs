@@ -7,10 +7,10 @@
 use yak_partitioner_api::XorShift64;
 pub use yak_partitioner_api::{key_partition, murmur2, Message};
 
-use super::plugin::PluginError;
+use super::plugin_error::PluginError;
 
 /// How a producer picks a partition: the built-in [`DefaultPartitioner`] or
-/// a strategy loaded from a plugin ([`super::plugin::PluginPartitioner`]).
+/// a strategy loaded from a plugin (`plugin::PluginPartitioner`).
 /// The producer checks the answer is below `msg.partitions()` and falls back
 /// to the built-in default when it is not or when this returns an error.
 pub trait Partitioner: Send {

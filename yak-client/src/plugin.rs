@@ -11,11 +11,11 @@
 //! partition is in range.
 
 use super::partitioner::Partitioner;
+pub use super::plugin_error::PluginError;
 use libloading::Library;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
-use thiserror::Error;
 use yak_partitioner_api::{
     FreeFn, Message, NewFn, PartitionFn, PartitionerTable, TableFn, ABI_VERSION, NAME_BYTES_MAX,
     STATUS_OK, STATUS_PANIC, TABLE_SYMBOL,
@@ -24,72 +24,7 @@ use yak_partitioner_api::{
 /// Environment variable naming the partitioner plugin when `--partitioner` is absent.
 pub const PARTITIONER_ENV: &str = "YAK_PARTITIONER";
 /// File in a cluster's run dir holding client defaults (`partitioner = "path.so"`).
-pub const CLIENT_CONFIG_FILE: &str = "client.toml";
-
-/// What can go wrong with a partitioner plugin. Each one names the file.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum PluginError {
-    /// No file at that path.
-    #[error("partitioner plugin {path}: no such file")]
-    Missing {
-        /// The plugin path.
-        path: PathBuf,
-    },
-    /// The dynamic loader refused the file (not an ELF shared library, wrong architecture, ...).
-    #[error("partitioner plugin {path}: not a loadable shared library ({reason})")]
-    NotLoadable {
-        /// The plugin path.
-        path: PathBuf,
-        /// The loader's message.
-        reason: String,
-    },
-    /// A shared library, but not a partitioner plugin.
-    #[error("partitioner plugin {path}: not a YaK partitioner plugin (no symbol `{symbol}`)")]
-    MissingSymbol {
-        /// The plugin path.
-        path: PathBuf,
-        /// The symbol looked for.
-        symbol: &'static str,
-    },
-    /// Built against another version of the ABI.
-    #[error("partitioner plugin {path}: ABI version {found}, this yak-node speaks version {expected}; rebuild the plugin against yak-partitioner-api {expected}")]
-    AbiVersion {
-        /// The plugin path.
-        path: PathBuf,
-        /// Version in the plugin's table.
-        found: u32,
-        /// Version of this host.
-        expected: u32,
-    },
-    /// The table is null or its name is not 1..=64 bytes of UTF-8.
-    #[error("partitioner plugin {path}: malformed table ({reason})")]
-    BadTable {
-        /// The plugin path.
-        path: PathBuf,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// `new` or `partition` failed or panicked (the panic was caught in the plugin).
-    #[error("partitioner plugin '{name}' ({path}): {call} {what}")]
-    Call {
-        /// The plugin path.
-        path: PathBuf,
-        /// The strategy's name.
-        name: String,
-        /// `new` or `partition`.
-        call: &'static str,
-        /// `panicked` or `returned status N`.
-        what: String,
-    },
-    /// The client config file could not be read or parsed.
-    #[error("client config {path}: {reason}")]
-    ClientConfig {
-        /// The config file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-}
+pub use yak_protocol::paths::CLIENT_CONFIG_FILE;
 
 /// The functions of a checked table, copied out of the library.
 #[derive(Clone, Copy)]
@@ -324,7 +259,7 @@ pub fn resolve_plugin_path(
     if let Some(e) = env.filter(|e| !e.is_empty()) {
         return Ok(Some((PathBuf::from(e), PluginSource::Env)));
     }
-    let file = cluster_dir.join(CLIENT_CONFIG_FILE);
+    let file = yak_protocol::paths::client_config(cluster_dir);
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -48,12 +48,14 @@ use yak_protocol::limits::{
     LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
 };
 use yak_protocol::names::validate_topic;
-use yak_protocol::{Call, ErrorBody, ErrorCode, Reply};
+use yak_protocol::{Acks, Call, ErrorBody, ErrorCode, Reply};
 
 /// How a producer behaves.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// 0: fire and forget; 1: leader wrote it; -1: every in-sync replica has it.
+    /// 0: fire and forget; 1: leader wrote it; -1: every in-sync replica
+    /// has it (the wire's i8; [`Acks`] converts with `.into()`). Any other
+    /// value is refused by [`Producer::connect`].
     pub acks: i8,
     /// How long a partial batch waits for more messages.
     pub linger: Duration,
@@ -76,7 +78,7 @@ pub struct ProducerConfig {
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
-            acks: -1,
+            acks: Acks::All.into(),
             linger: Duration::from_millis(LINGER_MS_DEFAULT),
             batch_bytes: BATCH_BYTES_DEFAULT,
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
@@ -165,6 +167,8 @@ impl Pending {
 pub struct Producer {
     cache: MetadataCache,
     config: ProducerConfig,
+    /// `config.acks`, checked once at connect.
+    acks: Acks,
     partitioner: Box<dyn Partitioner>,
     fallback: DefaultPartitioner,
     /// Unacknowledged records per partition of each topic.
@@ -205,12 +209,7 @@ fn now_ms() -> i64 {
 impl Producer {
     /// Connects to the cluster at `dir`.
     pub fn connect(dir: &Path, config: ProducerConfig) -> Result<Producer, ClientError> {
-        if !matches!(config.acks, -1..=1) {
-            return Err(ClientError::Invalid(format!(
-                "acks must be 0, 1 or all (-1), got {}",
-                config.acks
-            )));
-        }
+        let acks = Acks::try_from(config.acks).map_err(|e| ClientError::Invalid(e.to_string()))?;
         // A ZooKeeper that is restarting is waited for, as long as a message may wait.
         let mut cache = MetadataCache::connect_waiting(dir, config.delivery_timeout)?;
         cache.refresh()?;
@@ -236,6 +235,7 @@ impl Producer {
             last_refresh: Instant::now(),
             cache,
             config,
+            acks,
             partitioner: Box::new(DefaultPartitioner::default()),
             fallback: DefaultPartitioner::default(),
             unacked: HashMap::new(),
@@ -513,7 +513,7 @@ impl Producer {
             call: Call::Produce {
                 topic: slot.0.clone(),
                 partition: slot.1,
-                acks: self.config.acks,
+                acks: self.acks.into(),
                 records: bytes,
             },
             records,
@@ -558,7 +558,7 @@ impl Producer {
     fn acked(&mut self, p: &Pending) {
         self.settle(p);
         self.report.acked += p.records;
-        if self.config.acks == 0 {
+        if self.acks == Acks::None {
             return;
         }
         if let Some(h) = self.latency_us.as_mut() {
@@ -635,7 +635,7 @@ impl Producer {
         }
         p.sent = Some((leader, epoch, Instant::now()));
         match sent {
-            Ok(_) if self.config.acks == 0 => self.acked(&p),
+            Ok(_) if self.acks == Acks::None => self.acked(&p),
             Ok(id) => self.in_flight.entry(leader).or_default().push_back((id, p)),
             Err(e) => {
                 self.connection_lost(leader);
@@ -763,5 +763,57 @@ mod tests {
             [(1, 0), (2, 0), (2, 1)],
             "after the gap: a fresh producer id from sequence 0"
         );
+    }
+
+    #[test]
+    fn given_acks_outside_kafka_values_when_connecting_should_refuse_before_any_io() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for acks in [2i8, -2, 100] {
+            let config = ProducerConfig {
+                acks,
+                ..ProducerConfig::default()
+            };
+            let err = Producer::connect(dir.path(), config)
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(&err, ClientError::Invalid(m) if m == &format!("acks must be 0, 1 or -1 (all), got {acks}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_each_codec_when_producing_should_send_batches_the_broker_checks_and_reads_back() {
+        for codec in Compression::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cluster = FakeCluster::start(dir.path());
+            let config = ProducerConfig {
+                linger: Duration::from_millis(50),
+                compression: codec,
+                ..ProducerConfig::default()
+            };
+            let mut producer = Producer::connect(dir.path(), config).expect("connect");
+            let sent: Vec<String> = (0..200).map(|i| format!("{codec} message {i}")).collect();
+            for v in &sent {
+                producer
+                    .send_to("t", 0, Some(b"k"), v.as_bytes())
+                    .expect("send");
+            }
+            let report = producer.flush().expect("flush");
+            assert_eq!(
+                (report.acked, report.failed),
+                (200, 0),
+                "{codec}: {report:?}"
+            );
+            let broker = cluster.broker.lock().expect("lock");
+            let got: Vec<&[u8]> = broker
+                .log
+                .iter()
+                .flat_map(|(_, _, vs)| vs.iter().map(Vec::as_slice))
+                .collect();
+            let want: Vec<&[u8]> = sent.iter().map(String::as_bytes).collect();
+            assert_eq!(got, want, "{codec}");
+        }
     }
 }

@@ -30,7 +30,7 @@ pub mod zookeeper;
 pub use yak_bench as bench;
 pub use yak_client as client;
 pub use yak_protocol as protocol;
-pub use yak_protocol::{limits, transport};
+pub use yak_protocol::{limits, paths, transport};
 pub use yak_storage as storage;
 pub use yak_storage::datadir;
 

@@ -2,11 +2,12 @@
 //! by correlation id.
 
 use crate::frame;
-use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
+use crate::limits::{CLIENT_CONNECTION_BUFFER_BYTES, CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX};
 use crate::ClientError;
 use crate::{Call, Reply, Response};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -25,6 +26,10 @@ pub struct Connection {
     reader: BufReader<UnixStream>,
     writer: BufWriter<UnixStream>,
     next_id: u64,
+    /// Responses [`Connection::call`] read while waiting for its own (a
+    /// request sent earlier is answered first: servers answer in request
+    /// order); [`Connection::recv`] returns them before reading more.
+    held: VecDeque<Response>,
 }
 
 impl Connection {
@@ -39,9 +44,10 @@ impl Connection {
         let read_half = stream.try_clone().map_err(|e| ClientError::io(path, e))?;
         Ok(Connection {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(256 * 1024, read_half),
-            writer: BufWriter::with_capacity(256 * 1024, stream),
+            reader: BufReader::with_capacity(CLIENT_CONNECTION_BUFFER_BYTES, read_half),
+            writer: BufWriter::with_capacity(CLIENT_CONNECTION_BUFFER_BYTES, stream),
             next_id: 1,
+            held: VecDeque::new(),
         })
     }
 
@@ -81,7 +87,7 @@ impl Connection {
 
     /// True when a response is already buffered.
     pub fn has_buffered(&self) -> bool {
-        !self.reader.buffer().is_empty()
+        !self.held.is_empty() || !self.reader.buffer().is_empty()
     }
 
     /// Sends queued requests.
@@ -94,7 +100,7 @@ impl Connection {
     /// Whether a response (or end of stream) can be read without waiting:
     /// buffered bytes, or a readable socket.
     pub fn response_ready(&self) -> bool {
-        if !self.reader.buffer().is_empty() {
+        if self.has_buffered() {
             return true;
         }
         let mut fds = [PollFd::new(
@@ -106,6 +112,9 @@ impl Connection {
 
     /// Reads the next response.
     pub fn recv(&mut self) -> Result<Response, ClientError> {
+        if let Some(held) = self.held.pop_front() {
+            return Ok(held);
+        }
         frame::read(&mut self.reader, FRAME_BYTES_MAX)
             .map_err(|e| ClientError::frame(&self.path, e))
     }
@@ -115,13 +124,55 @@ impl Connection {
         let id = self.send(call)?;
         self.flush()?;
         loop {
-            let response = self.recv()?;
-            if response.correlation_id == id {
-                return match response.reply {
-                    Reply::Error(e) => Err(ClientError::Server(e)),
-                    reply => Ok(reply),
-                };
+            let response: Response = frame::read(&mut self.reader, FRAME_BYTES_MAX)
+                .map_err(|e| ClientError::frame(&self.path, e))?;
+            if response.correlation_id != id {
+                // The answer to an earlier request (a long-polling fetch):
+                // kept for whoever waits for it.
+                self.held.push_back(response);
+                continue;
             }
+            return match response.reply {
+                Reply::Error(e) => Err(ClientError::Server(e)),
+                reply => Ok(reply),
+            };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Request;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn given_earlier_request_answered_first_when_calling_should_keep_its_answer_for_recv() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("server.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
+        // A server answering in request order, as YaK's servers do.
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(s.try_clone().expect("clone"));
+            for _ in 0..2 {
+                let r: Request = frame::read(&mut reader, FRAME_BYTES_MAX).expect("request");
+                let response = Response {
+                    correlation_id: r.correlation_id,
+                    reply: Reply::Offset {
+                        offset: r.correlation_id,
+                    },
+                };
+                frame::write(&mut s, &response).expect("answer");
+            }
+        });
+        let mut c = Connection::connect(&path).expect("connect");
+        let fetch = c.send(&Call::ListGroups).expect("send");
+        let asked = c.call(&Call::BrokerStats).expect("call");
+        assert!(matches!(asked, Reply::Offset { offset } if offset == fetch + 1));
+        assert!(c.has_buffered(), "the earlier answer is kept");
+        let earlier = c.recv().expect("recv");
+        assert_eq!(earlier.correlation_id, fetch);
+        server.join().expect("server");
     }
 }

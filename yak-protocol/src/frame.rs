@@ -85,7 +85,7 @@ fn read_growing<R: Read>(r: &mut R, len: usize, body: &mut Vec<u8>) -> io::Resul
 }
 
 /// Buffer allocated before a frame's first body bytes arrive.
-const FRAME_FIRST_READ_BYTES: usize = 8 * 1024;
+const FRAME_FIRST_READ_BYTES: usize = crate::limits::FRAME_FIRST_READ_BYTES;
 
 /// Decodes a frame body.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {

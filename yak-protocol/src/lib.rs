@@ -8,6 +8,8 @@
 
 #![deny(missing_docs)]
 
+pub mod acks;
+pub mod backoff;
 pub mod batch;
 pub mod client_error;
 pub mod connection;
@@ -20,8 +22,10 @@ pub mod messages;
 pub mod metadata_pages;
 pub mod metalog;
 pub mod names;
+pub mod paths;
 pub mod transport;
 
+pub use acks::Acks;
 pub use client_error::ClientError;
 pub use errors::{ErrorBody, ErrorCode};
 pub use events::{ClusterEvent, EventKind, ProcessRestart, Reason};

@@ -50,6 +50,14 @@ pub const FRAME_READ_TIMEOUT_MS: u64 = 5_000;
 /// produce waiting for the ISR); past it, the server reads no more from
 /// that connection until one is answered.
 pub const CONNECTION_REQUESTS_PENDING_MAX: usize = 64;
+/// Replies one connection may hold queued for its writer (waiting for the
+/// socket, or for an earlier request's answer: replies leave in request
+/// order); one more closes the connection (a client that does not read).
+pub const CONNECTION_REPLIES_QUEUED_MAX: usize = 256;
+/// Bytes of replies one connection may hold queued for its writer; one
+/// reply more closes the connection, unless it is the only one queued (any
+/// one answer fits).
+pub const CONNECTION_REPLY_QUEUE_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
 /// Buffer size of a connection's reader and of its writer.
 pub const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 /// File descriptors kept free for sockets, pipes and the metadata log
@@ -91,7 +99,8 @@ pub const DELETED_TOPIC_IDS_MAX: usize = 1000;
 pub const METADATA_SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Most partitions one fetch request may name.
 pub const FETCH_PARTITIONS_MAX: usize = 10_000;
-/// How long a server waits to hand a response to a client that does not read.
+/// How long a connection's writer waits for the socket to take a reply
+/// (a client that does not read) before closing the connection.
 pub const SERVER_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Client: how long to wait for a connection or a response.
 pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
@@ -231,6 +240,114 @@ pub const PRODUCER_ANSWER_WAIT_MS: u64 = 50;
 /// Group consumer: default longest time between two polls before the member
 /// leaves the group (Kafka's `max.poll.interval.ms`).
 pub const GROUP_MAX_POLL_INTERVAL_MS_DEFAULT: u64 = 300_000;
+/// Client: buffer size of a client connection's reader and of its writer
+/// (larger than a server's: a producer pipelines whole batches).
+pub const CLIENT_CONNECTION_BUFFER_BYTES: usize = 256 * 1024;
+/// Client: longest single `poll(2)` wait for answers on broker connections.
+pub const CLIENT_POLL_WAIT_MS_MAX: u64 = 60_000;
+/// Consumer: how long `ListOffsets` is retried (with backoff) while a
+/// partition has no reachable leader.
+pub const CONSUMER_LIST_OFFSETS_RETRY_MS_MAX: u64 = 5_000;
+/// Consumer: a fetch's socket read timeout is its long-poll wait plus this.
+pub const CONSUMER_FETCH_READ_SLACK_MS: u64 = 10_000;
+/// Consumer: how long past a fetch's long-poll wait answers are waited for
+/// in one poll before the next round.
+pub const CONSUMER_FETCH_ANSWER_SLACK_MS: u64 = 1_000;
+/// Group consumer: while waiting for an assignment, how often to ask again.
+pub const GROUP_REJOIN_POLL_MS: u64 = 100;
+/// Group consumer: heartbeat interval until the coordinator names one.
+pub const GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 500;
+/// Group consumer: shortest heartbeat interval taken from a coordinator.
+pub const GROUP_HEARTBEAT_INTERVAL_MS_MIN: u64 = 20;
+/// Group consumer: shortest wait of one poll when a heartbeat is due.
+pub const GROUP_POLL_WAIT_MS_MIN: u64 = 10;
+/// Broker follower fetcher: first wait after a failed fetch round (or one
+/// that found a leader change on its way); doubles with jitter up to the
+/// max, kept well under `REPLICA_LAG_TIME_MAX_MS` so a retrying follower
+/// does not fall out of the ISR by waiting alone.
+pub const REPLICA_FETCH_BACKOFF_MS_MIN: u64 = 20;
+/// Broker follower fetcher: longest wait between two failed rounds.
+pub const REPLICA_FETCH_BACKOFF_MS_MAX: u64 = 200;
+/// Broker follower fetcher: how often a fetcher with nothing to fetch
+/// from its leader looks again.
+pub const REPLICA_FETCHER_IDLE_POLL_MS: u64 = 20;
+/// Broker: how often it asks ZooKeeper again while waiting for the
+/// cluster id at start.
+pub const BROKER_CLUSTER_ID_RETRY_MS: u64 = 100;
+/// Broker: while waiting for the cluster id, how often it says it still waits.
+pub const BROKER_CLUSTER_ID_WAIT_LOG_MS: u64 = 5_000;
+/// Data dir lock: how long a process that finds the lock held waits for
+/// the holder's pid to appear in the file (written right after locking).
+pub const DIR_LOCK_HOLDER_READ_WAIT_MS: u64 = 200;
+/// Data dir lock: how often the lock file is read again during that wait.
+pub const DIR_LOCK_HOLDER_READ_POLL_MS: u64 = 10;
+/// Worker (`yak-node worker`, `[workers]` in the supervisor's config): most
+/// messages per second one producer worker may be asked for.
+pub const WORKER_RATE_MSGS_PER_SEC_MAX: f64 = 100_000.0;
+/// Worker: largest generated message.
+pub const WORKER_MESSAGE_BYTES_MAX: u64 = 1024 * 1024;
+/// Worker: how long it waits for the cluster at start-up before it gives
+/// up (the supervisor then restarts it with backoff).
+pub const WORKER_STARTUP_WAIT_MS: u64 = 30_000;
+/// Worker: how often a producer worker prints its counts.
+pub const WORKER_REPORT_INTERVAL_MS: u64 = 5_000;
+/// Worker: after a stall, a producer worker catches up at most this much
+/// of its schedule (never a burst of more than a second's worth).
+pub const WORKER_CATCH_UP_MS_MAX: u64 = 1_000;
+/// Worker: longest sleep between two checks of its producer.
+pub const WORKER_IDLE_SLEEP_MS_MAX: u64 = 100;
+/// Supervisor: how often it reaps children and reads signals.
+pub const SUPERVISOR_TICK_MS: u64 = 25;
+/// Supervisor: how long it waits for ZooKeeper's socket to answer at start.
+pub const SUPERVISOR_ZOOKEEPER_READY_TIMEOUT_MS: u64 = 10_000;
+/// Supervisor: how often it tries ZooKeeper's socket while waiting for it.
+pub const SUPERVISOR_ZOOKEEPER_READY_POLL_MS: u64 = 20;
+/// Supervisor: how long children get between SIGTERM and SIGKILL.
+pub const SUPERVISOR_SHUTDOWN_GRACE_MS: u64 = 5_000;
+/// Supervisor: how long output readers get to drain after the children are gone.
+pub const SUPERVISOR_READERS_DRAIN_TIMEOUT_MS: u64 = 1_000;
+/// Supervisor: how often it checks whether the readers are done draining.
+pub const SUPERVISOR_READERS_DRAIN_POLL_MS: u64 = 10;
+/// Supervisor restart policy: first restart delay; doubles after each restart.
+pub const SUPERVISOR_RESTART_BACKOFF_MS_MIN: u64 = 100;
+/// Supervisor restart policy: the delay never grows past this.
+pub const SUPERVISOR_RESTART_BACKOFF_MS_MAX: u64 = 5_000;
+/// Supervisor restart policy: ZooKeeper's delay never grows past this
+/// (nothing works without it; only the restart budget stops a crash loop).
+pub const SUPERVISOR_ZOOKEEPER_RESTART_BACKOFF_MS_MAX: u64 = 200;
+/// Supervisor restart policy: a child up this long counts as healthy and
+/// its delay goes back to the start.
+pub const SUPERVISOR_HEALTHY_AFTER_MS: u64 = 30_000;
+/// Supervisor restart policy: more than this many restarts within
+/// `SUPERVISOR_RESTART_WINDOW_MS` gives the child up.
+pub const SUPERVISOR_RESTARTS_MAX: usize = 10;
+/// Supervisor restart policy: see `SUPERVISOR_RESTARTS_MAX`.
+pub const SUPERVISOR_RESTART_WINDOW_MS: u64 = 60_000;
+/// Supervisor: how long it tries to tell ZooKeeper about a restarted child.
+pub const SUPERVISOR_REPORT_TIMEOUT_MS: u64 = 10_000;
+/// Supervisor: first wait between two tries of that report; doubles with
+/// jitter up to `CLIENT_RETRY_BACKOFF_MS_MAX`.
+pub const SUPERVISOR_REPORT_RETRY_MS: u64 = 50;
+/// Supervisor: a longer child output line is cut into pieces of this size.
+pub const SUPERVISOR_LINE_BYTES_MAX: usize = 64 * 1024;
+/// Supervisor: most bytes of children's lines waiting for one of its
+/// streams (stdout or stderr); past it new lines are dropped and counted.
+pub const SUPERVISOR_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Metrics endpoint: longest wait between two failed `accept`s (the wait
+/// starts at 1 ms and doubles).
+pub const METRICS_ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
+/// `yak-node produce`: longest wait for a stdin line before the producer
+/// is looked after (linger, acks, retries).
+pub const PRODUCE_STDIN_WAIT_MS_MAX: u64 = 10;
+/// `yak-node produce`: the producer is polled at most this often while
+/// lines keep coming.
+pub const PRODUCE_POLL_INTERVAL_MS: u64 = 1;
+/// Buffer allocated for a frame before its first body bytes arrive; it
+/// grows as they do, so a peer that declares a large frame and sends
+/// nothing costs no more.
+pub const FRAME_FIRST_READ_BYTES: usize = 8 * 1024;
+/// Largest leader-epoch checkpoint file read at start-up; the rest is ignored.
+pub const LEADER_EPOCH_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// Kafka listener: largest request frame accepted (checked before anything
 /// is allocated; the body buffer grows with the bytes received).
 pub const KAFKA_FRAME_BYTES_MAX: usize = FRAME_BYTES_MAX;

@@ -4,6 +4,8 @@
 //! A request is `{correlation_id, call: {api, body}}`; the response echoes
 //! the correlation id, so a client may pipeline many requests.
 
+#[cfg(doc)]
+use super::acks::Acks;
 use super::errors::ErrorBody;
 use super::events::{ClusterEvent, ProcessRestart};
 use super::groups::{Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset};
@@ -111,7 +113,10 @@ pub enum Call {
         topic: String,
         /// Partition index.
         partition: u32,
-        /// 0: no response; 1: leader has it; -1: all in-sync replicas have it.
+        /// How many replicas must have it before the answer: 0, 1 or -1
+        /// (all), Kafka's wire values. The receiver turns it into an
+        /// [`Acks`] with [`Acks::from_wire`] before anything else and
+        /// refuses any other value.
         acks: i8,
         /// The batch in its on-disk form.
         #[serde(with = "serde_bytes")]

@@ -1,6 +1,7 @@
 //! What a data dir holds besides partition data and the metadata log: the
 //! lock that keeps one process per dir, the cluster id a broker's dir
-//! belongs to, and the durable small-file write both use.
+//! belongs to, the marker naming the record format of its logs, and the
+//! durable small-file write they use.
 //!
 //! Locks: the supervisor holds `<data>/yak.lock`, ZooKeeper
 //! `<data>/zookeeper/zookeeper.lock`, broker *i* `<data>/broker-<i>/broker.lock`,
@@ -14,15 +15,20 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use yak_protocol::limits::{DIR_LOCK_HOLDER_READ_POLL_MS, DIR_LOCK_HOLDER_READ_WAIT_MS};
 
-/// The supervisor's lock file, directly in the data dir.
-pub const SUPERVISOR_LOCK_FILE: &str = "yak.lock";
-/// ZooKeeper's lock file, in `<data>/zookeeper/`.
-pub const ZOOKEEPER_LOCK_FILE: &str = "zookeeper.lock";
-/// A broker's lock file, in `<data>/broker-<id>/`.
-pub const BROKER_LOCK_FILE: &str = "broker.lock";
-/// The cluster id a broker's dir belongs to, in `<data>/broker-<id>/`.
-pub const CLUSTER_ID_FILE: &str = "cluster_id";
+pub use yak_protocol::paths::{
+    BROKER_LOCK_FILE, CLUSTER_ID_FILE, SUPERVISOR_LOCK_FILE, ZOOKEEPER_LOCK_FILE,
+};
+
+/// The record format marker of a broker's dir, in `<data>/broker-<id>/`.
+pub const RECORD_FORMAT_FILE: &str = "record_format";
+/// What the marker holds: the logs hold Kafka v2 record batches (varint
+/// records). Dirs written before it have no marker.
+pub const RECORD_FORMAT: &str = "kafka-v2";
+/// How the format of a dir without a marker is named in errors.
+pub const OLD_RECORD_FORMAT: &str =
+    "YaK's first record format (fixed-width records, before Kafka v2 records)";
 
 /// What can go wrong with a data dir's lock or small files.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,20 @@ pub enum DataDirError {
         /// What the holder wrote into it (`pid=<pid> role=<role>`), or a
         /// note that it wrote nothing.
         holder: String,
+    },
+    /// The dir holds logs written in an older record format.
+    #[error("{dir} holds partition logs in {OLD_RECORD_FORMAT} (it has no {RECORD_FORMAT_FILE} marker); this broker reads only {RECORD_FORMAT} records: move the dir aside and let the broker start empty (it re-replicates from its peers), or read it with the YaK release that wrote it")]
+    OldRecordFormat {
+        /// The broker's dir.
+        dir: PathBuf,
+    },
+    /// The marker names a format this broker does not know.
+    #[error("{path}: unknown record format {found:?} (this broker reads only {RECORD_FORMAT})")]
+    UnknownRecordFormat {
+        /// The marker.
+        path: PathBuf,
+        /// What it holds (cut short).
+        found: String,
     },
     /// The file holds something other than a cluster id.
     #[error("{path}: not a cluster id: {found:?}")]
@@ -87,7 +107,7 @@ impl DirLock {
 
 /// How long a process that finds the lock held waits for the holder's pid
 /// to appear in the file (the holder writes it right after locking).
-const HOLDER_READ_WAIT: Duration = Duration::from_millis(200);
+const HOLDER_READ_WAIT: Duration = Duration::from_millis(DIR_LOCK_HOLDER_READ_WAIT_MS);
 
 /// Takes the exclusive lock `dir/file_name` (creating `dir`), without
 /// waiting, and writes `pid=<pid> role=<role>` into it. Fails with
@@ -136,7 +156,7 @@ fn read_holder(file: &mut File) -> String {
         if std::time::Instant::now() >= deadline {
             return "a process that has not written its pid".to_string();
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(DIR_LOCK_HOLDER_READ_POLL_MS));
     }
 }
 
@@ -201,6 +221,43 @@ pub fn write_cluster_id(dir: &Path, cluster_id: &str) -> Result<(), DataDirError
     )
 }
 
+/// Checks, before any log in the broker dir `dir` is opened, that its logs
+/// are in the record format this broker reads. A dir without the marker
+/// gets it when it holds no partition log yet (a new dir, or one that never
+/// held data); one that holds logs predates the marker and is refused with
+/// [`DataDirError::OldRecordFormat`], naming the format.
+pub fn check_record_format(dir: &Path) -> Result<(), DataDirError> {
+    let path = dir.join(RECORD_FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim() == RECORD_FORMAT => Ok(()),
+        Ok(text) => Err(DataDirError::UnknownRecordFormat {
+            found: text.chars().take(64).collect(),
+            path,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if holds_logs(dir)? {
+                return Err(DataDirError::OldRecordFormat {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            write_atomic(&path, format!("{RECORD_FORMAT}\n").as_bytes())
+        }
+        Err(e) => Err(DataDirError::Io { path, source: e }),
+    }
+}
+
+/// Whether `dir` holds a subdirectory: partition logs live in
+/// `<topic>-<partition>/`, and nothing else in a broker dir is a directory.
+fn holds_logs(dir: &Path) -> Result<bool, DataDirError> {
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry.file_type().map_err(io_err(&entry.path()))?.is_dir() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +299,40 @@ mod tests {
         assert!(matches!(
             read_cluster_id(dir.path()),
             Err(DataDirError::BadClusterId { .. })
+        ));
+    }
+
+    #[test]
+    fn given_dirs_old_and_new_when_checking_record_format_should_mark_new_and_refuse_old_by_name() {
+        let fresh = tempfile::tempdir().expect("tempdir");
+        check_record_format(fresh.path()).expect("a new dir is marked");
+        let marker = fresh.path().join(RECORD_FORMAT_FILE);
+        assert_eq!(
+            std::fs::read_to_string(&marker).expect("marker"),
+            "kafka-v2\n"
+        );
+        std::fs::create_dir(fresh.path().join("t-0")).expect("mkdir");
+        check_record_format(fresh.path()).expect("a marked dir with logs opens");
+
+        let old = tempfile::tempdir().expect("tempdir");
+        write_cluster_id(old.path(), &new_cluster_id().expect("id")).expect("write");
+        std::fs::create_dir(old.path().join("t-0")).expect("mkdir");
+        let err = check_record_format(old.path()).expect_err("logs without a marker");
+        assert!(matches!(err, DataDirError::OldRecordFormat { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("fixed-width records") && text.contains("kafka-v2"),
+            "{text}"
+        );
+        assert!(
+            !old.path().join(RECORD_FORMAT_FILE).exists(),
+            "nothing written"
+        );
+
+        std::fs::write(&marker, "kafka-v9\n").expect("write");
+        assert!(matches!(
+            check_record_format(fresh.path()),
+            Err(DataDirError::UnknownRecordFormat { .. })
         ));
     }
 }

@@ -11,7 +11,7 @@ use super::{io_err, sync_dir, sync_err, StorageError};
 /// Name of the checkpoint file in the partition directory.
 pub(crate) const FILE_NAME: &str = "leader-epoch-checkpoint";
 /// Largest checkpoint file read at start-up; the rest is ignored.
-const FILE_BYTES_MAX: u64 = 1024 * 1024;
+const FILE_BYTES_MAX: u64 = yak_protocol::limits::LEADER_EPOCH_FILE_BYTES_MAX;
 
 /// One epoch and the offset of its first record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,10 +19,11 @@ pub const BROKERS_MAX: u32 = 64;
 pub const BROKERS_DEFAULT: u32 = 3;
 /// Most producer (and, separately, consumer) workers a cluster may have.
 pub const WORKERS_MAX: u32 = 64;
-/// Most messages per second one producer worker may send.
-pub const WORKER_RATE_MAX: f64 = 100_000.0;
 /// Largest message a producer worker may generate.
-pub const WORKER_MESSAGE_BYTES_MAX: u64 = 1024 * 1024;
+pub use yak_protocol::limits::WORKER_MESSAGE_BYTES_MAX;
+/// Most messages per second one producer worker may send (shared with
+/// `yak-node worker`, which checks its flags against the same limits).
+pub use yak_protocol::limits::WORKER_RATE_MSGS_PER_SEC_MAX as WORKER_RATE_MAX;
 /// Environment variable naming the `yak-node` binary.
 pub const NODE_BIN_ENV: &str = "YAK_NODE_BIN";
 

@@ -60,7 +60,8 @@ fn accept_loop(listener: &TcpListener, render: &Render) {
             Err(e) => {
                 tracing::warn!(error = %e, "metrics endpoint: accept failed");
                 std::thread::sleep(Duration::from_millis(backoff_ms));
-                backoff_ms = (backoff_ms * 2).min(1000);
+                backoff_ms =
+                    (backoff_ms * 2).min(yak_protocol::limits::METRICS_ACCEPT_BACKOFF_MS_MAX);
                 continue;
             }
         };

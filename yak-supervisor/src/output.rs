@@ -21,11 +21,11 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// A longer child line is cut into pieces of this size.
-pub const LINE_BYTES_MAX: usize = 64 * 1024;
+pub const LINE_BYTES_MAX: usize = yak_protocol::limits::SUPERVISOR_LINE_BYTES_MAX;
 /// Most bytes of children's lines waiting for one of the supervisor's
 /// streams (stdout or stderr); past it new lines are dropped and counted,
 /// so a slow or blocked terminal or pipe never blocks a child's logging.
-pub const QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub const QUEUED_BYTES_MAX: usize = yak_protocol::limits::SUPERVISOR_QUEUED_BYTES_MAX;
 
 /// Where a child's pipe is copied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
+use yak_protocol::backoff::Backoff;
+use yak_protocol::limits::{
+    CLIENT_RETRY_BACKOFF_MS_MAX, SUPERVISOR_REPORT_RETRY_MS, SUPERVISOR_REPORT_TIMEOUT_MS,
+};
 use yak_protocol::{Call, ProcessRestart};
 
 /// How long a report keeps trying to reach ZooKeeper.
-pub const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause between tries while ZooKeeper does not answer.
-pub const REPORT_RETRY: Duration = Duration::from_millis(50);
+pub const REPORT_TIMEOUT: Duration = Duration::from_millis(SUPERVISOR_REPORT_TIMEOUT_MS);
 
 /// How a child ended, kept until its replacement starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +55,7 @@ impl Exit {
     pub fn report(self, name: &str, new_pid: u32) -> ProcessRestart {
         ProcessRestart {
             child: name.to_string(),
-            broker: name.strip_prefix("broker-").and_then(|id| id.parse().ok()),
+            broker: yak_protocol::paths::broker_id_of(name),
             old_pid: self.pid,
             new_pid,
             exit_code: self.exit_code,
@@ -74,12 +76,13 @@ pub fn now_ms() -> i64 {
 /// Sends `restart` to ZooKeeper on a thread of its own, trying again until
 /// [`REPORT_TIMEOUT`] while ZooKeeper does not answer.
 pub fn report_restart(run_dir: &Path, restart: ProcessRestart) {
-    let socket: PathBuf = run_dir.join("zookeeper.sock");
+    let socket: PathBuf = yak_protocol::paths::zookeeper_socket(run_dir);
     let spawned = std::thread::Builder::new().name("report-restart".into()).spawn(move || {
         let child = restart.child.clone();
         let call = Call::ProcessRestarted(restart);
         let begin = Instant::now();
-        loop {
+        let mut backoff = Backoff::new(SUPERVISOR_REPORT_RETRY_MS, CLIENT_RETRY_BACKOFF_MS_MAX);
+        for attempt in 0u32.. {
             let result = yak_protocol::connection::Connection::connect(&socket).and_then(|mut c| c.call(&call));
             match result {
                 Ok(_) => return,
@@ -87,7 +90,7 @@ pub fn report_restart(run_dir: &Path, restart: ProcessRestart) {
                     tracing::warn!(child = %child, error = %e, "could not report the restart to zookeeper");
                     return;
                 }
-                Err(_) => std::thread::sleep(REPORT_RETRY),
+                Err(_) => std::thread::sleep(backoff.delay(attempt)),
             }
         }
     });

@@ -6,20 +6,26 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use yak_protocol::limits::{
+    SUPERVISOR_HEALTHY_AFTER_MS, SUPERVISOR_RESTARTS_MAX, SUPERVISOR_RESTART_BACKOFF_MS_MAX,
+    SUPERVISOR_RESTART_BACKOFF_MS_MIN, SUPERVISOR_RESTART_WINDOW_MS,
+    SUPERVISOR_ZOOKEEPER_RESTART_BACKOFF_MS_MAX,
+};
 
 /// First restart delay; doubles after each restart.
-pub const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(SUPERVISOR_RESTART_BACKOFF_MS_MIN);
 /// The delay never grows past this.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub const BACKOFF_MAX: Duration = Duration::from_millis(SUPERVISOR_RESTART_BACKOFF_MS_MAX);
 /// ZooKeeper's delay never grows past this: nothing works without it, so it
 /// comes back fast every time and only the restart budget stops a crash loop.
-pub const ZOOKEEPER_BACKOFF_MAX: Duration = Duration::from_millis(200);
+pub const ZOOKEEPER_BACKOFF_MAX: Duration =
+    Duration::from_millis(SUPERVISOR_ZOOKEEPER_RESTART_BACKOFF_MS_MAX);
 /// A child up this long counts as healthy: its delay goes back to the start.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+pub const HEALTHY_AFTER: Duration = Duration::from_millis(SUPERVISOR_HEALTHY_AFTER_MS);
 /// More than `RESTARTS_MAX` restarts within `RESTART_WINDOW` gives the child up.
-pub const RESTARTS_MAX: usize = 10;
+pub const RESTARTS_MAX: usize = SUPERVISOR_RESTARTS_MAX;
 /// See [`RESTARTS_MAX`].
-pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+pub const RESTART_WINDOW: Duration = Duration::from_millis(SUPERVISOR_RESTART_WINDOW_MS);
 
 /// What to do about a child that just exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

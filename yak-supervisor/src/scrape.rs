@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use yak_protocol::connection::Connection;
 use yak_protocol::limits::METRICS_CHILD_TIMEOUT_MS;
+use yak_protocol::paths;
 use yak_protocol::ClientError;
 use yak_protocol::{Call, ClusterMetadata, GroupDescription, LocalPartition, Reply};
 
@@ -65,7 +66,7 @@ impl Scraper {
             .collect();
         let brokers: Vec<u32> = running
             .iter()
-            .filter_map(|n| n.strip_prefix("broker-")?.parse().ok())
+            .filter_map(|n| paths::broker_id_of(n))
             .collect();
         let run_dir = self.run_dir.as_path();
         let (zk, views) = std::thread::scope(|scope| {
@@ -125,7 +126,7 @@ impl Scraper {
                         stats: v.stats,
                     });
                 }
-                Err(e) => failed.push((format!("broker-{id}"), e)),
+                Err(e) => failed.push((paths::broker_name(id), e)),
             }
         }
         if let Some(zk) = &zk {
@@ -139,7 +140,7 @@ impl Scraper {
         }
         s.targets_up = running
             .iter()
-            .filter(|n| **n == "zookeeper" || n.starts_with("broker-"))
+            .filter(|n| **n == "zookeeper" || paths::broker_id_of(n).is_some())
             .map(|n| (n.to_string(), !failed.iter().any(|(f, _)| f == n)))
             .collect();
         let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
@@ -193,7 +194,7 @@ fn unexpected(reply: Reply) -> ClientError {
 }
 
 fn zookeeper(run_dir: &Path, deadline: Instant) -> Result<ZkView, ClientError> {
-    let mut c = Connection::connect(&run_dir.join("zookeeper.sock"))?;
+    let mut c = Connection::connect(&paths::zookeeper_socket(run_dir))?;
     let metadata =
         yak_protocol::metadata_pages::read_metadata(None, |m| call(&mut c, m, deadline))?;
     let summaries = match call(&mut c, &Call::ListGroups, deadline)? {
@@ -211,7 +212,7 @@ fn zookeeper(run_dir: &Path, deadline: Instant) -> Result<ZkView, ClientError> {
 }
 
 fn broker(run_dir: &Path, id: u32, deadline: Instant) -> Result<BrokerView, ClientError> {
-    let mut c = Connection::connect(&run_dir.join(format!("broker-{id}.sock")))?;
+    let mut c = Connection::connect(&paths::broker_socket(run_dir, id))?;
     let replicas = match call(&mut c, &Call::LocalPartitions, deadline)? {
         Reply::LocalPartitions { partitions } => partitions,
         other => return Err(unexpected(other)),

@@ -28,6 +28,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use yak_protocol::{limits, paths};
 
 use crate::board::Board;
 use crate::config::Config;
@@ -39,18 +40,18 @@ use crate::restart::{
 use crate::spawn::{self, ChildSpec, SpawnError};
 
 /// How often the main loop reaps, restarts and checks for signals.
-pub const TICK: Duration = Duration::from_millis(25);
+pub const TICK: Duration = Duration::from_millis(limits::SUPERVISOR_TICK_MS);
 /// How long ZooKeeper may take to accept connections on its socket.
-pub const ZOOKEEPER_READY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const ZOOKEEPER_READY_TIMEOUT: Duration =
+    Duration::from_millis(limits::SUPERVISOR_ZOOKEEPER_READY_TIMEOUT_MS);
 /// How often to try ZooKeeper's socket while waiting for it.
-pub const ZOOKEEPER_READY_POLL: Duration = Duration::from_millis(20);
+pub const ZOOKEEPER_READY_POLL: Duration =
+    Duration::from_millis(limits::SUPERVISOR_ZOOKEEPER_READY_POLL_MS);
 /// How long children get between SIGTERM and SIGKILL.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(limits::SUPERVISOR_SHUTDOWN_GRACE_MS);
 /// How long to wait for output readers to drain after the children are gone.
-pub const READERS_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
-
-const LOCK_FILE: &str = "supervisor.lock";
-const ZOOKEEPER_SOCKET: &str = "zookeeper.sock";
+pub const READERS_DRAIN_TIMEOUT: Duration =
+    Duration::from_millis(limits::SUPERVISOR_READERS_DRAIN_TIMEOUT_MS);
 
 /// What can stop the supervisor.
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +206,7 @@ pub fn run(config: &Config, node_bin: &Path) -> Result<(), Error> {
     if let Err(e) = remove_sockets(&config.run_dir) {
         tracing::warn!(dir = %config.run_dir.display(), "cannot remove sockets: {e}");
     }
-    let lock_path = config.run_dir.join(LOCK_FILE);
+    let lock_path = paths::supervisor_run_lock(&config.run_dir);
     if let Err(e) = std::fs::remove_file(&lock_path) {
         tracing::warn!(path = %lock_path.display(), "cannot remove lock file: {e}");
     }
@@ -270,7 +271,7 @@ fn child_specs(config: &Config, node_bin: &Path) -> Vec<ChildSpec> {
             args.extend(["--kafka-port".to_string(), port.to_string()]);
         }
         specs.push(ChildSpec {
-            name: format!("broker-{id}"),
+            name: paths::broker_name(id),
             program: node_bin.to_path_buf(),
             args,
         });
@@ -345,9 +346,6 @@ fn prepare_dirs(config: &Config) -> Result<(), Error> {
         .map_err(create_err(&config.data_dir))
 }
 
-/// File in the run dir with client defaults; `yak-node produce` reads it.
-pub const CLIENT_CONFIG_FILE: &str = "client.toml";
-
 /// The text of `RUN/client.toml`, or `None` when there is nothing to say.
 fn client_config_text(config: &Config) -> Option<String> {
     let plugin = config.partitioner.as_ref()?;
@@ -360,7 +358,7 @@ fn client_config_text(config: &Config) -> Option<String> {
 /// Writes `RUN/client.toml` (clients are separate processes, so cluster-wide
 /// client defaults travel through the run dir), or removes a stale one.
 fn write_client_config(config: &Config) -> Result<(), Error> {
-    let path = config.run_dir.join(CLIENT_CONFIG_FILE);
+    let path = paths::client_config(&config.run_dir);
     let result = match client_config_text(config) {
         Some(text) => {
             if config.partitioner.as_ref().is_some_and(|p| !p.is_file()) {
@@ -378,7 +376,7 @@ fn write_client_config(config: &Config) -> Result<(), Error> {
 
 /// Takes `RUN/supervisor.lock`; held until the returned value drops.
 fn lock_run_dir(run_dir: &Path) -> Result<Flock<File>, Error> {
-    let path = run_dir.join(LOCK_FILE);
+    let path = paths::supervisor_run_lock(run_dir);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -401,7 +399,7 @@ fn lock_run_dir(run_dir: &Path) -> Result<Flock<File>, Error> {
 fn remove_sockets(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "sock") {
+        if paths::is_socket_file(&path) {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -416,7 +414,7 @@ fn remove_sockets(dir: &Path) -> std::io::Result<()> {
 /// stay the rule: this only makes it faster. Runs on its own thread so a
 /// slow ZooKeeper never stalls the supervisor.
 fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
-    let socket = run_dir.join("zookeeper.sock");
+    let socket = paths::zookeeper_socket(run_dir);
     let spawned = std::thread::Builder::new().name("report-down".into()).spawn(move || {
         let result = yak_protocol::connection::Connection::connect(&socket)
             .and_then(|mut c| c.call(&yak_protocol::Call::BrokerDown { broker_id, pid }));
@@ -477,7 +475,7 @@ impl Supervisor {
 
     /// Waits until ZooKeeper accepts a connection; `false` if a signal came first.
     fn wait_for_zookeeper(&mut self) -> Result<bool, Error> {
-        let path = self.run_dir.join(ZOOKEEPER_SOCKET);
+        let path = paths::zookeeper_socket(&self.run_dir);
         let begin = Instant::now();
         loop {
             if self.signalled() {
@@ -599,14 +597,7 @@ impl Supervisor {
         if let Some(pid) = status.pid() {
             child.last_exit = Some(Exit::new(pid.as_raw() as u32, status, report::now_ms()));
         }
-        if let (Some(id), Some(pid)) = (
-            child
-                .spec
-                .name
-                .strip_prefix("broker-")
-                .and_then(|id| id.parse().ok()),
-            status.pid(),
-        ) {
+        if let (Some(id), Some(pid)) = (paths::broker_id_of(&child.spec.name), status.pid()) {
             report_broker_down(&self.run_dir, id, pid.as_raw() as u32);
         }
         self.decide(index, now);
@@ -740,7 +731,9 @@ impl Supervisor {
     fn drain_readers(&mut self) {
         let deadline = Instant::now() + READERS_DRAIN_TIMEOUT;
         while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(
+                limits::SUPERVISOR_READERS_DRAIN_POLL_MS,
+            ));
         }
         for reader in std::mem::take(&mut self.readers) {
             if reader.is_finished() {

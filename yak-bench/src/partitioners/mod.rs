@@ -12,8 +12,13 @@
 //! - `verdict`: per scenario and figure, the best plugin, or "within noise";
 //! - `report` (JSON) and `chart` (SVG small multiples).
 //!
-//! Owns the evaluation; never parses flags or prints (the CLI does both), and
-//! never installs signal handlers: the caller passes an interrupt flag.
+//! The entry point is [`run`]: a [`PartitionerBenchSpec`] in (built by the
+//! CLI from its flags), a [`PartitionerBenchReport`] out, the chart and the
+//! JSON file written on the way.
+//!
+//! Owns the evaluation and its files; never parses flags or prints to the
+//! terminal (the CLI does both, tables included), and never installs signal
+//! handlers: the caller passes an interrupt flag.
 
 pub mod chart;
 pub mod report;
@@ -29,14 +34,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use yak_client::plugin::PluginError;
-use yak_client::ClientError;
+use yak_client::{ClientError, ProducerConfig};
 
-pub use rounds::{run, Evaluation};
+pub use rounds::{Evaluation, Step};
 pub use scenarios::{Knobs, Scenario};
 
-/// What to evaluate and how.
+/// What to evaluate and how, as `yak-node bench partitioners`' flags say:
+/// the one input of [`run`].
 #[derive(Debug, Clone)]
-pub struct BenchConfig {
+pub struct PartitionerBenchSpec {
     /// The cluster's run dir.
     pub cluster: PathBuf,
     /// Plugin files, in report order.
@@ -53,6 +59,46 @@ pub struct BenchConfig {
     pub settings: Settings,
     /// Set by the caller (a signal) to stop early; a paused broker is resumed.
     pub interrupted: Arc<AtomicBool>,
+    /// Write an SVG chart of the evaluation here.
+    pub chart: Option<PathBuf>,
+    /// Also write the JSON report to this file.
+    pub json_file: Option<PathBuf>,
+}
+
+/// What [`run`] returns: the figures, and the same as the JSON report
+/// (stable field names; written to `json_file` when one was asked for).
+#[derive(Debug, Clone)]
+pub struct PartitionerBenchReport {
+    /// Everything measured, for tables.
+    pub evaluation: Evaluation,
+    /// The report as JSON.
+    pub json: serde_json::Value,
+}
+
+/// Runs the evaluation `spec` asks for, draws its chart and writes its
+/// JSON report where asked; `progress` hears of every run before it starts.
+pub fn run(
+    spec: &PartitionerBenchSpec,
+    progress: &mut dyn FnMut(&Step),
+) -> Result<PartitionerBenchReport, BenchError> {
+    let evaluation = rounds::run(spec, progress)?;
+    if let Some(path) = &spec.chart {
+        chart::draw(path, &evaluation).map_err(|e| BenchError::Chart {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let json = report::report_json(&evaluation, &spec.settings);
+    if let Some(path) = &spec.json_file {
+        let write = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|text| std::fs::write(path, format!("{text}\n")).map_err(|e| e.to_string()));
+        write.map_err(|reason| BenchError::Report {
+            path: path.clone(),
+            reason,
+        })?;
+    }
+    Ok(PartitionerBenchReport { evaluation, json })
 }
 
 /// Producer and topic settings shared by every run.
@@ -60,12 +106,9 @@ pub struct BenchConfig {
 pub struct Settings {
     /// Bytes per message value.
     pub message_bytes: usize,
-    /// 0, 1 or -1 (all).
-    pub acks: i8,
-    /// Producer linger.
-    pub linger: Duration,
-    /// Producer batch size.
-    pub batch_bytes: usize,
+    /// Producer settings (acks, linger, batch size, ...); each run turns on
+    /// latency recording and turns off topic creation itself.
+    pub producer: ProducerConfig,
     /// Keep each run's topic instead of deleting it.
     pub keep_topics: bool,
 }
@@ -111,6 +154,14 @@ pub enum BenchError {
     /// The interrupt flag was set.
     #[error("interrupted")]
     Interrupted,
+    /// The JSON report could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Report {
+        /// The JSON file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// The chart could not be written.
     #[error("cannot write chart {path}: {reason}")]
     Chart {

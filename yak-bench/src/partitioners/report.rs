@@ -138,10 +138,11 @@ fn scenario_json(w: &Workload, e: &Evaluation) -> Value {
 
 /// The whole report.
 pub fn report_json(e: &Evaluation, settings: &Settings) -> Value {
-    let acks = if settings.acks == -1 {
+    let p = &settings.producer;
+    let acks = if p.acks == -1 {
         "all".to_string()
     } else {
-        settings.acks.to_string()
+        p.acks.to_string()
     };
     // `workload` is the first scenario's, as the single-workload report had it.
     let workload = e.workloads.first().map(|w| {
@@ -154,8 +155,8 @@ pub fn report_json(e: &Evaluation, settings: &Settings) -> Value {
             },
             "partitions": w.partitions,
             "acks": acks,
-            "linger_ms": settings.linger.as_millis() as u64,
-            "batch_bytes": settings.batch_bytes,
+            "linger_ms": p.linger.as_millis() as u64,
+            "batch_bytes": p.batch_bytes,
         })
     });
     json!({
@@ -163,9 +164,9 @@ pub fn report_json(e: &Evaluation, settings: &Settings) -> Value {
         "settings": {
             "rounds": e.rounds,
             "message_bytes": settings.message_bytes,
-            "acks": if settings.acks == -1 { "all".to_string() } else { settings.acks.to_string() },
-            "linger_ms": settings.linger.as_millis() as u64,
-            "batch_bytes": settings.batch_bytes,
+            "acks": acks,
+            "linger_ms": p.linger.as_millis() as u64,
+            "batch_bytes": p.batch_bytes,
         },
         "scenarios": e.workloads.iter().map(|w| scenario_json(w, e)).collect::<Vec<_>>(),
         "results": e.summaries.iter().map(summary_json).collect::<Vec<_>>(),

@@ -8,7 +8,7 @@ use super::runner::{RoundFigures, Run};
 use super::scenarios::{Scenario, Workload};
 use super::stats::Summary;
 use super::verdict::{verdicts, Verdict};
-use super::{BenchConfig, BenchError};
+use super::{BenchError, PartitionerBenchSpec};
 use std::sync::atomic::Ordering;
 use yak_client::partitioner::Partitioner as _;
 use yak_client::plugin::PluginPartitioner;
@@ -51,7 +51,7 @@ impl Evaluation {
     }
 }
 
-fn check(config: &BenchConfig) -> Result<(), BenchError> {
+fn check(config: &PartitionerBenchSpec) -> Result<(), BenchError> {
     let bad = |m: &str| Err(BenchError::Invalid(m.to_string()));
     if config.plugins.is_empty() {
         return bad("at least one --plugin is needed");
@@ -72,14 +72,14 @@ fn check(config: &BenchConfig) -> Result<(), BenchError> {
 
 /// Runs the evaluation; `progress` hears of every run before it starts.
 pub fn run(
-    config: &BenchConfig,
+    config: &PartitionerBenchSpec,
     progress: &mut dyn FnMut(&Step),
 ) -> Result<Evaluation, BenchError> {
     check(config)?;
     let mut names = Vec::new();
     for path in &config.plugins {
         names.push(
-            PluginPartitioner::load(path, config.settings.batch_bytes)?
+            PluginPartitioner::load(path, config.settings.producer.batch_bytes)?
                 .name()
                 .to_string(),
         );

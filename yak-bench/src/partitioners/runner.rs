@@ -142,7 +142,7 @@ impl Run<'_> {
 
     /// Does the run.
     pub fn go(&self) -> Result<RoundFigures, BenchError> {
-        let plugin = PluginPartitioner::load(self.plugin, self.settings.batch_bytes)?;
+        let plugin = PluginPartitioner::load(self.plugin, self.settings.producer.batch_bytes)?;
         let name = plugin.name().to_string();
         let ctx = self.context(&name);
         let client = |source: ClientError| BenchError::Client {
@@ -163,12 +163,9 @@ impl Run<'_> {
         };
 
         let config = ProducerConfig {
-            acks: self.settings.acks,
-            linger: self.settings.linger,
-            batch_bytes: self.settings.batch_bytes,
             create_topics: false,
             record_latency: true,
-            ..ProducerConfig::default()
+            ..self.settings.producer.clone()
         };
         let mut producer = Producer::connect(self.dir, config).map_err(client)?;
         producer.set_partitioner(Box::new(plugin));

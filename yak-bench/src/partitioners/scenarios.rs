@@ -99,6 +99,31 @@ impl Scenario {
         Scenario::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The scenarios a list of names asks for (`all` is every one), each
+    /// once, in report order; an unknown name is an error naming the known.
+    pub fn parse_list(names: &[String]) -> Result<Vec<Scenario>, String> {
+        let mut out = Vec::new();
+        for name in names {
+            let chosen: Vec<Scenario> = match name.as_str() {
+                "all" => Scenario::ALL.to_vec(),
+                other => vec![Scenario::parse(other).ok_or_else(|| {
+                    let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                    format!(
+                        "unknown scenario '{other}' (known: {}, all)",
+                        known.join(", ")
+                    )
+                })?],
+            };
+            for s in chosen {
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// What the scenario models and what a strategy should do in it.
     pub fn description(self) -> &'static str {
         match self {
@@ -265,6 +290,22 @@ mod tests {
             partitions: 6,
             replication_factor: None,
         }
+    }
+
+    #[test]
+    fn given_scenario_flags_when_parsing_should_expand_all_and_drop_repeats() {
+        let names =
+            |v: &[&str]| Scenario::parse_list(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&["all"]).unwrap(), Scenario::ALL.to_vec());
+        assert_eq!(
+            names(&["low-rate", "uniform", "low-rate"]).unwrap(),
+            vec![Scenario::Uniform, Scenario::LowRate]
+        );
+        let err = names(&["zipf"]).unwrap_err();
+        assert!(
+            err.contains("unknown scenario 'zipf'") && err.contains("skewed-keys"),
+            "{err}"
+        );
     }
 
     #[test]

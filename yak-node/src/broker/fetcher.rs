@@ -4,7 +4,11 @@
 
 use super::partition::{FetchPosition, Partition};
 use super::replicas::FollowPlan;
-use crate::limits::{FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCH_WAIT_MS};
+use crate::limits::{
+    FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCHER_IDLE_POLL_MS, REPLICA_FETCH_BACKOFF_MS_MAX,
+    REPLICA_FETCH_BACKOFF_MS_MIN, REPLICA_FETCH_WAIT_MS,
+};
+use crate::protocol::backoff::Backoff;
 use crate::protocol::connection::Connection;
 use crate::protocol::{Call, ErrorCode, FetchPartition, Reply};
 use std::collections::BTreeMap;
@@ -55,7 +59,7 @@ impl Fetchers {
                 partitions: Mutex::new(partitions),
                 stop: AtomicBool::new(false),
             });
-            let socket = self.run_dir.join(format!("broker-{leader}.sock"));
+            let socket = crate::paths::broker_socket(&self.run_dir, leader);
             let (me, fsync, thread_f) = (self.broker_id, self.fsync, Arc::clone(&f));
             let spawned = std::thread::Builder::new()
                 .name(format!("fetch-from-{leader}"))
@@ -72,7 +76,9 @@ impl Fetchers {
 
 fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
     let mut conn: Option<Connection> = None;
-    let mut failures = 0u32;
+    let mut backoff = Backoff::new(REPLICA_FETCH_BACKOFF_MS_MIN, REPLICA_FETCH_BACKOFF_MS_MAX);
+    // Rounds in a row that failed, or that asked to wait for metadata.
+    let (mut failures, mut waits) = (0u32, 0u32);
     while !f.stop.load(Ordering::Relaxed) {
         let partitions = f
             .partitions
@@ -80,14 +86,19 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match fetch_once(&mut conn, me, leader, socket, &partitions, fsync) {
-            Ok(()) => failures = 0,
+            Ok(false) => (failures, waits) = (0, 0),
+            Ok(true) => {
+                failures = 0;
+                std::thread::sleep(backoff.delay(waits));
+                waits = waits.saturating_add(1);
+            }
             Err(e) => {
                 conn = None;
                 if failures == 0 {
                     tracing::warn!(leader, error = %e, "fetch from leader failed; retrying");
                 }
-                failures += 1;
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(backoff.delay(failures));
+                failures = failures.saturating_add(1);
             }
         }
     }
@@ -98,6 +109,8 @@ fn run(f: &Fetcher, me: u32, leader: u32, socket: &Path, fsync: bool) {
 /// that leader, in the same epoch, from the same offset as when the fetch
 /// was sent (`Partition::apply_fetched` checks under its lock): a late
 /// answer is dropped, never appended under another leader's epoch.
+/// `Ok(true)`: wait before the next round (a leader change is on its way
+/// through metadata, or an answer could not be applied).
 fn fetch_once(
     conn: &mut Option<Connection>,
     me: u32,
@@ -105,7 +118,7 @@ fn fetch_once(
     socket: &Path,
     partitions: &[Arc<Partition>],
     fsync: bool,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     // A partition whose leadership moved away from `leader` is on its way
     // to another fetcher: not asked here.
     let asked: Vec<(&Arc<Partition>, FetchPosition)> = partitions
@@ -114,8 +127,8 @@ fn fetch_once(
         .filter(|(_, at)| at.leader == Some(leader))
         .collect();
     if asked.is_empty() {
-        std::thread::sleep(Duration::from_millis(20));
-        return Ok(());
+        std::thread::sleep(Duration::from_millis(REPLICA_FETCHER_IDLE_POLL_MS));
+        return Ok(false);
     }
     let requests: Vec<FetchPartition> = asked
         .iter()
@@ -186,8 +199,5 @@ fn fetch_once(
             backoff = true;
         }
     }
-    if backoff {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    Ok(backoff)
 }

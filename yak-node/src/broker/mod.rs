@@ -22,9 +22,10 @@ use crate::limits::{
     REPLICA_LAG_TIME_MAX_MS, RETENTION_CHECK_INTERVAL_MS, TIMESTAMP_AHEAD_MS_MAX,
 };
 use crate::protocol::batch::{self, BatchError, CheckedBatch};
-use crate::protocol::ClientError;
+use crate::protocol::{Acks, ClientError};
 use crate::protocol::{
-    Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, OffsetSpec, Reply,
+    Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec,
+    Reply,
 };
 use crate::server::{self, Handled, Handler, Responder};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
@@ -62,6 +63,21 @@ pub struct BrokerConfig {
 
 use partition::IsrProposal;
 
+/// A long-polling fetch that found nothing yet, parked on the notifier.
+struct ParkedFetch {
+    replica_id: Option<u32>,
+    partitions: Vec<FetchPartition>,
+    responder: Responder,
+}
+
+/// Whether a fetch has something to answer now: records, an error or a
+/// divergence for any partition.
+fn fetch_ready(results: &[FetchedPartition]) -> bool {
+    results
+        .iter()
+        .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some())
+}
+
 /// The broker's request handler and background duties.
 pub struct Broker {
     id: u32,
@@ -70,7 +86,8 @@ pub struct Broker {
     replicas: Replicas,
     zk: ZkSession,
     fetchers: Fetchers,
-    appended: Notifier,
+    /// Bumped when data changes; long-polling fetches park on it.
+    appended: Notifier<ParkedFetch>,
     metadata_version: Mutex<Option<u64>>,
     isr_proposals: Mutex<Vec<(String, u32, IsrProposal)>>,
     /// Counters for metrics (the same the replicas count fsyncs into).
@@ -201,7 +218,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        acks: i8,
+        acks: Acks,
         records: Vec<u8>,
         responder: Responder,
     ) -> Handled {
@@ -223,7 +240,7 @@ impl Broker {
         })();
         let (batch, replica) = match checked {
             Ok(v) => v,
-            Err(e) if acks == 0 => {
+            Err(e) if acks == Acks::None => {
                 tracing::warn!(topic, partition, error = %e, "acks=0 produce failed");
                 return Handled::NoReply;
             }
@@ -244,38 +261,91 @@ impl Broker {
         handled
     }
 
+    /// Answers a fetch at once when there is something to say (records, an
+    /// error, a divergence) or nothing to wait for; else parks it on the
+    /// notifier for the fetch waker, and the connection reads on.
     fn fetch(
         &self,
         replica_id: Option<u32>,
         max_wait_ms: u64,
-        partitions: &[FetchPartition],
-    ) -> Reply {
-        if let Err(e) = check_fetch(partitions) {
-            return Reply::Error(e);
+        partitions: Vec<FetchPartition>,
+        responder: Responder,
+    ) -> Handled {
+        if let Err(e) = check_fetch(&partitions) {
+            return Handled::Reply(Reply::Error(e));
         }
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
-        let mut may_refresh = true;
-        let frame_records_max = fetch_frame_records_max(partitions);
+        let generation = self.appended.generation();
+        let results = self.read_fetch(replica_id, &partitions, true);
+        if fetch_ready(&results) || Instant::now() >= deadline {
+            return Handled::Reply(self.fetched(replica_id, results));
+        }
+        let waiter = ParkedFetch {
+            replica_id,
+            partitions,
+            responder,
+        };
+        self.appended.park(generation, deadline, waiter);
+        Handled::Deferred
+    }
+
+    /// The fetch waker: looks again at parked fetches whenever data changes
+    /// (an append, a high watermark move, new metadata) and at their
+    /// deadlines, and hands each answer to its connection's writer.
+    fn wake_fetches_forever(&self) {
+        let mut seen = self.appended.generation();
         loop {
-            let generation = self.appended.generation();
-            let mut budget = FETCH_RESPONSE_BYTES_MAX;
-            let mut frame_left = frame_records_max;
-            let mut results = Vec::with_capacity(partitions.len());
-            let mut hw_advanced = false;
-            for req in partitions {
-                // At least one batch while the budget lasts, nothing after.
-                let max_bytes = if budget == 0 || frame_left == 0 {
-                    0
+            let due = self.appended.next_due(&mut seen);
+            for notify::Parked { deadline, waiter } in due.waiters {
+                let results = self.read_fetch(waiter.replica_id, &waiter.partitions, false);
+                if fetch_ready(&results) || Instant::now() >= deadline {
+                    let reply = self.fetched(waiter.replica_id, results);
+                    waiter.responder.send(reply);
                 } else {
-                    req.max_bytes
-                        .min(budget)
-                        .min(u32::try_from(frame_left).unwrap_or(u32::MAX))
-                        .max(1)
-                };
-                let replica = match self.replica_once(&req.topic, req.partition, &mut may_refresh) {
+                    self.appended.park(due.generation, deadline, waiter);
+                }
+            }
+        }
+    }
+
+    /// A fetch answer, counted.
+    fn fetched(&self, replica_id: Option<u32>, partitions: Vec<FetchedPartition>) -> Reply {
+        let bytes = partitions.iter().map(|p| p.records.len() as u64).sum();
+        self.stats.fetch_answered(replica_id.is_some(), bytes);
+        Reply::Fetched { partitions }
+    }
+
+    /// Reads what a fetch asks for, once. A follower's fetch also records
+    /// its progress (and may move the high watermark). `may_refresh`: an
+    /// unknown partition or a newer leader epoch may reload metadata (not on
+    /// the fetch waker, which must not wait for ZooKeeper).
+    fn read_fetch(
+        &self,
+        replica_id: Option<u32>,
+        partitions: &[FetchPartition],
+        may_refresh: bool,
+    ) -> Vec<FetchedPartition> {
+        let mut may_refresh_replicas = may_refresh;
+        let frame_records_max = fetch_frame_records_max(partitions);
+        let mut budget = FETCH_RESPONSE_BYTES_MAX;
+        let mut frame_left = frame_records_max;
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut hw_advanced = false;
+        for req in partitions {
+            // At least one batch while the budget lasts, nothing after.
+            let max_bytes = if budget == 0 || frame_left == 0 {
+                0
+            } else {
+                req.max_bytes
+                    .min(budget)
+                    .min(u32::try_from(frame_left).unwrap_or(u32::MAX))
+                    .max(1)
+            };
+            let replica =
+                match self.replica_once(&req.topic, req.partition, &mut may_refresh_replicas) {
                     Ok(r) => r,
                     Err(e) => {
-                        results.push(crate::protocol::FetchedPartition {
+                        results.push(FetchedPartition {
                             topic: req.topic.clone(),
                             partition: req.partition,
                             error: Some(e),
@@ -287,73 +357,59 @@ impl Broker {
                         continue;
                     }
                 };
-                let result = match replica_id {
-                    None => replica.fetch_for_consumer(req.offset, max_bytes, req.leader_epoch),
-                    Some(follower) => {
-                        let f = replica.fetch_for_follower(
-                            follower,
-                            req.offset,
-                            max_bytes,
-                            req.leader_epoch,
-                            req.last_fetched_epoch,
-                            Instant::now(),
-                        );
-                        send_all(f.completions, &self.stats);
-                        hw_advanced |= f.hw_advanced;
-                        if let Some(proposal) = f.proposal {
-                            self.propose_isr(&req.topic, req.partition, proposal);
-                        }
-                        f.result
+            let mut result = match replica_id {
+                None => replica.fetch_for_consumer(req.offset, max_bytes, req.leader_epoch),
+                Some(follower) => {
+                    let f = replica.fetch_for_follower(
+                        follower,
+                        req.offset,
+                        max_bytes,
+                        req.leader_epoch,
+                        req.last_fetched_epoch,
+                        Instant::now(),
+                    );
+                    send_all(f.completions, &self.stats);
+                    hw_advanced |= f.hw_advanced;
+                    if let Some(proposal) = f.proposal {
+                        self.propose_isr(&req.topic, req.partition, proposal);
                     }
-                };
-                if result
+                    f.result
+                }
+            };
+            if may_refresh
+                && result
                     .error
                     .as_ref()
                     .is_some_and(|e| matches!(e.code, ErrorCode::NotLeader { .. }))
-                {
-                    // Someone knows a newer epoch than this broker: catch up.
-                    if req
-                        .leader_epoch
-                        .is_some_and(|e| e > replica.leadership().epoch)
-                    {
-                        let _ = self.refresh_metadata();
-                    }
+                && req
+                    .leader_epoch
+                    .is_some_and(|e| e > replica.leadership().epoch)
+            {
+                // Someone knows a newer epoch than this broker: catch up.
+                let _ = self.refresh_metadata();
+            }
+            if result.records.len() > frame_left {
+                // The answer must stay one frame: these records wait for the next fetch.
+                result.records = Vec::new();
+                if !results.iter().any(|r| !r.records.is_empty()) {
+                    result.error = Some(ErrorBody::new(
+                        ErrorCode::MessageTooLarge,
+                        format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
+                            req.topic, req.partition, partitions.len()),
+                    ));
                 }
-                let mut result = result;
-                if result.records.len() > frame_left {
-                    // The answer must stay one frame: these records wait for the next fetch.
-                    result.records = Vec::new();
-                    if !results
-                        .iter()
-                        .any(|r: &crate::protocol::FetchedPartition| !r.records.is_empty())
-                    {
-                        result.error = Some(ErrorBody::new(
-                            ErrorCode::MessageTooLarge,
-                            format!("{}-{}: the next batch does not fit one answer with {} partitions; fetch fewer at once",
-                                req.topic, req.partition, partitions.len()),
-                        ));
-                    }
-                    frame_left = 0;
-                    budget = 0;
-                } else {
-                    frame_left -= result.records.len();
-                    budget = budget.saturating_sub(result.records.len() as u32);
-                }
-                results.push(result);
+                frame_left = 0;
+                budget = 0;
+            } else {
+                frame_left -= result.records.len();
+                budget = budget.saturating_sub(result.records.len() as u32);
             }
-            if hw_advanced {
-                self.appended.notify();
-            }
-            let ready = results
-                .iter()
-                .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some());
-            if ready || Instant::now() >= deadline {
-                return Reply::Fetched {
-                    partitions: results,
-                };
-            }
-            self.appended.wait(generation, deadline);
+            results.push(result);
         }
+        if hw_advanced {
+            self.appended.notify();
+        }
+        results
     }
 
     fn propose_isr(&self, topic: &str, partition: u32, proposal: IsrProposal) {
@@ -513,9 +569,10 @@ impl Handler for Broker {
                 partition,
                 acks,
                 records,
-            } => {
-                return self.produce(&topic, partition, acks, records, responder);
-            }
+            } => match Acks::from_wire(acks) {
+                Ok(acks) => return self.produce(&topic, partition, acks, records, responder),
+                Err(e) => Err(e),
+            },
             Call::Fetch {
                 replica_id: Some(id),
                 ..
@@ -528,14 +585,7 @@ impl Handler for Broker {
                 replica_id,
                 max_wait_ms,
                 partitions,
-            } => {
-                let reply = self.fetch(replica_id, max_wait_ms, &partitions);
-                if let Reply::Fetched { partitions } = &reply {
-                    let bytes = partitions.iter().map(|p| p.records.len() as u64).sum();
-                    self.stats.fetch_answered(replica_id.is_some(), bytes);
-                }
-                Ok(reply)
-            }
+            } => return self.fetch(replica_id, max_wait_ms, partitions, responder),
             Call::ListOffsets {
                 topic,
                 partition,
@@ -655,21 +705,22 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 
 /// Runs a broker until SIGTERM.
 pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    let data = config.data_dir.join(format!("broker-{}", config.id));
+    let data = crate::paths::broker_data_dir(&config.data_dir, config.id);
     // The lock first, then the cluster id, and only then is anything in the
     // dir opened, recovered, truncated, moved or deleted. Held until exit.
     let _lock = crate::datadir::lock(
         &data,
         crate::datadir::BROKER_LOCK_FILE,
-        &format!("broker-{}", config.id),
+        &crate::paths::broker_name(config.id),
     )?;
-    // A port in use is refused before anything in the data dir is opened.
+    crate::datadir::check_record_format(&data)?;
+    // A Kafka port in use is refused before any log is opened.
     let kafka = config
         .kafka
         .map(|k| crate::kafka::KafkaListener::bind(k.port).map(|l| (l, k)))
         .transpose()?;
     let connections_max = crate::fdlimit::prepare(config.connections_max);
-    let zk_socket = config.run_dir.join("zookeeper.sock");
+    let zk_socket = crate::paths::zookeeper_socket(&config.run_dir);
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
     let replicas = Replicas::open(
         config.id,
@@ -677,7 +728,7 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         config.log,
         config.fsync == FsyncPolicy::Always,
     )?;
-    let socket = config.run_dir.join(format!("broker-{}.sock", config.id));
+    let socket = crate::paths::broker_socket(&config.run_dir, config.id);
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     let stats = Arc::clone(replicas.stats());
@@ -721,6 +772,8 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         let b = Arc::clone(&broker);
         spawn("flusher", move || b.flush_forever())?;
     }
+    let b = Arc::clone(&broker);
+    spawn("fetch-waker", move || b.wake_fetches_forever())?;
     let b = Arc::clone(&broker);
     spawn("maintenance", move || {
         let mut retention_due = Instant::now();

@@ -17,7 +17,9 @@ use crate::limits::{
     MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_ID_EXPIRATION_MS, PRODUCER_STATE_SCAN_BYTES,
 };
 use crate::protocol::batch::{self, BatchHeader, CheckedBatch, ReplicatedBatches};
-use crate::protocol::{ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig};
+use crate::protocol::{
+    Acks, ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig,
+};
 use crate::server::{Handled, Responder};
 use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -405,7 +407,7 @@ impl Partition {
     /// partition until the high watermark passes them.
     pub fn produce(
         &self,
-        acks: i8,
+        acks: Acks,
         mut batch: CheckedBatch,
         ack_timeout: Duration,
         responder: Responder,
@@ -423,7 +425,7 @@ impl Partition {
             );
         }
         let min_isr = Self::min_insync(inner);
-        if acks == -1 && inner.leadership.isr.len() < min_isr {
+        if acks == Acks::All && inner.leadership.isr.len() < min_isr {
             let err = ErrorBody::new(
                 ErrorCode::NotEnoughReplicas,
                 format!(
@@ -478,8 +480,8 @@ impl Partition {
             duplicate,
         };
         let handled = match acks {
-            0 => Handled::NoReply,
-            -1 if inner.high_watermark <= last_offset => {
+            Acks::None => Handled::NoReply,
+            Acks::All if inner.high_watermark <= last_offset => {
                 inner.waiters.push(Waiter {
                     last_offset,
                     reply,
@@ -992,7 +994,7 @@ impl Partition {
         let batch = batch::CheckedBatch::check(bytes).expect("a built batch checks");
         let (responder, _peer) = Responder::for_test(7);
         self.produce(
-            acks,
+            Acks::try_from(acks).expect("test: a valid acks value"),
             batch,
             Duration::from_secs(10),
             responder,

@@ -415,7 +415,7 @@ mod tests {
             let batch = batch::CheckedBatch::check(bytes).expect("a built batch checks");
             let (responder, _peer) = Responder::for_test(1);
             let (handled, _) = p.produce(
-                1,
+                crate::protocol::Acks::Leader,
                 batch,
                 Duration::from_secs(1),
                 responder,

@@ -54,9 +54,10 @@ pub enum ClusterIdError {
 }
 
 /// How often the broker retries ZooKeeper while waiting for its cluster id.
-const CLUSTER_ID_RETRY: Duration = Duration::from_millis(100);
+const CLUSTER_ID_RETRY: Duration = Duration::from_millis(crate::limits::BROKER_CLUSTER_ID_RETRY_MS);
 /// How often, while waiting, the broker says it still waits.
-const CLUSTER_ID_WAIT_LOG: Duration = Duration::from_secs(5);
+const CLUSTER_ID_WAIT_LOG: Duration =
+    Duration::from_millis(crate::limits::BROKER_CLUSTER_ID_WAIT_LOG_MS);
 
 /// Asks ZooKeeper for the cluster id, retrying until it answers.
 fn await_cluster_id(zk_socket: &Path) -> String {

@@ -1,11 +1,16 @@
 //! `yak-node bench produce|consume|e2e|table`.
 
+use super::produce::ProducerFlags;
 use super::ClusterArg;
-use crate::bench::{self, e2e::E2eSpec, produce::ProduceSpec, BenchResult};
-use crate::limits::BATCH_BYTES_DEFAULT;
+use crate::bench::{self, e2e::E2eSpec, produce::ProduceSpec, BenchResult, Progress};
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
+
+/// `bench e2e`'s producer linger, ms: low, as the latency it measures
+/// includes it.
+const E2E_LINGER_MS_DEFAULT: &str = "1";
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -62,18 +67,12 @@ pub struct ProduceBenchArgs {
     /// Producer threads.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
-    pub acks: i8,
     /// Total messages per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Producer linger.
-    #[arg(long, default_value_t = 5)]
-    pub linger_ms: u64,
-    /// Producer batch size.
-    #[arg(long, default_value_t = BATCH_BYTES_DEFAULT)]
-    pub batch_bytes: usize,
+    /// Producer settings of every thread.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
     /// Messages sent to every partition before timing starts (not counted).
     #[arg(long, default_value_t = 1000)]
     pub warmup_messages: u64,
@@ -108,8 +107,9 @@ pub struct ConsumeBenchArgs {
     pub cluster: ClusterArg,
 }
 
-/// Flags of `bench e2e`.
+/// Flags of `bench e2e`: the producer lingers 1 ms by default here, not 5.
 #[derive(Debug, Args)]
+#[command(mut_arg("linger_ms", |a| a.default_value(E2E_LINGER_MS_DEFAULT)))]
 pub struct E2eBenchArgs {
     /// Name of the result row (default: what was run).
     #[arg(long)]
@@ -126,15 +126,12 @@ pub struct E2eBenchArgs {
     /// Bytes per message (at least 8).
     #[arg(long, default_value_t = 100)]
     pub message_bytes: usize,
-    /// Producer linger.
-    #[arg(long, default_value_t = 1)]
-    pub linger_ms: u64,
     /// Messages sent to every partition before timing starts (not counted).
     #[arg(long, default_value_t = 1000)]
     pub warmup_messages: u64,
-    /// 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = super::produce::parse_acks)]
-    pub acks: i8,
+    /// Producer settings.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -163,6 +160,32 @@ pub struct RestartBenchArgs {
     pub cluster: ClusterArg,
 }
 
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style =
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Runs `bench` with a progress bar labelled `what`, cleared at the end.
+fn with_bar<T>(what: &str, bench: impl FnOnce(&mut dyn FnMut(Progress)) -> T) -> T {
+    let bar = progress_bar(what);
+    let result = bench(&mut |p: Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    result
+}
+
 fn show(mut result: BenchResult, label: Option<String>, json: bool) {
     if let Some(l) = label {
         result.name = l;
@@ -171,32 +194,47 @@ fn show(mut result: BenchResult, label: Option<String>, json: bool) {
     if json {
         println!("{}", result.to_json());
     } else {
-        bench::print_table(std::slice::from_ref(result));
+        print_table(std::slice::from_ref(result));
     }
 }
 
-fn from_json(v: &serde_json::Value) -> BenchResult {
-    let f = |k: &str| v[k].as_f64();
-    let latency = match (
-        f("latency_p50_ms"),
-        f("latency_p99_ms"),
-        f("latency_p999_ms"),
-        f("latency_max_ms"),
-    ) {
-        (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
-        _ => None,
-    };
-    BenchResult {
-        name: v["name"].as_str().unwrap_or("?").to_string(),
-        messages: v["messages"].as_u64().unwrap_or(0),
-        message_bytes: v["message_bytes"].as_u64().unwrap_or(0) as usize,
-        seconds: f("seconds").unwrap_or(0.0),
-        msgs_per_sec: f("msgs_per_sec").unwrap_or(0.0),
-        mb_per_sec: f("mb_per_sec").unwrap_or(0.0),
-        latency_ms: latency,
-        failed: v["failed"].as_u64().unwrap_or(0),
-        broker_rss_max_mib: f("broker_rss_max_mib"),
+/// Prints results as one table.
+fn print_table(results: &[BenchResult]) {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "benchmark",
+            "messages",
+            "bytes",
+            "seconds",
+            "msg/s",
+            "MB/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "failed",
+            "broker RSS MiB",
+        ]);
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    for r in results {
+        let lat = |i: usize| f(r.latency_ms.map(|l| l[i]));
+        t.add_row(vec![
+            r.name.clone(),
+            r.messages.to_string(),
+            r.message_bytes.to_string(),
+            format!("{:.3}", r.seconds),
+            format!("{:.0}", r.msgs_per_sec),
+            format!("{:.1}", r.mb_per_sec),
+            lat(0),
+            lat(1),
+            lat(2),
+            lat(3),
+            r.failed.to_string(),
+            f(r.broker_rss_max_mib),
+        ]);
     }
+    println!("{t}");
 }
 
 /// Runs a `bench` subcommand.
@@ -210,23 +248,21 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 messages: a.messages,
                 message_bytes: a.message_bytes,
                 producers: a.producers,
-                acks: a.acks,
                 rate: a.rate,
-                linger: Duration::from_millis(a.linger_ms),
-                batch_bytes: a.batch_bytes,
+                producer: a.producer.config(),
                 warmup_messages: a.warmup_messages,
             };
-            show(
-                bench::produce::run(&a.cluster.cluster, &spec)?,
-                a.label,
-                a.json,
-            );
+            let result = with_bar("produce", |p| {
+                bench::produce::run(&a.cluster.cluster, &spec, p)
+            })?;
+            show(result, a.label, a.json);
         }
-        BenchCommand::Consume(a) => show(
-            bench::consume::run(&a.cluster.cluster, &a.topic, a.messages)?,
-            a.label,
-            a.json,
-        ),
+        BenchCommand::Consume(a) => {
+            let result = with_bar("consume", |p| {
+                bench::consume::run(&a.cluster.cluster, &a.topic, a.messages, p)
+            })?;
+            show(result, a.label, a.json);
+        }
         BenchCommand::E2e(a) => {
             let spec = E2eSpec {
                 topic: a.topic.topic,
@@ -235,22 +271,17 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 rate: a.rate,
                 messages: a.messages,
                 message_bytes: a.message_bytes,
-                acks: a.acks,
-                linger: Duration::from_millis(a.linger_ms),
+                producer: a.producer.config(),
                 warmup_messages: a.warmup_messages,
             };
-            show(bench::e2e::run(&a.cluster.cluster, &spec)?, a.label, a.json);
+            let result = with_bar("e2e", |p| bench::e2e::run(&a.cluster.cluster, &spec, p))?;
+            show(result, a.label, a.json);
         }
         BenchCommand::Partitioners(a) => super::bench_partitioners::run(a)?,
         BenchCommand::Restart(a) => {
             let broker = match (a.broker, a.leader_of) {
                 (Some(b), _) => b,
-                (None, Some(topic)) => crate::client::Admin::connect(&a.cluster.cluster)?
-                    .describe_topic(&topic)?
-                    .partitions
-                    .first()
-                    .and_then(|p| p.leader)
-                    .ok_or_else(|| format!("topic {topic} has no leader for partition 0"))?,
+                (None, Some(topic)) => bench::restart::leader_of(&a.cluster.cluster, &topic)?,
                 (None, None) => return Err("give --broker or --leader-of".into()),
             };
             show(
@@ -270,13 +301,13 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
                 for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
                     let v: serde_json::Value =
                         serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
-                    results.push(from_json(&v));
+                    results.push(BenchResult::from_json(&v));
                 }
             }
             if median {
                 results = bench::medians(&results);
             }
-            bench::print_table(&results);
+            print_table(&results);
         }
     }
     Ok(())

@@ -1,19 +1,16 @@
 //! `yak-node bench partitioners`: flags, the interrupt flag (SIGINT, SIGTERM,
 //! SIGHUP: a paused broker is resumed before the bench stops), a progress bar,
 //! and printing: one table per scenario with its verdicts, or the JSON
-//! report. The evaluation itself is `crate::bench::partitioners`.
+//! report. The evaluation, its chart and its JSON file are
+//! `crate::bench::partitioners` (`PartitionerBenchSpec` in, report out).
 
-use super::produce::parse_acks;
+use super::produce::ProducerFlags;
 use super::ClusterArg;
-use crate::bench::partitioners::report::report_json;
-use crate::bench::partitioners::rounds::Step;
 use crate::bench::partitioners::stats::{Figure, Spread, Summary};
 use crate::bench::partitioners::{
-    self as engine, chart, BenchConfig, BenchError, Evaluation, Knobs, Scenario, Settings,
+    self as engine, chart, Evaluation, Knobs, PartitionerBenchSpec, Scenario, Settings, Step,
 };
-use crate::limits::{
-    BATCH_BYTES_DEFAULT, BENCH_ROUNDS_DEFAULT, BENCH_WARMUP_MESSAGES_DEFAULT, LINGER_MS_DEFAULT,
-};
+use crate::limits::{BENCH_ROUNDS_DEFAULT, BENCH_WARMUP_MESSAGES_DEFAULT};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,7 +18,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Flags of `bench partitioners`.
 #[derive(Debug, Args)]
@@ -53,15 +49,9 @@ pub struct BenchPartitionersArgs {
     /// Replicas per partition (all scenarios but slow-broker and many-partitions, which use 1; cluster default if absent).
     #[arg(long)]
     pub replication_factor: Option<u32>,
-    /// 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = parse_acks)]
-    pub acks: i8,
-    /// Producer linger.
-    #[arg(long, default_value_t = LINGER_MS_DEFAULT)]
-    pub linger_ms: u64,
-    /// Producer batch size.
-    #[arg(long, default_value_t = BATCH_BYTES_DEFAULT)]
-    pub batch_bytes: usize,
+    /// Producer settings of every run.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -77,30 +67,6 @@ pub struct BenchPartitionersArgs {
     /// Cluster.
     #[command(flatten)]
     pub cluster: ClusterArg,
-}
-
-/// The scenarios named by the flags, each once, in report order.
-fn scenarios(names: &[String]) -> Result<Vec<Scenario>, String> {
-    let mut out = Vec::new();
-    for name in names {
-        let chosen: Vec<Scenario> = match name.as_str() {
-            "all" => Scenario::ALL.to_vec(),
-            other => vec![Scenario::parse(other).ok_or_else(|| {
-                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
-                format!(
-                    "unknown scenario '{other}' (known: {}, all)",
-                    known.join(", ")
-                )
-            })?],
-        };
-        for s in chosen {
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Sets the returned flag on SIGINT, SIGTERM or SIGHUP; a second SIGINT exits at once.
@@ -182,13 +148,7 @@ pub fn table(summaries: &[&Summary]) -> Table {
 fn print_tables(e: &Evaluation, a: &BenchPartitionersArgs) {
     println!(
         "{} round(s) per scenario and plugin, {} B values, acks={}; median (min–max) over rounds",
-        e.rounds,
-        a.message_bytes,
-        if a.acks == -1 {
-            "all".to_string()
-        } else {
-            a.acks.to_string()
-        }
+        e.rounds, a.message_bytes, a.producer.acks
     );
     for w in &e.workloads {
         let rate = w
@@ -232,10 +192,10 @@ fn print_tables(e: &Evaluation, a: &BenchPartitionersArgs) {
 
 /// Runs `bench partitioners`.
 pub fn run(a: BenchPartitionersArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = BenchConfig {
+    let spec = PartitionerBenchSpec {
         cluster: a.cluster.cluster.clone(),
         plugins: a.plugins.clone(),
-        scenarios: scenarios(&a.scenarios)?,
+        scenarios: Scenario::parse_list(&a.scenarios)?,
         rounds: a.rounds,
         warmup_messages: a.warmup_messages,
         knobs: Knobs {
@@ -246,56 +206,24 @@ pub fn run(a: BenchPartitionersArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         settings: Settings {
             message_bytes: a.message_bytes,
-            acks: a.acks,
-            linger: Duration::from_millis(a.linger_ms),
-            batch_bytes: a.batch_bytes,
+            producer: a.producer.config(),
             keep_topics: a.keep_topics,
         },
         interrupted: interrupt_flag()?,
+        chart: a.chart.clone(),
+        json_file: a.json_file.clone(),
     };
     let bar = progress_bar();
-    let evaluation = engine::run(&config, &mut |s: &Step| {
+    let report = engine::run(&spec, &mut |s: &Step| {
         bar.set_length(s.total as u64);
         bar.set_position(s.done as u64);
         bar.set_message(s.label.clone());
     })?;
     bar.finish_and_clear();
-    if let Some(path) = &a.chart {
-        chart::draw(path, &evaluation).map_err(|e| BenchError::Chart {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    let report = serde_json::to_string_pretty(&report_json(&evaluation, &config.settings))?;
-    if let Some(path) = &a.json_file {
-        std::fs::write(path, format!("{report}\n"))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
     if a.json {
-        println!("{report}");
+        println!("{}", serde_json::to_string_pretty(&report.json)?);
     } else {
-        print_tables(&evaluation, &a);
+        print_tables(&report.evaluation, &a);
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn given_scenario_flags_when_parsing_should_expand_all_and_drop_repeats() {
-        let names = |v: &[&str]| scenarios(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(names(&["all"]).unwrap(), Scenario::ALL.to_vec());
-        assert_eq!(
-            names(&["low-rate", "uniform", "low-rate"]).unwrap(),
-            vec![Scenario::Uniform, Scenario::LowRate]
-        );
-        let err = names(&["zipf"]).unwrap_err();
-        assert!(
-            err.contains("unknown scenario 'zipf'") && err.contains("skewed-keys"),
-            "{err}"
-        );
-    }
 }

@@ -6,7 +6,7 @@
 
 use super::{ClusterArg, Format};
 use crate::client::{
-    ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, StartFrom,
+    ConsumedRecord, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, RecordSource, StartFrom,
 };
 use crate::limits::GROUP_MAX_POLL_INTERVAL_MS_DEFAULT;
 use crate::protocol::{Assignor, ErrorCode, OffsetSpec};
@@ -17,6 +17,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Longest wait of one poll, so a stop flag or a timeout is seen this soon.
+const POLL_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// `--assignor` values.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -124,8 +127,10 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         let run = GroupRun {
             config,
-            max_messages: a.max_messages,
-            timeout: a.timeout_ms.map(Duration::from_millis),
+            until: Until {
+                max_messages: a.max_messages,
+                timeout: a.timeout_ms.map(Duration::from_millis),
+            },
         };
         let format = a.format;
         return run_group(&a.cluster.cluster, run, |out, r| print(out, r, format));
@@ -135,7 +140,7 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ if a.from_beginning => StartFrom::Earliest,
         _ => StartFrom::Latest,
     };
-    let mut consumer = match Consumer::subscribe(
+    let consumer = match Consumer::subscribe(
         &a.cluster.cluster,
         &a.topic,
         start,
@@ -154,91 +159,89 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         Ok(c) => c,
     };
-    let timeout = a.timeout_ms.map(Duration::from_millis);
+    let until = Until {
+        max_messages: a.max_messages,
+        timeout: a.timeout_ms.map(Duration::from_millis),
+    };
+    let format = a.format;
+    // No signal handler: a plain consumer has nothing to commit, so SIGINT
+    // may end it where it stands.
+    let never = AtomicBool::new(false);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let mut count = 0u64;
-    let mut last_message = Instant::now();
-    loop {
-        if a.max_messages.is_some_and(|m| count >= m) {
-            break;
-        }
-        let wait = match timeout {
-            Some(t) => {
-                let left = t.saturating_sub(last_message.elapsed());
-                if left.is_zero() {
-                    break;
-                }
-                left.min(Duration::from_millis(500))
-            }
-            None => Duration::from_millis(500),
-        };
-        let records = consumer.poll(wait)?;
-        if !records.is_empty() {
-            last_message = Instant::now();
-        }
-        for r in &records {
-            if a.max_messages.is_some_and(|m| count >= m) {
-                break;
-            }
-            count += 1;
-            if let Err(e) = print(&mut out, r, a.format) {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    return Ok(());
-                }
-                return Err(e.into());
-            }
-        }
-        match out.flush() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other?,
-        }
-    }
+    read_loop(consumer, &until, &never, &mut out, |out, r| {
+        print(out, r, format)
+    })?;
     Ok(())
+}
+
+/// When a read loop stops, besides a signal or a closed output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Until {
+    /// After this many messages.
+    pub max_messages: Option<u64>,
+    /// After this long without a new message.
+    pub timeout: Option<Duration>,
 }
 
 /// A group member's run: who it is and when it stops.
 pub struct GroupRun {
     /// Group settings.
     pub config: GroupConfig,
-    /// Stop after this many messages.
-    pub max_messages: Option<u64>,
-    /// Stop after this long without a new message.
-    pub timeout: Option<Duration>,
+    /// When to stop.
+    pub until: Until,
 }
 
-/// Runs a group member until `--max-messages`, `--timeout-ms`, SIGINT or
-/// SIGTERM; prints each record with `print`, acknowledges it once the
-/// output is flushed, and commits and leaves the group on the way out.
+/// Runs a group member until its [`Until`], SIGINT or SIGTERM; prints each
+/// record with `print` to stdout (see [`read_loop`]), and commits and
+/// leaves the group on the way out.
 pub fn run_group(
     cluster: &Path,
     run: GroupRun,
-    mut print: impl FnMut(&mut dyn Write, &ConsumedRecord) -> io::Result<()>,
+    print: impl FnMut(&mut dyn Write, &ConsumedRecord) -> io::Result<()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let mut member = GroupConsumer::join(cluster, run.config)?;
+    let member = GroupConsumer::join(cluster, run.config)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    read_loop(member, &run.until, &stop, &mut out, print)?;
+    Ok(())
+}
+
+/// The one read loop of `consume` and `worker consume`: polls `source`
+/// until `until` is met or `stop` is set, writes each record to `out` with
+/// `print`, flushes after every poll, and only then acknowledges the
+/// records written (processed means written out: a group member may commit
+/// them now). A closed output (broken pipe) ends the loop quietly. The
+/// source is closed on every way out. Returns the records written.
+pub fn read_loop<S: RecordSource>(
+    mut source: S,
+    until: &Until,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+    mut print: impl FnMut(&mut dyn Write, &ConsumedRecord) -> io::Result<()>,
+) -> Result<u64, Box<dyn std::error::Error>> {
     let mut count = 0u64;
     let mut last_message = Instant::now();
-    let result = loop {
-        if stop.load(Ordering::Relaxed) || run.max_messages.is_some_and(|m| count >= m) {
+    let full = |count: u64| until.max_messages.is_some_and(|m| count >= m);
+    let result: Result<(), Box<dyn std::error::Error>> = 'reading: loop {
+        if stop.load(Ordering::Relaxed) || full(count) {
             break Ok(());
         }
-        let wait = match run.timeout {
+        let wait = match until.timeout {
             Some(t) => {
                 let left = t.saturating_sub(last_message.elapsed());
                 if left.is_zero() {
                     break Ok(());
                 }
-                left.min(Duration::from_millis(500))
+                left.min(POLL_WAIT_MAX)
             }
-            None => Duration::from_millis(500),
+            None => POLL_WAIT_MAX,
         };
-        let records = match member.poll(wait) {
+        let records = match source.poll(wait) {
             Ok(r) => r,
             Err(e) => break Err(e.into()),
         };
@@ -248,10 +251,10 @@ pub fn run_group(
         let mut printed = 0;
         let mut closed = false;
         for r in &records {
-            if run.max_messages.is_some_and(|m| count >= m) {
+            if full(count) {
                 break;
             }
-            match print(&mut out, r) {
+            match print(&mut *out, r) {
                 Ok(()) => {
                     count += 1;
                     printed += 1;
@@ -260,21 +263,185 @@ pub fn run_group(
                     closed = true;
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => break 'reading Err(e.into()),
             }
         }
         match out.flush() {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(()),
-            other => other?,
+            Err(e) => break Err(e.into()),
+            Ok(()) => {}
         }
-        // Processed means written out: only now may the offsets be committed.
         for r in &records[..printed] {
-            member.ack(r);
+            source.ack(r);
         }
         if closed {
             break Ok(());
         }
     };
-    member.close();
-    result
+    source.close();
+    result.map(|()| count)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::client::ClientError;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    /// What a fake source was told.
+    #[derive(Debug, Default)]
+    struct Seen {
+        acked: Vec<u64>,
+        closed: bool,
+    }
+
+    /// Hands out prepared polls in order, then empty ones.
+    struct FakeSource {
+        polls: VecDeque<Result<Vec<ConsumedRecord>, ClientError>>,
+        seen: Rc<RefCell<Seen>>,
+    }
+
+    impl RecordSource for FakeSource {
+        fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>, ClientError> {
+            self.polls.pop_front().unwrap_or_else(|| {
+                std::thread::sleep(max_wait.min(Duration::from_millis(5)));
+                Ok(Vec::new())
+            })
+        }
+        fn ack(&mut self, record: &ConsumedRecord) {
+            self.seen.borrow_mut().acked.push(record.offset);
+        }
+        fn close(self) {
+            self.seen.borrow_mut().closed = true;
+        }
+    }
+
+    fn record(offset: u64) -> ConsumedRecord {
+        ConsumedRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            key: None,
+            value: Some(format!("v{offset}").into_bytes()),
+            timestamp_ms: 0,
+        }
+    }
+
+    fn source(
+        polls: Vec<Result<Vec<ConsumedRecord>, ClientError>>,
+    ) -> (FakeSource, Rc<RefCell<Seen>>) {
+        let seen = Rc::new(RefCell::new(Seen::default()));
+        let s = FakeSource {
+            polls: polls.into(),
+            seen: Rc::clone(&seen),
+        };
+        (s, seen)
+    }
+
+    fn text(out: &mut dyn Write, r: &ConsumedRecord) -> io::Result<()> {
+        print(out, r, Format::Text)
+    }
+
+    /// Refuses every write as a closed pipe.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn given_max_messages_when_a_poll_brings_more_should_print_and_ack_only_that_many() {
+        let (src, seen) = source(vec![
+            Ok(vec![record(0), record(1)]),
+            Ok(vec![record(2), record(3)]),
+        ]);
+        let until = Until {
+            max_messages: Some(3),
+            timeout: None,
+        };
+        let mut out = Vec::new();
+        let n = read_loop(src, &until, &AtomicBool::new(false), &mut out, text).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(String::from_utf8(out).unwrap(), "v0\nv1\nv2\n");
+        let seen = seen.borrow();
+        assert_eq!(seen.acked, vec![0, 1, 2], "record 3 was never written");
+        assert!(seen.closed);
+    }
+
+    #[test]
+    fn given_closed_output_when_printing_should_stop_quietly_without_acking() {
+        let (src, seen) = source(vec![Ok(vec![record(0), record(1)])]);
+        let n = read_loop(
+            src,
+            &Until::default(),
+            &AtomicBool::new(false),
+            &mut ClosedPipe,
+            text,
+        )
+        .unwrap();
+        assert_eq!(n, 0);
+        let seen = seen.borrow();
+        assert!(seen.acked.is_empty(), "nothing reached the output");
+        assert!(seen.closed);
+    }
+
+    #[test]
+    fn given_timeout_when_no_record_comes_should_stop_after_it() {
+        let (src, seen) = source(vec![Ok(vec![record(7)])]);
+        let until = Until {
+            max_messages: None,
+            timeout: Some(Duration::from_millis(50)),
+        };
+        let started = Instant::now();
+        let n = read_loop(src, &until, &AtomicBool::new(false), &mut Vec::new(), text).unwrap();
+        assert_eq!(n, 1);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(seen.borrow().acked, vec![7]);
+    }
+
+    #[test]
+    fn given_stop_flag_when_set_should_close_before_polling() {
+        let (src, seen) = source(vec![Ok(vec![record(0)])]);
+        let n = read_loop(
+            src,
+            &Until::default(),
+            &AtomicBool::new(true),
+            &mut Vec::new(),
+            text,
+        )
+        .unwrap();
+        assert_eq!(n, 0);
+        assert!(seen.borrow().closed);
+    }
+
+    #[test]
+    fn given_poll_error_when_reading_should_close_the_source_and_return_it() {
+        let (src, seen) = source(vec![
+            Ok(vec![record(0)]),
+            Err(ClientError::Invalid("boom".into())),
+        ]);
+        let mut out = Vec::new();
+        let err = read_loop(
+            src,
+            &Until::default(),
+            &AtomicBool::new(false),
+            &mut out,
+            text,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("boom"), "{err}");
+        assert_eq!(out, b"v0\n");
+        let seen = seen.borrow();
+        assert_eq!(seen.acked, vec![0]);
+        assert!(seen.closed, "a group member leaves even on error");
+    }
 }

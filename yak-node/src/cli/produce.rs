@@ -8,9 +8,10 @@ use super::ClusterArg;
 use crate::client::plugin::{
     resolve_plugin_path, PluginPartitioner, PluginSource, PARTITIONER_ENV,
 };
-use crate::client::{Producer, ProducerConfig};
+use crate::client::{Acks, Producer, ProducerConfig};
 use crate::limits::{
     BATCH_BYTES_DEFAULT, DELIVERY_TIMEOUT_MS_DEFAULT, LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
+    PRODUCE_POLL_INTERVAL_MS, PRODUCE_STDIN_WAIT_MS_MAX,
 };
 use crate::protocol::batch::Compression;
 use clap::{Args, ValueEnum};
@@ -34,9 +35,28 @@ pub struct ProduceArgs {
     /// Split each stdin line at the first SEP into key and value.
     #[arg(long, value_name = "SEP")]
     pub key_separator: Option<String>,
+    /// Producer settings.
+    #[command(flatten)]
+    pub producer: ProducerFlags,
+    /// Partitioner plugin (.so); default: $YAK_PARTITIONER, else the
+    /// cluster's client.toml, else key-hash for keyed messages and sticky
+    /// for the rest.
+    #[arg(long, value_name = "FILE.so")]
+    pub partitioner: Option<PathBuf>,
+    /// Cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+/// The producer's flags, one group flattened into every command that
+/// produces: `produce`, `bench produce`, `bench e2e`, `bench partitioners`.
+/// A command with another default changes it with
+/// `#[command(mut_arg("linger_ms", ...))]`, never with a copy of the flag.
+#[derive(Debug, Args, Clone)]
+pub struct ProducerFlags {
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
-    pub acks: i8,
+    pub acks: Acks,
     /// How long a partial batch waits for more messages.
     #[arg(long, default_value_t = LINGER_MS_DEFAULT)]
     pub linger_ms: u64,
@@ -53,14 +73,6 @@ pub struct ProduceArgs {
     /// compressed as sent and consumers decompress them.
     #[arg(long, value_enum, default_value = "none")]
     pub compression: CompressionArg,
-    /// Partitioner plugin (.so); default: $YAK_PARTITIONER, else the
-    /// cluster's client.toml, else key-hash for keyed messages and sticky
-    /// for the rest.
-    #[arg(long, value_name = "FILE.so")]
-    pub partitioner: Option<PathBuf>,
-    /// Cluster.
-    #[command(flatten)]
-    pub cluster: ClusterArg,
 }
 
 /// `--compression` values: Kafka's record batch codecs.
@@ -90,14 +102,31 @@ impl From<CompressionArg> for Compression {
     }
 }
 
-/// Parses `0`, `1`, `all` (or `-1`).
-pub fn parse_acks(s: &str) -> Result<i8, String> {
-    match s {
-        "0" => Ok(0),
-        "1" => Ok(1),
-        "all" | "-1" => Ok(-1),
-        _ => Err(format!("acks must be 0, 1 or all, not '{s}'")),
+impl ProducerFlags {
+    /// The linger as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
     }
+
+    /// A producer configuration with these settings, the rest default.
+    pub fn config(&self) -> ProducerConfig {
+        ProducerConfig {
+            acks: self.acks.into(),
+            linger: self.linger(),
+            batch_bytes: self.batch_bytes,
+            max_message_bytes: self.max_message_bytes,
+            delivery_timeout: Duration::from_millis(self.delivery_timeout_ms),
+            compression: self.compression.into(),
+            ..ProducerConfig::default()
+        }
+    }
+}
+
+/// Parses `0`, `1`, `all` (or `-1`); anything else is refused here, at
+/// the edge, never passed on as some other level.
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    s.parse()
+        .map_err(|e: crate::protocol::acks::AcksError| e.to_string())
 }
 
 struct Counts {
@@ -139,20 +168,12 @@ fn send_one(
 
 /// Runs `produce`.
 pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ProducerConfig {
-        acks: a.acks,
-        linger: Duration::from_millis(a.linger_ms),
-        batch_bytes: a.batch_bytes,
-        max_message_bytes: a.max_message_bytes,
-        delivery_timeout: Duration::from_millis(a.delivery_timeout_ms),
-        compression: a.compression.into(),
-        ..ProducerConfig::default()
-    };
+    let config = a.producer.config();
     let env = std::env::var(PARTITIONER_ENV).ok();
     let plugin =
         match resolve_plugin_path(a.partitioner.as_deref(), env.as_deref(), &a.cluster.cluster)? {
             Some((path, source)) => {
-                let plugin = PluginPartitioner::load(&path, a.batch_bytes)?;
+                let plugin = PluginPartitioner::load(&path, a.producer.batch_bytes)?;
                 let from = match source {
                     PluginSource::Flag => "--partitioner".to_string(),
                     PluginSource::Env => format!("${PARTITIONER_ENV}"),
@@ -190,17 +211,17 @@ pub fn run(a: ProduceArgs) -> Result<(), Box<dyn std::error::Error>> {
         loop {
             let wait = producer
                 .next_deadline()
-                .map_or(Duration::from_millis(100), |d| {
+                .map_or(Duration::MAX, |d| {
                     d.saturating_duration_since(Instant::now())
                 })
-                .min(Duration::from_millis(10));
+                .min(Duration::from_millis(PRODUCE_STDIN_WAIT_MS_MAX));
             match rx.recv_timeout(wait) {
                 Ok(line) => send_one(&mut producer, &a, &line, &mut counts)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             // Lingering batches, acks and retries move on even while lines keep coming.
-            if last_poll.elapsed() >= Duration::from_millis(1) {
+            if last_poll.elapsed() >= Duration::from_millis(PRODUCE_POLL_INTERVAL_MS) {
                 producer.poll()?;
                 last_poll = Instant::now();
             }
@@ -247,10 +268,76 @@ mod tests {
         assert_eq!(split("plain", None, None), (None, "plain"));
     }
 
+    /// The producer flags of a command line, parsed by the real CLI.
+    fn producer_flags(args: &[&str]) -> ProducerFlags {
+        use super::super::{bench::BenchCommand, Cli, Command};
+        use clap::Parser;
+        let cli = Cli::try_parse_from(std::iter::once("yak-node").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Produce(a) => a.producer,
+            Command::Bench {
+                command: BenchCommand::Produce(a),
+            } => a.producer,
+            Command::Bench {
+                command: BenchCommand::E2e(a),
+            } => a.producer,
+            Command::Bench {
+                command: BenchCommand::Partitioners(a),
+            } => a.producer,
+            other => panic!("not a producing command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_producing_commands_when_parsing_should_share_flags_and_keep_each_default() {
+        for args in [
+            &["produce", "--topic", "t"][..],
+            &["bench", "produce", "--topic", "t"],
+            &["bench", "partitioners", "--plugin", "p.so"],
+        ] {
+            let f = producer_flags(args);
+            assert_eq!(
+                (f.acks, f.linger_ms),
+                (Acks::All, LINGER_MS_DEFAULT),
+                "{args:?}"
+            );
+            assert_eq!(f.batch_bytes, BATCH_BYTES_DEFAULT, "{args:?}");
+        }
+        let e2e = producer_flags(&["bench", "e2e", "--topic", "t"]);
+        assert_eq!(e2e.linger_ms, 1, "bench e2e keeps its 1 ms linger");
+        let c = producer_flags(&[
+            "bench",
+            "e2e",
+            "--topic",
+            "t",
+            "--acks",
+            "1",
+            "--linger-ms",
+            "7",
+            "--batch-bytes",
+            "4096",
+            "--max-message-bytes",
+            "2048",
+            "--delivery-timeout-ms",
+            "900",
+        ])
+        .config();
+        assert_eq!(c.acks, 1);
+        assert_eq!(c.linger, Duration::from_millis(7));
+        assert_eq!((c.batch_bytes, c.max_message_bytes), (4096, 2048));
+        assert_eq!(c.delivery_timeout, Duration::from_millis(900));
+    }
+
     #[test]
     fn given_acks_strings_when_parsing_should_accept_only_kafka_values() {
-        assert_eq!(parse_acks("all"), Ok(-1));
-        assert_eq!(parse_acks("1"), Ok(1));
-        assert!(parse_acks("2").is_err());
+        assert_eq!(parse_acks("all"), Ok(Acks::All));
+        assert_eq!(parse_acks("-1"), Ok(Acks::All));
+        assert_eq!(parse_acks("1"), Ok(Acks::Leader));
+        assert_eq!(parse_acks("0"), Ok(Acks::None));
+        for bad in ["2", "-2", "ALL", ""] {
+            let err = parse_acks(bad).expect_err("not a Kafka acks value");
+            assert!(err.contains("acks must be 0, 1 or all"), "{bad:?}: {err}");
+        }
     }
 }

@@ -4,11 +4,16 @@
 //! worker is a group member that prints each message it receives. Both run
 //! until SIGTERM/SIGINT and ride out a restarting ZooKeeper or broker.
 
-use super::consume::{run_group, AssignorArg, GroupRun};
+use super::consume::{run_group, AssignorArg, GroupRun, Until};
 use super::ClusterArg;
 use crate::client::metadata::MetadataCache;
 use crate::client::{ClientError, GroupConfig, Producer, ProducerConfig};
-use crate::limits::GROUP_MAX_POLL_INTERVAL_MS_DEFAULT;
+use crate::limits::{
+    GROUP_MAX_POLL_INTERVAL_MS_DEFAULT, WORKER_CATCH_UP_MS_MAX, WORKER_IDLE_SLEEP_MS_MAX,
+    WORKER_MESSAGE_BYTES_MAX, WORKER_RATE_MSGS_PER_SEC_MAX, WORKER_REPORT_INTERVAL_MS,
+    WORKER_STARTUP_WAIT_MS,
+};
+use crate::protocol::backoff::Backoff;
 use crate::protocol::{Assignor, OffsetSpec};
 use clap::{Args, Subcommand};
 use std::path::Path;
@@ -17,14 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Most messages per second one producer worker may be asked for.
-const RATE_MAX: f64 = 100_000.0;
+const RATE_MAX: f64 = WORKER_RATE_MSGS_PER_SEC_MAX;
 /// Largest generated message.
-const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+const MESSAGE_BYTES_MAX: usize = WORKER_MESSAGE_BYTES_MAX as usize;
 /// How long a worker waits for the cluster at start-up before it gives up
 /// (the supervisor then restarts it with backoff).
-const STARTUP_WAIT: Duration = Duration::from_secs(30);
+const STARTUP_WAIT: Duration = Duration::from_millis(WORKER_STARTUP_WAIT_MS);
 /// How often a producer worker prints its counts.
-const REPORT_EVERY: Duration = Duration::from_secs(5);
+const REPORT_EVERY: Duration = Duration::from_millis(WORKER_REPORT_INTERVAL_MS);
 
 /// Flags of `worker`.
 #[derive(Debug, Args)]
@@ -112,8 +117,7 @@ pub fn run(a: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
             config.max_poll_interval = Duration::from_millis(max_poll_interval_ms);
             let run = GroupRun {
                 config,
-                max_messages: None,
-                timeout: None,
+                until: Until::default(),
             };
             run_group(&a.cluster.cluster, run, |out, r| {
                 writeln!(
@@ -135,12 +139,14 @@ fn transient(e: &ClientError) -> bool {
 /// Creates the topic if missing, waiting for ZooKeeper and brokers to be up.
 fn wait_for_topic(cluster: &Path, topic: &str) -> Result<(), ClientError> {
     let deadline = Instant::now() + STARTUP_WAIT;
+    let (mut backoff, mut attempt) = (Backoff::default(), 0u32);
     loop {
         let r = MetadataCache::connect(cluster).and_then(|mut c| c.create_topic(topic, None, None));
         match r {
             Ok(_) => return Ok(()),
             Err(e) if transient(&e) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200))
+                std::thread::sleep(backoff.delay(attempt));
+                attempt = attempt.saturating_add(1);
             }
             Err(e) => return Err(e),
         }
@@ -185,7 +191,8 @@ fn produce(
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         // Catch up after a stall, but never in a burst of more than a second's worth.
-        if now.saturating_duration_since(next_send) > Duration::from_secs(1) {
+        if now.saturating_duration_since(next_send) > Duration::from_millis(WORKER_CATCH_UP_MS_MAX)
+        {
             next_send = now;
         }
         while next_send <= now {
@@ -217,7 +224,7 @@ fn produce(
             .map_or(next_send, |d| d.min(next_send));
         std::thread::sleep(
             wake.saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100)),
+                .min(Duration::from_millis(WORKER_IDLE_SLEEP_MS_MAX)),
         );
     }
     let r = producer.flush()?;

@@ -99,7 +99,7 @@ impl ZooKeeper {
     /// Opens the metadata log and replays it; the first time, gives the
     /// cluster its id. The caller holds the data dir's lock.
     pub fn open(config: &ZkConfig) -> Result<ZooKeeper, ZkOpenError> {
-        let dir = config.data_dir.join("zookeeper");
+        let dir = crate::paths::zookeeper_data_dir(&config.data_dir);
         let (mut log, recovered) = MetaLog::open(&dir)?;
         let (mut state, events) = replay(&mut log, recovered, config.events_max)?;
         let restart = state.cluster_id().is_some();
@@ -793,12 +793,12 @@ fn fail_stop(error: &metalog::MetaLogError) -> ! {
 pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
     // Before anything in the dir is opened, recovered or truncated; held
     // until the process exits.
-    let dir = config.data_dir.join("zookeeper");
+    let dir = crate::paths::zookeeper_data_dir(&config.data_dir);
     let _lock = crate::datadir::lock(&dir, crate::datadir::ZOOKEEPER_LOCK_FILE, "zookeeper")?;
     let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk = Arc::new(ZooKeeper::open(&config)?);
     let rebalance_every = config.leader_rebalance_interval;
-    let socket = config.run_dir.join("zookeeper.sock");
+    let socket = crate::paths::zookeeper_socket(&config.run_dir);
     let listener = crate::transport::Listener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     let cleanup = socket.clone();

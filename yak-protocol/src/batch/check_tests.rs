@@ -492,6 +492,33 @@ fn given_bad_framing_when_checking_should_refuse_before_reading_records() {
 }
 
 #[test]
+fn given_incompressible_records_filling_the_limit_when_finishing_should_stay_uncompressed_within_it(
+) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..BATCH_BYTES_MAX - HEADER_BYTES - 64)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let mut b = BatchBuilder::new(-1, 0, -1, noise.len()).compressed(Compression::Gzip);
+    b.push(NewRecord {
+        key: None,
+        value: &noise,
+        timestamp_ms: 0,
+    });
+    let bytes = b.finish();
+    let checked = CheckedBatch::check(bytes).expect("within the limit");
+    assert_eq!(
+        checked.header().codec_bits(),
+        0,
+        "gzip would have grown it past the limit"
+    );
+}
+
+#[test]
 fn given_compressed_records_inflating_past_the_limit_when_checking_should_refuse() {
     let bomb = vec![0u8; BATCH_DECOMPRESSED_BYTES_MAX + 1];
     let mut b = vec![0u8; HEADER_BYTES];

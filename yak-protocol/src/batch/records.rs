@@ -8,7 +8,7 @@ use super::compression::Compression;
 use super::header::{self, BatchHeader, HEADER_BYTES, LOG_APPEND_TIME_BIT, MAGIC};
 use super::varint::{self, VarintError, VARINT_BYTES_MAX, VARLONG_BYTES_MAX};
 use super::{BatchError, RecordFault, RecordField};
-use crate::limits::BATCH_DECOMPRESSED_BYTES_MAX;
+use crate::limits::{BATCH_BYTES_MAX, BATCH_DECOMPRESSED_BYTES_MAX};
 use std::borrow::Cow;
 
 /// One record as read out of a batch.
@@ -179,12 +179,19 @@ impl BatchBuilder {
 
     /// Writes the header fields and the CRC; the batch is ready to send.
     /// Call it on a batch with at least one record: brokers refuse empty
-    /// ones. Should the codec fail (it writes to memory, so it does not),
-    /// the records stay uncompressed: the batch is valid either way.
+    /// ones. The records stay uncompressed should the codec fail (it writes
+    /// to memory, so it does not) or grow incompressible records past
+    /// [`BATCH_BYTES_MAX`] when they fit uncompressed: the batch is valid
+    /// and within the broker's limit either way.
     pub fn finish(mut self) -> Vec<u8> {
         let codec = self.compression;
         if codec != Compression::None {
-            if let Ok(packed) = codec.compress(&self.buf[HEADER_BYTES..]) {
+            let limit = BATCH_BYTES_MAX.max(self.buf.len());
+            let packed = codec
+                .compress(&self.buf[HEADER_BYTES..])
+                .ok()
+                .filter(|p| HEADER_BYTES + p.len() <= limit);
+            if let Some(packed) = packed {
                 self.buf.truncate(HEADER_BYTES);
                 self.buf.extend_from_slice(&packed);
                 self.buf[21..23].copy_from_slice(&codec.bits().to_be_bytes());

@@ -1,19 +1,27 @@
 //! The request loop shared by ZooKeeper and brokers: accept connections,
-//! one thread each, read frames, hand each request to a [`Handler`], write
-//! the reply. A bad frame closes that connection only, with a logged reason.
+//! read frames on one thread each, hand each request to a [`Handler`]. The
+//! answers leave through the connection's writer ([`reply`]): in request
+//! order, never written by the thread that completed the request. A bad
+//! frame closes that connection only, with a logged reason.
 //!
 //! A handler may answer at once or keep the [`Responder`] and answer later
-//! from another thread (a produce waiting for replication), so a slow
-//! request never holds up the requests pipelined behind it. Answers then go
-//! out in completion order; clients match them by correlation id.
+//! from another thread (a produce waiting for replication, a fetch parked
+//! until data arrives), so a slow request never holds up the reading of the
+//! requests pipelined behind it; their answers wait for its own.
 //!
 //! No connection can starve the server: one idle for
 //! [`CONNECTION_IDLE_MS_MAX`] is closed, a frame must arrive whole within
 //! [`FRAME_READ_TIMEOUT_MS`] of its first byte, its buffer grows with the
-//! bytes received, a connection holds at most one frame being read and
-//! [`CONNECTION_REQUESTS_PENDING_MAX`] deferred answers, and the last
+//! bytes received, a connection holds at most one frame being read,
+//! [`CONNECTION_REQUESTS_PENDING_MAX`] deferred answers and a bounded reply
+//! queue (a client that does not read is disconnected), and the last
 //! [`CONNECTIONS_RESERVED`] slots are kept for the cluster's own processes
 //! (told by the peer's pid, `SO_PEERCRED`).
+
+mod reply;
+
+pub use reply::Responder;
+use reply::{Conn, QueueBounds};
 
 use crate::limits::{
     CONNECTIONS_RESERVED, CONNECTION_BUFFER_BYTES, CONNECTION_IDLE_MS_MAX,
@@ -21,117 +29,13 @@ use crate::limits::{
     SERVER_WRITE_TIMEOUT_MS,
 };
 use crate::protocol::frame::{self, FrameError};
-use crate::protocol::{Call, Reply, Request, Response};
+use crate::protocol::{Call, Reply, Request};
 use crate::transport::{self, Listener};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// One connection's writer and its count of unanswered requests.
-struct Conn {
-    writer: Mutex<BufWriter<UnixStream>>,
-    /// The peer's pid (`SO_PEERCRED`), set once when the connection is accepted.
-    peer_pid: std::sync::OnceLock<Option<u32>>,
-    /// Responders alive (each request's until it is answered or dropped).
-    pending: Mutex<usize>,
-    answered: Condvar,
-}
-
-impl Conn {
-    fn new(stream: UnixStream) -> Arc<Conn> {
-        Arc::new(Conn {
-            writer: Mutex::new(BufWriter::with_capacity(CONNECTION_BUFFER_BYTES, stream)),
-            peer_pid: std::sync::OnceLock::new(),
-            pending: Mutex::new(0),
-            answered: Condvar::new(),
-        })
-    }
-
-    fn writer(&self) -> MutexGuard<'_, BufWriter<UnixStream>> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set_peer_pid(&self, pid: Option<u32>) {
-        let _ = self.peer_pid.set(pid);
-    }
-
-    fn responder(self: &Arc<Conn>, correlation_id: u64) -> Responder {
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        let peer_pid = self.peer_pid.get().copied().flatten();
-        Responder {
-            correlation_id,
-            conn: Arc::clone(self),
-            received: Instant::now(),
-            peer_pid,
-        }
-    }
-
-    /// Waits until fewer than `max` requests of this connection wait for an answer.
-    fn wait_below(&self, max: usize) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        while *pending >= max {
-            pending = self
-                .answered
-                .wait(pending)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// Where the answer to one request goes. Dropping it sends nothing.
-pub struct Responder {
-    correlation_id: u64,
-    conn: Arc<Conn>,
-    received: Instant,
-    peer_pid: Option<u32>,
-}
-
-impl Responder {
-    /// The pid of the process that sent the request, as the kernel recorded
-    /// it when the connection was made (`SO_PEERCRED`); `None` if unknown.
-    /// Handlers authenticate cluster-only calls with it.
-    pub fn peer_pid(&self) -> Option<u32> {
-        self.peer_pid
-    }
-
-    /// When the request this answers was read off its connection.
-    pub fn received(&self) -> Instant {
-        self.received
-    }
-
-    /// Sends the answer now, flushing it.
-    pub fn send(self, reply: Reply) {
-        let response = Response {
-            correlation_id: self.correlation_id,
-            reply,
-        };
-        let mut w = self.conn.writer();
-        // A closed connection is noticed by its reader thread.
-        let _ = frame::write(&mut *w, &response).and_then(|_| w.flush().map_err(Into::into));
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let mut pending = self.conn.pending.lock().unwrap_or_else(|p| p.into_inner());
-        *pending = pending.saturating_sub(1);
-        self.conn.answered.notify_all();
-    }
-}
-
-#[cfg(test)]
-impl Responder {
-    /// A responder writing to one end of a socket pair; the other end is returned.
-    pub(crate) fn for_test(correlation_id: u64) -> (Responder, UnixStream) {
-        let (a, b) = UnixStream::pair().expect("test: socket pair");
-        let conn = Conn::new(a);
-        // The other end of a socket pair is this very process.
-        conn.set_peer_pid(Some(std::process::id()));
-        (conn.responder(correlation_id), b)
-    }
-}
 
 /// What a handler did with a request.
 pub enum Handled {
@@ -209,7 +113,7 @@ pub fn serve<H: Handler>(
             .spawn({
                 let open = Arc::clone(&open);
                 move || {
-                    match serve_connection(stream, &*handler) {
+                    match serve_connection(stream, &*handler, conn_id) {
                         Ok(()) => {}
                         // A client that exits without closing politely is not news.
                         Err(FrameError::Io(e))
@@ -304,65 +208,106 @@ fn next_frame(
     }
 }
 
-fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> Result<(), FrameError> {
+/// How one connection is served: its timeouts and reply queue bounds.
+#[derive(Debug, Clone, Copy)]
+struct ConnSettings {
+    id: u64,
+    idle: Duration,
+    frame_timeout: Duration,
+    write_timeout: Duration,
+    bounds: QueueBounds,
+}
+
+fn serve_connection<H: Handler>(
+    stream: UnixStream,
+    handler: &H,
+    id: u64,
+) -> Result<(), FrameError> {
     serve_stream(
         stream,
         handler,
-        Duration::from_millis(CONNECTION_IDLE_MS_MAX),
-        Duration::from_millis(FRAME_READ_TIMEOUT_MS),
+        ConnSettings {
+            id,
+            idle: Duration::from_millis(CONNECTION_IDLE_MS_MAX),
+            frame_timeout: Duration::from_millis(FRAME_READ_TIMEOUT_MS),
+            write_timeout: Duration::from_millis(SERVER_WRITE_TIMEOUT_MS),
+            bounds: QueueBounds::LIMITS,
+        },
     )
 }
 
+/// Serves one connection: starts its writer, reads and dispatches requests
+/// until the peer closes, goes idle or sends a bad frame, then waits for the
+/// writer to finish the answers still owed.
 fn serve_stream<H: Handler>(
     stream: UnixStream,
     handler: &H,
-    idle: Duration,
-    frame_timeout: Duration,
+    settings: ConnSettings,
 ) -> Result<(), FrameError> {
     // A client that stops reading gets its connection closed instead of
-    // holding the writer (and whoever answers it) forever.
-    stream.set_write_timeout(Some(Duration::from_millis(SERVER_WRITE_TIMEOUT_MS)))?;
+    // holding its writer forever.
+    stream.set_write_timeout(Some(settings.write_timeout))?;
     // Who connected, once: the kernel's record, which the peer cannot forge.
     let peer_pid = crate::peer::peer_cred(&stream).ok().map(|c| c.pid);
     let timed = TimedReader {
         stream: stream.try_clone()?,
-        idle,
+        idle: settings.idle,
         deadline: None,
     };
     let mut reader = BufReader::with_capacity(CONNECTION_BUFFER_BYTES, timed);
-    let conn = Conn::new(stream);
-    conn.set_peer_pid(peer_pid);
+    let conn = Conn::new(settings.id, &stream, peer_pid, settings.bounds)?;
+    let writer = conn.spawn_writer(stream)?;
+    let result = read_requests(&conn, &mut reader, handler, settings.frame_timeout);
+    match &result {
+        // A closed connection (a full reply queue) reads as end of input.
+        Ok(()) => conn.reader_done(),
+        Err(_) => {
+            conn.reader_done();
+            // The caller logs why.
+            conn.close("bad input", true);
+        }
+    }
+    if writer.join().is_err() {
+        tracing::error!(conn = settings.id, "connection writer panicked");
+    }
+    result
+}
+
+fn read_requests<H: Handler>(
+    conn: &Arc<Conn>,
+    reader: &mut BufReader<TimedReader>,
+    handler: &H,
+    frame_timeout: Duration,
+) -> Result<(), FrameError> {
     loop {
-        conn.wait_below(CONNECTION_REQUESTS_PENDING_MAX);
-        let Some(body) = next_frame(&mut reader, frame_timeout)? else {
+        if !conn.wait_below(CONNECTION_REQUESTS_PENDING_MAX) {
             return Ok(());
+        }
+        let body = match next_frame(reader, frame_timeout) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(()),
+            Err(_) if conn.is_closed() => return Ok(()),
+            Err(e) => return Err(e),
         };
         let request: Request = frame::decode(&body)?;
         drop(body);
-        let responder = conn.responder(request.correlation_id);
-        let mut w = match handler.handle(request.call, responder) {
-            Handled::Reply(reply) => {
-                let response = Response {
-                    correlation_id: request.correlation_id,
-                    reply,
-                };
-                let mut w = conn.writer();
-                frame::write(&mut *w, &response)?;
-                w
-            }
-            Handled::NoReply | Handled::Deferred => conn.writer(),
+        let correlation_id = request.correlation_id;
+        let responder = conn.responder(correlation_id);
+        let seq = responder.seq();
+        let reply = match handler.handle(request.call, responder) {
+            Handled::Reply(reply) => Some(reply),
+            Handled::NoReply | Handled::Deferred => None,
         };
-        // Pipelined requests already buffered are answered before one flush.
-        if reader.buffer().is_empty() {
-            w.flush()?;
-        }
+        conn.dispatched(seq, correlation_id, reply);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::sync::{mpsc, Mutex};
 
     /// Keeps every responder (a deferred answer that never comes) and
     /// reports each request it gets.
@@ -377,7 +322,7 @@ mod tests {
                 .seen
                 .lock()
                 .expect("test: lock")
-                .send(responder.correlation_id);
+                .send(responder.correlation_id());
             self.kept.lock().expect("test: lock").push(responder);
             Handled::Deferred
         }
@@ -401,18 +346,103 @@ mod tests {
         idle_ms: u64,
         frame_ms: u64,
     ) -> (UnixStream, mpsc::Receiver<Result<(), String>>) {
+        serve_with(
+            handler,
+            ConnSettings {
+                id: 1,
+                idle: Duration::from_millis(idle_ms),
+                frame_timeout: Duration::from_millis(frame_ms),
+                write_timeout: Duration::from_millis(SERVER_WRITE_TIMEOUT_MS),
+                bounds: QueueBounds::LIMITS,
+            },
+        )
+    }
+
+    fn serve_with<H: Handler>(
+        handler: Arc<H>,
+        settings: ConnSettings,
+    ) -> (UnixStream, mpsc::Receiver<Result<(), String>>) {
         let (server, client) = UnixStream::pair().expect("socket pair");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let r = serve_stream(
-                server,
-                &*handler,
-                Duration::from_millis(idle_ms),
-                Duration::from_millis(frame_ms),
-            );
+            let r = serve_stream(server, &*handler, settings);
             let _ = tx.send(r.map_err(|e| e.to_string()));
         });
         (client, rx)
+    }
+
+    /// Answers `Call::BrokerStats` at once and hands every other request's
+    /// responder to the test (a deferred answer), in the order read.
+    struct Relay {
+        deferred: Mutex<mpsc::Sender<Responder>>,
+    }
+
+    impl Handler for Relay {
+        fn handle(&self, call: Call, responder: Responder) -> Handled {
+            if matches!(call, Call::BrokerStats) {
+                return Handled::Reply(answer("now"));
+            }
+            let _ = self.deferred.lock().expect("test: lock").send(responder);
+            Handled::Deferred
+        }
+    }
+
+    fn relay() -> (Arc<Relay>, mpsc::Receiver<Responder>) {
+        let (tx, rx) = mpsc::channel();
+        (
+            Arc::new(Relay {
+                deferred: Mutex::new(tx),
+            }),
+            rx,
+        )
+    }
+
+    fn answer(text: &str) -> Reply {
+        Reply::Error(crate::protocol::ErrorBody::new(
+            crate::protocol::ErrorCode::InvalidRequest,
+            text,
+        ))
+    }
+
+    fn ask(client: &mut UnixStream, correlation_id: u64, call: Call) {
+        frame::write(
+            client,
+            &Request {
+                correlation_id,
+                call,
+            },
+        )
+        .expect("test: write request");
+    }
+
+    /// The next answer on `client`: its correlation id and text.
+    fn next_answer(client: &mut UnixStream) -> (u64, String) {
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("test: read timeout");
+        let r: crate::protocol::Response = frame::read(client, FRAME_BYTES_MAX).expect("an answer");
+        match r.reply {
+            Reply::Error(e) => (r.correlation_id, e.message),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// Whether an answer arrives on `client` within `wait`.
+    fn answer_within(client: &UnixStream, wait: Duration) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(wait).expect("test: poll timeout");
+        poll(&mut fds, timeout).expect("test: poll") > 0
+    }
+
+    fn settings(replies: usize, bytes: usize, write_timeout_ms: u64) -> ConnSettings {
+        ConnSettings {
+            id: 1,
+            idle: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_millis(write_timeout_ms),
+            bounds: QueueBounds { replies, bytes },
+        }
     }
 
     #[test]
@@ -515,5 +545,141 @@ mod tests {
             more += 1;
         }
         assert_eq!(more, 2, "each answered request lets one more in");
+    }
+
+    #[test]
+    fn given_replies_completed_out_of_order_when_writing_should_deliver_them_in_request_order() {
+        let (handler, deferred) = relay();
+        let (mut client, _done) = serve_with(handler, settings(64, 1 << 20, 5_000));
+        // 1 and 3 wait (a produce parked for the ISR), 2 is answered at once
+        // (a metadata call), 4 is never answered (dropped), 5 waits.
+        ask(&mut client, 1, Call::ListGroups);
+        ask(&mut client, 2, Call::BrokerStats);
+        ask(&mut client, 3, Call::ListGroups);
+        ask(&mut client, 4, Call::ListGroups);
+        ask(&mut client, 5, Call::ListGroups);
+        let mut r: Vec<Responder> = (0..4)
+            .map(|_| {
+                deferred
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("deferred")
+            })
+            .collect();
+        let ids: Vec<u64> = r.iter().map(Responder::correlation_id).collect();
+        assert_eq!(ids, [1, 3, 4, 5]);
+        let five = r.pop().expect("5");
+        drop(r.pop().expect("4"));
+        let three = r.pop().expect("3");
+        let one = r.pop().expect("1");
+        five.send(answer("five"));
+        three.send(answer("three"));
+        assert!(
+            !answer_within(&client, Duration::from_millis(200)),
+            "nothing goes out before the answer to request 1"
+        );
+        one.send(answer("one"));
+        let got: Vec<(u64, String)> = (0..4).map(|_| next_answer(&mut client)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "one".to_string()),
+                (2, "now".to_string()),
+                (3, "three".to_string()),
+                (5, "five".to_string())
+            ],
+            "request order, nothing for the dropped request 4"
+        );
+    }
+
+    #[test]
+    fn given_client_that_never_reads_when_one_thread_answers_everyone_should_close_it_and_keep_the_others_flowing(
+    ) {
+        let (handler, deferred) = relay();
+        // A long write timeout: the full queue, not the timeout, must close it.
+        let conn_settings = settings(8, 1 << 20, 60_000);
+        let (mut stuck, stuck_done) = serve_with(Arc::clone(&handler), conn_settings);
+        let (mut healthy, _healthy_done) = serve_with(Arc::clone(&handler), conn_settings);
+        // One thread answers both connections (like the flusher): 64 KiB each.
+        let big = "x".repeat(64 * 1024);
+        let answerer = std::thread::spawn(move || {
+            while let Ok(r) = deferred.recv_timeout(Duration::from_millis(500)) {
+                r.send(answer(&big));
+            }
+        });
+        let started = Instant::now();
+        let mut stuck_closed = None;
+        let mut slowest = Duration::ZERO;
+        for id in 0..200u64 {
+            if stuck_closed.is_none() {
+                // Far more than the socket buffer holds, never read.
+                if frame::write(
+                    &mut stuck,
+                    &Request {
+                        correlation_id: id,
+                        call: Call::ListGroups,
+                    },
+                )
+                .is_err()
+                {
+                    stuck_closed = Some(started.elapsed());
+                }
+                if stuck_done.try_recv().is_ok() {
+                    stuck_closed = Some(started.elapsed());
+                }
+            }
+            let asked = Instant::now();
+            ask(&mut healthy, id, Call::ListGroups);
+            assert_eq!(next_answer(&mut healthy).0, id);
+            slowest = slowest.max(asked.elapsed());
+        }
+        let closed_at = stuck_closed
+            .or_else(|| {
+                stuck_done
+                    .recv_timeout(Duration::from_secs(5))
+                    .ok()
+                    .map(|_| started.elapsed())
+            })
+            .expect("the stuck connection was closed");
+        assert!(
+            closed_at < Duration::from_secs(5),
+            "closed after {closed_at:?}"
+        );
+        assert!(
+            slowest < Duration::from_secs(1),
+            "the healthy connection's slowest answer took {slowest:?}"
+        );
+        drop(handler);
+        let _ = answerer.join();
+    }
+
+    #[test]
+    fn given_client_that_stops_reading_and_writing_when_write_timeout_passes_should_close_it() {
+        let (handler, deferred) = relay();
+        let (mut client, done) = serve_with(handler, settings(64, 64 << 20, 300));
+        // Enough answers to fill the socket buffer; then the client sits still.
+        for id in 0..32u64 {
+            ask(&mut client, id, Call::ListGroups);
+        }
+        let big = "x".repeat(64 * 1024);
+        let started = Instant::now();
+        for _ in 0..32 {
+            let r = deferred
+                .recv_timeout(Duration::from_secs(5))
+                .expect("deferred");
+            r.send(answer(&big));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "handing answers over never blocks on the socket (each write would wait 300 ms)"
+        );
+        let r = done
+            .recv_timeout(Duration::from_secs(3))
+            .expect("closed at the write timeout");
+        assert_eq!(r, Ok(()));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -1,11 +1,11 @@
-//! Retry backoff for clients: exponential with full jitter between a
+//! Retry backoff for clients and a broker's follower fetcher: exponential with full jitter between a
 //! minimum and a maximum (as Kafka's `retry.backoff.ms` /
 //! `retry.backoff.max.ms`), so many clients retrying after one fault do not
 //! come back in step. No I/O; the jitter source is a small xorshift seeded
 //! from the clock and the pid, never a global.
 
+use crate::limits::{CLIENT_RETRY_BACKOFF_MS_MAX, CLIENT_RETRY_BACKOFF_MS_MIN};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use yak_protocol::limits::{CLIENT_RETRY_BACKOFF_MS_MAX, CLIENT_RETRY_BACKOFF_MS_MIN};
 
 /// Exponential backoff with jitter.
 #[derive(Debug, Clone)]
