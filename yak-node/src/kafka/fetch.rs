@@ -1,5 +1,6 @@
 //! Fetch (v4+): one YaK fetch call for every partition asked, waiting up to
-//! `max_wait_ms` for data (none when `min_bytes` is 0); stored batches are
+//! `max_wait_ms` for data (not at all when `min_bytes` is 0; any data
+//! answers, so a `min_bytes` above 1 counts as 1); stored batches are
 //! returned as they lie. Each partition reports the high watermark,
 //! `last_stable_offset` = high watermark (no transactions), the log start
 //! offset and preferred read replica -1; `NOT_LEADER_OR_FOLLOWER`,
