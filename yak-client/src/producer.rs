@@ -29,7 +29,11 @@
 //! that partition and renumbers those batches from sequence 0, in order
 //! (see ARCHITECTURE.md, "Producer sequence gaps").
 
+mod config;
 mod retries;
+mod wire;
+
+pub use config::{latency_histogram, AckObserver, BatchAck, ProducerConfig, ProducerReport};
 
 use super::backoff::Backoff;
 use super::metadata::MetadataCache;
@@ -40,90 +44,11 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use yak_protocol::batch::{
-    next_sequence, record_bytes, restamp_producer, BatchBuilder, Compression, NewRecord,
-    HEADER_BYTES,
+    next_sequence, record_bytes, restamp_producer, BatchBuilder, NewRecord, HEADER_BYTES,
 };
-use yak_protocol::limits::{
-    BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, DELIVERY_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX,
-    LINGER_MS_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, PRODUCER_ANSWER_WAIT_MS,
-};
+use yak_protocol::limits::{BATCH_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX, PRODUCER_ANSWER_WAIT_MS};
 use yak_protocol::names::validate_topic;
 use yak_protocol::{Acks, Call, ErrorBody, ErrorCode, Reply};
-
-/// How a producer behaves.
-#[derive(Debug, Clone)]
-pub struct ProducerConfig {
-    /// 0: fire and forget; 1: leader wrote it; -1: every in-sync replica
-    /// has it (the wire's i8; [`Acks`] converts with `.into()`). Any other
-    /// value is refused by [`Producer::connect`].
-    pub acks: i8,
-    /// How long a partial batch waits for more messages.
-    pub linger: Duration,
-    /// A batch is sent once it reaches this size.
-    pub batch_bytes: usize,
-    /// Largest single message (key + value + overhead).
-    pub max_message_bytes: usize,
-    /// How long a message may take to be acknowledged, retries included.
-    pub delivery_timeout: Duration,
-    /// Create a missing topic with the cluster defaults.
-    pub create_topics: bool,
-    /// Number batches so a resent one is never written twice.
-    pub idempotent: bool,
-    /// Record each message's ack latency (from its batch's first message to the ack).
-    pub record_latency: bool,
-    /// Codec for each batch's records (stored compressed as sent).
-    pub compression: Compression,
-}
-
-impl Default for ProducerConfig {
-    fn default() -> Self {
-        ProducerConfig {
-            acks: Acks::All.into(),
-            linger: Duration::from_millis(LINGER_MS_DEFAULT),
-            batch_bytes: BATCH_BYTES_DEFAULT,
-            max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
-            delivery_timeout: Duration::from_millis(DELIVERY_TIMEOUT_MS_DEFAULT),
-            create_topics: true,
-            idempotent: true,
-            record_latency: false,
-            compression: Compression::None,
-        }
-    }
-}
-
-/// Counts of what happened to the messages sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProducerReport {
-    /// Messages acknowledged.
-    pub acked: u64,
-    /// Messages given up on.
-    pub failed: u64,
-    /// Batches sent (first attempts).
-    pub batches: u64,
-    /// Produce requests written to a broker: one per batch, plus one per retry.
-    pub requests: u64,
-    /// The first error that failed a message.
-    pub first_error: Option<String>,
-    /// Messages the partitioner failed to place (an error, a panic, a
-    /// partition out of range), placed by the built-in default instead.
-    pub partitioner_fallbacks: u64,
-    /// The first partitioner failure.
-    pub partitioner_error: Option<String>,
-}
-
-/// One acknowledged batch, as seen by an ack observer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchAck {
-    /// Partition the batch was written to.
-    pub partition: u32,
-    /// Records in the batch.
-    pub records: u64,
-    /// From the batch's first send to its acknowledgement, retries included.
-    pub latency: Duration,
-}
-
-/// Called once per acknowledged batch (acks 1 or all).
-pub type AckObserver = Box<dyn FnMut(&str, BatchAck) + Send>;
 
 struct OpenBatch {
     builder: BatchBuilder,
@@ -193,11 +118,6 @@ pub struct Producer {
     latency_us: Option<Histogram<u64>>,
     dispatched: u64,
     slot_scratch: (String, u32),
-}
-
-/// A microsecond latency histogram: 1 µs to 10 min, 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("invariant: constant bounds are valid")
 }
 
 fn now_ms() -> i64 {
@@ -584,130 +504,13 @@ impl Producer {
         tracing::debug!(topic = %p.topic, partition = p.partition, records = p.records, %why, "batch failed");
         self.report.first_error.get_or_insert(why);
     }
-
-    fn transmit(&mut self, mut p: Pending) {
-        let leader = loop {
-            let Some(meta) = self.cache.partition(&p.topic, p.partition) else {
-                break None;
-            };
-            let Some(leader) = meta.leader else {
-                break None;
-            };
-            let epoch = meta.leader_epoch;
-            if self
-                .in_flight
-                .get(&leader)
-                .is_none_or(|q| q.len() < IN_FLIGHT_REQUESTS_MAX)
-            {
-                break Some((leader, epoch));
-            }
-            // Wait for a slot, without blocking on one broker: the leader may move meanwhile.
-            self.await_answers(Some(leader));
-        };
-        let Some((leader, epoch)) = leader else {
-            let err = ClientError::Server(ErrorBody::new(
-                ErrorCode::NotLeader {
-                    leader: None,
-                    epoch: 0,
-                },
-                format!("{}-{} has no leader", p.topic, p.partition),
-            ));
-            return self.retry_or_fail(p, err);
-        };
-        let slot = (p.topic.clone(), p.partition);
-        let elsewhere = self
-            .in_flight
-            .iter()
-            .any(|(b, q)| *b != leader && q.iter().any(|(_, o)| o.slot_is(&slot)));
-        if elsewhere {
-            // Earlier batches of this partition still wait on the old leader:
-            // go after them, or the new leader would see a sequence gap.
-            p.retry_at = Instant::now() + Duration::from_millis(PRODUCER_ANSWER_WAIT_MS);
-            return self.retries.push(p);
-        }
-        let sent = self.cache.broker(leader).and_then(|c| {
-            let id = c.send(&p.call)?;
-            c.flush()?;
-            Ok(id)
-        });
-        if sent.is_ok() {
-            self.report.requests += 1;
-        }
-        p.sent = Some((leader, epoch, Instant::now()));
-        match sent {
-            Ok(_) if self.acks == Acks::None => self.acked(&p),
-            Ok(id) => self.in_flight.entry(leader).or_default().push_back((id, p)),
-            Err(e) => {
-                self.connection_lost(leader);
-                self.retry_or_fail(p, e);
-            }
-        }
-    }
-
-    /// Every request in flight to `broker` is retried: the connection is gone.
-    fn connection_lost(&mut self, broker: u32) {
-        self.cache.forget_broker(broker);
-        let lost: Vec<_> = self
-            .in_flight
-            .remove(&broker)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        for (_, p) in lost {
-            let err = ClientError::Connection {
-                path: Default::default(),
-                reason: "connection lost".into(),
-            };
-            self.retry_or_fail(p, err);
-        }
-    }
-
-    /// Reads every response already waiting, without blocking.
-    fn read_ready(&mut self) {
-        let brokers: Vec<u32> = self
-            .in_flight
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(b, _)| *b)
-            .collect();
-        for broker in brokers {
-            while self.in_flight.get(&broker).is_some_and(|q| !q.is_empty())
-                && self.cache.broker(broker).is_ok_and(|c| c.response_ready())
-            {
-                self.read_one(broker);
-            }
-        }
-    }
-
-    fn read_one(&mut self, broker: u32) {
-        let response = match self.cache.broker(broker).and_then(|c| c.recv()) {
-            Ok(r) => r,
-            Err(_) => return self.connection_lost(broker),
-        };
-        let Some(queue) = self.in_flight.get_mut(&broker) else {
-            return;
-        };
-        let Some(pos) = queue
-            .iter()
-            .position(|(id, _)| *id == response.correlation_id)
-        else {
-            return;
-        };
-        let Some((_, p)) = queue.remove(pos) else {
-            return;
-        };
-        match response.reply {
-            Reply::Produced { .. } => self.acked(&p),
-            Reply::Error(e) => self.retry_or_fail(p, ClientError::Server(e)),
-            other => self.fail(&p, format!("unexpected reply {other:?}")),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fake_cluster::FakeCluster;
+    use yak_protocol::batch::Compression;
 
     #[test]
     fn given_batch_refused_for_a_full_disk_when_later_batches_meet_the_gap_should_renumber_them_and_finish_fast(

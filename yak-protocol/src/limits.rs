@@ -116,6 +116,8 @@ pub const PRODUCE_ACK_TIMEOUT_MS: u64 = 10_000;
 pub const RETENTION_CHECK_INTERVAL_MS: u64 = 1_000;
 /// Producer state (sequence numbers) rebuilt from this many bytes at the tail of a log.
 pub const PRODUCER_STATE_SCAN_BYTES: u32 = 8 * 1024 * 1024;
+/// How far back from the log end (in offsets) the producer table is rebuilt at open.
+pub const PRODUCER_STATE_SCAN_OFFSETS_MAX: u64 = 100_000;
 /// Batches per producer remembered for duplicate detection, as in Kafka.
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
 /// A producer id without a batch for this long is forgotten by a partition

@@ -3,15 +3,14 @@
 //! watermark as a leader, follows ZooKeeper's metadata and heartbeats.
 //! Owns partition data; never decides placement or leaders.
 
-pub mod divergence;
 pub mod fetcher;
-pub mod isr;
 pub mod notify;
 pub mod partition;
 pub mod peers;
 #[cfg(test)]
 mod producer_sequence_tests;
 pub use crate::storage::producers;
+pub mod replica;
 pub mod replicas;
 pub mod stats;
 pub mod zk_session;
@@ -422,10 +421,9 @@ impl Broker {
     fn maintain(&self) {
         let now = Instant::now();
         for p in self.replicas.all() {
-            send_all(p.expire_waiters(now), &self.stats);
-            if let Some(proposal) =
-                p.propose_shrink(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS))
-            {
+            let (expired, shrink) = p.tick(now, Duration::from_millis(REPLICA_LAG_TIME_MAX_MS));
+            send_all(expired, &self.stats);
+            if let Some(proposal) = shrink {
                 self.propose_isr(&p.topic, p.partition, proposal);
             }
         }

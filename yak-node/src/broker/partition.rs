@@ -1,76 +1,37 @@
-//! One partition replica on this broker: its log, its leadership as
-//! ZooKeeper last said, the high watermark, idempotent-producer state and
-//! the produce requests waiting for the ISR (Kafka's purgatory). One mutex
-//! guards it all, so an append, its dedup check and the high watermark
-//! move together.
+//! One partition replica on this broker, as a shell around its
+//! [`ReplicaCore`]: the shell owns the log, the idempotent-producer table
+//! (dedup needs the log), the mutex, and the reply channel of each parked
+//! produce request (by request id); the core decides everything else
+//! (leadership, high watermark, ISR, which request is answered how). One
+//! mutex guards both, so an append, its dedup check and the high watermark
+//! move together. Every method here does its I/O, feeds the core the event
+//! and performs the actions it returns.
 //!
 //! Leader: appends produce batches, answers follower fetches (detecting a
-//! diverged follower log by epoch), raises the high watermark and completes
-//! waiting acks=all requests. Follower: appends what its fetcher brings,
-//! truncating first where the leader says the logs diverged.
+//! diverged follower log by epoch), completes waiting acks=all requests.
+//! Follower: appends what its fetcher brings, truncating first where the
+//! leader says the logs diverged.
 
-use super::divergence;
-use super::isr::IsrTracker;
+mod answers;
+mod batches;
+
 use super::producers::{ProducerTable, Verdict};
+use super::replica::{Action, Event, ReplicaCore, RequestId};
 use super::stats::BrokerStats;
-use crate::limits::{
-    MIN_INSYNC_REPLICAS_DEFAULT, PRODUCER_ID_EXPIRATION_MS, PRODUCER_STATE_SCAN_BYTES,
-};
-use crate::protocol::batch::{self, BatchHeader, CheckedBatch, ReplicatedBatches};
+use crate::limits::PRODUCER_ID_EXPIRATION_MS;
+use crate::protocol::batch::{CheckedBatch, ReplicatedBatches};
 use crate::protocol::{
     Acks, ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig,
 };
 use crate::server::{Handled, Responder};
 use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
+use answers::storage_error;
+use batches::{cut_below, rebuild_producers, record_producers};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Who leads a partition, as this broker knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Leadership {
-    /// The leader's id.
-    pub leader: Option<u32>,
-    /// The leader epoch.
-    pub epoch: u32,
-    /// Every replica.
-    pub replicas: Vec<u32>,
-    /// In-sync replicas.
-    pub isr: Vec<u32>,
-    /// ZooKeeper's version of this leader and ISR; ISR changes name it.
-    pub partition_epoch: u64,
-}
-
-/// An ISR change for the leader to ask ZooKeeper for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IsrProposal {
-    /// The leader epoch it is made in.
-    pub leader_epoch: u32,
-    /// The partition epoch it is based on (compare-and-set).
-    pub partition_epoch: u64,
-    /// The ISR asked for.
-    pub isr: Vec<u32>,
-}
-
-/// Where a follower fetches from, as of the moment the fetch was sent. An
-/// answer is applied only if all of it still holds when it comes back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchPosition {
-    /// The leader fetched from.
-    pub leader: Option<u32>,
-    /// Its leader epoch.
-    pub leader_epoch: u32,
-    /// The offset fetched from: this log's end.
-    pub offset: u64,
-    /// The epoch of the last batch in this log.
-    pub last_fetched_epoch: Option<u32>,
-}
-
-struct Waiter {
-    last_offset: u64,
-    reply: Reply,
-    responder: Responder,
-    deadline: Instant,
-}
+pub use super::replica::{FetchPosition, IsrProposal, Leadership};
 
 /// Answers to send once the partition lock is released.
 pub type Completions = Vec<(Responder, Reply)>;
@@ -87,24 +48,62 @@ pub struct FollowerFetch {
     pub hw_advanced: bool,
 }
 
+/// What the core's actions came to, besides the truncations the follower
+/// paths perform themselves.
+#[derive(Default)]
+struct Effects {
+    completions: Completions,
+    proposals: Vec<IsrProposal>,
+    hw_advanced: bool,
+    diverging: Option<(u32, u64)>,
+    /// Truncate or Restart, for the follower path that asked.
+    cut: Option<Action>,
+}
+
 struct Inner {
     /// `<topic>-<partition>`, for messages.
     name: String,
     log: Log,
-    /// Appends below this offset are fsynced.
-    durable_offset: u64,
-    /// fsync policy `always`: only fsynced data counts toward the high watermark.
-    sync_appends: bool,
-    /// Bumped by every truncation, so an fsync started before one does not
-    /// vouch for data written after it.
-    truncations: u64,
-    leadership: Leadership,
-    tracker: Option<IsrTracker>,
-    high_watermark: u64,
+    core: ReplicaCore,
     producers: ProducerTable,
-    waiters: Vec<Waiter>,
+    /// Parked produce requests: where to answer and what to answer on success.
+    parked: HashMap<RequestId, (Responder, Reply)>,
+    next_request: RequestId,
     /// The topic's own settings from ZooKeeper (retention overrides).
     topic_config: TopicConfig,
+}
+
+impl Inner {
+    fn step(&mut self, broker: u32, event: Event) -> Effects {
+        let actions = self.core.step(event);
+        self.perform(broker, actions)
+    }
+
+    fn perform(&mut self, broker: u32, actions: Vec<Action>) -> Effects {
+        let mut fx = Effects::default();
+        for action in actions {
+            match action {
+                Action::Reply {
+                    request,
+                    last_offset,
+                    outcome,
+                } => match self.parked.remove(&request) {
+                    Some((responder, ok)) => {
+                        let reply = answers::outcome(&self.name, broker, last_offset, outcome, ok);
+                        fx.completions.push((responder, reply));
+                    }
+                    None => {
+                        tracing::error!(partition = %self.name, request, "bug: an answer for a request not parked")
+                    }
+                },
+                Action::ProposeIsr(p) => fx.proposals.push(p),
+                Action::HighWatermarkAdvanced(_) => fx.hw_advanced = true,
+                Action::Diverging { epoch, end } => fx.diverging = Some((epoch, end)),
+                cut @ (Action::Truncate { .. } | Action::Restart { .. }) => fx.cut = Some(cut),
+            }
+        }
+        fx
+    }
 }
 
 /// A partition replica.
@@ -133,96 +132,6 @@ pub fn send_all(completions: Completions, stats: &BrokerStats) {
     }
 }
 
-/// A storage error as the client sees it. A fatal one (a failed fsync, on
-/// any path: leader flush, follower flush, retention, truncation) does not
-/// return: the broker fail-stops, since no answer after it can be trusted.
-fn storage_error(e: StorageError) -> ErrorBody {
-    if e.is_fatal() {
-        super::fail_stop(&e);
-    }
-    match e {
-        StorageError::OffsetOutOfRange {
-            log_start_offset,
-            log_end_offset,
-            offset,
-        } => {
-            let why = if offset < log_start_offset {
-                format!("offset {offset} is below the earliest offset {log_start_offset} (older records were deleted by retention)")
-            } else {
-                format!("offset {offset} is past the log end offset {log_end_offset}")
-            };
-            ErrorBody::new(
-                ErrorCode::OffsetOutOfRange {
-                    log_start_offset,
-                    log_end_offset,
-                },
-                why,
-            )
-        }
-        StorageError::StaleEpoch { epoch, latest } => ErrorBody::new(
-            ErrorCode::FencedLeaderEpoch,
-            format!("epoch {epoch} is older than the log's latest epoch {latest}"),
-        ),
-        other => {
-            tracing::error!(error = %other, "storage failure");
-            ErrorBody::new(ErrorCode::StorageError, other.to_string())
-        }
-    }
-}
-
-/// Headers of the whole batches in `bytes`, without CRC checks.
-fn headers(bytes: &[u8]) -> impl Iterator<Item = (BatchHeader, usize)> + '_ {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        let h = batch::parse_header(bytes.get(at..)?).ok()?;
-        let start = at;
-        at = at.checked_add(h.total_bytes())?;
-        (at <= bytes.len()).then_some((h, start))
-    })
-}
-
-/// The prefix of `bytes` holding only batches that start below `offset`.
-fn cut_below(mut bytes: Vec<u8>, offset: u64) -> Vec<u8> {
-    let end = headers(&bytes)
-        .find(|(h, _)| h.base_offset >= offset)
-        .map(|(_, start)| start);
-    if let Some(end) = end {
-        bytes.truncate(end);
-    }
-    bytes
-}
-
-fn last_seq(h: &BatchHeader) -> i32 {
-    h.last_sequence()
-}
-
-fn rebuild_producers(log: &Log) -> ProducerTable {
-    let mut table = ProducerTable::default();
-    let end = log.log_end_offset();
-    let mut offset = end.saturating_sub(100_000).max(log.log_start_offset());
-    let mut scanned = 0u64;
-    while offset < end && scanned < u64::from(PRODUCER_STATE_SCAN_BYTES) * 4 {
-        let Ok(bytes) = log.read(offset, PRODUCER_STATE_SCAN_BYTES) else {
-            break;
-        };
-        if bytes.is_empty() {
-            break;
-        }
-        scanned += bytes.len() as u64;
-        for (h, _) in headers(&bytes) {
-            table.record(
-                h.producer_id,
-                h.base_sequence,
-                last_seq(&h),
-                h.base_offset,
-                h.last_offset(),
-            );
-            offset = h.next_offset();
-        }
-    }
-    table
-}
-
 impl Partition {
     /// Wraps an opened log.
     pub fn new(
@@ -236,15 +145,11 @@ impl Partition {
         let producers = rebuild_producers(&log);
         let inner = Inner {
             name: format!("{topic}-{partition}"),
-            durable_offset: log.log_end_offset(),
-            sync_appends,
-            truncations: 0,
+            core: ReplicaCore::new(broker_id, log.log_end_offset(), sync_appends),
             log,
-            leadership: Leadership::default(),
-            tracker: None,
-            high_watermark: 0,
             producers,
-            waiters: Vec::new(),
+            parked: HashMap::new(),
+            next_request: 0,
             topic_config: TopicConfig::default(),
         };
         Partition {
@@ -278,129 +183,16 @@ impl Partition {
 
     /// Leadership as last known.
     pub fn leadership(&self) -> Leadership {
-        self.lock().leadership.clone()
-    }
-
-    fn not_leader(&self, l: &Leadership) -> ErrorBody {
-        ErrorBody::new(
-            ErrorCode::NotLeader {
-                leader: l.leader,
-                epoch: l.epoch,
-            },
-            format!(
-                "broker {} does not lead {} (leader {:?}, epoch {})",
-                self.broker_id,
-                self.name(),
-                l.leader,
-                l.epoch
-            ),
-        )
+        self.lock().core.leadership().clone()
     }
 
     /// Applies leadership from ZooKeeper. Returns answers to send (waiting
     /// produce requests failed by a lost leadership or completed by a
     /// smaller ISR).
-    pub fn set_leadership(&self, new: Leadership, now: Instant) -> Completions {
-        let mut g = self.lock();
-        let inner = &mut *g;
-        if inner.leadership == new {
-            return Vec::new();
-        }
-        let me = Some(self.broker_id);
-        let was_leader = inner.tracker.is_some();
-        let same_term =
-            inner.leadership.leader == new.leader && inner.leadership.epoch == new.epoch;
-        if same_term && new.partition_epoch < inner.leadership.partition_epoch {
-            // Metadata read before an ISR change this leader already applied.
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        if new.leader == me {
-            match (&mut inner.tracker, same_term) {
-                (Some(t), true) => t.set_isr(&new.isr),
-                _ => {
-                    let leo = inner.log.log_end_offset();
-                    inner.high_watermark = inner.high_watermark.min(leo);
-                    inner.tracker = Some(IsrTracker::new(
-                        self.broker_id,
-                        &new.replicas,
-                        &new.isr,
-                        inner.high_watermark,
-                        leo,
-                        now,
-                    ));
-                    tracing::info!(partition = %self.name(), epoch = new.epoch, log_end_offset = leo, isr = ?new.isr, "became leader");
-                }
-            }
-        } else {
-            if was_leader || !same_term {
-                let err = self.not_leader(&new);
-                out.extend(
-                    inner
-                        .waiters
-                        .drain(..)
-                        .map(|w| (w.responder, Reply::Error(err.clone()))),
-                );
-            }
-            if was_leader {
-                tracing::info!(partition = %self.name(), leader = ?new.leader, epoch = new.epoch, "became follower");
-            }
-            inner.tracker = None;
-        }
-        inner.leadership = new;
-        Self::advance(inner, &mut out);
-        out
-    }
-
-    /// `min.insync.replicas` for this partition.
-    fn min_insync(inner: &Inner) -> usize {
-        MIN_INSYNC_REPLICAS_DEFAULT
-            .min(inner.leadership.replicas.len())
-            .max(1)
-    }
-
-    /// Leader: recomputes the high watermark and completes waiting requests.
-    /// A request the high watermark passed is acknowledged only if the ISR
-    /// holds at least `min.insync.replicas` members at this moment; else it
-    /// is answered `NotEnoughReplicasAfterAppend` (its batch stays in the
-    /// log; an idempotent retry finds it as a duplicate).
-    fn advance(inner: &mut Inner, out: &mut Completions) {
-        let Some(t) = inner.tracker.as_mut() else {
-            return;
-        };
-        let leo = inner.log.log_end_offset();
-        inner.durable_offset = inner.durable_offset.min(leo);
-        let own_end = if inner.sync_appends {
-            inner.durable_offset
-        } else {
-            leo
-        };
-        inner.high_watermark = t.update_high_watermark(own_end);
-        let hw = inner.high_watermark;
-        let isr_size = t.isr().len();
-        let (done, waiting): (Vec<_>, Vec<_>) =
-            inner.waiters.drain(..).partition(|w| w.last_offset < hw);
-        inner.waiters = waiting;
-        if done.is_empty() {
-            return;
-        }
-        let min_isr = Self::min_insync(inner);
-        if isr_size >= min_isr {
-            out.extend(done.into_iter().map(|w| (w.responder, w.reply)));
-            return;
-        }
-        let isr = inner.leadership.isr.clone();
-        let name = inner.name.clone();
-        out.extend(done.into_iter().map(|w| {
-            let err = ErrorBody::new(
-                ErrorCode::NotEnoughReplicasAfterAppend,
-                format!(
-                    "{name}: not enough replicas after append: the batch ending at offset {} is in the leader's log, but the in-sync replicas shrank to {isr:?} ({isr_size}, acks=all needs {min_isr}) before it was replicated; not acknowledged",
-                    w.last_offset
-                ),
-            );
-            (w.responder, Reply::Error(err))
-        }));
+    pub fn set_leadership(&self, leadership: Leadership, now: Instant) -> Completions {
+        self.lock()
+            .step(self.broker_id, Event::Leadership { leadership, now })
+            .completions
     }
 
     /// Appends a producer's batch as leader. acks=all requests wait in the
@@ -417,100 +209,83 @@ impl Partition {
         let header = &header;
         let mut g = self.lock();
         let inner = &mut *g;
-        let mut out = Vec::new();
-        if inner.tracker.is_none() {
-            return (
-                Handled::Reply(Reply::Error(self.not_leader(&inner.leadership))),
-                out,
-            );
+        let acks_all = acks == Acks::All;
+        let refused = |e: ErrorBody| (Handled::Reply(Reply::Error(e)), Vec::new());
+        if let Err(r) = inner.core.admit(acks_all) {
+            return refused(answers::refusal(&inner.name, self.broker_id, r));
         }
-        let min_isr = Self::min_insync(inner);
-        if acks == Acks::All && inner.leadership.isr.len() < min_isr {
-            let err = ErrorBody::new(
-                ErrorCode::NotEnoughReplicas,
-                format!(
-                    "{}: {} in-sync replicas, acks=all needs {min_isr}",
-                    self.name(),
-                    inner.leadership.isr.len()
-                ),
-            );
-            return (Handled::Reply(Reply::Error(err)), out);
-        }
-        let (base_offset, last_offset, duplicate) =
-            match inner
-                .producers
-                .check(header.producer_id, header.base_sequence, last_seq(header))
-            {
-                Verdict::Duplicate {
-                    base_offset,
-                    last_offset,
-                } => (base_offset, last_offset, true),
-                Verdict::OutOfOrder { expected } => {
-                    let err = ErrorBody::new(
-                        ErrorCode::OutOfOrderSequence,
-                        format!(
-                            "{}: producer {} sent sequence {}, expected {expected}",
-                            self.name(),
-                            header.producer_id,
-                            header.base_sequence
-                        ),
-                    );
-                    return (Handled::Reply(Reply::Error(err)), out);
-                }
-                Verdict::Append => {
-                    let epoch = inner.leadership.epoch;
-                    let info = match inner.log.append(&mut batch, epoch) {
-                        Ok(i) => i,
-                        Err(e) => return (Handled::Reply(Reply::Error(storage_error(e))), out),
-                    };
-                    let (first, last) = (header.base_sequence, last_seq(header));
-                    inner.producers.record(
-                        header.producer_id,
-                        first,
-                        last,
-                        info.base_offset,
-                        info.last_offset,
-                    );
-                    (info.base_offset, info.last_offset, false)
-                }
-            };
-        Self::advance(inner, &mut out);
+        let (pid, first, last) = (
+            header.producer_id,
+            header.base_sequence,
+            header.last_sequence(),
+        );
+        let mut fx = Effects::default();
+        let (base_offset, last_offset, duplicate) = match inner.producers.check(pid, first, last) {
+            Verdict::Duplicate {
+                base_offset,
+                last_offset,
+            } => (base_offset, last_offset, true),
+            Verdict::OutOfOrder { expected } => {
+                return refused(ErrorBody::new(
+                    ErrorCode::OutOfOrderSequence,
+                    format!(
+                        "{}: producer {pid} sent sequence {first}, expected {expected}",
+                        inner.name
+                    ),
+                ));
+            }
+            Verdict::Append => {
+                let epoch = inner.core.leadership().epoch;
+                let info = match inner.log.append(&mut batch, epoch) {
+                    Ok(i) => i,
+                    Err(e) => return refused(storage_error(e)),
+                };
+                inner
+                    .producers
+                    .record(pid, first, last, info.base_offset, info.last_offset);
+                let log_end_offset = inner.log.log_end_offset();
+                fx = inner.step(self.broker_id, Event::Appended { log_end_offset });
+                (info.base_offset, info.last_offset, false)
+            }
+        };
         let reply = Reply::Produced {
             base_offset,
             duplicate,
         };
-        let handled = match acks {
-            Acks::None => Handled::NoReply,
-            Acks::All if inner.high_watermark <= last_offset => {
-                inner.waiters.push(Waiter {
-                    last_offset,
-                    reply,
-                    responder,
-                    deadline: now + ack_timeout,
-                });
+        if acks == Acks::None {
+            return (Handled::NoReply, fx.completions);
+        }
+        let request = inner.next_request;
+        inner.next_request += 1;
+        let actions = inner.core.step(Event::Produced {
+            request,
+            last_offset,
+            acks_all,
+            deadline: now + ack_timeout,
+        });
+        let (own, others): (Vec<_>, Vec<_>) = actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Reply { request: r, .. } if *r == request));
+        fx.completions
+            .extend(inner.perform(self.broker_id, others).completions);
+        let handled = match own.into_iter().next() {
+            Some(Action::Reply {
+                last_offset,
+                outcome,
+                ..
+            }) => Handled::Reply(answers::outcome(
+                &inner.name,
+                self.broker_id,
+                last_offset,
+                outcome,
+                reply,
+            )),
+            _ => {
+                inner.parked.insert(request, (responder, reply));
                 Handled::Deferred
             }
-            _ => Handled::Reply(reply),
         };
-        (handled, out)
-    }
-
-    fn check_epoch(&self, inner: &Inner, epoch: Option<u32>) -> Result<(), ErrorBody> {
-        if inner.tracker.is_none() {
-            return Err(self.not_leader(&inner.leadership));
-        }
-        match epoch {
-            Some(e) if e < inner.leadership.epoch => Err(ErrorBody::new(
-                ErrorCode::FencedLeaderEpoch,
-                format!(
-                    "{}: epoch {e} is older than the leader's {}",
-                    self.name(),
-                    inner.leadership.epoch
-                ),
-            )),
-            Some(e) if e > inner.leadership.epoch => Err(self.not_leader(&inner.leadership)),
-            _ => Ok(()),
-        }
+        (handled, fx.completions)
     }
 
     fn empty_result(&self) -> FetchedPartition {
@@ -534,11 +309,12 @@ impl Partition {
     ) -> FetchedPartition {
         let g = self.lock();
         let mut out = self.empty_result();
-        if let Err(e) = self.check_epoch(&g, epoch) {
-            out.error = Some(e);
+        if let Err(r) = g.core.check_epoch(epoch) {
+            out.error = Some(answers::refusal(&g.name, self.broker_id, r));
             return out;
         }
-        out.high_watermark = g.high_watermark;
+        let hw = g.core.high_watermark();
+        out.high_watermark = hw;
         out.log_start_offset = g.log.log_start_offset();
         let leo = g.log.log_end_offset();
         if offset > leo || offset < out.log_start_offset {
@@ -547,9 +323,9 @@ impl Partition {
                 log_start_offset: out.log_start_offset,
                 log_end_offset: leo,
             }));
-        } else if offset < g.high_watermark && max_bytes > 0 {
+        } else if offset < hw && max_bytes > 0 {
             match g.log.read(offset, max_bytes) {
-                Ok(bytes) => out.records = cut_below(bytes, g.high_watermark),
+                Ok(bytes) => out.records = cut_below(bytes, hw),
                 Err(e) => out.error = Some(storage_error(e)),
             }
         }
@@ -576,13 +352,13 @@ impl Partition {
             completions: Vec::new(),
             hw_advanced: false,
         };
-        if let Err(e) = self.check_epoch(inner, epoch) {
-            out.result.error = Some(e);
+        if let Err(r) = inner.core.check_epoch(epoch) {
+            out.result.error = Some(answers::refusal(&inner.name, self.broker_id, r));
             return out;
         }
         let leo = inner.log.log_end_offset();
         out.result.log_start_offset = inner.log.log_start_offset();
-        out.result.high_watermark = inner.high_watermark;
+        out.result.high_watermark = inner.core.high_watermark();
         if offset < out.result.log_start_offset {
             // Retention deleted what the follower asks for: it must start
             // over at the log start (see `restart_at`).
@@ -594,38 +370,32 @@ impl Partition {
             }));
             return out;
         }
-        let leader_end = last_fetched_epoch.and_then(|e| inner.log.end_offset_for_epoch(e));
-        let diverging = divergence::leader_check(
-            offset,
-            last_fetched_epoch,
-            leader_end,
-            inner.leadership.epoch,
-            leo,
+        let leader_end_for_epoch =
+            last_fetched_epoch.and_then(|e| inner.log.end_offset_for_epoch(e));
+        let fx = inner.step(
+            self.broker_id,
+            Event::FollowerFetched {
+                follower,
+                offset,
+                last_fetched_epoch,
+                leader_end_for_epoch,
+                now,
+            },
         );
-        if let Some(d) = diverging {
+        out.result.high_watermark = inner.core.high_watermark();
+        out.completions = fx.completions;
+        out.hw_advanced = fx.hw_advanced;
+        out.proposal = fx.proposals.into_iter().last();
+        if let Some(d) = fx.diverging {
             out.result.diverging_epoch = Some(d);
-            out.result.high_watermark = inner.high_watermark;
             return out;
         }
-        let proposal = inner
-            .tracker
-            .as_mut()
-            .and_then(|t| t.on_fetch(follower, offset, leo, now));
-        let hw_before = inner.high_watermark;
-        Self::advance(inner, &mut out.completions);
-        out.hw_advanced = inner.high_watermark > hw_before;
-        out.result.high_watermark = inner.high_watermark;
         if offset < leo && max_bytes > 0 {
             match inner.log.read(offset, max_bytes) {
                 Ok(bytes) => out.result.records = bytes,
                 Err(e) => out.result.error = Some(storage_error(e)),
             }
         }
-        out.proposal = proposal.map(|isr| IsrProposal {
-            leader_epoch: inner.leadership.epoch,
-            partition_epoch: inner.leadership.partition_epoch,
-            isr,
-        });
         out
     }
 
@@ -639,18 +409,20 @@ impl Partition {
         let (file, end, truncations) = {
             let mut g = self.lock();
             let inner = &mut *g;
-            let leo = inner.log.log_end_offset();
-            if !inner.sync_appends || inner.durable_offset >= leo {
+            if !inner.core.needs_sync() {
                 return Ok((Vec::new(), false));
             }
+            let truncations = inner.core.truncations();
             match inner.log.data_sync_handle().map_err(storage_error)? {
-                Some((file, end)) => (file, end, inner.truncations),
+                Some((file, end)) => (file, end, truncations),
                 None => {
                     // A new segment or index entries: the full flush, under the lock.
+                    let end = inner.log.log_end_offset();
                     let began = Instant::now();
                     inner.log.flush().map_err(storage_error)?;
                     self.stats.fsync_latency.observe(began.elapsed());
-                    return Ok(Self::made_durable(inner, leo));
+                    let fx = inner.step(self.broker_id, Event::Synced { end, truncations });
+                    return Ok((fx.completions, fx.hw_advanced));
                 }
             }
         };
@@ -661,55 +433,55 @@ impl Partition {
             super::fail_stop(&format_args!("{name}: fsync of the active segment: {e}"));
         }
         self.stats.fsync_latency.observe(began.elapsed());
-        let mut g = self.lock();
-        let inner = &mut *g;
-        if inner.truncations != truncations {
-            return Ok((Vec::new(), false));
-        }
-        Ok(Self::made_durable(inner, end))
-    }
-
-    /// Everything below `end` is on disk: raise the durable offset and the
-    /// high watermark, and complete what that covers.
-    fn made_durable(inner: &mut Inner, end: u64) -> (Completions, bool) {
-        let mut out = Vec::new();
-        inner.durable_offset = inner
-            .durable_offset
-            .max(end.min(inner.log.log_end_offset()));
-        let hw = inner.high_watermark;
-        Self::advance(inner, &mut out);
-        let moved = inner.high_watermark > hw;
-        (out, moved)
+        let fx = self
+            .lock()
+            .step(self.broker_id, Event::Synced { end, truncations });
+        Ok((fx.completions, fx.hw_advanced))
     }
 
     /// Follower: where to fetch from next.
     pub fn fetch_position(&self) -> FetchPosition {
         let g = self.lock();
         FetchPosition {
-            leader: g.leadership.leader,
-            leader_epoch: g.leadership.epoch,
+            leader: g.core.leadership().leader,
+            leader_epoch: g.core.leadership().epoch,
             offset: g.log.log_end_offset(),
             last_fetched_epoch: g.log.latest_epoch(),
         }
     }
 
-    /// Whether an answer to a fetch sent at `asked` may still be applied:
-    /// this replica follows the same leader in the same epoch, and its log
-    /// ends where it did. Anything else means the answer is stale (a late
-    /// answer from a former leader, or one overtaken by a truncation).
-    fn still_at(&self, inner: &Inner, asked: &FetchPosition) -> bool {
-        let now = (
-            inner.leadership.leader,
-            inner.leadership.epoch,
-            inner.log.log_end_offset(),
-        );
-        let fresh =
-            inner.tracker.is_none() && now == (asked.leader, asked.leader_epoch, asked.offset);
+    /// Whether an answer to a fetch sent at `asked` may be applied now.
+    fn still_at(inner: &Inner, asked: &FetchPosition) -> bool {
+        let fresh = inner.core.still_at(asked);
         if !fresh {
-            tracing::debug!(partition = %self.name(), asked = ?asked, leader = ?now.0, epoch = now.1, log_end_offset = now.2,
-                "dropping a stale fetch answer");
+            let l = inner.core.leadership();
+            tracing::debug!(partition = %inner.name, asked = ?asked, leader = ?l.leader, epoch = l.epoch,
+                log_end_offset = inner.core.log_end_offset(), "dropping a stale fetch answer");
         }
         fresh
+    }
+
+    /// Performs a truncation or restart the core asked for; reports it back.
+    fn cut(&self, inner: &mut Inner, action: Action, restart: bool) -> Result<(), ErrorBody> {
+        match action {
+            Action::Truncate { to } => {
+                inner.log.truncate_to(to).map_err(storage_error)?;
+                inner.producers.truncate(to);
+            }
+            Action::Restart { offset } => {
+                inner.log.reset_to(offset).map_err(storage_error)?;
+                inner.producers = ProducerTable::default();
+            }
+            _ => return Ok(()),
+        }
+        let event = match (restart, &action) {
+            (true, Action::Restart { offset }) => Event::Restarted { offset: *offset },
+            _ => Event::Truncated {
+                log_end_offset: inner.log.log_end_offset(),
+            },
+        };
+        inner.step(self.broker_id, event);
+        Ok(())
     }
 
     /// Follower: applies a fetch answer from the leader, if it answers the
@@ -723,25 +495,24 @@ impl Partition {
     ) -> Result<bool, ErrorBody> {
         let mut g = self.lock();
         let inner = &mut *g;
-        if !self.still_at(inner, asked) {
+        if !Self::still_at(inner, asked) {
             return Ok(false);
         }
-        if let Some((epoch, end)) = fetched.diverging_epoch {
-            let own_end = inner.log.end_offset_for_epoch(epoch).map(|(_, o)| o);
-            let to =
-                divergence::truncation_point((epoch, end), own_end, inner.log.log_end_offset());
-            tracing::info!(partition = %self.name(), epoch, leader_end = end, truncate_to = to, "log diverged from the leader; truncating");
-            if to < inner.log.log_start_offset() {
-                // Everything this replica holds is past the point: start over there.
-                inner.truncations += 1;
-                inner.log.reset_to(to).map_err(storage_error)?;
-                inner.producers = ProducerTable::default();
-            } else {
-                inner.truncations += 1;
-                inner.log.truncate_to(to).map_err(storage_error)?;
-                inner.producers.truncate(to);
+        if let Some((epoch, leader_end)) = fetched.diverging_epoch {
+            let own_end_for_epoch = inner.log.end_offset_for_epoch(epoch).map(|(_, o)| o);
+            let fx = inner.step(
+                self.broker_id,
+                Event::Diverged {
+                    epoch,
+                    leader_end,
+                    own_end_for_epoch,
+                    log_start_offset: inner.log.log_start_offset(),
+                },
+            );
+            if let Some(cut) = fx.cut {
+                tracing::info!(partition = %inner.name, epoch, leader_end, action = ?cut, "log diverged from the leader; truncating");
+                self.cut(inner, cut, false)?;
             }
-            inner.high_watermark = inner.high_watermark.min(inner.log.log_end_offset());
             return Ok(true);
         }
         let leo = inner.log.log_end_offset();
@@ -751,34 +522,33 @@ impl Partition {
             .map_err(|e| {
                 ErrorBody::new(
                     ErrorCode::CorruptBatch,
-                    format!("{}: fetched from the leader: {e}", self.name()),
+                    format!("{}: fetched from the leader: {e}", inner.name),
                 )
             })?
             .from_offset(leo);
+        let mut durable = false;
         if !batches.is_empty() {
             inner
                 .log
                 .append_replicated(&batches)
                 .map_err(storage_error)?;
-            for h in batches.headers() {
-                inner.producers.record(
-                    h.producer_id,
-                    h.base_sequence,
-                    last_seq(h),
-                    h.base_offset,
-                    h.last_offset(),
-                );
-            }
+            record_producers(&mut inner.producers, batches.headers());
             if fsync {
                 let began = Instant::now();
                 inner.log.flush().map_err(storage_error)?;
                 self.stats.fsync_latency.observe(began.elapsed());
-                inner.durable_offset = inner.log.log_end_offset();
+                durable = true;
             }
         }
-        inner.high_watermark = inner
-            .high_watermark
-            .max(fetched.high_watermark.min(inner.log.log_end_offset()));
+        let log_end_offset = inner.log.log_end_offset();
+        inner.step(
+            self.broker_id,
+            Event::Replicated {
+                log_end_offset,
+                durable,
+                leader_high_watermark: fetched.high_watermark,
+            },
+        );
         Ok(true)
     }
 
@@ -794,19 +564,21 @@ impl Partition {
     ) -> Result<bool, ErrorBody> {
         let mut g = self.lock();
         let inner = &mut *g;
-        let leo = inner.log.log_end_offset();
-        if !self.still_at(inner, asked) || leo >= leader_log_start {
+        if !Self::still_at(inner, asked) {
             return Ok(false);
         }
-        tracing::warn!(partition = %self.name(), log_end_offset = leo, leader_log_start,
+        let fx = inner.step(
+            self.broker_id,
+            Event::LeaderLogStart {
+                offset: leader_log_start,
+            },
+        );
+        let Some(cut) = fx.cut else {
+            return Ok(false);
+        };
+        tracing::warn!(partition = %inner.name, log_end_offset = inner.log.log_end_offset(), leader_log_start,
             "log ends below the leader's log start (deleted by retention); emptying it and restarting there");
-        inner.truncations += 1;
-        inner
-            .log
-            .reset_to(leader_log_start)
-            .map_err(storage_error)?;
-        inner.producers = ProducerTable::default();
-        inner.high_watermark = leader_log_start;
+        self.cut(inner, cut, true)?;
         Ok(true)
     }
 
@@ -830,7 +602,7 @@ impl Partition {
             bytes: c.retention_bytes.or(defaults.bytes),
             ms: c.retention_ms.or(defaults.ms),
         };
-        let hw = inner.high_watermark;
+        let hw = inner.core.high_watermark();
         let expired = inner.producers.expire(
             Instant::now(),
             Duration::from_millis(PRODUCER_ID_EXPIRATION_MS),
@@ -841,67 +613,37 @@ impl Partition {
         inner.log.apply_retention(policy, hw, now_ms)
     }
 
-    /// Leader: an ISR without lagging followers, if that differs and no
-    /// other change is in flight.
-    pub fn propose_shrink(&self, now: Instant, lag_max: Duration) -> Option<IsrProposal> {
-        let mut g = self.lock();
-        let inner = &mut *g;
-        let isr = inner.tracker.as_mut()?.shrink(now, lag_max)?;
-        Some(IsrProposal {
-            leader_epoch: inner.leadership.epoch,
-            partition_epoch: inner.leadership.partition_epoch,
-            isr,
-        })
+    /// Every maintenance tick: fails waiting requests past their deadline
+    /// with `Timeout`, and returns an ISR without lagging followers to ask
+    /// for, if that differs and no other change is in flight.
+    pub fn tick(&self, now: Instant, lag_max: Duration) -> (Completions, Option<IsrProposal>) {
+        let fx = self
+            .lock()
+            .step(self.broker_id, Event::Tick { now, lag_max });
+        (fx.completions, fx.proposals.into_iter().last())
     }
 
     /// Leader: ZooKeeper answered `proposal`: the partition is now at
-    /// `isr`, `partition_epoch`. A newer state is applied. An answer at the
-    /// proposal's own epoch means ZooKeeper changed nothing (the ISR asked
-    /// for, without members it knows dead, is the one it has): that settles
-    /// the proposal. An answer this replica already knows of otherwise
-    /// (metadata brought it first) changes nothing: the change it answers
-    /// was settled then, and any change pending now is a newer one.
+    /// `isr`, `partition_epoch` (see [`Event::IsrAccepted`]).
     pub fn isr_accepted(
         &self,
         proposal: &IsrProposal,
         partition_epoch: u64,
         isr: &[u32],
     ) -> Completions {
-        let unchanged = partition_epoch == proposal.partition_epoch && self.is_pending(proposal);
-        let mut g = self.lock();
-        let inner = &mut *g;
-        let mut out = Vec::new();
-        if inner.leadership.epoch != proposal.leader_epoch {
-            return out;
-        }
-        if unchanged && partition_epoch == inner.leadership.partition_epoch {
-            if let Some(t) = inner.tracker.as_mut() {
-                t.proposal_failed();
-            }
-            return out;
-        }
-        if partition_epoch <= inner.leadership.partition_epoch {
-            return out;
-        }
-        if let Some(t) = inner.tracker.as_mut() {
-            // Every change pending was based on an older partition epoch:
-            // ZooKeeper's compare-and-set refuses it now, so it is settled.
-            t.set_isr(isr);
-        }
-        inner.leadership.isr = isr.to_vec();
-        inner.leadership.partition_epoch = partition_epoch;
-        Self::advance(inner, &mut out);
-        out
+        let event = Event::IsrAccepted {
+            proposal: proposal.clone(),
+            partition_epoch,
+            isr: isr.to_vec(),
+        };
+        self.lock().step(self.broker_id, event).completions
     }
 
     /// Leader: whether `proposal` is the ISR change in flight now: same
     /// leader epoch, same partition epoch, same ISR. A queued proposal that
     /// is no longer pending (metadata settled it) is not sent.
     pub fn is_pending(&self, proposal: &IsrProposal) -> bool {
-        let g = self.lock();
-        g.leadership.epoch == proposal.leader_epoch
-            && g.leadership.partition_epoch == proposal.partition_epoch
-            && g.tracker.as_ref().and_then(IsrTracker::pending) == Some(proposal.isr.as_slice())
+        self.lock().core.is_pending(proposal)
     }
 
     /// Leader: ZooKeeper definitely refused `proposal` (not a lost answer,
@@ -909,41 +651,26 @@ impl Partition {
     /// that very proposal is forgotten, so the next fetch or tick may ask
     /// again; a newer pending one is left alone.
     pub fn isr_refused(&self, proposal: &IsrProposal) {
-        if !self.is_pending(proposal) {
-            return;
-        }
-        if let Some(t) = self.lock().tracker.as_mut() {
-            t.proposal_failed();
-        }
-    }
-
-    /// Fails waiting requests past their deadline with `Timeout`.
-    pub fn expire_waiters(&self, now: Instant) -> Completions {
-        let mut g = self.lock();
-        let (expired, waiting): (Vec<_>, Vec<_>) =
-            g.waiters.drain(..).partition(|w| w.deadline <= now);
-        g.waiters = waiting;
-        let name = self.name();
-        expired
-            .into_iter()
-            .map(|w| {
-                let err = ErrorBody::new(
-                    ErrorCode::Timeout,
-                    format!("{name}: the in-sync replicas did not confirm in time"),
-                );
-                (w.responder, Reply::Error(err))
-            })
-            .collect()
+        let event = Event::IsrRefused {
+            proposal: proposal.clone(),
+        };
+        self.lock().step(self.broker_id, event);
     }
 
     /// Earliest offset, or the high watermark (what a consumer can read up to).
     pub fn offset(&self, latest: bool) -> Result<u64, ErrorBody> {
         let g = self.lock();
-        if g.tracker.is_none() {
-            return Err(self.not_leader(&g.leadership));
+        if !g.core.is_leader() {
+            let l = g.core.leadership();
+            return Err(answers::not_leader(
+                &g.name,
+                self.broker_id,
+                l.leader,
+                l.epoch,
+            ));
         }
         Ok(if latest {
-            g.high_watermark
+            g.core.high_watermark()
         } else {
             g.log.log_start_offset()
         })
@@ -963,10 +690,10 @@ impl Partition {
             topic_id: self.topic_id,
             log_start_offset: g.log.log_start_offset(),
             log_end_offset: g.log.log_end_offset(),
-            high_watermark: g.high_watermark,
-            leader_epoch: g.leadership.epoch,
-            is_leader: g.tracker.is_some(),
-            isr: g.leadership.isr.clone(),
+            high_watermark: g.core.high_watermark(),
+            leader_epoch: g.core.leadership().epoch,
+            is_leader: g.core.is_leader(),
+            isr: g.core.leadership().isr.clone(),
         }
     }
 }
@@ -982,6 +709,7 @@ impl Partition {
         base_sequence: i32,
         values: &[&[u8]],
     ) -> (Handled, Completions) {
+        use crate::protocol::batch;
         let mut b = batch::BatchBuilder::new(producer_id, 0, base_sequence, 64);
         for value in values {
             b.push(batch::NewRecord {
@@ -1006,7 +734,8 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::batch::{BatchBuilder, NewRecord};
+    use crate::protocol::batch::{self, BatchBuilder, NewRecord};
+    use crate::protocol::ErrorCode;
 
     fn batch_at(base: u64, n: u32) -> Vec<u8> {
         let mut b = BatchBuilder::new(-1, 0, -1, 64);
@@ -1340,9 +1069,9 @@ mod tests {
         p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, t0);
         let later = t0 + Duration::from_secs(5);
         p.fetch_for_follower(2, 0, 1 << 20, Some(0), None, later);
-        let shrink = p
-            .propose_shrink(later, Duration::from_secs(1))
-            .expect("shrink proposed");
+        let (expired, shrink) = p.tick(later, Duration::from_secs(1));
+        assert!(expired.is_empty());
+        let shrink = shrink.expect("shrink proposed");
         assert_eq!(shrink.isr, vec![1, 2]);
         // ZooKeeper commits it and metadata brings it first (epoch 1)...
         let after = Leadership {

@@ -158,7 +158,8 @@ impl IsrTracker {
     }
 
     /// Recomputes the high watermark over the maximal ISR; returns it. It
-    /// never goes back.
+    /// never goes back, so if the leader's log end fell below it (a bug),
+    /// it stays above: the replica core refuses that (`HW <= LEO`).
     pub fn update_high_watermark(&mut self, leader_leo: u64) -> u64 {
         let min_isr = self
             .maximal_isr()
@@ -173,10 +174,6 @@ impl IsrTracker {
             .min()
             .unwrap_or(leader_leo);
         self.high_watermark = self.high_watermark.max(min_isr.min(leader_leo));
-        debug_assert!(
-            self.high_watermark <= leader_leo,
-            "high watermark above log end offset"
-        );
         self.high_watermark
     }
 
