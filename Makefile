@@ -17,7 +17,7 @@ PLUGINS := round-robin key-hash sticky random least-loaded
 FIXTURES := wrong-abi no-symbol misbehaving
 PLUGIN_SOS := $(foreach p,$(PLUGINS),$(BIN)/libyak_partitioner_$(subst -,_,$(p)).so)
 
-.PHONY: all build cluster test style plugins fixtures bench bench-partitioners toolchain clean
+.PHONY: all build cluster test style plugins fixtures kafka-deps kafka-compat bench bench-partitioners toolchain clean
 
 all: build
 
@@ -45,7 +45,23 @@ style: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy $(PROFILE_FLAGS) --workspace --all-targets -- -D warnings
 
-test: build plugins fixtures
+# Kafka clients the tests/kafka_*.rs tests drive: Debian's kcat, and a
+# virtualenv with confluent-kafka from PyPI (librdkafka inside its wheel)
+# under $(KAFKA_VENV). Each is installed only when missing.
+KAFKA_VENV ?= target/kafka-venv
+kafka-deps:
+	@command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; }
+	@$(KAFKA_VENV)/bin/python -c 'import confluent_kafka' 2>/dev/null || { \
+	  python3 -m venv $(KAFKA_VENV) || { apt-get install -y -qq python3-venv && python3 -m venv $(KAFKA_VENV); }; \
+	  $(KAFKA_VENV)/bin/pip install -q confluent-kafka; }
+
+# librdkafka's own test suite against a fresh cluster (scripts/kafka-compat:
+# builds its test-runner once under target/kafka-compat, prints a pass/fail
+# table). KAFKA_COMPAT_TESTS="0001 0002" picks tests.
+kafka-compat: build
+	bash scripts/kafka-compat
+
+test: build plugins fixtures kafka-deps
 	$(CARGO) test $(PROFILE_FLAGS) --workspace -- --test-threads=2
 
 # The standard benchmark suite on fresh clusters; RUNS=3 by default.

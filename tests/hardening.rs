@@ -156,6 +156,7 @@ fn given_plain_client_when_it_speaks_for_a_broker_or_the_supervisor_should_be_re
         broker_id: leader as u32,
         pid: me,
         socket: "/tmp/elsewhere.sock".into(),
+        kafka_address: None,
     };
     assert_eq!(
         code(zk.call(&register)),
@@ -166,6 +167,7 @@ fn given_plain_client_when_it_speaks_for_a_broker_or_the_supervisor_should_be_re
         broker_id: leader as u32,
         pid: pid_of(leader) as u32,
         socket: "/tmp/elsewhere.sock".into(),
+        kafka_address: None,
     };
     assert_eq!(
         code(zk.call(&claimed)),

@@ -47,6 +47,7 @@ impl FakeCluster {
                 socket: socket.display().to_string(),
                 alive: true,
                 restarts: 0,
+                kafka_address: None,
             }],
             topics: vec![TopicMetadata {
                 name: "t".into(),

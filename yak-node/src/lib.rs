@@ -22,6 +22,7 @@ pub mod broker;
 pub mod cli;
 pub mod fdlimit;
 
+pub mod kafka;
 pub mod server;
 pub mod shutdown;
 pub mod zookeeper;

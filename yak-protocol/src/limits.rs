@@ -370,3 +370,18 @@ pub const REASSIGN_WAIT_MS_DEFAULT: u64 = 600_000;
 /// Supervisor control socket: longest wait for a request's frame, or for
 /// the main loop to answer it (twice this for a broker's removal).
 pub const SUPERVISOR_CONTROL_TIMEOUT_MS: u64 = 10_000;
+
+// The Kafka front door.
+
+/// Kafka listener: largest request frame accepted (checked before anything
+/// is allocated; the body buffer grows with the bytes received).
+pub const KAFKA_FRAME_BYTES_MAX: usize = FRAME_BYTES_MAX;
+/// Kafka listener: most Kafka client connections served at once per broker.
+pub const KAFKA_CONNECTIONS_MAX: usize = 1024;
+/// Kafka listener: most requests of one connection read ahead of their
+/// responses (librdkafka keeps at most 5 in flight); past it the reader waits.
+pub const KAFKA_REQUESTS_IN_FLIGHT_MAX: usize = 64;
+/// Kafka listener: longest fetch wait honoured (Kafka clients ask 500 ms).
+pub const KAFKA_FETCH_WAIT_MS_MAX: u64 = FETCH_WAIT_MS_MAX;
+/// Kafka listener: partitions a fetch or produce may name in one request.
+pub const KAFKA_REQUEST_PARTITIONS_MAX: usize = FETCH_PARTITIONS_MAX;

@@ -69,6 +69,9 @@ pub enum Call {
         pid: u32,
         /// Path of the broker's socket.
         socket: String,
+        /// Where the broker serves the Kafka protocol (`127.0.0.1:PORT`), if it does.
+        #[serde(default)]
+        kafka_address: Option<String>,
     },
     /// Broker → ZooKeeper: still alive.
     Heartbeat {
@@ -332,6 +335,9 @@ pub struct BrokerInfo {
     /// Times it registered again with a new pid since ZooKeeper started.
     #[serde(default)]
     pub restarts: u32,
+    /// Where it serves the Kafka protocol (`127.0.0.1:PORT`); `None` if it does not.
+    #[serde(default)]
+    pub kafka_address: Option<String>,
 }
 
 /// One partition's placement.

@@ -71,6 +71,8 @@ pub enum ConfigError {
     CurrentExe { source: std::io::Error },
     #[error("metrics_addr must be IP:PORT (e.g. 127.0.0.1:9464), got '{addr}'")]
     MetricsAddr { addr: String },
+    #[error("[kafka] port_base {base} with {brokers} brokers runs past port 65535")]
+    KafkaPorts { base: u16, brokers: u32 },
 }
 
 /// The file as written; every field optional so flags can fill the gaps.
@@ -90,6 +92,16 @@ struct FileConfig {
     broker: BTreeMap<String, toml::Value>,
     #[serde(default)]
     workers: WorkersFile,
+    #[serde(default)]
+    kafka: KafkaFile,
+}
+
+/// The `[kafka]` table: where brokers serve the Kafka protocol.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaFile {
+    /// Broker i listens on 127.0.0.1:port_base + i - 1; 0 or absent: off.
+    port_base: Option<u16>,
 }
 
 /// The `[workers]` table: what producer and consumer workers do.
@@ -137,6 +149,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub node_bin: Option<PathBuf>,
     pub metrics_addr: Option<String>,
+    /// `--kafka-port-base`: overrides `[kafka] port_base` (0 turns it off).
+    pub kafka_port_base: Option<u16>,
 }
 
 /// The checked configuration the supervisor runs with. Paths are absolute.
@@ -160,6 +174,16 @@ pub struct Config {
     pub workers: Workers,
     /// Where `GET /metrics` is served; `None`: not served.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Broker i serves the Kafka protocol on 127.0.0.1:base + i - 1; `None`: off.
+    pub kafka_port_base: Option<u16>,
+}
+
+impl Config {
+    /// Broker `id`'s Kafka port, if the listeners are on.
+    pub fn kafka_port(&self, id: u32) -> Option<u16> {
+        let base = u32::from(self.kafka_port_base?);
+        u16::try_from(base + id - 1).ok()
+    }
 }
 
 impl Config {
@@ -225,6 +249,15 @@ impl Config {
             .or(file.metrics_addr)
             .map(|addr| addr.parse().map_err(|_| ConfigError::MetricsAddr { addr }))
             .transpose()?;
+        let kafka_port_base = overrides
+            .kafka_port_base
+            .or(file.kafka.port_base)
+            .filter(|b| *b != 0);
+        if let Some(base) = kafka_port_base {
+            if u32::from(base) + brokers - 1 > u32::from(u16::MAX) {
+                return Err(ConfigError::KafkaPorts { base, brokers });
+            }
+        }
         Ok(Config {
             run_dir: absolute("run dir", &run_dir)?,
             data_dir: absolute("data dir", &data_dir)?,
@@ -240,6 +273,7 @@ impl Config {
             consumers,
             workers,
             metrics_addr,
+            kafka_port_base,
         })
     }
 }
@@ -396,6 +430,41 @@ mod tests {
             .windows(2)
             .any(|w| w == ["--fsync", "always"]));
         assert_eq!(config.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(config.kafka_port_base, Some(9092));
+        assert_eq!(
+            (1..=3).map(|id| config.kafka_port(id)).collect::<Vec<_>>(),
+            [Some(9092), Some(9093), Some(9094)]
+        );
+    }
+
+    #[test]
+    fn given_kafka_port_base_in_file_and_flag_when_merging_should_let_the_flag_win_and_zero_turn_it_off(
+    ) {
+        let file = "[kafka]\nport_base = 9092";
+        assert_eq!(
+            parse("", &Overrides::default()).unwrap().kafka_port(1),
+            None
+        );
+        assert_eq!(
+            parse(file, &Overrides::default()).unwrap().kafka_port(2),
+            Some(9093)
+        );
+        let flag = |p| Overrides {
+            kafka_port_base: Some(p),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            parse(file, &flag(20000)).unwrap().kafka_port(1),
+            Some(20000)
+        );
+        assert_eq!(parse(file, &flag(0)).unwrap().kafka_port(1), None);
+        let err = parse(
+            "brokers = 3\n[kafka]\nport_base = 65534",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("runs past port 65535"), "{err}");
     }
 
     #[test]

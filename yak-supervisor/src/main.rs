@@ -63,6 +63,10 @@ struct Args {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (default: off).
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
+    /// Broker i serves the Kafka protocol on 127.0.0.1:P+i-1 (overrides
+    /// `[kafka] port_base`; 0 turns the listeners off).
+    #[arg(long, value_name = "P")]
+    kafka_port_base: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         data_dir: args.data_dir,
         node_bin: args.node_bin,
         metrics_addr: args.metrics_addr,
+        kafka_port_base: args.kafka_port_base,
     };
     let prepared = config::Config::load(&overrides).and_then(|config| {
         let node_bin = config::resolve_node_bin(

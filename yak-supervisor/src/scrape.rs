@@ -311,6 +311,7 @@ mod tests {
             socket: String::new(),
             alive,
             restarts: 0,
+            kafka_address: None,
         };
         ClusterMetadata {
             brokers: vec![broker(1, true), broker(2, true), broker(3, false)],

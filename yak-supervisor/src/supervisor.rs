@@ -289,6 +289,9 @@ fn broker_spec(config: &Config, node_bin: &Path, id: u32) -> ChildSpec {
     let mut args = vec!["broker".to_string(), "--id".into(), id.to_string()];
     dir_args(config, &mut args);
     args.extend(config.broker_args.iter().cloned());
+    if let Some(port) = config.kafka_port(id) {
+        args.extend(["--kafka-port".to_string(), port.to_string()]);
+    }
     ChildSpec {
         name: paths::broker_name(id),
         program: node_bin.to_path_buf(),
@@ -825,6 +828,7 @@ mod tests {
             consumers: 0,
             workers: crate::config::Workers::default(),
             metrics_addr: None,
+            kafka_port_base: None,
         };
         assert_eq!(client_config_text(&config), None);
         config.partitioner = Some("/p/a \"b\".so".into());
@@ -846,6 +850,7 @@ mod tests {
             consumers: 2,
             workers: crate::config::Workers::default(),
             metrics_addr: None,
+            kafka_port_base: None,
         };
         let specs = child_specs(&config, Path::new("/bin/yak-node"), &[1, 2]);
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -950,6 +955,7 @@ mod tests {
                 consumers: 0,
                 workers: crate::config::Workers::default(),
                 metrics_addr: None,
+                kafka_port_base: None,
             };
             prepare_dirs(&config).unwrap();
             for d in [&config.run_dir, &data_dir] {

@@ -56,6 +56,9 @@ pub struct BrokerConfig {
     pub retention: RetentionPolicy,
     /// Most connections served at once.
     pub connections_max: usize,
+    /// Kafka listener: `127.0.0.1:PORT` (`None`: off) and whether its
+    /// Metadata creates unknown topics.
+    pub kafka: Option<crate::kafka::KafkaSettings>,
 }
 
 use partition::IsrProposal;
@@ -716,6 +719,11 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         &crate::paths::broker_name(config.id),
     )?;
     crate::datadir::check_record_format(&data)?;
+    // A Kafka port in use is refused before any log is opened.
+    let kafka = config
+        .kafka
+        .map(|k| crate::kafka::KafkaListener::bind(k.port).map(|l| (l, k)))
+        .transpose()?;
     let connections_max = crate::fdlimit::prepare(config.connections_max);
     let zk_socket = crate::paths::zookeeper_socket(&config.run_dir);
     let cluster_id = zk_session::cluster_id_at_start(&data, &zk_socket)?;
@@ -735,7 +743,8 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         fsync: config.fsync,
         retention: config.retention,
         replicas,
-        zk: ZkSession::new(config.id, cluster_id, zk_socket, socket.clone()),
+        zk: ZkSession::new(config.id, cluster_id, zk_socket.clone(), socket.clone())
+            .with_kafka_address(kafka.as_ref().map(|(l, _)| l.address().to_string())),
         fetchers: Fetchers::new(
             config.id,
             config.run_dir.clone(),
@@ -782,6 +791,14 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     })?;
+    if let Some((listener, settings)) = kafka {
+        listener.serve(crate::kafka::KafkaConfig {
+            broker_id: config.id,
+            broker_socket: socket.clone(),
+            zk_socket,
+            auto_create_topics: settings.auto_create_topics,
+        })?;
+    }
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,
         retention_bytes = ?config.retention.bytes, retention_ms = ?config.retention.ms, "broker serving");
     server::serve(listener, broker, connections, connections_max);

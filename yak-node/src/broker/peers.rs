@@ -68,6 +68,7 @@ mod tests {
             socket: String::new(),
             alive: true,
             restarts: 0,
+            kafka_address: None,
         }
     }
 

@@ -126,6 +126,8 @@ pub struct ZkSession {
     cluster_id: String,
     zk_socket: PathBuf,
     own_socket: PathBuf,
+    /// Where this broker serves Kafka clients, registered with ZooKeeper.
+    kafka_address: Option<String>,
     conn: Mutex<Option<Connection>>,
 }
 
@@ -142,8 +144,15 @@ impl ZkSession {
             cluster_id,
             zk_socket,
             own_socket,
+            kafka_address: None,
             conn: Mutex::new(None),
         }
+    }
+
+    /// Registers `address` as this broker's Kafka listener.
+    pub fn with_kafka_address(mut self, address: Option<String>) -> Self {
+        self.kafka_address = address;
+        self
     }
 
     /// Stops the process (fail-stop) when ZooKeeper reports another cluster
@@ -168,6 +177,7 @@ impl ZkSession {
                 broker_id: self.broker_id,
                 pid: std::process::id(),
                 socket: self.own_socket.to_string_lossy().into_owned(),
+                kafka_address: self.kafka_address.clone(),
             };
             match conn.call(&register)? {
                 Reply::Registered { cluster_id, .. } => self.check_cluster(&cluster_id),

@@ -354,7 +354,10 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
     let brokers: Vec<_> = m
         .brokers
         .iter()
-        .map(|b| json!({"id": b.id, "pid": b.pid, "alive": b.alive, "restarts": b.restarts}))
+        .map(|b| {
+            json!({"id": b.id, "pid": b.pid, "alive": b.alive, "restarts": b.restarts,
+            "kafka_address": b.kafka_address})
+        })
         .collect();
     if json {
         let v = json!({"cluster_id": m.cluster_id, "brokers": brokers, "partitions": partitions});
@@ -362,7 +365,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
         return Ok(());
     }
     println!("cluster id: {}", m.cluster_id);
-    let mut tb = table(&["broker", "pid", "alive", "restarts", "socket"]);
+    let mut tb = table(&["broker", "pid", "alive", "restarts", "socket", "kafka"]);
     for b in &m.brokers {
         tb.add_row(vec![
             b.id.to_string(),
@@ -370,6 +373,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
             b.alive.to_string(),
             b.restarts.to_string(),
             b.socket.clone(),
+            b.kafka_address.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     println!("{tb}");

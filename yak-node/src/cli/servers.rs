@@ -91,6 +91,15 @@ pub struct BrokerArgs {
     /// few are kept for the cluster's own processes).
     #[arg(long, default_value_t = CONNECTIONS_MAX)]
     pub connections_max: usize,
+    /// Also serve the Kafka protocol on TCP 127.0.0.1:PORT (absent or 0: off).
+    #[arg(long, value_name = "PORT")]
+    pub kafka_port: Option<u16>,
+    /// A Kafka client's Metadata request naming a topic that does not exist
+    /// does not create it (by default it is created with the cluster
+    /// defaults, like YaK's own produce; Kafka's `auto.create.topics.enable`).
+    /// In cluster.toml: `[broker] kafka_no_auto_create_topics = true`.
+    #[arg(long)]
+    pub kafka_no_auto_create_topics: bool,
 }
 
 /// Runs ZooKeeper.
@@ -149,6 +158,13 @@ pub fn broker(a: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             ms: a.retention_ms,
         },
         connections_max: check_connections_max(a.connections_max)?,
+        kafka: a
+            .kafka_port
+            .filter(|p| *p != 0)
+            .map(|port| crate::kafka::KafkaSettings {
+                port,
+                auto_create_topics: !a.kafka_no_auto_create_topics,
+            }),
     })
 }
 

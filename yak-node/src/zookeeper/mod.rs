@@ -486,6 +486,7 @@ impl ZooKeeper {
                 broker_id,
                 pid,
                 socket,
+                kafka_address,
             } => {
                 self.check_registration(broker_id, &socket)?;
                 let mut inner = self.lock();
@@ -494,6 +495,7 @@ impl ZooKeeper {
                 inner
                     .sessions
                     .register(broker_id, pid, socket, Instant::now());
+                inner.sessions.set_kafka_address(broker_id, kafka_address);
                 Self::record_events(
                     &mut inner,
                     vec![EventKind::BrokerRegistered {
@@ -923,6 +925,7 @@ mod tests {
             broker_id,
             pid: 10 + broker_id,
             socket: socket.into(),
+            kafka_address: None,
         })
     }
 
@@ -937,6 +940,7 @@ mod tests {
             broker_id: 1,
             pid: me,
             socket: "b1.sock".into(),
+            kafka_address: None,
         })
         .expect("register");
         let stalled = zk.lock();

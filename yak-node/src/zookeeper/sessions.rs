@@ -17,6 +17,8 @@ struct Session {
     socket: String,
     last_seen: Instant,
     restarts: u32,
+    /// Its Kafka listener's address, as it registered it.
+    kafka_address: Option<String>,
 }
 
 /// Registered brokers and their last heartbeat.
@@ -50,8 +52,16 @@ impl Sessions {
                 socket,
                 last_seen: now,
                 restarts,
+                kafka_address: None,
             },
         );
+    }
+
+    /// Records where a registered broker serves the Kafka protocol.
+    pub fn set_kafka_address(&mut self, id: u32, address: Option<String>) {
+        if let Some(s) = self.brokers.get_mut(&id) {
+            s.kafka_address = address;
+        }
     }
 
     /// After a ZooKeeper restart: brokers named in the metadata count as
@@ -64,6 +74,7 @@ impl Sessions {
                 socket: String::new(),
                 last_seen: until,
                 restarts: 0,
+                kafka_address: None,
             });
         }
     }
@@ -138,6 +149,7 @@ impl Sessions {
                 socket: s.socket.clone(),
                 alive: self.is_alive(s, now),
                 restarts: s.restarts,
+                kafka_address: s.kafka_address.clone(),
             })
             .collect()
     }
@@ -161,6 +173,11 @@ impl SharedSessions {
     /// [`Sessions::register`].
     pub fn register(&self, id: u32, pid: u32, socket: String, now: Instant) {
         self.lock().register(id, pid, socket, now)
+    }
+
+    /// [`Sessions::set_kafka_address`].
+    pub fn set_kafka_address(&self, id: u32, address: Option<String>) {
+        self.lock().set_kafka_address(id, address)
     }
 
     /// [`Sessions::assume_alive`].

@@ -1,0 +1,63 @@
+//! One request to its handler: parses the header, refuses what is not
+//! served (`UNSUPPORTED_VERSION`, never a silent close), decodes the body
+//! and calls the API's file. Never answers by itself.
+
+use super::frame::{self, KafkaFrameError};
+use super::listener::Shared;
+use super::native::BrokerLink;
+use super::{admin, fetch, metadata, offsets, produce, versions};
+use crate::protocol::Reply;
+use kafka_protocol::messages::ApiKey;
+
+/// Builds a response frame from the broker's answers to the calls sent.
+pub type Finish = Box<dyn FnOnce(Vec<Reply>) -> Result<Vec<u8>, KafkaFrameError> + Send>;
+
+/// What a request turned into.
+pub enum Outcome {
+    /// The response frame, ready now.
+    Ready(Vec<u8>),
+    /// Calls sent to the broker (by id); `finish` builds the response from
+    /// their answers, in this order.
+    Broker { ids: Vec<u64>, finish: Finish },
+    /// No response at all (`acks=0` produce).
+    Nothing,
+}
+
+/// Handles one request frame.
+pub fn dispatch(
+    shared: &Shared,
+    link: &mut BrokerLink,
+    frame: Vec<u8>,
+) -> Result<Outcome, KafkaFrameError> {
+    let parsed = frame::parse_header(frame)?;
+    let h = &parsed.header;
+    let (correlation_id, version) = (h.correlation_id, h.request_api_version);
+    let api = match parsed.api {
+        Some(ApiKey::ApiVersions) => {
+            // Answered before the body is decoded: an unknown version must
+            // still get the list (the client retries with one from it).
+            return Ok(Outcome::Ready(versions::answer(correlation_id, version)?));
+        }
+        Some(api) if versions::is_served(api, version) => api,
+        _ => {
+            tracing::debug!(
+                api = h.request_api_key,
+                version,
+                "unsupported kafka request"
+            );
+            return Ok(Outcome::Ready(frame::unsupported(correlation_id)));
+        }
+    };
+    let body = parsed.body;
+    super::guard::check(api, version, &body)?;
+    match api {
+        ApiKey::Metadata => metadata::answer(shared, correlation_id, version, body),
+        ApiKey::CreateTopics => admin::create_topics(shared, correlation_id, version, body),
+        ApiKey::DeleteTopics => admin::delete_topics(shared, correlation_id, version, body),
+        ApiKey::InitProducerId => admin::init_producer_id(shared, correlation_id, version, body),
+        ApiKey::Produce => produce::handle(link, correlation_id, version, body),
+        ApiKey::Fetch => fetch::handle(link, correlation_id, version, body),
+        ApiKey::ListOffsets => offsets::handle(link, correlation_id, version, body),
+        _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
+    }
+}

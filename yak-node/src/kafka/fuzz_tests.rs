@@ -1,0 +1,195 @@
+//! The request decoder under attack: valid requests of every served API
+//! and version (encoded by the codec's own client side) must pass the
+//! guard and decode; thousands of mutations of them (flipped bytes, cut
+//! tails, forged lengths) and random frames must never panic or abort.
+
+use super::frame::{self, parse_header, KafkaFrameError};
+use super::guard;
+use super::versions::SERVED;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.into()))
+}
+
+/// A valid body of `api` at `version`, with a little of everything.
+fn valid(api: ApiKey, version: i16) -> BytesMut {
+    let mut buf = BytesMut::new();
+    let r = match api {
+        ApiKey::Metadata => MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("a"))),
+                MetadataRequestTopic::default().with_name(Some(name("bb"))),
+            ]))
+            .encode(&mut buf, version),
+        ApiKey::CreateTopics => CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(name("t"))
+                .with_num_partitions(3)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("1000")))])])
+            .encode(&mut buf, version),
+        ApiKey::DeleteTopics => {
+            let mut r = DeleteTopicsRequest::default();
+            if version >= 6 {
+                r.topics = vec![DeleteTopicState::default().with_name(Some(name("t")))];
+            } else {
+                r.topic_names = vec![name("t"), name("u")];
+            }
+            r.encode(&mut buf, version)
+        }
+        ApiKey::InitProducerId => InitProducerIdRequest::default().encode(&mut buf, version),
+        ApiKey::Produce => ProduceRequest::default()
+            .with_acks(-1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("t"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(Bytes::from_static(&[1; 70])))])])
+            .encode(&mut buf, version),
+        ApiKey::Fetch => FetchRequest::default()
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![
+                    FetchPartition::default().with_fetch_offset(5)
+                ])])
+            .encode(&mut buf, version),
+        ApiKey::ListOffsets => ListOffsetsRequest::default()
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default().with_timestamp(-2)
+                ])])
+            .encode(&mut buf, version),
+        _ => return buf,
+    };
+    r.expect("test: valid requests encode");
+    buf
+}
+
+/// What dispatch does before a handler runs: the guard, then the decoder.
+fn decode(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError> {
+    guard::check(api, version, &body)?;
+    match api {
+        ApiKey::Metadata => frame::decode::<MetadataRequest>(body, version, "m").map(drop),
+        ApiKey::CreateTopics => frame::decode::<CreateTopicsRequest>(body, version, "c").map(drop),
+        ApiKey::DeleteTopics => frame::decode::<DeleteTopicsRequest>(body, version, "d").map(drop),
+        ApiKey::InitProducerId => {
+            frame::decode::<InitProducerIdRequest>(body, version, "i").map(drop)
+        }
+        ApiKey::Produce => frame::decode::<ProduceRequest>(body, version, "p").map(drop),
+        ApiKey::Fetch => frame::decode::<FetchRequest>(body, version, "f").map(drop),
+        ApiKey::ListOffsets => frame::decode::<ListOffsetsRequest>(body, version, "l").map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// Served (API, version) pairs whose bodies are decoded.
+fn served() -> Vec<(ApiKey, i16)> {
+    SERVED
+        .iter()
+        .filter(|s| s.key != ApiKey::ApiVersions)
+        .flat_map(|s| (s.served_min..=s.max).map(move |v| (s.key, v)))
+        .collect()
+}
+
+/// xorshift64*: deterministic, so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn given_valid_requests_of_every_served_version_when_guarded_and_decoded_should_pass() {
+    for (api, version) in served() {
+        let body = valid(api, version).freeze();
+        decode(api, version, body).unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
+    }
+}
+
+#[test]
+fn given_forged_array_length_when_decoding_should_refuse_before_allocating() {
+    // Produce v7: transactional id (null), acks, timeout, then the topic count.
+    let mut body = vec![0xff, 0xff, 0, 1, 0, 0, 0x75, 0x30];
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    let err = decode(ApiKey::Produce, 7, Bytes::from(body)).expect_err("refused");
+    assert!(err.to_string().contains("elements declared"), "{err}");
+}
+
+#[test]
+fn given_thousands_of_mutated_requests_when_decoding_should_never_panic() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let pairs = served();
+    let mut refused = 0;
+    let cases = 20_000;
+    for case in 0..cases {
+        let (api, version) = pairs[case % pairs.len()];
+        let mut body = valid(api, version).to_vec();
+        for _ in 0..1 + rng.below(4) {
+            match rng.below(5) {
+                0 if !body.is_empty() => {
+                    let i = rng.below(body.len());
+                    body[i] ^= 1 << rng.below(8);
+                }
+                1 => body.truncate(rng.below(body.len() + 1)),
+                2 if body.len() >= 4 => {
+                    // A forged length: 0x7f.. or 0xff.. at a random place.
+                    let i = rng.below(body.len() - 3);
+                    let forged = if rng.below(2) == 0 { 0x7f } else { 0xff };
+                    body[i..i + 4].copy_from_slice(&[forged, 0xff, 0xff, 0xff]);
+                }
+                3 => body.push(rng.next() as u8),
+                _ => {
+                    let i = rng.below(body.len() + 1);
+                    body.insert(i, 0x80 | rng.next() as u8);
+                }
+            }
+        }
+        if decode(api, version, Bytes::from(body)).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > cases / 10,
+        "mutations are mostly refused: {refused}"
+    );
+}
+
+#[test]
+fn given_random_frames_when_parsing_headers_should_never_panic() {
+    let mut rng = Rng(42);
+    for _ in 0..20_000 {
+        let len = rng.below(40);
+        let mut frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if frame.len() >= 4 && rng.below(2) == 0 {
+            // A real API key and version, so the header decoders run.
+            let (api, version) = served()[rng.below(served().len())];
+            frame[..2].copy_from_slice(&(api as i16).to_be_bytes());
+            frame[2..4].copy_from_slice(&version.to_be_bytes());
+        }
+        if let Ok(parsed) = parse_header(frame) {
+            if let Some(api) = parsed.api {
+                let _ = decode(api, parsed.header.request_api_version, parsed.body);
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! A walk over a request body before the `kafka-protocol` decoder sees it:
+//! that decoder reserves room for an array from its declared length
+//! (`Vec::with_capacity`), so one forged length of 2^31 could make the
+//! broker abort on a failed allocation. The walk follows each served API's
+//! schema (the versions this listener serves) and refuses a body whose
+//! array or string lengths exceed the bytes left, before anything is
+//! allocated. Never builds a value.
+
+use super::frame::KafkaFrameError;
+use kafka_protocol::messages::ApiKey;
+
+/// One field of a request schema.
+#[derive(Clone, Copy)]
+enum F {
+    I8,
+    I16,
+    I32,
+    I64,
+    /// A string or nullable string (i16 length, -1 = null).
+    Str,
+    /// Nullable bytes (i32 length, -1 = null).
+    Bytes,
+    /// An array (i32 count, -1 = null) of elements with these fields.
+    Arr(&'static [F]),
+    /// A compact string (unsigned varint length + 1, 0 = null).
+    CStr,
+    /// A compact array (unsigned varint count + 1, 0 = null).
+    CArr(&'static [F]),
+    /// Tagged fields (flexible versions): count, then (tag, size, bytes).
+    Tags,
+}
+
+use F::*;
+
+/// The body schema of `api` at `version`, for every API and version this
+/// listener decodes (see `versions::SERVED`); `None` for anything else.
+fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
+    Some(match api {
+        ApiKey::Metadata => {
+            const TOPIC: &[F] = &[Str];
+            let mut s = vec![Arr(TOPIC)];
+            if v >= 4 {
+                s.push(I8);
+            }
+            if v >= 8 {
+                s.extend([I8, I8]);
+            }
+            s
+        }
+        ApiKey::CreateTopics => {
+            const ASSIGNMENT: &[F] = &[I32, Arr(&[I32])];
+            const CONFIG: &[F] = &[Str, Str];
+            const TOPIC: &[F] = &[Str, I32, I16, Arr(ASSIGNMENT), Arr(CONFIG)];
+            let mut s = vec![Arr(TOPIC), I32];
+            if v >= 1 {
+                s.push(I8);
+            }
+            s
+        }
+        ApiKey::DeleteTopics if v >= 4 => vec![CArr(&[CStr]), I32, Tags],
+        ApiKey::DeleteTopics => vec![Arr(&[Str]), I32],
+        ApiKey::InitProducerId => {
+            let mut s = if v >= 2 {
+                vec![CStr, I32]
+            } else {
+                vec![Str, I32]
+            };
+            if v >= 3 {
+                s.extend([I64, I16]);
+            }
+            if v >= 2 {
+                s.push(Tags);
+            }
+            s
+        }
+        ApiKey::Produce => {
+            const PARTITION: &[F] = &[I32, Bytes];
+            const TOPIC: &[F] = &[Str, Arr(PARTITION)];
+            vec![Str, I16, I32, Arr(TOPIC)]
+        }
+        ApiKey::Fetch => {
+            // Partition: index, [leader epoch v9+], fetch offset, [log start v5+], max bytes.
+            const P4: &[F] = &[I32, I64, I32];
+            const P5: &[F] = &[I32, I64, I64, I32];
+            const P9: &[F] = &[I32, I32, I64, I64, I32];
+            let topic: &'static [F] = match v {
+                ..=4 => &[Str, Arr(P4)],
+                5..=8 => &[Str, Arr(P5)],
+                _ => &[Str, Arr(P9)],
+            };
+            let mut s = vec![I32, I32, I32, I32, I8];
+            if v >= 7 {
+                s.extend([I32, I32]);
+            }
+            s.push(Arr(topic));
+            if v >= 7 {
+                s.push(Arr(&[Str, Arr(&[I32])]));
+            }
+            if v >= 11 {
+                s.push(Str);
+            }
+            s
+        }
+        ApiKey::ListOffsets => {
+            // Partition: index, [leader epoch v4+], timestamp.
+            let topic: &'static [F] = if v >= 4 {
+                &[Str, Arr(&[I32, I32, I64])]
+            } else {
+                &[Str, Arr(&[I32, I64])]
+            };
+            let mut s = vec![I32];
+            if v >= 2 {
+                s.push(I8);
+            }
+            s.push(Arr(topic));
+            s
+        }
+        _ => return None,
+    })
+}
+
+/// Refuses a body of `api` v`version` whose lengths do not fit the bytes
+/// it has; a body it has no schema for is refused too.
+pub fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), KafkaFrameError> {
+    let malformed = |reason: String| KafkaFrameError::Malformed {
+        what: format!("{api:?} v{version}"),
+        reason,
+    };
+    let fields = schema(api, version).ok_or_else(|| malformed("no schema".into()))?;
+    let mut cursor = Cursor { buf: body, at: 0 };
+    cursor.walk(&fields).map_err(malformed)?;
+    match cursor.left() {
+        0 => Ok(()),
+        n => Err(malformed(format!("{n} bytes after the body"))),
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn left(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if n > self.left() {
+            return Err(format!(
+                "{n} bytes wanted at byte {}, {} left",
+                self.at,
+                self.left()
+            ));
+        }
+        let s = &self.buf[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+
+    fn int(&mut self, n: usize) -> Result<i64, String> {
+        let b = self.take(n)?;
+        Ok(
+            b.iter().fold(0i64, |acc, x| (acc << 8) | i64::from(*x)) << (64 - 8 * n)
+                >> (64 - 8 * n),
+        )
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..35).step_by(7) {
+            let b = self.take(1)?[0];
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("varint longer than 5 bytes at byte {}", self.at))
+    }
+
+    /// An element count `n` must not exceed the bytes left: every element
+    /// takes at least one.
+    fn count(&mut self, n: u64) -> Result<usize, String> {
+        usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= self.left())
+            .ok_or_else(|| format!("{n} elements declared, {} bytes left", self.left()))
+    }
+
+    fn walk(&mut self, fields: &[F]) -> Result<(), String> {
+        for f in fields {
+            match *f {
+                I8 => drop(self.take(1)?),
+                I16 => drop(self.take(2)?),
+                I32 => drop(self.take(4)?),
+                I64 => drop(self.take(8)?),
+                Str => {
+                    let n = self.int(2)?;
+                    if n >= 0 {
+                        self.take(n as usize)?;
+                    }
+                }
+                Bytes => {
+                    let n = self.int(4)?;
+                    if n >= 0 {
+                        self.take(n as usize)?;
+                    }
+                }
+                Arr(element) => {
+                    let n = self.int(4)?;
+                    if n >= 0 {
+                        for _ in 0..self.count(n as u64)? {
+                            self.walk(element)?;
+                        }
+                    }
+                }
+                CStr => {
+                    let n = self.varint()?;
+                    if n > 0 {
+                        let len = self.count(n - 1)?;
+                        self.take(len)?;
+                    }
+                }
+                CArr(element) => {
+                    let n = self.varint()?;
+                    if n > 0 {
+                        for _ in 0..self.count(n - 1)? {
+                            self.walk(element)?;
+                        }
+                    }
+                }
+                Tags => {
+                    let n = self.varint()?;
+                    for _ in 0..self.count(n)? {
+                        self.varint()?;
+                        let size = self.varint()?;
+                        let len = self.count(size)?;
+                        self.take(len)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

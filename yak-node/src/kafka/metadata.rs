@@ -1,0 +1,181 @@
+//! Metadata: brokers (each once, at the Kafka address it registered, always
+//! `127.0.0.1`), topics, partition leaders, epochs, replicas and ISRs from
+//! ZooKeeper; a topic a client names that does not exist is created with
+//! the cluster defaults when the request allows it and the broker's
+//! `--kafka-no-auto-create-topics` is not given. Never reads a log.
+
+use super::dispatch::Outcome;
+use super::errors;
+use super::frame::{self, KafkaFrameError};
+use super::listener::Shared;
+use crate::protocol::{BrokerInfo, Call, ClusterMetadata, ErrorCode, Reply, TopicMetadata};
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::net::SocketAddr;
+
+/// Answers a Metadata request.
+pub fn answer(
+    shared: &Shared,
+    correlation_id: i32,
+    version: i16,
+    body: Bytes,
+) -> Result<Outcome, KafkaFrameError> {
+    let req: MetadataRequest = frame::decode(body, version, "Metadata")?;
+    // v0: an empty list means every topic; v1+: null does.
+    let names: Option<Vec<String>> = match &req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string()))
+                .collect(),
+        ),
+    };
+    // Before v4 a Metadata request always allowed auto-creation.
+    let may_create =
+        shared.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let response = match load(shared, names.clone(), may_create) {
+        Ok(m) => build(shared, &m, names.as_deref()),
+        Err(message) => {
+            tracing::warn!(%message, "kafka metadata: zookeeper unavailable");
+            // No brokers and every named topic unavailable: the client retries.
+            let mut r = MetadataResponse::default()
+                .with_controller_id(BrokerId(-1))
+                .with_brokers(Vec::new());
+            r.topics = names
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| {
+                    MetadataResponseTopic::default()
+                        .with_name(Some(topic_name(&n)))
+                        .with_error_code(errors::LEADER_NOT_AVAILABLE)
+                })
+                .collect();
+            r
+        }
+    };
+    Ok(Outcome::Ready(frame::response(
+        correlation_id,
+        version,
+        &response,
+        "Metadata",
+    )?))
+}
+
+/// Reads metadata, creating named topics that are missing when allowed.
+fn load(
+    shared: &Shared,
+    names: Option<Vec<String>>,
+    may_create: bool,
+) -> Result<ClusterMetadata, String> {
+    let m = shared
+        .zk
+        .metadata(names.clone())
+        .map_err(|e| e.to_string())?;
+    let Some(names) = names.filter(|_| may_create) else {
+        return Ok(m);
+    };
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !m.topics.iter().any(|t| &t.name == *n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(m);
+    }
+    for name in missing {
+        let call = Call::CreateTopic {
+            name: name.clone(),
+            partitions: None,
+            replication_factor: None,
+            config: Default::default(),
+        };
+        match shared.zk.call(&call) {
+            Ok(Reply::TopicCreated(t)) => {
+                tracing::info!(topic = %t.name, partitions = t.partitions.len(), "kafka metadata: topic auto-created")
+            }
+            Ok(Reply::Error(e)) if e.code == ErrorCode::TopicAlreadyExists => {}
+            Ok(Reply::Error(e)) => {
+                tracing::info!(topic = %name, error = %e, "kafka metadata: auto-create refused")
+            }
+            Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to CreateTopic"),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    shared.zk.metadata(Some(names)).map_err(|e| e.to_string())
+}
+
+/// The response: alive brokers with a Kafka address, then the topics (a
+/// named topic that does not exist gets `UNKNOWN_TOPIC_OR_PARTITION`).
+fn build(shared: &Shared, m: &ClusterMetadata, names: Option<&[String]>) -> MetadataResponse {
+    let alive: Vec<&BrokerInfo> = m.brokers.iter().filter(|b| b.alive).collect();
+    let brokers = alive
+        .iter()
+        .filter_map(|b| {
+            let addr: SocketAddr = b.kafka_address.as_deref()?.parse().ok()?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id as i32))
+                    .with_host(StrBytes::from_string(addr.ip().to_string()))
+                    .with_port(i32::from(addr.port())),
+            )
+        })
+        .collect();
+    let is_alive = |id: u32| alive.iter().any(|b| b.id == id);
+    let mut topics: Vec<MetadataResponseTopic> =
+        m.topics.iter().map(|t| topic(t, &is_alive)).collect();
+    for name in names.unwrap_or_default() {
+        if !m.topics.iter().any(|t| &t.name == name) {
+            topics.push(
+                MetadataResponseTopic::default()
+                    .with_name(Some(topic_name(name)))
+                    .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
+            );
+        }
+    }
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(m.cluster_id.clone())))
+        .with_controller_id(BrokerId(shared.config.broker_id as i32))
+        .with_topics(topics)
+}
+
+fn topic(t: &TopicMetadata, is_alive: &dyn Fn(u32) -> bool) -> MetadataResponseTopic {
+    let ids = |v: &[u32]| v.iter().map(|id| BrokerId(*id as i32)).collect::<Vec<_>>();
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let leader = p.leader.filter(|l| is_alive(*l));
+            let offline: Vec<u32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !is_alive(*r))
+                .collect();
+            MetadataResponsePartition::default()
+                .with_error_code(if leader.is_some() {
+                    errors::NONE
+                } else {
+                    errors::LEADER_NOT_AVAILABLE
+                })
+                .with_partition_index(p.partition as i32)
+                .with_leader_id(BrokerId(leader.map_or(-1, |l| l as i32)))
+                .with_leader_epoch(p.leader_epoch as i32)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline))
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_partitions(partitions)
+}
+
+/// A Kafka topic name from ours.
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
