@@ -45,46 +45,6 @@ fn imbalance(t: &TopicMetadata) -> usize {
     t.partitions.iter().filter(|p| !on_preferred(p)).count()
 }
 
-/// Each setting of a topic: (Kafka's name, value, where it comes from).
-/// A cluster default whose value the brokers hold (their flags) is shown
-/// by the flag that sets it.
-pub fn configs(t: &TopicMetadata) -> Vec<(&'static str, String, &'static str)> {
-    let c = t.config;
-    let rf = crate::zookeeper::alter::replication_factor(t);
-    let topic_or = |v: Option<u64>, default: String| match v {
-        Some(v) => (v.to_string(), "topic"),
-        None => (default, "cluster default"),
-    };
-    let rows = [
-        (
-            "retention.ms",
-            topic_or(c.retention_ms, "broker --retention-ms (none: kept)".into()),
-        ),
-        (
-            "retention.bytes",
-            topic_or(
-                c.retention_bytes,
-                "broker --retention-bytes (none: kept)".into(),
-            ),
-        ),
-        (
-            "min.insync.replicas",
-            topic_or(
-                c.min_insync_replicas.map(u64::from),
-                crate::limits::MIN_INSYNC_REPLICAS_DEFAULT
-                    .min(rf)
-                    .max(1)
-                    .to_string(),
-            ),
-        ),
-        (
-            "segment.bytes",
-            topic_or(c.segment_bytes, "broker --segment-bytes".into()),
-        ),
-    ];
-    rows.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
-}
-
 /// A reassignment in progress, as JSON (null when none).
 fn reassignment_json(p: &PartitionMetadata) -> serde_json::Value {
     p.reassignment
@@ -116,7 +76,7 @@ fn reassignment_text(p: &PartitionMetadata) -> String {
 
 fn topic_json(t: &TopicMetadata) -> serde_json::Value {
     json!({
-        "configs": configs(t).into_iter().map(|(name, value, source)| json!({
+        "configs": super::ops::configs(t).into_iter().map(|(name, value, source)| json!({
             "name": name,
             "value": value,
             "source": source,
@@ -228,7 +188,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                     retention(t.config.retention_bytes),
                     retention(t.config.retention_ms)
                 );
-                for (key, value, source) in configs(&t) {
+                for (key, value, source) in super::ops::configs(&t) {
                     println!("  {key} = {value} ({source})");
                 }
                 println!(

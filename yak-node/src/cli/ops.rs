@@ -65,7 +65,7 @@ pub fn alter(a: AlterArgs, cluster: &Path) -> CliResult {
     if set != TopicConfig::default() || !a.delete_config.is_empty() {
         let t = admin.alter_topic_config(&a.name, set, &a.delete_config)?;
         println!("topic {}: settings now", t.name);
-        for (key, value, source) in super::admin::configs(&t) {
+        for (key, value, source) in configs(&t) {
             println!("  {key} = {value} ({source})");
         }
     }
@@ -407,4 +407,44 @@ pub fn remove_broker(cluster: &Path, id: u32, throttle: Option<u64>) -> CliResul
         other => return Err(format!("unexpected answer {other:?}").into()),
     }
     Ok(())
+}
+
+/// Each setting of a topic: (Kafka's name, value, where it comes from).
+/// A cluster default whose value the brokers hold (their flags) is shown
+/// by the flag that sets it.
+pub fn configs(t: &TopicMetadata) -> Vec<(&'static str, String, &'static str)> {
+    let c = t.config;
+    let rf = crate::zookeeper::alter::replication_factor(t);
+    let topic_or = |v: Option<u64>, default: String| match v {
+        Some(v) => (v.to_string(), "topic"),
+        None => (default, "cluster default"),
+    };
+    let rows = [
+        (
+            "retention.ms",
+            topic_or(c.retention_ms, "broker --retention-ms (none: kept)".into()),
+        ),
+        (
+            "retention.bytes",
+            topic_or(
+                c.retention_bytes,
+                "broker --retention-bytes (none: kept)".into(),
+            ),
+        ),
+        (
+            "min.insync.replicas",
+            topic_or(
+                c.min_insync_replicas.map(u64::from),
+                crate::limits::MIN_INSYNC_REPLICAS_DEFAULT
+                    .min(rf)
+                    .max(1)
+                    .to_string(),
+            ),
+        ),
+        (
+            "segment.bytes",
+            topic_or(c.segment_bytes, "broker --segment-bytes".into()),
+        ),
+    ];
+    rows.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
 }

@@ -5,11 +5,11 @@
 //! start at 0 and no older epoch of an id can ever write again.
 //! Transactions are not served. Never touches a broker's partitions.
 
-use super::dispatch::Outcome;
 use super::errors;
 use super::frame::{self, KafkaFrameError};
-use super::listener::Shared;
-use super::metadata::topic_name;
+use super::request::topic_name;
+use super::request::Outcome;
+use super::request::Shared;
 use crate::protocol::{Call, ClientError, Reply, TopicConfig};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;

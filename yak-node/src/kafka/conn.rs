@@ -6,10 +6,11 @@
 //! closes this connection only. At most [`KAFKA_REQUESTS_IN_FLIGHT_MAX`]
 //! requests wait for their responses; past that the reader waits.
 
-use super::dispatch::{self, Outcome};
+use super::dispatch;
 use super::frame::{KafkaFrameError, TimedReader};
-use super::listener::Shared;
 use super::native::{self, BrokerReplies};
+use super::request::Outcome;
+use super::request::Shared;
 use crate::limits::{KAFKA_REQUESTS_IN_FLIGHT_MAX, SERVER_WRITE_TIMEOUT_MS};
 use crate::protocol::frame::FrameError;
 use crossbeam_channel::{Receiver, TryRecvError};

@@ -3,25 +3,10 @@
 //! and calls the API's file. Never answers by itself.
 
 use super::frame::{self, KafkaFrameError};
-use super::listener::Shared;
 use super::native::BrokerLink;
+use super::request::{Outcome, Shared};
 use super::{admin, fetch, metadata, offsets, produce, versions};
-use crate::protocol::Reply;
 use kafka_protocol::messages::ApiKey;
-
-/// Builds a response frame from the broker's answers to the calls sent.
-pub type Finish = Box<dyn FnOnce(Vec<Reply>) -> Result<Vec<u8>, KafkaFrameError> + Send>;
-
-/// What a request turned into.
-pub enum Outcome {
-    /// The response frame, ready now.
-    Ready(Vec<u8>),
-    /// Calls sent to the broker (by id); `finish` builds the response from
-    /// their answers, in this order.
-    Broker { ids: Vec<u64>, finish: Finish },
-    /// No response at all (`acks=0` produce).
-    Nothing,
-}
 
 /// Handles one request frame.
 pub fn dispatch(

@@ -9,11 +9,11 @@
 //! with data always gets its batch (Kafka's progress rule). Fetch sessions
 //! are not kept: every fetch is a full one (session id 0). Never reads a log.
 
-use super::dispatch::{Finish, Outcome};
 use super::errors;
 use super::frame::{self, KafkaFrameError};
-use super::metadata::topic_name;
 use super::native::BrokerLink;
+use super::request::topic_name;
+use super::request::{Finish, Outcome};
 use crate::limits::{KAFKA_FETCH_WAIT_MS_MAX, KAFKA_REQUEST_PARTITIONS_MAX};
 use crate::protocol::{Call, FetchPartition, FetchedPartition, Reply};
 use bytes::Bytes;

@@ -5,6 +5,7 @@
 
 use super::conn;
 use super::native::Zk;
+use super::request::Shared;
 use super::KafkaConfig;
 use crate::limits::KAFKA_CONNECTIONS_MAX;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -26,14 +27,6 @@ pub enum ListenError {
     /// The accept thread could not be started.
     #[error("cannot start the Kafka accept thread: {0}")]
     Thread(std::io::Error),
-}
-
-/// What every connection of one listener shares.
-pub(super) struct Shared {
-    pub config: KafkaConfig,
-    pub zk: Zk,
-    /// This listener's own address, as advertised.
-    pub address: SocketAddr,
 }
 
 /// A bound, not yet serving, Kafka listener.

@@ -4,16 +4,16 @@
 //! the cluster defaults when the request allows it and the broker's
 //! `--kafka-no-auto-create-topics` is not given. Never reads a log.
 
-use super::dispatch::Outcome;
 use super::errors;
 use super::frame::{self, KafkaFrameError};
-use super::listener::Shared;
+use super::request::Shared;
+use super::request::{topic_name, Outcome};
 use crate::protocol::{BrokerInfo, Call, ClusterMetadata, ErrorCode, Reply, TopicMetadata};
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::net::SocketAddr;
 
@@ -173,9 +173,4 @@ fn topic(t: &TopicMetadata, is_alive: &dyn Fn(u32) -> bool) -> MetadataResponseT
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
         .with_partitions(partitions)
-}
-
-/// A Kafka topic name from ours.
-pub fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
 }

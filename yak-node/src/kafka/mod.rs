@@ -15,6 +15,7 @@
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
 //!   (ListOffsets).
+//! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
 //!
@@ -39,6 +40,7 @@ mod metadata;
 mod native;
 mod offsets;
 mod produce;
+mod request;
 mod versions;
 
 pub use listener::{KafkaListener, ListenError};

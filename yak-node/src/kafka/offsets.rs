@@ -4,11 +4,11 @@
 //! `UNSUPPORTED_FOR_MESSAGE_FORMAT`: YaK's logs keep no time index yet.
 //! Never reads a log.
 
-use super::dispatch::{Finish, Outcome};
 use super::errors;
 use super::frame::{self, KafkaFrameError};
-use super::metadata::topic_name;
 use super::native::BrokerLink;
+use super::request::topic_name;
+use super::request::{Finish, Outcome};
 use crate::limits::KAFKA_REQUEST_PARTITIONS_MAX;
 use crate::protocol::{Call, OffsetSpec, Reply};
 use bytes::Bytes;

@@ -4,11 +4,11 @@
 //! stores it as sent. `acks=0` sends the calls and answers nothing.
 //! Never decodes records.
 
-use super::dispatch::{Finish, Outcome};
 use super::errors;
 use super::frame::{self, KafkaFrameError};
-use super::metadata::topic_name;
 use super::native::BrokerLink;
+use super::request::topic_name;
+use super::request::{Finish, Outcome};
 use crate::limits::KAFKA_REQUEST_PARTITIONS_MAX;
 use crate::protocol::{Call, Reply};
 use bytes::Bytes;

@@ -1,7 +1,7 @@
 //! What must hold after every core event of a simulated schedule, checked
 //! against what the core knows and against the simulated logs themselves.
 
-use super::world::Node;
+use super::node::Node;
 use crate::broker::replica::{Outcome, RequestId};
 
 /// A produce request as the client sent it.

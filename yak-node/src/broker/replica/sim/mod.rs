@@ -7,6 +7,7 @@
 //! event; a failure names its seed and prints the schedule that led to it.
 
 mod invariants;
+mod node;
 mod rng;
 mod world;
 mod zk;
