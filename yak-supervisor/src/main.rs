@@ -21,13 +21,16 @@ mod board;
 mod broker_set;
 mod config;
 mod control;
+mod error;
 mod http;
 mod metrics;
 mod output;
 mod report;
 mod restart;
+mod rundir;
 mod scrape;
 mod spawn;
+mod specs;
 mod supervisor;
 
 use std::path::PathBuf;

@@ -99,6 +99,42 @@ pub fn report_restart(run_dir: &Path, restart: ProcessRestart) {
     }
 }
 
+/// Tells ZooKeeper at once that a broker's process is gone, so its
+/// partitions fail over without waiting for the session timeout. Sessions
+/// stay the rule: this only makes it faster. Runs on its own thread so a
+/// slow ZooKeeper never stalls the supervisor.
+pub(crate) fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
+    let socket = yak_protocol::paths::zookeeper_socket(run_dir);
+    let spawned = std::thread::Builder::new().name("report-down".into()).spawn(move || {
+        let result = yak_protocol::connection::Connection::connect(&socket)
+            .and_then(|mut c| c.call(&yak_protocol::Call::BrokerDown { broker_id, pid }));
+        if let Err(e) = result {
+            tracing::warn!(broker = broker_id, error = %e, "could not report broker down to zookeeper");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start reporter thread");
+    }
+}
+
+/// Tells ZooKeeper a removed broker's process is gone and the broker with
+/// it (so it is no longer listed), on its own thread.
+pub(crate) fn report_broker_removed(run_dir: &Path, broker_id: u32, pid: u32) {
+    let socket = run_dir.join("zookeeper.sock");
+    let spawned = std::thread::Builder::new().name("report-removed".into()).spawn(move || {
+        let result = yak_protocol::connection::Connection::connect(&socket).and_then(|mut c| {
+            c.call(&yak_protocol::Call::BrokerDown { broker_id, pid })?;
+            c.call(&yak_protocol::Call::ForgetBroker { broker_id })
+        });
+        if let Err(e) = result {
+            tracing::warn!(broker = broker_id, error = %e, "could not report the removed broker to zookeeper");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start reporter thread");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,6 @@
 //! while they run is safe because the child only makes async-signal-safe
 //! calls before it execs (`spawn`), and every fd they open is close-on-exec.
 
-use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +20,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -34,10 +31,15 @@ use crate::board::Board;
 use crate::config::Config;
 use crate::output::{self, Sink};
 use crate::report::{self, Exit};
+use crate::report::{report_broker_down, report_broker_removed};
 use crate::restart::{
     Decision, RestartPolicy, RESTARTS_MAX, RESTART_WINDOW, ZOOKEEPER_BACKOFF_MAX,
 };
+use crate::rundir::{lock_run_dir, prepare_dirs, remove_sockets, write_client_config};
 use crate::spawn::{self, ChildSpec, SpawnError};
+use crate::specs::{broker_spec, child_specs};
+
+pub use crate::error::Error;
 
 /// How often the main loop reaps, restarts and checks for signals.
 pub const TICK: Duration = Duration::from_millis(limits::SUPERVISOR_TICK_MS);
@@ -52,70 +54,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(limits::SUPERVISOR_SH
 /// How long to wait for output readers to drain after the children are gone.
 pub const READERS_DRAIN_TIMEOUT: Duration =
     Duration::from_millis(limits::SUPERVISOR_READERS_DRAIN_TIMEOUT_MS);
-
-/// What can stop the supervisor.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    #[error("cannot create directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write client config {path}: {source}")]
-    ClientConfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open lock file {path}: {source}")]
-    OpenLock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot lock {path}: {source}")]
-    Lock { path: PathBuf, source: Errno },
-    #[error("another yak-supervisor is running in {dir}")]
-    AlreadyRunning { dir: PathBuf },
-    /// The data dir is locked by another process (another cluster, with
-    /// another run dir): the message names the holder's pid.
-    #[error("cannot use data dir: {0}")]
-    DataDir(#[from] yak_storage::datadir::DataDirError),
-    #[error("cannot clean stale sockets in {dir}: {source}")]
-    CleanSockets {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot install signal handlers: {source}")]
-    Signals { source: std::io::Error },
-    #[error("zookeeper did not accept connections on {path} within {waited_ms} ms")]
-    ZookeeperTimeout { path: PathBuf, waited_ms: u128 },
-    #[error("zookeeper was given up before its socket {path} was ready")]
-    ZookeeperGaveUp { path: PathBuf },
-    /// ZooKeeper crashed more often than the restart budget allows: the
-    /// cluster cannot work without it, so everything is stopped.
-    #[error(
-        "zookeeper crashed more than {restarts} times within {window_s} s (last: {last}); \
-         stopped the whole cluster, since nothing works without it; see its lines above"
-    )]
-    ZookeeperCrashLoop {
-        restarts: usize,
-        window_s: u64,
-        last: String,
-    },
-    #[error("cannot serve the control socket {path}: {source}")]
-    Control {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    BrokerSet(#[from] crate::broker_set::BrokerSetError),
-    #[error("cannot serve metrics on {addr}: {source}")]
-    Metrics {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -275,210 +213,6 @@ fn serve_metrics(
     .map_err(bind_err)?;
     tracing::info!("metrics at http://{addr}/metrics");
     Ok(())
-}
-
-fn dir_args(config: &Config, args: &mut Vec<String>) {
-    args.push("--run-dir".into());
-    args.push(config.run_dir.display().to_string());
-    args.push("--data-dir".into());
-    args.push(config.data_dir.display().to_string());
-}
-
-/// Broker `id`'s child spec.
-fn broker_spec(config: &Config, node_bin: &Path, id: u32) -> ChildSpec {
-    let mut args = vec!["broker".to_string(), "--id".into(), id.to_string()];
-    dir_args(config, &mut args);
-    args.extend(config.broker_args.iter().cloned());
-    if let Some(port) = config.kafka_port(id) {
-        args.extend(["--kafka-port".to_string(), port.to_string()]);
-    }
-    ChildSpec {
-        name: paths::broker_name(id),
-        program: node_bin.to_path_buf(),
-        args,
-    }
-}
-
-/// The children of a cluster, ZooKeeper first, then brokers `broker_ids`.
-fn child_specs(config: &Config, node_bin: &Path, broker_ids: &[u32]) -> Vec<ChildSpec> {
-    let mut zk_args = vec!["zookeeper".to_string()];
-    dir_args(config, &mut zk_args);
-    zk_args.extend(config.zookeeper_args.iter().cloned());
-    let mut specs = vec![ChildSpec {
-        name: "zookeeper".into(),
-        program: node_bin.to_path_buf(),
-        args: zk_args,
-    }];
-    for id in broker_ids {
-        specs.push(broker_spec(config, node_bin, *id));
-    }
-    let w = &config.workers;
-    let cluster = config.run_dir.display().to_string();
-    let (rate, message_bytes) = (w.rate.to_string(), w.message_bytes.to_string());
-    for i in 1..=config.producers {
-        let name = format!("producer-{i}");
-        let args = [
-            "worker",
-            "produce",
-            "--cluster",
-            &cluster,
-            "--name",
-            &name,
-            "--topic",
-            &w.topic,
-            "--rate",
-            &rate,
-            "--message-bytes",
-            &message_bytes,
-        ];
-        specs.push(ChildSpec {
-            name: name.clone(),
-            program: node_bin.to_path_buf(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-        });
-    }
-    for i in 1..=config.consumers {
-        let name = format!("consumer-{i}");
-        let args = [
-            "worker",
-            "consume",
-            "--cluster",
-            &cluster,
-            "--name",
-            &name,
-            "--topic",
-            &w.topic,
-            "--group",
-            &w.group,
-        ];
-        specs.push(ChildSpec {
-            name: name.clone(),
-            program: node_bin.to_path_buf(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-        });
-    }
-    specs
-}
-
-fn prepare_dirs(config: &Config) -> Result<(), Error> {
-    let create_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::CreateDir { path, source }
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.run_dir)
-        .map_err(create_err(&config.run_dir))?;
-    std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(create_err(&config.run_dir))?;
-    // Logs and metadata are the user's alone, like the sockets.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.data_dir)
-        .map_err(create_err(&config.data_dir))?;
-    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(create_err(&config.data_dir))
-}
-
-/// The text of `RUN/client.toml`, or `None` when there is nothing to say.
-fn client_config_text(config: &Config) -> Option<String> {
-    let plugin = config.partitioner.as_ref()?;
-    let quoted = toml::Value::String(plugin.display().to_string()).to_string();
-    Some(format!(
-        "# Written by yak-supervisor from its config; read by `yak-node produce`.\npartitioner = {quoted}\n"
-    ))
-}
-
-/// Writes `RUN/client.toml` (clients are separate processes, so cluster-wide
-/// client defaults travel through the run dir), or removes a stale one.
-fn write_client_config(config: &Config) -> Result<(), Error> {
-    let path = paths::client_config(&config.run_dir);
-    let result = match client_config_text(config) {
-        Some(text) => {
-            if config.partitioner.as_ref().is_some_and(|p| !p.is_file()) {
-                tracing::warn!(path = %path.display(), "the partitioner plugin named in the config does not exist (yet); run `make plugins`");
-            }
-            std::fs::write(&path, text)
-        }
-        None => match std::fs::remove_file(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        },
-    };
-    result.map_err(|source| Error::ClientConfig { path, source })
-}
-
-/// Takes `RUN/supervisor.lock`; held until the returned value drops.
-fn lock_run_dir(run_dir: &Path) -> Result<Flock<File>, Error> {
-    let path = paths::supervisor_run_lock(run_dir);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| Error::OpenLock {
-            path: path.clone(),
-            source,
-        })?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(lock),
-        Err((_, Errno::EWOULDBLOCK)) => Err(Error::AlreadyRunning {
-            dir: run_dir.to_path_buf(),
-        }),
-        Err((_, source)) => Err(Error::Lock { path, source }),
-    }
-}
-
-/// Removes every `*.sock` in `dir`.
-fn remove_sockets(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if paths::is_socket_file(&path) {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Tells ZooKeeper at once that a broker's process is gone, so its
-/// partitions fail over without waiting for the session timeout. Sessions
-/// stay the rule: this only makes it faster. Runs on its own thread so a
-/// slow ZooKeeper never stalls the supervisor.
-fn report_broker_down(run_dir: &Path, broker_id: u32, pid: u32) {
-    let socket = paths::zookeeper_socket(run_dir);
-    let spawned = std::thread::Builder::new().name("report-down".into()).spawn(move || {
-        let result = yak_protocol::connection::Connection::connect(&socket)
-            .and_then(|mut c| c.call(&yak_protocol::Call::BrokerDown { broker_id, pid }));
-        if let Err(e) = result {
-            tracing::warn!(broker = broker_id, error = %e, "could not report broker down to zookeeper");
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start reporter thread");
-    }
-}
-
-/// Tells ZooKeeper a removed broker's process is gone and the broker with
-/// it (so it is no longer listed), on its own thread.
-fn report_broker_removed(run_dir: &Path, broker_id: u32, pid: u32) {
-    let socket = run_dir.join("zookeeper.sock");
-    let spawned = std::thread::Builder::new().name("report-removed".into()).spawn(move || {
-        let result = yak_protocol::connection::Connection::connect(&socket).and_then(|mut c| {
-            c.call(&yak_protocol::Call::BrokerDown { broker_id, pid })?;
-            c.call(&yak_protocol::Call::ForgetBroker { broker_id })
-        });
-        if let Err(e) = result {
-            tracing::warn!(broker = broker_id, error = %e, "could not report the removed broker to zookeeper");
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start reporter thread");
-    }
 }
 
 fn describe(status: WaitStatus) -> String {
@@ -814,6 +548,8 @@ impl Supervisor {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::rundir::client_config_text;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn given_partitioner_when_writing_client_config_should_quote_the_path() {
