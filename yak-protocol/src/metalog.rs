@@ -2,7 +2,7 @@
 
 use super::events::ClusterEvent;
 use super::groups::GroupTopicOffsets;
-use super::messages::{PartitionMetadata, Reassignment, TopicConfig, TopicMetadata};
+use super::metadata::{PartitionMetadata, Reassignment, TopicConfig, TopicMetadata};
 use serde::{Deserialize, Serialize};
 
 /// One change to the cluster metadata, appended (fsynced) before it is applied.
