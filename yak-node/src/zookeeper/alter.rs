@@ -7,7 +7,7 @@
 use super::state::MetadataState;
 use crate::limits::{PARTITIONS_MAX, SEGMENT_BYTES_MIN, TOPIC_REPLICAS_MAX};
 use crate::protocol::metalog::MetaRecord;
-use crate::protocol::{ErrorBody, ErrorCode, PartitionMetadata, TopicConfig, TopicMetadata};
+use crate::protocol::{ErrorBody, ErrorCode, TopicConfig, TopicMetadata};
 
 /// The setting names `--delete-config` takes (Kafka's), in the order shown.
 pub const CONFIG_KEYS: [&str; 4] = [
@@ -82,22 +82,7 @@ pub fn plan_add_partitions(
         .and_then(|p| p.replicas.first())
         .and_then(|b| alive_brokers.iter().position(|a| a == b))
         .unwrap_or(0);
-    let partitions = (current..count)
-        .map(|p| {
-            let replicas: Vec<u32> = (0..rf)
-                .map(|r| alive_brokers[(start + p as usize + r) % n])
-                .collect();
-            PartitionMetadata {
-                partition: p,
-                leader: replicas.first().copied(),
-                isr: replicas.clone(),
-                replicas,
-                leader_epoch: 0,
-                partition_epoch: 0,
-                reassignment: None,
-            }
-        })
-        .collect();
+    let partitions = super::state::place_partitions(alive_brokers, start, current..count, rf);
     Ok(MetaRecord::PartitionsAdded {
         topic: topic.to_string(),
         partitions,

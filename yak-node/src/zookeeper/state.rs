@@ -266,22 +266,7 @@ impl MetadataState {
         }
         let n = alive_brokers.len();
         let start = (self.next_topic_id as usize) % n;
-        let partitions = (0..partitions)
-            .map(|p| {
-                let replicas: Vec<u32> = (0..rf as usize)
-                    .map(|r| alive_brokers[(start + p as usize + r) % n])
-                    .collect();
-                PartitionMetadata {
-                    partition: p,
-                    leader: replicas.first().copied(),
-                    isr: replicas.clone(),
-                    replicas,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                    reassignment: None,
-                }
-            })
-            .collect();
+        let partitions = place_partitions(alive_brokers, start, 0..partitions, rf as usize);
         Ok(MetaRecord::TopicCreated(TopicMetadata {
             name: name.to_string(),
             topic_id: self.next_topic_id + 1,
@@ -607,6 +592,34 @@ pub fn encoded_bytes_max(t: &TopicMetadata) -> usize {
         })
         .sum();
     256 + t.name.len() + partitions
+}
+
+/// New partitions `range` placed over `alive_brokers` round-robin, as a new
+/// topic's are: partition p's replicas start at alive broker `start + p`,
+/// the first one leads, and all are in sync (the log is empty).
+pub fn place_partitions(
+    alive_brokers: &[u32],
+    start: usize,
+    range: std::ops::Range<u32>,
+    rf: usize,
+) -> Vec<PartitionMetadata> {
+    let n = alive_brokers.len();
+    range
+        .map(|p| {
+            let replicas: Vec<u32> = (0..rf)
+                .map(|r| alive_brokers[(start + p as usize + r) % n])
+                .collect();
+            PartitionMetadata {
+                partition: p,
+                leader: replicas.first().copied(),
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                reassignment: None,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
