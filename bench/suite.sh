@@ -14,6 +14,8 @@ SUPERVISORS=()
 cleanup() {
     for pid in "${SUPERVISORS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${SUPERVISORS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # The logs and results stay; the clusters' gigabytes of data do not.
+    rm -rf "$OUT"/*/data "$OUT"/*/run
 }
 trap cleanup EXIT
 

@@ -594,6 +594,26 @@ mod tests {
     }
 
     #[test]
+    fn given_reply_larger_than_the_socket_buffer_when_sent_at_once_should_finish_it_before_the_next(
+    ) {
+        let (handler, deferred) = relay();
+        let (mut client, _done) = serve_with(handler, settings(64, 8 << 20, 5_000));
+        ask(&mut client, 1, Call::ListGroups);
+        ask(&mut client, 2, Call::ListGroups);
+        let one = deferred.recv_timeout(Duration::from_secs(5)).expect("1");
+        let two = deferred.recv_timeout(Duration::from_secs(5)).expect("2");
+        // Far more than a socket buffer holds: the non-blocking attempt
+        // writes a part, the writer thread the rest.
+        let big = "x".repeat(4 << 20);
+        one.send(answer(&big));
+        two.send(answer("two"));
+        let got: Vec<(u64, String)> = (0..2).map(|_| next_answer(&mut client)).collect();
+        assert_eq!(got[0].0, 1);
+        assert!(got[0].1 == big, "the large reply arrives whole");
+        assert_eq!(got[1], (2, "two".to_string()));
+    }
+
+    #[test]
     fn given_client_that_never_reads_when_one_thread_answers_everyone_should_close_it_and_keep_the_others_flowing(
     ) {
         let (handler, deferred) = relay();

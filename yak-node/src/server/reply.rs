@@ -61,6 +61,12 @@ struct Outbox {
     reader_done: bool,
     /// Shut down: nothing more is written.
     closed: bool,
+    /// A thread is writing to the socket (the writer, or a completer's
+    /// non-blocking attempt): nobody else may.
+    writing: bool,
+    /// Bytes of replies taken off the queue but not yet on the socket (a
+    /// non-blocking attempt that found it full): written before any other.
+    carry: Vec<u8>,
 }
 
 /// One connection's outgoing side.
@@ -150,8 +156,7 @@ impl Conn {
             }
         }
         out.released = out.released.max(seq + 1);
-        drop(out);
-        self.queued.notify_one();
+        self.write_due_now(out);
     }
 
     /// Waits until fewer than `max` requests of this connection wait for an
@@ -184,6 +189,7 @@ impl Conn {
         }
         out.closed = true;
         out.queued.clear();
+        out.carry = Vec::new();
         out.queued_bytes = 0;
         if quiet {
             tracing::debug!(conn = self.id, peer_pid = ?self.peer_pid, reason = why, "closing connection");
@@ -253,41 +259,119 @@ impl Conn {
             }
             None => {}
         }
-        drop(out);
-        self.queued.notify_one();
+        self.write_due_now(out);
         self.answered.notify_one();
     }
 
-    /// Waits for the replies due next, in order; `None` once nothing more
-    /// will come (or the connection was shut down).
+    /// Takes the replies due next, in order, off the queue (none while
+    /// another thread writes, or bytes of an earlier attempt wait).
+    fn take_due(out: &mut Outbox) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        while out.next_write < out.released {
+            let seq = out.next_write;
+            // A reply is final once its responder is gone (it is in the
+            // map only then, or when the reader answered at once).
+            let Some(entry) = out.queued.remove(&seq) else {
+                break;
+            };
+            out.next_write += 1;
+            if let Some(frame) = entry {
+                out.queued_bytes -= frame.len();
+                frames.push(frame);
+            }
+        }
+        frames
+    }
+
+    /// The fast path of a completed reply: when nobody is writing and
+    /// replies are due, puts them on the socket from this thread without
+    /// blocking (`MSG_DONTWAIT`); what the socket does not take at once is
+    /// left to the writer thread, ahead of everything else. Saves the
+    /// writer thread's wake-up on every reply of an idle connection.
+    fn write_due_now(&self, mut out: MutexGuard<'_, Outbox>) {
+        if out.closed || out.writing || !out.carry.is_empty() {
+            drop(out);
+            self.queued.notify_one();
+            return;
+        }
+        let frames = Self::take_due(&mut out);
+        if frames.is_empty() {
+            drop(out);
+            self.queued.notify_one();
+            return;
+        }
+        out.writing = true;
+        drop(out);
+        let bytes = if frames.len() == 1 {
+            frames.into_iter().next().unwrap_or_default()
+        } else {
+            frames.concat()
+        };
+        let result = self.send_without_blocking(&bytes);
+        let mut out = self.out();
+        out.writing = false;
+        match result {
+            Ok(sent) if sent < bytes.len() && !out.closed => {
+                out.carry = bytes[sent..].to_vec();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let quiet = matches!(e, nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET);
+                self.close_locked(&mut out, &format!("cannot write a reply: {e}"), quiet);
+            }
+        }
+        drop(out);
+        // Replies queued meanwhile, or the carry: the writer's turn.
+        self.queued.notify_one();
+    }
+
+    /// Writes as much of `bytes` as the socket takes without waiting.
+    fn send_without_blocking(&self, bytes: &[u8]) -> Result<usize, nix::errno::Errno> {
+        use nix::sys::socket::{send, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match send(self.stream.as_raw_fd(), &bytes[sent..], flags) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Waits for the replies due next, in order (bytes a non-blocking
+    /// attempt left first), and marks the socket as being written; `None`
+    /// once nothing more will come (or the connection was shut down).
     fn next_frames(&self) -> Option<Vec<Vec<u8>>> {
         let mut out = self.out();
         loop {
             if out.closed {
                 return None;
             }
-            let mut frames = Vec::new();
-            while out.next_write < out.released {
-                let seq = out.next_write;
-                // A reply is final once its responder is gone (it is in
-                // the map only then, or when the reader answered at once).
-                let Some(entry) = out.queued.remove(&seq) else {
-                    break;
-                };
-                out.next_write += 1;
-                if let Some(frame) = entry {
-                    out.queued_bytes -= frame.len();
-                    frames.push(frame);
+            if !out.writing {
+                let mut frames = Vec::new();
+                if !out.carry.is_empty() {
+                    frames.push(std::mem::take(&mut out.carry));
                 }
-            }
-            if !frames.is_empty() {
-                return Some(frames);
-            }
-            if out.reader_done && out.pending == 0 && out.next_write >= out.released {
-                return None;
+                frames.extend(Self::take_due(&mut out));
+                if !frames.is_empty() {
+                    out.writing = true;
+                    return Some(frames);
+                }
+                if out.reader_done && out.pending == 0 && out.next_write >= out.released {
+                    return None;
+                }
             }
             out = self.queued.wait(out).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// The writer is done with the socket for now.
+    fn written(&self) {
+        self.out().writing = false;
     }
 
     /// The writer thread: writes replies as they come due, flushing once
@@ -299,6 +383,7 @@ impl Conn {
                 w.write_all(f)?;
             }
             w.flush()?;
+            self.written();
         }
         Ok(())
     }
