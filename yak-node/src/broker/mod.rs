@@ -939,6 +939,30 @@ mod tests {
     }
 
     #[test]
+    fn given_min_bytes_when_deciding_whether_a_fetch_is_ready_should_count_bytes_over_all_partitions(
+    ) {
+        let part = |records: usize, error: Option<ErrorBody>| FetchedPartition {
+            topic: "t".into(),
+            partition: 0,
+            error,
+            high_watermark: 0,
+            log_start_offset: 0,
+            records: vec![0; records],
+            diverging_epoch: None,
+        };
+        let two = [part(60, None), part(40, None)];
+        assert!(fetch_ready(&two, 100), "enough over both partitions");
+        assert!(!fetch_ready(&two, 101), "one byte short: wait");
+        assert!(fetch_ready(&[part(0, None)], 0), "0 answers at once");
+        assert!(!fetch_ready(&[part(0, None)], 1), "nothing yet: wait");
+        let failed = part(0, Some(ErrorBody::new(ErrorCode::UnknownTopic, "gone")));
+        assert!(
+            fetch_ready(&[failed], 1_000_000),
+            "an error answers at once"
+        );
+    }
+
+    #[test]
     fn given_failed_fsync_when_syncing_should_fail_stop_with_its_exit_code() {
         if std::env::var_os(CHILD).is_some() {
             sync_through_a_failing_fsync();

@@ -187,3 +187,51 @@ fn whole_batches_within(records: &[u8], budget: usize, first: bool) -> usize {
     }
     kept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::{BatchBuilder, NewRecord};
+
+    /// Batches of `sizes` records of 100 bytes each, and where each ends.
+    fn batches(sizes: &[usize]) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        for n in sizes {
+            let mut b = BatchBuilder::new(-1, 0, 0, 128);
+            for _ in 0..*n {
+                b.push(NewRecord {
+                    key: None,
+                    value: &[7u8; 100],
+                    timestamp_ms: 1000,
+                });
+            }
+            out.extend(b.finish());
+            ends.push(out.len());
+        }
+        (out, ends)
+    }
+
+    #[test]
+    fn given_batches_over_the_budget_when_trimming_should_keep_whole_batches_and_the_first_one_always(
+    ) {
+        let (records, ends) = batches(&[10, 1, 1]);
+        assert_eq!(
+            whole_batches_within(&records, records.len(), false),
+            ends[2]
+        );
+        assert_eq!(whole_batches_within(&records, ends[1], false), ends[1]);
+        assert_eq!(whole_batches_within(&records, ends[1] - 1, false), ends[0]);
+        assert_eq!(whole_batches_within(&records, 10, false), 0, "nothing fits");
+        assert_eq!(
+            whole_batches_within(&records, 10, true),
+            ends[0],
+            "the first batch of a response goes whole, however large"
+        );
+        assert_eq!(
+            whole_batches_within(&records[..ends[0] + 5], usize::MAX, false),
+            ends[0],
+            "a cut batch is never sent"
+        );
+    }
+}

@@ -218,3 +218,86 @@ impl BrokerReplies {
         self.heard.insert(id, now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorBody, ErrorCode};
+
+    /// Answers by the call's partition number: 0 at once, 1 later from
+    /// another thread, 2 never (dropped), 3 not at all (acks=0).
+    struct Scripted;
+
+    fn reply(n: u32) -> Reply {
+        Reply::Error(ErrorBody::new(ErrorCode::InvalidRequest, format!("{n}")))
+    }
+
+    impl Handler for Scripted {
+        fn handle(&self, call: Call, responder: Responder) -> Handled {
+            let Call::ListOffsets { partition, .. } = call else {
+                return Handled::NoReply;
+            };
+            match partition {
+                0 => Handled::Reply(reply(0)),
+                1 => {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        responder.send(reply(1));
+                    });
+                    Handled::Deferred
+                }
+                // Answered on another thread before the handler returns.
+                4 => {
+                    std::thread::spawn(move || responder.send(reply(4)))
+                        .join()
+                        .expect("test: thread");
+                    Handled::Deferred
+                }
+                2 => Handled::Deferred,
+                _ => Handled::NoReply,
+            }
+        }
+    }
+
+    fn call(partition: u32) -> Call {
+        Call::ListOffsets {
+            topic: "t".into(),
+            partition,
+            spec: crate::protocol::OffsetSpec::Latest,
+        }
+    }
+
+    fn text(r: &Reply) -> String {
+        match r {
+            Reply::Error(e) => e.message.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_calls_answered_now_later_and_never_when_collecting_should_give_each_answer_by_id_and_forget_acks0(
+    ) {
+        let (mut link, mut replies) = connect(Arc::new(Scripted));
+        let ids: Vec<u64> = [1, 3, 0, 4, 3]
+            .into_iter()
+            .map(|p| link.send(call(p)).expect("test: send"))
+            .collect();
+        let wanted = [ids[0], ids[2], ids[3]];
+        let got = replies.collect(&wanted).expect("test: collect");
+        assert_eq!(
+            got.iter().map(text).collect::<Vec<_>>(),
+            ["1", "0", "4"],
+            "in the order asked, whichever came first"
+        );
+        assert!(
+            replies.heard.is_empty(),
+            "nothing kept for calls with no answer coming: {}",
+            replies.heard.len()
+        );
+        let dropped = link.send(call(2)).expect("test: send");
+        assert!(
+            matches!(replies.collect(&[dropped]), Err(LinkError::Unanswered(id)) if id == dropped),
+            "a dropped responder is an error, not a wait forever"
+        );
+    }
+}
