@@ -3,6 +3,8 @@
 //! whole `max_wait_ms` (and then answer with what there is), enough bytes
 //! answer at once, and bytes arriving during the wait answer it early.
 
+#![allow(clippy::unwrap_used)]
+
 mod kafka_support;
 
 use kafka_support::{kafka_cluster, request};
