@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The standard benchmark suite (issue 5): starts fresh 3-broker clusters in a
 # temp dir (one with relaxed fsync, one durable), runs every benchmark RUNS
-# times (default 3), and prints one table of medians. Raw results (JSON lines)
+# times (default 3), and prints one table of medians. The relaxed cluster
+# also serves the Kafka protocol: rows through it use librdkafka's own
+# rdkafka_performance (bench/kafka.sh; built once by
+# bench/rdkafka-performance.sh) in the same runs as the native rows, and a
+# last table sets each against its native row. Raw results (JSON lines)
 # stay in $OUT/results.jsonl. Usage: bench/suite.sh   (or: make bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +14,9 @@ RUNS=${RUNS:-3}
 OUT=$(mktemp -d /tmp/yak-bench.XXXXXX)
 RESULTS=$OUT/results.jsonl
 SUPERVISORS=()
+RDKAFKA_PERF=$(bench/rdkafka-performance.sh)
+# shellcheck source=bench/kafka.sh
+source bench/kafka.sh
 
 cleanup() {
     for pid in "${SUPERVISORS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -19,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_cluster NAME FSYNC -> sets CLUSTER to its run dir
+# start_cluster NAME FSYNC [KAFKA_PORT_BASE] -> sets CLUSTER to its run dir
 start_cluster() {
     local dir=$OUT/$1
     mkdir -p "$dir"
@@ -32,6 +39,8 @@ default_partitions = 3
 default_replication_factor = 1
 [broker]
 fsync = "$2"
+[kafka]
+port_base = ${3:-0}
 TOML
     "$BIN/yak-supervisor" --config "$dir/cluster.toml" > "$dir/cluster.log" 2>&1 &
     SUPERVISORS+=($!)
@@ -50,7 +59,7 @@ TOML
 y() { sync; "$BIN/yak-node" "$@" --cluster "$CLUSTER" --json >> "$RESULTS"; }
 step() { echo "[bench] $*" >&2; }
 
-start_cluster relaxed never
+start_cluster relaxed never "$(kafka_port_base)"
 RELAXED=$CLUSTER
 start_cluster durable always
 DURABLE=$CLUSTER
@@ -70,7 +79,10 @@ for run in $(seq 1 "$RUNS"); do
     CLUSTER=$RELAXED
     y bench produce --label "1 replica, acks=1, relaxed: produce" --topic r1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 2000000
     y bench consume --label "consume that topic from the beginning" --topic r1-$run
+    kafka_consume "Kafka: consume that topic from the beginning" r1-$run 3 2000000
+    kafka_produce "Kafka: 1 replica, acks=1, relaxed: produce" kr1-$run 3 1 1 2000000
     y bench produce --label "3 replicas, acks=all, relaxed: produce" --topic r3-$run --partitions 3 --replication-factor 3 --acks all --messages 2000000
+    kafka_produce "Kafka: 3 replicas, acks=all, relaxed: produce" kr3-$run 3 3 -1 2000000
     y bench produce --label "1 KiB, 1 replica, acks=1: produce" --topic k1-$run --partitions 3 --replication-factor 1 --acks 1 --messages 300000 --message-bytes 1024
 done
 
@@ -93,4 +105,8 @@ done
 step "data on disk: $(du -sh "$OUT/relaxed/data" | cut -f1) (relaxed), $(du -sh "$OUT/durable/data" | cut -f1) (durable)"
 
 "$BIN/yak-node" bench table --median "$RESULTS"
+kafka_ratios "$RESULTS" \
+    "Kafka: 1 replica, acks=1, relaxed: produce|1 replica, acks=1, relaxed: produce" \
+    "Kafka: 3 replicas, acks=all, relaxed: produce|3 replicas, acks=all, relaxed: produce" \
+    "Kafka: consume that topic from the beginning|consume that topic from the beginning"
 echo "raw results: $RESULTS" >&2

@@ -120,6 +120,7 @@ fn given_plain_client_when_it_speaks_for_a_broker_or_the_supervisor_should_be_re
         let spoof = Call::Fetch {
             replica_id: Some(*f as u32),
             max_wait_ms: 0,
+            min_bytes: 1,
             partitions: vec![FetchPartition {
                 topic: "t".into(),
                 partition: 0,

@@ -12,7 +12,8 @@ use yak_protocol::backoff::Backoff;
 use yak_protocol::batch::{self, Record};
 use yak_protocol::limits::{
     CONSUMER_FETCH_ANSWER_SLACK_MS, CONSUMER_FETCH_READ_SLACK_MS,
-    CONSUMER_LIST_OFFSETS_RETRY_MS_MAX, FETCH_PARTITION_BYTES_DEFAULT, FETCH_WAIT_MS_MAX,
+    CONSUMER_LIST_OFFSETS_RETRY_MS_MAX, FETCH_MIN_BYTES_DEFAULT, FETCH_PARTITION_BYTES_DEFAULT,
+    FETCH_WAIT_MS_MAX,
 };
 use yak_protocol::{
     Call, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec, Reply,
@@ -272,6 +273,7 @@ impl Consumer {
             let call = Call::Fetch {
                 replica_id: None,
                 max_wait_ms: wait_ms,
+                min_bytes: FETCH_MIN_BYTES_DEFAULT,
                 partitions,
             };
             let res = self.cache.broker(leader).and_then(|c| {

@@ -72,6 +72,8 @@ pub const FETCH_PARTITION_BYTES_DEFAULT: u32 = 1024 * 1024;
 pub const FETCH_RESPONSE_BYTES_MAX: u32 = 8 * 1024 * 1024;
 /// Longest a fetch may wait for data.
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+/// Record bytes a fetch waits for when it does not say (any data answers).
+pub const FETCH_MIN_BYTES_DEFAULT: u32 = 1;
 /// Producer: default linger before a partial batch is sent.
 pub const LINGER_MS_DEFAULT: u64 = 5;
 /// Producer: default batch size.

@@ -128,8 +128,12 @@ pub enum Call {
         /// Set by a follower replicating; consumers leave it out.
         #[serde(default)]
         replica_id: Option<u32>,
-        /// Wait up to this long when no partition has data.
+        /// Wait up to this long for `min_bytes` of records.
         max_wait_ms: u64,
+        /// Answer once this many bytes of records are there (or on any
+        /// error); 0 answers at once. Left out: 1, any data answers.
+        #[serde(default = "fetch_min_bytes_default")]
+        min_bytes: u32,
         /// Partitions and offsets.
         partitions: Vec<FetchPartition>,
     },
@@ -522,6 +526,11 @@ pub enum Reply {
         /// How many partitions move (a move to the current list is none).
         started: u32,
     },
+}
+
+/// A fetch that does not say how many bytes it waits for waits for any.
+fn fetch_min_bytes_default() -> u32 {
+    crate::limits::FETCH_MIN_BYTES_DEFAULT
 }
 
 #[cfg(test)]

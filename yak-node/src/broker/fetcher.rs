@@ -8,8 +8,8 @@ use super::partition::{FetchPosition, Partition};
 use super::replicas::{FollowPlan, Followed};
 use super::throttle::Throttle;
 use crate::limits::{
-    FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCHER_IDLE_POLL_MS, REPLICA_FETCH_BACKOFF_MS_MAX,
-    REPLICA_FETCH_BACKOFF_MS_MIN, REPLICA_FETCH_WAIT_MS,
+    FETCH_MIN_BYTES_DEFAULT, FETCH_PARTITION_BYTES_DEFAULT, REPLICA_FETCHER_IDLE_POLL_MS,
+    REPLICA_FETCH_BACKOFF_MS_MAX, REPLICA_FETCH_BACKOFF_MS_MIN, REPLICA_FETCH_WAIT_MS,
 };
 use crate::protocol::backoff::Backoff;
 use crate::protocol::connection::Connection;
@@ -223,6 +223,7 @@ fn fetch_once(
     let call = Call::Fetch {
         replica_id: Some(me),
         max_wait_ms: REPLICA_FETCH_WAIT_MS,
+        min_bytes: FETCH_MIN_BYTES_DEFAULT,
         partitions: requests,
     };
     let results = match c.call(&call).map_err(|e| e.to_string())? {

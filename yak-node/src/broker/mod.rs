@@ -66,16 +66,20 @@ use partition::IsrProposal;
 /// A long-polling fetch that found nothing yet, parked on the notifier.
 struct ParkedFetch {
     replica_id: Option<u32>,
+    min_bytes: u32,
     partitions: Vec<FetchPartition>,
     responder: Responder,
 }
 
-/// Whether a fetch has something to answer now: records, an error or a
-/// divergence for any partition.
-fn fetch_ready(results: &[FetchedPartition]) -> bool {
-    results
-        .iter()
-        .any(|r| !r.records.is_empty() || r.error.is_some() || r.diverging_epoch.is_some())
+/// Whether a fetch has something to answer now: at least `min_bytes` of
+/// records over all partitions (0: always), or an error or a divergence
+/// for any partition.
+fn fetch_ready(results: &[FetchedPartition], min_bytes: u32) -> bool {
+    let records: usize = results.iter().map(|r| r.records.len()).sum();
+    records >= min_bytes as usize
+        || results
+            .iter()
+            .any(|r| r.error.is_some() || r.diverging_epoch.is_some())
 }
 
 /// The broker's request handler and background duties.
@@ -261,13 +265,15 @@ impl Broker {
         handled
     }
 
-    /// Answers a fetch at once when there is something to say (records, an
-    /// error, a divergence) or nothing to wait for; else parks it on the
-    /// notifier for the fetch waker, and the connection reads on.
+    /// Answers a fetch at once when there is something to say (`min_bytes`
+    /// of records, an error, a divergence) or nothing to wait for; else
+    /// parks it on the notifier for the fetch waker, and the connection
+    /// reads on.
     fn fetch(
         &self,
         replica_id: Option<u32>,
         max_wait_ms: u64,
+        min_bytes: u32,
         partitions: Vec<FetchPartition>,
         responder: Responder,
     ) -> Handled {
@@ -277,11 +283,12 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_millis(max_wait_ms.min(FETCH_WAIT_MS_MAX));
         let generation = self.appended.generation();
         let results = self.read_fetch(replica_id, &partitions, true);
-        if fetch_ready(&results) || Instant::now() >= deadline {
+        if fetch_ready(&results, min_bytes) || Instant::now() >= deadline {
             return Handled::Reply(self.fetched(replica_id, results));
         }
         let waiter = ParkedFetch {
             replica_id,
+            min_bytes,
             partitions,
             responder,
         };
@@ -298,7 +305,7 @@ impl Broker {
             let due = self.appended.next_due(&mut seen);
             for notify::Parked { deadline, waiter } in due.waiters {
                 let results = self.read_fetch(waiter.replica_id, &waiter.partitions, false);
-                if fetch_ready(&results) || Instant::now() >= deadline {
+                if fetch_ready(&results, waiter.min_bytes) || Instant::now() >= deadline {
                     let reply = self.fetched(waiter.replica_id, results);
                     waiter.responder.send(reply);
                 } else {
@@ -583,8 +590,9 @@ impl Handler for Broker {
             Call::Fetch {
                 replica_id,
                 max_wait_ms,
+                min_bytes,
                 partitions,
-            } => return self.fetch(replica_id, max_wait_ms, partitions, responder),
+            } => return self.fetch(replica_id, max_wait_ms, min_bytes, partitions, responder),
             Call::ListOffsets {
                 topic,
                 partition,
@@ -792,12 +800,15 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
     if let Some((listener, settings)) = kafka {
-        listener.serve(crate::kafka::KafkaConfig {
-            broker_id: config.id,
-            broker_socket: socket.clone(),
-            zk_socket,
-            auto_create_topics: settings.auto_create_topics,
-        })?;
+        let handler: Arc<dyn server::Handler> = Arc::clone(&broker) as Arc<dyn server::Handler>;
+        listener.serve(
+            crate::kafka::KafkaConfig {
+                broker_id: config.id,
+                zk_socket,
+                auto_create_topics: settings.auto_create_topics,
+            },
+            handler,
+        )?;
     }
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,
         retention_bytes = ?config.retention.bytes, retention_ms = ?config.retention.ms, "broker serving");
@@ -925,6 +936,30 @@ mod tests {
         };
         let frame = crate::protocol::frame::encode(&reply).expect("encode");
         assert!(frame.len() - 4 <= FRAME_BYTES_MAX, "{} bytes", frame.len());
+    }
+
+    #[test]
+    fn given_min_bytes_when_deciding_whether_a_fetch_is_ready_should_count_bytes_over_all_partitions(
+    ) {
+        let part = |records: usize, error: Option<ErrorBody>| FetchedPartition {
+            topic: "t".into(),
+            partition: 0,
+            error,
+            high_watermark: 0,
+            log_start_offset: 0,
+            records: vec![0; records],
+            diverging_epoch: None,
+        };
+        let two = [part(60, None), part(40, None)];
+        assert!(fetch_ready(&two, 100), "enough over both partitions");
+        assert!(!fetch_ready(&two, 101), "one byte short: wait");
+        assert!(fetch_ready(&[part(0, None)], 0), "0 answers at once");
+        assert!(!fetch_ready(&[part(0, None)], 1), "nothing yet: wait");
+        let failed = part(0, Some(ErrorBody::new(ErrorCode::UnknownTopic, "gone")));
+        assert!(
+            fetch_ready(&[failed], 1_000_000),
+            "an error answers at once"
+        );
     }
 
     #[test]

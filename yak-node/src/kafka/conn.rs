@@ -1,7 +1,8 @@
 //! One Kafka connection. The reader thread reads frames and dispatches
-//! each in turn (data calls go to the broker pipelined, without waiting for
-//! answers); the writer thread takes outcomes in request order, waits for
-//! the broker's answers each needs and writes the response, so responses
+//! each in turn (data calls run on it in the broker's handler, which
+//! answers at once or later, without waiting for answers); the writer
+//! thread takes outcomes in request order, waits for the broker's answers
+//! each needs and writes the response, so responses
 //! leave in request order, as Kafka clients require. A malformed request
 //! closes this connection only. At most [`KAFKA_REQUESTS_IN_FLIGHT_MAX`]
 //! requests wait for their responses; past that the reader waits.
@@ -24,8 +25,7 @@ pub fn serve(stream: TcpStream, shared: &Shared) -> Result<(), KafkaFrameError> 
     stream
         .set_write_timeout(Some(Duration::from_millis(SERVER_WRITE_TIMEOUT_MS)))
         .map_err(FrameError::from)?;
-    let (mut link, replies) = native::connect(&shared.config.broker_socket)
-        .map_err(|e| KafkaFrameError::Broker(e.to_string()))?;
+    let (mut link, replies) = native::connect(std::sync::Arc::clone(&shared.handler));
     let write_half = stream.try_clone().map_err(FrameError::from)?;
     let (tx, rx) = crossbeam_channel::bounded::<Outcome>(KAFKA_REQUESTS_IN_FLIGHT_MAX);
     let writer = std::thread::Builder::new()

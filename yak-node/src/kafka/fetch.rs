@@ -1,13 +1,16 @@
-//! Fetch (v4+): one YaK fetch call for every partition asked, waiting up to
-//! `max_wait_ms` for data (not at all when `min_bytes` is 0; any data
-//! answers, so a `min_bytes` above 1 counts as 1); stored batches are
-//! returned as they lie. Each partition reports the high watermark,
-//! `last_stable_offset` = high watermark (no transactions), the log start
-//! offset and preferred read replica -1; `NOT_LEADER_OR_FOLLOWER`,
+//! Fetch (v4+): one YaK fetch call for every partition asked, run by the
+//! broker's own fetch handling (in-process, as a native fetch): it answers
+//! once `min_bytes` of records are there (at once for 0) or `max_wait_ms`
+//! passes, parked meanwhile without holding this connection's reader.
+//! Stored batches are returned as they lie. Each partition reports the high
+//! watermark, `last_stable_offset` = high watermark (no transactions), the
+//! log start offset and preferred read replica -1; `NOT_LEADER_OR_FOLLOWER`,
 //! `FENCED_LEADER_EPOCH` and `OFFSET_OUT_OF_RANGE` as Kafka clients expect.
-//! The response's records stop at `max_bytes`, but the first partition
-//! with data always gets its batch (Kafka's progress rule). Fetch sessions
-//! are not kept: every fetch is a full one (session id 0). Never reads a log.
+//! Each partition gets at most `partition_max_bytes` and the response at
+//! most `max_bytes`, in whole batches, but the first batch of the first
+//! partition with data always goes whole, however large (Kafka's progress
+//! rule). Fetch sessions are not kept: every fetch is a full one (session
+//! id 0). Never reads a log.
 
 use super::errors;
 use super::frame::{self, KafkaFrameError};
@@ -15,6 +18,7 @@ use super::native::BrokerLink;
 use super::request::topic_name;
 use super::request::{Finish, Outcome};
 use crate::limits::{KAFKA_FETCH_WAIT_MS_MAX, KAFKA_REQUEST_PARTITIONS_MAX};
+use crate::protocol::batch;
 use crate::protocol::{Call, FetchPartition, FetchedPartition, Reply};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -62,17 +66,14 @@ pub fn handle(
             });
         }
     }
-    let max_wait_ms = if req.min_bytes <= 0 {
-        0
-    } else {
-        u64::try_from(req.max_wait_ms)
-            .unwrap_or(0)
-            .min(KAFKA_FETCH_WAIT_MS_MAX)
-    };
+    let max_wait_ms = u64::try_from(req.max_wait_ms)
+        .unwrap_or(0)
+        .min(KAFKA_FETCH_WAIT_MS_MAX);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let call = Call::Fetch {
         replica_id: None,
         max_wait_ms,
+        min_bytes: u32::try_from(req.min_bytes).unwrap_or(0),
         partitions,
     };
     let id = link
@@ -160,17 +161,77 @@ fn partition_data(
     }
     let hw = i64::try_from(f.high_watermark).unwrap_or(i64::MAX);
     let mut records = f.records;
-    if !records.is_empty() {
-        if *any_records && records.len() > *budget {
-            records = Vec::new();
-        } else {
-            *budget = budget.saturating_sub(records.len());
-            *any_records = true;
-        }
+    if records.len() > *budget {
+        records.truncate(whole_batches_within(&records, *budget, !*any_records));
     }
+    *budget = budget.saturating_sub(records.len());
+    *any_records |= !records.is_empty();
     base.with_error_code(errors::NONE)
         .with_high_watermark(hw)
         .with_last_stable_offset(hw)
         .with_log_start_offset(i64::try_from(f.log_start_offset).unwrap_or(-1))
         .with_records(Some(Bytes::from(records)))
+}
+
+/// How many leading bytes of `records` are whole batches within `budget`;
+/// at least the first batch when `first` (nothing returned yet). Stored
+/// batches were checked on append: only their length fields are read.
+fn whole_batches_within(records: &[u8], budget: usize, first: bool) -> usize {
+    let mut kept = 0;
+    while let Some(Ok(header)) = records.get(kept..).map(batch::parse_header) {
+        let end = kept + header.total_bytes();
+        if end > records.len() || (end > budget && !(first && kept == 0)) {
+            break;
+        }
+        kept = end;
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::{BatchBuilder, NewRecord};
+
+    /// Batches of `sizes` records of 100 bytes each, and where each ends.
+    fn batches(sizes: &[usize]) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        for n in sizes {
+            let mut b = BatchBuilder::new(-1, 0, 0, 128);
+            for _ in 0..*n {
+                b.push(NewRecord {
+                    key: None,
+                    value: &[7u8; 100],
+                    timestamp_ms: 1000,
+                });
+            }
+            out.extend(b.finish());
+            ends.push(out.len());
+        }
+        (out, ends)
+    }
+
+    #[test]
+    fn given_batches_over_the_budget_when_trimming_should_keep_whole_batches_and_the_first_one_always(
+    ) {
+        let (records, ends) = batches(&[10, 1, 1]);
+        assert_eq!(
+            whole_batches_within(&records, records.len(), false),
+            ends[2]
+        );
+        assert_eq!(whole_batches_within(&records, ends[1], false), ends[1]);
+        assert_eq!(whole_batches_within(&records, ends[1] - 1, false), ends[0]);
+        assert_eq!(whole_batches_within(&records, 10, false), 0, "nothing fits");
+        assert_eq!(
+            whole_batches_within(&records, 10, true),
+            ends[0],
+            "the first batch of a response goes whole, however large"
+        );
+        assert_eq!(
+            whole_batches_within(&records[..ends[0] + 5], usize::MAX, false),
+            ends[0],
+            "a cut batch is never sent"
+        );
+    }
 }

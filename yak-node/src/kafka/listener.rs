@@ -4,7 +4,7 @@
 //! Never parses a byte itself.
 
 use super::conn;
-use super::native::Zk;
+use super::native::{BrokerHandler, Zk};
 use super::request::Shared;
 use super::KafkaConfig;
 use crate::limits::KAFKA_CONNECTIONS_MAX;
@@ -52,10 +52,17 @@ impl KafkaListener {
         self.address
     }
 
-    /// Serves connections on a thread of its own, forever.
-    pub fn serve(self, config: KafkaConfig) -> Result<(), ListenError> {
+    /// Serves connections on a thread of its own, forever; their data
+    /// calls go to `handler`, the broker's own request handler.
+    pub fn serve(
+        self,
+        config: KafkaConfig,
+        handler: Arc<dyn crate::server::Handler>,
+    ) -> Result<(), ListenError> {
+        let handler: BrokerHandler = handler;
         let shared = Arc::new(Shared {
             zk: Zk::new(config.zk_socket.clone()),
+            handler,
             config,
             address: self.address,
         });

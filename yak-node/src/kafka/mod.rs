@@ -20,11 +20,12 @@
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
 //!
 //! Data requests (produce, fetch, list offsets) are translated into YaK's
-//! own calls and sent, pipelined, over one Unix-socket connection per Kafka
-//! connection to this broker's request server: they pass the very checks,
-//! limits and code paths the native front door uses, and the broker's
-//! handling is not duplicated. Metadata and admin requests go to ZooKeeper.
-//! Never touches partitions, logs or metadata state directly.
+//! own calls and handed, in-process, to this broker's request handler (the
+//! one its native server calls), each with a responder that delivers the
+//! reply back to the Kafka connection: they pass the very checks, limits,
+//! long-poll parking and code paths the native front door uses, and the
+//! broker's handling is not duplicated. Metadata and admin requests go to
+//! ZooKeeper. Never touches partitions, logs or metadata state directly.
 
 mod admin;
 mod conn;
@@ -52,8 +53,6 @@ use std::path::PathBuf;
 pub struct KafkaConfig {
     /// The broker this listener belongs to (Metadata's controller id).
     pub broker_id: u32,
-    /// This broker's own request socket (`broker-<id>.sock`).
-    pub broker_socket: PathBuf,
     /// ZooKeeper's socket.
     pub zk_socket: PathBuf,
     /// Whether a Metadata request naming an unknown topic creates it

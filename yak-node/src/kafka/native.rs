@@ -1,18 +1,17 @@
 //! The Kafka front door's links into YaK: [`Zk`], one shared connection to
-//! ZooKeeper (metadata and admin calls), and [`BrokerLink`], one pipelined
-//! connection per Kafka connection to this broker's own request server
-//! (produce, fetch, list offsets). Never interprets what they answer.
+//! ZooKeeper (metadata and admin calls), and [`BrokerLink`], which hands
+//! data calls (produce, fetch, list offsets) to this broker's own request
+//! handler in-process: the very code the native front door runs (checks,
+//! limits, long-poll parking), without a socket hop, a MessagePack round
+//! trip or a copy of the records. Never interprets what they answer.
 
-use crate::limits::{CLIENT_REQUEST_TIMEOUT_MS, FRAME_BYTES_MAX, KAFKA_FETCH_WAIT_MS_MAX};
 use crate::protocol::connection::Connection;
-use crate::protocol::frame::{self, FrameError};
-use crate::protocol::{Call, ClientError, ClusterMetadata, Reply, Request, Response};
+use crate::protocol::{Call, ClientError, ClusterMetadata, Reply};
+use crate::server::{Handled, Handler, Responder};
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// One connection to ZooKeeper shared by every Kafka connection of a
 /// broker, reconnected on the next call after a failure.
@@ -58,76 +57,247 @@ impl Zk {
     }
 }
 
-/// The sending half of a Kafka connection's link to its broker.
+/// This broker's request handler, as the Kafka front door calls it.
+pub(super) type BrokerHandler = Arc<dyn Handler>;
+
+/// What the answering side hears about one call.
+enum Note {
+    /// The handler returned: with the answer if it gave one at once;
+    /// `more` if it kept the responder to answer later.
+    Handled {
+        id: u64,
+        reply: Option<Reply>,
+        more: bool,
+    },
+    /// The call's responder went away, with the answer it was given.
+    Responded { id: u64, reply: Option<Reply> },
+}
+
+/// The sending half of a Kafka connection's link to its broker: runs each
+/// call on the calling thread (the connection's reader), as the native
+/// server's reader does.
 pub(super) struct BrokerLink {
-    writer: BufWriter<UnixStream>,
+    handler: BrokerHandler,
+    notes: Sender<Note>,
     next_id: u64,
 }
 
-/// The receiving half: answers matched to their calls by correlation id.
+/// The receiving half: answers matched to their calls by id.
 pub(super) struct BrokerReplies {
-    reader: BufReader<UnixStream>,
-    /// Answers read while waiting for another.
-    early: HashMap<u64, Reply>,
+    notes: Receiver<Note>,
+    /// What is known of calls not yet collected: half-heard ones (one of
+    /// their two notes) and finished ones (`None`: never answered).
+    heard: HashMap<u64, Heard>,
 }
 
-/// Connects to the broker's own socket; returns both halves.
-pub(super) fn connect(socket: &Path) -> std::io::Result<(BrokerLink, BrokerReplies)> {
-    let stream =
-        crate::transport::connect(socket, Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))?;
-    // A produce waits for replication at most its ack timeout and a fetch
-    // its wait: anything silent far longer is a broken broker.
-    stream.set_read_timeout(Some(Duration::from_millis(
-        2 * CLIENT_REQUEST_TIMEOUT_MS + KAFKA_FETCH_WAIT_MS_MAX,
-    )))?;
-    let read_half = stream.try_clone()?;
-    Ok((
+/// One call's notes so far.
+enum Heard {
+    /// The handler returned, keeping the responder; `reply` if it answered.
+    Handled { reply: Option<Reply> },
+    /// The responder went away first (a reply sent from another thread
+    /// before the handler returned).
+    Responded { reply: Option<Reply> },
+    /// Both heard: the answer, if any.
+    Done(Option<Reply>),
+}
+
+/// A link to `handler` and the half that collects its answers.
+pub(super) fn connect(handler: BrokerHandler) -> (BrokerLink, BrokerReplies) {
+    // Unbounded: a responder's delivery must never block the thread that
+    // completes the call (the flusher, the fetch waker). The connection's
+    // outcome queue bounds how many calls are in flight.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (
         BrokerLink {
-            writer: BufWriter::with_capacity(256 * 1024, stream),
+            handler,
+            notes: tx,
             next_id: 1,
         },
         BrokerReplies {
-            reader: BufReader::with_capacity(256 * 1024, read_half),
-            early: HashMap::new(),
+            notes: rx,
+            heard: HashMap::new(),
         },
-    ))
+    )
 }
 
 impl BrokerLink {
-    /// Queues one call (sent at the next [`BrokerLink::flush`]); returns its id.
-    pub fn send(&mut self, call: Call) -> Result<u64, FrameError> {
-        let correlation_id = self.next_id;
+    /// Runs one call now; returns its id. Its answer, now or later, is
+    /// collected with [`BrokerReplies::collect`], except an acks=0
+    /// produce's, which has none.
+    pub fn send(&mut self, call: Call) -> Result<u64, LinkError> {
+        let id = self.next_id;
         self.next_id += 1;
-        frame::write(
-            &mut self.writer,
-            &Request {
-                correlation_id,
-                call,
+        let notes = self.notes.clone();
+        let responder = Responder::local(id, move |reply| {
+            let _ = notes.send(Note::Responded { id, reply });
+        });
+        let note = match self.handler.handle(call, responder) {
+            Handled::Reply(reply) => Note::Handled {
+                id,
+                reply: Some(reply),
+                more: false,
             },
-        )?;
-        Ok(correlation_id)
+            Handled::Deferred => Note::Handled {
+                id,
+                reply: None,
+                more: true,
+            },
+            Handled::NoReply => Note::Handled {
+                id,
+                reply: None,
+                more: false,
+            },
+        };
+        self.notes.send(note).map_err(|_| LinkError::Closed)?;
+        Ok(id)
     }
 
-    /// Sends every queued call.
-    pub fn flush(&mut self) -> Result<(), FrameError> {
-        Ok(self.writer.flush()?)
+    /// Nothing is buffered in-process: kept so callers mark where a batch
+    /// of calls ends.
+    pub fn flush(&mut self) -> Result<(), LinkError> {
+        Ok(())
     }
 }
 
+/// Why a call's answer cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LinkError {
+    /// The other half is gone (the connection is closing).
+    #[error("the link to the broker is closed")]
+    Closed,
+    /// The broker dropped the call without an answer.
+    #[error("the broker gave no answer to call {0}")]
+    Unanswered(u64),
+}
+
 impl BrokerReplies {
-    /// The answers to `ids`, in that order, reading as many as it takes.
-    pub fn collect(&mut self, ids: &[u64]) -> Result<Vec<Reply>, FrameError> {
+    /// The answers to `ids`, in that order, waiting as long as it takes.
+    pub fn collect(&mut self, ids: &[u64]) -> Result<Vec<Reply>, LinkError> {
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        for &id in ids {
             loop {
-                if let Some(reply) = self.early.remove(id) {
-                    out.push(reply);
+                if matches!(self.heard.get(&id), Some(Heard::Done(_))) {
+                    match self.heard.remove(&id) {
+                        Some(Heard::Done(Some(reply))) => out.push(reply),
+                        _ => return Err(LinkError::Unanswered(id)),
+                    }
                     break;
                 }
-                let r: Response = frame::read(&mut self.reader, FRAME_BYTES_MAX)?;
-                self.early.insert(r.correlation_id, r.reply);
+                let note = self.notes.recv().map_err(|_| LinkError::Closed)?;
+                self.hear(note);
             }
         }
         Ok(out)
+    }
+
+    /// Files one note: a call is done once both of its notes are heard
+    /// (or at once, when the handler answered and keeps nothing). A call
+    /// with no answer coming that nobody will collect (acks=0) is forgotten.
+    fn hear(&mut self, note: Note) {
+        let (id, now) = match note {
+            Note::Handled { id, reply, more } => {
+                let now = match (self.heard.remove(&id), more) {
+                    // No answer now or later (acks=0): nobody collects it.
+                    (_, false) if reply.is_none() => return,
+                    (Some(Heard::Responded { reply: r }), _) => Heard::Done(reply.or(r)),
+                    (_, true) => Heard::Handled { reply },
+                    // Answered at once: its responder was dropped inside the
+                    // handler, and its note came first.
+                    (_, false) => Heard::Done(reply),
+                };
+                (id, now)
+            }
+            Note::Responded { id, reply } => {
+                let now = match self.heard.remove(&id) {
+                    Some(Heard::Handled { reply: r }) => Heard::Done(reply.or(r)),
+                    _ => Heard::Responded { reply },
+                };
+                (id, now)
+            }
+        };
+        self.heard.insert(id, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorBody, ErrorCode};
+
+    /// Answers by the call's partition number: 0 at once, 1 later from
+    /// another thread, 2 never (dropped), 3 not at all (acks=0).
+    struct Scripted;
+
+    fn reply(n: u32) -> Reply {
+        Reply::Error(ErrorBody::new(ErrorCode::InvalidRequest, format!("{n}")))
+    }
+
+    impl Handler for Scripted {
+        fn handle(&self, call: Call, responder: Responder) -> Handled {
+            let Call::ListOffsets { partition, .. } = call else {
+                return Handled::NoReply;
+            };
+            match partition {
+                0 => Handled::Reply(reply(0)),
+                1 => {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        responder.send(reply(1));
+                    });
+                    Handled::Deferred
+                }
+                // Answered on another thread before the handler returns.
+                4 => {
+                    std::thread::spawn(move || responder.send(reply(4)))
+                        .join()
+                        .expect("test: thread");
+                    Handled::Deferred
+                }
+                2 => Handled::Deferred,
+                _ => Handled::NoReply,
+            }
+        }
+    }
+
+    fn call(partition: u32) -> Call {
+        Call::ListOffsets {
+            topic: "t".into(),
+            partition,
+            spec: crate::protocol::OffsetSpec::Latest,
+        }
+    }
+
+    fn text(r: &Reply) -> String {
+        match r {
+            Reply::Error(e) => e.message.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_calls_answered_now_later_and_never_when_collecting_should_give_each_answer_by_id_and_forget_acks0(
+    ) {
+        let (mut link, mut replies) = connect(Arc::new(Scripted));
+        let ids: Vec<u64> = [1, 3, 0, 4, 3]
+            .into_iter()
+            .map(|p| link.send(call(p)).expect("test: send"))
+            .collect();
+        let wanted = [ids[0], ids[2], ids[3]];
+        let got = replies.collect(&wanted).expect("test: collect");
+        assert_eq!(
+            got.iter().map(text).collect::<Vec<_>>(),
+            ["1", "0", "4"],
+            "in the order asked, whichever came first"
+        );
+        assert!(
+            replies.heard.is_empty(),
+            "nothing kept for calls with no answer coming: {}",
+            replies.heard.len()
+        );
+        let dropped = link.send(call(2)).expect("test: send");
+        assert!(
+            matches!(replies.collect(&[dropped]), Err(LinkError::Unanswered(id)) if id == dropped),
+            "a dropped responder is an error, not a wait forever"
+        );
     }
 }

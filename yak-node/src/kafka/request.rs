@@ -3,7 +3,7 @@
 //! built from the broker's answers, or none), and names as Kafka encodes them.
 
 use super::frame::KafkaFrameError;
-use super::native::Zk;
+use super::native::{BrokerHandler, Zk};
 use super::KafkaConfig;
 use crate::protocol::Reply;
 use kafka_protocol::messages::TopicName;
@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 pub(super) struct Shared {
     pub config: KafkaConfig,
     pub zk: Zk,
+    /// This broker's request handler: data calls run in it directly.
+    pub handler: BrokerHandler,
     /// This listener's own address, as advertised.
     pub address: SocketAddr,
 }

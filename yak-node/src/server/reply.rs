@@ -137,11 +137,13 @@ impl Conn {
         drop(out);
         Responder {
             correlation_id,
-            seq,
-            conn: Arc::clone(self),
             received: Instant::now(),
             peer_pid: self.peer_pid,
-            frame: None,
+            route: Route::Conn {
+                conn: Arc::clone(self),
+                seq,
+                frame: None,
+            },
         }
     }
 
@@ -393,15 +395,53 @@ impl Conn {
 /// writes nothing for the request, and lets the replies after it go.
 pub struct Responder {
     correlation_id: u64,
-    seq: u64,
-    conn: Arc<Conn>,
     received: Instant,
     peer_pid: Option<u32>,
-    /// The encoded answer, queued when the responder goes away.
-    frame: Option<Vec<u8>>,
+    route: Route,
+}
+
+/// Called once with an in-process request's answer (`None`: none came).
+type Deliver = Box<dyn FnOnce(Option<Reply>) + Send>;
+
+/// Where a responder's answer goes.
+enum Route {
+    /// A connection's writer; the encoded answer is queued when the
+    /// responder goes away.
+    Conn {
+        conn: Arc<Conn>,
+        seq: u64,
+        frame: Option<Vec<u8>>,
+    },
+    /// An in-process caller (the Kafka front door): the reply as it is,
+    /// delivered when the responder goes away.
+    Local {
+        reply: Option<Reply>,
+        deliver: Option<Deliver>,
+    },
 }
 
 impl Responder {
+    /// A responder for a request made in-process rather than read off a
+    /// socket: `deliver` gets the answer, unencoded, once, when the
+    /// responder goes away (`None`: dropped without one). It runs on the
+    /// answering thread (the caller's, the flusher, the fetch waker), so it
+    /// must not block. No peer pid: such a request is never a cluster
+    /// process's.
+    pub fn local(
+        correlation_id: u64,
+        deliver: impl FnOnce(Option<Reply>) + Send + 'static,
+    ) -> Responder {
+        Responder {
+            correlation_id,
+            received: Instant::now(),
+            peer_pid: None,
+            route: Route::Local {
+                reply: None,
+                deliver: Some(Box::new(deliver)),
+            },
+        }
+    }
+
     /// The pid of the process that sent the request, as the kernel recorded
     /// it when the connection was made (`SO_PEERCRED`); `None` if unknown.
     /// Handlers authenticate cluster-only calls with it.
@@ -417,12 +457,18 @@ impl Responder {
     /// Hands the answer to the connection's writer; never blocks on the
     /// socket. It goes out after the answers to earlier requests.
     pub fn send(mut self, reply: Reply) {
-        self.frame = self.conn.encode(self.correlation_id, reply);
+        match &mut self.route {
+            Route::Conn { conn, frame, .. } => *frame = conn.encode(self.correlation_id, reply),
+            Route::Local { reply: slot, .. } => *slot = Some(reply),
+        }
     }
 
-    /// Its place in the connection's reply order.
+    /// Its place in the connection's reply order (0 for a local one).
     pub(crate) fn seq(&self) -> u64 {
-        self.seq
+        match &self.route {
+            Route::Conn { seq, .. } => *seq,
+            Route::Local { .. } => 0,
+        }
     }
 
     /// The correlation id of the request this answers.
@@ -434,7 +480,14 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        self.conn.responder_gone(self.seq, self.frame.take());
+        match &mut self.route {
+            Route::Conn { conn, seq, frame } => conn.responder_gone(*seq, frame.take()),
+            Route::Local { reply, deliver } => {
+                if let Some(deliver) = deliver.take() {
+                    deliver(reply.take());
+                }
+            }
+        }
     }
 }
 
@@ -451,7 +504,7 @@ impl Responder {
         let conn =
             Conn::new(0, &a, Some(std::process::id()), QueueBounds::LIMITS).expect("test: conn");
         let responder = conn.responder(correlation_id);
-        conn.dispatched(responder.seq, correlation_id, None);
+        conn.dispatched(responder.seq(), correlation_id, None);
         conn.reader_done();
         let _ = conn.spawn_writer(a).expect("test: writer");
         (responder, b)
