@@ -290,41 +290,44 @@ impl Conn {
     /// blocking (`MSG_DONTWAIT`); what the socket does not take at once is
     /// left to the writer thread, ahead of everything else. Saves the
     /// writer thread's wake-up on every reply of an idle connection.
-    fn write_due_now(&self, mut out: MutexGuard<'_, Outbox>) {
-        if out.closed || out.writing || !out.carry.is_empty() {
-            drop(out);
-            self.queued.notify_one();
-            return;
-        }
-        let frames = Self::take_due(&mut out);
-        if frames.is_empty() {
-            drop(out);
-            self.queued.notify_one();
-            return;
-        }
-        out.writing = true;
-        drop(out);
-        let bytes = if frames.len() == 1 {
-            frames.into_iter().next().unwrap_or_default()
-        } else {
-            frames.concat()
-        };
-        let result = self.send_without_blocking(&bytes);
-        let mut out = self.out();
-        out.writing = false;
-        match result {
-            Ok(sent) if sent < bytes.len() && !out.closed => {
-                out.carry = bytes[sent..].to_vec();
+    fn write_due_now<'a>(&'a self, mut out: MutexGuard<'a, Outbox>) {
+        // Whoever is writing takes what is due when done: no wake-up here.
+        while !out.closed && !out.writing && out.carry.is_empty() {
+            let frames = Self::take_due(&mut out);
+            if frames.is_empty() {
+                break;
             }
-            Ok(_) => {}
-            Err(e) => {
-                let quiet = matches!(e, nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET);
-                self.close_locked(&mut out, &format!("cannot write a reply: {e}"), quiet);
+            out.writing = true;
+            drop(out);
+            let bytes = if frames.len() == 1 {
+                frames.into_iter().next().unwrap_or_default()
+            } else {
+                frames.concat()
+            };
+            let result = self.send_without_blocking(&bytes);
+            out = self.out();
+            out.writing = false;
+            match result {
+                Ok(sent) if sent < bytes.len() && !out.closed => {
+                    out.carry = bytes[sent..].to_vec();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let quiet =
+                        matches!(e, nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET);
+                    self.close_locked(&mut out, &format!("cannot write a reply: {e}"), quiet);
+                }
             }
         }
+        // The writer thread is woken only when it has something to do: a
+        // carry to finish, or its end (every reply is out).
+        let wake = out.closed
+            || (!out.writing && !out.carry.is_empty())
+            || (out.reader_done && out.pending == 0 && out.next_write >= out.released);
         drop(out);
-        // Replies queued meanwhile, or the carry: the writer's turn.
-        self.queued.notify_one();
+        if wake {
+            self.queued.notify_one();
+        }
     }
 
     /// Writes as much of `bytes` as the socket takes without waiting.
