@@ -64,6 +64,8 @@ struct State<T> {
     /// A waiter parked after the data changed under it: look again.
     recheck: bool,
     parked: Vec<Parked<T>>,
+    /// Threads in [`Notifier::wait`].
+    waiting: usize,
 }
 
 /// A generation counter bumped whenever data changes (an append, a high
@@ -80,6 +82,7 @@ impl<T> Default for Notifier<T> {
                 generation: 0,
                 recheck: false,
                 parked: Vec::new(),
+                waiting: 0,
             }),
             changed: Condvar::new(),
         }
@@ -96,25 +99,33 @@ impl<T> Notifier<T> {
         self.state().generation
     }
 
-    /// Something changed.
+    /// Something changed. Wakes nobody when nobody waits for it: the
+    /// waker with no fetch parked sleeps through appends.
     pub fn notify(&self) {
-        self.state().generation += 1;
-        self.changed.notify_all();
+        let mut s = self.state();
+        s.generation += 1;
+        let wake = !s.parked.is_empty() || s.waiting > 0;
+        drop(s);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until the generation moves past `seen` or `deadline` passes.
     pub fn wait(&self, seen: u64, deadline: Instant) {
         let mut s = self.state();
+        s.waiting += 1;
         while s.generation == seen {
             let now = Instant::now();
             if now >= deadline {
-                return;
+                break;
             }
             s = match self.changed.wait_timeout(s, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(p) => p.into_inner().0,
             };
         }
+        s.waiting -= 1;
     }
 
     /// Parks `waiter`, which found nothing new at generation `seen`, until
@@ -142,6 +153,11 @@ impl<T> Notifier<T> {
     pub fn next_due(&self, seen: &mut u64) -> Due<T> {
         let mut s = self.state();
         loop {
+            if (s.generation != *seen || s.recheck) && s.parked.is_empty() {
+                // Nobody to look at again.
+                *seen = s.generation;
+                s.recheck = false;
+            }
             if s.generation != *seen || s.recheck {
                 *seen = s.generation;
                 s.recheck = false;
@@ -191,6 +207,28 @@ mod tests {
                 latest.put(3);
             });
             assert_eq!(latest.take(), 3, "take waits for the next value");
+        });
+    }
+
+    #[test]
+    fn given_nothing_parked_when_data_changes_should_keep_the_waker_asleep_until_a_fetch_parks() {
+        let n = Notifier::<u32>::default();
+        let mut seen = n.generation();
+        n.notify();
+        n.notify();
+        std::thread::scope(|s| {
+            let waker = s.spawn(|| n.next_due(&mut seen));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !waker.is_finished(),
+                "appends with nothing parked wake nobody"
+            );
+            // A fetch that looked before those appends parks: looked at again at once.
+            let far = Instant::now() + std::time::Duration::from_secs(60);
+            n.park(0, far, 7);
+            let due = waker.join().expect("waker");
+            assert_eq!(due.waiters.len(), 1);
+            assert_eq!(due.waiters[0].waiter, 7);
         });
     }
 
