@@ -847,7 +847,7 @@ mod tests {
             isr: vec![1],
             partition_epoch: 0,
         };
-        p.set_leadership(leadership, Instant::now());
+        let _ = p.set_leadership(leadership, Instant::now());
         let _ = p.produce_values(-1, -1, -1, &[b"a"]);
         sim.fail_syncs(1);
         let returned = p.sync();

@@ -190,6 +190,7 @@ impl Partition {
     /// Applies leadership from ZooKeeper. Returns answers to send (waiting
     /// produce requests failed by a lost leadership or completed by a
     /// smaller ISR).
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn set_leadership(&self, leadership: Leadership, now: Instant) -> Completions {
         self.lock()
             .step(self.broker_id, Event::Leadership { leadership, now })
@@ -198,6 +199,7 @@ impl Partition {
 
     /// Appends a producer's batch as leader. acks=all requests wait in the
     /// partition until the high watermark passes them.
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn produce(
         &self,
         acks: Acks,
@@ -405,6 +407,7 @@ impl Partition {
     /// completes the requests the higher watermark covers. Returns them and
     /// whether the high watermark moved. A failed fsync (a fatal storage
     /// error) never returns: the broker fail-stops ([`super::fail_stop`]).
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn sync(&self) -> Result<(Completions, bool), ErrorBody> {
         let name = self.name();
         let (file, end, truncations) = {
@@ -479,6 +482,7 @@ impl Partition {
     /// Every maintenance tick: fails waiting requests past their deadline
     /// with `Timeout`, and returns an ISR without lagging followers to ask
     /// for, if that differs and no other change is in flight.
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn tick(&self, now: Instant, lag_max: Duration) -> (Completions, Option<IsrProposal>) {
         let fx = self
             .lock()
@@ -488,6 +492,7 @@ impl Partition {
 
     /// Leader: ZooKeeper answered `proposal`: the partition is now at
     /// `isr`, `partition_epoch` (see [`Event::IsrAccepted`]).
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn isr_accepted(
         &self,
         proposal: &IsrProposal,
@@ -545,6 +550,7 @@ impl Partition {
     }
 
     /// The state of this replica.
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn describe(&self) -> LocalPartition {
         let g = self.lock();
         LocalPartition {
@@ -872,7 +878,7 @@ mod tests {
             isr: vec![1, 3],
             partition_epoch: 1,
         };
-        p.set_leadership(l, Instant::now());
+        let _ = p.set_leadership(l, Instant::now());
         let late = answer(batch_at(0, 3), 3, None);
         assert!(
             !p.apply_fetched(&late, &asked, false).expect("apply"),
@@ -916,7 +922,7 @@ mod tests {
             isr: vec![1, 2, 3],
             partition_epoch: 2,
         };
-        p.set_leadership(l, Instant::now());
+        let _ = p.set_leadership(l, Instant::now());
         assert!(!p
             .apply_fetched(&answer(batch_at(0, 1), 1, None), &asked, false)
             .expect("apply"));
@@ -944,7 +950,7 @@ mod tests {
             isr: vec![1, 2],
             partition_epoch: 1,
         };
-        p.set_leadership(after, later);
+        let _ = p.set_leadership(after, later);
         // ...then 3 comes back: expansion E is pending at epoch 1.
         let (handled, _) = produce_two(&p);
         assert!(matches!(handled, Handled::Deferred));
@@ -995,7 +1001,7 @@ mod tests {
             isr: vec![1, 3],
             partition_epoch: 1,
         };
-        p.set_leadership(l, now);
+        let _ = p.set_leadership(l, now);
         // A fetch of follower 2 still being served after 2 died asks to add it...
         let e = p
             .fetch_for_follower(2, 0, 1 << 20, Some(0), None, now)

@@ -250,6 +250,7 @@ impl Replicas {
     /// outside the map's lock, which is taken briefly per replica, so
     /// creating a 10,000-partition topic never holds up requests for the
     /// replicas already here. The caller runs one reconcile at a time.
+    #[must_use = "completed answers: hand them to send_all"]
     pub fn reconcile(&self, metadata: &ClusterMetadata) -> (Completions, FollowPlan) {
         let deleted: HashSet<u64> = metadata.deleted_topic_ids.iter().copied().collect();
         let mut wanted: HashMap<TopicPartition, (u64, Leadership)> = HashMap::new();
@@ -506,7 +507,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("broker-1");
         let replicas = open(&dir);
-        replicas.reconcile(&metadata(&[("t", 7)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 7)], &[]));
         produce(&replicas.get("t", 0).expect("created"), 3);
         drop(replicas);
         fs::write(dir.join("t-0").join(TOPIC_ID_FILE), "garbage").expect("spoil topic_id");
@@ -541,14 +542,14 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("broker-1");
         let replicas = open(&dir);
-        replicas.reconcile(&metadata(&[("t", 1)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 1)], &[]));
         produce(&replicas.get("t", 0).expect("created"), 2);
         let old = files(&dir.join("t-0"));
         drop(replicas);
         // A restarted broker, and metadata (a wiped or foreign ZooKeeper)
         // naming "t" with another id and listing no deleted topic.
         let replicas = open(&dir);
-        replicas.reconcile(&metadata(&[("t", 2)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 2)], &[]));
         let fresh = replicas.get("t", 0).expect("new replica");
         assert_eq!(
             (fresh.topic_id, fresh.describe().log_end_offset),
@@ -558,7 +559,7 @@ mod tests {
         produce(&fresh, 1);
         let newer = files(&dir.join("t-0"));
         // Metadata that names nothing at all.
-        replicas.reconcile(&metadata(&[], &[]));
+        let _ = replicas.reconcile(&metadata(&[], &[]));
         assert!(replicas.get("t", 0).is_none());
         let aside = quarantined(&dir);
         assert_eq!(
@@ -573,12 +574,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("broker-1");
         let replicas = open(&dir);
-        replicas.reconcile(&metadata(&[("t", 1)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 1)], &[]));
         produce(&replicas.get("t", 0).expect("created"), 2);
-        replicas.reconcile(&metadata(&[("t", 2)], &[1]));
+        let _ = replicas.reconcile(&metadata(&[("t", 2)], &[1]));
         let fresh = replicas.get("t", 0).expect("re-created");
         assert_eq!((fresh.topic_id, fresh.describe().log_end_offset), (2, 0));
-        replicas.reconcile(&metadata(&[], &[1, 2]));
+        let _ = replicas.reconcile(&metadata(&[], &[1, 2]));
         assert!(replicas.get("t", 0).is_none());
         assert!(!dir.join("t-0").exists(), "deleted topic's files are gone");
         assert!(quarantined(&dir).is_empty(), "nothing was moved aside");
@@ -590,7 +591,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("broker-1");
         let replicas = open(&dir);
-        replicas.reconcile(&metadata(&[("t", 1)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 1)], &[]));
         produce(&replicas.get("t", 0).expect("created"), 2);
         let placed = |replicas: Vec<u32>, moving: bool| {
             let mut m = metadata(&[("t", 1)], &[]);
@@ -606,16 +607,16 @@ mod tests {
             p.replicas = replicas;
             m
         };
-        replicas.reconcile(&placed(vec![2, 1], true));
+        let _ = replicas.reconcile(&placed(vec![2, 1], true));
         assert!(replicas.get("t", 0).is_some(), "held while the move runs");
         // Moving still, yet metadata (stale or odd) lists the replica elsewhere: not ours to delete.
-        replicas.reconcile(&placed(vec![2], true));
+        let _ = replicas.reconcile(&placed(vec![2], true));
         assert!(replicas.get("t", 0).is_none());
         assert_eq!(quarantined(&dir).len(), 1, "moved aside, not deleted");
         let replicas = open(&dir);
-        replicas.reconcile(&metadata(&[("t", 1)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 1)], &[]));
         produce(&replicas.get("t", 0).expect("a new replica"), 1);
-        replicas.reconcile(&placed(vec![2], false));
+        let _ = replicas.reconcile(&placed(vec![2], false));
         assert!(replicas.get("t", 0).is_none());
         assert!(!dir.join("t-0").exists(), "moved away: files deleted");
         assert_eq!(quarantined(&dir).len(), 1, "nothing more moved aside");
@@ -626,7 +627,7 @@ mod tests {
     ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let replicas = open(&tmp.path().join("broker-1"));
-        replicas.reconcile(&metadata(&[("small", 1)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("small", 1)], &[]));
         let mut big = metadata(&[("small", 1), ("big", 2)], &[]);
         let template = big.topics[1].partitions[0].clone();
         big.topics[1].partitions = (0..40)
@@ -695,7 +696,7 @@ mod tests {
         for seed in 0..16 {
             let sim = sim_with_data_dir();
             let replicas = open_sim(&sim);
-            replicas.reconcile(&metadata(&[("t", 7)], &[]));
+            let _ = replicas.reconcile(&metadata(&[("t", 7)], &[]));
             assert!(replicas.get("t", 0).is_some());
             drop(replicas);
             // Nothing appended, nothing flushed by the caller: the topic's
@@ -721,14 +722,14 @@ mod tests {
     fn given_flushed_records_when_power_is_cut_should_reopen_the_replica_with_all_of_them() {
         let sim = sim_with_data_dir();
         let replicas = open_sim(&sim);
-        replicas.reconcile(&metadata(&[("t", 7)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 7)], &[]));
         let p = replicas.get("t", 0).expect("created");
         produce(&p, 5);
         let before = p.fetch_for_consumer(0, 1 << 20, None).records;
         drop((p, replicas));
         sim.power_cut();
         let replicas = open_sim(&sim);
-        replicas.reconcile(&metadata(&[("t", 7)], &[]));
+        let _ = replicas.reconcile(&metadata(&[("t", 7)], &[]));
         let p = replicas.get("t", 0).expect("replica kept");
         assert_eq!(
             (p.topic_id, p.describe().log_end_offset),
@@ -747,14 +748,14 @@ mod tests {
     ) {
         let probe = sim_with_data_dir();
         let start = probe.ops();
-        open_sim(&probe).reconcile(&metadata(&[("t", 7)], &[]));
+        let _ = open_sim(&probe).reconcile(&metadata(&[("t", 7)], &[]));
         let steps = probe.ops() - start;
         assert!(steps > 3, "creation takes several steps: {steps}");
         for k in 0..steps {
             let sim = sim_with_data_dir();
             let replicas = open_sim(&sim);
             sim.crash_at(sim.ops() + k);
-            replicas.reconcile(&metadata(&[("t", 7)], &[]));
+            let _ = replicas.reconcile(&metadata(&[("t", 7)], &[]));
             drop(replicas);
             sim.power_cut();
             let replicas = open_sim(&sim);
@@ -767,7 +768,7 @@ mod tests {
             }
             // A half-made dir is moved aside, never deleted; the topic is
             // created again from metadata.
-            replicas.reconcile(&metadata(&[("t", 7)], &[]));
+            let _ = replicas.reconcile(&metadata(&[("t", 7)], &[]));
             let p = replicas
                 .get("t", 0)
                 .unwrap_or_else(|| panic!("step {k}: replica not re-created"));
