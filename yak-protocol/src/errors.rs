@@ -83,6 +83,11 @@ pub enum ErrorCode {
     ReassignmentInProgress,
     /// A topic setting out of range, or an unknown setting name.
     InvalidConfig,
+    /// A batch from an older epoch of a producer id than the partition has
+    /// seen (the producer was fenced by a newer epoch of itself), or an
+    /// epoch bump naming an epoch older than the id's current one.
+    /// Not retriable: the producer needs a new id or epoch.
+    InvalidProducerEpoch,
 }
 
 impl ErrorCode {

@@ -185,6 +185,18 @@ pub enum Call {
     },
     /// Producer → ZooKeeper: a fresh producer id for idempotent produce.
     InitProducerId,
+    /// Producer → ZooKeeper: the next epoch of a producer id it holds
+    /// (Kafka's InitProducerId naming an id and epoch, KIP-360). Answered
+    /// with `ProducerEpoch`: the same id with `epoch + 1` (a retry of the
+    /// last bump gets the same answer), or a fresh id with epoch 0 when the
+    /// epoch is exhausted; an epoch older than the id's current one is
+    /// refused with `InvalidProducerEpoch`.
+    BumpProducerEpoch {
+        /// The id held.
+        producer_id: i64,
+        /// The epoch it writes with now.
+        epoch: i16,
+    },
     /// Supervisor → ZooKeeper: a child process was restarted (recorded as a
     /// `process_restarted` event).
     ProcessRestarted(ProcessRestart),
@@ -467,6 +479,13 @@ pub enum Reply {
     ProducerId {
         /// The id.
         producer_id: i64,
+    },
+    /// A producer id and the epoch to write with (to `BumpProducerEpoch`).
+    ProducerEpoch {
+        /// The id (a fresh one when the epoch was exhausted).
+        producer_id: i64,
+        /// The epoch.
+        epoch: i16,
     },
     /// Fetch results per partition.
     Fetched {

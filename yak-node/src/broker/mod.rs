@@ -605,6 +605,7 @@ impl Handler for Broker {
             | Call::ProcessRestarted(_)
             | Call::Events { .. }
             | Call::InitProducerId
+            | Call::BumpProducerEpoch { .. }
             | Call::JoinGroup { .. }
             | Call::GroupHeartbeat { .. }
             | Call::LeaveGroup { .. }

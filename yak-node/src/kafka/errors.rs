@@ -28,6 +28,7 @@ pub const INVALID_REQUEST: i16 = 42;
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -68,6 +69,7 @@ pub fn code(e: &ErrorCode) -> i16 {
         ErrorCode::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
         ErrorCode::ReassignmentInProgress => REASSIGNMENT_IN_PROGRESS,
         ErrorCode::InvalidConfig => INVALID_CONFIG,
+        ErrorCode::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
     }
 }
 
@@ -101,6 +103,7 @@ mod tests {
             (ErrorCode::UnknownTopic, 3),
             (ErrorCode::OutOfOrderSequence, 45),
             (ErrorCode::NotEnoughReplicas, 19),
+            (ErrorCode::InvalidProducerEpoch, 47),
         ];
         for (yak, kafka) in cases {
             assert_eq!(code(&yak), kafka, "{yak:?}");
