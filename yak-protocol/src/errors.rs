@@ -88,6 +88,9 @@ pub enum ErrorCode {
     /// epoch bump naming an epoch older than the id's current one.
     /// Not retriable: the producer needs a new id or epoch.
     InvalidProducerEpoch,
+    /// A request naming a leader epoch newer than the one this broker
+    /// knows (its metadata is behind the asker's): retry shortly.
+    UnknownLeaderEpoch,
 }
 
 impl ErrorCode {
@@ -97,6 +100,7 @@ impl ErrorCode {
             self,
             ErrorCode::NotLeader { .. }
                 | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::OutOfOrderSequence
                 | ErrorCode::NotEnoughReplicas
                 | ErrorCode::NotEnoughReplicasAfterAppend

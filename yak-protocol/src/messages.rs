@@ -142,6 +142,22 @@ pub enum Call {
         /// Which offset.
         spec: OffsetSpec,
     },
+    /// Client → partition leader: where a leader epoch ends in the log
+    /// (Kafka's OffsetForLeaderEpoch, KIP-320: a consumer checks its
+    /// position after a leader change). Answered with `EpochEndOffset`.
+    EpochEndOffset {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The epoch asked about (that of the last record consumed).
+        leader_epoch: u32,
+        /// The leader epoch the asker believes current: an older one is
+        /// refused with `FencedLeaderEpoch`, a newer one with
+        /// `UnknownLeaderEpoch`; `None` skips the check.
+        #[serde(default)]
+        current_leader_epoch: Option<u32>,
+    },
     /// Broker: the state of every partition replica it holds.
     LocalPartitions,
     /// Broker: its request, byte and latency counters (for metrics).
@@ -496,6 +512,16 @@ pub enum Reply {
     Offset {
         /// The offset asked for.
         offset: u64,
+    },
+    /// Where a leader epoch ends (to `EpochEndOffset`): the largest epoch
+    /// in the log at most the one asked, and the start offset of the next
+    /// higher epoch (the log end offset for the latest). `None` when the
+    /// log knows no epoch that answers (empty, or the epoch asked is newer
+    /// than the leader's).
+    EpochEndOffset {
+        /// `(epoch, end offset)`.
+        #[serde(default)]
+        epoch_end: Option<(u32, u64)>,
     },
     /// Replicas held by a broker.
     LocalPartitions {

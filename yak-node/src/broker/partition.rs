@@ -15,6 +15,7 @@
 mod answers;
 mod batches;
 mod follower;
+mod leader_epoch;
 
 use super::producers::{ProducerTable, Verdict};
 use super::replica::{Action, Event, ReplicaCore, RequestId};

@@ -36,6 +36,7 @@ pub const REASSIGNMENT_IN_PROGRESS: i16 = 60;
 pub const GROUP_NOT_EMPTY: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 /// The Kafka error code a client acts on for a YaK error.
@@ -70,6 +71,7 @@ pub fn code(e: &ErrorCode) -> i16 {
         ErrorCode::ReassignmentInProgress => REASSIGNMENT_IN_PROGRESS,
         ErrorCode::InvalidConfig => INVALID_CONFIG,
         ErrorCode::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
+        ErrorCode::UnknownLeaderEpoch => UNKNOWN_LEADER_EPOCH,
     }
 }
 
@@ -104,6 +106,7 @@ mod tests {
             (ErrorCode::OutOfOrderSequence, 45),
             (ErrorCode::NotEnoughReplicas, 19),
             (ErrorCode::InvalidProducerEpoch, 47),
+            (ErrorCode::UnknownLeaderEpoch, 76),
         ];
         for (yak, kafka) in cases {
             assert_eq!(code(&yak), kafka, "{yak:?}");

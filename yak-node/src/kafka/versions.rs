@@ -71,6 +71,12 @@ pub const SERVED: &[Served] = &[
         max: 4,
         served_min: 0,
     },
+    Served {
+        key: ApiKey::OffsetForLeaderEpoch,
+        advertised_min: 0,
+        max: 4,
+        served_min: 0,
+    },
 ];
 
 /// Whether `api` at `version` is served.

@@ -212,6 +212,7 @@ impl ZooKeeper {
             Call::Produce { .. }
             | Call::Fetch { .. }
             | Call::ListOffsets { .. }
+            | Call::EpochEndOffset { .. }
             | Call::LocalPartitions
             | Call::BrokerStats => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
