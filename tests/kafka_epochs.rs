@@ -79,6 +79,7 @@ impl Raw {
     /// InitProducerId v4: `(id, epoch)` asked for, `(error, id, epoch)` answered.
     fn init_producer_id(&mut self, producer_id: i64, epoch: i16) -> (i16, i64, i16) {
         let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
             .with_transaction_timeout_ms(-1)
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch);
@@ -419,7 +420,7 @@ print("read", len(values), "in_order", values == expected, "extra", extra, flush
         "the consumer validated its position with OffsetForLeaderEpoch: {}",
         stderr
             .lines()
-            .filter(|l| l.contains("VALIDATE") || l.contains("OFFSETVALID"))
+            .filter(|l| l.contains("VALID") || l.contains("epoch"))
             .collect::<Vec<_>>()
             .join("\n")
     );

@@ -29,6 +29,7 @@ fn from_reply(r: Result<Reply, ClientError>) -> Result<Reply, TopicError> {
     match r {
         Ok(Reply::Error(e)) => Err((errors::of(&e), e.message.clone())),
         Ok(reply) => Ok(reply),
+        Err(ClientError::Server(e)) => Err((errors::of(&e), e.message)),
         Err(e) => Err((errors::REQUEST_TIMED_OUT, format!("zookeeper: {e}"))),
     }
 }

@@ -36,6 +36,7 @@ use F::*;
 /// listener decodes (see `versions::SERVED`); `None` for anything else.
 fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
     Some(match api {
+        ApiKey::Metadata if v >= 9 => vec![CArr(&[CStr, Tags]), I8, I8, I8, Tags],
         ApiKey::Metadata => {
             const TOPIC: &[F] = &[Str];
             let mut s = vec![Arr(TOPIC)];

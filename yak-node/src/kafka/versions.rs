@@ -44,7 +44,9 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::Metadata,
         advertised_min: 0,
-        max: 8,
+        // 9+: librdkafka trusts leader epochs (and validates positions
+        // with OffsetForLeaderEpoch after a leader change) only from 9.
+        max: 9,
         served_min: 0,
     },
     Served {
