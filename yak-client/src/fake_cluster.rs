@@ -114,7 +114,7 @@ fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
             "No space left on device",
         ));
     }
-    match s.table.check(pid, first, last) {
+    match s.table.check(pid, header.producer_epoch, first, last) {
         Verdict::Append => {
             let offset = s.log.len() as u64;
             let values = batch::decode(bytes)
@@ -126,7 +126,8 @@ fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
                 })
                 .unwrap_or_default();
             s.log.push((pid, first, values));
-            s.table.record(pid, first, last, offset, offset);
+            s.table
+                .record(pid, header.producer_epoch, first, last, offset, offset);
             Reply::Produced {
                 base_offset: offset,
                 duplicate: false,
@@ -139,6 +140,10 @@ fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
         Verdict::OutOfOrder { expected } => Reply::Error(ErrorBody::new(
             ErrorCode::OutOfOrderSequence,
             format!("expected sequence {expected}"),
+        )),
+        Verdict::Fenced { current } => Reply::Error(ErrorBody::new(
+            ErrorCode::InvalidProducerEpoch,
+            format!("producer epoch older than {current}"),
         )),
     }
 }

@@ -83,6 +83,14 @@ pub enum ErrorCode {
     ReassignmentInProgress,
     /// A topic setting out of range, or an unknown setting name.
     InvalidConfig,
+    /// A batch from an older epoch of a producer id than the partition has
+    /// seen (the producer was fenced by a newer epoch of itself), or an
+    /// epoch bump naming an epoch older than the id's current one.
+    /// Not retriable: the producer needs a new id or epoch.
+    InvalidProducerEpoch,
+    /// A request naming a leader epoch newer than the one this broker
+    /// knows (its metadata is behind the asker's): retry shortly.
+    UnknownLeaderEpoch,
 }
 
 impl ErrorCode {
@@ -92,6 +100,7 @@ impl ErrorCode {
             self,
             ErrorCode::NotLeader { .. }
                 | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::OutOfOrderSequence
                 | ErrorCode::NotEnoughReplicas
                 | ErrorCode::NotEnoughReplicasAfterAppend

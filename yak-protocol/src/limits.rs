@@ -125,6 +125,9 @@ pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
 /// A producer id without a batch for this long is forgotten by a partition
 /// (Kafka's `producer.id.expiration.ms`, 1 day there; 7 days here).
 pub const PRODUCER_ID_EXPIRATION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Producer ids whose epoch bump ZooKeeper remembers (to answer a retried
+/// bump alike and refuse a stale one); the oldest ids are forgotten first.
+pub const PRODUCER_EPOCHS_TRACKED_MAX: usize = 100_000;
 /// Default session timeout of a consumer-group member.
 pub const GROUP_SESSION_TIMEOUT_MS_DEFAULT: u64 = 3000;
 /// Smallest session timeout a group member may ask for.

@@ -146,6 +146,22 @@ pub enum Call {
         /// Which offset.
         spec: OffsetSpec,
     },
+    /// Client → partition leader: where a leader epoch ends in the log
+    /// (Kafka's OffsetForLeaderEpoch, KIP-320: a consumer checks its
+    /// position after a leader change). Answered with `EpochEndOffset`.
+    EpochEndOffset {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The epoch asked about (that of the last record consumed).
+        leader_epoch: u32,
+        /// The leader epoch the asker believes current: an older one is
+        /// refused with `FencedLeaderEpoch`, a newer one with
+        /// `UnknownLeaderEpoch`; `None` skips the check.
+        #[serde(default)]
+        current_leader_epoch: Option<u32>,
+    },
     /// Broker: the state of every partition replica it holds.
     LocalPartitions,
     /// Broker: its request, byte and latency counters (for metrics).
@@ -189,6 +205,18 @@ pub enum Call {
     },
     /// Producer → ZooKeeper: a fresh producer id for idempotent produce.
     InitProducerId,
+    /// Producer → ZooKeeper: the next epoch of a producer id it holds
+    /// (Kafka's InitProducerId naming an id and epoch, KIP-360). Answered
+    /// with `ProducerEpoch`: the same id with `epoch + 1` (a retry of the
+    /// last bump gets the same answer), or a fresh id with epoch 0 when the
+    /// epoch is exhausted; an epoch older than the id's current one is
+    /// refused with `InvalidProducerEpoch`.
+    BumpProducerEpoch {
+        /// The id held.
+        producer_id: i64,
+        /// The epoch it writes with now.
+        epoch: i16,
+    },
     /// Supervisor → ZooKeeper: a child process was restarted (recorded as a
     /// `process_restarted` event).
     ProcessRestarted(ProcessRestart),
@@ -472,6 +500,13 @@ pub enum Reply {
         /// The id.
         producer_id: i64,
     },
+    /// A producer id and the epoch to write with (to `BumpProducerEpoch`).
+    ProducerEpoch {
+        /// The id (a fresh one when the epoch was exhausted).
+        producer_id: i64,
+        /// The epoch.
+        epoch: i16,
+    },
     /// Fetch results per partition.
     Fetched {
         /// Per partition, in request order.
@@ -481,6 +516,16 @@ pub enum Reply {
     Offset {
         /// The offset asked for.
         offset: u64,
+    },
+    /// Where a leader epoch ends (to `EpochEndOffset`): the largest epoch
+    /// in the log at most the one asked, and the start offset of the next
+    /// higher epoch (the log end offset for the latest). `None` when the
+    /// log knows no epoch that answers (empty, or the epoch asked is newer
+    /// than the leader's).
+    EpochEndOffset {
+        /// `(epoch, end offset)`.
+        #[serde(default)]
+        epoch_end: Option<(u32, u64)>,
     },
     /// Replicas held by a broker.
     LocalPartitions {

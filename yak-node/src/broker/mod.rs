@@ -598,6 +598,15 @@ impl Handler for Broker {
                 partition,
                 spec,
             } => self.list_offsets(&topic, partition, spec),
+            Call::EpochEndOffset {
+                topic,
+                partition,
+                leader_epoch,
+                current_leader_epoch,
+            } => self
+                .replica(&topic, partition)
+                .and_then(|p| p.epoch_end_offset(leader_epoch, current_leader_epoch))
+                .map(|epoch_end| Reply::EpochEndOffset { epoch_end }),
             Call::LocalPartitions => Ok(Reply::LocalPartitions {
                 partitions: self.replicas.describe(),
             }),
@@ -613,6 +622,7 @@ impl Handler for Broker {
             | Call::ProcessRestarted(_)
             | Call::Events { .. }
             | Call::InitProducerId
+            | Call::BumpProducerEpoch { .. }
             | Call::JoinGroup { .. }
             | Call::GroupHeartbeat { .. }
             | Call::LeaveGroup { .. }

@@ -15,6 +15,7 @@
 mod answers;
 mod batches;
 mod follower;
+mod leader_epoch;
 
 use super::producers::{ProducerTable, Verdict};
 use super::replica::{Action, Event, ReplicaCore, RequestId};
@@ -217,13 +218,15 @@ impl Partition {
         if let Err(r) = inner.core.admit(acks_all) {
             return refused(answers::refusal(&inner.name, self.broker_id, r));
         }
-        let (pid, first, last) = (
+        let (pid, producer_epoch, first, last) = (
             header.producer_id,
+            header.producer_epoch,
             header.base_sequence,
             header.last_sequence(),
         );
         let mut fx = Effects::default();
-        let (base_offset, last_offset, duplicate) = match inner.producers.check(pid, first, last) {
+        let verdict = inner.producers.check(pid, producer_epoch, first, last);
+        let (base_offset, last_offset, duplicate) = match verdict {
             Verdict::Duplicate {
                 base_offset,
                 last_offset,
@@ -237,15 +240,29 @@ impl Partition {
                     ),
                 ));
             }
+            Verdict::Fenced { current } => {
+                return refused(ErrorBody::new(
+                    ErrorCode::InvalidProducerEpoch,
+                    format!(
+                        "{}: producer {pid} sent epoch {producer_epoch}, older than its epoch {current}",
+                        inner.name
+                    ),
+                ));
+            }
             Verdict::Append => {
                 let epoch = inner.core.leadership().epoch;
                 let info = match inner.log.append(&mut batch, epoch) {
                     Ok(i) => i,
                     Err(e) => return refused(storage_error(e)),
                 };
-                inner
-                    .producers
-                    .record(pid, first, last, info.base_offset, info.last_offset);
+                inner.producers.record(
+                    pid,
+                    producer_epoch,
+                    first,
+                    last,
+                    info.base_offset,
+                    info.last_offset,
+                );
                 let log_end_offset = inner.log.log_end_offset();
                 fx = inner.step(self.broker_id, Event::Appended { log_end_offset });
                 (info.base_offset, info.last_offset, false)

@@ -69,3 +69,79 @@ fn given_producer_near_i32_max_when_batches_cross_the_wrap_should_accept_in_orde
     );
     assert_eq!(produce_at(&p, 4, 1), Ok((6, false)));
 }
+
+/// What a leader answered to a batch of one record from producer 42 at `epoch`.
+fn produce_epoch(p: &Partition, epoch: i16, base_sequence: i32) -> Result<(u64, bool), ErrorCode> {
+    use crate::protocol::batch;
+    use crate::protocol::Acks;
+    let mut b = batch::BatchBuilder::new(42, epoch, base_sequence, 64);
+    b.push(batch::NewRecord {
+        key: None,
+        value: b"v",
+        timestamp_ms: 0,
+    });
+    let checked = batch::CheckedBatch::check(b.finish()).expect("a built batch checks");
+    let (responder, _peer) = crate::server::Responder::for_test(7);
+    let handled = p
+        .produce(
+            Acks::Leader,
+            checked,
+            std::time::Duration::from_secs(10),
+            responder,
+            Instant::now(),
+        )
+        .0;
+    match handled {
+        Handled::Reply(Reply::Produced {
+            base_offset,
+            duplicate,
+        }) => Ok((base_offset, duplicate)),
+        Handled::Reply(Reply::Error(e)) => Err(e.code),
+        _ => panic!("acks=1 produce is answered at once with Produced or an error"),
+    }
+}
+
+#[test]
+fn given_bumped_producer_epoch_when_producing_should_restart_sequences_and_fence_the_old_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t-0");
+    let log = Log::open(&path, LogConfig::default()).expect("open log");
+    let p = Partition::new("t".into(), 0, 1, 1, log, false);
+    let leadership = Leadership {
+        leader: Some(1),
+        epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+        partition_epoch: 0,
+    };
+    assert!(p
+        .set_leadership(leadership.clone(), Instant::now())
+        .is_empty());
+    assert_eq!(produce_epoch(&p, 0, 0), Ok((0, false)));
+    assert_eq!(produce_epoch(&p, 0, 1), Ok((1, false)));
+    assert_eq!(
+        produce_epoch(&p, 1, 5),
+        Err(ErrorCode::OutOfOrderSequence),
+        "a new epoch starts at sequence 0"
+    );
+    assert_eq!(produce_epoch(&p, 1, 0), Ok((2, false)), "epoch 1 from 0");
+    assert_eq!(produce_epoch(&p, 1, 0), Ok((2, true)), "resent: duplicate");
+    assert_eq!(
+        produce_epoch(&p, 0, 2),
+        Err(ErrorCode::InvalidProducerEpoch),
+        "the old epoch is fenced"
+    );
+    drop(p);
+
+    // Recovery: the producer table is rebuilt from the batch headers.
+    let log = Log::open(&path, LogConfig::default()).expect("reopen log");
+    let p = Partition::new("t".into(), 0, 1, 1, log, false);
+    assert!(p.set_leadership(leadership, Instant::now()).is_empty());
+    assert_eq!(
+        produce_epoch(&p, 0, 2),
+        Err(ErrorCode::InvalidProducerEpoch),
+        "still fenced after a restart"
+    );
+    assert_eq!(produce_epoch(&p, 1, 0), Ok((2, true)), "still a duplicate");
+    assert_eq!(produce_epoch(&p, 1, 1), Ok((3, false)));
+}

@@ -1,8 +1,9 @@
 //! CreateTopics, DeleteTopics and InitProducerId, forwarded to ZooKeeper as
 //! YaK's own admin calls. Producer ids come from ZooKeeper like the native
-//! producer's; every InitProducerId (a first one, or librdkafka's epoch
-//! bump after an error) gets a fresh id with epoch 0, so sequences always
-//! start at 0 and no older epoch of an id can ever write again.
+//! producer's: an InitProducerId without an id gets a fresh id with epoch
+//! 0; one naming its id and epoch (KIP-360: librdkafka's epoch bump after
+//! an error) gets the same id with the next epoch (a fresh id once the
+//! epoch is exhausted), after which the partitions fence the old epoch.
 //! Transactions are not served. Never touches a broker's partitions.
 
 use super::errors;
@@ -28,6 +29,7 @@ fn from_reply(r: Result<Reply, ClientError>) -> Result<Reply, TopicError> {
     match r {
         Ok(Reply::Error(e)) => Err((errors::of(&e), e.message.clone())),
         Ok(reply) => Ok(reply),
+        Err(ClientError::Server(e)) => Err((errors::of(&e), e.message)),
         Err(e) => Err((errors::REQUEST_TIMED_OUT, format!("zookeeper: {e}"))),
     }
 }
@@ -188,7 +190,8 @@ pub fn delete_topics(
     )?))
 }
 
-/// Answers InitProducerId with a fresh producer id and epoch 0.
+/// Answers InitProducerId: a fresh producer id and epoch 0, or the named
+/// id's next epoch.
 pub fn init_producer_id(
     shared: &Shared,
     correlation_id: i32,
@@ -203,10 +206,25 @@ pub fn init_producer_id(
         response.error_code = errors::TRANSACTIONAL_ID_NOT_FOUND;
         tracing::info!("kafka InitProducerId: transactions are not supported");
     } else {
-        match from_reply(shared.zk.call(&Call::InitProducerId)) {
+        let call = match (req.producer_id.0, req.producer_epoch) {
+            (producer_id, epoch) if producer_id >= 0 && epoch >= 0 => {
+                Call::BumpProducerEpoch { producer_id, epoch }
+            }
+            _ => Call::InitProducerId,
+        };
+        match from_reply(shared.zk.call(&call)) {
             Ok(Reply::ProducerId { producer_id }) => {
                 response.producer_id = ProducerId(producer_id);
                 response.producer_epoch = 0;
+            }
+            Ok(Reply::ProducerEpoch { producer_id, epoch }) => {
+                tracing::info!(
+                    producer_id,
+                    epoch,
+                    "kafka InitProducerId: producer epoch bumped"
+                );
+                response.producer_id = ProducerId(producer_id);
+                response.producer_epoch = epoch;
             }
             Ok(other) => {
                 tracing::warn!(reply = ?other, "unexpected answer to InitProducerId");

@@ -5,7 +5,7 @@
 use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
-use super::{admin, fetch, metadata, offsets, produce, versions};
+use super::{admin, fetch, leader_epoch, metadata, offsets, produce, versions};
 use kafka_protocol::messages::ApiKey;
 
 /// Handles one request frame.
@@ -43,6 +43,7 @@ pub fn dispatch(
         ApiKey::Produce => produce::handle(link, correlation_id, version, body),
         ApiKey::Fetch => fetch::handle(link, correlation_id, version, body),
         ApiKey::ListOffsets => offsets::handle(link, correlation_id, version, body),
+        ApiKey::OffsetForLeaderEpoch => leader_epoch::handle(link, correlation_id, version, body),
         _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
     }
 }

@@ -28,6 +28,7 @@ pub const INVALID_REQUEST: i16 = 42;
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -35,6 +36,7 @@ pub const REASSIGNMENT_IN_PROGRESS: i16 = 60;
 pub const GROUP_NOT_EMPTY: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 /// The Kafka error code a client acts on for a YaK error.
@@ -68,6 +70,8 @@ pub fn code(e: &ErrorCode) -> i16 {
         ErrorCode::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
         ErrorCode::ReassignmentInProgress => REASSIGNMENT_IN_PROGRESS,
         ErrorCode::InvalidConfig => INVALID_CONFIG,
+        ErrorCode::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
+        ErrorCode::UnknownLeaderEpoch => UNKNOWN_LEADER_EPOCH,
     }
 }
 
@@ -101,6 +105,8 @@ mod tests {
             (ErrorCode::UnknownTopic, 3),
             (ErrorCode::OutOfOrderSequence, 45),
             (ErrorCode::NotEnoughReplicas, 19),
+            (ErrorCode::InvalidProducerEpoch, 47),
+            (ErrorCode::UnknownLeaderEpoch, 76),
         ];
         for (yak, kafka) in cases {
             assert_eq!(code(&yak), kafka, "{yak:?}");

@@ -12,6 +12,9 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -70,6 +73,18 @@ fn valid(api: ApiKey, version: i16) -> BytesMut {
                     ListOffsetsPartition::default().with_timestamp(-2)
                 ])])
             .encode(&mut buf, version),
+        ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(2)
+                        .with_current_leader_epoch(4)
+                        .with_leader_epoch(3),
+                    OffsetForLeaderPartition::default().with_leader_epoch(1),
+                ])])
+            .encode(&mut buf, version),
         _ => return buf,
     };
     r.expect("test: valid requests encode");
@@ -89,6 +104,9 @@ fn decode(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError>
         ApiKey::Produce => frame::decode::<ProduceRequest>(body, version, "p").map(drop),
         ApiKey::Fetch => frame::decode::<FetchRequest>(body, version, "f").map(drop),
         ApiKey::ListOffsets => frame::decode::<ListOffsetsRequest>(body, version, "l").map(drop),
+        ApiKey::OffsetForLeaderEpoch => {
+            frame::decode::<OffsetForLeaderEpochRequest>(body, version, "o").map(drop)
+        }
         _ => Ok(()),
     }
 }

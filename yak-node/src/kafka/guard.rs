@@ -36,6 +36,7 @@ use F::*;
 /// listener decodes (see `versions::SERVED`); `None` for anything else.
 fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
     Some(match api {
+        ApiKey::Metadata if v >= 9 => vec![CArr(&[CStr, Tags]), I8, I8, I8, Tags],
         ApiKey::Metadata => {
             const TOPIC: &[F] = &[Str];
             let mut s = vec![Arr(TOPIC)];
@@ -113,6 +114,22 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
                 s.push(I8);
             }
             s.push(Arr(topic));
+            s
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            // Partition: index, [current leader epoch v2+], leader epoch.
+            const P0: &[F] = &[I32, I32];
+            const P2: &[F] = &[I32, I32, I32];
+            const P4: &[F] = &[I32, I32, I32, Tags];
+            let mut s = if v >= 3 { vec![I32] } else { Vec::new() };
+            s.push(match v {
+                ..=1 => Arr(&[Str, Arr(P0)]),
+                2 | 3 => Arr(&[Str, Arr(P2)]),
+                _ => CArr(&[CStr, CArr(P4), Tags]),
+            });
+            if v >= 4 {
+                s.push(Tags);
+            }
             s
         }
         _ => return None,

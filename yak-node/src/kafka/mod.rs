@@ -14,7 +14,7 @@
 //! - One file per API group: `versions.rs` (ApiVersions), `metadata.rs`
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
-//!   (ListOffsets).
+//!   (ListOffsets), `leader_epoch.rs` (OffsetForLeaderEpoch).
 //! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
@@ -36,6 +36,7 @@ mod frame;
 #[cfg(test)]
 mod fuzz_tests;
 mod guard;
+mod leader_epoch;
 mod listener;
 mod metadata;
 mod native;

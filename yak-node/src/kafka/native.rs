@@ -42,6 +42,9 @@ impl Zk {
             };
             match conn.call(call) {
                 Ok(reply) => return Ok(reply),
+                // ZooKeeper answered: the connection is fine, and the
+                // call must not be made twice (a second epoch bump).
+                Err(e @ ClientError::Server(_)) => return Err(e),
                 Err(e) => {
                     *guard = None;
                     last = Some(e);

@@ -44,7 +44,9 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::Metadata,
         advertised_min: 0,
-        max: 8,
+        // 9+: librdkafka trusts leader epochs (and validates positions
+        // with OffsetForLeaderEpoch after a leader change) only from 9.
+        max: 9,
         served_min: 0,
     },
     Served {
@@ -67,6 +69,12 @@ pub const SERVED: &[Served] = &[
     },
     Served {
         key: ApiKey::InitProducerId,
+        advertised_min: 0,
+        max: 4,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::OffsetForLeaderEpoch,
         advertised_min: 0,
         max: 4,
         served_min: 0,

@@ -148,14 +148,28 @@ impl ZooKeeper {
             }
             Call::InitProducerId => {
                 let mut inner = self.lock();
-                let producer_id = inner.state.next_producer_id();
-                Self::commit(
-                    &mut inner,
-                    MetaRecord::ProducerIdsAllocated {
-                        next: producer_id + 1,
-                    },
-                )?;
+                let producer_id = Self::allocate_producer_id(&mut inner)?;
                 Ok(Reply::ProducerId { producer_id })
+            }
+            Call::BumpProducerEpoch { producer_id, epoch } => {
+                use producer_epochs::Bump;
+                let mut inner = self.lock();
+                let handed_out = (0..inner.state.next_producer_id()).contains(&producer_id);
+                let bump = match handed_out {
+                    true => inner.producer_epochs.bump(producer_id, epoch),
+                    false => Bump::NewId,
+                };
+                match bump {
+                    Bump::Granted(epoch) => Ok(Reply::ProducerEpoch { producer_id, epoch }),
+                    Bump::Stale { current } => Err(ErrorBody::new(
+                        ErrorCode::InvalidProducerEpoch,
+                        format!("producer {producer_id} is at epoch {current}, not {epoch}"),
+                    )),
+                    Bump::NewId => Ok(Reply::ProducerEpoch {
+                        producer_id: Self::allocate_producer_id(&mut inner)?,
+                        epoch: 0,
+                    }),
+                }
             }
             Call::ProcessRestarted(restart) => {
                 check_process_restart(&restart)?;
@@ -198,6 +212,7 @@ impl ZooKeeper {
             Call::Produce { .. }
             | Call::Fetch { .. }
             | Call::ListOffsets { .. }
+            | Call::EpochEndOffset { .. }
             | Call::LocalPartitions
             | Call::BrokerStats => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
@@ -250,6 +265,18 @@ impl ZooKeeper {
             ));
         }
         Ok(())
+    }
+
+    /// Hands out the next producer id, durably.
+    fn allocate_producer_id(inner: &mut Inner) -> Result<i64, ErrorBody> {
+        let producer_id = inner.state.next_producer_id();
+        Self::commit(
+            inner,
+            MetaRecord::ProducerIdsAllocated {
+                next: producer_id + 1,
+            },
+        )?;
+        Ok(producer_id)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod groups;
 pub mod metalog;
 mod ops;
+pub mod producer_epochs;
 pub mod reassign;
 pub mod sessions;
 pub mod state;
@@ -86,6 +87,8 @@ struct Inner {
     events: EventLog,
     /// Brokers alive at the last failover check: one missing now has lost its session.
     alive: Vec<u32>,
+    /// Epoch bumps of producer ids (in memory only; see the module).
+    producer_epochs: producer_epochs::ProducerEpochs,
 }
 
 /// ZooKeeper's request handler.
@@ -143,6 +146,7 @@ impl ZooKeeper {
             groups: Groups::default(),
             events,
             alive,
+            producer_epochs: producer_epochs::ProducerEpochs::default(),
         };
         Self::record_events(
             &mut inner,
@@ -631,6 +635,7 @@ mod tests {
             groups: Groups::default(),
             events,
             alive: Vec::new(),
+            producer_epochs: Default::default(),
         }
     }
 
@@ -862,6 +867,7 @@ mod tests {
             groups: Groups::default(),
             events: EventLog::new(10),
             alive: Vec::new(),
+            producer_epochs: Default::default(),
         };
         sim.fail_write(0, WriteFault::NoSpace);
         let err = ZooKeeper::commit(&mut inner, topic("a", 1)).expect_err("the append failed");

@@ -37,6 +37,7 @@ pub fn record_producers<'a>(
     for h in headers {
         table.record(
             h.producer_id,
+            h.producer_epoch,
             h.base_sequence,
             h.last_sequence(),
             h.base_offset,
