@@ -39,6 +39,7 @@ pub mod producers;
 mod segment;
 #[cfg(test)]
 mod test_util;
+mod timeindex;
 
 use std::path::PathBuf;
 
