@@ -146,8 +146,12 @@ impl Segment {
             }
         }
         let through = segment.index.last().map(|e| u64::from(e.position) + 1);
+        let entries = segment.time_index.len();
         segment.catch_up_time_index(through.unwrap_or(0))?;
-        segment.time_index.flush()?;
+        if segment.time_index.len() != entries {
+            // Only what was rebuilt: opening costs no fsync per segment.
+            segment.time_index.flush()?;
+        }
         segment.bytes_since_index = segment.size_bytes - segment.last_indexed_position();
         Ok(segment)
     }
