@@ -26,6 +26,12 @@ pub enum StartFrom {
     Earliest,
     /// The end of each partition at subscribe time: only new messages.
     Latest,
+    /// Each partition from its first record at or after a timestamp (ms
+    /// since the Unix epoch), or from its end when none is that new.
+    Timestamp {
+        /// Milliseconds since the Unix epoch.
+        timestamp_ms: i64,
+    },
     /// One partition, from an offset.
     Offset {
         /// Partition index.
@@ -113,6 +119,9 @@ impl Consumer {
                 StartFrom::Offset { offset, .. } => consumer.check_retained(p, offset)?,
                 StartFrom::Earliest => consumer.list_offset(p, OffsetSpec::Earliest)?,
                 StartFrom::Latest => consumer.list_offset(p, OffsetSpec::Latest)?,
+                StartFrom::Timestamp { timestamp_ms } => {
+                    consumer.list_offset(p, OffsetSpec::Timestamp { timestamp_ms })?
+                }
             };
             consumer.positions.insert(p, offset);
         }
@@ -183,7 +192,10 @@ impl Consumer {
         )))
     }
 
-    /// The earliest or latest (high watermark) offset of a partition, from its leader.
+    /// The earliest or latest (high watermark) offset of a partition, from
+    /// its leader; by timestamp, the first record at or after it, or the
+    /// latest offset when none is that new (where a consumer seeking by
+    /// time starts).
     pub fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
         let mut last_err = None;
         let deadline = Instant::now() + Duration::from_millis(CONSUMER_LIST_OFFSETS_RETRY_MS_MAX);
@@ -205,6 +217,10 @@ impl Consumer {
             };
             match self.cache.broker(leader).and_then(|c| c.call(&call)) {
                 Ok(Reply::Offset { offset }) => return Ok(offset),
+                Ok(Reply::TimestampOffset { found: Some(found) }) => return Ok(found.offset),
+                Ok(Reply::TimestampOffset { found: None }) => {
+                    return self.list_offset(partition, OffsetSpec::Latest)
+                }
                 Ok(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
                 Err(e) if e.is_retriable() => {
                     self.cache.forget_broker(leader);

@@ -37,6 +37,27 @@ pub enum OffsetSpec {
     Earliest,
     /// The offset the next message will get (for consumers: the high watermark).
     Latest,
+    /// The first record whose timestamp is at least `timestamp_ms` (Kafka's
+    /// ListOffsets by timestamp), below the high watermark; answered with
+    /// [`Reply::TimestampOffset`].
+    Timestamp {
+        /// Milliseconds since the Unix epoch.
+        timestamp_ms: i64,
+    },
+    /// The first record with the largest timestamp (Kafka's `-3`), below the
+    /// high watermark; answered with [`Reply::TimestampOffset`].
+    MaxTimestamp,
+}
+
+/// A record found by timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampOffset {
+    /// Its offset.
+    pub offset: u64,
+    /// Its timestamp (ms since the Unix epoch).
+    pub timestamp_ms: i64,
+    /// The leader epoch of its batch.
+    pub leader_epoch: u32,
 }
 
 /// One partition in a fetch request.
@@ -526,6 +547,12 @@ pub enum Reply {
         /// `(epoch, end offset)`.
         #[serde(default)]
         epoch_end: Option<(u32, u64)>,
+    },
+    /// The answer to a `ListOffsets` by timestamp.
+    TimestampOffset {
+        /// The record; `None` when no record below the high watermark is
+        /// that new.
+        found: Option<TimestampOffset>,
     },
     /// Replicas held by a broker.
     LocalPartitions {

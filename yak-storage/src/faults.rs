@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::fs::{Fs, SimFs, WriteFault};
-use super::test_util::{append, make_batch, replicate, SMALL};
+use super::test_util::{append, assert_time_lookups, make_batch_at, replicate, SMALL};
 use super::{Log, RetentionPolicy, StorageError};
 use yak_protocol::batch;
 
@@ -41,7 +41,9 @@ impl Model {
     /// Appends a batch of `records` at `epoch`; on success it is pending.
     fn append(&mut self, log: &mut Log, records: u32, epoch: u32) -> Result<(), StorageError> {
         self.tag += 1;
-        let mut bytes = make_batch(records, self.tag);
+        // Timestamps that go back and forth, for the time index.
+        let ts = 1_000 + (self.tag * 7_919 % 89) as i64 * 10;
+        let mut bytes = make_batch_at(records, self.tag, ts);
         let info = append(log, &mut bytes, epoch)?;
         self.stored
             .entry(info.base_offset)
@@ -76,6 +78,7 @@ impl Model {
         let start = log.log_start_offset();
         let mut offset = start;
         let mut found: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut in_order = Vec::new();
         let mut tags = HashSet::new();
         while offset < log.log_end_offset() {
             let bytes = log
@@ -97,9 +100,12 @@ impl Model {
                 epoch == h.leader_epoch && end >= h.next_offset(),
                 "{what}: epoch cache at {offset}"
             );
-            found.insert(offset, bytes);
+            found.insert(offset, bytes.clone());
+            in_order.push(bytes);
             offset = h.next_offset();
         }
+        assert_time_lookups(&log, &in_order, what);
+        assert_time_indexes_match_the_logs(sim, what);
         for b in &self.acked {
             let base = batch::validate(b).unwrap().base_offset;
             if base >= start {
@@ -126,6 +132,42 @@ impl Model {
             leo + 2,
             "{what}: append after recovery"
         );
+    }
+}
+
+/// The time index recovery left in each segment is the one its offset
+/// index and log imply (an entry at each offset entry's batch, holding the
+/// largest timestamp up to it): no entry was taken on trust that the log
+/// does not back.
+fn assert_time_indexes_match_the_logs(sim: &SimFs, what: &str) {
+    let dir = Path::new(DIR);
+    for name in sim.read_dir(dir).unwrap() {
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        let base: u64 = stem.parse().unwrap();
+        let log = sim.read(&dir.join(&name)).unwrap();
+        let index = sim.read(&dir.join(format!("{stem}.index"))).unwrap();
+        let indexed: HashSet<(u64, u64)> = index
+            .chunks_exact(8)
+            .map(|c| {
+                let rel = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                let pos = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+                (u64::from(rel), u64::from(pos))
+            })
+            .collect();
+        let (mut expected, mut max, mut position) = (Vec::new(), i64::MIN, 0u64);
+        for b in batch::split(&log) {
+            let Ok((h, bytes)) = b else { break };
+            max = max.max(h.max_timestamp_ms);
+            if indexed.contains(&(h.base_offset - base, position)) {
+                expected.extend_from_slice(&max.to_be_bytes());
+                expected.extend_from_slice(&((h.base_offset - base) as u32).to_be_bytes());
+            }
+            position += bytes.len() as u64;
+        }
+        let got = sim.read(&dir.join(format!("{stem}.timeindex"))).unwrap();
+        assert_eq!(got, expected, "{what}: time index of segment {base}");
     }
 }
 
@@ -250,30 +292,32 @@ fn given_disk_full_limit_when_appending_should_refuse_then_resume_once_space_is_
 
 #[test]
 fn given_index_write_failure_when_appending_should_undo_the_batch() {
-    let sim = SimFs::new();
-    let mut model = Model::default();
-    let mut log = open(&sim);
-    for _ in 0..20 {
-        // The fault waits for the next append that adds an index entry.
-        sim.fail_write_to(".index", WriteFault::NoSpace);
-        loop {
-            let (leo, size) = (log.log_end_offset(), log.read(0, u32::MAX).unwrap().len());
-            if model.append(&mut log, 2, 1).is_err() {
-                assert_eq!(log.log_end_offset(), leo, "the log end stays");
-                assert_eq!(
-                    log.read(0, u32::MAX).unwrap().len(),
-                    size,
-                    "the batch is cut"
-                );
-                break;
+    for suffix in [".index", ".timeindex"] {
+        let sim = SimFs::new();
+        let mut model = Model::default();
+        let mut log = open(&sim);
+        for _ in 0..20 {
+            // The fault waits for the next append that adds an index entry.
+            sim.fail_write_to(suffix, WriteFault::NoSpace);
+            loop {
+                let (leo, size) = (log.log_end_offset(), log.read(0, u32::MAX).unwrap().len());
+                if model.append(&mut log, 2, 1).is_err() {
+                    assert_eq!(log.log_end_offset(), leo, "{suffix}: the log end stays");
+                    assert_eq!(
+                        log.read(0, u32::MAX).unwrap().len(),
+                        size,
+                        "{suffix}: the batch is cut"
+                    );
+                    break;
+                }
             }
+            model.append(&mut log, 2, 1).unwrap();
+            model.flush(&mut log).unwrap();
         }
-        model.append(&mut log, 2, 1).unwrap();
-        model.flush(&mut log).unwrap();
+        drop(log);
+        sim.power_cut();
+        model.check(&sim, &format!("after {suffix} write failures"));
     }
-    drop(log);
-    sim.power_cut();
-    model.check(&sim, "after index write failures");
 }
 
 #[test]

@@ -108,6 +108,11 @@ impl Index {
         after.checked_sub(1).map(|i| self.entries[i])
     }
 
+    /// How many entries there are.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The last entry, if any.
     pub(crate) fn last(&self) -> Option<Entry> {
         self.entries.last().copied()

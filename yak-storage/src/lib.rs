@@ -8,17 +8,20 @@
 //! `<base offset, 20 digits>.log`, their sparse `.index` (8-byte entries:
 //! `u32` offset relative to the segment base, `u32` file position, both
 //! big-endian, one every ~`index_interval_bytes` of log, each pointing at a
-//! batch start) and `leader-epoch-checkpoint` (text, one `epoch start_offset`
-//! line per epoch).
+//! batch start), their `.timeindex` (12-byte entries: `i64` largest batch
+//! timestamp of the segment so far, `u32` relative offset, at the same
+//! batches as the `.index` entries) and `leader-epoch-checkpoint` (text, one
+//! `epoch start_offset` line per epoch).
 //!
 //! Never parses records, never decides when to fsync (the broker calls
 //! [`Log::flush`] according to its [`FsyncPolicy`]) and does no network I/O.
 //!
 //! # Layout
 //! - `log`: the [`Log`] of one partition: segments, roll, read, truncate,
-//!   retention.
-//! - `segment`: one `.log` file and its index; recovery of a segment.
+//!   retention, lookups by timestamp.
+//! - `segment`: one `.log` file and its indexes; recovery of a segment.
 //! - `index`: the sparse offset → position index.
+//! - `timeindex`: the sparse time index (largest timestamp → offset).
 //! - `epochs`: the leader-epoch cache and its checkpoint file.
 //! - `fs`: the I/O seam every file operation goes through ([`fs::RealFs`]
 //!   in production, `fs::SimFs` in tests: faults and power cuts).
@@ -39,6 +42,7 @@ pub mod producers;
 mod segment;
 #[cfg(test)]
 mod test_util;
+mod timeindex;
 
 use std::path::PathBuf;
 

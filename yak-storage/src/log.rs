@@ -13,6 +13,7 @@ use super::{io_err, sync_dir, AppendInfo, LogConfig, StorageError};
 use yak_protocol::batch::{BatchHeader, CheckedBatch, ReplicatedBatches};
 
 mod retention;
+mod timestamps;
 
 /// A partition log in its directory.
 #[derive(Debug)]
@@ -545,10 +546,14 @@ fn drop_empty_segments(fs: &dyn Fs, dir: &Path, bases: &mut Vec<u64>) -> Result<
         }
         tracing::warn!(path = %path.display(), "removing an empty segment left by an unfinished roll");
         fs.remove_file(&path).map_err(io_err(&path))?;
-        let index = dir.join(segment::file_name(bases[i], "index"));
-        match fs.remove_file(&index) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&index)(e)),
-            _ => {}
+        for ext in ["index", "timeindex"] {
+            let index = dir.join(segment::file_name(bases[i], ext));
+            match fs.remove_file(&index) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_err(&index)(e))
+                }
+                _ => {}
+            }
         }
         bases.remove(i);
         removed = true;

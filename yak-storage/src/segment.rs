@@ -1,13 +1,18 @@
-//! One segment: a `.log` file of whole batches and its sparse index.
-//! Appends, positioned reads, truncation and the batch-by-batch check of a
-//! segment at start-up. Knows nothing about other segments or epochs.
+//! One segment: a `.log` file of whole batches, its sparse offset index
+//! and its time index (entries at the same batches). Appends, positioned
+//! reads, truncation and the batch-by-batch check of a segment at start-up;
+//! the time side (catching the time index up, lookups by timestamp) is in
+//! `segment/time.rs`. Knows nothing about other segments or epochs.
 
 use std::path::{Path, PathBuf};
 
 use super::fs::{Fs, FsFile, OpenOptions};
 use super::index::{Entry, Index};
+use super::timeindex::{TimeEntry, TimeIndex};
 use super::{io_err, sync_err, StorageError};
 use yak_protocol::batch::{self, BatchError, BatchHeader, HEADER_BYTES};
+
+mod time;
 
 /// Name of the segment file for `base_offset` with extension `ext`.
 pub(crate) fn file_name(base_offset: u64, ext: &str) -> String {
@@ -55,7 +60,7 @@ struct ScanEnd {
     fault: Option<Fault>,
 }
 
-/// A segment file, its index and the bookkeeping for the next entry.
+/// A segment file, its indexes and the bookkeeping for the next entry.
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: u64,
@@ -63,10 +68,13 @@ pub(crate) struct Segment {
     log: Box<dyn FsFile>,
     size_bytes: u64,
     index: Index,
+    /// One entry at each batch with an offset-index entry (none past the
+    /// last one): the largest timestamp up to that batch.
+    time_index: TimeIndex,
     bytes_since_index: u64,
     /// Largest batch timestamp in the segment, once known: kept up to date
-    /// by appends to a segment created in this process, computed lazily
-    /// (from the last index entry on) for a segment opened from disk.
+    /// by appends and recovery, computed lazily (from the last time index
+    /// entry on) for a trusted segment or after a truncation.
     max_timestamp_ms: Option<i64>,
     max_timestamp_known: bool,
 }
@@ -84,11 +92,21 @@ impl Segment {
         let log = fs
             .open(&log_path, OpenOptions::create_truncate())
             .map_err(io_err(&log_path))?;
-        let index = match Index::create(fs, &dir.join(file_name(base_offset, "index"))) {
-            Ok(index) => index,
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let indexes = Index::create(fs, &index_path).and_then(|index| {
+            let time_index = TimeIndex::create(fs, &dir.join(file_name(base_offset, "timeindex")))?;
+            Ok((index, time_index))
+        });
+        let (index, time_index) = match indexes {
+            Ok(both) => both,
             Err(e) => {
-                if let Err(undo) = fs.remove_file(&log_path) {
-                    tracing::warn!(path = %log_path.display(), error = %undo, "cannot remove a half-created segment");
+                for path in [&log_path, &index_path] {
+                    match fs.remove_file(path) {
+                        Err(undo) if undo.kind() != std::io::ErrorKind::NotFound => {
+                            tracing::warn!(path = %path.display(), error = %undo, "cannot remove a half-created segment");
+                        }
+                        _ => {}
+                    }
                 }
                 return Err(e);
             }
@@ -99,14 +117,18 @@ impl Segment {
             log,
             size_bytes: 0,
             index,
+            time_index,
             bytes_since_index: 0,
             max_timestamp_ms: None,
             max_timestamp_known: true,
         })
     }
 
-    /// Opens a segment that is not the last one: trusted as it is. Its index
-    /// is loaded, or rebuilt by scanning the segment if the file is missing.
+    /// Opens a segment that is not the last one: trusted as it is. Its
+    /// indexes are loaded, or rebuilt by scanning the segment if the offset
+    /// index is missing; a time index missing or behind the offset index (a
+    /// data dir from before time indexes, a lost tail) is caught up from the
+    /// batch headers and made durable.
     pub(crate) fn open_trusted(
         fs: &dyn Fs,
         dir: &Path,
@@ -116,11 +138,19 @@ impl Segment {
         let (mut segment, loaded) = Segment::open(fs, dir, base_offset)?;
         if !loaded {
             tracing::warn!(path = %segment.index.path().display(), "index missing, rebuilding");
-            let end = segment.scan(0, base_offset, interval_bytes, &mut Vec::new())?;
+            let mut max = None;
+            let end = segment.scan(0, base_offset, interval_bytes, &mut Vec::new(), &mut max)?;
             if let Some(fault) = end.fault {
                 tracing::warn!(path = %segment.log_path.display(), position = end.position, reason = %fault,
                     "cannot index a trusted segment past this position");
             }
+        }
+        let through = segment.index.last().map(|e| u64::from(e.position) + 1);
+        let entries = segment.time_index.len();
+        segment.catch_up_time_index(through.unwrap_or(0))?;
+        if segment.time_index.len() != entries {
+            // Only what was rebuilt: opening costs no fsync per segment.
+            segment.time_index.flush()?;
         }
         segment.bytes_since_index = segment.size_bytes - segment.last_indexed_position();
         Ok(segment)
@@ -137,8 +167,18 @@ impl Segment {
     ) -> Result<Recovered, StorageError> {
         let (mut segment, _) = Segment::open(fs, dir, base_offset)?;
         let (start, expected) = segment.scan_start()?;
+        // The time entries from the scan's start on are derived again from
+        // the checked batches: the newest entry is never taken on trust.
+        let kept = segment
+            .index
+            .last()
+            .and_then(|e| e.relative_offset.checked_sub(1));
+        segment.time_index.truncate_after(kept)?;
+        let mut max = segment.catch_up_time_index(start)?;
         let mut epochs = Vec::new();
-        let end = segment.scan(start, expected, interval_bytes, &mut epochs)?;
+        let end = segment.scan(start, expected, interval_bytes, &mut epochs, &mut max)?;
+        segment.max_timestamp_ms = max;
+        segment.max_timestamp_known = true;
         if let Some(fault) = end.fault {
             tracing::warn!(path = %segment.log_path.display(), position = end.position, reason = %fault,
                 "truncating torn or corrupt tail");
@@ -163,6 +203,14 @@ impl Segment {
             Some(index) => (index, true),
             None => (Index::create(fs, &index_path)?, false),
         };
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let time_index = match TimeIndex::load(fs, &time_path, &index)? {
+            Some(time_index) => time_index,
+            None => {
+                tracing::info!(path = %time_path.display(), "time index missing, rebuilding");
+                TimeIndex::create(fs, &time_path)?
+            }
+        };
         Ok((
             Segment {
                 base_offset,
@@ -170,6 +218,7 @@ impl Segment {
                 log,
                 size_bytes,
                 index,
+                time_index,
                 bytes_since_index: 0,
                 max_timestamp_ms: None,
                 max_timestamp_known: false,
@@ -191,19 +240,28 @@ impl Segment {
             }
             tracing::warn!(path = %self.index.path().display(), position, offset, "dropping index entry that does not match the log");
             self.index.pop()?;
+            self.trim_time_index()?;
         }
         Ok((0, self.base_offset))
     }
 
     /// Checks batches from `position` (expected to hold `offset`) to the
-    /// first fault or the end of the file, re-adding index entries.
+    /// first fault or the end of the file, re-adding index entries and
+    /// their time entries (also one at `position` when it has an offset
+    /// entry), with `max` the largest timestamp before `position`.
     fn scan(
         &mut self,
         mut position: u64,
         mut offset: u64,
         interval_bytes: u64,
         epochs: &mut Vec<(u32, u64)>,
+        max: &mut Option<i64>,
     ) -> Result<ScanEnd, StorageError> {
+        let start = position;
+        let start_indexed = self
+            .index
+            .last()
+            .is_some_and(|e| u64::from(e.position) == start);
         let mut buf = Vec::new();
         let mut since_index = 0u64;
         let mut last_epoch: Option<u32> = None;
@@ -228,12 +286,20 @@ impl Segment {
                     fault: Some(Fault::TooFar { offset, position }),
                 });
             };
-            if since_index >= interval_bytes {
+            *max = Some(max.map_or(header.max_timestamp_ms, |m| m.max(header.max_timestamp_ms)));
+            let index_due = since_index >= interval_bytes;
+            if index_due {
                 self.index.push(Entry {
                     relative_offset,
                     position: entry_position,
                 })?;
                 since_index = 0;
+            }
+            if index_due || (position == start && start_indexed) {
+                self.time_index.push(TimeEntry {
+                    max_timestamp_ms: max.unwrap_or(header.max_timestamp_ms),
+                    relative_offset,
+                })?;
             }
             if last_epoch != Some(header.leader_epoch) {
                 epochs.push((header.leader_epoch, offset));
@@ -415,6 +481,9 @@ impl Segment {
         let position = u32::try_from(self.size_bytes)
             .expect("invariant: the log rolls before positions pass u32");
         let index_due = self.bytes_since_index >= interval_bytes;
+        let max_after = self
+            .max_timestamp_ms()?
+            .map_or(max_timestamp_ms, |m| m.max(max_timestamp_ms));
         let written = self
             .log
             .write_all_at(bytes, self.size_bytes)
@@ -425,9 +494,20 @@ impl Segment {
                     position,
                 }),
                 false => Ok(()),
+            })
+            .and_then(|()| match index_due {
+                true => self.time_index.push(TimeEntry {
+                    max_timestamp_ms: max_after,
+                    relative_offset,
+                }),
+                false => Ok(()),
             });
         if let Err(e) = written {
-            // The index push cleans up after itself; the log is cut here.
+            // Each index push cleans up after itself; an offset entry whose
+            // time entry failed goes, and the log is cut here.
+            if let Err(undo) = self.index.truncate_to_position(self.size_bytes) {
+                tracing::warn!(path = %self.index.path().display(), error = %undo, "cannot cut a failed append's index entry");
+            }
             if let Err(undo) = self.log.set_len(self.size_bytes) {
                 // The bytes past `size_bytes` are overwritten by the next
                 // append, or cut by recovery after a restart.
@@ -440,33 +520,9 @@ impl Segment {
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += bytes.len() as u64;
-        if self.max_timestamp_known {
-            self.max_timestamp_ms = Some(
-                self.max_timestamp_ms
-                    .map_or(max_timestamp_ms, |m| m.max(max_timestamp_ms)),
-            );
-        }
-        Ok(())
-    }
-
-    /// The largest batch timestamp in the segment; `None` when it is empty.
-    /// For a segment opened from disk it is computed once, from the batches
-    /// after the last index entry (the newest ones), so it costs at most one
-    /// index interval of header reads.
-    pub(crate) fn max_timestamp_ms(&mut self) -> Result<Option<i64>, StorageError> {
-        if self.max_timestamp_known {
-            return Ok(self.max_timestamp_ms);
-        }
-        let mut position = self.last_indexed_position();
-        let mut max: Option<i64> = None;
-        while position < self.size_bytes {
-            let header = self.trusted_header_at(position)?;
-            max = Some(max.map_or(header.max_timestamp_ms, |m| m.max(header.max_timestamp_ms)));
-            position += header.total_bytes() as u64;
-        }
-        self.max_timestamp_ms = max;
+        self.max_timestamp_ms = Some(max_after);
         self.max_timestamp_known = true;
-        Ok(max)
+        Ok(())
     }
 
     /// Drops every byte from `position` (a batch start) on.
@@ -474,6 +530,7 @@ impl Segment {
         self.log.set_len(position).map_err(io_err(&self.log_path))?;
         self.size_bytes = position;
         self.index.truncate_to_position(position)?;
+        self.trim_time_index()?;
         self.bytes_since_index = self.size_bytes - self.last_indexed_position();
         // The largest timestamp may have been cut off: recompute when asked.
         self.max_timestamp_known = false;
@@ -484,7 +541,10 @@ impl Segment {
     /// memory first, whatever the file calls say, then the files are cut.
     pub(crate) fn rollback_to(&mut self, size_bytes: u64) -> Result<(), StorageError> {
         self.size_bytes = size_bytes;
-        let index = self.index.truncate_to_position(size_bytes);
+        let index = self
+            .index
+            .truncate_to_position(size_bytes)
+            .and_then(|()| self.trim_time_index());
         self.bytes_since_index = self.size_bytes - self.last_indexed_position();
         self.max_timestamp_known = false;
         self.log
@@ -493,16 +553,17 @@ impl Segment {
         index
     }
 
-    /// Makes the log and index files durable.
+    /// Makes the log and both index files durable.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
         self.log.sync_data().map_err(sync_err(&self.log_path))?;
-        self.index.flush()
+        self.index.flush()?;
+        self.time_index.flush()
     }
 
     /// A second handle on the data file, to fsync it without holding the
-    /// segment; `None` when the index also needs an fsync.
+    /// segment; `None` when an index also needs an fsync.
     pub(crate) fn data_sync_handle(&self) -> Result<Option<Box<dyn FsFile>>, StorageError> {
-        if self.index.needs_sync() {
+        if self.index.needs_sync() || self.time_index.needs_sync() {
             return Ok(None);
         }
         self.log
@@ -511,15 +572,18 @@ impl Segment {
             .map_err(io_err(&self.log_path))
     }
 
-    /// Removes both files (the log first) but keeps this handle, so a caller
-    /// drops it from its list only once the files are gone.
+    /// Removes the three files (the log first) but keeps this handle, so a
+    /// caller drops it from its list only once the files are gone.
     pub(crate) fn delete_files(&self, fs: &dyn Fs) -> Result<(), StorageError> {
         fs.remove_file(&self.log_path)
             .map_err(io_err(&self.log_path))?;
-        match fs.remove_file(self.index.path()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(self.index.path())(e)),
-            _ => Ok(()),
+        for path in [self.index.path(), self.time_index.path()] {
+            match fs.remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(path)(e)),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// Offset of the first batch.

@@ -95,3 +95,30 @@ pub(crate) fn assert_reads_all(log: &Log, batches: &[Vec<u8>]) {
     }
     assert_eq!(offset, log.log_end_offset());
 }
+
+/// Timestamps worth asking about for `batches`: each batch's largest
+/// timestamp, one below and one above it, and the extremes.
+pub(crate) fn probe_timestamps(batches: &[Vec<u8>]) -> Vec<i64> {
+    let mut ts = vec![i64::MIN, -1, 0, i64::MAX];
+    for b in batches {
+        let m = batch::validate(b).unwrap().max_timestamp_ms;
+        ts.extend([m - 1, m, m + 1]);
+    }
+    ts
+}
+
+/// Checks [`Log::batch_at_timestamp`] against a search of `batches` (the
+/// log's batches from its start, in order) at every probe timestamp.
+pub(crate) fn assert_time_lookups(log: &Log, batches: &[Vec<u8>], what: &str) {
+    for t in probe_timestamps(batches) {
+        let expected = batches
+            .iter()
+            .find(|b| batch::validate(b).unwrap().max_timestamp_ms >= t);
+        let got = log.batch_at_timestamp(t).unwrap();
+        assert_eq!(
+            got.as_ref(),
+            expected,
+            "{what}: first batch at or after {t}"
+        );
+    }
+}

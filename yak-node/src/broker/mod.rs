@@ -560,10 +560,15 @@ impl Broker {
         partition: u32,
         spec: OffsetSpec,
     ) -> Result<Reply, ErrorBody> {
-        let offset = self
-            .replica(topic, partition)?
-            .offset(spec == OffsetSpec::Latest)?;
-        Ok(Reply::Offset { offset })
+        let replica = self.replica(topic, partition)?;
+        match spec {
+            OffsetSpec::Earliest | OffsetSpec::Latest => Ok(Reply::Offset {
+                offset: replica.offset(spec == OffsetSpec::Latest)?,
+            }),
+            OffsetSpec::Timestamp { .. } | OffsetSpec::MaxTimestamp => Ok(Reply::TimestampOffset {
+                found: replica.offset_by_time(spec)?,
+            }),
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod answers;
 mod batches;
+mod by_time;
 mod follower;
 mod leader_epoch;
 
@@ -23,7 +24,8 @@ use super::stats::BrokerStats;
 use crate::limits::PRODUCER_ID_EXPIRATION_MS;
 use crate::protocol::batch::CheckedBatch;
 use crate::protocol::{
-    Acks, ErrorBody, ErrorCode, FetchedPartition, LocalPartition, Reply, TopicConfig,
+    Acks, ErrorBody, ErrorCode, FetchedPartition, LocalPartition, OffsetSpec, Reply,
+    TimestampOffset, TopicConfig,
 };
 use crate::server::{Handled, Responder};
 use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
@@ -559,6 +561,23 @@ impl Partition {
         } else {
             g.log.log_start_offset()
         })
+    }
+
+    /// ListOffsets by timestamp (or the largest): the first record at or
+    /// after it below the high watermark, through the log's time index.
+    pub fn offset_by_time(&self, spec: OffsetSpec) -> Result<Option<TimestampOffset>, ErrorBody> {
+        let mut g = self.lock();
+        if !g.core.is_leader() {
+            let l = g.core.leadership();
+            return Err(answers::not_leader(
+                &g.name,
+                self.broker_id,
+                l.leader,
+                l.epoch,
+            ));
+        }
+        let high_watermark = g.core.high_watermark();
+        by_time::find(&mut g.log, spec, high_watermark).map_err(storage_error)
     }
 
     /// Fsyncs the log.

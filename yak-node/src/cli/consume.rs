@@ -1,5 +1,5 @@
-//! `yak-node consume`: from the end, from the beginning, or from an offset
-//! of one partition; text or JSON lines; stops after `--max-messages` or
+//! `yak-node consume`: from the end, from the beginning, from a timestamp,
+//! or from an offset of one partition; text or JSON lines; stops after `--max-messages` or
 //! `--timeout-ms` without a new message. With `--group`, a member of a
 //! consumer group: it reads the partitions the group gives it, from the
 //! group's committed offsets, and commits what it printed.
@@ -48,6 +48,10 @@ pub struct ConsumeArgs {
     /// Start at the first offset of each partition instead of the end.
     #[arg(long, conflicts_with_all = ["partition", "offset"])]
     pub from_beginning: bool,
+    /// Start each partition at its first message with a timestamp at or
+    /// after MS (ms since the Unix epoch), or at its end when none is that new.
+    #[arg(long, value_name = "MS", conflicts_with_all = ["partition", "offset", "from_beginning", "group"])]
+    pub from_timestamp: Option<i64>,
     /// Read only this partition (with --offset).
     #[arg(long, requires = "offset")]
     pub partition: Option<u32>,
@@ -138,7 +142,10 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let start = match (a.partition, a.offset) {
         (Some(partition), Some(offset)) => StartFrom::Offset { partition, offset },
         _ if a.from_beginning => StartFrom::Earliest,
-        _ => StartFrom::Latest,
+        _ => match a.from_timestamp {
+            Some(timestamp_ms) => StartFrom::Timestamp { timestamp_ms },
+            None => StartFrom::Latest,
+        },
     };
     let consumer = match Consumer::subscribe(
         &a.cluster.cluster,

@@ -1,8 +1,9 @@
 //! ListOffsets (v1+): `-2` (earliest) is the log start offset, `-1`
-//! (latest) the high watermark (what a consumer can read up to), one YaK
-//! call per partition. A lookup by timestamp is refused with
-//! `UNSUPPORTED_FOR_MESSAGE_FORMAT`: YaK's logs keep no time index yet.
-//! Never reads a log.
+//! (latest) the high watermark (what a consumer can read up to), `-3` the
+//! first record with the largest timestamp, any other timestamp the first
+//! record at or after it (found through the partition's time index; offset
+//! and timestamp `-1` when none below the high watermark is that new). One
+//! YaK call per partition. Never reads a log.
 
 use super::errors;
 use super::frame::{self, KafkaFrameError};
@@ -21,6 +22,14 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 const LATEST_TIMESTAMP: i64 = -1;
 /// Kafka's timestamp asking for the earliest offset.
 const EARLIEST_TIMESTAMP: i64 = -2;
+/// Kafka's timestamp asking for the record with the largest timestamp (v7).
+const MAX_TIMESTAMP: i64 = -3;
+/// Kafka's timestamp asking for the earliest offset on local storage (v8;
+/// all of YaK's log is local).
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+/// The first ListOffsets version whose answer carries a leader epoch.
+const LEADER_EPOCH_VERSION_MIN: i16 = 4;
 
 /// What was asked of one partition.
 enum Ask {
@@ -44,13 +53,14 @@ pub fn handle(
         let mut asks = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let spec = match p.timestamp {
-                LATEST_TIMESTAMP => Some(OffsetSpec::Latest),
-                EARLIEST_TIMESTAMP => Some(OffsetSpec::Earliest),
-                _ => None,
+                LATEST_TIMESTAMP => OffsetSpec::Latest,
+                EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => OffsetSpec::Earliest,
+                MAX_TIMESTAMP => OffsetSpec::MaxTimestamp,
+                timestamp_ms => OffsetSpec::Timestamp { timestamp_ms },
             };
-            let ask = match (spec, u32::try_from(p.partition_index)) {
+            let ask = match u32::try_from(p.partition_index) {
                 _ if count > KAFKA_REQUEST_PARTITIONS_MAX => Ask::Refused(errors::INVALID_REQUEST),
-                (Some(spec), Ok(partition)) => {
+                Ok(partition) => {
                     let call = Call::ListOffsets {
                         topic: topic.clone(),
                         partition,
@@ -62,8 +72,7 @@ pub fn handle(
                     ids.push(id);
                     Ask::Sent
                 }
-                (None, _) => Ask::Refused(errors::UNSUPPORTED_FOR_MESSAGE_FORMAT),
-                (_, Err(_)) => Ask::Refused(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                Err(_) => Ask::Refused(errors::UNKNOWN_TOPIC_OR_PARTITION),
             };
             asks.push((p.partition_index, ask));
         }
@@ -94,8 +103,18 @@ fn respond(
                     match ask {
                         Ask::Refused(code) => r.with_error_code(code),
                         Ask::Sent => match replies.next() {
-                            Some(Reply::Offset { offset }) => {
-                                r.with_offset(i64::try_from(offset).unwrap_or(i64::MAX))
+                            Some(Reply::Offset { offset }) => r.with_offset(wire_offset(offset)),
+                            Some(Reply::TimestampOffset { found: None }) => r,
+                            Some(Reply::TimestampOffset { found: Some(f) }) => {
+                                let r = r
+                                    .with_offset(wire_offset(f.offset))
+                                    .with_timestamp(f.timestamp_ms);
+                                match version >= LEADER_EPOCH_VERSION_MIN {
+                                    true => r.with_leader_epoch(
+                                        i32::try_from(f.leader_epoch).unwrap_or(-1),
+                                    ),
+                                    false => r,
+                                }
                             }
                             Some(Reply::Error(e)) => r.with_error_code(errors::of(&e)),
                             _ => r.with_error_code(errors::UNKNOWN_SERVER_ERROR),
@@ -114,4 +133,50 @@ fn respond(
         &ListOffsetsResponse::default().with_topics(topics),
         "ListOffsets",
     )
+}
+
+/// An offset as Kafka's i64.
+fn wire_offset(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::protocol::TimestampOffset;
+    use bytes::Buf;
+    use kafka_protocol::protocol::Decodable;
+
+    /// The one partition answer of an encoded response.
+    fn decoded(bytes: Vec<u8>, version: i16) -> ListOffsetsPartitionResponse {
+        let mut b = Bytes::from(bytes);
+        b.advance(8); // size, correlation id (header v0 up to v5)
+        let r = ListOffsetsResponse::decode(&mut b, version).unwrap();
+        r.topics[0].partitions[0].clone()
+    }
+
+    #[test]
+    fn given_found_and_missing_records_when_answering_every_version_should_encode_offset_timestamp_and_epoch_where_it_exists(
+    ) {
+        let found = TimestampOffset {
+            offset: 42,
+            timestamp_ms: 1_000,
+            leader_epoch: 7,
+        };
+        for version in 1..=5 {
+            for (reply, offset, timestamp) in [
+                (Reply::TimestampOffset { found: Some(found) }, 42, 1_000),
+                (Reply::TimestampOffset { found: None }, -1, -1),
+            ] {
+                let plan = vec![("t".to_string(), vec![(0, Ask::Sent)])];
+                let bytes = respond(1, version, plan, vec![reply]).unwrap();
+                let p = decoded(bytes, version);
+                assert_eq!((p.error_code, p.offset), (0, offset), "v{version}");
+                assert_eq!(p.timestamp, timestamp, "v{version}");
+                let epoch = if version >= 4 && offset >= 0 { 7 } else { -1 };
+                assert_eq!(p.leader_epoch, epoch, "v{version}");
+            }
+        }
+    }
 }

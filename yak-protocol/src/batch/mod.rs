@@ -46,8 +46,8 @@ pub use header::{
     HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC,
 };
 pub use records::{
-    decode, decode_validated, record_bytes, BatchBuilder, BatchRecords, NewRecord, Record,
-    RecordHeader, RecordHeaders,
+    decode, decode_validated, first_record_since, record_bytes, BatchBuilder, BatchRecords,
+    NewRecord, Record, RecordHeader, RecordHeaders,
 };
 
 use thiserror::Error;

@@ -253,6 +253,24 @@ pub fn decode_validated<'a>(
     })
 }
 
+/// Kafka's search inside one batch for ListOffsets by timestamp: the
+/// offset and timestamp of the first record whose timestamp is at least
+/// `timestamp_ms` (with LogAppendTime every record carries the batch's
+/// largest timestamp). `None` when no record is that new.
+pub fn first_record_since(
+    batch: &[u8],
+    timestamp_ms: i64,
+) -> Result<Option<(u64, i64)>, BatchError> {
+    let records = decode(batch)?;
+    for record in records.iter() {
+        let record = record?;
+        if record.timestamp_ms >= timestamp_ms {
+            return Ok(Some((record.offset, record.timestamp_ms)));
+        }
+    }
+    Ok(None)
+}
+
 impl BatchRecords<'_> {
     /// The batch's header.
     pub fn header(&self) -> &BatchHeader {
@@ -467,4 +485,33 @@ fn parse_record<'a>(
         },
     };
     Ok((end, record))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_records_out_of_time_order_when_searching_should_find_first_reaching_each_timestamp() {
+        let mut b = BatchBuilder::new(-1, 0, -1, 64);
+        for ts in [50, 30, 70, 70, 10] {
+            b.push(NewRecord {
+                key: None,
+                value: b"v",
+                timestamp_ms: ts,
+            });
+        }
+        let mut bytes = b.compressed(Compression::Gzip).finish();
+        header::stamp(&mut bytes, 100, 0);
+        for (asked, found) in [
+            (i64::MIN, Some((100, 50))),
+            (50, Some((100, 50))),
+            (51, Some((102, 70))),
+            (70, Some((102, 70))),
+            (71, None),
+        ] {
+            assert_eq!(first_record_since(&bytes, asked).unwrap(), found, "{asked}");
+        }
+    }
 }
