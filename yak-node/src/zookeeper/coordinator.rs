@@ -6,8 +6,8 @@
 use super::groups::{GroupEvent, Join};
 use super::{Inner, ZooKeeper};
 use crate::limits::{
-    CLIENT_ID_CHARS_MAX, GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX,
-    GROUP_SESSION_TIMEOUT_MS_MIN,
+    CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX,
+    GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN,
 };
 use crate::protocol::{
     Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
@@ -60,6 +60,27 @@ fn check_client(client: &str) -> Result<(), ErrorBody> {
     Ok(())
 }
 
+/// A member's topics: `topic` first, then the rest of `topics`; at most
+/// `GROUP_MEMBER_TOPICS_MAX`.
+fn subscription(topic: String, topics: Vec<String>) -> Result<Vec<String>, ErrorBody> {
+    let mut all = vec![topic];
+    for t in topics {
+        if !all.contains(&t) {
+            all.push(t);
+        }
+        if all.len() > GROUP_MEMBER_TOPICS_MAX {
+            break;
+        }
+    }
+    if all.len() > GROUP_MEMBER_TOPICS_MAX {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a member may subscribe to at most {GROUP_MEMBER_TOPICS_MAX} topics"),
+        ));
+    }
+    Ok(all)
+}
+
 /// Logs what the membership state machine did.
 pub(super) fn log_events(events: &[GroupEvent]) {
     for e in events {
@@ -105,15 +126,17 @@ impl ZooKeeper {
                 member_id,
                 client,
                 topic,
+                topics,
                 assignor,
                 session_timeout_ms,
             } => {
                 check_group_name(&group)?;
                 check_client(&client)?;
-                if inner.state.topic(&topic).is_none() {
+                let topics = subscription(topic, topics)?;
+                if let Some(t) = topics.iter().find(|t| inner.state.topic(t).is_none()) {
                     return Err(ErrorBody::new(
                         ErrorCode::UnknownTopic,
-                        format!("topic '{topic}' does not exist"),
+                        format!("topic '{t}' does not exist"),
                     ));
                 }
                 let ms = session_timeout_ms
@@ -123,7 +146,7 @@ impl ZooKeeper {
                     group: &group,
                     member_id: &member_id,
                     client: &client,
-                    topic: &topic,
+                    topics: &topics,
                     assignor,
                     session_timeout: Duration::from_millis(ms),
                 };
