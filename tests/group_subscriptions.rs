@@ -227,3 +227,42 @@ fn given_deleted_topic_when_zookeeper_restarts_and_it_is_recreated_should_start_
     wait_committed(&c, "g", 16);
     assert_exactly(&stop(m), &fresh);
 }
+
+#[test]
+fn given_cluster_session_timeout_range_when_a_member_asks_outside_it_should_refuse_the_join() {
+    let c = TestCluster::builder(1)
+        .zookeeper("group_session_timeout_ms", "2000")
+        .zookeeper("group_min_session_timeout_ms", "500")
+        .zookeeper("group_max_session_timeout_ms", "5000")
+        .start();
+    c.yak_ok(&["topic", "create", "t", "--partitions", "1"]);
+    for bad in ["100", "6000"] {
+        let out = c.yak(&[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--session-timeout-ms",
+            bad,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} ms accepted");
+        assert!(
+            stderr.contains(&format!("{bad} ms")) && stderr.contains("500 to 5000 ms"),
+            "{bad}: {stderr}"
+        );
+    }
+    let ok = c.yak(&[
+        "consume",
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--session-timeout-ms",
+        "500",
+        "--timeout-ms",
+        "300",
+    ]);
+    assert_success(&ok, "a session timeout at the minimum");
+}
