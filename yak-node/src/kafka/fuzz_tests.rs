@@ -70,6 +70,15 @@ fn valid(api: ApiKey, version: i16) -> BytesMut {
                     ListOffsetsPartition::default().with_timestamp(-2)
                 ])])
             .encode(&mut buf, version),
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_subscribed_topic_names(Some(vec![name("t"), name("u")]))
+            .with_server_assignor(Some(StrBytes::from_static_str("range")))
+            .with_topic_partitions(Some(vec![
+                consumer_group_heartbeat_request::TopicPartitions::default()
+                    .with_partitions(vec![0, 3]),
+            ]))
+            .encode(&mut buf, version),
         _ => return buf,
     };
     r.expect("test: valid requests encode");
@@ -89,6 +98,9 @@ fn decode(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError>
         ApiKey::Produce => frame::decode::<ProduceRequest>(body, version, "p").map(drop),
         ApiKey::Fetch => frame::decode::<FetchRequest>(body, version, "f").map(drop),
         ApiKey::ListOffsets => frame::decode::<ListOffsetsRequest>(body, version, "l").map(drop),
+        ApiKey::ConsumerGroupHeartbeat => {
+            frame::decode::<ConsumerGroupHeartbeatRequest>(body, version, "h").map(drop)
+        }
         _ => Ok(()),
     }
 }

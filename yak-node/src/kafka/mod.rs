@@ -14,7 +14,8 @@
 //! - One file per API group: `versions.rs` (ApiVersions), `metadata.rs`
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
-//!   (ListOffsets).
+//!   (ListOffsets), `consumer_group.rs` (ConsumerGroupHeartbeat, KIP-848,
+//!   onto the native group coordinator).
 //! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
@@ -28,6 +29,7 @@
 
 mod admin;
 mod conn;
+mod consumer_group;
 mod dispatch;
 mod errors;
 mod fetch;
