@@ -3,14 +3,22 @@
 //! union of their partitions, each message of every topic is read once,
 //! and `group describe` shows every subscribed topic with its lag. Offsets
 //! of a deleted topic go with it, also after a ZooKeeper restart, and a
-//! topic re-created under the same name starts with none.
+//! topic re-created under the same name starts with none. A session
+//! timeout outside the cluster's range is refused. A KIP-848
+//! ConsumerGroupHeartbeat through the Kafka front door joins the same
+//! coordinator and gets its assignment by topic id.
 
 #![allow(clippy::unwrap_used)]
 
+mod kafka_support;
+
+use kafka_support::{kafka_cluster, request};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Output;
 use std::time::Duration;
 use yak_tests::{assert_success, wait_until, Background, TestCluster};
@@ -265,4 +273,105 @@ fn given_cluster_session_timeout_range_when_a_member_asks_outside_it_should_refu
         "300",
     ]);
     assert_success(&ok, "a session timeout at the minimum");
+}
+
+/// A ConsumerGroupHeartbeat v0 body (flexible encoding) for group `g`.
+fn cg_heartbeat(member_id: &str, epoch: i32, topics: Option<&[&str]>) -> Vec<u8> {
+    let cstr = |b: &mut Vec<u8>, s: &str| {
+        b.push(s.len() as u8 + 1);
+        b.extend_from_slice(s.as_bytes());
+    };
+    let mut b = vec![0]; // request header v2: no tagged fields
+    cstr(&mut b, "g");
+    cstr(&mut b, member_id);
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend([0, 0]); // instance id, rack id: null
+    b.extend_from_slice(&30_000i32.to_be_bytes());
+    match topics {
+        Some(ts) => {
+            b.push(ts.len() as u8 + 1);
+            for t in ts {
+                cstr(&mut b, t);
+            }
+        }
+        None => b.push(0),
+    }
+    b.extend([0, 0, 0]); // server assignor, owned partitions: null; no tags
+    b
+}
+
+/// Reads the answer to `cg_heartbeat`: error code, member id, member
+/// epoch, and (topic id, partitions) per assigned topic.
+fn cg_answer(s: &mut TcpStream) -> (i16, String, i32, Vec<(u128, Vec<i32>)>) {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut r = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut r).unwrap();
+    let mut at = 5; // correlation id, header tags
+    let mut take = |n: usize| {
+        at += n;
+        r[at - n..at].to_vec()
+    };
+    let i16_at = |b: Vec<u8>| i16::from_be_bytes([b[0], b[1]]);
+    let i32_at = |b: Vec<u8>| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    take(4); // throttle
+    let error = i16_at(take(2));
+    let msg_len = take(1)[0] as usize;
+    take(msg_len.saturating_sub(1));
+    let id_len = take(1)[0] as usize;
+    let member = String::from_utf8(take(id_len.saturating_sub(1))).unwrap();
+    let epoch = i32_at(take(4));
+    take(4); // heartbeat interval
+    let mut assigned = Vec::new();
+    if take(1)[0] == 1 {
+        for _ in 0..take(1)[0].saturating_sub(1) {
+            let id = u128::from_be_bytes(take(16).try_into().unwrap());
+            let parts = (0..take(1)[0].saturating_sub(1))
+                .map(|_| i32_at(take(4)))
+                .collect();
+            take(1);
+            assigned.push((id, parts));
+        }
+    }
+    (error, member, epoch, assigned)
+}
+
+#[test]
+fn given_kip848_heartbeat_through_the_kafka_front_door_should_join_the_native_coordinator() {
+    let k = kafka_cluster(1);
+    let c = &k.cluster;
+    c.yak_ok(&["topic", "create", "a", "--partitions", "2"]);
+    c.yak_ok(&["topic", "create", "b", "--partitions", "1"]);
+    let mut s = TcpStream::connect(k.bootstrap()).unwrap();
+    s.write_all(&request(68, 0, 1, &cg_heartbeat("", 0, Some(&["a", "b"]))))
+        .unwrap();
+    let (error, member, epoch, assigned) = cg_answer(&mut s);
+    assert_eq!((error, epoch), (0, 1), "joined at generation 1");
+    assert_eq!(assigned.len(), 2, "partitions of both topics: {assigned:?}");
+    let mut sizes: Vec<usize> = assigned.iter().map(|(_, p)| p.len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [1, 2]);
+    let d = try_describe(c, "g").unwrap();
+    assert_eq!(d["members"][0]["member_id"], member.as_str());
+    assert_eq!(d["members"][0]["topics"], serde_json::json!(["a", "b"]));
+
+    s.write_all(&request(68, 0, 2, &cg_heartbeat(&member, 1, None)))
+        .unwrap();
+    let (error, _, epoch, again) = cg_answer(&mut s);
+    assert_eq!(
+        (error, epoch, again),
+        (0, 1, assigned),
+        "a steady heartbeat"
+    );
+    s.write_all(&request(68, 0, 3, &cg_heartbeat("nobody", 1, None)))
+        .unwrap();
+    assert_eq!(cg_answer(&mut s).0, 25, "UNKNOWN_MEMBER_ID");
+    s.write_all(&request(68, 0, 4, &cg_heartbeat(&member, -1, None)))
+        .unwrap();
+    let (error, _, epoch, _) = cg_answer(&mut s);
+    assert_eq!((error, epoch), (0, -1), "left");
+    assert!(
+        try_describe(c, "g").is_none(),
+        "no members, no offsets: no group"
+    );
 }
