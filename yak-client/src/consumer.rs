@@ -1,5 +1,6 @@
-//! The consumer: reads one topic's partitions (all, or one from a given
-//! offset) from their leaders, one long-polling fetch per broker per round,
+//! The consumer: reads the partitions of one or more topics (all, or one
+//! partition from a given offset) from their leaders, one long-polling
+//! fetch per broker per round,
 //! sent to all brokers before any answer is read. Positions only move
 //! forward; a leader change is followed after a metadata refresh.
 
@@ -73,12 +74,16 @@ pub struct ConsumedRecord {
     pub timestamp_ms: i64,
 }
 
-/// Reads one topic.
+/// A topic and a partition index.
+pub type TopicPartition = (String, u32);
+
+/// Reads one or more topics.
 pub struct Consumer {
     cache: MetadataCache,
-    topic: String,
+    /// The topics read, the first as named at subscribe time.
+    topics: Vec<String>,
     config: ConsumerConfig,
-    positions: BTreeMap<u32, u64>,
+    positions: BTreeMap<TopicPartition, u64>,
     /// One outstanding fetch per leader: broker id → correlation id.
     in_flight: BTreeMap<u32, u64>,
     /// Waits between metadata refreshes after failed fetches.
@@ -98,53 +103,89 @@ impl Consumer {
         start: StartFrom,
         config: ConsumerConfig,
     ) -> Result<Consumer, ClientError> {
-        let mut cache = MetadataCache::connect(dir)?;
-        cache.refresh()?;
-        let meta = cache.topic(topic)?;
-        let partitions: Vec<u32> = match start {
-            StartFrom::Offset { partition, .. } => {
-                if partition as usize >= meta.partitions.len() {
-                    return Err(ClientError::Invalid(format!(
-                        "topic '{topic}' has {} partitions; there is no partition {partition}",
-                        meta.partitions.len()
-                    )));
+        Consumer::subscribe_all(dir, &[topic.to_string()], start, config)
+    }
+
+    /// Subscribes to every partition of each of `topics` (at least one),
+    /// as [`Consumer::subscribe`]; `StartFrom::Offset` names a partition
+    /// of the first topic and needs exactly one.
+    pub fn subscribe_all(
+        dir: &Path,
+        topics: &[String],
+        start: StartFrom,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, ClientError> {
+        let mut consumer = Consumer::unassigned(dir, topics, config)?;
+        if matches!(start, StartFrom::Offset { .. }) && consumer.topics.len() != 1 {
+            return Err(ClientError::Invalid(
+                "a start offset names one partition of one topic".into(),
+            ));
+        }
+        for topic in consumer.topics.clone() {
+            let count = consumer.cache.topic(&topic)?.partitions.len() as u32;
+            let partitions: Vec<u32> = match start {
+                StartFrom::Offset { partition, .. } => {
+                    if partition >= count {
+                        return Err(ClientError::Invalid(format!(
+                            "topic '{topic}' has {count} partitions; there is no partition {partition}"
+                        )));
+                    }
+                    vec![partition]
                 }
-                vec![partition]
-            }
-            _ => (0..meta.partitions.len() as u32).collect(),
-        };
-        let mut consumer = Consumer::reading_nothing(cache, topic, config);
-        for p in partitions {
-            let offset = match start {
-                StartFrom::Offset { offset, .. } => consumer.check_retained(p, offset)?,
-                StartFrom::Earliest => consumer.list_offset(p, OffsetSpec::Earliest)?,
-                StartFrom::Latest => consumer.list_offset(p, OffsetSpec::Latest)?,
-                StartFrom::Timestamp { timestamp_ms } => {
-                    consumer.list_offset(p, OffsetSpec::Timestamp { timestamp_ms })?
-                }
+                _ => (0..count).collect(),
             };
-            consumer.positions.insert(p, offset);
+            for p in partitions {
+                let offset = match start {
+                    StartFrom::Offset { offset, .. } => {
+                        consumer.check_retained(&topic, p, offset)?
+                    }
+                    StartFrom::Earliest => consumer.list_offset(&topic, p, OffsetSpec::Earliest)?,
+                    StartFrom::Latest => consumer.list_offset(&topic, p, OffsetSpec::Latest)?,
+                    StartFrom::Timestamp { timestamp_ms } => consumer.list_offset(
+                        &topic,
+                        p,
+                        OffsetSpec::Timestamp { timestamp_ms },
+                    )?,
+                };
+                consumer.positions.insert((topic.clone(), p), offset);
+            }
         }
         Ok(consumer)
     }
 
-    /// A consumer of `topic` that reads nothing until [`Consumer::assign`]
-    /// gives it partitions (a group member); fails if the topic does not exist.
+    /// A consumer of `topics` (at least one; duplicates dropped) that reads
+    /// nothing until [`Consumer::assign`] gives it partitions (a group
+    /// member); fails if a topic does not exist.
     pub fn unassigned(
         dir: &Path,
-        topic: &str,
+        topics: &[String],
         config: ConsumerConfig,
     ) -> Result<Consumer, ClientError> {
+        let mut unique: Vec<String> = Vec::with_capacity(topics.len());
+        for t in topics {
+            if !unique.contains(t) {
+                unique.push(t.clone());
+            }
+        }
+        if unique.is_empty() {
+            return Err(ClientError::Invalid("no topic to read".into()));
+        }
         let mut cache = MetadataCache::connect(dir)?;
         cache.refresh()?;
-        cache.topic(topic)?;
-        Ok(Consumer::reading_nothing(cache, topic, config))
+        for t in &unique {
+            cache.topic(t)?;
+        }
+        Ok(Consumer::reading_nothing(cache, unique, config))
     }
 
-    fn reading_nothing(cache: MetadataCache, topic: &str, config: ConsumerConfig) -> Consumer {
+    fn reading_nothing(
+        cache: MetadataCache,
+        topics: Vec<String>,
+        config: ConsumerConfig,
+    ) -> Consumer {
         Consumer {
             cache,
-            topic: topic.to_string(),
+            topics,
             config,
             positions: BTreeMap::new(),
             in_flight: BTreeMap::new(),
@@ -154,16 +195,21 @@ impl Consumer {
     }
 
     /// Replaces the partitions read, each from the position given.
-    pub fn assign(&mut self, positions: BTreeMap<u32, u64>) {
+    pub fn assign(&mut self, positions: BTreeMap<TopicPartition, u64>) {
         self.positions = positions;
         // A fetch still out was for the old positions: its answer, when it
         // comes, is skipped by correlation id instead of being read as new data.
         self.in_flight.clear();
     }
 
-    /// The topic read.
+    /// The first topic read.
     pub fn topic(&self) -> &str {
-        &self.topic
+        self.topics.first().map_or("", String::as_str)
+    }
+
+    /// Every topic read.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
     }
 
     /// The metadata cache, for calls to ZooKeeper.
@@ -171,23 +217,27 @@ impl Consumer {
         &mut self.cache
     }
 
-    /// The next offset to read per partition.
-    pub fn positions(&self) -> &BTreeMap<u32, u64> {
+    /// The next offset to read per topic-partition.
+    pub fn positions(&self) -> &BTreeMap<TopicPartition, u64> {
         &self.positions
     }
 
     /// `offset` itself, or `OffsetOutOfRange` when it is below the earliest offset.
-    fn check_retained(&mut self, partition: u32, offset: u64) -> Result<u64, ClientError> {
-        let earliest = self.list_offset(partition, OffsetSpec::Earliest)?;
+    fn check_retained(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<u64, ClientError> {
+        let earliest = self.list_offset(topic, partition, OffsetSpec::Earliest)?;
         if offset >= earliest {
             return Ok(offset);
         }
-        let latest = self.list_offset(partition, OffsetSpec::Latest)?;
+        let latest = self.list_offset(topic, partition, OffsetSpec::Latest)?;
         Err(ClientError::Server(ErrorBody::new(
             ErrorCode::OffsetOutOfRange { log_start_offset: earliest, log_end_offset: latest },
             format!(
-                "offset {offset} of {}-{partition} is below its earliest offset {earliest}: older messages were deleted by retention",
-                self.topic
+                "offset {offset} of {topic}-{partition} is below its earliest offset {earliest}: older messages were deleted by retention"
             ),
         )))
     }
@@ -196,7 +246,12 @@ impl Consumer {
     /// its leader; by timestamp, the first record at or after it, or the
     /// latest offset when none is that new (where a consumer seeking by
     /// time starts).
-    pub fn list_offset(&mut self, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
+    pub fn list_offset(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64, ClientError> {
         let mut last_err = None;
         let deadline = Instant::now() + Duration::from_millis(CONSUMER_LIST_OFFSETS_RETRY_MS_MAX);
         for attempt in 0.. {
@@ -207,11 +262,11 @@ impl Consumer {
                 std::thread::sleep(self.backoff.delay(attempt - 1));
                 self.cache.refresh()?;
             }
-            let Some(leader) = self.cache.leader(&self.topic, partition) else {
+            let Some(leader) = self.cache.leader(topic, partition) else {
                 continue;
             };
             let call = Call::ListOffsets {
-                topic: self.topic.clone(),
+                topic: topic.to_string(),
                 partition,
                 spec,
             };
@@ -229,18 +284,16 @@ impl Consumer {
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| {
-            ClientError::Invalid(format!("{}-{partition} has no leader", self.topic))
-        }))
+        Err(last_err
+            .unwrap_or_else(|| ClientError::Invalid(format!("{topic}-{partition} has no leader"))))
     }
 
     /// One round of fetches: waits up to `max_wait` for data; returns what came.
     pub fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>, ClientError> {
         let mut out = Vec::new();
-        let topic = self.topic.clone();
-        self.poll_each(max_wait, &mut |partition, r| {
+        self.poll_topics(max_wait, &mut |topic, partition, r| {
             out.push(ConsumedRecord {
-                topic: topic.clone(),
+                topic: topic.to_string(),
                 partition,
                 offset: r.offset,
                 key: r.key.map(<[u8]>::to_vec),
@@ -258,22 +311,32 @@ impl Consumer {
         max_wait: Duration,
         visit: &mut dyn FnMut(u32, &Record<'_>),
     ) -> Result<usize, ClientError> {
+        self.poll_topics(max_wait, &mut |_, partition, r| visit(partition, r))
+    }
+
+    /// Like [`Consumer::poll_each`], naming each record's topic too.
+    pub fn poll_topics(
+        &mut self,
+        max_wait: Duration,
+        visit: &mut dyn FnMut(&str, u32, &Record<'_>),
+    ) -> Result<usize, ClientError> {
         let wait_ms = (max_wait.as_millis() as u64).min(FETCH_WAIT_MS_MAX);
         let cache = &self.cache;
         self.in_flight
             .retain(|leader, _| cache.is_connected(*leader));
         let mut by_leader: BTreeMap<u32, Vec<FetchPartition>> = BTreeMap::new();
         let mut leaderless = false;
-        for (&partition, &offset) in &self.positions {
+        for ((topic, partition), &offset) in &self.positions {
+            let partition = *partition;
             let placement = self
                 .cache
-                .partition(&self.topic, partition)
+                .partition(topic, partition)
                 .and_then(|p| Some((p.leader?, p.leader_epoch)));
             match placement {
                 Some((leader, _)) if self.in_flight.contains_key(&leader) => {}
                 Some((leader, epoch)) => {
                     by_leader.entry(leader).or_default().push(FetchPartition {
-                        topic: self.topic.clone(),
+                        topic: topic.clone(),
                         partition,
                         offset,
                         max_bytes: self.config.partition_max_bytes,
@@ -340,7 +403,9 @@ impl Consumer {
             std::thread::sleep(self.backoff.delay(self.refreshes_in_a_row));
             self.refreshes_in_a_row = self.refreshes_in_a_row.saturating_add(1);
             self.cache.refresh()?;
-            self.cache.topic(&self.topic)?;
+            for t in &self.topics {
+                self.cache.topic(t)?;
+            }
         } else {
             self.refreshes_in_a_row = 0;
         }
@@ -367,9 +432,10 @@ impl Consumer {
         &mut self,
         p: FetchedPartition,
         count: &mut usize,
-        visit: &mut dyn FnMut(u32, &Record<'_>),
+        visit: &mut dyn FnMut(&str, u32, &Record<'_>),
     ) -> Result<bool, ClientError> {
-        let Some(position) = self.positions.get(&p.partition).copied() else {
+        let key = (p.topic, p.partition);
+        let Some(position) = self.positions.get(&key).copied() else {
             return Ok(false);
         };
         if let Some(err) = p.error {
@@ -378,12 +444,13 @@ impl Consumer {
                     log_start_offset, ..
                 } if position < log_start_offset => {
                     tracing::warn!(
-                        partition = p.partition,
+                        topic = %key.0,
+                        partition = key.1,
                         position,
                         log_start_offset,
                         "position below log start; skipping ahead"
                     );
-                    self.positions.insert(p.partition, log_start_offset);
+                    self.positions.insert(key, log_start_offset);
                     Ok(false)
                 }
                 ErrorCode::UnknownTopic => Err(ClientError::Server(err)),
@@ -392,7 +459,8 @@ impl Consumer {
             };
         }
         let mut next = position;
-        let corrupt = |e| ClientError::Invalid(format!("{}-{}: {e}", self.topic, p.partition));
+        let (topic, partition) = (key.0.as_str(), key.1);
+        let corrupt = |e| ClientError::Invalid(format!("{topic}-{partition}: {e}"));
         for item in batch::split(&p.records) {
             let (header, bytes) = item.map_err(corrupt)?;
             if header.last_offset() < next {
@@ -407,11 +475,11 @@ impl Consumer {
                 }
                 next = r.offset + 1;
                 *count += 1;
-                visit(p.partition, &r);
+                visit(topic, partition, &r);
             }
         }
         debug_assert!(next >= position, "positions only move forward");
-        self.positions.insert(p.partition, next);
+        self.positions.insert(key, next);
         Ok(false)
     }
 }

@@ -1,5 +1,5 @@
-//! The group consumer: a [`Consumer`] whose partitions come from the group
-//! coordinator (in ZooKeeper). It joins, heartbeats from a background
+//! The group consumer: a [`Consumer`] whose partitions, of one or more
+//! subscribed topics, come from the group coordinator (in ZooKeeper). It joins, heartbeats from a background
 //! thread ([`Heartbeat`], Kafka's KIP-62: a caller busy between polls keeps
 //! its partitions; one that does not poll within the max poll interval
 //! leaves the group and rejoins at its next poll), follows rebalances
@@ -10,7 +10,7 @@
 //! That is at-least-once: a member killed between processing and its next
 //! commit leaves at most one commit interval of messages to be read again.
 
-use super::consumer::{ConsumedRecord, Consumer, ConsumerConfig};
+use super::consumer::{ConsumedRecord, Consumer, ConsumerConfig, TopicPartition};
 use super::heartbeat::{Heartbeat, News};
 use super::ClientError;
 use std::collections::BTreeMap;
@@ -24,6 +24,9 @@ use yak_protocol::limits::{
 };
 use yak_protocol::{Assignor, Call, ErrorCode, MemberStatus, OffsetSpec, PartitionOffset, Reply};
 
+/// Topic → partition → offset.
+type TopicOffsets = BTreeMap<String, BTreeMap<u32, u64>>;
+
 /// While waiting for an assignment, how often to ask again.
 const REJOIN_POLL: Duration = Duration::from_millis(GROUP_REJOIN_POLL_MS);
 /// Heartbeat interval until the coordinator names one.
@@ -34,8 +37,8 @@ const HEARTBEAT_DEFAULT: Duration = Duration::from_millis(GROUP_HEARTBEAT_INTERV
 pub struct GroupConfig {
     /// Group name.
     pub group: String,
-    /// Topic read.
-    pub topic: String,
+    /// Topics subscribed to (at least one).
+    pub topics: Vec<String>,
     /// The client's name, shown by `group describe`.
     pub client: String,
     /// Assignor asked for.
@@ -56,9 +59,14 @@ pub struct GroupConfig {
 impl GroupConfig {
     /// Defaults for `group` reading `topic`.
     pub fn new(group: &str, topic: &str) -> GroupConfig {
+        GroupConfig::for_topics(group, &[topic.to_string()])
+    }
+
+    /// Defaults for `group` reading every one of `topics`.
+    pub fn for_topics(group: &str, topics: &[String]) -> GroupConfig {
         GroupConfig {
             group: group.to_string(),
-            topic: topic.to_string(),
+            topics: topics.to_vec(),
             client: format!("consumer-{}", std::process::id()),
             assignor: Assignor::Range,
             session_timeout: None,
@@ -80,9 +88,9 @@ pub struct GroupConsumer {
     heartbeat_every: Duration,
     next_heartbeat: Instant,
     /// Next offset after the last record acknowledged, per partition held.
-    processed: BTreeMap<u32, u64>,
+    processed: TopicOffsets,
     /// Last offsets the coordinator accepted, per partition held.
-    committed: BTreeMap<u32, u64>,
+    committed: TopicOffsets,
     last_commit: Instant,
     coordinator_lost_at: Option<Instant>,
     /// Waits before retrying a failed fetch or join.
@@ -105,7 +113,7 @@ impl GroupConsumer {
     /// Joins the group; fails at once if the topic does not exist or the
     /// group refuses this member (another assignor).
     pub fn join(dir: &Path, config: GroupConfig) -> Result<GroupConsumer, ClientError> {
-        let consumer = Consumer::unassigned(dir, &config.topic, config.consumer.clone())?;
+        let consumer = Consumer::unassigned(dir, &config.topics, config.consumer.clone())?;
         let heartbeat = Heartbeat::start(
             dir,
             &config.group,
@@ -142,7 +150,7 @@ impl GroupConsumer {
     }
 
     /// The partitions held now, with the next offset to read.
-    pub fn assignment(&self) -> &BTreeMap<u32, u64> {
+    pub fn assignment(&self) -> &BTreeMap<TopicPartition, u64> {
         self.consumer.positions()
     }
 
@@ -180,7 +188,11 @@ impl GroupConsumer {
 
     /// Marks a record processed: its offset is committed at the next commit.
     pub fn ack(&mut self, r: &ConsumedRecord) {
-        if let Some(p) = self.processed.get_mut(&r.partition) {
+        if let Some(p) = self
+            .processed
+            .get_mut(&r.topic)
+            .and_then(|ps| ps.get_mut(&r.partition))
+        {
             *p = (*p).max(r.offset + 1);
         }
     }
@@ -206,7 +218,8 @@ impl GroupConsumer {
             group: self.config.group.clone(),
             member_id: self.member_id.clone(),
             client: self.config.client.clone(),
-            topic: self.config.topic.clone(),
+            topic: self.consumer.topic().to_string(),
+            topics: self.consumer.topics().to_vec(),
             assignor: self.config.assignor,
             session_timeout_ms: self.config.session_timeout.map(|d| d.as_millis() as u64),
         };
@@ -341,35 +354,52 @@ impl GroupConsumer {
     /// Starts reading the partitions of a new generation: each at the
     /// group's committed offset, else where the reset policy says.
     fn adopt(&mut self, status: &MemberStatus) -> Result<(), ClientError> {
-        let call = Call::FetchOffsets {
-            group: self.config.group.clone(),
-            topic: self.config.topic.clone(),
-        };
-        let committed: BTreeMap<u32, u64> = match self.consumer.cache().zookeeper_call(&call)? {
-            Reply::GroupOffsets { offsets } => offsets
-                .into_iter()
-                .map(|o| (o.partition, o.offset))
-                .collect(),
-            other => return Err(ClientError::Unexpected(format!("{other:?}"))),
-        };
-        let mut positions = BTreeMap::new();
-        for &p in &status.partitions {
-            let offset = match committed.get(&p) {
-                Some(&o) => o,
-                None => self.consumer.list_offset(p, self.config.reset)?,
-            };
-            positions.insert(p, offset);
+        let mut positions: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+        self.committed.clear();
+        for share in status.assigned.iter().filter(|a| !a.partitions.is_empty()) {
+            let committed = self.fetch_committed(&share.topic)?;
+            for &p in &share.partitions {
+                let offset = match committed.get(&p) {
+                    Some(&o) => {
+                        self.committed
+                            .entry(share.topic.clone())
+                            .or_default()
+                            .insert(p, o);
+                        o
+                    }
+                    None => self
+                        .consumer
+                        .list_offset(&share.topic, p, self.config.reset)?,
+                };
+                positions.insert((share.topic.clone(), p), offset);
+            }
         }
         tracing::info!(generation = status.generation, partitions = ?positions, "assigned");
-        self.committed = positions
-            .iter()
-            .filter(|(p, _)| committed.contains_key(p))
-            .map(|(p, o)| (*p, *o))
-            .collect();
-        self.processed = positions.clone();
+        self.processed.clear();
+        for ((topic, p), offset) in &positions {
+            self.processed
+                .entry(topic.clone())
+                .or_default()
+                .insert(*p, *offset);
+        }
         self.consumer.assign(positions);
         self.generation = Some(status.generation);
         Ok(())
+    }
+
+    /// The group's committed offsets for `topic`.
+    fn fetch_committed(&mut self, topic: &str) -> Result<BTreeMap<u32, u64>, ClientError> {
+        let call = Call::FetchOffsets {
+            group: self.config.group.clone(),
+            topic: topic.to_string(),
+        };
+        match self.consumer.cache().zookeeper_call(&call)? {
+            Reply::GroupOffsets { offsets } => Ok(offsets
+                .into_iter()
+                .map(|o| (o.partition, o.offset))
+                .collect()),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
     }
 
     /// Stops reading every partition (after a commit, or when fenced).
@@ -380,37 +410,41 @@ impl GroupConsumer {
         self.committed.clear();
     }
 
-    /// Commits processed offsets that changed; a refusal (a rebalance
-    /// fenced this generation) is logged: the next heartbeat rejoins.
+    /// Commits processed offsets that changed, one call per topic; a
+    /// refusal (a rebalance fenced this generation) is logged: the next
+    /// heartbeat rejoins.
     fn commit(&mut self) {
         self.last_commit = Instant::now();
         let Some(generation) = self.generation else {
             return;
         };
-        let offsets: Vec<PartitionOffset> = self
-            .processed
-            .iter()
-            .filter(|(p, o)| self.committed.get(p) != Some(o))
-            .map(|(&partition, &offset)| PartitionOffset { partition, offset })
-            .collect();
-        if offsets.is_empty() {
-            return;
-        }
-        let call = Call::CommitOffsets {
-            group: self.config.group.clone(),
-            member_id: self.member_id.clone(),
-            generation,
-            topic: self.config.topic.clone(),
-            offsets: offsets.clone(),
-        };
-        match self.consumer.cache().zookeeper_call(&call) {
-            Ok(Reply::GroupOk) => {
-                for o in offsets {
-                    self.committed.insert(o.partition, o.offset);
-                }
+        for (topic, processed) in &self.processed {
+            let done = self.committed.get(topic);
+            let offsets: Vec<PartitionOffset> = processed
+                .iter()
+                .filter(|(p, o)| done.and_then(|d| d.get(p)) != Some(o))
+                .map(|(&partition, &offset)| PartitionOffset { partition, offset })
+                .collect();
+            if offsets.is_empty() {
+                continue;
             }
-            Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to a commit"),
-            Err(e) => tracing::warn!(error = %e, generation, "commit failed"),
+            let call = Call::CommitOffsets {
+                group: self.config.group.clone(),
+                member_id: self.member_id.clone(),
+                generation,
+                topic: topic.clone(),
+                offsets: offsets.clone(),
+            };
+            match self.consumer.cache().zookeeper_call(&call) {
+                Ok(Reply::GroupOk) => {
+                    let done = self.committed.entry(topic.clone()).or_default();
+                    for o in offsets {
+                        done.insert(o.partition, o.offset);
+                    }
+                }
+                Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to a commit"),
+                Err(e) => tracing::warn!(error = %e, generation, topic = %topic, "commit failed"),
+            }
         }
     }
 }

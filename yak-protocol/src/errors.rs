@@ -65,6 +65,10 @@ pub enum ErrorCode {
     GroupNotEmpty,
     /// A member asked for another assignor than the group's.
     InconsistentGroupProtocol,
+    /// A group member's session timeout outside the cluster's allowed
+    /// range (ZooKeeper's `--group-min-session-timeout-ms` and
+    /// `--group-max-session-timeout-ms`, Kafka's `group.min/max.session.timeout.ms`).
+    InvalidSessionTimeout,
     /// An ISR change based on a partition state that has changed since
     /// (its partition epoch is stale): reload metadata and decide again.
     InvalidUpdateVersion,

@@ -12,6 +12,9 @@ pub enum Assignor {
     Range,
     /// Partitions dealt to members in turn, as Kafka's RoundRobinAssignor.
     RoundRobin,
+    /// Balanced like round-robin, but a member keeps the partitions it had
+    /// in the previous generation where it can, as Kafka's StickyAssignor.
+    Sticky,
 }
 
 impl Assignor {
@@ -20,6 +23,7 @@ impl Assignor {
         match self {
             Assignor::Range => "range",
             Assignor::RoundRobin => "round-robin",
+            Assignor::Sticky => "sticky",
         }
     }
 }
@@ -38,6 +42,20 @@ pub struct MemberStatus {
     /// Send a heartbeat at least this often.
     #[serde(default)]
     pub heartbeat_interval_ms: u64,
+    /// This member's partitions in `generation` for every topic it
+    /// subscribes to, in topic order (empty while rebalancing); `partitions`
+    /// is the first subscribed topic's share alone.
+    #[serde(default)]
+    pub assigned: Vec<TopicAssignment>,
+}
+
+/// One topic's partitions given to a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicAssignment {
+    /// Topic name.
+    pub topic: String,
+    /// Partition indexes, ascending.
+    pub partitions: Vec<u32>,
 }
 
 /// One partition's committed offset: the next offset the group will read.
@@ -67,10 +85,16 @@ pub struct MemberDescription {
     pub member_id: String,
     /// The client's own name (worker name or `consume-<pid>`).
     pub client: String,
-    /// The topic it reads.
+    /// The first topic it subscribes to.
     pub topic: String,
-    /// Its partitions in the current generation.
+    /// Its partitions of `topic` in the current generation.
     pub partitions: Vec<u32>,
+    /// Every topic it subscribes to (`topic` first).
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Its partitions of every subscribed topic in the current generation.
+    #[serde(default)]
+    pub assigned: Vec<TopicAssignment>,
 }
 
 /// A group as `group describe` shows it (the broker-side offsets are added

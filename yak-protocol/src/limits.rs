@@ -138,6 +138,8 @@ pub const GROUP_SESSION_TIMEOUT_MS_MAX: u64 = 300_000;
 pub const GROUP_NAME_CHARS_MAX: usize = 249;
 /// Most members one group may have.
 pub const GROUP_MEMBERS_MAX: usize = 1000;
+/// Most topics one group member may subscribe to.
+pub const GROUP_MEMBER_TOPICS_MAX: usize = 256;
 /// Group consumer: how often processed offsets are committed.
 pub const GROUP_COMMIT_INTERVAL_MS: u64 = 1000;
 /// Group consumer: how long the coordinator may be unreachable before the consumer gives up.

@@ -266,8 +266,11 @@ pub enum Call {
         /// The client's own name, shown by `group describe`.
         #[serde(default)]
         client: String,
-        /// The topic this member reads.
+        /// The topic this member reads (the first of `topics`).
         topic: String,
+        /// Every topic this member subscribes to; empty means `topic` alone.
+        #[serde(default)]
+        topics: Vec<String>,
         /// Assignor this member wants; must match the group's.
         #[serde(default)]
         assignor: Assignor,

@@ -1,8 +1,9 @@
-//! `yak-node consume`: from the end, from the beginning, from a timestamp,
-//! or from an offset of one partition; text or JSON lines; stops after `--max-messages` or
+//! `yak-node consume`: one or more topics (`--topic` repeated), from the
+//! end, from the beginning, from a timestamp, or from an offset of one
+//! partition; text or JSON lines; stops after `--max-messages` or
 //! `--timeout-ms` without a new message. With `--group`, a member of a
-//! consumer group: it reads the partitions the group gives it, from the
-//! group's committed offsets, and commits what it printed.
+//! consumer group: it reads the partitions of its topics the group gives
+//! it, from the group's committed offsets, and commits what it printed.
 
 use super::{ClusterArg, Format};
 use crate::client::{
@@ -28,6 +29,8 @@ pub enum AssignorArg {
     Range,
     /// Partitions dealt to members in turn.
     RoundRobin,
+    /// Balanced, and each member keeps what it had where it can.
+    Sticky,
 }
 
 impl From<AssignorArg> for Assignor {
@@ -35,6 +38,7 @@ impl From<AssignorArg> for Assignor {
         match a {
             AssignorArg::Range => Assignor::Range,
             AssignorArg::RoundRobin => Assignor::RoundRobin,
+            AssignorArg::Sticky => Assignor::Sticky,
         }
     }
 }
@@ -42,9 +46,9 @@ impl From<AssignorArg> for Assignor {
 /// Flags of `consume`.
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
-    /// Topic to read.
-    #[arg(long)]
-    pub topic: String,
+    /// Topic to read; repeat to read several (--partition/--offset take one).
+    #[arg(long, required = true)]
+    pub topic: Vec<String>,
     /// Start at the first offset of each partition instead of the end.
     #[arg(long, conflicts_with_all = ["partition", "offset"])]
     pub from_beginning: bool,
@@ -117,7 +121,7 @@ fn print(out: &mut (impl Write + ?Sized), r: &ConsumedRecord, format: Format) ->
 /// Runs `consume`.
 pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(group) = &a.group {
-        let mut config = GroupConfig::new(group, &a.topic);
+        let mut config = GroupConfig::for_topics(group, &a.topic);
         config.assignor = a.assignor.map_or(Assignor::Range, Assignor::from);
         config.session_timeout = a.session_timeout_ms.map(Duration::from_millis);
         config.max_poll_interval = Duration::from_millis(a.max_poll_interval_ms);
@@ -147,7 +151,10 @@ pub fn run(a: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
             None => StartFrom::Latest,
         },
     };
-    let consumer = match Consumer::subscribe(
+    if a.partition.is_some() && a.topic.len() > 1 {
+        return Err("--partition and --offset read one topic: give --topic once".into());
+    }
+    let consumer = match Consumer::subscribe_all(
         &a.cluster.cluster,
         &a.topic,
         start,

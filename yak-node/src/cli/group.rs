@@ -3,7 +3,7 @@
 
 use super::GroupCommand;
 use crate::client::Admin;
-use crate::protocol::{GroupDescription, LocalPartition, PartitionOffset};
+use crate::protocol::{GroupDescription, LocalPartition, MemberDescription, PartitionOffset};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,20 +81,32 @@ fn list(admin: &mut Admin, json: bool) -> CliResult {
     Ok(())
 }
 
+/// The topics a member subscribes to (`topic` alone from an older ZooKeeper).
+fn subscribed(m: &MemberDescription) -> Vec<String> {
+    if m.topics.is_empty() {
+        vec![m.topic.clone()]
+    } else {
+        m.topics.clone()
+    }
+}
+
 /// The group as JSON, with each partition's offsets from its leader and the lag.
 fn describe_json(
     admin: &mut Admin,
     g: &GroupDescription,
 ) -> Result<Value, Box<dyn std::error::Error>> {
-    let mut topics: BTreeSet<String> = g.members.iter().map(|m| m.topic.clone()).collect();
+    // Every topic a member subscribes to, and every topic with offsets.
+    let mut topics: BTreeSet<String> = g.members.iter().flat_map(subscribed).collect();
     topics.extend(g.offsets.iter().map(|o| o.topic.clone()));
-    let owner: BTreeMap<(&str, u32), &crate::protocol::MemberDescription> = g
+    let owner: BTreeMap<(&str, u32), &MemberDescription> = g
         .members
         .iter()
         .flat_map(|m| {
-            m.partitions
-                .iter()
-                .map(move |p| ((m.topic.as_str(), *p), m))
+            m.assigned.iter().flat_map(move |a| {
+                a.partitions
+                    .iter()
+                    .map(move |p| ((a.topic.as_str(), *p), m))
+            })
         })
         .collect();
     let committed: BTreeMap<(&str, u32), u64> = g
@@ -144,6 +156,11 @@ fn describe_json(
             "client": m.client,
             "topic": m.topic,
             "partitions": m.partitions,
+            "topics": subscribed(m),
+            "assigned": m.assigned.iter().map(|a| json!({
+                "topic": a.topic,
+                "partitions": a.partitions,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "partitions": partitions,
         "total_lag": total_lag,
@@ -167,13 +184,19 @@ fn describe(admin: &mut Admin, group: &str, json: bool) -> CliResult {
         v["total_lag"]
     );
     if !g.members.is_empty() {
-        let mut t = table(&["member", "client", "topic", "partitions"]);
+        let mut t = table(&["member", "client", "topics", "partitions"]);
         for m in &g.members {
+            let shares: Vec<String> = m
+                .assigned
+                .iter()
+                .filter(|a| !a.partitions.is_empty())
+                .map(|a| format!("{}:{}", a.topic, cell(&json!(a.partitions))))
+                .collect();
             t.add_row(vec![
                 m.member_id.clone(),
                 m.client.clone(),
-                m.topic.clone(),
-                cell(&json!(m.partitions)),
+                subscribed(m).join(","),
+                shares.join(" "),
             ]);
         }
         println!("{t}");

@@ -3,8 +3,9 @@
 use crate::broker::{self, BrokerConfig};
 use crate::limits::{
     CONNECTIONS_MAX, CONNECTIONS_RESERVED, EVENTS_MAX_DEFAULT, EVENTS_MAX_LIMIT,
-    GROUP_SESSION_TIMEOUT_MS_DEFAULT, INDEX_INTERVAL_BYTES, LEADER_REBALANCE_INTERVAL_MS_DEFAULT,
-    SEGMENT_BYTES_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT,
+    GROUP_SESSION_TIMEOUT_MS_DEFAULT, GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN,
+    INDEX_INTERVAL_BYTES, LEADER_REBALANCE_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT,
+    SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
 use crate::zookeeper::{self, state::TopicDefaults, ZkConfig};
@@ -34,6 +35,14 @@ pub struct ZookeeperArgs {
     /// partitions reassigned (a member may ask for its own when joining).
     #[arg(long, default_value_t = GROUP_SESSION_TIMEOUT_MS_DEFAULT)]
     pub group_session_timeout_ms: u64,
+    /// The shortest session timeout a group member may ask for; a join
+    /// asking for less is refused (Kafka's group.min.session.timeout.ms).
+    #[arg(long, default_value_t = GROUP_SESSION_TIMEOUT_MS_MIN)]
+    pub group_min_session_timeout_ms: u64,
+    /// The longest session timeout a group member may ask for; a join
+    /// asking for more is refused (Kafka's group.max.session.timeout.ms).
+    #[arg(long, default_value_t = GROUP_SESSION_TIMEOUT_MS_MAX)]
+    pub group_max_session_timeout_ms: u64,
     /// Cluster events kept in the metadata (the newest; `cluster events`
     /// shows them).
     #[arg(long, default_value_t = EVENTS_MAX_DEFAULT)]
@@ -109,6 +118,19 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
             "--default-partitions and --default-replication-factor must be at least 1".into(),
         );
     }
+    if !(a.group_min_session_timeout_ms..=a.group_max_session_timeout_ms)
+        .contains(&a.group_session_timeout_ms)
+        || a.group_min_session_timeout_ms == 0
+    {
+        return Err(format!(
+            "--group-session-timeout-ms {} must lie within --group-min-session-timeout-ms {} \
+             and --group-max-session-timeout-ms {} (the minimum at least 1)",
+            a.group_session_timeout_ms,
+            a.group_min_session_timeout_ms,
+            a.group_max_session_timeout_ms
+        )
+        .into());
+    }
     if !(1..=EVENTS_MAX_LIMIT).contains(&a.events_max) {
         return Err(format!(
             "--events-max must be 1 to {EVENTS_MAX_LIMIT}, not {}",
@@ -125,6 +147,8 @@ pub fn zookeeper(a: ZookeeperArgs) -> Result<(), Box<dyn std::error::Error>> {
             replication_factor: a.default_replication_factor,
         },
         group_session_timeout: Duration::from_millis(a.group_session_timeout_ms),
+        group_session_timeout_min: Duration::from_millis(a.group_min_session_timeout_ms),
+        group_session_timeout_max: Duration::from_millis(a.group_max_session_timeout_ms),
         events_max: a.events_max,
         leader_rebalance_interval: (a.leader_rebalance_interval_ms > 0)
             .then(|| Duration::from_millis(a.leader_rebalance_interval_ms)),

@@ -2,6 +2,7 @@
 //! served (`UNSUPPORTED_VERSION`, never a silent close), decodes the body
 //! and calls the API's file. Never answers by itself.
 
+use super::consumer_group;
 use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
@@ -33,6 +34,7 @@ pub fn dispatch(
             return Ok(Outcome::Ready(frame::unsupported(correlation_id)));
         }
     };
+    let client = h.client_id.as_deref().unwrap_or("").to_string();
     let body = parsed.body;
     super::guard::check(api, version, &body)?;
     match api {
@@ -44,6 +46,9 @@ pub fn dispatch(
         ApiKey::Fetch => fetch::handle(link, correlation_id, version, body),
         ApiKey::ListOffsets => offsets::handle(link, correlation_id, version, body),
         ApiKey::OffsetForLeaderEpoch => leader_epoch::handle(link, correlation_id, version, body),
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer_group::heartbeat(shared, correlation_id, version, &client, body)
+        }
         _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
     }
 }

@@ -19,6 +19,7 @@ pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 pub const INVALID_TIMESTAMP: i16 = 32;
 pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -63,6 +64,7 @@ pub fn code(e: &ErrorCode) -> i16 {
         ErrorCode::IllegalGeneration => ILLEGAL_GENERATION,
         ErrorCode::GroupNotEmpty => GROUP_NOT_EMPTY,
         ErrorCode::InconsistentGroupProtocol => INCONSISTENT_GROUP_PROTOCOL,
+        ErrorCode::InvalidSessionTimeout => INVALID_SESSION_TIMEOUT,
         ErrorCode::InvalidUpdateVersion => UNKNOWN_SERVER_ERROR,
         ErrorCode::InvalidTimestamp => INVALID_TIMESTAMP,
         ErrorCode::NotAuthorized => CLUSTER_AUTHORIZATION_FAILED,

@@ -85,6 +85,15 @@ fn valid(api: ApiKey, version: i16) -> BytesMut {
                     OffsetForLeaderPartition::default().with_leader_epoch(1),
                 ])])
             .encode(&mut buf, version),
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_subscribed_topic_names(Some(vec![name("t"), name("u")]))
+            .with_server_assignor(Some(StrBytes::from_static_str("range")))
+            .with_topic_partitions(Some(vec![
+                consumer_group_heartbeat_request::TopicPartitions::default()
+                    .with_partitions(vec![0, 3]),
+            ]))
+            .encode(&mut buf, version),
         _ => return buf,
     };
     r.expect("test: valid requests encode");
@@ -106,6 +115,9 @@ fn decode(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError>
         ApiKey::ListOffsets => frame::decode::<ListOffsetsRequest>(body, version, "l").map(drop),
         ApiKey::OffsetForLeaderEpoch => {
             frame::decode::<OffsetForLeaderEpochRequest>(body, version, "o").map(drop)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            frame::decode::<ConsumerGroupHeartbeatRequest>(body, version, "h").map(drop)
         }
         _ => Ok(()),
     }

@@ -132,6 +132,21 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
             }
             s
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            const OWNED: &[F] = &[I64, I64, CArr(&[I32]), Tags];
+            vec![
+                CStr,
+                CStr,
+                I32,
+                CStr,
+                CStr,
+                I32,
+                CArr(&[CStr]),
+                CStr,
+                CArr(OWNED),
+                Tags,
+            ]
+        }
         _ => return None,
     })
 }

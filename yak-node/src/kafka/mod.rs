@@ -14,7 +14,9 @@
 //! - One file per API group: `versions.rs` (ApiVersions), `metadata.rs`
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
-//!   (ListOffsets), `leader_epoch.rs` (OffsetForLeaderEpoch).
+//!   (ListOffsets), `leader_epoch.rs` (OffsetForLeaderEpoch),
+//!   `consumer_group.rs` (ConsumerGroupHeartbeat, KIP-848, onto the native
+//!   group coordinator).
 //! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
@@ -29,6 +31,7 @@
 
 mod admin;
 mod conn;
+mod consumer_group;
 mod dispatch;
 mod errors;
 mod fetch;

@@ -68,6 +68,12 @@ pub const SERVED: &[Served] = &[
         served_min: 0,
     },
     Served {
+        key: ApiKey::ConsumerGroupHeartbeat,
+        advertised_min: 0,
+        max: 0,
+        served_min: 0,
+    },
+    Served {
         key: ApiKey::InitProducerId,
         advertised_min: 0,
         max: 4,

@@ -5,14 +5,12 @@
 
 use super::groups::{GroupEvent, Join};
 use super::{Inner, ZooKeeper};
-use crate::limits::{
-    CLIENT_ID_CHARS_MAX, GROUP_NAME_CHARS_MAX, GROUP_SESSION_TIMEOUT_MS_MAX,
-    GROUP_SESSION_TIMEOUT_MS_MIN,
-};
+use crate::limits::{CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX};
 use crate::protocol::{
     Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
 };
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,6 +58,52 @@ fn check_client(client: &str) -> Result<(), ErrorBody> {
     Ok(())
 }
 
+/// A member's topics: `topic` first, then the rest of `topics`; at most
+/// `GROUP_MEMBER_TOPICS_MAX`.
+fn subscription(topic: String, topics: Vec<String>) -> Result<Vec<String>, ErrorBody> {
+    let mut all = vec![topic];
+    for t in topics {
+        if !all.contains(&t) {
+            all.push(t);
+        }
+        if all.len() > GROUP_MEMBER_TOPICS_MAX {
+            break;
+        }
+    }
+    if all.len() > GROUP_MEMBER_TOPICS_MAX {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("a member may subscribe to at most {GROUP_MEMBER_TOPICS_MAX} topics"),
+        ));
+    }
+    Ok(all)
+}
+
+/// The session timeout a member asked for (`default` when it did not),
+/// refused with `InvalidSessionTimeout` outside `allowed`, as Kafka does.
+fn session_timeout(
+    requested_ms: Option<u64>,
+    default: Duration,
+    allowed: RangeInclusive<Duration>,
+) -> Result<Duration, ErrorBody> {
+    let Some(ms) = requested_ms else {
+        return Ok(default);
+    };
+    let wanted = Duration::from_millis(ms);
+    if !allowed.contains(&wanted) {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidSessionTimeout,
+            format!(
+                "a session timeout of {ms} ms is outside the cluster's allowed {} to {} ms \
+                 (ZooKeeper's --group-min-session-timeout-ms and --group-max-session-timeout-ms)",
+                allowed.start().as_millis(),
+                allowed.end().as_millis()
+            ),
+        ));
+    }
+    Ok(wanted)
+}
+
 /// Logs what the membership state machine did.
 pub(super) fn log_events(events: &[GroupEvent]) {
     for e in events {
@@ -105,27 +149,31 @@ impl ZooKeeper {
                 member_id,
                 client,
                 topic,
+                topics,
                 assignor,
                 session_timeout_ms,
             } => {
                 check_group_name(&group)?;
                 check_client(&client)?;
-                if inner.state.topic(&topic).is_none() {
+                let topics = subscription(topic, topics)?;
+                if let Some(t) = topics.iter().find(|t| inner.state.topic(t).is_none()) {
                     return Err(ErrorBody::new(
                         ErrorCode::UnknownTopic,
-                        format!("topic '{topic}' does not exist"),
+                        format!("topic '{t}' does not exist"),
                     ));
                 }
-                let ms = session_timeout_ms
-                    .unwrap_or(self.group_session_timeout.as_millis() as u64)
-                    .clamp(GROUP_SESSION_TIMEOUT_MS_MIN, GROUP_SESSION_TIMEOUT_MS_MAX);
+                let session_timeout = session_timeout(
+                    session_timeout_ms,
+                    self.group_session_timeout,
+                    self.group_session_timeout_min..=self.group_session_timeout_max,
+                )?;
                 let join = Join {
                     group: &group,
                     member_id: &member_id,
                     client: &client,
-                    topic: &topic,
+                    topics: &topics,
                     assignor,
-                    session_timeout: Duration::from_millis(ms),
+                    session_timeout,
                 };
                 let fresh = new_member_id(&client);
                 let Inner { state, groups, .. } = inner;
@@ -258,5 +306,25 @@ impl ZooKeeper {
                 offsets,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_session_timeouts_when_joining_should_take_those_within_range_and_refuse_the_rest() {
+        let ms = Duration::from_millis;
+        let allowed = ms(100)..=ms(5000);
+        let pick = |requested| session_timeout(requested, ms(3000), allowed.clone());
+        assert_eq!(pick(None).expect("default"), ms(3000));
+        assert_eq!(pick(Some(100)).expect("the minimum"), ms(100));
+        assert_eq!(pick(Some(5000)).expect("the maximum"), ms(5000));
+        for bad in [0, 99, 5001, u64::MAX] {
+            let err = pick(Some(bad)).expect_err("out of range");
+            assert_eq!(err.code, ErrorCode::InvalidSessionTimeout, "{bad}");
+            assert!(err.message.contains("100 to 5000 ms"), "{}", err.message);
+        }
     }
 }

@@ -422,7 +422,8 @@ mod tests {
     #[test]
     fn given_group_events_when_listing_rebalances_should_keep_only_completed_ones_with_sorted_members(
     ) {
-        let assignment = [("b".to_string(), vec![1]), ("a".to_string(), vec![0])]
+        let share = |p: u32| [("t".to_string(), vec![p])].into_iter().collect();
+        let assignment = [("b".to_string(), share(1)), ("a".to_string(), share(0))]
             .into_iter()
             .collect();
         let events = vec![

@@ -15,10 +15,11 @@
 //! 4. Commits name the generation; an older one is refused, so a member
 //!    that missed a rebalance cannot overwrite its successor's offsets.
 
-use super::assign::assign;
+use super::assign::{assign, Assignment, Subscription};
 use crate::limits::{GROUPS_MAX, GROUP_MEMBERS_MAX};
 use crate::protocol::{
     Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset,
+    TopicAssignment,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,7 +27,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 struct Member {
     client: String,
-    topic: String,
+    /// Subscribed topics, the first as the member named it, no duplicates.
+    topics: Vec<String>,
     session_timeout: Duration,
     last_seen: Instant,
     /// Has rejoined in the rebalance under way (or joined during it).
@@ -45,8 +47,8 @@ struct Group {
     phase: Phase,
     assignor: Assignor,
     members: BTreeMap<String, Member>,
-    /// Member → partitions in `generation`.
-    assignment: BTreeMap<String, Vec<u32>>,
+    /// Member → topic → partitions in `generation`.
+    assignment: Assignment,
     /// Topic → partition count the assignment was computed with.
     counts: BTreeMap<String, u32>,
 }
@@ -60,8 +62,8 @@ pub struct Join<'a> {
     pub member_id: &'a str,
     /// The client's name.
     pub client: &'a str,
-    /// Topic read.
-    pub topic: &'a str,
+    /// Topics subscribed to (at least one; the first is the member's main one).
+    pub topics: &'a [String],
     /// Assignor wanted.
     pub assignor: Assignor,
     /// Session timeout (already clamped).
@@ -98,8 +100,8 @@ pub enum GroupEvent {
         group: String,
         /// New generation.
         generation: u32,
-        /// Member → partitions.
-        assignment: BTreeMap<String, Vec<u32>>,
+        /// Member → topic → partitions.
+        assignment: Assignment,
     },
 }
 
@@ -122,6 +124,29 @@ pub struct Groups {
     groups: BTreeMap<String, Group>,
 }
 
+/// The topics as a member named them, duplicates dropped, order kept.
+fn subscription(topics: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(topics.len());
+    for t in topics {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+/// The partitions of a member's first topic (the wire's single-topic field).
+fn first_topic_share(member: Option<&Member>, assigned: &[TopicAssignment]) -> Vec<u32> {
+    let Some(first) = member.and_then(|m| m.topics.first()) else {
+        return Vec::new();
+    };
+    assigned
+        .iter()
+        .find(|a| &a.topic == first)
+        .map(|a| a.partitions.clone())
+        .unwrap_or_default()
+}
+
 fn unknown_member(group: &str, member: &str) -> ErrorBody {
     ErrorBody::new(
         ErrorCode::UnknownMember,
@@ -136,7 +161,7 @@ impl Group {
             phase: Phase::Stable,
             assignor,
             members: BTreeMap::new(),
-            assignment: BTreeMap::new(),
+            assignment: Assignment::new(),
             counts: BTreeMap::new(),
         }
     }
@@ -152,21 +177,48 @@ impl Group {
 
     fn status(&self, member_id: &str) -> MemberStatus {
         let rebalancing = matches!(self.phase, Phase::Rebalancing { .. });
-        let session = self
-            .members
-            .get(member_id)
-            .map_or(Duration::ZERO, |m| m.session_timeout);
+        let member = self.members.get(member_id);
+        let session = member.map_or(Duration::ZERO, |m| m.session_timeout);
+        let assigned = if rebalancing {
+            Vec::new()
+        } else {
+            self.assigned(member_id)
+        };
         MemberStatus {
             member_id: member_id.to_string(),
             generation: self.generation,
             rebalancing,
-            partitions: if rebalancing {
-                Vec::new()
-            } else {
-                self.assignment.get(member_id).cloned().unwrap_or_default()
-            },
+            partitions: first_topic_share(member, &assigned),
             heartbeat_interval_ms: (session / 5).as_millis() as u64,
+            assigned,
         }
+    }
+
+    /// A member's partitions per subscribed topic, in topic order.
+    fn assigned(&self, member_id: &str) -> Vec<TopicAssignment> {
+        self.assignment
+            .get(member_id)
+            .map(|ts| {
+                ts.iter()
+                    .map(|(topic, partitions)| TopicAssignment {
+                        topic: topic.clone(),
+                        partitions: partitions.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every topic some member subscribes to.
+    fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .members
+            .values()
+            .flat_map(|m| m.topics.iter().cloned())
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
     }
 
     /// Completes a rebalance when every member has rejoined.
@@ -178,15 +230,20 @@ impl Group {
         if self.phase == Phase::Stable || !self.members.values().all(|m| m.rejoined) {
             return None;
         }
-        let subs: Vec<(String, String)> = self
+        let subs: Vec<Subscription> = self
             .members
             .iter()
-            .map(|(id, m)| (id.clone(), m.topic.clone()))
+            .map(|(id, m)| (id.clone(), m.topics.clone()))
             .collect();
-        self.assignment = assign(self.assignor, &subs, |t| partitions_of(t).unwrap_or(0));
-        self.counts = subs
-            .iter()
-            .map(|(_, t)| (t.clone(), partitions_of(t).unwrap_or(0)))
+        let count = |t: &str| partitions_of(t).unwrap_or(0);
+        self.assignment = assign(self.assignor, &subs, count, &self.assignment);
+        self.counts = self
+            .topics()
+            .into_iter()
+            .map(|t| {
+                let n = count(&t);
+                (t, n)
+            })
             .collect();
         self.generation += 1;
         self.phase = Phase::Stable;
@@ -248,7 +305,7 @@ impl Groups {
             group.start_rebalance(now);
             let member = Member {
                 client: j.client.to_string(),
-                topic: j.topic.to_string(),
+                topics: subscription(j.topics),
                 session_timeout: j.session_timeout,
                 last_seen: now,
                 rejoined: true,
@@ -267,8 +324,9 @@ impl Groups {
                     .ok_or_else(|| unknown_member(j.group, j.member_id))?;
                 m.last_seen = now;
                 m.session_timeout = j.session_timeout;
-                let changed = m.topic != j.topic;
-                m.topic = j.topic.to_string();
+                let topics = subscription(j.topics);
+                let changed = m.topics != topics;
+                m.topics = topics;
                 changed
             };
             if topic_changed {
@@ -410,11 +468,13 @@ impl Groups {
         let owned: std::collections::HashSet<u32> = g
             .assignment
             .get(member_id)
+            .and_then(|ts| ts.get(topic))
             .map(|v| v.iter().copied().collect())
             .unwrap_or_default();
+        let subscribed = m.topics.iter().any(|t| t == topic);
         if let Some(o) = offsets
             .iter()
-            .find(|o| m.topic != topic || !owned.contains(&o.partition))
+            .find(|o| !subscribed || !owned.contains(&o.partition))
         {
             return Err(ErrorBody::new(
                 ErrorCode::IllegalGeneration,
@@ -455,15 +515,20 @@ impl Groups {
             members: g
                 .members
                 .iter()
-                .map(|(id, m)| MemberDescription {
-                    member_id: id.clone(),
-                    client: m.client.clone(),
-                    topic: m.topic.clone(),
-                    partitions: if rebalancing {
+                .map(|(id, m)| {
+                    let assigned = if rebalancing {
                         Vec::new()
                     } else {
-                        g.assignment.get(id).cloned().unwrap_or_default()
-                    },
+                        g.assigned(id)
+                    };
+                    MemberDescription {
+                        member_id: id.clone(),
+                        client: m.client.clone(),
+                        topic: m.topics.first().cloned().unwrap_or_default(),
+                        partitions: first_topic_share(Some(m), &assigned),
+                        topics: m.topics.clone(),
+                        assigned,
+                    }
                 })
                 .collect(),
         })
@@ -473,12 +538,7 @@ impl Groups {
     pub fn names(&self) -> BTreeMap<String, Vec<String>> {
         self.groups
             .iter()
-            .map(|(name, g)| {
-                let mut topics: Vec<String> = g.members.values().map(|m| m.topic.clone()).collect();
-                topics.sort_unstable();
-                topics.dedup();
-                (name.clone(), topics)
-            })
+            .map(|(name, g)| (name.clone(), g.topics()))
             .collect()
     }
 }
@@ -493,12 +553,17 @@ mod tests {
         Some(6)
     }
 
+    /// A subscription for the length of the test.
+    fn topics(names: &[&str]) -> &'static [String] {
+        Box::leak(names.iter().map(|t| t.to_string()).collect())
+    }
+
     fn join<'a>(member_id: &'a str, assignor: Assignor) -> Join<'a> {
         Join {
             group: "g",
             member_id,
             client: "c",
-            topic: "t",
+            topics: topics(&["t"]),
             assignor,
             session_timeout: SESSION,
         }
@@ -740,5 +805,132 @@ mod tests {
             .expect("rejoin")
             .0;
         assert_eq!(a.partitions.len(), 8);
+    }
+    #[test]
+    fn given_members_on_two_topics_when_rebalanced_should_give_each_topic_to_its_subscribers_only()
+    {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        let counts = |t: &str| Some(if t == "x" { 4 } else { 2 });
+        let both = Join {
+            topics: topics(&["x", "y"]),
+            ..join("", Assignor::Range)
+        };
+        let only_y = Join {
+            topics: topics(&["y"]),
+            ..join("", Assignor::Range)
+        };
+        let a = gs.join(&both, "a", t0, &counts).expect("a").0;
+        assert_eq!(a.partitions, vec![0, 1, 2, 3], "the first topic's share");
+        assert_eq!(
+            a.assigned,
+            vec![
+                TopicAssignment {
+                    topic: "x".into(),
+                    partitions: vec![0, 1, 2, 3]
+                },
+                TopicAssignment {
+                    topic: "y".into(),
+                    partitions: vec![0, 1]
+                },
+            ]
+        );
+        gs.join(&only_y, "b", t0, &counts).expect("b");
+        let a = gs
+            .join(
+                &Join {
+                    member_id: "a",
+                    ..both.clone()
+                },
+                "unused",
+                t0,
+                &counts,
+            )
+            .expect("a rejoins")
+            .0;
+        let b = gs.heartbeat("g", "b", t0).expect("b");
+        assert_eq!((a.generation, b.generation), (2, 2));
+        let share = |s: &MemberStatus, t: &str| {
+            s.assigned
+                .iter()
+                .find(|a| a.topic == t)
+                .map(|a| a.partitions.clone())
+        };
+        assert_eq!(share(&a, "x"), Some(vec![0, 1, 2, 3]), "b does not read x");
+        assert_eq!(
+            (share(&a, "y"), share(&b, "y")),
+            (Some(vec![0]), Some(vec![1]))
+        );
+        assert_eq!(share(&b, "x"), None);
+        assert_eq!(b.partitions, vec![1]);
+        gs.check_commit(
+            "g",
+            "a",
+            2,
+            "x",
+            &[PartitionOffset {
+                partition: 3,
+                offset: 1,
+            }],
+        )
+        .expect("a owns x-3");
+        assert_eq!(
+            gs.check_commit(
+                "g",
+                "b",
+                2,
+                "x",
+                &[PartitionOffset {
+                    partition: 0,
+                    offset: 1
+                }]
+            )
+            .expect_err("b does not subscribe to x")
+            .code,
+            ErrorCode::IllegalGeneration
+        );
+        let view = gs.view("g").expect("view");
+        assert_eq!(
+            view.members[0].topics,
+            vec!["x".to_string(), "y".to_string()]
+        );
+        assert_eq!(gs.names()["g"], vec!["x".to_string(), "y".to_string()]);
+    }
+
+    #[test]
+    fn given_member_changes_its_topics_when_rejoining_should_rebalance_the_group() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        new_member(&mut gs, "a", t0);
+        let more = Join {
+            topics: topics(&["t", "u", "t"]),
+            ..join("a", Assignor::Range)
+        };
+        let a = gs.join(&more, "unused", t0, &six).expect("rejoin").0;
+        assert_eq!(a.generation, 2, "a new subscription is a new generation");
+        assert_eq!(a.assigned.len(), 2, "duplicates dropped: {:?}", a.assigned);
+        let again = gs.join(&more, "unused", t0, &six).expect("same again").0;
+        assert_eq!(again.generation, 2, "the same subscription changes nothing");
+    }
+
+    #[test]
+    fn given_sticky_group_when_a_member_joins_should_keep_the_others_partitions() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        let sticky = |id| join(id, Assignor::Sticky);
+        gs.join(&sticky(""), "a", t0, &six).expect("a");
+        gs.join(&sticky(""), "b", t0, &six).expect("b");
+        gs.join(&sticky("a"), "x", t0, &six).expect("a rejoins");
+        let before = gs.heartbeat("g", "a", t0).expect("a").partitions;
+        assert_eq!(before.len(), 3);
+        gs.join(&sticky(""), "c", t0, &six).expect("c");
+        gs.join(&sticky("a"), "x", t0, &six).expect("a rejoins");
+        gs.join(&sticky("b"), "x", t0, &six).expect("b rejoins");
+        let after = gs.heartbeat("g", "a", t0).expect("a").partitions;
+        assert_eq!(after.len(), 2);
+        assert!(
+            after.iter().all(|p| before.contains(p)),
+            "{before:?} → {after:?}"
+        );
     }
 }

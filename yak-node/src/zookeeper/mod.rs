@@ -51,6 +51,10 @@ pub struct ZkConfig {
     /// A consumer-group member silent this long is removed (unless it asks
     /// for another timeout when it joins).
     pub group_session_timeout: Duration,
+    /// The shortest session timeout a member may ask for.
+    pub group_session_timeout_min: Duration,
+    /// The longest session timeout a member may ask for.
+    pub group_session_timeout_max: Duration,
     /// Cluster events kept (the newest; older ones are dropped).
     pub events_max: usize,
     /// How often leadership moves back to preferred replicas on its own
@@ -100,6 +104,8 @@ pub struct ZooKeeper {
     version: Arc<AtomicU64>,
     defaults: TopicDefaults,
     group_session_timeout: Duration,
+    group_session_timeout_min: Duration,
+    group_session_timeout_max: Duration,
     supervisor_pid: Option<u32>,
 }
 
@@ -161,6 +167,8 @@ impl ZooKeeper {
             version,
             defaults: config.defaults,
             group_session_timeout: config.group_session_timeout,
+            group_session_timeout_min: config.group_session_timeout_min,
+            group_session_timeout_max: config.group_session_timeout_max,
             supervisor_pid: config.supervisor_pid,
         })
     }
@@ -585,7 +593,10 @@ pub fn run(config: ZkConfig) -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::METADATA_LOG_RECORDS_PER_SNAPSHOT;
+    use crate::limits::{
+        GROUP_SESSION_TIMEOUT_MS_MAX, GROUP_SESSION_TIMEOUT_MS_MIN,
+        METADATA_LOG_RECORDS_PER_SNAPSHOT,
+    };
     use crate::protocol::metalog::MetaSnapshot;
     use crate::protocol::TopicMetadata;
     use crate::storage::fs::{Fs, SimFs, WriteFault};
@@ -656,6 +667,8 @@ mod tests {
                 replication_factor: 1,
             },
             group_session_timeout: Duration::from_secs(3),
+            group_session_timeout_min: Duration::from_millis(GROUP_SESSION_TIMEOUT_MS_MIN),
+            group_session_timeout_max: Duration::from_millis(GROUP_SESSION_TIMEOUT_MS_MAX),
             events_max: 10,
             connections_max: 100,
             leader_rebalance_interval: None,
