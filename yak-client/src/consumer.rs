@@ -141,11 +141,9 @@ impl Consumer {
                     }
                     StartFrom::Earliest => consumer.list_offset(&topic, p, OffsetSpec::Earliest)?,
                     StartFrom::Latest => consumer.list_offset(&topic, p, OffsetSpec::Latest)?,
-                    StartFrom::Timestamp { timestamp_ms } => consumer.list_offset(
-                        &topic,
-                        p,
-                        OffsetSpec::Timestamp { timestamp_ms },
-                    )?,
+                    StartFrom::Timestamp { timestamp_ms } => {
+                        consumer.list_offset(&topic, p, OffsetSpec::Timestamp { timestamp_ms })?
+                    }
                 };
                 consumer.positions.insert((topic.clone(), p), offset);
             }
@@ -274,7 +272,7 @@ impl Consumer {
                 Ok(Reply::Offset { offset }) => return Ok(offset),
                 Ok(Reply::TimestampOffset { found: Some(found) }) => return Ok(found.offset),
                 Ok(Reply::TimestampOffset { found: None }) => {
-                    return self.list_offset(partition, OffsetSpec::Latest)
+                    return self.list_offset(topic, partition, OffsetSpec::Latest)
                 }
                 Ok(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
                 Err(e) if e.is_retriable() => {
