@@ -616,6 +616,7 @@ impl Handler for Broker {
             | Call::CreatePartitions { .. }
             | Call::AlterTopicConfig { .. }
             | Call::ReassignPartitions { .. }
+            | Call::CancelReassignments { .. }
             | Call::AddBroker
             | Call::ForgetBroker { .. }
             | Call::RemoveBroker { .. } => Err(ErrorBody::new(

@@ -188,13 +188,26 @@ pub fn partition_changed(
     }
     if isr.iter().any(|b| !old.isr.contains(b)) {
         out.push(EventKind::IsrExpanded {
-            topic,
+            topic: topic.clone(),
             partition,
             leader,
             before: old.isr.clone(),
             after: isr.to_vec(),
             reason: Reason::FollowerCaughtUp,
         });
+    }
+    if let Some(r) = &old.reassignment {
+        for &broker in r
+            .adding
+            .iter()
+            .filter(|b| isr.contains(b) && !old.isr.contains(b))
+        {
+            out.push(EventKind::ReassignmentReplicaCaughtUp {
+                topic: topic.clone(),
+                partition,
+                broker,
+            });
+        }
     }
     out
 }
