@@ -798,6 +798,8 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
             broker_socket: socket.clone(),
             zk_socket,
             auto_create_topics: settings.auto_create_topics,
+            retention: config.retention,
+            segment_bytes: config.log.segment_bytes,
         })?;
     }
     tracing::info!(broker = config.id, socket = %socket.display(), fsync = ?config.fsync,

@@ -5,7 +5,7 @@
 use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
-use super::{admin, fetch, metadata, offsets, produce, versions};
+use super::{admin, configs, fetch, metadata, offsets, produce, topic_admin, versions};
 use kafka_protocol::messages::ApiKey;
 
 /// Handles one request frame.
@@ -43,6 +43,20 @@ pub fn dispatch(
         ApiKey::Produce => produce::handle(link, correlation_id, version, body),
         ApiKey::Fetch => fetch::handle(link, correlation_id, version, body),
         ApiKey::ListOffsets => offsets::handle(link, correlation_id, version, body),
+        ApiKey::CreatePartitions => {
+            topic_admin::create_partitions(shared, correlation_id, version, body)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            topic_admin::alter_reassignments(shared, correlation_id, version, body)
+        }
+        ApiKey::ListPartitionReassignments => {
+            topic_admin::list_reassignments(shared, correlation_id, version, body)
+        }
+        ApiKey::DescribeConfigs => configs::describe(shared, correlation_id, version, body),
+        ApiKey::IncrementalAlterConfigs => {
+            configs::incremental_alter(shared, correlation_id, version, body)
+        }
+        ApiKey::AlterConfigs => configs::alter(shared, correlation_id, version, body),
         _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
     }
 }

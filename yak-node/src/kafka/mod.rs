@@ -15,6 +15,10 @@
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
 //!   (ListOffsets).
+//! - `topic_admin.rs` (CreatePartitions, AlterPartitionReassignments,
+//!   ListPartitionReassignments) and `configs.rs` (DescribeConfigs,
+//!   IncrementalAlterConfigs, AlterConfigs): forwarded to the ZooKeeper
+//!   calls `topic alter` and `topic reassign` make.
 //! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
@@ -27,6 +31,7 @@
 //! Never touches partitions, logs or metadata state directly.
 
 mod admin;
+mod configs;
 mod conn;
 mod dispatch;
 mod errors;
@@ -41,6 +46,7 @@ mod native;
 mod offsets;
 mod produce;
 mod request;
+mod topic_admin;
 mod versions;
 
 pub use listener::{KafkaListener, ListenError};
@@ -59,6 +65,11 @@ pub struct KafkaConfig {
     /// Whether a Metadata request naming an unknown topic creates it
     /// (with the cluster's default partitions and replication factor).
     pub auto_create_topics: bool,
+    /// The broker's retention flags (topics without their own), shown
+    /// by DescribeConfigs.
+    pub retention: crate::storage::RetentionPolicy,
+    /// The broker's segment size flag, shown by DescribeConfigs.
+    pub segment_bytes: u64,
 }
 
 /// The broker's Kafka flags.
