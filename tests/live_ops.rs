@@ -521,3 +521,51 @@ fn given_data_when_retention_and_segment_size_are_altered_should_apply_them_at_o
     );
     assert!(out.contains("segment.bytes = 1024 (topic)"), "{out}");
 }
+
+#[test]
+fn given_added_broker_when_supervisor_restarts_with_the_same_config_should_start_it_again() {
+    let mut c = TestCluster::start(3);
+    assert_eq!(c.yak_ok(&["cluster", "add-broker"]).trim(), "4");
+    c.wait_for_alive_brokers(4, MOVE_BOUND);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "kept",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "2",
+    ]);
+    c.yak_stdin_ok(&["produce", "--topic", "kept"], "a\nb\nc\n");
+    c.yak_ok(&[
+        "topic",
+        "reassign",
+        "kept",
+        "--partition",
+        "0",
+        "--replicas",
+        "4,1",
+    ]);
+    // The config still says 3 brokers; the data dir's broker set says 4.
+    c.restart_supervisor(4);
+    let ids: Vec<u64> = c.status_json()["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["alive"] == true)
+        .map(|b| b["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4], "the added broker is back");
+    wait_until("broker 4 to lead kept-0 again", MOVE_BOUND, || {
+        (partitions(&c, "kept")[0]["leader"] == 4).then_some(())
+    });
+    let out = c.yak_ok(&[
+        "consume",
+        "--topic",
+        "kept",
+        "--from-beginning",
+        "--timeout-ms",
+        "1500",
+    ]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["a", "b", "c"]);
+}

@@ -209,13 +209,20 @@ pub fn describe(
                                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
                         })
                         .map(|e| {
-                            DescribeConfigsResourceResult::default()
+                            // Each field exists from its version on only.
+                            let mut c = DescribeConfigsResourceResult::default()
                                 .with_name(StrBytes::from_static_str(e.name))
                                 .with_value(Some(StrBytes::from_string(e.value)))
-                                .with_read_only(e.read_only)
-                                .with_is_default(e.source == SOURCE_DEFAULT)
-                                .with_config_source(e.source)
-                                .with_config_type(e.config_type)
+                                .with_read_only(e.read_only);
+                            if version == 0 {
+                                c.is_default = e.source == SOURCE_DEFAULT;
+                            } else {
+                                c.config_source = e.source;
+                            }
+                            if version >= 3 {
+                                c.config_type = e.config_type;
+                            }
+                            c
                         })
                         .collect();
                 }

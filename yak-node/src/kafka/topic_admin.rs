@@ -38,9 +38,12 @@ pub(super) fn zk_call(shared: &Shared, call: &Call) -> Result<Reply, Failure> {
     }
 }
 
-/// ZooKeeper did not answer.
+/// ZooKeeper refused (its error as Kafka's code) or did not answer.
 pub(super) fn zk_unreachable(e: &ClientError) -> Failure {
-    (errors::REQUEST_TIMED_OUT, format!("zookeeper: {e}"))
+    match e {
+        ClientError::Server(body) => (errors::of(body), body.message.clone()),
+        other => (errors::REQUEST_TIMED_OUT, format!("zookeeper: {other}")),
+    }
 }
 
 fn message(m: String) -> Option<StrBytes> {
