@@ -186,9 +186,11 @@ fn alter(s: &mut TcpStream, topic: &str, replicas: Option<&[i32]>) -> i16 {
     resp.responses[0].partitions[0].error_code
 }
 
-/// ListPartitionReassignments of every topic: (topic, partition,
-/// replicas, adding, removing).
-fn list(s: &mut TcpStream) -> Vec<(String, i32, Vec<i32>, Vec<i32>, Vec<i32>)> {
+/// One listed move: (topic, partition, replicas, adding, removing).
+type Listed = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// ListPartitionReassignments of every topic.
+fn list(s: &mut TcpStream) -> Vec<Listed> {
     let resp: ListPartitionReassignmentsResponse = call(
         s,
         ApiKey::ListPartitionReassignments,
