@@ -67,42 +67,51 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import (AdminClient, NewPartitions, ConfigResource, ConfigEntry,
     AlterConfigOpType, ResourceType)
 a = AdminClient({"bootstrap.servers": sys.argv[1]})
-out = {}
 def code(f):
     try:
         f.result(15)
         return 0
     except KafkaException as e:
         return e.args[0].code()
-out["grow"] = code(a.create_partitions([NewPartitions("grown", 4)])["grown"])
-out["shrink"] = code(a.create_partitions([NewPartitions("grown", 3)])["grown"])
 def configs(kind, name):
     r = ConfigResource(kind, name)
     return {k: [v.value, int(v.source)] for k, v in a.describe_configs([r])[r].result(15).items()}
-out["before"] = configs(ResourceType.TOPIC, "grown")
 def alter(entries):
     r = ConfigResource(ResourceType.TOPIC, "grown", incremental_configs=entries)
     return code(a.incremental_alter_configs([r])[r])
-out["set"] = alter([
-    ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET),
-    ConfigEntry("min.insync.replicas", "1", incremental_operation=AlterConfigOpType.SET),
-    ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
-])
-out["delete"] = alter([ConfigEntry("segment.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])
-out["unknown"] = alter([ConfigEntry("compression.type", "lz4", incremental_operation=AlterConfigOpType.SET)])
-out["out_of_range"] = alter([ConfigEntry("min.insync.replicas", "5", incremental_operation=AlterConfigOpType.SET)])
-out["after"] = configs(ResourceType.TOPIC, "grown")
-out["broker"] = configs(ResourceType.BROKER, "1")
+SET, DELETE = AlterConfigOpType.SET, AlterConfigOpType.DELETE
+out = {}
+if len(sys.argv) > 2:
+    r = ConfigResource(ResourceType.TOPIC, "grown", set_config={"retention.bytes": "5000000"})
+    out["whole_set"] = code(a.alter_configs([r])[r])
+    out["replaced"] = configs(ResourceType.TOPIC, "grown")
+else:
+    out["grow"] = code(a.create_partitions([NewPartitions("grown", 4)])["grown"])
+    out["shrink"] = code(a.create_partitions([NewPartitions("grown", 3)])["grown"])
+    out["before"] = configs(ResourceType.TOPIC, "grown")
+    out["set"] = alter([
+        ConfigEntry("retention.ms", "60000", incremental_operation=SET),
+        ConfigEntry("min.insync.replicas", "1", incremental_operation=SET),
+        ConfigEntry("segment.bytes", "1048576", incremental_operation=SET),
+    ])
+    out["delete"] = alter([ConfigEntry("segment.bytes", None, incremental_operation=DELETE)])
+    out["unknown"] = alter([ConfigEntry("compression.type", "lz4", incremental_operation=SET)])
+    out["out_of_range"] = alter([ConfigEntry("min.insync.replicas", "5", incremental_operation=SET)])
+    out["after"] = configs(ResourceType.TOPIC, "grown")
+    out["broker"] = configs(ResourceType.BROKER, "1")
 print(json.dumps(out))
 "#;
-    let child = python(script, &[&k.bootstrap()]);
-    let out = wait_bounded(child, Duration::from_secs(60), "admin client");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = |args: &[&str]| -> Value {
+        let child = python(script, args);
+        let out = wait_bounded(child, Duration::from_secs(60), "admin client");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = run(&[&k.bootstrap()]);
     assert_eq!(v["grow"], 0, "{v}");
     assert_eq!(v["shrink"], 37, "a shrink is INVALID_PARTITIONS: {v}");
     assert_eq!(
@@ -134,6 +143,24 @@ print(json.dumps(out))
     assert_eq!(
         config(c, "grown", "min.insync.replicas"),
         ("1".into(), "topic".into())
+    );
+    // AlterConfigs replaces the whole set: what it does not name is default again.
+    let v = run(&[&k.bootstrap(), "whole-set"]);
+    assert_eq!(v["whole_set"], 0, "{v}");
+    assert_eq!(
+        v["replaced"]["retention.bytes"],
+        serde_json::json!(["5000000", 1])
+    );
+    assert_eq!(v["replaced"]["retention.ms"][1], 5, "{v}");
+    // topic describe shows the same, with the source.
+    assert_eq!(
+        config(c, "grown", "retention.bytes"),
+        ("5000000".into(), "topic".into())
+    );
+    assert_eq!(config(c, "grown", "retention.ms").1, "cluster default");
+    assert_eq!(
+        config(c, "grown", "min.insync.replicas").1,
+        "cluster default"
     );
     assert_eq!(config(c, "grown", "segment.bytes").1, "cluster default");
 }
