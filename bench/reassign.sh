@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Moving data onto a new broker (issue 16): fills one partition (RF 1) with
-# MB megabytes on a 3-broker cluster, adds broker 4, and times `topic
-# reassign` of that partition onto it, without and then with a throttle,
+# Moving data onto a new broker (issue 16): fills two partitions (RF 1)
+# with MB megabytes each on a 3-broker cluster, adds broker 4, and times
+# `topic reassign` of one partition onto it without a throttle, then of the
+# other with one,
 # while an acks=all producer (RF 3 topic, fixed rate) measures its ack
 # latency; a first producer run with no move gives the baseline.
 # Needs jq and bc. Usage: MB=200 THROTTLE=20000000 bench/reassign.sh
@@ -30,7 +31,7 @@ export YAK_CLUSTER=$OUT/run
 for _ in $(seq 100); do "$BIN/yak-node" cluster status >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 1
 
-messages=$((MB * 1024 * 1024 / 1000))
+messages=$((2 * MB * 1000))
 "$BIN/yak-node" topic create big --partitions 2 --replication-factor 1 >/dev/null
 "$BIN/yak-node" topic create lat --partitions 3 --replication-factor 3 >/dev/null
 "$BIN/yak-node" bench produce --topic big --messages "$messages" --message-bytes 1000 --acks 1 --warmup-messages 0 >/dev/null

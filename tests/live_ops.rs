@@ -521,3 +521,118 @@ fn given_data_when_retention_and_segment_size_are_altered_should_apply_them_at_o
     );
     assert!(out.contains("segment.bytes = 1024 (topic)"), "{out}");
 }
+
+#[test]
+fn given_added_broker_when_supervisor_restarts_with_the_same_config_should_start_it_again() {
+    let mut c = TestCluster::start(3);
+    assert_eq!(c.yak_ok(&["cluster", "add-broker"]).trim(), "4");
+    c.wait_for_alive_brokers(4, MOVE_BOUND);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "kept",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "2",
+    ]);
+    c.yak_stdin_ok(&["produce", "--topic", "kept"], "a\nb\nc\n");
+    c.yak_ok(&[
+        "topic",
+        "reassign",
+        "kept",
+        "--partition",
+        "0",
+        "--replicas",
+        "4,1",
+    ]);
+    // The config still says 3 brokers; the data dir's broker set says 4.
+    c.restart_supervisor(4);
+    let ids: Vec<u64> = c.status_json()["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["alive"] == true)
+        .map(|b| b["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4], "the added broker is back");
+    wait_until("broker 4 to lead kept-0 again", MOVE_BOUND, || {
+        (partitions(&c, "kept")[0]["leader"] == 4).then_some(())
+    });
+    let out = c.yak_ok(&[
+        "consume",
+        "--topic",
+        "kept",
+        "--from-beginning",
+        "--timeout-ms",
+        "1500",
+    ]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["a", "b", "c"]);
+}
+
+#[test]
+fn given_throttled_move_when_cancelled_and_zookeeper_killed_should_stay_on_the_original_replicas() {
+    let c = TestCluster::start(3);
+    c.yak_ok(&[
+        "topic",
+        "create",
+        "back",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "2",
+    ]);
+    let lines: String = (0..300).map(|i| format!("back-{i:0>200}\n")).collect();
+    c.yak_stdin_ok(&["produce", "--topic", "back"], &lines);
+    let before = ids(&partitions(&c, "back")[0]["replicas"]);
+    let spare = (1..=3u64).find(|b| !before.contains(b)).unwrap();
+    let target = format!("{spare},{}", before[1]);
+    c.yak_ok(&[
+        "topic",
+        "reassign",
+        "back",
+        "--partition",
+        "0",
+        "--replicas",
+        &target,
+        "--throttle-bytes-per-sec",
+        "1000",
+        "--no-wait",
+    ]);
+    assert!(
+        !partitions(&c, "back")[0]["reassignment"].is_null(),
+        "in progress"
+    );
+    let out = c.yak_ok(&["topic", "reassign", "back", "--partition", "0", "--cancel"]);
+    assert!(out.contains("cancelled"), "{out}");
+    let err = c.yak(&["topic", "reassign", "back", "--partition", "0", "--cancel"]);
+    assert!(!err.status.success(), "nothing left to cancel");
+    assert!(String::from_utf8_lossy(&err.stderr).contains("not being reassigned"));
+    // The cancel is one fsynced record: a ZooKeeper killed right after replays it.
+    let zk = c.zookeeper_pid().unwrap();
+    kill(Pid::from_raw(zk), Signal::SIGKILL).unwrap();
+    wait_until("ZooKeeper back", MOVE_BOUND, || {
+        c.zookeeper_pid()
+            .filter(|p| *p != zk)
+            .and_then(|_| c.try_status_json())
+    });
+    let p = partitions(&c, "back")[0].clone();
+    assert_eq!(ids(&p["replicas"]), before, "original replicas, in order");
+    assert!(p["reassignment"].is_null());
+    let events = c.yak_ok(&["cluster", "events"]);
+    assert!(events.contains("back-0 reassignment to"), "{events}");
+    wait_until("settled", MOVE_BOUND, || settled(&c, "back").then_some(()));
+    let copy = c.dir().join(format!("data/broker-{spare}/back-0"));
+    wait_until("the cancelled copy to go", MOVE_BOUND, || {
+        (!copy.exists()).then_some(())
+    });
+    let out = c.yak_ok(&[
+        "consume",
+        "--topic",
+        "back",
+        "--from-beginning",
+        "--timeout-ms",
+        "1500",
+    ]);
+    assert_eq!(out.lines().count(), 300, "nothing lost");
+}

@@ -304,6 +304,8 @@ pub struct TestCluster {
     log_path: PathBuf,
     brokers: u32,
     supervisor: Option<Child>,
+    /// The supervisor's extra arguments, to start it again the same way.
+    supervisor_args: Vec<String>,
 }
 
 /// A JSON string is a valid TOML basic string for the paths used here.
@@ -330,7 +332,6 @@ impl TestCluster {
     }
 
     fn launch(b: ClusterBuilder) -> TestCluster {
-        let bins = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("yak-e2e-")
             .tempdir()
@@ -359,13 +360,34 @@ impl TestCluster {
         let config = dir.path().join("cluster.toml");
         fs::write(&config, toml).expect("cannot write cluster.toml");
         let log_path = dir.path().join("cluster.log");
-        let log = fs::File::create(&log_path).expect("cannot create cluster.log");
+        fs::File::create(&log_path).expect("cannot create cluster.log");
+        let mut cluster = TestCluster {
+            dir,
+            run_dir,
+            log_path,
+            brokers: b.brokers,
+            supervisor: None,
+            supervisor_args: b.supervisor_args,
+        };
+        cluster.supervisor = Some(cluster.spawn_supervisor());
+        cluster.wait_for_alive_brokers(b.brokers, START_TIMEOUT);
+        cluster
+    }
+
+    /// Starts `yak-supervisor` on this cluster's config and dirs, its
+    /// output appended to the cluster log.
+    fn spawn_supervisor(&self) -> Child {
+        let bins = bin_dir();
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("cannot open cluster.log");
         let mut cmd = Command::new(bins.join("yak-supervisor"));
         cmd.arg("--config")
-            .arg(&config)
+            .arg(self.dir.path().join("cluster.toml"))
             .arg("--node-bin")
             .arg(bins.join("yak-node"));
-        cmd.args(&b.supervisor_args)
+        cmd.args(&self.supervisor_args)
             .env_remove("YAK_CLUSTER")
             .stdin(Stdio::null());
         cmd.stdout(log.try_clone().expect("cannot clone log file"))
@@ -379,16 +401,17 @@ impl TestCluster {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
             });
         }
-        let supervisor = cmd.spawn().expect("cannot start yak-supervisor");
-        let mut cluster = TestCluster {
-            dir,
-            run_dir,
-            log_path,
-            brokers: b.brokers,
-            supervisor: Some(supervisor),
-        };
-        cluster.wait_for_alive_brokers(b.brokers, START_TIMEOUT);
-        cluster
+        cmd.spawn().expect("cannot start yak-supervisor")
+    }
+
+    /// Stops the supervisor with SIGTERM (panics if it does not exit within
+    /// the stop grace) and starts it again with the same config and dirs;
+    /// waits until `brokers` brokers are alive.
+    pub fn restart_supervisor(&mut self, brokers: u32) {
+        let status = self.signal_supervisor(Signal::SIGTERM, STOP_GRACE);
+        assert!(status.is_some(), "the supervisor did not stop on SIGTERM");
+        self.supervisor = Some(self.spawn_supervisor());
+        self.wait_for_alive_brokers(brokers, START_TIMEOUT);
     }
 
     /// Waits (at most `timeout`) until `cluster status` shows `n` alive

@@ -8,7 +8,8 @@ use std::path::Path;
 use yak_protocol::names::validate_topic;
 use yak_protocol::{
     Call, ClusterEvent, ClusterMetadata, ErrorBody, ErrorCode, GroupDescription, GroupSummary,
-    LeaderMove, LocalPartition, PartitionMove, PartitionOffset, Reply, TopicConfig, TopicMetadata,
+    LeaderMove, LocalPartition, PartitionMove, PartitionOffset, PartitionRef, Reply, TopicConfig,
+    TopicMetadata,
 };
 
 /// One replica's offsets as its broker reports them.
@@ -113,6 +114,21 @@ impl Admin {
             throttle_bytes_per_sec,
         })? {
             Reply::ReassignmentsStarted { started } => Ok(started),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Cancels the reassignments of `partitions` (all or none): each goes
+    /// back to its replicas from before; returns how many did.
+    pub fn cancel_reassignments(
+        &mut self,
+        partitions: Vec<PartitionRef>,
+    ) -> Result<u32, ClientError> {
+        match self
+            .cache
+            .zookeeper_call(&Call::CancelReassignments { partitions })?
+        {
+            Reply::ReassignmentsCancelled { cancelled } => Ok(cancelled),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

@@ -85,6 +85,8 @@ pub enum ErrorCode {
     InvalidReplicaAssignment,
     /// The partition is being reassigned already (to another target).
     ReassignmentInProgress,
+    /// A reassignment was to be cancelled, and none is in progress.
+    NoReassignmentInProgress,
     /// A topic setting out of range, or an unknown setting name.
     InvalidConfig,
     /// A batch from an older epoch of a producer id than the partition has

@@ -24,6 +24,10 @@
 //! | `topic_created` | topic, topic_id, partitions, replication_factor |
 //! | `topic_deleted` | topic, topic_id |
 //! | `group_rebalanced` | group, generation, members |
+//! | `reassignment_started` | topic, partition, replicas (before), target, adding, removing |
+//! | `reassignment_replica_caught_up` | topic, partition, broker (a new replica joined the ISR) |
+//! | `reassignment_completed` | topic, partition, replicas (the target, now) |
+//! | `reassignment_cancelled` | topic, partition, replicas (back to the ones before), target (given up) |
 //!
 //! A `reason` is one of [`Reason`]'s snake_case names.
 
@@ -215,6 +219,50 @@ pub enum EventKind {
         /// Member ids, sorted.
         members: Vec<String>,
     },
+    /// A partition started moving to new replicas (KIP-455).
+    ReassignmentStarted {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// Its replicas before.
+        replicas: Vec<u32>,
+        /// The replicas it moves to, preferred leader first.
+        target: Vec<u32>,
+        /// Brokers that get a copy.
+        adding: Vec<u32>,
+        /// Brokers whose copy goes once the move completes.
+        removing: Vec<u32>,
+    },
+    /// A new replica of a moving partition caught up and joined the ISR.
+    ReassignmentReplicaCaughtUp {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The new replica's broker.
+        broker: u32,
+    },
+    /// A move completed: the partition's replicas are the target's.
+    ReassignmentCompleted {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// Its replicas now.
+        replicas: Vec<u32>,
+    },
+    /// A move was cancelled: the partition went back to its replicas.
+    ReassignmentCancelled {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// Its replicas now (the ones from before the move).
+        replicas: Vec<u32>,
+        /// The target given up.
+        target: Vec<u32>,
+    },
 }
 
 impl EventKind {
@@ -233,6 +281,10 @@ impl EventKind {
             EventKind::TopicCreated { .. } => "topic_created",
             EventKind::TopicDeleted { .. } => "topic_deleted",
             EventKind::GroupRebalanced { .. } => "group_rebalanced",
+            EventKind::ReassignmentStarted { .. } => "reassignment_started",
+            EventKind::ReassignmentReplicaCaughtUp { .. } => "reassignment_replica_caught_up",
+            EventKind::ReassignmentCompleted { .. } => "reassignment_completed",
+            EventKind::ReassignmentCancelled { .. } => "reassignment_cancelled",
         }
     }
 }
@@ -305,6 +357,30 @@ mod tests {
                 group: "g".into(),
                 generation: 3,
                 members: vec!["a".into()],
+            },
+            EventKind::ReassignmentStarted {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![1, 2, 3],
+                target: vec![4, 2, 3],
+                adding: vec![4],
+                removing: vec![1],
+            },
+            EventKind::ReassignmentReplicaCaughtUp {
+                topic: "t".into(),
+                partition: 0,
+                broker: 4,
+            },
+            EventKind::ReassignmentCompleted {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![4, 2, 3],
+            },
+            EventKind::ReassignmentCancelled {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![1, 2, 3],
+                target: vec![4, 2, 3],
             },
         ];
         kinds

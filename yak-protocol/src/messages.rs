@@ -9,7 +9,9 @@ use super::acks::Acks;
 use super::errors::ErrorBody;
 use super::events::{ClusterEvent, ProcessRestart};
 use super::groups::{Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset};
-use super::metadata::{ClusterMetadata, LeaderMove, PartitionMove, TopicConfig, TopicMetadata};
+use super::metadata::{
+    ClusterMetadata, LeaderMove, PartitionMove, PartitionRef, TopicConfig, TopicMetadata,
+};
 use serde::{Deserialize, Serialize};
 
 /// One request frame.
@@ -351,6 +353,13 @@ pub enum Call {
         #[serde(default)]
         throttle_bytes_per_sec: Option<u64>,
     },
+    /// Admin → ZooKeeper: cancel reassignments in progress (Kafka's
+    /// AlterPartitionReassignments with null replicas): each partition goes
+    /// back to its replicas from before the move. All or none.
+    CancelReassignments {
+        /// The partitions.
+        partitions: Vec<PartitionRef>,
+    },
     /// Supervisor → ZooKeeper: a removed broker is gone for good; forget
     /// its session (refused while a partition still lists it).
     ForgetBroker {
@@ -422,6 +431,9 @@ pub struct LocalPartition {
     /// In-sync replicas as this broker knows them.
     #[serde(default)]
     pub isr: Vec<u32>,
+    /// Bytes of its segments on disk (reassignment progress in bytes).
+    #[serde(default)]
+    pub size_bytes: u64,
 }
 
 /// A latency histogram as a broker reports it: observations per fixed bucket.
@@ -600,6 +612,11 @@ pub enum Reply {
     ReassignmentsStarted {
         /// How many partitions move (a move to the current list is none).
         started: u32,
+    },
+    /// The reassignments were cancelled (to `CancelReassignments`).
+    ReassignmentsCancelled {
+        /// How many partitions went back.
+        cancelled: u32,
     },
 }
 

@@ -79,6 +79,35 @@ pub struct Reassignment {
     /// Followers in `adding` fetch at most this many bytes per second.
     #[serde(default)]
     pub throttle_bytes_per_sec: Option<u64>,
+    /// The replica list before it started, preferred leader first: what a
+    /// cancel goes back to. Empty in records written before cancels
+    /// existed ([`Reassignment::original_replicas`] derives it then).
+    #[serde(default)]
+    pub original: Vec<u32>,
+}
+
+impl Reassignment {
+    /// The replicas before the reassignment started, given the partition's
+    /// replicas now (`target` then `removing`).
+    pub fn original_replicas(&self, replicas: &[u32]) -> Vec<u32> {
+        if !self.original.is_empty() {
+            return self.original.clone();
+        }
+        replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.adding.contains(b))
+            .collect()
+    }
+}
+
+/// One partition, named (`Call::CancelReassignments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRef {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
 }
 
 /// One partition to move (`Call::ReassignPartitions`).

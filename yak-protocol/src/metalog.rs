@@ -86,6 +86,23 @@ pub enum MetaRecord {
         /// Leader epoch.
         leader_epoch: u32,
     },
+    /// A reassignment was cancelled: the replicas are the ones from before
+    /// it started, leader and ISR as given (within them; a leader that was
+    /// a new replica is replaced by an original ISR member, epoch + 1).
+    ReassignmentCancelled {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: u32,
+        /// The replicas from before it started.
+        replicas: Vec<u32>,
+        /// Leader.
+        leader: Option<u32>,
+        /// In-sync replicas (within `replicas`).
+        isr: Vec<u32>,
+        /// Leader epoch.
+        leader_epoch: u32,
+    },
 }
 
 /// The whole metadata state at one moment.

@@ -241,6 +241,11 @@ impl Log {
         self.log_end_offset
     }
 
+    /// Bytes of record batches in its segments (indexes not counted).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size_bytes).sum()
+    }
+
     /// Makes everything appended so far durable: the active segment's log
     /// and index, and the directory after a roll.
     pub fn flush(&mut self) -> Result<(), StorageError> {

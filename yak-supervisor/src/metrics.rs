@@ -517,6 +517,7 @@ mod tests {
             leader_epoch: 3,
             is_leader: leader,
             isr: vec![1, 2],
+            size_bytes: 0,
         }
     }
 

@@ -355,6 +355,7 @@ mod tests {
             leader_epoch: 0,
             is_leader: false,
             isr: vec![],
+            size_bytes: 0,
         };
         let mut replicas = HashMap::new();
         replicas.insert(("t".to_string(), 0, 1), view(100)); // the leader's view

@@ -639,6 +639,7 @@ impl Handler for Broker {
             | Call::CreatePartitions { .. }
             | Call::AlterTopicConfig { .. }
             | Call::ReassignPartitions { .. }
+            | Call::CancelReassignments { .. }
             | Call::AddBroker
             | Call::ForgetBroker { .. }
             | Call::RemoveBroker { .. } => Err(ErrorBody::new(
@@ -821,6 +822,8 @@ pub fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
                 broker_id: config.id,
                 zk_socket,
                 auto_create_topics: settings.auto_create_topics,
+                retention: config.retention,
+                segment_bytes: config.log.segment_bytes,
             },
             handler,
         )?;

@@ -599,6 +599,7 @@ impl Partition {
             leader_epoch: g.core.leadership().epoch,
             is_leader: g.core.is_leader(),
             isr: g.core.leadership().isr.clone(),
+            size_bytes: g.log.size_bytes(),
         }
     }
 }

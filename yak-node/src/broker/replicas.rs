@@ -603,6 +603,7 @@ mod tests {
                 adding: vec![2],
                 removing: vec![1],
                 throttle_bytes_per_sec: None,
+                original: vec![1],
             });
             p.replicas = replicas;
             m

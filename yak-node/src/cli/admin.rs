@@ -6,6 +6,7 @@ use crate::client::Admin;
 use crate::protocol::{PartitionMetadata, TopicConfig, TopicMetadata};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -46,7 +47,7 @@ fn imbalance(t: &TopicMetadata) -> usize {
 }
 
 /// A reassignment in progress, as JSON (null when none).
-fn reassignment_json(p: &PartitionMetadata) -> serde_json::Value {
+fn reassignment_json(p: &PartitionMetadata, progress: Option<(u64, u64)>) -> serde_json::Value {
     p.reassignment
         .as_ref()
         .map_or(serde_json::Value::Null, |r| {
@@ -54,18 +55,28 @@ fn reassignment_json(p: &PartitionMetadata) -> serde_json::Value {
                 "target": r.target,
                 "adding": r.adding,
                 "removing": r.removing,
+                "original": r.original_replicas(&p.replicas),
                 "throttle_bytes_per_sec": r.throttle_bytes_per_sec,
+                "bytes_copied": progress.map(|(have, _)| have),
+                "bytes_total": progress.map(|(_, need)| need),
             })
         })
 }
 
 /// A reassignment in progress, for a table cell.
-fn reassignment_text(p: &PartitionMetadata) -> String {
+fn reassignment_text(p: &PartitionMetadata, progress: Option<(u64, u64)>) -> String {
     p.reassignment.as_ref().map_or_else(
         || "-".into(),
         |r| {
+            let copied = progress.map_or_else(String::new, |(have, need)| {
+                format!(
+                    ", {}/{} copied",
+                    super::ops::megabytes(have),
+                    super::ops::megabytes(need)
+                )
+            });
             format!(
-                "-> {} (+{} -{})",
+                "-> {} (+{} -{}{copied})",
                 ids(&r.target),
                 ids(&r.adding),
                 ids(&r.removing)
@@ -74,7 +85,21 @@ fn reassignment_text(p: &PartitionMetadata) -> String {
     )
 }
 
-fn topic_json(t: &TopicMetadata) -> serde_json::Value {
+/// Each moving partition's copy progress (bytes held, bytes to hold).
+fn progress_of(admin: &mut Admin, t: &TopicMetadata) -> BTreeMap<u32, (u64, u64)> {
+    if t.partitions.iter().all(|p| p.reassignment.is_none()) {
+        return BTreeMap::new();
+    }
+    let Ok(offsets) = admin.replica_offsets() else {
+        return BTreeMap::new();
+    };
+    t.partitions
+        .iter()
+        .filter_map(|p| super::ops::bytes_copied(&t.name, p, &offsets).map(|c| (p.partition, c)))
+        .collect()
+}
+
+fn topic_json(t: &TopicMetadata, progress: &BTreeMap<u32, (u64, u64)>) -> serde_json::Value {
     json!({
         "configs": super::ops::configs(t).into_iter().map(|(name, value, source)| json!({
             "name": name,
@@ -94,7 +119,7 @@ fn topic_json(t: &TopicMetadata) -> serde_json::Value {
             "replicas": p.replicas,
             "isr": p.isr,
             "leader_epoch": p.leader_epoch,
-            "reassignment": reassignment_json(p),
+            "reassignment": reassignment_json(p, progress.get(&p.partition).copied()),
         })).collect::<Vec<_>>(),
     })
 }
@@ -109,6 +134,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
             replicas,
             throttle_bytes_per_sec,
             no_wait,
+            cancel: _,
         } => {
             return super::ops::reassign(
                 cluster,
@@ -174,8 +200,12 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
         }
         TopicCommand::Describe { name, json } => {
             let t = admin.describe_topic(&name)?;
+            let progress = progress_of(&mut admin, &t);
             if json {
-                println!("{}", serde_json::to_string_pretty(&topic_json(&t))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&topic_json(&t, &progress))?
+                );
             } else {
                 println!(
                     "topic {} (id {}), {} partitions",
@@ -215,7 +245,7 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
                         ids(&p.replicas),
                         ids(&p.isr),
                         p.leader_epoch.to_string(),
-                        reassignment_text(p),
+                        reassignment_text(p, progress.get(&p.partition).copied()),
                     ]);
                 }
                 println!("{tab}");
@@ -307,7 +337,7 @@ pub fn status(cluster: &Path, json: bool) -> CliResult {
                 "log_start_offset": leader_view.map(|o| o.log_start_offset),
                 "log_end_offset": leader_view.map(|o| o.log_end_offset),
                 "replica_log_end_offsets": replica_leos,
-                "reassignment": reassignment_json(p),
+                "reassignment": reassignment_json(p, super::ops::bytes_copied(&t.name, p, &offsets)),
             }));
         }
     }

@@ -190,8 +190,57 @@ pub fn human(e: &ClusterEvent) -> String {
         EventKind::GroupRebalanced { group, generation, members } => {
             format!("group {group} rebalanced: generation {generation}, {} members", members.len())
         }
+        EventKind::ReassignmentStarted { .. }
+        | EventKind::ReassignmentReplicaCaughtUp { .. }
+        | EventKind::ReassignmentCompleted { .. }
+        | EventKind::ReassignmentCancelled { .. } => reassignment_text(&e.kind),
     };
     format!("{} {what}", clock(e.time_ms))
+}
+
+/// The wording of a reassignment event (the watch view uses it too).
+pub(crate) fn reassignment_text(kind: &EventKind) -> String {
+    match kind {
+        EventKind::ReassignmentStarted {
+            topic,
+            partition,
+            replicas,
+            target,
+            ..
+        } => format!(
+            "{topic}-{partition} reassignment started: replicas {} -> {}",
+            ids(replicas),
+            ids(target)
+        ),
+        EventKind::ReassignmentReplicaCaughtUp {
+            topic,
+            partition,
+            broker,
+        } => {
+            format!("{topic}-{partition} reassignment: new replica {broker} caught up and joined the ISR")
+        }
+        EventKind::ReassignmentCompleted {
+            topic,
+            partition,
+            replicas,
+        } => {
+            format!(
+                "{topic}-{partition} reassignment completed: replicas {}",
+                ids(replicas)
+            )
+        }
+        EventKind::ReassignmentCancelled {
+            topic,
+            partition,
+            replicas,
+            target,
+        } => format!(
+            "{topic}-{partition} reassignment to {} cancelled: replicas back to {}",
+            ids(target),
+            ids(replicas)
+        ),
+        other => other.name().to_string(),
+    }
 }
 
 #[cfg(test)]

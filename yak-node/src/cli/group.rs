@@ -297,6 +297,7 @@ mod tests {
             leader_epoch: 0,
             is_leader: true,
             isr: vec![1],
+            size_bytes: 0,
         })
     }
 

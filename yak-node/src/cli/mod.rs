@@ -152,8 +152,12 @@ pub enum TopicCommand {
         #[arg(long)]
         partition: u32,
         /// The new replicas, preferred leader first: 1,2,4.
-        #[arg(long, value_parser = ops::parse_ids)]
-        replicas: std::vec::Vec<u32>,
+        #[arg(long, value_parser = ops::parse_ids, required_unless_present = "cancel", conflicts_with = "cancel")]
+        replicas: Option<std::vec::Vec<u32>>,
+        /// Cancel the partition's reassignment in progress: it goes back to
+        /// its replicas from before (the new ones drop their copy).
+        #[arg(long)]
+        cancel: bool,
         /// Cap the new replicas' catch-up at this many bytes per second.
         #[arg(long, value_name = "B")]
         throttle_bytes_per_sec: Option<u64>,

@@ -3,9 +3,12 @@
 //! `zookeeper::balance`, carried out by reassignment, with progress).
 //! Parses, calls the admin client or the supervisor's socket, prints.
 
+use crate::client::admin::ReplicaOffsets;
 use crate::client::{Admin, Connection};
 use crate::limits::{REASSIGN_POLL_MS, REASSIGN_WAIT_MS_DEFAULT};
-use crate::protocol::{Call, PartitionMove, Reply, TopicConfig, TopicMetadata};
+use crate::protocol::{
+    Call, PartitionMetadata, PartitionMove, PartitionRef, Reply, TopicConfig, TopicMetadata,
+};
 use crate::zookeeper::balance::{plan_balance, PlannedMove};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -83,16 +86,31 @@ pub fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
         .collect()
 }
 
-/// Runs `topic reassign`.
+/// Runs `topic reassign`: moves the partition to `replicas`, or with
+/// `None` (`--cancel`) cancels its move in progress.
 pub fn reassign(
     cluster: &Path,
     topic: &str,
     partition: u32,
-    replicas: Vec<u32>,
+    replicas: Option<Vec<u32>>,
     throttle: Option<u64>,
     wait: bool,
 ) -> CliResult {
     let mut admin = Admin::connect(cluster)?;
+    let Some(replicas) = replicas else {
+        admin.cancel_reassignments(vec![PartitionRef {
+            topic: topic.to_string(),
+            partition,
+        }])?;
+        let t = admin.describe_topic(topic)?;
+        let now = t
+            .partitions
+            .get(partition as usize)
+            .map(|p| p.replicas.clone())
+            .unwrap_or_default();
+        println!("{topic}-{partition}: reassignment cancelled, replicas back to {now:?}");
+        return Ok(());
+    };
     let moves = vec![PartitionMove {
         topic: topic.to_string(),
         partition,
@@ -213,8 +231,28 @@ fn execute(
     Ok(())
 }
 
-/// Records the new replicas of `wanted`'s moving partitions hold, and how
-/// many they must hold (the leader's log end offset each), summed.
+/// Bytes the new replicas of one moving partition hold, and the bytes
+/// they must hold (the leader's log size, once per new replica): the
+/// progress of its copy. `None` if it is not moving or its leader did not
+/// answer.
+pub fn bytes_copied(
+    topic: &str,
+    p: &PartitionMetadata,
+    offsets: &ReplicaOffsets,
+) -> Option<(u64, u64)> {
+    let r = p.reassignment.as_ref()?;
+    let leader = offsets.get(&(topic.to_string(), p.partition, p.leader?))?;
+    let (mut have, mut need) = (0, 0);
+    for b in &r.adding {
+        need += leader.size_bytes;
+        have += offsets
+            .get(&(topic.to_string(), p.partition, *b))
+            .map_or(0, |o| o.size_bytes.min(leader.size_bytes));
+    }
+    Some((have, need))
+}
+
+/// [`bytes_copied`] summed over `wanted`'s moving partitions.
 fn copied(
     admin: &mut Admin,
     topics: &[TopicMetadata],
@@ -223,36 +261,22 @@ fn copied(
     let Ok(offsets) = admin.replica_offsets() else {
         return (0, 0);
     };
-    let (mut have, mut need) = (0, 0);
-    for t in topics {
-        for p in &t.partitions {
-            let Some(r) = p.reassignment.as_ref() else {
-                continue;
-            };
-            if !wanted.contains(&(t.name.clone(), p.partition)) {
-                continue;
-            }
-            let Some(leader) = p
-                .leader
-                .and_then(|l| offsets.get(&(t.name.clone(), p.partition, l)))
-            else {
-                continue;
-            };
-            for b in &r.adding {
-                need += leader.log_end_offset - leader.log_start_offset;
-                have += offsets
-                    .get(&(t.name.clone(), p.partition, *b))
-                    .map_or(0, |o| {
-                        o.log_end_offset.saturating_sub(leader.log_start_offset)
-                    });
-            }
-        }
-    }
-    (have.min(need), need)
+    topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .filter(|(t, p)| wanted.contains(&(t.name.clone(), p.partition)))
+        .filter_map(|(t, p)| bytes_copied(&t.name, p, &offsets))
+        .fold((0, 0), |(h, n), (have, need)| (h + have, n + need))
+}
+
+/// `n` bytes for people: `12.3 MB`.
+pub fn megabytes(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
 }
 
 /// Polls until none of `wanted` is being reassigned; prints progress to
-/// stderr (partitions done, records copied onto the new replicas).
+/// stderr (partitions done, bytes copied onto the new replicas of those
+/// still moving).
 fn wait_for(admin: &mut Admin, wanted: &BTreeSet<(String, u32)>, quiet: bool) -> CliResult {
     let deadline = Instant::now() + Duration::from_millis(REASSIGN_WAIT_MS_DEFAULT);
     let mut last = String::new();
@@ -271,9 +295,11 @@ fn wait_for(admin: &mut Admin, wanted: &BTreeSet<(String, u32)>, quiet: bool) ->
             .count();
         let (have, need) = copied(admin, &m.topics, wanted);
         let line = format!(
-            "moving: {}/{} partitions done, {have}/{need} records copied onto new replicas",
+            "moving: {}/{} partitions done, {}/{} copied onto new replicas (partitions still moving)",
             wanted.len() - moving,
-            wanted.len()
+            wanted.len(),
+            megabytes(have),
+            megabytes(need)
         );
         if !quiet && line != last {
             eprintln!("{line}");

@@ -2,11 +2,13 @@
 //! served (`UNSUPPORTED_VERSION`, never a silent close), decodes the body
 //! and calls the API's file. Never answers by itself.
 
-use super::consumer_group;
 use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
-use super::{admin, fetch, leader_epoch, metadata, offsets, produce, versions};
+use super::{
+    admin, configs, consumer_group, fetch, leader_epoch, metadata, offsets, produce, topic_admin,
+    versions,
+};
 use kafka_protocol::messages::ApiKey;
 
 /// Handles one request frame.
@@ -49,6 +51,20 @@ pub fn dispatch(
         ApiKey::ConsumerGroupHeartbeat => {
             consumer_group::heartbeat(shared, correlation_id, version, &client, body)
         }
+        ApiKey::CreatePartitions => {
+            topic_admin::create_partitions(shared, correlation_id, version, body)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            topic_admin::alter_reassignments(shared, correlation_id, version, body)
+        }
+        ApiKey::ListPartitionReassignments => {
+            topic_admin::list_reassignments(shared, correlation_id, version, body)
+        }
+        ApiKey::DescribeConfigs => configs::describe(shared, correlation_id, version, body),
+        ApiKey::IncrementalAlterConfigs => {
+            configs::incremental_alter(shared, correlation_id, version, body)
+        }
+        ApiKey::AlterConfigs => configs::alter(shared, correlation_id, version, body),
         _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
     }
 }

@@ -33,6 +33,7 @@ pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const REASSIGNMENT_IN_PROGRESS: i16 = 60;
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 pub const GROUP_NOT_EMPTY: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
@@ -70,6 +71,7 @@ pub fn code(e: &ErrorCode) -> i16 {
         ErrorCode::NotAuthorized => CLUSTER_AUTHORIZATION_FAILED,
         ErrorCode::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
         ErrorCode::ReassignmentInProgress => REASSIGNMENT_IN_PROGRESS,
+        ErrorCode::NoReassignmentInProgress => NO_REASSIGNMENT_IN_PROGRESS,
         ErrorCode::InvalidConfig => INVALID_CONFIG,
         ErrorCode::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         ErrorCode::UnknownLeaderEpoch => UNKNOWN_LEADER_EPOCH,

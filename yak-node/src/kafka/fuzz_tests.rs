@@ -94,6 +94,64 @@ fn valid(api: ApiKey, version: i16) -> BytesMut {
                     .with_partitions(vec![0, 3]),
             ]))
             .encode(&mut buf, version),
+        ApiKey::CreatePartitions => CreatePartitionsRequest::default()
+            .with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(name("t"))
+                    .with_count(4)
+                    .with_assignments(Some(vec![
+                        create_partitions_request::CreatePartitionsAssignment::default()
+                            .with_broker_ids(vec![BrokerId(1), BrokerId(2)]),
+                    ])),
+            ])
+            .encode(&mut buf, version),
+        ApiKey::DescribeConfigs => DescribeConfigsRequest::default()
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+            ])
+            .encode(&mut buf, version),
+        ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_value(Some(StrBytes::from_static_str("1000"))),
+                    ]),
+            ])
+            .encode(&mut buf, version),
+        ApiKey::AlterConfigs => AlterConfigsRequest::default()
+            .with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t"))
+                .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(None)])])
+            .encode(&mut buf, version),
+        ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::default()
+            .with_topics(vec![
+                alter_partition_reassignments_request::ReassignableTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_replicas(Some(vec![BrokerId(4), BrokerId(2)])),
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(1),
+                    ]),
+            ])
+            .encode(&mut buf, version),
+        ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::default()
+            .with_topics(Some(vec![
+                list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(name("t"))
+                    .with_partition_indexes(vec![0, 2]),
+            ]))
+            .encode(&mut buf, version),
         _ => return buf,
     };
     r.expect("test: valid requests encode");
@@ -118,6 +176,22 @@ fn decode(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError>
         }
         ApiKey::ConsumerGroupHeartbeat => {
             frame::decode::<ConsumerGroupHeartbeatRequest>(body, version, "h").map(drop)
+        }
+        ApiKey::CreatePartitions => {
+            frame::decode::<CreatePartitionsRequest>(body, version, "cp").map(drop)
+        }
+        ApiKey::DescribeConfigs => {
+            frame::decode::<DescribeConfigsRequest>(body, version, "dc").map(drop)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            frame::decode::<IncrementalAlterConfigsRequest>(body, version, "iac").map(drop)
+        }
+        ApiKey::AlterConfigs => frame::decode::<AlterConfigsRequest>(body, version, "ac").map(drop),
+        ApiKey::AlterPartitionReassignments => {
+            frame::decode::<AlterPartitionReassignmentsRequest>(body, version, "apr").map(drop)
+        }
+        ApiKey::ListPartitionReassignments => {
+            frame::decode::<ListPartitionReassignmentsRequest>(body, version, "lpr").map(drop)
         }
         _ => Ok(()),
     }

@@ -147,6 +147,40 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
                 Tags,
             ]
         }
+        ApiKey::CreatePartitions if v >= 2 => {
+            const TOPIC: &[F] = &[CStr, I32, CArr(&[CArr(&[I32]), Tags]), Tags];
+            vec![CArr(TOPIC), I32, I8, Tags]
+        }
+        ApiKey::CreatePartitions => vec![Arr(&[Str, I32, Arr(&[Arr(&[I32])])]), I32, I8],
+        ApiKey::DescribeConfigs if v >= 4 => {
+            vec![CArr(&[I8, CStr, CArr(&[CStr]), Tags]), I8, I8, Tags]
+        }
+        ApiKey::DescribeConfigs => {
+            let mut s = vec![Arr(&[I8, Str, Arr(&[Str])])];
+            if v >= 1 {
+                s.push(I8);
+            }
+            if v >= 3 {
+                s.push(I8);
+            }
+            s
+        }
+        ApiKey::IncrementalAlterConfigs if v >= 1 => {
+            const CONFIG: &[F] = &[CStr, I8, CStr, Tags];
+            vec![CArr(&[I8, CStr, CArr(CONFIG), Tags]), I8, Tags]
+        }
+        ApiKey::IncrementalAlterConfigs => vec![Arr(&[I8, Str, Arr(&[Str, I8, Str])]), I8],
+        ApiKey::AlterConfigs if v >= 2 => {
+            vec![CArr(&[I8, CStr, CArr(&[CStr, CStr, Tags]), Tags]), I8, Tags]
+        }
+        ApiKey::AlterConfigs => vec![Arr(&[I8, Str, Arr(&[Str, Str])]), I8],
+        ApiKey::AlterPartitionReassignments => {
+            const PARTITION: &[F] = &[I32, CArr(&[I32]), Tags];
+            vec![I32, CArr(&[CStr, CArr(PARTITION), Tags]), Tags]
+        }
+        ApiKey::ListPartitionReassignments => {
+            vec![I32, CArr(&[CStr, CArr(&[I32]), Tags]), Tags]
+        }
         _ => return None,
     })
 }

@@ -17,6 +17,10 @@
 //!   (ListOffsets), `leader_epoch.rs` (OffsetForLeaderEpoch),
 //!   `consumer_group.rs` (ConsumerGroupHeartbeat, KIP-848, onto the native
 //!   group coordinator).
+//! - `topic_admin.rs` (CreatePartitions, AlterPartitionReassignments,
+//!   ListPartitionReassignments) and `configs.rs` (DescribeConfigs,
+//!   IncrementalAlterConfigs, AlterConfigs): forwarded to the ZooKeeper
+//!   calls `topic alter` and `topic reassign` make.
 //! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
@@ -30,6 +34,7 @@
 //! ZooKeeper. Never touches partitions, logs or metadata state directly.
 
 mod admin;
+mod configs;
 mod conn;
 mod consumer_group;
 mod dispatch;
@@ -46,6 +51,7 @@ mod native;
 mod offsets;
 mod produce;
 mod request;
+mod topic_admin;
 mod versions;
 
 pub use listener::{KafkaListener, ListenError};
@@ -62,6 +68,11 @@ pub struct KafkaConfig {
     /// Whether a Metadata request naming an unknown topic creates it
     /// (with the cluster's default partitions and replication factor).
     pub auto_create_topics: bool,
+    /// The broker's retention flags (topics without their own), shown
+    /// by DescribeConfigs.
+    pub retention: crate::storage::RetentionPolicy,
+    /// The broker's segment size flag, shown by DescribeConfigs.
+    pub segment_bytes: u64,
 }
 
 /// The broker's Kafka flags.

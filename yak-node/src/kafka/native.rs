@@ -29,6 +29,7 @@ impl Zk {
     }
 
     /// Sends one call; after a broken connection, connects again once.
+    /// ZooKeeper's refusals come back as `Ok(Reply::Error)`.
     pub fn call(&self, call: &Call) -> Result<Reply, ClientError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = None;
@@ -42,9 +43,9 @@ impl Zk {
             };
             match conn.call(call) {
                 Ok(reply) => return Ok(reply),
-                // ZooKeeper answered: the connection is fine, and the
-                // call must not be made twice (a second epoch bump).
-                Err(e @ ClientError::Server(_)) => return Err(e),
+                // A refusal is an answer: handlers match `Reply::Error`, the
+                // connection is fine and nothing is sent twice.
+                Err(ClientError::Server(e)) => return Ok(Reply::Error(e)),
                 Err(e) => {
                     *guard = None;
                     last = Some(e);
@@ -56,7 +57,10 @@ impl Zk {
 
     /// Metadata of `topics` (every topic when `None`), all pages joined.
     pub fn metadata(&self, topics: Option<Vec<String>>) -> Result<ClusterMetadata, ClientError> {
-        crate::protocol::metadata_pages::read_metadata(topics, |call| self.call(call))
+        crate::protocol::metadata_pages::read_metadata(topics, |call| match self.call(call) {
+            Ok(Reply::Error(e)) => Err(ClientError::Server(e)),
+            other => other,
+        })
     }
 }
 

@@ -80,6 +80,42 @@ pub const SERVED: &[Served] = &[
         served_min: 0,
     },
     Served {
+        key: ApiKey::CreatePartitions,
+        advertised_min: 0,
+        max: 3,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::DescribeConfigs,
+        advertised_min: 0,
+        max: 4,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::IncrementalAlterConfigs,
+        advertised_min: 0,
+        max: 1,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::AlterConfigs,
+        advertised_min: 0,
+        max: 2,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::AlterPartitionReassignments,
+        advertised_min: 0,
+        max: 0,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::ListPartitionReassignments,
+        advertised_min: 0,
+        max: 0,
+        served_min: 0,
+    },
+    Served {
         key: ApiKey::OffsetForLeaderEpoch,
         advertised_min: 0,
         max: 4,

@@ -204,6 +204,7 @@ impl ZooKeeper {
                 moves,
                 throttle_bytes_per_sec,
             } => self.reassign(&moves, throttle_bytes_per_sec),
+            Call::CancelReassignments { partitions } => self.cancel_reassignments(&partitions),
             Call::ForgetBroker { broker_id } => self.forget_broker(broker_id),
             Call::AddBroker | Call::RemoveBroker { .. } => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,

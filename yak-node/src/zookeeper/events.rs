@@ -188,13 +188,26 @@ pub fn partition_changed(
     }
     if isr.iter().any(|b| !old.isr.contains(b)) {
         out.push(EventKind::IsrExpanded {
-            topic,
+            topic: topic.clone(),
             partition,
             leader,
             before: old.isr.clone(),
             after: isr.to_vec(),
             reason: Reason::FollowerCaughtUp,
         });
+    }
+    if let Some(r) = &old.reassignment {
+        for &broker in r
+            .adding
+            .iter()
+            .filter(|b| isr.contains(b) && !old.isr.contains(b))
+        {
+            out.push(EventKind::ReassignmentReplicaCaughtUp {
+                topic: topic.clone(),
+                partition,
+                broker,
+            });
+        }
     }
     out
 }
@@ -457,6 +470,38 @@ mod tests {
         assert!(
             partition_changed("t", &partition(Some(1), &[1, 2]), Some(1), &[1, 2], 4, &why)
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn given_new_replica_of_a_move_joins_when_describing_change_should_say_it_caught_up() {
+        let why = |_: u32| Reason::FollowerLagging;
+        let mut old = partition(Some(1), &[1, 2, 3]);
+        old.replicas = vec![4, 2, 3, 1];
+        old.reassignment = Some(crate::protocol::Reassignment {
+            target: vec![4, 2, 3],
+            adding: vec![4],
+            removing: vec![1],
+            throttle_bytes_per_sec: None,
+            original: vec![1, 2, 3],
+        });
+        let e = partition_changed("t", &old, Some(1), &[1, 2, 3, 4], 4, &why);
+        assert!(
+            matches!(
+                &e[..],
+                [
+                    EventKind::IsrExpanded { .. },
+                    EventKind::ReassignmentReplicaCaughtUp { broker: 4, .. }
+                ]
+            ),
+            "{e:?}"
+        );
+        old.isr = vec![1, 2];
+        let e = partition_changed("t", &old, Some(1), &[1, 2, 3], 4, &why);
+        assert_eq!(
+            e.len(),
+            1,
+            "an old replica rejoining is no move news: {e:?}"
         );
     }
 }

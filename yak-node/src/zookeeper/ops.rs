@@ -7,7 +7,8 @@
 use super::{alter, reassign, Inner, ZooKeeper};
 use crate::protocol::metalog::MetaRecord;
 use crate::protocol::{
-    ErrorBody, ErrorCode, EventKind, PartitionMove, Reason, Reply, TopicConfig, TopicMetadata,
+    ErrorBody, ErrorCode, EventKind, PartitionMove, PartitionRef, Reason, Reply, TopicConfig,
+    TopicMetadata,
 };
 use std::time::Instant;
 
@@ -63,6 +64,7 @@ impl ZooKeeper {
         let records = reassign::plan_reassign(&inner.state, moves, throttle_bytes_per_sec, &alive)?;
         let started = records.len() as u32;
         for record in records {
+            let mut kinds = Vec::new();
             if let MetaRecord::ReassignmentStarted {
                 topic,
                 partition,
@@ -73,10 +75,72 @@ impl ZooKeeper {
                 tracing::info!(topic = %topic, partition, target = ?reassignment.target,
                     adding = ?reassignment.adding, removing = ?reassignment.removing,
                     throttle_bytes_per_sec = ?reassignment.throttle_bytes_per_sec, "reassignment started");
+                kinds.push(EventKind::ReassignmentStarted {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    replicas: reassignment.original.clone(),
+                    target: reassignment.target.clone(),
+                    adding: reassignment.adding.clone(),
+                    removing: reassignment.removing.clone(),
+                });
             }
-            Self::commit(&mut inner, record)?;
+            Self::commit_with(&mut inner, record, kinds)?;
         }
         Ok(Reply::ReassignmentsStarted { started })
+    }
+
+    /// `CancelReassignments`: all are checked first, then each partition
+    /// goes back to its original replicas in one record (with its event).
+    pub(super) fn cancel_reassignments(
+        &self,
+        partitions: &[PartitionRef],
+    ) -> Result<Reply, ErrorBody> {
+        let mut inner = self.lock();
+        let alive = inner.sessions.alive(Instant::now());
+        let records = reassign::plan_cancel(&inner.state, partitions, &alive)?;
+        let cancelled = records.len() as u32;
+        for record in records {
+            let mut kinds = Vec::new();
+            if let MetaRecord::ReassignmentCancelled {
+                topic,
+                partition,
+                replicas,
+                leader,
+                isr,
+                leader_epoch,
+            } = &record
+            {
+                let old = inner
+                    .state
+                    .topic(topic)
+                    .and_then(|t| t.partitions.get(*partition as usize))
+                    .cloned();
+                tracing::info!(topic = %topic, partition, replicas = ?replicas, leader = ?leader, "reassignment cancelled");
+                if let Some(old) = old {
+                    let target = old
+                        .reassignment
+                        .as_ref()
+                        .map(|r| r.target.clone())
+                        .unwrap_or_default();
+                    kinds = super::events::partition_changed(
+                        topic,
+                        &old,
+                        *leader,
+                        isr,
+                        *leader_epoch,
+                        &|_| Reason::PreferredLeader,
+                    );
+                    kinds.push(EventKind::ReassignmentCancelled {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        replicas: replicas.clone(),
+                        target,
+                    });
+                }
+            }
+            Self::commit_with(&mut inner, record, kinds)?;
+        }
+        Ok(Reply::ReassignmentsCancelled { cancelled })
     }
 
     /// `ForgetBroker`: the supervisor removed this broker; its session goes
@@ -140,7 +204,11 @@ impl ZooKeeper {
                     ..
                 } => {
                     tracing::info!(topic = %topic, partition, replicas = ?replicas, "reassignment completed");
-                    Vec::<EventKind>::new()
+                    vec![EventKind::ReassignmentCompleted {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        replicas: replicas.clone(),
+                    }]
                 }
                 _ => Vec::new(),
             };

@@ -17,13 +17,21 @@
 //!    members of `T`; the brokers of `A - T` then delete their replica
 //!    (`broker/replicas.rs`, the "moved away" rule).
 //!
+//! A cancel (`plan_cancel`, Kafka's AlterPartitionReassignments with null
+//! replicas) is one `ReassignmentCancelled`: replicas back to the original
+//! list, the ISR keeps only original members, and a leader that is a new
+//! replica is replaced by the first original replica alive and in the ISR
+//! (epoch + 1); with none such the cancel is refused, since only ISR
+//! members hold everything acknowledged. The new replicas' brokers then
+//! delete their copy (the same "moved away" rule).
+//!
 //! Never does anything else: it does not elect outside the ISR, and a
 //! target replica that is down just makes the partition wait.
 
 use super::state::MetadataState;
 use crate::limits::REASSIGN_MOVES_MAX;
 use crate::protocol::metalog::MetaRecord;
-use crate::protocol::{ErrorBody, ErrorCode, PartitionMove, Reassignment};
+use crate::protocol::{ErrorBody, ErrorCode, PartitionMove, PartitionRef, Reassignment};
 use std::collections::BTreeSet;
 
 fn bad(m: String) -> ErrorBody {
@@ -124,6 +132,7 @@ pub fn plan_reassign(
                 adding,
                 removing,
                 throttle_bytes_per_sec,
+                original: p.replicas.clone(),
             },
         });
     }
@@ -172,6 +181,87 @@ pub fn plan_reassignment_steps(state: &MetadataState, alive: &[u32]) -> Vec<Meta
         }
     }
     out
+}
+
+/// Plans cancelling the reassignments of `partitions` (all or none):
+/// refuses an unknown topic or partition, one named twice, one not being
+/// reassigned (`NoReassignmentInProgress`), and one whose original
+/// replicas have no alive ISR member to lead (`alive`: sorted ids).
+pub fn plan_cancel(
+    state: &MetadataState,
+    partitions: &[PartitionRef],
+    alive: &[u32],
+) -> Result<Vec<MetaRecord>, ErrorBody> {
+    if partitions.len() > REASSIGN_MOVES_MAX {
+        return Err(bad(format!(
+            "at most {REASSIGN_MOVES_MAX} partitions are cancelled in one call"
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in partitions {
+        let name = format!("{}-{}", r.topic, r.partition);
+        if !seen.insert((r.topic.as_str(), r.partition)) {
+            return Err(bad(format!("{name} is named twice")));
+        }
+        let p = state
+            .topic(&r.topic)
+            .ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::UnknownTopic,
+                    format!("topic '{}' does not exist", r.topic),
+                )
+            })?
+            .partitions
+            .get(r.partition as usize)
+            .ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::UnknownPartition,
+                    format!("topic '{}' has no partition {}", r.topic, r.partition),
+                )
+            })?;
+        let Some(reassignment) = &p.reassignment else {
+            return Err(ErrorBody::new(
+                ErrorCode::NoReassignmentInProgress,
+                format!("{name} is not being reassigned; nothing to cancel"),
+            ));
+        };
+        let original = reassignment.original_replicas(&p.replicas);
+        let isr: Vec<u32> = p
+            .isr
+            .iter()
+            .copied()
+            .filter(|b| original.contains(b))
+            .collect();
+        let (leader, leader_epoch) = match p.leader {
+            Some(l) if original.contains(&l) => (Some(l), p.leader_epoch),
+            _ => {
+                let next = original
+                    .iter()
+                    .copied()
+                    .find(|b| isr.contains(b) && alive.contains(b))
+                    .ok_or_else(|| {
+                        ErrorBody::new(
+                            ErrorCode::ReassignmentInProgress,
+                            format!(
+                                "{name} cannot go back to {original:?}: none of them is alive and in the ISR {:?}",
+                                p.isr
+                            ),
+                        )
+                    })?;
+                (Some(next), p.leader_epoch + 1)
+            }
+        };
+        out.push(MetaRecord::ReassignmentCancelled {
+            topic: r.topic.clone(),
+            partition: r.partition,
+            replicas: original,
+            leader,
+            isr,
+            leader_epoch,
+        });
+    }
+    Ok(out)
 }
 
 /// Reassignments in progress: (topic, partition, reassignment).
@@ -368,6 +458,79 @@ mod tests {
         }
         assert_eq!(step(&mut s, &[1, 2, 3]), 0);
         assert_eq!(s.topic("t").expect("t").partitions[0].leader, Some(1));
+    }
+
+    fn cancel(s: &MetadataState, alive: &[u32]) -> Result<Vec<MetaRecord>, ErrorBody> {
+        let r = PartitionRef {
+            topic: "t".into(),
+            partition: 0,
+        };
+        plan_cancel(s, &[r], alive)
+    }
+
+    #[test]
+    fn given_move_half_done_when_cancelling_should_restore_the_original_replicas_and_leader() {
+        let alive = [1, 2, 3, 4, 5];
+        let mut s = state();
+        for r in plan_reassign(&s, &[mv(&[4, 5, 2])], None, &alive).expect("valid") {
+            s.apply(&r);
+        }
+        set_isr(&mut s, &[1, 2, 3, 4]);
+        for r in cancel(&s, &alive).expect("cancel") {
+            s.apply(&r);
+        }
+        let p = s.topic("t").expect("t").partitions[0].clone();
+        assert_eq!(p.replicas, vec![1, 2, 3], "back to the original order");
+        assert_eq!((p.leader, p.leader_epoch), (Some(1), 0), "leader kept");
+        assert_eq!(p.isr, vec![1, 2, 3], "the new replica left the ISR");
+        assert!(p.reassignment.is_none());
+        assert_eq!(
+            step(&mut s, &alive),
+            0,
+            "nothing resumes the cancelled move"
+        );
+        let err = cancel(&s, &alive).expect_err("none left");
+        assert_eq!(err.code, ErrorCode::NoReassignmentInProgress);
+    }
+
+    #[test]
+    fn given_leader_already_moved_when_cancelling_should_elect_an_original_isr_member() {
+        let alive = [1, 2, 3, 4];
+        let mut s = state();
+        for r in plan_reassign(&s, &[mv(&[4, 2, 3])], None, &alive).expect("valid") {
+            s.apply(&r);
+        }
+        set_isr(&mut s, &[1, 2, 3, 4]);
+        assert_eq!(step(&mut s, &alive), 1, "leader moves onto 4");
+        set_isr(&mut s, &[3, 4]);
+        for r in cancel(&s, &[2, 3, 4]).expect("cancel") {
+            s.apply(&r);
+        }
+        let p = s.topic("t").expect("t").partitions[0].clone();
+        assert_eq!(p.replicas, vec![1, 2, 3]);
+        assert_eq!(
+            (p.leader, p.leader_epoch),
+            (Some(3), 2),
+            "the only original ISR member leads, epoch + 1"
+        );
+        assert_eq!(p.isr, vec![3]);
+    }
+
+    #[test]
+    fn given_no_original_replica_in_the_isr_when_cancelling_should_refuse() {
+        let alive = [1, 2, 3, 4];
+        let mut s = state();
+        for r in plan_reassign(&s, &[mv(&[4, 2, 3])], None, &alive).expect("valid") {
+            s.apply(&r);
+        }
+        set_isr(&mut s, &[1, 2, 3, 4]);
+        step(&mut s, &alive);
+        set_isr(&mut s, &[4]);
+        let err = cancel(&s, &alive).expect_err("no original member holds the data");
+        assert_eq!(err.code, ErrorCode::ReassignmentInProgress);
+        assert!(s.topic("t").expect("t").partitions[0]
+            .reassignment
+            .is_some());
     }
 
     #[test]

@@ -528,6 +528,14 @@ impl MetadataState {
                 leader,
                 isr,
                 leader_epoch,
+            }
+            | MetaRecord::ReassignmentCancelled {
+                topic,
+                partition,
+                replicas,
+                leader,
+                isr,
+                leader_epoch,
             } => {
                 if let Some(p) = self.partition_mut(topic, *partition) {
                     p.replicas = replicas.clone();

@@ -135,6 +135,10 @@ pub fn describe(kind: &EventKind) -> String {
                 if n == 1 { "" } else { "s" }
             )
         }
+        EventKind::ReassignmentStarted { .. }
+        | EventKind::ReassignmentReplicaCaughtUp { .. }
+        | EventKind::ReassignmentCompleted { .. }
+        | EventKind::ReassignmentCancelled { .. } => crate::cli::events::reassignment_text(kind),
     }
 }
 
