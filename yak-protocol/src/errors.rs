@@ -83,6 +83,16 @@ pub enum ErrorCode {
     ReassignmentInProgress,
     /// A topic setting out of range, or an unknown setting name.
     InvalidConfig,
+    /// The group is rebalancing: rejoin (Kafka classic groups).
+    RebalanceInProgress,
+    /// The group has the most members allowed.
+    GroupMaxSizeReached,
+    /// A session timeout outside the cluster's minimum and maximum.
+    InvalidSessionTimeout,
+    /// An offset commit's metadata string is too long.
+    OffsetMetadataTooLarge,
+    /// A static member (`group.instance.id`) replaced by a newer one with the same id.
+    FencedInstanceId,
 }
 
 impl ErrorCode {

@@ -375,6 +375,7 @@ mod tests {
                 group: "g".into(),
                 topic: "t".into(),
                 offsets: offsets(&[(0, 60), (1, 5), (2, 1)]),
+                metadata: Default::default(),
             }],
         };
         let lags = group_lags(&[group], &metadata(), &replicas);

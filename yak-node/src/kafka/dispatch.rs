@@ -6,6 +6,7 @@ use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
 use super::{admin, fetch, metadata, offsets, produce, versions};
+use super::{group_admin, group_offsets, groups};
 use kafka_protocol::messages::ApiKey;
 
 /// Handles one request frame.
@@ -33,6 +34,11 @@ pub fn dispatch(
             return Ok(Outcome::Ready(frame::unsupported(correlation_id)));
         }
     };
+    let client_id = h
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let body = parsed.body;
     super::guard::check(api, version, &body)?;
     match api {
@@ -43,6 +49,16 @@ pub fn dispatch(
         ApiKey::Produce => produce::handle(link, correlation_id, version, body),
         ApiKey::Fetch => fetch::handle(link, correlation_id, version, body),
         ApiKey::ListOffsets => offsets::handle(link, correlation_id, version, body),
+        ApiKey::FindCoordinator => groups::find_coordinator(shared, correlation_id, version, body),
+        ApiKey::JoinGroup => groups::join(shared, &client_id, correlation_id, version, body),
+        ApiKey::SyncGroup => groups::sync(shared, correlation_id, version, body),
+        ApiKey::Heartbeat => groups::heartbeat(shared, correlation_id, version, body),
+        ApiKey::LeaveGroup => groups::leave(shared, correlation_id, version, body),
+        ApiKey::OffsetCommit => group_offsets::commit(shared, correlation_id, version, body),
+        ApiKey::OffsetFetch => group_offsets::fetch(shared, correlation_id, version, body),
+        ApiKey::ListGroups => group_admin::list(shared, correlation_id, version, body),
+        ApiKey::DescribeGroups => group_admin::describe(shared, correlation_id, version, body),
+        ApiKey::DeleteGroups => group_admin::delete(shared, correlation_id, version, body),
         _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
     }
 }

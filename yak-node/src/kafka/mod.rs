@@ -14,7 +14,10 @@
 //! - One file per API group: `versions.rs` (ApiVersions), `metadata.rs`
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
-//!   (ListOffsets).
+//!   (ListOffsets), `groups.rs` (FindCoordinator, JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup), `group_offsets.rs` (OffsetCommit,
+//!   OffsetFetch), `group_admin.rs` (ListGroups, DescribeGroups,
+//!   DeleteGroups): groups are served by ZooKeeper's coordinator.
 //! - `request.rs`: what handlers share and return (`Shared`, `Outcome`).
 //! - `native.rs`: the link to this broker's own request server and to
 //!   ZooKeeper; `errors.rs`: YaK error codes as Kafka's.
@@ -34,6 +37,9 @@ mod fetch;
 mod frame;
 #[cfg(test)]
 mod fuzz_tests;
+mod group_admin;
+mod group_offsets;
+mod groups;
 mod guard;
 mod listener;
 mod metadata;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 static MEMBER_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A member id unique across ZooKeeper restarts: client name, start time, sequence.
-fn new_member_id(client: &str) -> String {
+pub(super) fn new_member_id(client: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -37,7 +37,7 @@ fn new_member_id(client: &str) -> String {
     format!("{name}-{nanos:x}-{seq}")
 }
 
-fn check_group_name(group: &str) -> Result<(), ErrorBody> {
+pub(super) fn check_group_name(group: &str) -> Result<(), ErrorBody> {
     if group.is_empty()
         || group.chars().count() > GROUP_NAME_CHARS_MAX
         || group.chars().any(char::is_control)
@@ -50,7 +50,7 @@ fn check_group_name(group: &str) -> Result<(), ErrorBody> {
     Ok(())
 }
 
-fn check_client(client: &str) -> Result<(), ErrorBody> {
+pub(super) fn check_client(client: &str) -> Result<(), ErrorBody> {
     if client.chars().count() > CLIENT_ID_CHARS_MAX || client.chars().any(char::is_control) {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
@@ -110,6 +110,12 @@ impl ZooKeeper {
             } => {
                 check_group_name(&group)?;
                 check_client(&client)?;
+                if inner.classic.has_members(&group) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::InconsistentGroupProtocol,
+                        format!("group '{group}' is a Kafka consumer group (classic protocol); a YaK consumer cannot join it"),
+                    ));
+                }
                 if inner.state.topic(&topic).is_none() {
                     return Err(ErrorBody::new(
                         ErrorCode::UnknownTopic,
@@ -178,7 +184,7 @@ impl ZooKeeper {
                 offsets,
             } => {
                 check_group_name(&group)?;
-                if inner.groups.has_members(&group) {
+                if inner.groups.has_members(&group) || inner.classic.has_members(&group) {
                     return Err(ErrorBody::new(
                         ErrorCode::GroupNotEmpty,
                         format!("group '{group}' has active members; stop them before resetting its offsets"),
@@ -236,6 +242,7 @@ impl ZooKeeper {
                         group: group.to_string(),
                         topic: t.clone(),
                         offsets: inner.state.committed_offsets(group, t),
+                        metadata: inner.state.offset_metadata(group, t),
                     })
                     .collect()
             })
