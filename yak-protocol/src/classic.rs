@@ -323,3 +323,65 @@ pub enum ClassicReply {
     /// To `Describe`.
     Described(Vec<DescribedGroup>),
 }
+
+/// The topics and partitions in a Kafka consumer's assignment blob
+/// (`ConsumerProtocolAssignment`: version, then topics with their
+/// partitions), for `group describe`; `None` when it does not parse.
+/// Lengths are checked against the bytes present before anything is kept.
+pub fn consumer_assignment(blob: &[u8]) -> Option<Vec<(String, Vec<u32>)>> {
+    let mut r = Reader { buf: blob, at: 0 };
+    r.take(2)?;
+    let topics = r.count()?;
+    let mut out = Vec::new();
+    for _ in 0..topics {
+        let len = usize::try_from(i16::from_be_bytes(r.take(2)?.try_into().ok()?)).ok()?;
+        let topic = String::from_utf8(r.take(len)?.to_vec()).ok()?;
+        let n = r.count()?;
+        let mut partitions = Vec::new();
+        for _ in 0..n {
+            partitions.push(u32::try_from(i32::from_be_bytes(r.take(4)?.try_into().ok()?)).ok()?);
+        }
+        out.push((topic, partitions));
+    }
+    Some(out)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.buf.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    /// An array count, at most the bytes left (each element takes some).
+    fn count(&mut self) -> Option<usize> {
+        let n = i32::from_be_bytes(self.take(4)?.try_into().ok()?);
+        usize::try_from(n.max(0))
+            .ok()
+            .filter(|n| *n <= self.buf.len() - self.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_consumer_assignment_blob_when_decoding_should_give_topics_and_partitions_and_refuse_forged_lengths(
+    ) {
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2];
+        b.extend([0, 0, 0, 4, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            consumer_assignment(&b),
+            Some(vec![("t".to_string(), vec![4, 5])])
+        );
+        let forged = [0, 1, 0x7f, 0xff, 0xff, 0xff];
+        assert_eq!(consumer_assignment(&forged), None);
+        assert_eq!(consumer_assignment(&b[..10]), None);
+    }
+}

@@ -94,6 +94,10 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// Committed offsets, per topic.
     pub offsets: Vec<GroupTopicOffsets>,
+    /// A Kafka consumer group's protocol (assignor) chosen by its members
+    /// (`range`, `roundrobin`, `cooperative-sticky`, ...); `None` for YaK's own groups.
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 /// A group as `group list` shows it.

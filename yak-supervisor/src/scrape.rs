@@ -377,6 +377,7 @@ mod tests {
                 offsets: offsets(&[(0, 60), (1, 5), (2, 1)]),
                 metadata: Default::default(),
             }],
+            protocol: None,
         };
         let lags = group_lags(&[group], &metadata(), &replicas);
         assert_eq!(

@@ -18,7 +18,6 @@ use crate::protocol::classic::{
 };
 use crate::protocol::{Call, Reply};
 use bytes::Bytes;
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
@@ -64,17 +63,12 @@ pub fn find_coordinator(
     let node = BrokerId(shared.config.broker_id as i32);
     let host = s(&shared.address.ip().to_string());
     let port = i32::from(shared.address.port());
-    let mut r = FindCoordinatorResponse::default()
+    // Served up to v2: one key, no `coordinators` array (v4+).
+    let r = FindCoordinatorResponse::default()
         .with_error_code(error)
         .with_node_id(node)
-        .with_host(host.clone())
-        .with_port(port);
-    r.coordinators = vec![Coordinator::default()
-        .with_key(req.key)
-        .with_node_id(node)
         .with_host(host)
-        .with_port(port)
-        .with_error_code(error)];
+        .with_port(port);
     ready(correlation_id, version, &r, "FindCoordinator")
 }
 

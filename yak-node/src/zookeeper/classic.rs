@@ -10,14 +10,68 @@ use super::classic_groups::ClassicEvent;
 use super::coordinator::{check_client, check_group_name, new_member_id};
 use super::{Inner, ZooKeeper};
 use crate::limits::OFFSET_METADATA_BYTES_MAX;
+use crate::protocol::classic::consumer_assignment;
 use crate::protocol::classic::{
     ClassicCall, ClassicReply, CommitTopic, DescribedGroup, FetchedOffset, FetchedTopic,
     ItemResult, ListedGroup,
 };
 use crate::protocol::metalog::MetaRecord;
-use crate::protocol::{ErrorBody, ErrorCode, PartitionOffset, Reply};
+use crate::protocol::{ErrorBody, ErrorCode, MemberDescription, PartitionOffset, Reply};
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// A Kafka group as `yak-node group list|describe` shows it.
+pub(super) struct ClassicView {
+    /// `stable` or `rebalancing`.
+    pub state: &'static str,
+    pub generation: i32,
+    pub protocol: String,
+    /// One entry per member and topic assigned (a member with nothing
+    /// assigned, or an assignment that does not parse, shows with no topic).
+    pub members: Vec<MemberDescription>,
+}
+
+/// Every Kafka group with members, its assignments decoded from the
+/// consumer protocol's blobs.
+pub(super) fn views(inner: &Inner) -> BTreeMap<String, ClassicView> {
+    inner
+        .classic
+        .list()
+        .into_iter()
+        .filter_map(|(name, _, _)| inner.classic.describe(&name).map(|d| (name, d)))
+        .map(|(name, d)| {
+            let members = d
+                .members
+                .iter()
+                .flat_map(|m| {
+                    let assigned = consumer_assignment(&m.assignment)
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| vec![(String::new(), Vec::new())]);
+                    assigned
+                        .into_iter()
+                        .map(move |(topic, partitions)| MemberDescription {
+                            member_id: m.member_id.clone(),
+                            client: m.client_id.clone(),
+                            topic,
+                            partitions,
+                        })
+                })
+                .collect();
+            let state = if d.state == "Stable" {
+                "stable"
+            } else {
+                "rebalancing"
+            };
+            let view = ClassicView {
+                state,
+                generation: d.generation,
+                protocol: d.protocol,
+                members,
+            };
+            (name, view)
+        })
+        .collect()
+}
 
 fn log_events(events: &[ClassicEvent]) {
     for e in events {

@@ -208,12 +208,32 @@ impl ZooKeeper {
         for (name, ts) in inner.groups.names() {
             topics.entry(name).or_default().extend(ts);
         }
+        let classic = super::classic::views(inner);
+        for (name, v) in &classic {
+            let ts = v
+                .members
+                .iter()
+                .filter(|m| !m.topic.is_empty())
+                .map(|m| m.topic.clone());
+            topics.entry(name.clone()).or_default().extend(ts);
+        }
         topics
             .into_iter()
             .map(|(group, mut ts)| {
                 ts.sort_unstable();
                 ts.dedup();
                 let view = inner.groups.view(&group);
+                if let Some(v) = classic.get(&group) {
+                    let mut members: Vec<&str> =
+                        v.members.iter().map(|m| m.member_id.as_str()).collect();
+                    members.dedup();
+                    return GroupSummary {
+                        state: v.state.to_string(),
+                        members: members.len() as u32,
+                        group,
+                        topics: ts,
+                    };
+                }
                 GroupSummary {
                     state: view.as_ref().map_or("empty", |v| v.state).to_string(),
                     members: view.map_or(0, |v| v.members.len() as u32),
@@ -227,7 +247,8 @@ impl ZooKeeper {
     fn describe(inner: &Inner, group: &str) -> Result<GroupDescription, ErrorBody> {
         let with_offsets = inner.state.groups_with_offsets();
         let view = inner.groups.view(group);
-        if view.is_none() && !with_offsets.contains_key(group) {
+        let classic = super::classic::views(inner).remove(group);
+        if view.is_none() && classic.is_none() && !with_offsets.contains_key(group) {
             return Err(ErrorBody::new(
                 ErrorCode::UnknownGroup,
                 format!("group '{group}' does not exist"),
@@ -247,6 +268,17 @@ impl ZooKeeper {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(v) = classic {
+            return Ok(GroupDescription {
+                group: group.to_string(),
+                state: v.state.to_string(),
+                generation: u32::try_from(v.generation).unwrap_or(0),
+                assignor: Default::default(),
+                members: v.members,
+                offsets,
+                protocol: Some(v.protocol),
+            });
+        }
         Ok(match view {
             Some(v) => GroupDescription {
                 group: group.to_string(),
@@ -255,6 +287,7 @@ impl ZooKeeper {
                 assignor: v.assignor,
                 members: v.members,
                 offsets,
+                protocol: None,
             },
             None => GroupDescription {
                 group: group.to_string(),
@@ -263,6 +296,7 @@ impl ZooKeeper {
                 assignor: Default::default(),
                 members: Vec::new(),
                 offsets,
+                protocol: None,
             },
         })
     }
