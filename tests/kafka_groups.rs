@@ -18,7 +18,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A group consumer: prints `assigned P,P`, `revoked P,P`, `msg P VALUE`,
-/// and on `close` (stdin) commits, closes and prints `closed`.
+/// commits what it read when partitions are revoked, and on `close`
+/// (stdin) commits, closes and prints `closed`.
 const CONSUMER: &str = r#"
 import sys, threading
 from confluent_kafka import Consumer, KafkaException
@@ -36,9 +37,16 @@ def show():
 def on_assign(c, ps):
     owned.update(p.partition for p in ps); show()
 def on_revoke(c, ps):
+    try:
+        c.commit(asynchronous=False)
+    except KafkaException:
+        pass
     print("revoked", ",".join(str(p.partition) for p in ps), flush=True)
     owned.difference_update(p.partition for p in ps); show()
-c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+def on_lost(c, ps):
+    print("revoked", ",".join(str(p.partition) for p in ps), flush=True)
+    owned.difference_update(p.partition for p in ps); show()
+c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 stop = threading.Event()
 def watch():
     for line in sys.stdin:
@@ -304,7 +312,17 @@ fn given_two_kcat_group_members_when_consuming_should_split_the_partitions_and_s
     create_topic(&k, "kt", 6);
     let kcat = || {
         Command::new("kcat")
-            .args(["-b", &k.bootstrap(), "-G", "kg", "kt", "-q", "-u", "-f", "%s\\n"])
+            .args([
+                "-b",
+                &k.bootstrap(),
+                "-G",
+                "kg",
+                "kt",
+                "-q",
+                "-u",
+                "-f",
+                "%s\\n",
+            ])
             .args([
                 "-X",
                 "heartbeat.interval.ms=100",
@@ -450,7 +468,8 @@ fn given_cooperative_sticky_members_when_a_third_joins_should_move_only_the_part
             .collect();
         assert!(
             revoked.is_subset(&taken),
-            "only what the newcomer takes moves: {revoked:?} {taken:?}"
+            "only what the newcomer takes moves: {revoked:?} {taken:?} {:?}",
+            &m.seen[from..]
         );
         assert!(
             m.owned().unwrap().is_subset(before),

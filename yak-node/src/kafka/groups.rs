@@ -16,7 +16,7 @@ use crate::protocol::classic::{
     ClassicCall, ClassicReply, JoinAnswer, JoinRequest, MemberAssignment, ProtocolOffer,
     SyncAnswer, SyncRequest,
 };
-use crate::protocol::{Call, Reply};
+use crate::protocol::{Call, ClientError, Reply};
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -41,7 +41,7 @@ fn s(v: &str) -> StrBytes {
 pub(super) fn call(shared: &Shared, c: ClassicCall) -> Result<ClassicReply, i16> {
     match shared.zk.call(&Call::ClassicGroup(c)) {
         Ok(Reply::ClassicGroup(r)) => Ok(r),
-        Ok(Reply::Error(e)) => Err(errors::of(&e)),
+        Ok(Reply::Error(e)) | Err(ClientError::Server(e)) => Err(errors::of(&e)),
         Ok(_) => Err(errors::UNKNOWN_SERVER_ERROR),
         Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),
     }

@@ -43,6 +43,9 @@ impl Zk {
             };
             match conn.call(call) {
                 Ok(reply) => return Ok(reply),
+                // ZooKeeper answered: the connection is fine, and the call
+                // must not be sent twice.
+                Err(e @ ClientError::Server(_)) => return Err(e),
                 Err(e) => {
                     *guard = None;
                     last = Some(e);
