@@ -1114,6 +1114,43 @@ mod tests {
     }
 
     #[test]
+    fn given_commit_metadata_when_snapshotted_and_group_deleted_should_round_trip_then_go() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(3), None);
+        let po = |partition, offset| PartitionOffset { partition, offset };
+        let meta: BTreeMap<u32, String> = [(1, "m1".to_string())].into();
+        let r = s
+            .plan_commit_offsets_with("g", "t", &[po(0, 5), po(1, 9)], &meta)
+            .expect("valid")
+            .expect("changes");
+        s.apply(&r);
+        assert!(
+            s.plan_commit_offsets_with("g", "t", &[po(1, 9)], &meta)
+                .expect("valid")
+                .is_none(),
+            "same offset and metadata: nothing to write"
+        );
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.offset_metadata("g", "t"), meta);
+        // A record written before metadata was kept decodes without it.
+        let old = rmp_serde::to_vec_named(&serde_json::json!({
+            "group": "g", "topic": "t", "offsets": [{"partition": 0, "offset": 1}]
+        }))
+        .expect("encode");
+        let decoded: GroupTopicOffsets = rmp_serde::from_slice(&old).expect("old form");
+        assert!(decoded.metadata.is_empty());
+        // A commit without metadata clears what the partition had.
+        let r = s
+            .plan_commit_offsets("g", "t", &[po(1, 9)])
+            .expect("valid")
+            .expect("metadata changed");
+        s.apply(&r);
+        assert!(s.offset_metadata("g", "t").is_empty());
+        s.apply(&MetaRecord::GroupDeleted { group: "g".into() });
+        assert!(s.committed_offsets("g", "t").is_empty() && s.groups_with_offsets().is_empty());
+    }
+
+    #[test]
     fn given_commits_when_applied_should_keep_latest_per_partition_and_skip_unchanged() {
         let mut s = MetadataState::default();
         create(&mut s, "t", Some(3), None);
