@@ -302,7 +302,29 @@ fn given_three_range_consumers_when_reading_6000_messages_should_split_2_2_2_rea
     let got: Vec<String> = again.messages().into_iter().map(|(_, v)| v).collect();
     assert_eq!(got.len(), 600);
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), values(6000..6600));
+    let reset = [
+        "group",
+        "reset-offsets",
+        "g1",
+        "--topic",
+        "gt",
+        "--to-earliest",
+    ];
+    assert!(
+        !k.cluster.yak(&reset).status.success(),
+        "no reset while the group has members"
+    );
     again.close();
+    k.cluster.yak_ok(&reset);
+    let d = describe(&k, "g1");
+    assert!(
+        d["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["committed_offset"] == 0),
+        "{d}"
+    );
 }
 
 #[test]
