@@ -97,6 +97,14 @@ pub enum ErrorCode {
     /// A request naming a leader epoch newer than the one this broker
     /// knows (its metadata is behind the asker's): retry shortly.
     UnknownLeaderEpoch,
+    /// The group is rebalancing: rejoin (Kafka classic groups).
+    RebalanceInProgress,
+    /// The group has the most members allowed.
+    GroupMaxSizeReached,
+    /// An offset commit's metadata string is too long.
+    OffsetMetadataTooLarge,
+    /// A static member (`group.instance.id`) replaced by a newer one with the same id.
+    FencedInstanceId,
 }
 
 impl ErrorCode {

@@ -2,6 +2,7 @@
 //! its group, committed offsets, and what `group list|describe` show.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How a group's partitions are spread over its members (computed by the
 /// coordinator in ZooKeeper).
@@ -76,6 +77,10 @@ pub struct GroupTopicOffsets {
     pub topic: String,
     /// Per partition, ascending.
     pub offsets: Vec<PartitionOffset>,
+    /// Kafka commit metadata strings, per partition that has one (absent in
+    /// records and snapshots written before they were kept).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<u32, String>,
 }
 
 /// A member as `group describe` shows it.
@@ -113,6 +118,10 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// Committed offsets, per topic.
     pub offsets: Vec<GroupTopicOffsets>,
+    /// A Kafka consumer group's protocol (assignor) chosen by its members
+    /// (`range`, `roundrobin`, `cooperative-sticky`, ...); `None` for YaK's own groups.
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 /// A group as `group list` shows it.

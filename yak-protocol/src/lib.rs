@@ -11,6 +11,7 @@
 pub mod acks;
 pub mod backoff;
 pub mod batch;
+pub mod classic;
 pub mod client_error;
 pub mod connection;
 pub mod errors;

@@ -392,3 +392,25 @@ pub const KAFKA_REQUESTS_IN_FLIGHT_MAX: usize = 64;
 pub const KAFKA_FETCH_WAIT_MS_MAX: u64 = FETCH_WAIT_MS_MAX;
 /// Kafka listener: partitions a fetch or produce may name in one request.
 pub const KAFKA_REQUEST_PARTITIONS_MAX: usize = FETCH_PARTITIONS_MAX;
+/// Kafka classic groups: most members one group may have (Kafka's `group.max.size`;
+/// a join past it gets `GROUP_MAX_SIZE_REACHED`).
+pub const CLASSIC_GROUP_MEMBERS_MAX: usize = 1000;
+/// Kafka classic groups: most protocols (assignors) one member may offer.
+pub const CLASSIC_GROUP_PROTOCOLS_MAX: usize = 16;
+/// Kafka classic groups: largest protocol metadata blob (a member's
+/// subscription) and largest assignment blob one member may be given.
+pub const CLASSIC_GROUP_BLOB_BYTES_MAX: usize = 64 * 1024;
+/// Kafka classic groups: longest protocol type, protocol name or instance id.
+pub const CLASSIC_GROUP_NAME_BYTES_MAX: usize = 255;
+/// Kafka classic groups: a rebalance of a group that was empty waits this
+/// long for more members before completing (Kafka's
+/// `group.initial.rebalance.delay.ms`, shortened).
+pub const CLASSIC_GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 300;
+/// Kafka front door: how often a JoinGroup or SyncGroup waiting for its
+/// rebalance asks ZooKeeper again.
+pub const KAFKA_GROUP_POLL_MS: u64 = 5;
+/// Kafka front door: longest a JoinGroup or SyncGroup waits for its
+/// rebalance before it is answered `REBALANCE_IN_PROGRESS` (the client rejoins).
+pub const KAFKA_GROUP_WAIT_MS_MAX: u64 = 300_000;
+/// Longest offset commit metadata string (Kafka's `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;

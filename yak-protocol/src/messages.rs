@@ -6,6 +6,7 @@
 
 #[cfg(doc)]
 use super::acks::Acks;
+use super::classic::{ClassicCall, ClassicReply};
 use super::errors::ErrorBody;
 use super::events::{ClusterEvent, ProcessRestart};
 use super::groups::{Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset};
@@ -385,6 +386,8 @@ pub enum Call {
         /// New committed offset per partition.
         offsets: Vec<PartitionOffset>,
     },
+    /// Kafka front door → ZooKeeper: a Kafka classic-group call.
+    ClassicGroup(ClassicCall),
 }
 
 /// One partition's data in a fetch response.
@@ -613,6 +616,8 @@ pub enum Reply {
         /// How many partitions move (a move to the current list is none).
         started: u32,
     },
+    /// To `ClassicGroup`.
+    ClassicGroup(ClassicReply),
     /// The reassignments were cancelled (to `CancelReassignments`).
     ReassignmentsCancelled {
         /// How many partitions went back.

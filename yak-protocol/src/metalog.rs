@@ -35,6 +35,12 @@ pub enum MetaRecord {
     },
     /// A group committed (or an admin reset) offsets of a topic.
     OffsetsCommitted(GroupTopicOffsets),
+    /// A group without members was deleted (Kafka's DeleteGroups): its
+    /// committed offsets go.
+    GroupDeleted {
+        /// Group name.
+        group: String,
+    },
     /// The cluster got its id (once, when ZooKeeper first starts).
     ClusterIdCreated {
         /// 32 hex digits.

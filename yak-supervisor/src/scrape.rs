@@ -376,7 +376,9 @@ mod tests {
                 group: "g".into(),
                 topic: "t".into(),
                 offsets: offsets(&[(0, 60), (1, 5), (2, 1)]),
+                metadata: Default::default(),
             }],
+            protocol: None,
         };
         let lags = group_lags(&[group], &metadata(), &replicas);
         assert_eq!(

@@ -636,6 +636,7 @@ impl Handler for Broker {
             | Call::ListGroups
             | Call::DescribeGroup { .. }
             | Call::ResetOffsets { .. }
+            | Call::ClassicGroup(_)
             | Call::CreatePartitions { .. }
             | Call::AlterTopicConfig { .. }
             | Call::ReassignPartitions { .. }

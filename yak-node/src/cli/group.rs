@@ -150,7 +150,7 @@ fn describe_json(
         "group": g.group,
         "state": g.state,
         "generation": g.generation,
-        "assignor": g.assignor.name(),
+        "assignor": g.protocol.as_deref().unwrap_or(g.assignor.name()),
         "members": g.members.iter().map(|m| json!({
             "member_id": m.member_id,
             "client": m.client,
@@ -179,7 +179,7 @@ fn describe(admin: &mut Admin, group: &str, json: bool) -> CliResult {
         g.group,
         g.state,
         g.generation,
-        g.assignor.name(),
+        g.protocol.as_deref().unwrap_or(g.assignor.name()),
         g.members.len(),
         v["total_lag"]
     );

@@ -6,8 +6,8 @@ use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
 use super::{
-    admin, configs, consumer_group, fetch, leader_epoch, metadata, offsets, produce, topic_admin,
-    versions,
+    admin, configs, consumer_group, fetch, group_admin, group_offsets, groups, leader_epoch, metadata,
+    offsets, produce, topic_admin, versions,
 };
 use kafka_protocol::messages::ApiKey;
 
@@ -65,6 +65,16 @@ pub fn dispatch(
             configs::incremental_alter(shared, correlation_id, version, body)
         }
         ApiKey::AlterConfigs => configs::alter(shared, correlation_id, version, body),
+        ApiKey::FindCoordinator => groups::find_coordinator(shared, correlation_id, version, body),
+        ApiKey::JoinGroup => groups::join(shared, &client, correlation_id, version, body),
+        ApiKey::SyncGroup => groups::sync(shared, correlation_id, version, body),
+        ApiKey::Heartbeat => groups::heartbeat(shared, correlation_id, version, body),
+        ApiKey::LeaveGroup => groups::leave(shared, correlation_id, version, body),
+        ApiKey::OffsetCommit => group_offsets::commit(shared, correlation_id, version, body),
+        ApiKey::OffsetFetch => group_offsets::fetch(shared, correlation_id, version, body),
+        ApiKey::ListGroups => group_admin::list(shared, correlation_id, version, body),
+        ApiKey::DescribeGroups => group_admin::describe(shared, correlation_id, version, body),
+        ApiKey::DeleteGroups => group_admin::delete(shared, correlation_id, version, body),
         _ => Ok(Outcome::Ready(frame::unsupported(correlation_id))),
     }
 }

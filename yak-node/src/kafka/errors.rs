@@ -16,16 +16,20 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const UNKNOWN_MEMBER_ID: i16 = 25;
 pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 pub const INVALID_TIMESTAMP: i16 = 32;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REQUEST: i16 = 42;
+pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -38,6 +42,9 @@ pub const GROUP_NOT_EMPTY: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 /// The Kafka error code a client acts on for a YaK error.
@@ -75,6 +82,10 @@ pub fn code(e: &ErrorCode) -> i16 {
         ErrorCode::InvalidConfig => INVALID_CONFIG,
         ErrorCode::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         ErrorCode::UnknownLeaderEpoch => UNKNOWN_LEADER_EPOCH,
+        ErrorCode::RebalanceInProgress => REBALANCE_IN_PROGRESS,
+        ErrorCode::GroupMaxSizeReached => GROUP_MAX_SIZE_REACHED,
+        ErrorCode::OffsetMetadataTooLarge => OFFSET_METADATA_TOO_LARGE,
+        ErrorCode::FencedInstanceId => FENCED_INSTANCE_ID,
     }
 }
 

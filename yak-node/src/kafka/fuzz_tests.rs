@@ -10,12 +10,19 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -152,6 +159,77 @@ fn valid(api: ApiKey, version: i16) -> BytesMut {
                     .with_partition_indexes(vec![0, 2]),
             ]))
             .encode(&mut buf, version),
+        _ => return valid_group(api, version),
+    };
+    r.expect("test: valid requests encode");
+    buf
+}
+
+/// A valid body of a group API at `version`.
+fn valid_group(api: ApiKey, version: i16) -> BytesMut {
+    let mut buf = BytesMut::new();
+    let s = |v: &'static str| StrBytes::from_static_str(v);
+    let group = GroupId(s("g"));
+    let instance = (version >= 3).then(|| s("i"));
+    let r = match api {
+        ApiKey::FindCoordinator => FindCoordinatorRequest::default()
+            .with_key(s("g"))
+            .encode(&mut buf, version),
+        ApiKey::JoinGroup => JoinGroupRequest::default()
+            .with_group_id(group)
+            .with_session_timeout_ms(3000)
+            .with_rebalance_timeout_ms(5000)
+            .with_member_id(s("m"))
+            .with_group_instance_id((version >= 5).then(|| s("i")))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(&[0, 1, 2]))])
+            .encode(&mut buf, version),
+        ApiKey::SyncGroup => SyncGroupRequest::default()
+            .with_group_id(group)
+            .with_member_id(s("m"))
+            .with_group_instance_id(instance)
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(s("m"))
+                .with_assignment(Bytes::from_static(&[3, 4]))])
+            .encode(&mut buf, version),
+        ApiKey::Heartbeat => HeartbeatRequest::default()
+            .with_group_id(group)
+            .with_member_id(s("m"))
+            .with_group_instance_id(instance)
+            .encode(&mut buf, version),
+        ApiKey::LeaveGroup if version >= 3 => LeaveGroupRequest::default()
+            .with_group_id(group)
+            .with_members(vec![MemberIdentity::default().with_member_id(s("m"))])
+            .encode(&mut buf, version),
+        ApiKey::LeaveGroup => LeaveGroupRequest::default()
+            .with_group_id(group)
+            .with_member_id(s("m"))
+            .encode(&mut buf, version),
+        ApiKey::OffsetCommit => OffsetCommitRequest::default()
+            .with_group_id(group)
+            .with_member_id(s("m"))
+            .with_group_instance_id((version >= 7).then(|| s("i")))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_committed_offset(5)
+                    .with_committed_metadata(Some(s("meta")))])])
+            .encode(&mut buf, version),
+        ApiKey::OffsetFetch => OffsetFetchRequest::default()
+            .with_group_id(group)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name("t"))
+                .with_partition_indexes(vec![0, 1])]))
+            .encode(&mut buf, version),
+        ApiKey::ListGroups => ListGroupsRequest::default().encode(&mut buf, version),
+        ApiKey::DescribeGroups => DescribeGroupsRequest::default()
+            .with_groups(vec![group, GroupId(s("h"))])
+            .encode(&mut buf, version),
+        ApiKey::DeleteGroups => DeleteGroupsRequest::default()
+            .with_groups_names(vec![group])
+            .encode(&mut buf, version),
         _ => return buf,
     };
     r.expect("test: valid requests encode");
@@ -193,6 +271,26 @@ fn decode(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError>
         ApiKey::ListPartitionReassignments => {
             frame::decode::<ListPartitionReassignmentsRequest>(body, version, "lpr").map(drop)
         }
+        _ => decode_group(api, version, body),
+    }
+}
+
+fn decode_group(api: ApiKey, version: i16, body: Bytes) -> Result<(), KafkaFrameError> {
+    match api {
+        ApiKey::FindCoordinator => {
+            frame::decode::<FindCoordinatorRequest>(body, version, "fc").map(drop)
+        }
+        ApiKey::JoinGroup => frame::decode::<JoinGroupRequest>(body, version, "j").map(drop),
+        ApiKey::SyncGroup => frame::decode::<SyncGroupRequest>(body, version, "s").map(drop),
+        ApiKey::Heartbeat => frame::decode::<HeartbeatRequest>(body, version, "h").map(drop),
+        ApiKey::LeaveGroup => frame::decode::<LeaveGroupRequest>(body, version, "lg").map(drop),
+        ApiKey::OffsetCommit => frame::decode::<OffsetCommitRequest>(body, version, "oc").map(drop),
+        ApiKey::OffsetFetch => frame::decode::<OffsetFetchRequest>(body, version, "of").map(drop),
+        ApiKey::ListGroups => frame::decode::<ListGroupsRequest>(body, version, "lsg").map(drop),
+        ApiKey::DescribeGroups => {
+            frame::decode::<DescribeGroupsRequest>(body, version, "dg").map(drop)
+        }
+        ApiKey::DeleteGroups => frame::decode::<DeleteGroupsRequest>(body, version, "xg").map(drop),
         _ => Ok(()),
     }
 }

@@ -181,6 +181,60 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
         ApiKey::ListPartitionReassignments => {
             vec![I32, CArr(&[CStr, CArr(&[I32]), Tags]), Tags]
         }
+        ApiKey::FindCoordinator if v == 0 => vec![Str],
+        ApiKey::FindCoordinator => vec![Str, I8],
+        ApiKey::JoinGroup => {
+            // group, session timeout, rebalance timeout, member, [instance v5+], type, protocols.
+            const PROTOCOL: &[F] = &[Str, Bytes];
+            let mut s = vec![Str, I32, I32, Str];
+            if v >= 5 {
+                s.push(Str);
+            }
+            s.extend([Str, Arr(PROTOCOL)]);
+            s
+        }
+        ApiKey::SyncGroup | ApiKey::Heartbeat => {
+            // group, generation, member, [instance v3+], [assignments].
+            let mut s = vec![Str, I32, Str];
+            if v >= 3 {
+                s.push(Str);
+            }
+            if api == ApiKey::SyncGroup {
+                s.push(Arr(&[Str, Bytes]));
+            }
+            s
+        }
+        ApiKey::LeaveGroup if v >= 3 => vec![Str, Arr(&[Str, Str])],
+        ApiKey::LeaveGroup => vec![Str, Str],
+        ApiKey::OffsetCommit => {
+            // Partition: index, offset, [leader epoch v6+], metadata.
+            let topic: &'static [F] = if v >= 6 {
+                &[Str, Arr(&[I32, I64, I32, Str])]
+            } else {
+                &[Str, Arr(&[I32, I64, Str])]
+            };
+            let mut s = vec![Str, I32, Str];
+            match v {
+                2..=4 => s.push(I64),
+                7.. => s.push(Str),
+                _ => {}
+            }
+            s.push(Arr(topic));
+            s
+        }
+        ApiKey::OffsetFetch if v >= 6 => {
+            const TOPIC: &[F] = &[CStr, CArr(&[I32]), Tags];
+            let mut s = vec![CStr, CArr(TOPIC)];
+            if v >= 7 {
+                s.push(I8);
+            }
+            s.push(Tags);
+            s
+        }
+        ApiKey::OffsetFetch => vec![Str, Arr(&[Str, Arr(&[I32])])],
+        ApiKey::ListGroups => vec![],
+        ApiKey::DescribeGroups if v >= 3 => vec![Arr(&[Str]), I8],
+        ApiKey::DescribeGroups | ApiKey::DeleteGroups => vec![Arr(&[Str])],
         _ => return None,
     })
 }

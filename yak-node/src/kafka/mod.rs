@@ -14,7 +14,11 @@
 //! - One file per API group: `versions.rs` (ApiVersions), `metadata.rs`
 //!   (Metadata, topic auto-creation), `admin.rs` (CreateTopics,
 //!   DeleteTopics, InitProducerId), `produce.rs`, `fetch.rs`, `offsets.rs`
-//!   (ListOffsets), `leader_epoch.rs` (OffsetForLeaderEpoch),
+//!   (ListOffsets), `groups.rs` (FindCoordinator, JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup), `group_offsets.rs` (OffsetCommit,
+//!   OffsetFetch), `group_admin.rs` (ListGroups, DescribeGroups,
+//!   DeleteGroups): groups are served by ZooKeeper's coordinator;
+//!   `leader_epoch.rs` (OffsetForLeaderEpoch),
 //!   `consumer_group.rs` (ConsumerGroupHeartbeat, KIP-848, onto the native
 //!   group coordinator).
 //! - `topic_admin.rs` (CreatePartitions, AlterPartitionReassignments,
@@ -43,6 +47,9 @@ mod fetch;
 mod frame;
 #[cfg(test)]
 mod fuzz_tests;
+mod group_admin;
+mod group_offsets;
+mod groups;
 mod guard;
 mod leader_epoch;
 mod listener;

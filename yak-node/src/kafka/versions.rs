@@ -121,6 +121,66 @@ pub const SERVED: &[Served] = &[
         max: 4,
         served_min: 0,
     },
+    Served {
+        key: ApiKey::FindCoordinator,
+        advertised_min: 0,
+        max: 2,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::JoinGroup,
+        advertised_min: 0,
+        max: 5,
+        served_min: 2,
+    },
+    Served {
+        key: ApiKey::SyncGroup,
+        advertised_min: 0,
+        max: 3,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::Heartbeat,
+        advertised_min: 0,
+        max: 3,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::LeaveGroup,
+        advertised_min: 0,
+        max: 3,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::OffsetCommit,
+        advertised_min: 0,
+        max: 7,
+        served_min: 2,
+    },
+    Served {
+        key: ApiKey::OffsetFetch,
+        advertised_min: 0,
+        max: 7,
+        served_min: 1,
+    },
+    Served {
+        key: ApiKey::ListGroups,
+        advertised_min: 0,
+        max: 2,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::DescribeGroups,
+        advertised_min: 0,
+        max: 4,
+        served_min: 0,
+    },
+    Served {
+        key: ApiKey::DeleteGroups,
+        advertised_min: 0,
+        max: 1,
+        served_min: 0,
+    },
 ];
 
 /// Whether `api` at `version` is served.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 static MEMBER_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A member id unique across ZooKeeper restarts: client name, start time, sequence.
-fn new_member_id(client: &str) -> String {
+pub(super) fn new_member_id(client: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -35,7 +35,7 @@ fn new_member_id(client: &str) -> String {
     format!("{name}-{nanos:x}-{seq}")
 }
 
-fn check_group_name(group: &str) -> Result<(), ErrorBody> {
+pub(super) fn check_group_name(group: &str) -> Result<(), ErrorBody> {
     if group.is_empty()
         || group.chars().count() > GROUP_NAME_CHARS_MAX
         || group.chars().any(char::is_control)
@@ -48,7 +48,7 @@ fn check_group_name(group: &str) -> Result<(), ErrorBody> {
     Ok(())
 }
 
-fn check_client(client: &str) -> Result<(), ErrorBody> {
+pub(super) fn check_client(client: &str) -> Result<(), ErrorBody> {
     if client.chars().count() > CLIENT_ID_CHARS_MAX || client.chars().any(char::is_control) {
         return Err(ErrorBody::new(
             ErrorCode::InvalidRequest,
@@ -155,6 +155,12 @@ impl ZooKeeper {
             } => {
                 check_group_name(&group)?;
                 check_client(&client)?;
+                if inner.classic.has_members(&group) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::InconsistentGroupProtocol,
+                        format!("group '{group}' is a Kafka consumer group (classic protocol); a YaK consumer cannot join it"),
+                    ));
+                }
                 let topics = subscription(topic, topics)?;
                 if let Some(t) = topics.iter().find(|t| inner.state.topic(t).is_none()) {
                     return Err(ErrorBody::new(
@@ -226,7 +232,7 @@ impl ZooKeeper {
                 offsets,
             } => {
                 check_group_name(&group)?;
-                if inner.groups.has_members(&group) {
+                if inner.groups.has_members(&group) || inner.classic.has_members(&group) {
                     return Err(ErrorBody::new(
                         ErrorCode::GroupNotEmpty,
                         format!("group '{group}' has active members; stop them before resetting its offsets"),
@@ -250,12 +256,32 @@ impl ZooKeeper {
         for (name, ts) in inner.groups.names() {
             topics.entry(name).or_default().extend(ts);
         }
+        let classic = super::classic::views(inner);
+        for (name, v) in &classic {
+            let ts = v
+                .members
+                .iter()
+                .filter(|m| !m.topic.is_empty())
+                .map(|m| m.topic.clone());
+            topics.entry(name.clone()).or_default().extend(ts);
+        }
         topics
             .into_iter()
             .map(|(group, mut ts)| {
                 ts.sort_unstable();
                 ts.dedup();
                 let view = inner.groups.view(&group);
+                if let Some(v) = classic.get(&group) {
+                    let mut members: Vec<&str> =
+                        v.members.iter().map(|m| m.member_id.as_str()).collect();
+                    members.dedup();
+                    return GroupSummary {
+                        state: v.state.to_string(),
+                        members: members.len() as u32,
+                        group,
+                        topics: ts,
+                    };
+                }
                 GroupSummary {
                     state: view.as_ref().map_or("empty", |v| v.state).to_string(),
                     members: view.map_or(0, |v| v.members.len() as u32),
@@ -269,7 +295,8 @@ impl ZooKeeper {
     fn describe(inner: &Inner, group: &str) -> Result<GroupDescription, ErrorBody> {
         let with_offsets = inner.state.groups_with_offsets();
         let view = inner.groups.view(group);
-        if view.is_none() && !with_offsets.contains_key(group) {
+        let classic = super::classic::views(inner).remove(group);
+        if view.is_none() && classic.is_none() && !with_offsets.contains_key(group) {
             return Err(ErrorBody::new(
                 ErrorCode::UnknownGroup,
                 format!("group '{group}' does not exist"),
@@ -284,10 +311,22 @@ impl ZooKeeper {
                         group: group.to_string(),
                         topic: t.clone(),
                         offsets: inner.state.committed_offsets(group, t),
+                        metadata: inner.state.offset_metadata(group, t),
                     })
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(v) = classic {
+            return Ok(GroupDescription {
+                group: group.to_string(),
+                state: v.state.to_string(),
+                generation: u32::try_from(v.generation).unwrap_or(0),
+                assignor: Default::default(),
+                members: v.members,
+                offsets,
+                protocol: Some(v.protocol),
+            });
+        }
         Ok(match view {
             Some(v) => GroupDescription {
                 group: group.to_string(),
@@ -296,6 +335,7 @@ impl ZooKeeper {
                 assignor: v.assignor,
                 members: v.members,
                 offsets,
+                protocol: None,
             },
             None => GroupDescription {
                 group: group.to_string(),
@@ -304,6 +344,7 @@ impl ZooKeeper {
                 assignor: Default::default(),
                 members: Vec::new(),
                 offsets,
+                protocol: None,
             },
         })
     }

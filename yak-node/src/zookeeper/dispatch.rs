@@ -196,6 +196,7 @@ impl ZooKeeper {
             | Call::ListGroups
             | Call::DescribeGroup { .. }
             | Call::ResetOffsets { .. }) => self.group_call(call),
+            Call::ClassicGroup(call) => self.classic_call(call),
             Call::CreatePartitions { topic, count } => self.add_partitions(&topic, count),
             Call::AlterTopicConfig { topic, set, delete } => {
                 self.alter_topic_config(&topic, set, &delete)

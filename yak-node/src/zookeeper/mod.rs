@@ -6,6 +6,8 @@ pub mod alter;
 pub mod assign;
 pub mod auth;
 pub mod balance;
+mod classic;
+mod classic_groups;
 mod coordinator;
 mod dispatch;
 pub mod events;
@@ -87,6 +89,8 @@ struct Inner {
     version: Arc<AtomicU64>,
     log: MetaLog,
     groups: Groups,
+    /// Kafka classic groups (the leader member assigns).
+    classic: classic_groups::ClassicGroups,
     /// The newest cluster events.
     events: EventLog,
     /// Brokers alive at the last failover check: one missing now has lost its session.
@@ -150,6 +154,7 @@ impl ZooKeeper {
             version: Arc::clone(&version),
             log,
             groups: Groups::default(),
+            classic: Default::default(),
             events,
             alive,
             producer_epochs: producer_epochs::ProducerEpochs::default(),
@@ -289,6 +294,7 @@ impl ZooKeeper {
             Self::fail_over(&mut inner, None);
             Self::step_reassignments(&mut inner);
             Self::tick_groups(&mut inner);
+            Self::tick_classic(&mut inner);
             if let (Some(due), Some(every)) = (rebalance_due, rebalance_every) {
                 if Instant::now() < due {
                     continue;
@@ -644,6 +650,7 @@ mod tests {
             version,
             log,
             groups: Groups::default(),
+            classic: Default::default(),
             events,
             alive: Vec::new(),
             producer_epochs: Default::default(),
@@ -878,6 +885,7 @@ mod tests {
             version: Arc::new(AtomicU64::new(0)),
             log,
             groups: Groups::default(),
+            classic: Default::default(),
             events: EventLog::new(10),
             alive: Vec::new(),
             producer_epochs: Default::default(),

@@ -30,6 +30,8 @@ pub struct MetadataState {
     topics: BTreeMap<String, TopicMetadata>,
     /// Committed offsets: (group, topic) → partition → next offset to read.
     offsets: BTreeMap<(String, String), BTreeMap<u32, u64>>,
+    /// Kafka commit metadata strings of committed offsets that have one.
+    offset_metadata: BTreeMap<(String, String), BTreeMap<u32, String>>,
     /// Created once, by the first record ZooKeeper ever writes.
     cluster_id: Option<String>,
     /// The last [`DELETED_TOPIC_IDS_MAX`] deleted topic ids, oldest first.
@@ -44,6 +46,12 @@ impl MetadataState {
             next_topic_id: s.next_topic_id,
             next_producer_id: s.next_producer_id,
             topics: s.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            offset_metadata: s
+                .group_offsets
+                .iter()
+                .filter(|g| !g.metadata.is_empty())
+                .map(|g| ((g.group.clone(), g.topic.clone()), g.metadata.clone()))
+                .collect(),
             offsets: s
                 .group_offsets
                 .into_iter()
@@ -69,10 +77,11 @@ impl MetadataState {
             group_offsets: self
                 .offsets
                 .iter()
-                .map(|((group, topic), offsets)| GroupTopicOffsets {
-                    group: group.clone(),
-                    topic: topic.clone(),
+                .map(|(key, offsets)| GroupTopicOffsets {
+                    group: key.0.clone(),
+                    topic: key.1.clone(),
                     offsets: to_partition_offsets(offsets),
+                    metadata: self.offset_metadata.get(key).cloned().unwrap_or_default(),
                 })
                 .collect(),
             cluster_id: self.cluster_id.clone(),
@@ -99,6 +108,14 @@ impl MetadataState {
             .unwrap_or_default()
     }
 
+    /// A group's commit metadata strings for a topic, per partition that has one.
+    pub fn offset_metadata(&self, group: &str, topic: &str) -> BTreeMap<u32, String> {
+        self.offset_metadata
+            .get(&(group.to_string(), topic.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every group with committed offsets, and the topics they are for.
     pub fn groups_with_offsets(&self) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -115,6 +132,18 @@ impl MetadataState {
         group: &str,
         topic: &str,
         offsets: &[PartitionOffset],
+    ) -> Result<Option<MetaRecord>, ErrorBody> {
+        self.plan_commit_offsets_with(group, topic, offsets, &BTreeMap::new())
+    }
+
+    /// [`Self::plan_commit_offsets`] with Kafka commit metadata strings
+    /// (a partition without one loses the one it had).
+    pub fn plan_commit_offsets_with(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[PartitionOffset],
+        metadata: &BTreeMap<u32, String>,
     ) -> Result<Option<MetaRecord>, ErrorBody> {
         if group.is_empty() || group.len() > crate::limits::GROUP_NAME_CHARS_MAX {
             return Err(ErrorBody::new(
@@ -144,19 +173,29 @@ impl MetadataState {
                 ),
             ));
         }
-        let current = self.offsets.get(&(group.to_string(), topic.to_string()));
+        let key = (group.to_string(), topic.to_string());
+        let current = self.offsets.get(&key);
+        let current_meta = self.offset_metadata.get(&key);
         let changed: Vec<PartitionOffset> = offsets
             .iter()
             .copied()
-            .filter(|o| current.and_then(|c| c.get(&o.partition)) != Some(&o.offset))
+            .filter(|o| {
+                current.and_then(|c| c.get(&o.partition)) != Some(&o.offset)
+                    || current_meta.and_then(|m| m.get(&o.partition)) != metadata.get(&o.partition)
+            })
             .collect();
         if changed.is_empty() {
             return Ok(None);
         }
+        let metadata = changed
+            .iter()
+            .filter_map(|o| metadata.get(&o.partition).map(|m| (o.partition, m.clone())))
+            .collect();
         Ok(Some(MetaRecord::OffsetsCommitted(GroupTopicOffsets {
             group: group.to_string(),
             topic: topic.to_string(),
             offsets: changed,
+            metadata,
         })))
     }
 
@@ -475,6 +514,7 @@ impl MetadataState {
                 }
                 // A re-created topic starts empty: old committed offsets go.
                 self.offsets.retain(|(_, topic), _| topic != name);
+                self.offset_metadata.retain(|(_, topic), _| topic != name);
             }
             MetaRecord::PartitionChanged {
                 topic,
@@ -565,7 +605,22 @@ impl MetadataState {
                     for o in &c.offsets {
                         entry.insert(o.partition, o.offset);
                     }
+                    let key = (c.group.clone(), c.topic.clone());
+                    let meta = self.offset_metadata.entry(key.clone()).or_default();
+                    for o in &c.offsets {
+                        match c.metadata.get(&o.partition) {
+                            Some(m) => meta.insert(o.partition, m.clone()),
+                            None => meta.remove(&o.partition),
+                        };
+                    }
+                    if meta.is_empty() {
+                        self.offset_metadata.remove(&key);
+                    }
                 }
+            }
+            MetaRecord::GroupDeleted { group } => {
+                self.offsets.retain(|(g, _), _| g != group);
+                self.offset_metadata.retain(|(g, _), _| g != group);
             }
         }
     }
@@ -1064,6 +1119,43 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn given_commit_metadata_when_snapshotted_and_group_deleted_should_round_trip_then_go() {
+        let mut s = MetadataState::default();
+        create(&mut s, "t", Some(3), None);
+        let po = |partition, offset| PartitionOffset { partition, offset };
+        let meta: BTreeMap<u32, String> = [(1, "m1".to_string())].into();
+        let r = s
+            .plan_commit_offsets_with("g", "t", &[po(0, 5), po(1, 9)], &meta)
+            .expect("valid")
+            .expect("changes");
+        s.apply(&r);
+        assert!(
+            s.plan_commit_offsets_with("g", "t", &[po(1, 9)], &meta)
+                .expect("valid")
+                .is_none(),
+            "same offset and metadata: nothing to write"
+        );
+        let restored = MetadataState::from_snapshot(s.snapshot());
+        assert_eq!(restored.offset_metadata("g", "t"), meta);
+        // A record written before metadata was kept decodes without it.
+        let old = rmp_serde::to_vec_named(&serde_json::json!({
+            "group": "g", "topic": "t", "offsets": [{"partition": 0, "offset": 1}]
+        }))
+        .expect("encode");
+        let decoded: GroupTopicOffsets = rmp_serde::from_slice(&old).expect("old form");
+        assert!(decoded.metadata.is_empty());
+        // A commit without metadata clears what the partition had.
+        let r = s
+            .plan_commit_offsets("g", "t", &[po(1, 9)])
+            .expect("valid")
+            .expect("metadata changed");
+        s.apply(&r);
+        assert!(s.offset_metadata("g", "t").is_empty());
+        s.apply(&MetaRecord::GroupDeleted { group: "g".into() });
+        assert!(s.committed_offsets("g", "t").is_empty() && s.groups_with_offsets().is_empty());
     }
 
     #[test]

@@ -1,0 +1,533 @@
+//! Kafka consumer groups (the classic protocol, the leader member assigns)
+//! served by YaK's one coordinator: confluent-kafka group consumers with
+//! the range, roundrobin and cooperative-sticky assignors, kcat -G, static
+//! membership, kill -9 of a member, committed offsets shared with `yak-node
+//! group describe`. Needs what `make kafka-deps` installs.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "kafka_support/mod.rs"]
+mod kafka_support;
+
+use kafka_support::{kafka_cluster, python, KafkaCluster};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// A group consumer: prints `assigned P,P`, `revoked P,P`, `msg P VALUE`,
+/// commits what it read when partitions are revoked, and on `close`
+/// (stdin) commits, closes and prints `closed`.
+const CONSUMER: &str = r#"
+import sys, threading
+from confluent_kafka import Consumer, KafkaException
+bs, group, topic, strategy, inst = sys.argv[1:6]
+conf = {"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, "session.timeout.ms": 3000,
+        "heartbeat.interval.ms": 100, "partition.assignment.strategy": strategy,
+        "client.id": "py-" + inst, "topic.metadata.refresh.interval.ms": 1000}
+if inst != "-":
+    conf["group.instance.id"] = inst
+c = Consumer(conf)
+owned = set()
+def show():
+    print("assigned", ",".join(str(p) for p in sorted(owned)), flush=True)
+def on_assign(c, ps):
+    owned.update(p.partition for p in ps); show()
+def on_revoke(c, ps):
+    try:
+        c.commit(asynchronous=False)
+    except KafkaException:
+        pass
+    print("revoked", ",".join(str(p.partition) for p in ps), flush=True)
+    owned.difference_update(p.partition for p in ps); show()
+def on_lost(c, ps):
+    print("revoked", ",".join(str(p.partition) for p in ps), flush=True)
+    owned.difference_update(p.partition for p in ps); show()
+c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+stop = threading.Event()
+def watch():
+    for line in sys.stdin:
+        if line.strip() == "close":
+            break
+    stop.set()
+threading.Thread(target=watch, daemon=True).start()
+while not stop.is_set():
+    m = c.poll(0.1)
+    if m is None:
+        continue
+    if m.error():
+        print("error", m.error(), flush=True)
+        continue
+    print("msg", m.partition(), m.value().decode(), flush=True)
+try:
+    c.commit(asynchronous=False)
+except KafkaException as e:
+    print("commit", e, flush=True)
+c.close()
+print("closed", flush=True)
+"#;
+
+/// One consumer process and the lines it printed.
+struct Member {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+/// Forwards a child's stdout lines to a channel.
+fn lines_of(child: &mut Child) -> Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Member {
+    fn start(k: &KafkaCluster, group: &str, topic: &str, strategy: &str, inst: &str) -> Member {
+        let mut child = python(CONSUMER, &[&k.bootstrap(), group, topic, strategy, inst]);
+        let lines = lines_of(&mut child);
+        Member {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes every line printed so far.
+    fn drain(&mut self) {
+        self.seen.extend(self.lines.try_iter());
+    }
+
+    /// The partitions of its last `assigned` line.
+    fn owned(&self) -> Option<BTreeSet<u32>> {
+        let last = self.seen.iter().rev().find(|l| l.starts_with("assigned"))?;
+        Some(
+            last.trim_start_matches("assigned")
+                .trim()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|p| p.parse().unwrap())
+                .collect(),
+        )
+    }
+
+    /// `(partition, value)` of every message read.
+    fn messages(&self) -> Vec<(u32, String)> {
+        self.seen
+            .iter()
+            .filter_map(|l| l.strip_prefix("msg "))
+            .map(|l| {
+                let (p, v) = l.split_once(' ').unwrap();
+                (p.parse().unwrap(), v.to_string())
+            })
+            .collect()
+    }
+
+    /// Commits, closes and exits.
+    fn close(mut self) -> Vec<String> {
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"close\n").unwrap();
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.seen.iter().any(|l| l == "closed") {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) => self.seen.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            assert!(Instant::now() < deadline, "no close: {:?}", self.seen);
+        }
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "consumer did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `members` until `done` holds, at most `secs` seconds.
+fn settle(
+    members: &mut [&mut Member],
+    secs: u64,
+    what: &str,
+    done: impl Fn(&[&mut Member]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        for m in members.iter_mut() {
+            m.drain();
+        }
+        if done(members) {
+            return;
+        }
+        let state: Vec<_> = members
+            .iter()
+            .map(|m| m.seen.iter().rev().take(3).cloned().collect::<Vec<_>>())
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {secs} s: {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every member owns `sizes[i]` partitions and together they own `0..total`.
+fn split(members: &[&mut Member], sizes: &[usize], total: u32) -> bool {
+    let owned: Vec<BTreeSet<u32>> = members.iter().filter_map(|m| m.owned()).collect();
+    let mut got: Vec<usize> = owned.iter().map(BTreeSet::len).collect();
+    got.sort_unstable();
+    let union: BTreeSet<u32> = owned.iter().flatten().copied().collect();
+    let count: usize = owned.iter().map(BTreeSet::len).sum();
+    owned.len() == members.len()
+        && got == sizes
+        && union == (0..total).collect()
+        && count == total as usize
+}
+
+fn create_topic(k: &KafkaCluster, topic: &str, partitions: u32) {
+    k.cluster.yak_ok(&[
+        "topic",
+        "create",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+        "--replication-factor",
+        "1",
+    ]);
+}
+
+/// Produces `v{from}..v{to}` with keys spread over the partitions.
+fn produce(k: &KafkaCluster, topic: &str, from: usize, to: usize) {
+    let input: String = (from..to).map(|i| format!("k{i}:v{i}\n")).collect();
+    k.cluster.yak_stdin_ok(
+        &["produce", "--topic", topic, "--key-separator", ":"],
+        &input,
+    );
+}
+
+fn values(range: std::ops::Range<usize>) -> BTreeSet<String> {
+    range.map(|i| format!("v{i}")).collect()
+}
+
+/// `group describe --json`, or `Null` while the group does not exist yet.
+fn try_describe(k: &KafkaCluster, group: &str) -> Value {
+    let out = k.cluster.yak(&["group", "describe", group, "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn describe(k: &KafkaCluster, group: &str) -> Value {
+    serde_json::from_str(&k.cluster.yak_ok(&["group", "describe", group, "--json"])).unwrap()
+}
+
+#[test]
+fn given_three_range_consumers_when_reading_6000_messages_should_split_2_2_2_read_each_once_and_resume_from_commits(
+) {
+    let k = kafka_cluster(3);
+    create_topic(&k, "gt", 6);
+    let mut a = Member::start(&k, "g1", "gt", "range", "-");
+    let mut b = Member::start(&k, "g1", "gt", "range", "-");
+    let mut c = Member::start(&k, "g1", "gt", "range", "-");
+    settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
+        split(m, &[2, 2, 2], 6)
+    });
+    produce(&k, "gt", 0, 6000);
+    settle(
+        &mut [&mut a, &mut b, &mut c],
+        30,
+        "6000 messages read",
+        |m| m.iter().map(|m| m.messages().len()).sum::<usize>() >= 6000,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut all = Vec::new();
+    for m in [&mut a, &mut b, &mut c] {
+        m.drain();
+        let owned = m.owned().unwrap();
+        let msgs = m.messages();
+        assert!(
+            msgs.iter().all(|(p, _)| owned.contains(p)),
+            "a member reads only its partitions"
+        );
+        all.extend(msgs.into_iter().map(|(_, v)| v));
+    }
+    assert_eq!(all.len(), 6000, "no message read twice");
+    assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), values(0..6000));
+    let d = describe(&k, "g1");
+    let members: BTreeSet<&str> = d["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (members.len(), d["assignor"].as_str()),
+        (3, Some("range")),
+        "{d}"
+    );
+    for m in [a, b, c] {
+        m.close();
+    }
+    let d = describe(&k, "g1");
+    let committed: u64 = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["committed_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!((committed, d["total_lag"].as_u64()), (6000, Some(0)), "{d}");
+    // A restarted member reads only what was produced after the commits.
+    produce(&k, "gt", 6000, 6600);
+    let mut again = Member::start(&k, "g1", "gt", "range", "-");
+    settle(&mut [&mut again], 20, "600 new messages read", |m| {
+        m[0].messages().len() >= 600
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    again.drain();
+    let got: Vec<String> = again.messages().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got.len(), 600);
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), values(6000..6600));
+    let reset = [
+        "group",
+        "reset-offsets",
+        "g1",
+        "--topic",
+        "gt",
+        "--to-earliest",
+    ];
+    assert!(
+        !k.cluster.yak(&reset).status.success(),
+        "no reset while the group has members"
+    );
+    again.close();
+    k.cluster.yak_ok(&reset);
+    let d = describe(&k, "g1");
+    assert!(
+        d["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["committed_offset"] == 0),
+        "{d}"
+    );
+}
+
+#[test]
+fn given_two_kcat_group_members_when_consuming_should_split_the_partitions_and_show_in_group_describe(
+) {
+    let k = kafka_cluster(1);
+    create_topic(&k, "kt", 6);
+    let kcat = || {
+        Command::new("kcat")
+            .args([
+                "-b",
+                &k.bootstrap(),
+                "-G",
+                "kg",
+                "kt",
+                "-q",
+                "-u",
+                "-f",
+                "%s\\n",
+            ])
+            .args([
+                "-X",
+                "heartbeat.interval.ms=100",
+                "-X",
+                "session.timeout.ms=3000",
+            ])
+            .args(["-X", "auto.offset.reset=earliest"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut one = kcat();
+    let mut two = kcat();
+    let (l1, l2) = (lines_of(&mut one), lines_of(&mut two));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let split = loop {
+        let d = try_describe(&k, "kg");
+        let mut per_member: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for m in d["members"].as_array().into_iter().flatten() {
+            let parts = m["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_u64().unwrap());
+            per_member
+                .entry(m["member_id"].as_str().unwrap().into())
+                .or_default()
+                .extend(parts);
+        }
+        let counts: Vec<usize> = per_member.values().map(Vec::len).collect();
+        if d["state"] == "stable" && counts == [3, 3] {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "kcat members split 3/3: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        split["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["client"] == "rdkafka"),
+        "client ids shown: {split}"
+    );
+    let list = k.cluster.yak_ok(&["group", "list"]);
+    assert!(list.contains("kg") && list.contains("kt"), "{list}");
+    // A YaK consumer cannot join a Kafka group.
+    let out = k.cluster.yak(&[
+        "consume",
+        "--topic",
+        "kt",
+        "--group",
+        "kg",
+        "--max-messages",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Kafka consumer group"),
+        "{err}"
+    );
+    produce(&k, "kt", 0, 300);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut got = Vec::new();
+    while got.len() < 300 && Instant::now() < deadline {
+        got.extend(l1.try_iter());
+        got.extend(l2.try_iter());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = one.kill();
+    let _ = two.kill();
+    let _ = one.wait();
+    let _ = two.wait();
+    assert_eq!(got.len(), 300);
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), values(0..300));
+}
+
+#[test]
+fn given_three_roundrobin_members_when_one_is_killed_should_give_its_partitions_to_the_others() {
+    let k = kafka_cluster(1);
+    create_topic(&k, "rr", 6);
+    let mut a = Member::start(&k, "g2", "rr", "roundrobin", "-");
+    let mut b = Member::start(&k, "g2", "rr", "roundrobin", "-");
+    let mut c = Member::start(&k, "g2", "rr", "roundrobin", "-");
+    settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
+        split(m, &[2, 2, 2], 6)
+    });
+    let owned = a.owned().unwrap();
+    assert!(
+        owned
+            .iter()
+            .all(|p| owned.iter().all(|q| p == q || p.abs_diff(*q) % 3 == 0)),
+        "round-robin deals partitions in turn: {owned:?}"
+    );
+    c.child.kill().unwrap();
+    let killed_at = Instant::now();
+    settle(&mut [&mut a, &mut b], 20, "a 3/3 split", |m| {
+        split(m, &[3, 3], 6)
+    });
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(2500),
+        "taken over only after the session timeout"
+    );
+    produce(&k, "rr", 0, 600);
+    settle(&mut [&mut a, &mut b], 20, "600 messages read", |m| {
+        m.iter()
+            .flat_map(|m| m.messages())
+            .map(|(_, v)| v)
+            .collect::<BTreeSet<_>>()
+            == values(0..600)
+    });
+    a.close();
+    b.close();
+}
+
+#[test]
+fn given_cooperative_sticky_members_when_a_third_joins_should_move_only_the_partitions_it_takes() {
+    let k = kafka_cluster(1);
+    create_topic(&k, "cs", 6);
+    let mut a = Member::start(&k, "g3", "cs", "cooperative-sticky", "-");
+    let mut b = Member::start(&k, "g3", "cs", "cooperative-sticky", "-");
+    settle(&mut [&mut a, &mut b], 20, "a 3/3 split", |m| {
+        split(m, &[3, 3], 6)
+    });
+    let (before_a, before_b) = (a.owned().unwrap(), b.owned().unwrap());
+    let (seen_a, seen_b) = (a.seen.len(), b.seen.len());
+    let mut c = Member::start(&k, "g3", "cs", "cooperative-sticky", "-");
+    settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
+        split(m, &[2, 2, 2], 6)
+    });
+    let taken = c.owned().unwrap();
+    for (m, before, from) in [(&a, &before_a, seen_a), (&b, &before_b, seen_b)] {
+        let revoked: BTreeSet<u32> = m.seen[from..]
+            .iter()
+            .filter_map(|l| l.strip_prefix("revoked "))
+            .flat_map(|l| {
+                l.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|p| p.parse::<u32>().unwrap())
+            })
+            .collect();
+        assert!(
+            revoked.is_subset(&taken),
+            "only what the newcomer takes moves: {revoked:?} {taken:?} {:?}",
+            &m.seen[from..]
+        );
+        assert!(
+            m.owned().unwrap().is_subset(before),
+            "the others keep the rest"
+        );
+    }
+    for m in [a, b, c] {
+        m.close();
+    }
+}
+
+#[test]
+fn given_static_member_when_restarted_within_session_timeout_should_get_its_partitions_back_without_rebalance(
+) {
+    let k = kafka_cluster(1);
+    create_topic(&k, "st", 4);
+    let mut a = Member::start(&k, "g4", "st", "range", "ia");
+    let mut b = Member::start(&k, "g4", "st", "range", "ib");
+    settle(&mut [&mut a, &mut b], 20, "a 2/2 split", |m| {
+        split(m, &[2, 2], 4)
+    });
+    let before_b = b.owned().unwrap();
+    let seen_a = a.seen.len();
+    b.child.kill().unwrap();
+    drop(b);
+    let mut b2 = Member::start(&k, "g4", "st", "range", "ib");
+    settle(&mut [&mut b2], 10, "b's partitions back", |m| {
+        m[0].owned() == Some(before_b.clone())
+    });
+    std::thread::sleep(Duration::from_millis(3500));
+    a.drain();
+    assert!(
+        !a.seen[seen_a..].iter().any(|l| l.starts_with("revoked")),
+        "no rebalance for the other member: {:?}",
+        &a.seen[seen_a..]
+    );
+    a.close();
+    b2.close();
+}
