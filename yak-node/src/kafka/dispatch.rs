@@ -6,8 +6,8 @@ use super::frame::{self, KafkaFrameError};
 use super::native::BrokerLink;
 use super::request::{Outcome, Shared};
 use super::{
-    admin, configs, consumer_group, fetch, group_admin, group_offsets, groups, leader_epoch, metadata,
-    offsets, produce, topic_admin, versions,
+    admin, configs, consumer_group, fetch, group_admin, group_offsets, groups, leader_epoch,
+    metadata, offsets, produce, topic_admin, versions,
 };
 use kafka_protocol::messages::ApiKey;
 

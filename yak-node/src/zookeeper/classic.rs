@@ -16,7 +16,9 @@ use crate::protocol::classic::{
     ItemResult, ListedGroup,
 };
 use crate::protocol::metalog::MetaRecord;
-use crate::protocol::{ErrorBody, ErrorCode, MemberDescription, PartitionOffset, Reply};
+use crate::protocol::{
+    ErrorBody, ErrorCode, MemberDescription, PartitionOffset, Reply, TopicAssignment,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -52,6 +54,11 @@ pub(super) fn views(inner: &Inner) -> BTreeMap<String, ClassicView> {
                         .map(move |(topic, partitions)| MemberDescription {
                             member_id: m.member_id.clone(),
                             client: m.client_id.clone(),
+                            topics: vec![topic.clone()],
+                            assigned: vec![TopicAssignment {
+                                topic: topic.clone(),
+                                partitions: partitions.clone(),
+                            }],
                             topic,
                             partitions,
                         })
