@@ -248,11 +248,9 @@ pub fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), KafkaFrameErr
     };
     let fields = schema(api, version).ok_or_else(|| malformed("no schema".into()))?;
     let mut cursor = Cursor { buf: body, at: 0 };
-    cursor.walk(&fields).map_err(malformed)?;
-    match cursor.left() {
-        0 => Ok(()),
-        n => Err(malformed(format!("{n} bytes after the body"))),
-    }
+    // Every length fits; bytes after the body are ignored, as Kafka's
+    // brokers do (the decoder never reads them).
+    cursor.walk(&fields).map_err(malformed)
 }
 
 struct Cursor<'a> {
