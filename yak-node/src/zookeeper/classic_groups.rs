@@ -23,6 +23,7 @@ use crate::protocol::classic::{
 };
 use crate::protocol::{ErrorBody, ErrorCode};
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 #[path = "classic_groups_view.rs"]
@@ -98,9 +99,21 @@ pub enum ClassicEvent {
 }
 
 /// Every classic group with members.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClassicGroups {
     groups: BTreeMap<String, Group>,
+    /// Session timeouts a member may ask for, in ms: the cluster's range,
+    /// the same one the native coordinator applies.
+    session_ms: RangeInclusive<u64>,
+}
+
+impl Default for ClassicGroups {
+    fn default() -> Self {
+        ClassicGroups::with_session_timeouts(
+            Duration::from_millis(GROUP_SESSION_TIMEOUT_MS_MIN),
+            Duration::from_millis(GROUP_SESSION_TIMEOUT_MS_MAX),
+        )
+    }
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
@@ -115,12 +128,16 @@ fn unknown_member(group: &str, member: &str) -> ErrorBody {
 }
 
 /// Refuses a join whose sizes or timeouts are out of bounds.
-fn check_join(j: &JoinRequest) -> Result<(), ErrorBody> {
+fn check_join(j: &JoinRequest, session_ms: &RangeInclusive<u64>) -> Result<(), ErrorBody> {
     let session = j.session_timeout_ms;
-    if !(GROUP_SESSION_TIMEOUT_MS_MIN..=GROUP_SESSION_TIMEOUT_MS_MAX).contains(&session) {
+    if !session_ms.contains(&session) {
         return Err(err(
             ErrorCode::InvalidSessionTimeout,
-            format!("session timeout {session} ms is outside {GROUP_SESSION_TIMEOUT_MS_MIN}..={GROUP_SESSION_TIMEOUT_MS_MAX} ms"),
+            format!(
+                "session timeout {session} ms is outside the cluster's allowed {} to {} ms",
+                session_ms.start(),
+                session_ms.end()
+            ),
         ));
     }
     if j.protocol_type.is_empty() || j.protocols.is_empty() {
@@ -313,6 +330,15 @@ impl Group {
 }
 
 impl ClassicGroups {
+    /// No groups; members may ask for session timeouts in `min..=max`.
+    pub fn with_session_timeouts(min: Duration, max: Duration) -> ClassicGroups {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        ClassicGroups {
+            groups: BTreeMap::new(),
+            session_ms: ms(min)..=ms(max),
+        }
+    }
+
     /// A join, a rejoin, or a poll of a join (`j.poll`). `fresh_id` is the
     /// id a new member gets. Never waits: a rebalance not yet complete is
     /// answered `Pending`.
@@ -322,7 +348,7 @@ impl ClassicGroups {
         fresh_id: &str,
         now: Instant,
     ) -> Result<(JoinAnswer, Vec<ClassicEvent>), ErrorBody> {
-        check_join(j)?;
+        check_join(j, &self.session_ms)?;
         if !self.groups.contains_key(&j.group) && self.groups.len() >= GROUPS_MAX {
             return Err(err(
                 ErrorCode::InvalidRequest,
@@ -848,6 +874,23 @@ mod tests {
             panic!("c alone")
         };
         assert_eq!((leader.as_str(), generation), ("c", 3));
+    }
+
+    #[test]
+    fn given_cluster_session_timeout_range_when_a_member_asks_outside_it_should_refuse_the_join() {
+        let mut gs = ClassicGroups::with_session_timeouts(
+            Duration::from_millis(SESSION_MS + 1),
+            Duration::from_millis(SESSION_MS * 2),
+        );
+        let t0 = Instant::now();
+        assert_eq!(
+            code(gs.join(&req(""), "a", t0)),
+            ErrorCode::InvalidSessionTimeout,
+            "within the built-in limits, below the cluster's minimum"
+        );
+        let mut ok = req("");
+        ok.session_timeout_ms = SESSION_MS * 2;
+        assert!(gs.join(&ok, "a", t0).is_ok());
     }
 
     #[test]

@@ -154,7 +154,10 @@ impl ZooKeeper {
             version: Arc::clone(&version),
             log,
             groups: Groups::default(),
-            classic: Default::default(),
+            classic: classic_groups::ClassicGroups::with_session_timeouts(
+                config.group_session_timeout_min,
+                config.group_session_timeout_max,
+            ),
             events,
             alive,
             producer_epochs: producer_epochs::ProducerEpochs::default(),
