@@ -214,11 +214,7 @@ pub fn describe(
                                 .with_name(StrBytes::from_static_str(e.name))
                                 .with_value(Some(StrBytes::from_string(e.value)))
                                 .with_read_only(e.read_only);
-                            if version == 0 {
-                                c.is_default = e.source == SOURCE_DEFAULT;
-                            } else {
-                                c.config_source = e.source;
-                            }
+                            c.config_source = e.source;
                             if version >= 3 {
                                 c.config_type = e.config_type;
                             }

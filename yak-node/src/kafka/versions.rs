@@ -3,7 +3,8 @@
 //! versions are advertised because librdkafka before 2.11 turns features on
 //! only when the broker's range contains them (Produce ∋ 0..3, Fetch ∋ 4,
 //! InitProducerId ∋ 0); asking for them gets `UNSUPPORTED_VERSION`, as
-//! Kafka 4.0 does. Never handles another API.
+//! Kafka 4.0 does (the versions it dropped in KIP-896 are those the codec,
+//! built from Kafka 4's schemas, no longer decodes). Never handles another API.
 
 use super::errors;
 use super::frame::{self, KafkaFrameError};
@@ -59,13 +60,13 @@ pub const SERVED: &[Served] = &[
         key: ApiKey::CreateTopics,
         advertised_min: 0,
         max: 4,
-        served_min: 0,
+        served_min: 2,
     },
     Served {
         key: ApiKey::DeleteTopics,
         advertised_min: 0,
         max: 4,
-        served_min: 0,
+        served_min: 1,
     },
     Served {
         key: ApiKey::ConsumerGroupHeartbeat,
@@ -89,7 +90,7 @@ pub const SERVED: &[Served] = &[
         key: ApiKey::DescribeConfigs,
         advertised_min: 0,
         max: 4,
-        served_min: 0,
+        served_min: 1,
     },
     Served {
         key: ApiKey::IncrementalAlterConfigs,
@@ -119,7 +120,7 @@ pub const SERVED: &[Served] = &[
         key: ApiKey::OffsetForLeaderEpoch,
         advertised_min: 0,
         max: 4,
-        served_min: 0,
+        served_min: 2,
     },
     Served {
         key: ApiKey::FindCoordinator,
@@ -237,6 +238,22 @@ mod tests {
         assert!(has(ApiKey::Fetch, 4) && has(ApiKey::Fetch, 11));
         assert!(has(ApiKey::InitProducerId, 0) && has(ApiKey::Metadata, 4));
         assert!(!is_served(ApiKey::Produce, 2) && is_served(ApiKey::Produce, 3));
+    }
+
+    #[test]
+    fn given_the_codec_when_serving_a_version_should_be_one_it_decodes() {
+        for s in SERVED {
+            let codec = s.key.valid_versions();
+            assert!(
+                codec.min <= s.served_min && s.max <= codec.max,
+                "{:?} serves {}..={} but the codec knows {}..={}",
+                s.key,
+                s.served_min,
+                s.max,
+                codec.min,
+                codec.max
+            );
+        }
     }
 
     #[test]
