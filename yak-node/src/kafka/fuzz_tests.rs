@@ -324,6 +324,12 @@ impl Rng {
 fn given_valid_requests_of_every_served_version_when_guarded_and_decoded_should_pass() {
     for (api, version) in served() {
         let body = valid(api, version).freeze();
+        let covered = guard::covered(api, version, &body);
+        assert_eq!(
+            covered,
+            Ok(body.len()),
+            "{api:?} v{version}: the guard's schema"
+        );
         decode(api, version, body).unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
     }
 }

@@ -1,4 +1,5 @@
-//! ListOffsets (v1+): `-2` (earliest) is the log start offset, `-1`
+//! ListOffsets (v1–8): `-2` (earliest, and `-4`, earliest local: all of
+//! YaK's log is local) is the log start offset, `-1`
 //! (latest) the high watermark (what a consumer can read up to), `-3` the
 //! first record with the largest timestamp, any other timestamp the first
 //! record at or after it (found through the partition's time index; offset
@@ -151,7 +152,8 @@ mod tests {
     /// The one partition answer of an encoded response.
     fn decoded(bytes: Vec<u8>, version: i16) -> ListOffsetsPartitionResponse {
         let mut b = Bytes::from(bytes);
-        b.advance(8); // size, correlation id (header v0 up to v5)
+        // Size, correlation id; from v6 (flexible) the header's empty tags.
+        b.advance(if version >= 6 { 9 } else { 8 });
         let r = ListOffsetsResponse::decode(&mut b, version).unwrap();
         r.topics[0].partitions[0].clone()
     }
@@ -164,7 +166,7 @@ mod tests {
             timestamp_ms: 1_000,
             leader_epoch: 7,
         };
-        for version in 1..=5 {
+        for version in 1..=8 {
             for (reply, offset, timestamp) in [
                 (Reply::TimestampOffset { found: Some(found) }, 42, 1_000),
                 (Reply::TimestampOffset { found: None }, -1, -1),

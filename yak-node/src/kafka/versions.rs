@@ -39,7 +39,7 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::ListOffsets,
         advertised_min: 0,
-        max: 5,
+        max: 8,
         served_min: 1,
     },
     Served {
