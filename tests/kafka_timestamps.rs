@@ -241,3 +241,69 @@ fn given_messages_before_and_after_a_moment_when_consuming_from_that_timestamp_s
     ]);
     assert_eq!(out, "");
 }
+
+/// Creates a LogAppendTime topic and a topic with a bad setting through
+/// AdminClient, produces with an old timestamp and reads back; prints
+/// `bad_config <code>`, `delivered <type> <ms>`, `read <type> <ms>` and
+/// `window <start> <end>`.
+const LOG_APPEND_SCRIPT: &str = r#"
+import sys, time
+from confluent_kafka import Producer, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+bs = sys.argv[1]
+a = AdminClient({"bootstrap.servers": bs})
+f = a.create_topics([NewTopic("lat", 1, 1, config={"message.timestamp.type": "LogAppendTime"})])
+f["lat"].result(15)
+bad = a.create_topics([NewTopic("badcfg", 1, 1, config={"min.insync.replicas": "2"})])
+try:
+    bad["badcfg"].result(15)
+    print("bad_config none", flush=True)
+except Exception as e:
+    print("bad_config", e.args[0].code(), flush=True)
+start = int(time.time() * 1000)
+p = Producer({"bootstrap.servers": bs, "acks": "all"})
+got = []
+p.produce("lat", value=b"x", timestamp=1_000_000_000_000, on_delivery=lambda err, m: got.append(m.timestamp()))
+assert p.flush(30) == 0
+end = int(time.time() * 1000)
+print("delivered", got[0][0], got[0][1], flush=True)
+print("window", start, end, flush=True)
+c = Consumer({"bootstrap.servers": bs, "group.id": "unused", "enable.auto.commit": False})
+c.assign([TopicPartition("lat", 0, 0)])
+m = None
+while m is None or m.error():
+    m = c.poll(1.0)
+print("read", m.timestamp()[0], m.timestamp()[1], flush=True)
+"#;
+
+#[test]
+fn given_log_append_time_topic_when_producing_an_old_timestamp_should_store_and_report_the_brokers_time(
+) {
+    let k = kafka_cluster_with(1, |b| b);
+    let child = python(LOG_APPEND_SCRIPT, &[&k.bootstrap()]);
+    let out = wait_bounded(child, Duration::from_secs(60), "python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "script failed: {stdout} {stderr}");
+    let line = |key: &str| -> Vec<i64> {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in {stdout} {stderr}"))
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    // INVALID_CONFIG: min.insync.replicas 2 on a 1-replica topic.
+    assert_eq!(line("bad_config"), [40]);
+    let (start, end) = (line("window")[0], line("window")[1]);
+    // confluent_kafka.TIMESTAMP_LOG_APPEND_TIME is 2.
+    for key in ["delivered", "read"] {
+        let v = line(key);
+        assert_eq!(v[0], 2, "{key}: timestamp type");
+        assert!(start <= v[1] && v[1] <= end, "{key}: {start} <= {} <= {end}", v[1]);
+    }
+    assert_eq!(line("delivered")[1], line("read")[1]);
+    let d = k.cluster.yak_ok(&["topic", "describe", "lat"]);
+    assert!(d.contains("LogAppendTime"), "{d}");
+}

@@ -131,11 +131,13 @@ fn produce(s: &mut BrokerState, bytes: &[u8]) -> Reply {
             Reply::Produced {
                 base_offset: offset,
                 duplicate: false,
+                log_append_time_ms: None,
             }
         }
         Verdict::Duplicate { base_offset, .. } => Reply::Produced {
             base_offset,
             duplicate: true,
+            log_append_time_ms: None,
         },
         Verdict::OutOfOrder { expected } => Reply::Error(ErrorBody::new(
             ErrorCode::OutOfOrderSequence,

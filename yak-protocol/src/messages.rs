@@ -508,6 +508,10 @@ pub enum Reply {
         /// True when this batch was already in the log and nothing was written.
         #[serde(default)]
         duplicate: bool,
+        /// The leader's append time given to every record, when the topic's
+        /// `message.timestamp.type` is LogAppendTime (a new append only).
+        #[serde(default)]
+        log_append_time_ms: Option<i64>,
     },
     /// ZooKeeper accepted an ISR change: the ISR it holds now (members not
     /// alive are left out) and the partition epoch that goes with it.

@@ -63,6 +63,39 @@ pub struct TopicConfig {
     /// Kafka's `segment.bytes`: a new segment starts past this size.
     #[serde(default)]
     pub segment_bytes: Option<u64>,
+    /// Kafka's `message.timestamp.type`: `None` is `CreateTime`.
+    #[serde(default)]
+    pub message_timestamp_type: Option<TimestampType>,
+}
+
+/// Kafka's `message.timestamp.type`: which time a topic's records carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestampType {
+    /// The producer's own timestamps, as sent (Kafka's default).
+    CreateTime,
+    /// The leader's clock when it appends the batch: every record of the
+    /// batch reads as that time (the batch's max timestamp, with the
+    /// LogAppendTime attribute bit set).
+    LogAppendTime,
+}
+
+impl TimestampType {
+    /// Kafka's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
+
+    /// Parses Kafka's name.
+    pub fn parse(s: &str) -> Option<TimestampType> {
+        match s {
+            "CreateTime" => Some(TimestampType::CreateTime),
+            "LogAppendTime" => Some(TimestampType::LogAppendTime),
+            _ => None,
+        }
+    }
 }
 
 /// A partition reassignment in progress (Kafka's KIP-455): while it runs,

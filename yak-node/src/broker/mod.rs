@@ -25,7 +25,7 @@ use crate::protocol::batch::{self, BatchError, CheckedBatch};
 use crate::protocol::{Acks, ClientError};
 use crate::protocol::{
     Call, ClusterMetadata, ErrorBody, ErrorCode, FetchPartition, FetchedPartition, OffsetSpec,
-    Reply,
+    Reply, TimestampType,
 };
 use crate::server::{self, Handled, Handler, Responder};
 use crate::storage::{FsyncPolicy, LogConfig, RetentionPolicy};
@@ -237,10 +237,14 @@ impl Broker {
                 };
                 ErrorBody::new(code, format!("{topic}-{partition}: {e}"))
             })?;
-            check_timestamp(batch.header(), now_ms()).map_err(|e| {
-                ErrorBody::new(e.code, format!("{topic}-{partition}: {}", e.message))
-            })?;
-            Ok((batch, self.replica(topic, partition)?))
+            let replica = self.replica(topic, partition)?;
+            // A LogAppendTime topic replaces the producer's time: no check.
+            if replica.timestamp_type() == TimestampType::CreateTime {
+                check_timestamp(batch.header(), now_ms()).map_err(|e| {
+                    ErrorBody::new(e.code, format!("{topic}-{partition}: {}", e.message))
+                })?;
+            }
+            Ok((batch, replica))
         })();
         let (batch, replica) = match checked {
             Ok(v) => v,
@@ -653,7 +657,7 @@ impl Handler for Broker {
 }
 
 /// Now in Unix milliseconds.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -25,7 +25,7 @@ use crate::limits::PRODUCER_ID_EXPIRATION_MS;
 use crate::protocol::batch::CheckedBatch;
 use crate::protocol::{
     Acks, ErrorBody, ErrorCode, FetchedPartition, LocalPartition, OffsetSpec, Reply,
-    TimestampOffset, TopicConfig,
+    TimestampOffset, TimestampType, TopicConfig,
 };
 use crate::server::{Handled, Responder};
 use crate::storage::{Log, RetentionPolicy, RetentionReport, StorageError};
@@ -228,6 +228,7 @@ impl Partition {
         );
         let mut fx = Effects::default();
         let verdict = inner.producers.check(pid, producer_epoch, first, last);
+        let mut log_append_time_ms = None;
         let (base_offset, last_offset, duplicate) = match verdict {
             Verdict::Duplicate {
                 base_offset,
@@ -252,6 +253,11 @@ impl Partition {
                 ));
             }
             Verdict::Append => {
+                if inner.topic_config.message_timestamp_type == Some(TimestampType::LogAppendTime) {
+                    let ms = super::now_ms();
+                    batch.set_log_append_time(ms);
+                    log_append_time_ms = Some(ms);
+                }
                 let epoch = inner.core.leadership().epoch;
                 let info = match inner.log.append(&mut batch, epoch) {
                     Ok(i) => i,
@@ -273,6 +279,7 @@ impl Partition {
         let reply = Reply::Produced {
             base_offset,
             duplicate,
+            log_append_time_ms,
         };
         if acks == Acks::None {
             return (Handled::NoReply, fx.completions);
@@ -460,6 +467,14 @@ impl Partition {
             .lock()
             .step(self.broker_id, Event::Synced { end, truncations });
         Ok((fx.completions, fx.hw_advanced))
+    }
+
+    /// Which time the topic's records carry (`message.timestamp.type`).
+    pub fn timestamp_type(&self) -> TimestampType {
+        self.lock()
+            .topic_config
+            .message_timestamp_type
+            .unwrap_or(TimestampType::CreateTime)
     }
 
     /// Sets the topic's own settings, as ZooKeeper holds them.
@@ -704,10 +719,49 @@ mod tests {
             handled,
             Handled::Reply(Reply::Produced {
                 base_offset: 0,
-                duplicate: false
+                duplicate: false,
+                log_append_time_ms: None,
             })
         ));
         assert_eq!(p.describe().high_watermark, 2);
+    }
+
+    #[test]
+    fn given_log_append_time_topic_when_producing_should_store_and_answer_the_leaders_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = single_replica_leader(dir.path(), false);
+        p.set_topic_config(TopicConfig {
+            message_timestamp_type: Some(TimestampType::LogAppendTime),
+            ..TopicConfig::default()
+        });
+        let before = super::super::now_ms();
+        let (handled, _) = produce_two(&p); // the producer's timestamps are 0
+        let after = super::super::now_ms();
+        let Handled::Reply(Reply::Produced {
+            log_append_time_ms: Some(t),
+            ..
+        }) = handled
+        else {
+            panic!("expected an answer with an append time");
+        };
+        assert!((before..=after).contains(&t), "{before} <= {t} <= {after}");
+        let fetched = p.fetch_for_consumer(0, 1 << 20, None);
+        let stored = crate::protocol::batch::decode(&fetched.records).expect("stored batch");
+        let times: Vec<i64> = stored
+            .iter()
+            .map(|r| r.expect("record").timestamp_ms)
+            .collect();
+        assert_eq!(times, vec![t, t], "every record reads as the append time");
+        // Back to CreateTime: the producer's time again, and no append time.
+        p.set_topic_config(TopicConfig::default());
+        let (handled, _) = produce_two(&p);
+        assert!(matches!(
+            handled,
+            Handled::Reply(Reply::Produced {
+                log_append_time_ms: None,
+                ..
+            })
+        ));
     }
 
     #[test]

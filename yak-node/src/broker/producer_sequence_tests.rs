@@ -14,6 +14,7 @@ fn produce_at(p: &Partition, base_sequence: i32, records: u32) -> Result<(u64, b
         Handled::Reply(Reply::Produced {
             base_offset,
             duplicate,
+            ..
         }) => Ok((base_offset, duplicate)),
         Handled::Reply(Reply::Error(e)) => Err(e.code),
         _ => panic!("acks=1 produce is answered at once with Produced or an error"),
@@ -95,6 +96,7 @@ fn produce_epoch(p: &Partition, epoch: i16, base_sequence: i32) -> Result<(u64, 
         Handled::Reply(Reply::Produced {
             base_offset,
             duplicate,
+            ..
         }) => Ok((base_offset, duplicate)),
         Handled::Reply(Reply::Error(e)) => Err(e.code),
         _ => panic!("acks=1 produce is answered at once with Produced or an error"),

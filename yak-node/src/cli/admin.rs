@@ -155,10 +155,12 @@ pub fn topic(command: TopicCommand, cluster: &Path) -> CliResult {
             replication_factor,
             retention_bytes,
             retention_ms,
+            message_timestamp_type,
         } => {
             let config = TopicConfig {
                 retention_bytes,
                 retention_ms,
+                message_timestamp_type,
                 ..TopicConfig::default()
             };
             let t =

@@ -139,6 +139,10 @@ pub enum TopicCommand {
         /// brokers' --retention-ms if absent).
         #[arg(long)]
         retention_ms: Option<u64>,
+        /// Kafka's message.timestamp.type: CreateTime (default, the
+        /// producer's time) or LogAppendTime (the leader's time at append).
+        #[arg(long, value_parser = ops::parse_timestamp_type, value_name = "TYPE")]
+        message_timestamp_type: Option<crate::protocol::TimestampType>,
     },
     /// Change a topic: grow its partitions, override or reset its settings.
     Alter(ops::AlterArgs),

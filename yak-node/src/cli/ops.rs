@@ -7,7 +7,8 @@ use crate::client::admin::ReplicaOffsets;
 use crate::client::{Admin, Connection};
 use crate::limits::{REASSIGN_POLL_MS, REASSIGN_WAIT_MS_DEFAULT};
 use crate::protocol::{
-    Call, PartitionMetadata, PartitionMove, PartitionRef, Reply, TopicConfig, TopicMetadata,
+    Call, PartitionMetadata, PartitionMove, PartitionRef, Reply, TimestampType, TopicConfig,
+    TopicMetadata,
 };
 use crate::zookeeper::balance::{plan_balance, PlannedMove};
 use serde_json::json;
@@ -38,8 +39,13 @@ pub struct AlterArgs {
     /// Kafka's segment.bytes for this topic (applies from the next roll).
     #[arg(long)]
     pub segment_bytes: Option<u64>,
+    /// Kafka's message.timestamp.type for this topic: CreateTime (the
+    /// producer's time) or LogAppendTime (the leader's time at append).
+    #[arg(long, value_parser = parse_timestamp_type, value_name = "TYPE")]
+    pub message_timestamp_type: Option<TimestampType>,
     /// Back to the cluster default: retention.ms, retention.bytes,
-    /// min.insync.replicas or segment.bytes (repeatable).
+    /// min.insync.replicas, segment.bytes or message.timestamp.type
+    /// (repeatable).
     #[arg(long, value_name = "KEY")]
     pub delete_config: Vec<String>,
 }
@@ -51,6 +57,7 @@ pub fn alter(a: AlterArgs, cluster: &Path) -> CliResult {
         retention_bytes: a.retention_bytes,
         min_insync_replicas: a.min_insync_replicas,
         segment_bytes: a.segment_bytes,
+        message_timestamp_type: a.message_timestamp_type,
     };
     if a.partitions.is_none() && set == TopicConfig::default() && a.delete_config.is_empty() {
         return Err("nothing to alter: give --partitions, a setting or --delete-config".into());
@@ -73,6 +80,12 @@ pub fn alter(a: AlterArgs, cluster: &Path) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Parses Kafka's `message.timestamp.type` names.
+pub fn parse_timestamp_type(s: &str) -> Result<TimestampType, String> {
+    TimestampType::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a timestamp type: CreateTime or LogAppendTime"))
 }
 
 /// Parses `1,2,4`.
@@ -470,6 +483,16 @@ pub fn configs(t: &TopicMetadata) -> Vec<(&'static str, String, &'static str)> {
         (
             "segment.bytes",
             topic_or(c.segment_bytes, "broker --segment-bytes".into()),
+        ),
+        (
+            "message.timestamp.type",
+            match c.message_timestamp_type {
+                Some(t) => (t.name().to_string(), "topic"),
+                None => (
+                    TimestampType::CreateTime.name().to_string(),
+                    "cluster default",
+                ),
+            },
         ),
     ];
     rows.into_iter().map(|(k, (v, s))| (k, v, s)).collect()

@@ -119,38 +119,17 @@ fn create_one(
     }
 }
 
-/// `retention.ms` and `retention.bytes` become YaK's topic settings; other
-/// Kafka topic configs are refused by name.
+/// A new topic's Kafka configs as YaK's topic settings (the keys topic
+/// alter takes); others are refused by name with `INVALID_CONFIG`.
 fn topic_config(t: &CreatableTopic) -> Result<TopicConfig, TopicError> {
-    let mut config = TopicConfig::default();
-    for c in &t.configs {
-        let key = c.name.as_str();
-        let Some(value) = c.value.as_ref().map(|v| v.as_str()) else {
-            continue;
-        };
-        let number = || {
-            value.parse::<u64>().map_err(|_| {
-                (
-                    errors::INVALID_REQUEST,
-                    format!("{key} must be a number, not '{value}'"),
-                )
-            })
-        };
-        match key {
-            "retention.ms" => config.retention_ms = Some(number()?),
-            "retention.bytes" => config.retention_bytes = Some(number()?),
-            "cleanup.policy" if value == "delete" => {}
-            _ => {
-                return Err((
-                    errors::INVALID_REQUEST,
-                    format!(
-                    "topic config '{key}' is not supported (retention.ms and retention.bytes are)"
-                ),
-                ))
-            }
-        }
-    }
-    Ok(config)
+    super::configs::new_topic_config(
+        // A null value asks for the default: nothing to set.
+        t.configs.iter().filter_map(|c| {
+            c.value
+                .as_ref()
+                .map(|v| (c.name.as_str(), Some(v.as_str())))
+        }),
+    )
 }
 
 /// Answers DeleteTopics: one ZooKeeper DeleteTopic per topic name.

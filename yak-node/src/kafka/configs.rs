@@ -1,7 +1,8 @@
 //! DescribeConfigs, IncrementalAlterConfigs and AlterConfigs: Kafka's
 //! admin clients reading and changing topic settings (`retention.ms`,
-//! `retention.bytes`, `min.insync.replicas`, `segment.bytes`) and reading
-//! this broker's. A change is forwarded to ZooKeeper's `AlterTopicConfig`,
+//! `retention.bytes`, `min.insync.replicas`, `segment.bytes`,
+//! `message.timestamp.type`) and reading this broker's; CreateTopics reads
+//! a new topic's settings through [`new_topic_config`]. A change is forwarded to ZooKeeper's `AlterTopicConfig`,
 //! the call `topic alter` makes, which checks it; broker settings are flags
 //! given at start-up, so they are read-only here. Never applies a setting.
 
@@ -10,7 +11,7 @@ use super::frame::{self, KafkaFrameError};
 use super::request::{Outcome, Shared};
 use super::topic_admin::{zk_call, zk_unreachable, Failure};
 use crate::limits::{MIN_INSYNC_REPLICAS_DEFAULT, SEGMENT_BYTES_DEFAULT};
-use crate::protocol::{Call, TopicConfig, TopicMetadata};
+use crate::protocol::{Call, TimestampType, TopicConfig, TopicMetadata};
 use crate::zookeeper::alter::{replication_factor, CONFIG_KEYS};
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
@@ -37,6 +38,9 @@ const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+
+/// Kafka's `message.timestamp.type`.
+const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -87,6 +91,15 @@ fn topic_entries(shared: &Shared, t: &TopicMetadata) -> Vec<Entry> {
         entry("retention.bytes", bytes, bytes_source, TYPE_LONG),
         entry("min.insync.replicas", min_isr, min_isr_source, TYPE_INT),
         entry("segment.bytes", segment, segment_source, TYPE_INT),
+        match c.message_timestamp_type {
+            Some(t) => entry(TIMESTAMP_TYPE, t.name().into(), SOURCE_TOPIC, TYPE_STRING),
+            None => entry(
+                TIMESTAMP_TYPE,
+                TimestampType::CreateTime.name().into(),
+                SOURCE_DEFAULT,
+                TYPE_STRING,
+            ),
+        },
         Entry {
             read_only: true,
             ..entry(
@@ -274,6 +287,14 @@ impl Change {
                 let n = u32::try_from(n).map_err(|_| invalid(format!("{key} {n}")))?;
                 self.set.min_insync_replicas = Some(n);
             }
+            TIMESTAMP_TYPE => {
+                let t = TimestampType::parse(value).ok_or_else(|| {
+                    invalid(format!(
+                        "{key} is CreateTime or LogAppendTime, not '{value}'"
+                    ))
+                })?;
+                self.set.message_timestamp_type = Some(t);
+            }
             _ => return Err(unknown(key)),
         }
         Ok(())
@@ -286,6 +307,18 @@ impl Change {
         self.delete.push(key.to_string());
         Ok(())
     }
+}
+
+/// A new topic's settings from CreateTopics' `(name, value)` pairs, by the
+/// same rules as a change (ZooKeeper checks the values against the topic).
+pub(super) fn new_topic_config<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<TopicConfig, Failure> {
+    let mut change = Change::default();
+    for (key, value) in pairs {
+        change.set(key, value)?;
+    }
+    Ok(change.set)
 }
 
 fn unknown(key: &str) -> Failure {

@@ -122,15 +122,21 @@ fn respond(
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1);
-                    let (code, base, message) = match sent {
-                        Sent::Refused(code, message) => (code, -1, Some(message)),
+                    let (code, base, append_time, message) = match sent {
+                        Sent::Refused(code, message) => (code, -1, None, Some(message)),
                         Sent::Calls(ids) => {
                             let mut first_base = None;
+                            let mut append_time = None;
                             let mut error = None;
                             for _ in ids {
                                 match replies.next() {
-                                    Some(Reply::Produced { base_offset, .. }) => {
+                                    Some(Reply::Produced {
+                                        base_offset,
+                                        log_append_time_ms,
+                                        ..
+                                    }) => {
                                         first_base.get_or_insert(base_offset as i64);
+                                        append_time = append_time.or(log_append_time_ms);
                                     }
                                     Some(Reply::Error(e)) => {
                                         error.get_or_insert((errors::of(&e), e.message));
@@ -144,12 +150,18 @@ fn respond(
                                 }
                             }
                             match error {
-                                Some((code, message)) => (code, -1, Some(message)),
-                                None => (errors::NONE, first_base.unwrap_or(-1), None),
+                                Some((code, message)) => (code, -1, None, Some(message)),
+                                None => {
+                                    (errors::NONE, first_base.unwrap_or(-1), append_time, None)
+                                }
                             }
                         }
                     };
-                    let mut r = r.with_error_code(code).with_base_offset(base);
+                    // -1 unless the topic is LogAppendTime (Kafka's rule).
+                    let mut r = r
+                        .with_error_code(code)
+                        .with_base_offset(base)
+                        .with_log_append_time_ms(append_time.unwrap_or(-1));
                     if version >= 8 {
                         r.error_message = message.map(StrBytes::from_string);
                     } else if let Some(m) = message {

@@ -10,11 +10,12 @@ use crate::protocol::metalog::MetaRecord;
 use crate::protocol::{ErrorBody, ErrorCode, TopicConfig, TopicMetadata};
 
 /// The setting names `--delete-config` takes (Kafka's), in the order shown.
-pub const CONFIG_KEYS: [&str; 4] = [
+pub const CONFIG_KEYS: [&str; 5] = [
     "retention.ms",
     "retention.bytes",
     "min.insync.replicas",
     "segment.bytes",
+    "message.timestamp.type",
 ];
 
 fn unknown_topic(name: &str) -> ErrorBody {
@@ -89,6 +90,28 @@ pub fn plan_add_partitions(
     })
 }
 
+/// Refuses settings out of range for a topic of replication factor `rf`
+/// (a new topic's or an existing one's).
+pub fn check_config(c: &TopicConfig, rf: u32) -> Result<(), ErrorBody> {
+    let invalid = |m: String| ErrorBody::new(ErrorCode::InvalidConfig, m);
+    if let Some(n) = c.min_insync_replicas {
+        if n == 0 || n > rf {
+            return Err(invalid(format!(
+                "min.insync.replicas must be between 1 and the replication factor ({rf}), got {n}"
+            )));
+        }
+    }
+    if let Some(b) = c.segment_bytes {
+        if !(SEGMENT_BYTES_MIN..=u64::from(u32::MAX)).contains(&b) {
+            return Err(invalid(format!(
+                "segment.bytes must be between {SEGMENT_BYTES_MIN} and {}, got {b}",
+                u32::MAX
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Plans a change of `topic`'s settings: each `Some` in `set` overrides,
 /// each key in `delete` goes back to the cluster default. Refuses unknown
 /// keys, a key both set and deleted, and values out of range. `None` when
@@ -108,6 +131,7 @@ pub fn plan_alter_config(
             "retention.bytes" => set.retention_bytes.is_some(),
             "min.insync.replicas" => set.min_insync_replicas.is_some(),
             "segment.bytes" => set.segment_bytes.is_some(),
+            "message.timestamp.type" => set.message_timestamp_type.is_some(),
             other => {
                 return Err(invalid(format!(
                     "unknown setting '{other}'; --delete-config takes one of: {}",
@@ -122,25 +146,15 @@ pub fn plan_alter_config(
             "retention.ms" => config.retention_ms = None,
             "retention.bytes" => config.retention_bytes = None,
             "min.insync.replicas" => config.min_insync_replicas = None,
+            "message.timestamp.type" => config.message_timestamp_type = None,
             _ => config.segment_bytes = None,
         }
     }
-    let rf = replication_factor(t) as u32;
+    check_config(&set, replication_factor(t) as u32)?;
     if let Some(n) = set.min_insync_replicas {
-        if n == 0 || n > rf {
-            return Err(invalid(format!(
-                "min.insync.replicas must be between 1 and the replication factor ({rf}), got {n}"
-            )));
-        }
         config.min_insync_replicas = Some(n);
     }
     if let Some(b) = set.segment_bytes {
-        if !(SEGMENT_BYTES_MIN..=u64::from(u32::MAX)).contains(&b) {
-            return Err(invalid(format!(
-                "segment.bytes must be between {SEGMENT_BYTES_MIN} and {}, got {b}",
-                u32::MAX
-            )));
-        }
         config.segment_bytes = Some(b);
     }
     if let Some(ms) = set.retention_ms {
@@ -148,6 +162,9 @@ pub fn plan_alter_config(
     }
     if let Some(b) = set.retention_bytes {
         config.retention_bytes = Some(b);
+    }
+    if let Some(t) = set.message_timestamp_type {
+        config.message_timestamp_type = Some(t);
     }
     if config == t.config {
         return Ok(None);
@@ -288,5 +305,53 @@ mod tests {
         }
         let err = plan_alter_config(&s, "nope", set, &[]).expect_err("unknown topic");
         assert_eq!(err.code, ErrorCode::UnknownTopic);
+    }
+
+    #[test]
+    fn given_settings_out_of_range_when_creating_should_refuse_as_a_change_would() {
+        let s = MetadataState::default();
+        let create = |config| s.plan_create("n", Some(1), Some(2), config, DEFAULTS, &[1, 2, 3]);
+        let too_many = TopicConfig {
+            min_insync_replicas: Some(3),
+            ..TopicConfig::default()
+        };
+        assert_eq!(
+            create(too_many).expect_err("3 > rf 2").code,
+            ErrorCode::InvalidConfig
+        );
+        let ok = TopicConfig {
+            min_insync_replicas: Some(2),
+            message_timestamp_type: Some(crate::protocol::TimestampType::LogAppendTime),
+            ..TopicConfig::default()
+        };
+        assert!(create(ok).is_ok());
+    }
+
+    #[test]
+    fn given_timestamp_type_when_set_then_deleted_should_go_back_to_the_default() {
+        let mut s = state_with(1, 1, &[1]);
+        let set = TopicConfig {
+            message_timestamp_type: Some(crate::protocol::TimestampType::LogAppendTime),
+            ..TopicConfig::default()
+        };
+        let rec = plan_alter_config(&s, "t", set, &[])
+            .expect("set")
+            .expect("a change");
+        s.apply(&rec);
+        let t = s.topic("t").expect("topic").config.message_timestamp_type;
+        assert_eq!(t, Some(crate::protocol::TimestampType::LogAppendTime));
+        let rec = plan_alter_config(
+            &s,
+            "t",
+            TopicConfig::default(),
+            &["message.timestamp.type".into()],
+        )
+        .expect("delete")
+        .expect("a change");
+        s.apply(&rec);
+        assert_eq!(
+            s.topic("t").expect("topic").config.message_timestamp_type,
+            None
+        );
     }
 }

@@ -303,6 +303,7 @@ impl MetadataState {
             }
             rf = alive_brokers.len() as u32;
         }
+        super::alter::check_config(&config, rf)?;
         let n = alive_brokers.len();
         let start = (self.next_topic_id as usize) % n;
         let partitions = place_partitions(alive_brokers, start, 0..partitions, rf as usize);

@@ -88,6 +88,14 @@ impl CheckedBatch {
         self.bytes.is_empty()
     }
 
+    /// Gives every record the leader's append time `ms` (LogAppendTime);
+    /// the CRC is resealed, so the batch stays checked.
+    pub fn set_log_append_time(&mut self, ms: i64) {
+        header::set_log_append_time(&mut self.bytes, ms);
+        self.header.attributes |= header::LOG_APPEND_TIME_BIT;
+        self.header.max_timestamp_ms = ms;
+    }
+
     /// Sets the leader-assigned base offset and leader epoch, which lie
     /// outside the CRC: the batch stays checked.
     pub fn stamp(&mut self, base_offset: u64, leader_epoch: u32) {

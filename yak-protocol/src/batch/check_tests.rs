@@ -720,3 +720,29 @@ fn given_fetched_run_out_of_order_or_corrupt_when_checking_replicated_should_ref
         Err(BatchError::Crc { .. })
     ));
 }
+
+#[test]
+fn given_log_append_time_when_set_on_a_checked_batch_should_reseal_it_and_give_every_record_that_time(
+) {
+    for codec in Compression::ALL {
+        let mut checked = CheckedBatch::check(sample(codec)).expect("checks");
+        checked.set_log_append_time(1_800_000_000_000);
+        checked.stamp(9, 2);
+        let bytes = checked.into_bytes();
+        // The CRC covers the attributes and the max timestamp: still valid.
+        let again = CheckedBatch::check(bytes.clone()).expect("still checks after the change");
+        assert_eq!(again.header().max_timestamp_ms, 1_800_000_000_000);
+        assert_eq!(
+            again.header().first_timestamp_ms,
+            1000,
+            "kept, as Kafka does"
+        );
+        assert_eq!(again.header().codec_bits(), codec.bits(), "{codec}");
+        let decoded = decode(&bytes).expect("decodes");
+        let times: Vec<i64> = decoded
+            .iter()
+            .map(|r| r.expect("record").timestamp_ms)
+            .collect();
+        assert_eq!(times, vec![1_800_000_000_000; 3], "{codec}");
+    }
+}

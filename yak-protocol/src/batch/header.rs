@@ -187,6 +187,19 @@ pub(super) fn seal(bytes: &mut [u8]) {
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Gives every record of a sealed batch the time `ms` (Kafka's
+/// LogAppendTime): sets the attribute bit and the max timestamp, and
+/// reseals the CRC, which covers both. The first timestamp and the
+/// records' deltas stay as the producer wrote them, as in Kafka. Needs at
+/// least [`HEADER_BYTES`] bytes.
+pub fn set_log_append_time(bytes: &mut [u8], ms: i64) {
+    let attributes = be_u16(bytes, CRC_START) | LOG_APPEND_TIME_BIT;
+    bytes[CRC_START..CRC_START + 2].copy_from_slice(&attributes.to_be_bytes());
+    bytes[35..43].copy_from_slice(&ms.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[CRC_START..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Renumbers a sealed batch for another producer id and base sequence (a
 /// producer that took a fresh id after a failed batch) and reseals its CRC,
 /// which covers both fields. Needs at least [`HEADER_BYTES`] bytes.
