@@ -301,7 +301,11 @@ fn given_log_append_time_topic_when_producing_an_old_timestamp_should_store_and_
     for key in ["delivered", "read"] {
         let v = line(key);
         assert_eq!(v[0], 2, "{key}: timestamp type");
-        assert!(start <= v[1] && v[1] <= end, "{key}: {start} <= {} <= {end}", v[1]);
+        assert!(
+            start <= v[1] && v[1] <= end,
+            "{key}: {start} <= {} <= {end}",
+            v[1]
+        );
     }
     assert_eq!(line("delivered")[1], line("read")[1]);
     let d = k.cluster.yak_ok(&["topic", "describe", "lat"]);
