@@ -29,15 +29,19 @@ kafka_address() {
         | python3 -c 'import json,sys; print(sorted((b["id"], b["kafka_address"]) for b in json.load(sys.stdin)["brokers"])[0][1])'
 }
 
-# kafka_result LABEL MESSAGES MS FAILED: one JSON line into $RESULTS.
+# kafka_result LABEL MESSAGES MS FAILED [MEMBERS]: one JSON line into $RESULTS
+# (with "members" for a group row, as `bench consume --group` writes it).
 kafka_result() {
     python3 - "$@" >> "$RESULTS" <<'PY'
 import json, sys
 label, messages, ms, failed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 s = max(ms, 1) / 1000.0
-print(json.dumps({"name": label, "messages": messages, "message_bytes": 100, "seconds": s,
-                  "msgs_per_sec": messages / s, "mb_per_sec": messages * 100 / s / 1e6,
-                  "failed": failed}))
+row = {"name": label, "messages": messages, "message_bytes": 100, "seconds": s,
+       "msgs_per_sec": messages / s, "mb_per_sec": messages * 100 / s / 1e6,
+       "failed": failed}
+if len(sys.argv) > 5:
+    row["members"] = int(sys.argv[5])
+print(json.dumps(row))
 PY
 }
 
@@ -72,6 +76,44 @@ kafka_consume() {
     kafka_result "$label" "$n" "$ms" $(( messages > n ? messages - n : 0 ))
 }
 
+# A group member that has not exited after this long is stopped (SIGINT:
+# it prints its summary) and the row counts what was read.
+KAFKA_GROUP_TIMEOUT_S=${KAFKA_GROUP_TIMEOUT_S:-120}
+
+# kafka_group_consume LABEL TOPIC MEMBERS MESSAGES [ARGS...]: MEMBERS
+# rdkafka_performance processes in one fresh group (-C -G: subscribe, the
+# classic group protocol, auto.offset.reset=earliest), started at once, each
+# exiting once every partition it holds is at its end (-e) and closing
+# (commit, leave); ARGS go to each (e.g. -X settings). Aggregate = messages
+# read by all / wall time from the first start to the last exit; "failed" =
+# MESSAGES not read.
+kafka_group_consume() {
+    local label=$1 topic=$2 members=$3 messages=$4
+    shift 4
+    local group addr start end n=0 i c logs=() pids=()
+    group=kg-$topic-$members-$RANDOM
+    addr=$(kafka_address)
+    sync
+    start=$(date +%s%N)
+    for i in $(seq 1 "$members"); do
+        logs+=("$OUT/$group.$i.log")
+        timeout -s INT "$KAFKA_GROUP_TIMEOUT_S" "$RDKAFKA_PERF" -C -G "$group" -t "$topic" -b "$addr" -e -q "$@" \
+            > "${logs[-1]}" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || echo "bench: group member $((i + 1)) of $label exited non-zero; log: ${logs[$i]}" >&2
+    done
+    end=$(date +%s%N)
+    for i in "${!logs[@]}"; do
+        # "% N messages (B bytes) consumed in T ms: ..."
+        c=$(grep 'messages (.*consumed' "${logs[$i]}" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
+        [ -n "$c" ] || { echo "bench: group member $((i + 1)) printed no summary; log: ${logs[$i]}" >&2; c=0; }
+        n=$((n + c))
+    done
+    kafka_result "$label" "$n" $(((end - start) / 1000000)) $((messages > n ? messages - n : 0)) "$members"
+}
+
 # kafka_ratios RESULTS "KAFKA LABEL|NATIVE LABEL"...: medians side by side.
 kafka_ratios() {
     python3 - "$@" <<'PY'
@@ -81,12 +123,12 @@ def median(name):
     v = [r["msgs_per_sec"] for r in rows if r["name"] == name]
     return (statistics.median(v), len(v)) if v else (None, 0)
 print("\nThrough the Kafka protocol (librdkafka rdkafka_performance) vs native (yak-node bench), medians, msg/s:")
-print(f"{'row':<52} {'Kafka':>12} {'native':>12} {'ratio':>7}")
+print(f"{'row':<60} {'Kafka':>12} {'native':>12} {'ratio':>7}")
 for pair in sys.argv[2:]:
     k, n = pair.split("|", 1)
     (km, kc), (nm, nc) = median(k), median(n)
     ratio = f"{km / nm:.0%}" if km and nm else "-"
     fmt = lambda m: f"{m:,.0f}" if m else "-"
-    print(f"{k:<52} {fmt(km):>12} {fmt(nm):>12} {ratio:>7}")
+    print(f"{k:<60} {fmt(km):>12} {fmt(nm):>12} {ratio:>7}")
 PY
 }

@@ -8,7 +8,7 @@ use yak_client::{Admin, ClientError, Consumer, ConsumerConfig, StartFrom};
 use yak_protocol::{Call, OffsetSpec, Reply};
 
 /// Messages between the earliest and latest offsets of every partition.
-fn backlog(cluster: &Path, topic: &str) -> Result<u64, ClientError> {
+pub fn backlog(cluster: &Path, topic: &str) -> Result<u64, ClientError> {
     let mut cache = yak_client::metadata::MetadataCache::connect(cluster)?;
     cache.refresh()?;
     let t = cache.topic(topic)?;

@@ -1,5 +1,6 @@
 //! Benchmarks a user runs against a live cluster: produce throughput and
-//! ack latency, consume throughput, produce-to-consume latency. Each
+//! ack latency, consume throughput (one consumer, or a consumer group's
+//! members), produce-to-consume latency. Each
 //! returns a [`BenchResult`] the CLI prints as a table or JSON, and tells
 //! how far it is through a [`Progress`] callback the CLI draws. While a run
 //! lasts, the brokers' resident memory is sampled. Never prints. The partitioner
@@ -9,6 +10,7 @@
 
 pub mod consume;
 pub mod e2e;
+pub mod group_consume;
 pub mod partitioners;
 pub mod produce;
 pub mod restart;
@@ -37,6 +39,8 @@ pub struct BenchResult {
     pub failed: u64,
     /// Largest resident memory of any broker during the run, MiB.
     pub broker_rss_max_mib: Option<f64>,
+    /// Consumer group members reading at once (group consume rows only).
+    pub members: Option<usize>,
 }
 
 impl BenchResult {
@@ -49,10 +53,10 @@ impl BenchResult {
         self
     }
 
-    /// As JSON (stable field names).
+    /// As JSON (stable field names; `members` only on group consume rows).
     pub fn to_json(&self) -> serde_json::Value {
         let lat = |i: usize| self.latency_ms.map(|l| l[i]);
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "name": self.name,
             "messages": self.messages,
             "message_bytes": self.message_bytes,
@@ -65,7 +69,11 @@ impl BenchResult {
             "latency_max_ms": lat(3),
             "failed": self.failed,
             "broker_rss_max_mib": self.broker_rss_max_mib,
-        })
+        });
+        if let Some(m) = self.members {
+            v["members"] = m.into();
+        }
+        v
     }
 
     /// Reads back one [`BenchResult::to_json`] line; a missing figure is 0
@@ -91,6 +99,7 @@ impl BenchResult {
             latency_ms: latency,
             failed: v["failed"].as_u64().unwrap_or(0),
             broker_rss_max_mib: f("broker_rss_max_mib"),
+            members: v["members"].as_u64().map(|m| m as usize),
         }
     }
 }
@@ -165,6 +174,7 @@ pub fn medians(results: &[BenchResult]) -> Vec<BenchResult> {
                 latency_ms,
                 failed: runs.iter().map(|r| r.failed).max().unwrap_or(0),
                 broker_rss_max_mib: rss.into_iter().reduce(f64::max),
+                members: runs[0].members,
             }
         })
         .collect()
@@ -194,6 +204,13 @@ mod tests {
             ..r
         };
         assert_eq!(BenchResult::from_json(&consume.to_json()), consume);
+        assert!(consume.to_json().get("members").is_none());
+        let group = BenchResult {
+            members: Some(3),
+            ..consume
+        };
+        assert_eq!(group.to_json()["members"], 3);
+        assert_eq!(BenchResult::from_json(&group.to_json()), group);
     }
 
     #[test]

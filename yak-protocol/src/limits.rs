@@ -221,6 +221,15 @@ pub const BENCH_SLOW_BROKER_PAUSE_MS: u64 = 200;
 /// `bench partitioners` slow-broker scenario: how long the broker runs
 /// (SIGCONT) between pauses.
 pub const BENCH_SLOW_BROKER_RUN_MS: u64 = 200;
+/// `bench consume --group`: most members (threads) of the benchmark's group.
+pub const BENCH_GROUP_MEMBERS_MAX: usize = 64;
+/// `bench consume --group`: longest a member's poll waits for records.
+pub const BENCH_GROUP_POLL_WAIT_MS: u64 = 200;
+/// `bench consume --group`: the run ends (short of its target) after the
+/// members read nothing for this long; covers a rebalance of every member.
+pub const BENCH_GROUP_IDLE_MS_MAX: u64 = 10_000;
+/// How often a benchmark with worker threads reports its progress.
+pub const BENCH_PROGRESS_EVERY_MS: u64 = 100;
 /// Furthest a produced batch's max timestamp may be ahead of the broker's
 /// clock (Kafka's `message.timestamp.after.max.ms`); a batch further ahead is
 /// refused with `InvalidTimestamp`, so one bad clock cannot pin a partition's

@@ -2,7 +2,10 @@
 
 use super::produce::ProducerFlags;
 use super::ClusterArg;
-use crate::bench::{self, e2e::E2eSpec, produce::ProduceSpec, BenchResult, Progress};
+use crate::bench::{
+    self, e2e::E2eSpec, group_consume::GroupConsumeSpec, produce::ProduceSpec, BenchResult,
+    Progress,
+};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -17,7 +20,8 @@ const E2E_LINGER_MS_DEFAULT: &str = "1";
 pub enum BenchCommand {
     /// Produce throughput and ack latency.
     Produce(ProduceBenchArgs),
-    /// Read throughput from the beginning of a topic.
+    /// Read throughput from the beginning of a topic (with `--group`: of a
+    /// consumer group's members).
     Consume(ConsumeBenchArgs),
     /// Produce-to-consume latency at a fixed rate.
     E2e(E2eBenchArgs),
@@ -96,9 +100,18 @@ pub struct ConsumeBenchArgs {
     /// Read from the first offset (the only mode; accepted for symmetry with `consume`).
     #[arg(long)]
     pub from_beginning: bool,
-    /// Stop after this many messages (default: everything in the topic now).
+    /// Stop after this many messages (default: everything in the topic now);
+    /// with `--group`, this many between all members.
     #[arg(long)]
     pub messages: Option<u64>,
+    /// Read as members of this consumer group (the group consumer of
+    /// `consume --group`), from the group's committed offsets; a new group
+    /// reads from the beginning.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Group members reading at once, one thread each.
+    #[arg(long, requires = "group", default_value_t = 1)]
+    pub members: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -258,9 +271,22 @@ pub fn run(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
             show(result, a.label, a.json);
         }
         BenchCommand::Consume(a) => {
-            let result = with_bar("consume", |p| {
-                bench::consume::run(&a.cluster.cluster, &a.topic, a.messages, p)
-            })?;
+            let result = match a.group {
+                Some(group) => {
+                    let spec = GroupConsumeSpec {
+                        topic: a.topic,
+                        group,
+                        members: a.members,
+                        messages: a.messages,
+                    };
+                    with_bar("group", |p| {
+                        bench::group_consume::run(&a.cluster.cluster, &spec, p)
+                    })?
+                }
+                None => with_bar("consume", |p| {
+                    bench::consume::run(&a.cluster.cluster, &a.topic, a.messages, p)
+                })?,
+            };
             show(result, a.label, a.json);
         }
         BenchCommand::E2e(a) => {
