@@ -49,6 +49,10 @@ pub struct JoinRequest {
     /// The front door asking again about a join it sent: never starts a rebalance.
     #[serde(default)]
     pub poll: bool,
+    /// JoinGroup v9+: a static leader returning to a stable group may be
+    /// told to skip the assignment instead of rebalancing the group (KIP-814).
+    #[serde(default)]
+    pub can_skip_assignment: bool,
 }
 
 /// A member as the leader sees it in the join answer.
@@ -91,6 +95,10 @@ pub enum JoinAnswer {
         member_id: String,
         /// Every member with its metadata (for the leader only; empty otherwise).
         members: Vec<JoinedMember>,
+        /// The leader must not assign: the group keeps the assignment it
+        /// has (a static leader returned; JoinGroup v9+ only).
+        #[serde(default)]
+        skip_assignment: bool,
     },
 }
 

@@ -419,7 +419,9 @@ pub const CLASSIC_GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 300;
 /// rebalance asks ZooKeeper again.
 pub const KAFKA_GROUP_POLL_MS: u64 = 5;
 /// Kafka front door: longest a JoinGroup or SyncGroup waits for its
-/// rebalance before it is answered `REBALANCE_IN_PROGRESS` (the client rejoins).
+/// rebalance before it is answered `REBALANCE_IN_PROGRESS` (the client
+/// rejoins); a last resort: a join waits at most the member's session
+/// timeout, a sync at most the group's rebalance timeout (ZooKeeper's).
 pub const KAFKA_GROUP_WAIT_MS_MAX: u64 = 300_000;
 /// Longest offset commit metadata string (Kafka's `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;

@@ -172,6 +172,9 @@ fn valid_group(api: ApiKey, version: i16) -> BytesMut {
     let group = GroupId(s("g"));
     let instance = (version >= 3).then(|| s("i"));
     let r = match api {
+        ApiKey::FindCoordinator if version >= 4 => FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![s("g"), s("h")])
+            .encode(&mut buf, version),
         ApiKey::FindCoordinator => FindCoordinatorRequest::default()
             .with_key(s("g"))
             .encode(&mut buf, version),
@@ -185,11 +188,14 @@ fn valid_group(api: ApiKey, version: i16) -> BytesMut {
             .with_protocols(vec![JoinGroupRequestProtocol::default()
                 .with_name(s("range"))
                 .with_metadata(Bytes::from_static(&[0, 1, 2]))])
+            .with_reason((version >= 8).then(|| s("why")))
             .encode(&mut buf, version),
         ApiKey::SyncGroup => SyncGroupRequest::default()
             .with_group_id(group)
             .with_member_id(s("m"))
             .with_group_instance_id(instance)
+            .with_protocol_type((version >= 5).then(|| s("consumer")))
+            .with_protocol_name((version >= 5).then(|| s("range")))
             .with_assignments(vec![SyncGroupRequestAssignment::default()
                 .with_member_id(s("m"))
                 .with_assignment(Bytes::from_static(&[3, 4]))])
@@ -201,7 +207,10 @@ fn valid_group(api: ApiKey, version: i16) -> BytesMut {
             .encode(&mut buf, version),
         ApiKey::LeaveGroup if version >= 3 => LeaveGroupRequest::default()
             .with_group_id(group)
-            .with_members(vec![MemberIdentity::default().with_member_id(s("m"))])
+            .with_members(vec![MemberIdentity::default()
+                .with_member_id(s("m"))
+                .with_group_instance_id((version >= 4).then(|| s("i")))
+                .with_reason((version >= 5).then(|| s("why")))])
             .encode(&mut buf, version),
         ApiKey::LeaveGroup => LeaveGroupRequest::default()
             .with_group_id(group)
@@ -223,7 +232,18 @@ fn valid_group(api: ApiKey, version: i16) -> BytesMut {
                 .with_name(name("t"))
                 .with_partition_indexes(vec![0, 1])]))
             .encode(&mut buf, version),
-        ApiKey::ListGroups => ListGroupsRequest::default().encode(&mut buf, version),
+        ApiKey::ListGroups => ListGroupsRequest::default()
+            .with_states_filter(if version >= 4 {
+                vec![s("Stable")]
+            } else {
+                vec![]
+            })
+            .with_types_filter(if version >= 5 {
+                vec![s("classic")]
+            } else {
+                vec![]
+            })
+            .encode(&mut buf, version),
         ApiKey::DescribeGroups => DescribeGroupsRequest::default()
             .with_groups(vec![group, GroupId(s("h"))])
             .encode(&mut buf, version),

@@ -22,6 +22,17 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
+/// A group's type as ListGroups v5 names it: YaK's native groups, whose
+/// coordinator assigns (as KIP-848's), are `consumer`; Kafka groups and
+/// groups with only committed offsets are `classic`.
+fn group_type(g: &crate::protocol::classic::ListedGroup) -> &'static str {
+    if g.protocol_type == "yak" {
+        "consumer"
+    } else {
+        "classic"
+    }
+}
+
 /// Answers ListGroups.
 pub fn list(
     shared: &Shared,
@@ -29,17 +40,27 @@ pub fn list(
     version: i16,
     body: Bytes,
 ) -> Result<Outcome, KafkaFrameError> {
-    let _req: ListGroupsRequest = frame::decode(body, version, "ListGroups")?;
+    let req: ListGroupsRequest = frame::decode(body, version, "ListGroups")?;
+    // v4+ filters by state, v5+ by type; an empty filter keeps every group
+    // and names match without regard to case, as Kafka's.
+    let wanted = |filter: &[StrBytes], value: &str| {
+        filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+    };
     let mut r = ListGroupsResponse::default();
     match call(shared, ClassicCall::List) {
         Ok(ClassicReply::Groups(groups)) => {
             r.groups = groups
                 .into_iter()
-                .map(|g| {
+                .map(|g| (group_type(&g), g))
+                .filter(|(kind, g)| {
+                    wanted(&req.states_filter, &g.state) && wanted(&req.types_filter, kind)
+                })
+                .map(|(kind, g)| {
                     ListedGroup::default()
                         .with_group_id(GroupId(s(&g.group)))
                         .with_protocol_type(s(&g.protocol_type))
                         .with_group_state(s(&g.state))
+                        .with_group_type(s(if version >= 5 { kind } else { "" }))
                 })
                 .collect();
         }

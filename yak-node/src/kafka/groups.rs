@@ -1,12 +1,19 @@
 //! Kafka's classic group membership APIs: FindCoordinator (this broker:
-//! every broker forwards group calls to ZooKeeper's one coordinator),
-//! JoinGroup, SyncGroup, Heartbeat and LeaveGroup. A JoinGroup or SyncGroup
+//! every broker forwards group calls to ZooKeeper's one coordinator; v4+
+//! answers a batch of keys), JoinGroup, SyncGroup, Heartbeat and
+//! LeaveGroup, up to Kafka 4's flexible versions. A JoinGroup or SyncGroup
 //! whose rebalance is not complete is asked again every
 //! [`KAFKA_GROUP_POLL_MS`] by this connection's reader (ZooKeeper never
-//! holds a call), at most the member's session timeout, after which the
-//! client is told `REBALANCE_IN_PROGRESS` and rejoins; so a client that
-//! vanished mid-join stops refreshing its membership. Never decides
-//! anything about a group.
+//! holds a call). Each ask ends the wait as Kafka would: the member left
+//! or expired (`UNKNOWN_MEMBER_ID`), a newer generation (`ILLEGAL_GENERATION`)
+//! or a new rebalance (`REBALANCE_IN_PROGRESS`). A join waits at most the
+//! member's session timeout, after which the client is told
+//! `REBALANCE_IN_PROGRESS` and rejoins, so a client that vanished mid-join
+//! stops refreshing its membership; a sync waits for the leader's
+//! assignment, which ZooKeeper bounds by the group's rebalance timeout
+//! (members that never synced are then removed), with
+//! [`KAFKA_GROUP_WAIT_MS_MAX`] as a last resort. Never decides anything
+//! about a group.
 
 use super::errors;
 use super::frame::{self, KafkaFrameError};
@@ -18,6 +25,7 @@ use crate::protocol::classic::{
 };
 use crate::protocol::{Call, ClientError, Reply};
 use bytes::Bytes;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
@@ -63,12 +71,28 @@ pub fn find_coordinator(
     let node = BrokerId(shared.config.broker_id as i32);
     let host = s(&shared.address.ip().to_string());
     let port = i32::from(shared.address.port());
-    // Served up to v2: one key, no `coordinators` array (v4+).
-    let r = FindCoordinatorResponse::default()
-        .with_error_code(error)
-        .with_node_id(node)
-        .with_host(host)
-        .with_port(port);
+    let r = if version >= 4 {
+        // v4+: a batch of keys, one coordinator each (the same one here).
+        FindCoordinatorResponse::default().with_coordinators(
+            req.coordinator_keys
+                .iter()
+                .map(|key| {
+                    Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(node)
+                        .with_host(host.clone())
+                        .with_port(port)
+                        .with_error_code(error)
+                })
+                .collect(),
+        )
+    } else {
+        FindCoordinatorResponse::default()
+            .with_error_code(error)
+            .with_node_id(node)
+            .with_host(host)
+            .with_port(port)
+    };
     ready(correlation_id, version, &r, "FindCoordinator")
 }
 
@@ -116,7 +140,11 @@ pub fn join(
         rebalance_timeout_ms: u64::try_from(req.rebalance_timeout_ms).unwrap_or(0),
         require_member_id: version >= 4,
         poll: false,
+        can_skip_assignment: version >= 9,
     };
+    if let Some(reason) = &req.reason {
+        tracing::debug!(group = %j.group, member = %j.member_id, reason = %reason, "kafka join");
+    }
     let deadline = Instant::now() + wait_limit(req.session_timeout_ms);
     let mut r = JoinGroupResponse::default()
         .with_generation_id(-1)
@@ -145,8 +173,10 @@ pub fn join(
                 leader,
                 member_id,
                 members,
+                skip_assignment,
             })) => {
                 r.generation_id = generation;
+                r.skip_assignment = skip_assignment && version >= 9;
                 r.protocol_type = Some(s(&protocol_type));
                 r.protocol_name = Some(s(&protocol_name));
                 r.leader = s(&leader);
@@ -198,7 +228,8 @@ pub fn sync(
             })
             .collect(),
     };
-    // SyncGroup carries no session timeout: wait at most the longest one.
+    // SyncGroup carries no timeout: ZooKeeper ends a completing rebalance
+    // after the group's rebalance timeout; this is only a last resort.
     let deadline = Instant::now() + wait_limit(i32::MAX);
     let mut r = SyncGroupResponse::default();
     loop {

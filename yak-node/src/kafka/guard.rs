@@ -26,6 +26,8 @@ enum F {
     CStr,
     /// A compact array (unsigned varint count + 1, 0 = null).
     CArr(&'static [F]),
+    /// Compact bytes (unsigned varint length + 1, 0 = null).
+    CBytes,
     /// Tagged fields (flexible versions): count, then (tag, size, bytes).
     Tags,
 }
@@ -185,8 +187,37 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
         ApiKey::ListPartitionReassignments => {
             vec![I32, CArr(&[CStr, CArr(&[I32]), Tags]), Tags]
         }
+        ApiKey::FindCoordinator if v >= 4 => vec![I8, CArr(&[CStr]), Tags],
+        ApiKey::FindCoordinator if v == 3 => vec![CStr, I8, Tags],
         ApiKey::FindCoordinator if v == 0 => vec![Str],
         ApiKey::FindCoordinator => vec![Str, I8],
+        ApiKey::JoinGroup if v >= 6 => {
+            // As below, compact; [reason v8+].
+            const PROTOCOL: &[F] = &[CStr, CBytes, Tags];
+            let mut s = vec![CStr, I32, I32, CStr, CStr, CStr, CArr(PROTOCOL)];
+            if v >= 8 {
+                s.push(CStr);
+            }
+            s.push(Tags);
+            s
+        }
+        ApiKey::SyncGroup if v >= 4 => {
+            // group, generation, member, instance, [type, name v5+], assignments.
+            const ASSIGNMENT: &[F] = &[CStr, CBytes, Tags];
+            let mut s = vec![CStr, I32, CStr, CStr];
+            if v >= 5 {
+                s.extend([CStr, CStr]);
+            }
+            s.extend([CArr(ASSIGNMENT), Tags]);
+            s
+        }
+        ApiKey::Heartbeat if v >= 4 => vec![CStr, I32, CStr, CStr, Tags],
+        ApiKey::LeaveGroup if v >= 4 => {
+            // Member: id, instance, [reason v5+].
+            const M4: &[F] = &[CStr, CStr, Tags];
+            const M5: &[F] = &[CStr, CStr, CStr, Tags];
+            vec![CStr, CArr(if v >= 5 { M5 } else { M4 }), Tags]
+        }
         ApiKey::JoinGroup => {
             // group, session timeout, rebalance timeout, member, [instance v5+], type, protocols.
             const PROTOCOL: &[F] = &[Str, Bytes];
@@ -236,7 +267,20 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
             s
         }
         ApiKey::OffsetFetch => vec![Str, Arr(&[Str, Arr(&[I32])])],
+        ApiKey::ListGroups if v >= 3 => {
+            // [states filter v4+], [types filter v5+].
+            let mut s = Vec::new();
+            if v >= 4 {
+                s.push(CArr(&[CStr]));
+            }
+            if v >= 5 {
+                s.push(CArr(&[CStr]));
+            }
+            s.push(Tags);
+            s
+        }
         ApiKey::ListGroups => vec![],
+        ApiKey::DescribeGroups if v >= 5 => vec![CArr(&[CStr]), I8, Tags],
         ApiKey::DescribeGroups if v >= 3 => vec![Arr(&[Str]), I8],
         ApiKey::DescribeGroups | ApiKey::DeleteGroups => vec![Arr(&[Str])],
         _ => return None,
@@ -349,7 +393,7 @@ impl Cursor<'_> {
                         }
                     }
                 }
-                CStr => {
+                CStr | CBytes => {
                     let n = self.varint()?;
                     if n > 0 {
                         let len = self.count(n - 1)?;

@@ -125,31 +125,31 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::FindCoordinator,
         advertised_min: 0,
-        max: 2,
+        max: 4,
         served_min: 0,
     },
     Served {
         key: ApiKey::JoinGroup,
         advertised_min: 0,
-        max: 5,
+        max: 9,
         served_min: 2,
     },
     Served {
         key: ApiKey::SyncGroup,
         advertised_min: 0,
-        max: 3,
+        max: 5,
         served_min: 0,
     },
     Served {
         key: ApiKey::Heartbeat,
         advertised_min: 0,
-        max: 3,
+        max: 4,
         served_min: 0,
     },
     Served {
         key: ApiKey::LeaveGroup,
         advertised_min: 0,
-        max: 3,
+        max: 5,
         served_min: 0,
     },
     Served {
@@ -167,13 +167,13 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::ListGroups,
         advertised_min: 0,
-        max: 2,
+        max: 5,
         served_min: 0,
     },
     Served {
         key: ApiKey::DescribeGroups,
         advertised_min: 0,
-        max: 4,
+        max: 5,
         served_min: 0,
     },
     Served {

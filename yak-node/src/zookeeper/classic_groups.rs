@@ -10,7 +10,8 @@
 //! `PreparingRebalance` (waiting for every member to join again, or for the
 //! rebalance timeout, after which the laggards are removed),
 //! `CompletingRebalance` (generation raised, waiting for the leader's
-//! SyncGroup) and `Stable`. A join never waits here: it answers `Pending`
+//! SyncGroup, at most the rebalance timeout, after which the members that
+//! never sent one are removed) and `Stable`. A join never waits here: it answers `Pending`
 //! and the caller asks again (`poll`), so no connection is held.
 
 use crate::limits::{
@@ -40,6 +41,8 @@ struct Member {
     last_seen: Instant,
     /// Joined in the rebalance under way, or in the current generation.
     joined: bool,
+    /// Sent a SyncGroup since the generation was raised.
+    synced: bool,
     assignment: Vec<u8>,
 }
 
@@ -50,7 +53,13 @@ enum Phase {
         /// Started from an empty group: wait the initial delay for more members.
         from_empty: bool,
     },
-    Completing,
+    /// Waiting for the leader's assignment; members that have not asked
+    /// for theirs a rebalance timeout after `since` are removed (Kafka's
+    /// pending-sync expiry), so a leader that never syncs cannot hold its
+    /// followers' SyncGroups.
+    Completing {
+        since: Instant,
+    },
     Stable,
 }
 
@@ -82,7 +91,7 @@ pub enum ClassicEvent {
         group: String,
         /// Member.
         member: String,
-        /// `left`, `expired` or `missed rebalance`.
+        /// `left`, `expired`, `missed rebalance` or `missed sync`.
         why: &'static str,
     },
     /// A rebalance completed.
@@ -189,7 +198,7 @@ impl Group {
         match self.phase {
             _ if self.members.is_empty() => "Empty",
             Phase::Preparing { .. } => "PreparingRebalance",
-            Phase::Completing => "CompletingRebalance",
+            Phase::Completing { .. } => "CompletingRebalance",
             Phase::Stable => "Stable",
         }
     }
@@ -254,7 +263,10 @@ impl Group {
         if !self.members.contains_key(&self.leader) {
             self.leader = self.members.keys().next().cloned().unwrap_or_default();
         }
-        self.phase = Phase::Completing;
+        self.phase = Phase::Completing { since: now };
+        for m in self.members.values_mut() {
+            m.synced = false;
+        }
         Some(ClassicEvent::Rebalanced {
             group: name.to_string(),
             generation: self.generation,
@@ -288,6 +300,7 @@ impl Group {
             leader: self.leader.clone(),
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -297,7 +310,7 @@ impl Group {
             Phase::Preparing { .. } => JoinAnswer::Pending {
                 member_id: member_id.to_string(),
             },
-            Phase::Completing | Phase::Stable => self.join_done(member_id),
+            Phase::Completing { .. } | Phase::Stable => self.join_done(member_id),
         }
     }
 
@@ -398,11 +411,37 @@ impl ClassicGroups {
             m.client_id = j.client_id.clone();
             m.protocols = j.protocols.clone();
             g.members.insert(fresh_id.to_string(), m);
-            if g.leader == old || !same || matches!(g.phase, Phase::Preparing { .. }) {
-                g.start_rebalance(now);
-                if g.leader == old {
-                    g.leader = fresh_id.to_string();
+            let led = g.leader == old;
+            if led {
+                g.leader = fresh_id.to_string();
+            }
+            if same && led && j.can_skip_assignment && g.phase == Phase::Stable {
+                // KIP-814: the leader learns the members again but keeps
+                // the group's assignment; no rebalance.
+                if let JoinAnswer::Done {
+                    generation,
+                    protocol_type,
+                    protocol_name,
+                    leader,
+                    member_id,
+                    members,
+                    ..
+                } = g.join_done(fresh_id)
+                {
+                    let done = JoinAnswer::Done {
+                        generation,
+                        protocol_type,
+                        protocol_name,
+                        leader,
+                        member_id,
+                        members,
+                        skip_assignment: true,
+                    };
+                    return Ok((done, events));
                 }
+            }
+            if led || !same || matches!(g.phase, Phase::Preparing { .. }) {
+                g.start_rebalance(now);
             }
             fresh_id.to_string()
         } else {
@@ -446,7 +485,7 @@ impl ClassicGroups {
         m.rebalance_timeout = Duration::from_millis(j.rebalance_timeout_ms);
         let same = m.same_protocols(j);
         m.protocols = j.protocols.clone();
-        let settled = matches!(g.phase, Phase::Completing | Phase::Stable);
+        let settled = matches!(g.phase, Phase::Completing { .. } | Phase::Stable);
         let is_leader = g.leader == id;
         // Kafka: a settled group answers a member's repeated join with the
         // current generation; the leader's join (or new protocols) rebalances.
@@ -480,13 +519,14 @@ impl ClassicGroups {
         }
         if let Some(m) = g.members.get_mut(&s.member_id) {
             m.last_seen = now;
+            m.synced = true;
         }
         match g.phase {
             Phase::Preparing { .. } => Err(err(
                 ErrorCode::RebalanceInProgress,
                 format!("group '{name}' is rebalancing; rejoin"),
             )),
-            Phase::Completing if s.member_id == g.leader => {
+            Phase::Completing { .. } if s.member_id == g.leader => {
                 if let Some(a) = s
                     .assignments
                     .iter()
@@ -509,7 +549,7 @@ impl ClassicGroups {
                 g.phase = Phase::Stable;
                 Ok(sync_done(g, &s.member_id))
             }
-            Phase::Completing => Ok(SyncAnswer::Pending),
+            Phase::Completing { .. } => Ok(SyncAnswer::Pending),
             Phase::Stable => Ok(sync_done(g, &s.member_id)),
         }
     }
@@ -536,7 +576,7 @@ impl ClassicGroups {
                 ErrorCode::RebalanceInProgress,
                 format!("group '{group}' is rebalancing; rejoin"),
             )),
-            Phase::Completing | Phase::Stable => Ok(()),
+            Phase::Completing { .. } | Phase::Stable => Ok(()),
         }
     }
 
@@ -585,23 +625,28 @@ impl ClassicGroups {
             for id in silent {
                 events.push(g.remove(name, &id, "expired", now));
             }
-            if let Phase::Preparing { since, .. } = g.phase {
-                let timeout = g
+            let timeout = g
+                .members
+                .values()
+                .map(|m| m.rebalance_timeout)
+                .max()
+                .unwrap_or_default();
+            // Who is late: in a join, those that did not rejoin; waiting
+            // for the assignment, those that never asked for theirs.
+            let (since, why, late): (_, _, fn(&Member) -> bool) = match g.phase {
+                Phase::Preparing { since, .. } => (since, "missed rebalance", |m| !m.joined),
+                Phase::Completing { since } => (since, "missed sync", |m| !m.synced),
+                Phase::Stable => (now, "", |_| false),
+            };
+            if now.saturating_duration_since(since) > timeout {
+                let late: Vec<String> = g
                     .members
-                    .values()
-                    .map(|m| m.rebalance_timeout)
-                    .max()
-                    .unwrap_or_default();
-                if now.saturating_duration_since(since) > timeout {
-                    let late: Vec<String> = g
-                        .members
-                        .iter()
-                        .filter(|(_, m)| !m.joined)
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                    for id in late {
-                        events.push(g.remove(name, &id, "missed rebalance", now));
-                    }
+                    .iter()
+                    .filter(|(_, m)| late(m))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in late {
+                    events.push(g.remove(name, &id, why, now));
                 }
             }
             events.extend(g.try_complete(name, now));
@@ -633,6 +678,7 @@ fn new_member(j: &JoinRequest, now: Instant) -> Member {
         rebalance_timeout: Duration::from_millis(j.rebalance_timeout_ms),
         last_seen: now,
         joined: true,
+        synced: false,
         assignment: Vec::new(),
     }
 }
@@ -678,6 +724,7 @@ mod tests {
             rebalance_timeout_ms: REBALANCE_MS,
             require_member_id: false,
             poll: false,
+            can_skip_assignment: false,
         }
     }
 
@@ -1065,5 +1112,136 @@ mod tests {
             ErrorCode::UnknownMember
         );
         gs.heartbeat("g", "a", 1, t1).expect("a undisturbed");
+    }
+
+    #[test]
+    fn given_leader_that_never_syncs_when_rebalance_timeout_passes_should_remove_it_and_end_the_followers_wait(
+    ) {
+        let t0 = Instant::now();
+        let mut gs = ClassicGroups::default();
+        join(&mut gs, &req(""), "a", t0);
+        join(&mut gs, &req(""), "b", t0);
+        let t1 = t0 + DELAY;
+        let JoinAnswer::Done { leader, .. } = join(&mut gs, &poll("b"), "x", t1) else {
+            panic!("complete")
+        };
+        assert_eq!(leader, "a");
+        assert_eq!(
+            gs.sync(&sync("b", 1, vec![]), t1).expect("follower"),
+            SyncAnswer::Pending
+        );
+        // The leader heartbeats (a completing group accepts that) but never syncs.
+        let almost = t1 + Duration::from_millis(REBALANCE_MS);
+        gs.heartbeat("g", "a", 1, almost).expect("a alive");
+        gs.heartbeat("g", "b", 1, almost).expect("b alive");
+        assert!(gs.tick(almost).is_empty(), "within the rebalance timeout");
+        assert_eq!(
+            gs.sync(&sync("b", 1, vec![]), almost).expect("still"),
+            SyncAnswer::Pending
+        );
+        let late = almost + Duration::from_millis(2);
+        let events = gs.tick(late);
+        assert!(
+            events.contains(&ClassicEvent::Removed {
+                group: "g".into(),
+                member: "a".into(),
+                why: "missed sync"
+            }) && events.len() == 1,
+            "only the member that never synced goes: {events:?}"
+        );
+        assert_eq!(
+            code(gs.sync(&sync("b", 1, vec![]), late)),
+            ErrorCode::RebalanceInProgress,
+            "the follower's pending SyncGroup ends and it rejoins"
+        );
+        assert_eq!(
+            code(gs.sync(&sync("a", 1, vec![]), late)),
+            ErrorCode::UnknownMember
+        );
+        let JoinAnswer::Done {
+            generation, leader, ..
+        } = join(&mut gs, &req("b"), "x", late)
+        else {
+            panic!("b alone")
+        };
+        assert_eq!((generation, leader.as_str()), (2, "b"));
+    }
+
+    #[test]
+    fn given_follower_waiting_for_its_assignment_when_it_leaves_or_a_new_generation_starts_should_answer_at_once(
+    ) {
+        let t0 = Instant::now();
+        let mut gs = ClassicGroups::default();
+        for id in ["a", "b", "c"] {
+            join(&mut gs, &req(""), id, t0);
+        }
+        let t1 = t0 + DELAY;
+        join(&mut gs, &poll("a"), "x", t1);
+        assert_eq!(
+            gs.sync(&sync("b", 1, vec![]), t1).expect("b waits"),
+            SyncAnswer::Pending
+        );
+        gs.leave("g", &["b".to_string()], t1);
+        assert_eq!(
+            code(gs.sync(&sync("b", 1, vec![]), t1)),
+            ErrorCode::UnknownMember,
+            "a member that left"
+        );
+        assert_eq!(
+            code(gs.sync(&sync("c", 1, vec![]), t1)),
+            ErrorCode::RebalanceInProgress,
+            "a rebalance under way"
+        );
+        join(&mut gs, &req("a"), "x", t1);
+        join(&mut gs, &req("c"), "x", t1);
+        assert_eq!(
+            code(gs.sync(&sync("c", 1, vec![]), t1)),
+            ErrorCode::IllegalGeneration,
+            "superseded by generation 2, as Kafka answers"
+        );
+    }
+
+    #[test]
+    fn given_static_leader_returning_to_a_stable_group_when_it_can_skip_assignment_should_keep_the_generation(
+    ) {
+        let t0 = Instant::now();
+        let mut gs = ClassicGroups::default();
+        let with_instance = |id: &str, inst: &str, skip: bool| JoinRequest {
+            instance_id: Some(inst.into()),
+            can_skip_assignment: skip,
+            ..req(id)
+        };
+        join(&mut gs, &with_instance("", "i-a", false), "a", t0);
+        join(&mut gs, &with_instance("", "i-b", false), "b", t0);
+        let t1 = t0 + DELAY;
+        join(&mut gs, &poll("a"), "x", t1);
+        gs.sync(&sync("a", 1, vec![assign("a", "A"), assign("b", "B")]), t1)
+            .expect("leader");
+        let JoinAnswer::Done {
+            generation,
+            leader,
+            members,
+            skip_assignment,
+            ..
+        } = join(&mut gs, &with_instance("", "i-a", true), "a2", t1)
+        else {
+            panic!("a v9 static leader returns without a rebalance")
+        };
+        assert_eq!(
+            (generation, leader.as_str(), members.len(), skip_assignment),
+            (1, "a2", 2, true)
+        );
+        let a2 = gs
+            .sync(&sync("a2", 1, vec![]), t1)
+            .expect("its old assignment");
+        assert!(matches!(a2, SyncAnswer::Done { assignment, .. } if assignment == b"A"));
+        gs.heartbeat("g", "b", 1, t1).expect("b undisturbed");
+        assert!(
+            matches!(
+                join(&mut gs, &with_instance("", "i-a", false), "a3", t1),
+                JoinAnswer::Pending { .. }
+            ),
+            "before v9 a returning static leader rebalances the group, as Kafka's"
+        );
     }
 }

@@ -23,7 +23,7 @@ impl ClassicGroups {
         };
         g.member(group, member_id)?;
         g.check_generation(group, generation)?;
-        if g.phase == Phase::Completing {
+        if matches!(g.phase, Phase::Completing { .. }) {
             return Err(err(
                 ErrorCode::RebalanceInProgress,
                 format!("group '{group}' is completing a rebalance"),
