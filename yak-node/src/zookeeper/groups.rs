@@ -14,8 +14,17 @@
 //!    computes a new assignment and raises the generation.
 //! 4. Commits name the generation; an older one is refused, so a member
 //!    that missed a rebalance cannot overwrite its successor's offsets.
+//!
+//! KIP-848 members (Kafka's `group.protocol=consumer`, through the Kafka
+//! front door) never rejoin: a membership change computes the new target
+//! at once (a new generation), and each heartbeat reconciles the member
+//! towards it ([`super::reconcile`]): revoke first, and a partition goes to
+//! its new owner only once its old owner no longer holds it. Each has its
+//! own epoch (the generation it has converged to); its commits name that.
+//! A group's members are all native or all KIP-848.
 
 use super::assign::{assign, Assignment, Subscription};
+use super::reconcile::{self, Owned};
 use crate::limits::{GROUPS_MAX, GROUP_MEMBERS_MAX};
 use crate::protocol::{
     Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset,
@@ -33,6 +42,54 @@ struct Member {
     last_seen: Instant,
     /// Has rejoined in the rebalance under way (or joined during it).
     rejoined: bool,
+    /// A KIP-848 member's reconciliation; `None` for a native member.
+    kip848: Option<Kip848>,
+}
+
+/// Where a KIP-848 member stands.
+#[derive(Debug, Clone, Default)]
+struct Kip848 {
+    /// The generation it has converged to (it held nothing outside it).
+    epoch: u32,
+    /// Its epoch before, still accepted (an answer may have been lost).
+    previous_epoch: u32,
+    /// What its last heartbeat said it owns.
+    owned: Owned,
+    /// What the last answer told it to own.
+    delivered: Owned,
+    /// What the answer before told it to own.
+    previous_delivered: Owned,
+}
+
+impl Kip848 {
+    /// What it may be reading now: owned, or told to own by its last answer.
+    fn held(&self) -> Owned {
+        reconcile::union([&self.owned, &self.delivered].into_iter())
+    }
+
+    /// What another member must not be given yet.
+    fn claimed(&self) -> Owned {
+        reconcile::union([&self.owned, &self.delivered, &self.previous_delivered].into_iter())
+    }
+}
+
+/// Topic assignments as sets.
+fn owned_of(assigned: &[TopicAssignment]) -> Owned {
+    assigned
+        .iter()
+        .map(|a| (a.topic.clone(), a.partitions.iter().copied().collect()))
+        .collect()
+}
+
+/// Sets as topic assignments, in topic order.
+fn assigned_of(owned: &Owned) -> Vec<TopicAssignment> {
+    owned
+        .iter()
+        .map(|(topic, ps)| TopicAssignment {
+            topic: topic.clone(),
+            partitions: ps.iter().copied().collect(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +123,29 @@ pub struct Join<'a> {
     pub topics: &'a [String],
     /// Assignor wanted.
     pub assignor: Assignor,
+    /// Session timeout (already clamped).
+    pub session_timeout: Duration,
+    /// A KIP-848 member (reconciled by the coordinator, never rejoins).
+    pub kip848: bool,
+}
+
+/// One KIP-848 heartbeat, as the handler passes it on.
+#[derive(Debug, Clone)]
+pub struct ConsumerBeat<'a> {
+    /// Group name.
+    pub group: &'a str,
+    /// Empty or the client's own id on a join; the member's id after.
+    pub member_id: &'a str,
+    /// The client's name.
+    pub client: &'a str,
+    /// The epoch the member sent (0 joins).
+    pub epoch: u32,
+    /// The subscription when it changed (required on a join).
+    pub topics: Option<&'a [String]>,
+    /// Assignor wanted.
+    pub assignor: Assignor,
+    /// What the member owns now, when it says.
+    pub owned: Option<&'a [TopicAssignment]>,
     /// Session timeout (already clamped).
     pub session_timeout: Duration,
 }
@@ -154,6 +234,41 @@ fn unknown_member(group: &str, member: &str) -> ErrorBody {
     )
 }
 
+/// A KIP-848 member's commit: at its epoch (or the one before), for
+/// partitions it holds or was told to hold.
+fn check_kip848_commit(
+    k: &Kip848,
+    group: &str,
+    member_id: &str,
+    epoch: u32,
+    topic: &str,
+    offsets: &[PartitionOffset],
+) -> Result<(), ErrorBody> {
+    if epoch != k.epoch && epoch != k.previous_epoch {
+        return Err(ErrorBody::new(
+            ErrorCode::IllegalGeneration,
+            format!(
+                "member '{member_id}' of group '{group}' is at epoch {}, not {epoch}: commit refused",
+                k.epoch
+            ),
+        ));
+    }
+    let held = k.claimed();
+    if let Some(o) = offsets
+        .iter()
+        .find(|o| !held.get(topic).is_some_and(|ps| ps.contains(&o.partition)))
+    {
+        return Err(ErrorBody::new(
+            ErrorCode::IllegalGeneration,
+            format!(
+                "{topic}-{} is not held by member '{member_id}' at epoch {epoch}",
+                o.partition
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Group {
     fn new(assignor: Assignor) -> Group {
         Group {
@@ -170,14 +285,58 @@ impl Group {
         if self.phase == Phase::Stable {
             self.phase = Phase::Rebalancing { since: now };
             for m in self.members.values_mut() {
-                m.rejoined = false;
+                // KIP-848 members do not rejoin: the coordinator reconciles them.
+                m.rejoined = m.kip848.is_some();
             }
         }
+    }
+
+    /// Whether the group's members are KIP-848 ones (`None`: no members).
+    fn is_kip848(&self) -> Option<bool> {
+        self.members.values().next().map(|m| m.kip848.is_some())
+    }
+
+    /// Moves a KIP-848 member one step towards its target and says where it stands.
+    fn reconcile(&mut self, member_id: &str) -> MemberStatus {
+        let target = owned_of(&self.assigned(member_id));
+        let others = reconcile::union(
+            self.members
+                .iter()
+                .filter(|(id, _)| id.as_str() != member_id)
+                .filter_map(|(_, m)| m.kip848.as_ref().map(Kip848::claimed))
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let generation = self.generation;
+        if let Some(k) = self
+            .members
+            .get_mut(member_id)
+            .and_then(|m| m.kip848.as_mut())
+        {
+            let step = reconcile::step(&target, &k.held(), &others);
+            if step.converged && k.epoch != generation {
+                k.previous_epoch = k.epoch;
+                k.epoch = generation;
+            }
+            k.previous_delivered = std::mem::replace(&mut k.delivered, step.assignment);
+        }
+        self.status(member_id)
     }
 
     fn status(&self, member_id: &str) -> MemberStatus {
         let rebalancing = matches!(self.phase, Phase::Rebalancing { .. });
         let member = self.members.get(member_id);
+        if let Some((m, k)) = member.and_then(|m| Some((m, m.kip848.as_ref()?))) {
+            let assigned = assigned_of(&k.delivered);
+            return MemberStatus {
+                member_id: member_id.to_string(),
+                generation: k.epoch,
+                rebalancing: false,
+                partitions: first_topic_share(Some(m), &assigned),
+                heartbeat_interval_ms: (m.session_timeout / 5).as_millis() as u64,
+                assigned,
+            };
+        }
         let session = member.map_or(Duration::ZERO, |m| m.session_timeout);
         let assigned = if rebalancing {
             Vec::new()
@@ -278,6 +437,23 @@ impl Groups {
             .groups
             .entry(j.group.to_string())
             .or_insert_with(|| Group::new(j.assignor));
+        if let Some(kip848) = group.is_kip848().filter(|k| *k != j.kip848) {
+            let (is, asks) = if kip848 {
+                (
+                    "a Kafka consumer group (KIP-848 consumer protocol)",
+                    "a YaK consumer",
+                )
+            } else {
+                (
+                    "a YaK consumer group",
+                    "a Kafka consumer (KIP-848 consumer protocol)",
+                )
+            };
+            return Err(ErrorBody::new(
+                ErrorCode::InconsistentGroupProtocol,
+                format!("group '{}' is {is}; {asks} cannot join it", j.group),
+            ));
+        }
         if group.members.is_empty() {
             group.assignor = j.assignor;
         } else if group.assignor != j.assignor {
@@ -309,6 +485,7 @@ impl Groups {
                 session_timeout: j.session_timeout,
                 last_seen: now,
                 rejoined: true,
+                kip848: j.kip848.then(Kip848::default),
             };
             group.members.insert(new_member_id.to_string(), member);
             events.push(GroupEvent::Joined {
@@ -341,6 +518,89 @@ impl Groups {
         };
         events.extend(group.try_complete(j.group, partitions_of));
         Ok((group.status(&id), events))
+    }
+
+    /// One KIP-848 heartbeat: joins (epoch 0; the member is named
+    /// `new_member_id` when the client gave no id), takes the member's new
+    /// subscription and what it owns, and moves it one step towards its
+    /// target. An epoch that is neither the member's nor its previous one
+    /// is fenced (`IllegalGeneration`): the member must rejoin.
+    pub fn consumer_heartbeat(
+        &mut self,
+        b: &ConsumerBeat<'_>,
+        new_member_id: &str,
+        now: Instant,
+        partitions_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<(MemberStatus, Vec<GroupEvent>), ErrorBody> {
+        let known = self
+            .groups
+            .get(b.group)
+            .is_some_and(|g| g.members.contains_key(b.member_id));
+        let mut events = Vec::new();
+        let id = if b.epoch == 0 && !known {
+            let topics = b.topics.filter(|t| !t.is_empty()).ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    "a joining member must name the topics it subscribes to",
+                )
+            })?;
+            let id = if b.member_id.is_empty() {
+                new_member_id
+            } else {
+                b.member_id
+            };
+            let j = Join {
+                group: b.group,
+                member_id: "",
+                client: b.client,
+                topics,
+                assignor: b.assignor,
+                session_timeout: b.session_timeout,
+                kip848: true,
+            };
+            events = self.join(&j, id, now, partitions_of)?.1;
+            id.to_string()
+        } else {
+            b.member_id.to_string()
+        };
+        let g = self
+            .groups
+            .get_mut(b.group)
+            .ok_or_else(|| unknown_member(b.group, &id))?;
+        let m = g
+            .members
+            .get_mut(&id)
+            .ok_or_else(|| unknown_member(b.group, &id))?;
+        let Some(k) = m.kip848.as_mut() else {
+            return Err(ErrorBody::new(
+                ErrorCode::InconsistentGroupProtocol,
+                format!("member '{id}' of group '{}' is a YaK consumer", b.group),
+            ));
+        };
+        if b.epoch == 0 {
+            // A known member starting over: it holds only what it says.
+            *k = Kip848::default();
+        } else if b.epoch != k.epoch && b.epoch != k.previous_epoch {
+            return Err(ErrorBody::new(
+                ErrorCode::IllegalGeneration,
+                format!(
+                    "member '{id}' of group '{}' is at epoch {}, not {}: fenced; rejoin",
+                    b.group, k.epoch, b.epoch
+                ),
+            ));
+        }
+        if let Some(owned) = b.owned {
+            k.owned = owned_of(owned);
+        }
+        m.last_seen = now;
+        m.session_timeout = b.session_timeout;
+        let topics = b.topics.map(subscription).filter(|t| *t != m.topics);
+        if let Some(topics) = topics {
+            m.topics = topics;
+            g.start_rebalance(now);
+            events.extend(g.try_complete(b.group, partitions_of));
+        }
+        Ok((g.reconcile(&id), events))
     }
 
     /// A member is alive; returns its status (a rebalance, a new generation).
@@ -456,6 +716,9 @@ impl Groups {
             .members
             .get(member_id)
             .ok_or_else(|| unknown_member(group, member_id))?;
+        if let Some(k) = &m.kip848 {
+            return check_kip848_commit(k, group, member_id, generation, topic, offsets);
+        }
         if generation != g.generation {
             return Err(ErrorBody::new(
                 ErrorCode::IllegalGeneration,
@@ -516,10 +779,10 @@ impl Groups {
                 .members
                 .iter()
                 .map(|(id, m)| {
-                    let assigned = if rebalancing {
-                        Vec::new()
-                    } else {
-                        g.assigned(id)
+                    let assigned = match &m.kip848 {
+                        Some(k) => assigned_of(&k.delivered),
+                        None if rebalancing => Vec::new(),
+                        None => g.assigned(id),
                     };
                     MemberDescription {
                         member_id: id.clone(),
@@ -566,6 +829,7 @@ mod tests {
             topics: topics(&["t"]),
             assignor,
             session_timeout: SESSION,
+            kip848: false,
         }
     }
 
