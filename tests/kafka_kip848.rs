@@ -70,6 +70,23 @@ c.close()
 print("closed", flush=True)
 "#;
 
+/// `(time, partitions)` of every `owned` line a member printed, in order.
+fn history(lines: &[String]) -> Vec<(f64, BTreeSet<u32>)> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("owned "))
+        .map(|l| {
+            let (t, ps) = l.split_once(' ').unwrap_or((l, ""));
+            let ps = ps
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|p| p.parse().unwrap())
+                .collect();
+            (t.parse().unwrap(), ps)
+        })
+        .collect()
+}
+
 /// One consumer process and the lines it printed.
 struct Member {
     child: Child,
@@ -101,26 +118,9 @@ impl Member {
         self.seen.extend(self.lines.try_iter());
     }
 
-    /// `(time, partitions)` of every `owned` line, in order.
-    fn history(&self) -> Vec<(f64, BTreeSet<u32>)> {
-        self.seen
-            .iter()
-            .filter_map(|l| l.strip_prefix("owned "))
-            .map(|l| {
-                let (t, ps) = l.split_once(' ').unwrap_or((l, ""));
-                let ps = ps
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|p| p.parse().unwrap())
-                    .collect();
-                (t.parse().unwrap(), ps)
-            })
-            .collect()
-    }
-
     /// The partitions it owns now.
     fn owned(&self) -> Option<BTreeSet<u32>> {
-        self.history().pop().map(|(_, ps)| ps)
+        history(&self.seen).pop().map(|(_, ps)| ps)
     }
 
     /// Values of every message read.
@@ -286,6 +286,7 @@ fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split
     });
     let d = describe(&k, "k1");
     assert_eq!(d["members"].as_array().unwrap().len(), 3, "{d}");
+    assert_eq!(d["assignor"], "consumer:uniform", "a KIP-848 group: {d}");
     assert!(
         d["members"]
             .as_array()
@@ -326,14 +327,6 @@ fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split
         all.iter().map(|v| v.to_string()).collect::<BTreeSet<_>>(),
         values(0..6600)
     );
-    let history = |lines: &[String]| {
-        Member {
-            child: python("pass", &[]),
-            lines: std::sync::mpsc::channel().1,
-            seen: lines.to_vec(),
-        }
-        .history()
-    };
     assert_never_owned_twice(&[history(&a_lines), history(&b_lines), history(&c_lines)]);
     let d = describe(&k, "k1");
     let committed: u64 = d["partitions"]

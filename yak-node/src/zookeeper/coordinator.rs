@@ -9,7 +9,7 @@ use crate::limits::{
     CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX, OFFSET_METADATA_BYTES_MAX,
 };
 use crate::protocol::{
-    Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
+    Assignor, Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
 };
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -394,7 +394,14 @@ impl ZooKeeper {
                 assignor: v.assignor,
                 members: v.members,
                 offsets,
-                protocol: None,
+                // KIP-848 groups show Kafka's name of their server assignor.
+                protocol: v.kip848.then(|| {
+                    let name = match v.assignor {
+                        Assignor::Range => "range",
+                        _ => "uniform",
+                    };
+                    format!("consumer:{name}")
+                }),
             },
             None => GroupDescription {
                 group: group.to_string(),

@@ -196,6 +196,8 @@ pub struct GroupView {
     pub assignor: Assignor,
     /// Members with their partitions.
     pub members: Vec<MemberDescription>,
+    /// Its members are KIP-848 ones (Kafka's consumer protocol).
+    pub kip848: bool,
 }
 
 /// Every group with members.
@@ -775,6 +777,7 @@ impl Groups {
             state: if rebalancing { "rebalancing" } else { "stable" },
             generation: g.generation,
             assignor: g.assignor,
+            kip848: g.is_kip848() == Some(true),
             members: g
                 .members
                 .iter()
@@ -1196,5 +1199,139 @@ mod tests {
             after.iter().all(|p| before.contains(p)),
             "{before:?} → {after:?}"
         );
+    }
+
+    /// A KIP-848 heartbeat of `id` at `epoch` reporting `owned` partitions of `t`.
+    fn beat(
+        gs: &mut Groups,
+        id: &str,
+        epoch: u32,
+        owned: Option<&[u32]>,
+        now: Instant,
+    ) -> Result<MemberStatus, ErrorBody> {
+        let owned = owned.map(|ps| {
+            vec![TopicAssignment {
+                topic: "t".into(),
+                partitions: ps.to_vec(),
+            }]
+        });
+        let b = ConsumerBeat {
+            group: "g",
+            member_id: id,
+            client: "c",
+            epoch,
+            topics: (epoch == 0).then(|| topics(&["t"])),
+            assignor: Assignor::Sticky,
+            owned: owned.as_deref(),
+            session_timeout: SESSION,
+        };
+        gs.consumer_heartbeat(&b, "unused", now, &six).map(|r| r.0)
+    }
+
+    #[test]
+    fn given_kip848_member_joining_when_another_owns_everything_should_revoke_first_then_hand_over()
+    {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        let a = beat(&mut gs, "a", 0, Some(&[]), t0).expect("a joins");
+        assert_eq!((a.generation, a.partitions.clone()), (1, (0..6).collect()));
+        beat(&mut gs, "a", 1, Some(&[0, 1, 2, 3, 4, 5]), t0).expect("a owns all");
+        let b = beat(&mut gs, "b", 0, Some(&[]), t0).expect("b joins");
+        assert!(b.partitions.is_empty(), "a still owns them: {b:?}");
+        assert_eq!(b.generation, 2, "b owns nothing outside its target");
+        let a = beat(&mut gs, "a", 1, None, t0).expect("a beats");
+        assert_eq!(a.partitions.len(), 3, "a is told its smaller target");
+        assert_eq!(a.generation, 1, "a keeps its epoch until it has revoked");
+        let b = beat(&mut gs, "b", 2, None, t0).expect("b beats");
+        assert!(
+            b.partitions.is_empty(),
+            "a has not reported the revocation yet"
+        );
+        let a = beat(&mut gs, "a", 1, Some(&a.partitions), t0).expect("a revoked");
+        assert_eq!((a.generation, a.partitions.len()), (2, 3));
+        let b = beat(&mut gs, "b", 2, Some(&[]), t0).expect("b beats");
+        assert_eq!(b.partitions.len(), 3, "released: b gets them");
+        assert!(b.partitions.iter().all(|p| !a.partitions.contains(p)));
+        let view = gs.view("g").expect("view");
+        assert!(view.kip848 && view.members.iter().all(|m| m.partitions.len() == 3));
+    }
+
+    #[test]
+    fn given_kip848_member_leaving_or_expiring_when_others_beat_should_take_its_partitions() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        beat(&mut gs, "a", 0, Some(&[]), t0).expect("a");
+        beat(&mut gs, "a", 1, Some(&[0, 1, 2, 3, 4, 5]), t0).expect("a owns all");
+        beat(&mut gs, "b", 0, Some(&[]), t0).expect("b");
+        let a = beat(&mut gs, "a", 1, None, t0).expect("a told to revoke");
+        let a = beat(&mut gs, "a", 1, Some(&a.partitions), t0).expect("a revoked");
+        let b = beat(&mut gs, "b", 2, Some(&[]), t0).expect("b");
+        beat(&mut gs, "b", 2, Some(&b.partitions), t0).expect("b owns 3");
+        gs.leave("g", "b", t0, &six).expect("b leaves");
+        let a = beat(&mut gs, "a", a.generation, Some(&a.partitions), t0).expect("a");
+        assert_eq!(
+            (a.generation, a.partitions.len()),
+            (3, 6),
+            "a leave frees at once"
+        );
+        // c joins, then a goes silent: c gets everything once a expires.
+        beat(&mut gs, "c", 0, Some(&[]), t0).expect("c");
+        let t1 = t0 + SESSION + Duration::from_millis(1);
+        beat(&mut gs, "c", 4, Some(&[]), t1).expect("c alive");
+        gs.tick(t1, &six);
+        let c = beat(&mut gs, "c", 4, Some(&[]), t1).expect("c");
+        assert_eq!((c.generation, c.partitions.len()), (5, 6));
+    }
+
+    #[test]
+    fn given_kip848_epochs_when_beating_or_committing_should_fence_unknown_epochs() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        beat(&mut gs, "a", 0, Some(&[]), t0).expect("a");
+        beat(&mut gs, "a", 1, Some(&[0, 1, 2, 3, 4, 5]), t0).expect("a");
+        assert_eq!(
+            beat(&mut gs, "a", 7, None, t0)
+                .expect_err("future epoch")
+                .code,
+            ErrorCode::IllegalGeneration
+        );
+        let po = |partition| {
+            [PartitionOffset {
+                partition,
+                offset: 3,
+            }]
+        };
+        gs.check_commit("g", "a", 1, "t", &po(5))
+            .expect("a holds 5");
+        beat(&mut gs, "b", 0, Some(&[]), t0).expect("b");
+        let a = beat(&mut gs, "a", 1, None, t0).expect("told to revoke");
+        let gone = (0..6)
+            .find(|p| !a.partitions.contains(p))
+            .expect("one revoked");
+        gs.check_commit("g", "a", 1, "t", &po(gone))
+            .expect("a revoking partition may still be committed");
+        beat(&mut gs, "a", 1, Some(&a.partitions), t0).expect("revoked");
+        beat(&mut gs, "a", 2, Some(&a.partitions), t0).expect("a at 2");
+        assert_eq!(
+            gs.check_commit("g", "a", 2, "t", &po(gone))
+                .expect_err("not a's any more")
+                .code,
+            ErrorCode::IllegalGeneration
+        );
+        assert_eq!(
+            gs.check_commit("g", "a", 0, "t", &po(a.partitions[0]))
+                .expect_err("stale epoch")
+                .code,
+            ErrorCode::IllegalGeneration
+        );
+        // A native member cannot join a KIP-848 group, nor the reverse.
+        let err = gs
+            .join(&join("", Assignor::Sticky), "n", t0, &six)
+            .expect_err("mixed");
+        assert_eq!(err.code, ErrorCode::InconsistentGroupProtocol);
+        let mut native = Groups::default();
+        new_member(&mut native, "n", t0);
+        let err = beat(&mut native, "k", 0, Some(&[]), t0).expect_err("mixed");
+        assert_eq!(err.code, ErrorCode::InconsistentGroupProtocol);
     }
 }
