@@ -10,23 +10,31 @@
 #[path = "kafka_support/mod.rs"]
 mod kafka_support;
 
+use bytes::BytesMut;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_support::{kafka_cluster, python, KafkaCluster};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
 use std::process::Child;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A KIP-848 group consumer: prints `owned T P,P` (T: CLOCK_MONOTONIC
 /// seconds, shared by every process) whenever its partitions change,
-/// `msg P VALUE` per message, commits what it read before partitions are
+/// `msg P VALUE TOPIC` per message (it subscribes to the comma-separated
+/// topics or `^regex`es given), commits what it read before partitions are
 /// revoked, and on `close` (stdin) commits, closes and prints `closed`.
 /// `YAK_RDKAFKA_DEBUG` passes librdkafka debug contexts (to stderr).
 const CONSUMER: &str = r#"
 import os, sys, threading, time
 from confluent_kafka import Consumer, KafkaException
-bs, group, topic = sys.argv[1:4]
+bs, group, topics = sys.argv[1:4]
 conf = {"bootstrap.servers": bs, "group.id": group, "group.protocol": "consumer",
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
         "client.id": "kip848", "topic.metadata.refresh.interval.ms": 1000}
@@ -46,7 +54,7 @@ def on_revoke(c, ps):
     owned.difference_update(p.partition for p in ps); show()
 def on_lost(c, ps):
     owned.difference_update(p.partition for p in ps); show()
-c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+c.subscribe(topics.split(","), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 stop = threading.Event()
 def watch():
     for line in sys.stdin:
@@ -61,7 +69,7 @@ while not stop.is_set():
     if m.error():
         print("error", m.error(), flush=True)
         continue
-    print("msg", m.partition(), m.value().decode(), flush=True)
+    print("msg", m.partition(), m.value().decode(), m.topic(), flush=True)
 try:
     c.commit(asynchronous=False)
 except KafkaException as e:
@@ -128,7 +136,7 @@ impl Member {
         self.seen
             .iter()
             .filter_map(|l| l.strip_prefix("msg "))
-            .map(|l| l.split_once(' ').unwrap().1.to_string())
+            .map(|l| l.split(' ').nth(1).unwrap().to_string())
             .collect()
     }
 
@@ -320,7 +328,7 @@ fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split
     let all: Vec<&str> = [&a_lines, &b_lines, &c_lines]
         .iter()
         .flat_map(|ls| ls.iter().filter_map(|l| l.strip_prefix("msg ")))
-        .map(|l| l.split_once(' ').unwrap().1)
+        .map(|l| l.split(' ').nth(1).unwrap())
         .collect();
     assert_eq!(all.len(), 6600, "no message read twice");
     assert_eq!(
@@ -348,4 +356,151 @@ fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split
     assert_eq!(got.len(), 400);
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), values(6600..7000));
     again.close();
+}
+
+#[test]
+fn given_a_member_killed_when_its_session_expires_should_give_its_partitions_to_the_others() {
+    let k = kafka_cluster(1);
+    create_topic(&k, "kk", 6);
+    let mut a = Member::start(&k, "k2", "kk");
+    let mut b = Member::start(&k, "k2", "kk");
+    let mut c = Member::start(&k, "k2", "kk");
+    settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
+        split(m, &[2, 2, 2], 6)
+    });
+    produce(&k, "kk", 0, 3000);
+    settle(&mut [&mut a, &mut b, &mut c], 30, "3000 read", |m| {
+        m.iter().map(|m| m.values().len()).sum::<usize>() >= 3000
+    });
+    c.child.kill().unwrap();
+    c.child.wait().unwrap();
+    c.drain();
+    let killed = c.values();
+    produce(&k, "kk", 3000, 4000);
+    // Its session (ZooKeeper's default, 3 s) expires; the others split 3/3.
+    settle(
+        &mut [&mut a, &mut b],
+        20,
+        "a 3/3 split after kill -9",
+        |m| split(m, &[3, 3], 6),
+    );
+    settle(&mut [&mut a, &mut b], 30, "every message read", |m| {
+        let read: BTreeSet<String> = m
+            .iter()
+            .flat_map(|m| m.values())
+            .chain(killed.iter().cloned())
+            .collect();
+        read == values(0..4000)
+    });
+    let d = describe(&k, "k2");
+    assert_eq!(d["members"].as_array().unwrap().len(), 2, "{d}");
+    a.close();
+    b.close();
+}
+
+/// Sends `req` at `version` on `s` and decodes the answer.
+fn call<Req: Encodable + HeaderVersion, Resp: Decodable + HeaderVersion>(
+    s: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("t")));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, Req::header_version(version))
+        .unwrap();
+    req.encode(&mut buf, version).unwrap();
+    let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&buf);
+    s.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).unwrap();
+    let mut bytes = bytes::Bytes::from(body);
+    let h = ResponseHeader::decode(&mut bytes, Resp::header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    Resp::decode(&mut bytes, version).unwrap()
+}
+
+/// Metadata v12 for `topics`.
+fn metadata(k: &KafkaCluster, topics: Vec<MetadataRequestTopic>) -> MetadataResponse {
+    let mut s = TcpStream::connect(k.bootstrap()).unwrap();
+    let req = MetadataRequest::default().with_topics(Some(topics));
+    call(&mut s, ApiKey::Metadata, 12, &req)
+}
+
+/// A Metadata request topic named by name.
+fn named(name: &str) -> MetadataRequestTopic {
+    MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.into()))))
+}
+
+#[test]
+fn given_topic_ids_and_a_regex_subscription_when_consuming_should_resolve_ids_and_read_matching_topics_only(
+) {
+    let k = kafka_cluster(1);
+    for t in ["ra", "rb", "other"] {
+        create_topic(&k, t, 2);
+    }
+    let by_name = metadata(&k, vec![named("ra")]);
+    let ra = by_name.topics[0].topic_id;
+    assert!(!ra.is_nil(), "Metadata v12 carries topic ids");
+    let by_id = metadata(&k, vec![MetadataRequestTopic::default().with_topic_id(ra)]);
+    assert_eq!(
+        (
+            by_id.topics[0].error_code,
+            by_id.topics[0].name.as_ref().map(|n| n.0.as_str())
+        ),
+        (0, Some("ra")),
+        "a topic named by id"
+    );
+    assert_eq!(by_id.topics[0].partitions.len(), 2);
+    k.cluster.yak_ok(&["topic", "delete", "ra"]);
+    create_topic(&k, "ra", 2);
+    let again = metadata(
+        &k,
+        vec![
+            named("ra"),
+            MetadataRequestTopic::default().with_topic_id(ra),
+        ],
+    );
+    let fresh = again.topics.iter().find(|t| t.name.is_some()).unwrap();
+    assert_ne!(fresh.topic_id, ra, "a re-created topic has a new id");
+    let gone = again.topics.iter().find(|t| t.name.is_none()).unwrap();
+    assert_eq!(
+        (gone.topic_id, gone.error_code),
+        (ra, 100),
+        "UNKNOWN_TOPIC_ID"
+    );
+
+    for t in ["ra", "rb", "other"] {
+        let input: String = (0..50).map(|i| format!("{t}-{i}\n")).collect();
+        k.cluster.yak_stdin_ok(&["produce", "--topic", t], &input);
+    }
+    let mut m = Member::start(&k, "k3", "^r.*");
+    settle(&mut [&mut m], 20, "100 messages of ra and rb", |m| {
+        m[0].values().len() >= 100
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    m.drain();
+    let topics: BTreeSet<String> = m
+        .seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("msg "))
+        .map(|l| l.split(' ').nth(2).unwrap().to_string())
+        .collect();
+    assert_eq!(topics, ["ra".to_string(), "rb".to_string()].into());
+    assert_eq!(m.values().len(), 100, "nothing of 'other'");
+    let d = describe(&k, "k3");
+    assert_eq!(
+        d["members"][0]["topics"],
+        serde_json::json!(["ra", "rb"]),
+        "the regex resolved on the coordinator: {d}"
+    );
+    m.close();
 }

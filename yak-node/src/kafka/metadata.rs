@@ -14,6 +14,7 @@ use super::request::{topic_name, Outcome};
 use super::topic_ids;
 use crate::protocol::{BrokerInfo, Call, ClusterMetadata, ErrorCode, Reply, TopicMetadata};
 use bytes::Bytes;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -41,7 +42,8 @@ pub fn answer(
             r.topics.extend(w.unknown_ids.into_iter().map(|id| {
                 MetadataResponseTopic::default()
                     .with_topic_id(id)
-                    .with_name(None)
+                    // The name is nullable from v12; empty before.
+                    .with_name((version < 12).then(|| topic_name("")))
                     .with_error_code(errors::UNKNOWN_TOPIC_ID)
             }));
             r
@@ -71,11 +73,18 @@ pub fn answer(
     )?))
 }
 
+/// A request topic named by its id (v10+): an id, and no name (null, or
+/// empty where the version has no null).
+fn by_id(t: &MetadataRequestTopic) -> bool {
+    !t.topic_id.is_nil() && t.name.as_ref().is_none_or(|n| n.0.is_empty())
+}
+
 /// The topics a request names, by name (ids aside).
 fn named(req: &MetadataRequest) -> Vec<String> {
     req.topics
         .iter()
         .flatten()
+        .filter(|t| !by_id(t))
         .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string()))
         .collect()
 }
@@ -103,7 +112,7 @@ fn wanted(shared: &Shared, req: &MetadataRequest, version: i16) -> Result<Wanted
     let mut names = named(req);
     let ids: Vec<Uuid> = topics
         .iter()
-        .filter(|t| t.name.is_none() && !t.topic_id.is_nil())
+        .filter(|t| by_id(t))
         .map(|t| t.topic_id)
         .collect();
     let mut unknown_ids = Vec::new();
