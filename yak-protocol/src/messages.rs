@@ -313,6 +313,9 @@ pub enum Call {
         assignor: Assignor,
         /// The partitions the member owns now, when it says; `None`: unchanged.
         owned: Option<Vec<TopicAssignment>>,
+        /// How long it may take to revoke partitions; `None`: its session timeout.
+        #[serde(default)]
+        rebalance_timeout_ms: Option<u64>,
     },
     /// Consumer → ZooKeeper: leaving the group now (triggers a rebalance).
     LeaveGroup {

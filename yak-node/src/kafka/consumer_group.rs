@@ -201,6 +201,7 @@ fn call_for(
         topics,
         assignor,
         owned,
+        rebalance_timeout_ms: u64::try_from(req.rebalance_timeout_ms).ok(),
     })
 }
 

@@ -6,7 +6,8 @@
 use super::groups::{ConsumerBeat, GroupEvent, Join};
 use super::{Inner, ZooKeeper};
 use crate::limits::{
-    CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX, OFFSET_METADATA_BYTES_MAX,
+    CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX,
+    KIP848_REBALANCE_TIMEOUT_MS_MAX, OFFSET_METADATA_BYTES_MAX,
 };
 use crate::protocol::{
     Assignor, Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
@@ -200,6 +201,7 @@ impl ZooKeeper {
                 topics,
                 assignor,
                 owned,
+                rebalance_timeout_ms,
             } => {
                 check_group_name(&group)?;
                 check_client(&client)?;
@@ -226,6 +228,12 @@ impl ZooKeeper {
                     assignor,
                     owned: owned.as_deref(),
                     session_timeout: self.group_session_timeout,
+                    rebalance_timeout: Duration::from_millis(
+                        rebalance_timeout_ms
+                            .unwrap_or(0)
+                            .min(KIP848_REBALANCE_TIMEOUT_MS_MAX),
+                    )
+                    .max(self.group_session_timeout),
                 };
                 let fresh = new_member_id(&client);
                 let Inner { state, groups, .. } = inner;

@@ -59,6 +59,10 @@ struct Kip848 {
     delivered: Owned,
     /// What the answer before told it to own.
     previous_delivered: Owned,
+    /// Since when it has been told to revoke partitions it still holds.
+    revoking_since: Option<Instant>,
+    /// How long it may take to revoke; past it, it is removed.
+    rebalance_timeout: Duration,
 }
 
 impl Kip848 {
@@ -148,6 +152,8 @@ pub struct ConsumerBeat<'a> {
     pub owned: Option<&'a [TopicAssignment]>,
     /// Session timeout (already clamped).
     pub session_timeout: Duration,
+    /// How long it may take to revoke partitions (already clamped).
+    pub rebalance_timeout: Duration,
 }
 
 /// Something worth a log line.
@@ -167,7 +173,8 @@ pub enum GroupEvent {
         /// Member.
         member: String,
     },
-    /// A member's session expired, or it did not rejoin a rebalance in time.
+    /// A member's session expired, or it did not rejoin a rebalance (or,
+    /// a KIP-848 member, revoke partitions) in time.
     Expired {
         /// Group.
         group: String,
@@ -299,7 +306,7 @@ impl Group {
     }
 
     /// Moves a KIP-848 member one step towards its target and says where it stands.
-    fn reconcile(&mut self, member_id: &str) -> MemberStatus {
+    fn reconcile(&mut self, member_id: &str, now: Instant) -> MemberStatus {
         let target = owned_of(&self.assigned(member_id));
         let others = reconcile::union(
             self.members
@@ -320,6 +327,10 @@ impl Group {
                 k.previous_epoch = k.epoch;
                 k.epoch = generation;
             }
+            k.revoking_since = match (step.converged, k.revoking_since) {
+                (true, _) => None,
+                (false, since) => since.or(Some(now)),
+            };
             k.previous_delivered = std::mem::replace(&mut k.delivered, step.assignment);
         }
         self.status(member_id)
@@ -594,6 +605,7 @@ impl Groups {
         if let Some(owned) = b.owned {
             k.owned = owned_of(owned);
         }
+        k.rebalance_timeout = b.rebalance_timeout;
         m.last_seen = now;
         m.session_timeout = b.session_timeout;
         let topics = b.topics.map(subscription).filter(|t| *t != m.topics);
@@ -602,7 +614,7 @@ impl Groups {
             g.start_rebalance(now);
             events.extend(g.try_complete(b.group, partitions_of));
         }
-        Ok((g.reconcile(&id), events))
+        Ok((g.reconcile(&id, now), events))
     }
 
     /// A member is alive; returns its status (a rebalance, a new generation).
@@ -671,7 +683,12 @@ impl Groups {
                     let laggard = !m.rejoined
                         && since
                             .is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
-                    silent || laggard
+                    // A KIP-848 member too slow to revoke.
+                    let stuck = m.kip848.as_ref().is_some_and(|k| {
+                        k.revoking_since
+                            .is_some_and(|s| now.saturating_duration_since(s) > k.rebalance_timeout)
+                    });
+                    silent || laggard || stuck
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
@@ -1224,6 +1241,7 @@ mod tests {
             assignor: Assignor::Sticky,
             owned: owned.as_deref(),
             session_timeout: SESSION,
+            rebalance_timeout: SESSION * 2,
         };
         gs.consumer_heartbeat(&b, "unused", now, &six).map(|r| r.0)
     }
@@ -1333,5 +1351,34 @@ mod tests {
         new_member(&mut native, "n", t0);
         let err = beat(&mut native, "k", 0, Some(&[]), t0).expect_err("mixed");
         assert_eq!(err.code, ErrorCode::InconsistentGroupProtocol);
+    }
+
+    #[test]
+    fn given_kip848_member_that_never_revokes_when_its_rebalance_timeout_passes_should_remove_it() {
+        let t0 = Instant::now();
+        let mut gs = Groups::default();
+        beat(&mut gs, "a", 0, Some(&[]), t0).expect("a");
+        beat(&mut gs, "a", 1, Some(&[0, 1, 2, 3, 4, 5]), t0).expect("a owns all");
+        beat(&mut gs, "b", 0, Some(&[]), t0).expect("b");
+        // a keeps beating, still owning everything.
+        let mut t = t0;
+        while t < t0 + SESSION * 2 {
+            t += Duration::from_millis(500);
+            beat(&mut gs, "a", 1, Some(&[0, 1, 2, 3, 4, 5]), t).expect("a alive");
+            beat(&mut gs, "b", 2, Some(&[]), t).expect("b alive");
+            assert!(gs.tick(t, &six).is_empty(), "within its rebalance timeout");
+        }
+        let late = t0 + SESSION * 2 + Duration::from_millis(600);
+        beat(&mut gs, "b", 2, Some(&[]), late).expect("b alive");
+        let events = gs.tick(late, &six);
+        assert!(
+            events.contains(&GroupEvent::Expired {
+                group: "g".into(),
+                member: "a".into()
+            }),
+            "{events:?}"
+        );
+        let b = beat(&mut gs, "b", 2, Some(&[]), late).expect("b");
+        assert_eq!(b.partitions.len(), 6);
     }
 }
