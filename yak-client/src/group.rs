@@ -434,6 +434,7 @@ impl GroupConsumer {
                 generation,
                 topic: topic.clone(),
                 offsets: offsets.clone(),
+                metadata: Default::default(),
             };
             match self.consumer.cache().zookeeper_call(&call) {
                 Ok(Reply::GroupOk) => {

@@ -138,6 +138,10 @@ pub const GROUP_SESSION_TIMEOUT_MS_MAX: u64 = 300_000;
 pub const GROUP_NAME_CHARS_MAX: usize = 249;
 /// Most members one group may have.
 pub const GROUP_MEMBERS_MAX: usize = 1000;
+/// Longest a KIP-848 member may take to revoke partitions (its
+/// `rebalance_timeout_ms`, librdkafka's `max.poll.interval.ms`, is capped
+/// here; never below its session timeout); past it, it is removed.
+pub const KIP848_REBALANCE_TIMEOUT_MS_MAX: u64 = 300_000;
 /// Most topics one group member may subscribe to.
 pub const GROUP_MEMBER_TOPICS_MAX: usize = 256;
 /// Group consumer: how often processed offsets are committed.

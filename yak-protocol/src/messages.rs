@@ -9,11 +9,14 @@ use super::acks::Acks;
 use super::classic::{ClassicCall, ClassicReply};
 use super::errors::ErrorBody;
 use super::events::{ClusterEvent, ProcessRestart};
-use super::groups::{Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset};
+use super::groups::{
+    Assignor, GroupDescription, GroupSummary, MemberStatus, PartitionOffset, TopicAssignment,
+};
 use super::metadata::{
     ClusterMetadata, LeaderMove, PartitionMove, PartitionRef, TopicConfig, TopicMetadata,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One request frame.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,6 +293,30 @@ pub enum Call {
         /// The generation the member works in.
         generation: u32,
     },
+    /// Kafka front door → ZooKeeper: one KIP-848 ConsumerGroupHeartbeat
+    /// (epoch 0 joins). The coordinator computes the member's target and
+    /// reconciles it: a partition another member still owns is given only
+    /// once that member no longer reports it. Answered with the member's
+    /// epoch (`generation`) and what it should own now (`assigned`).
+    ConsumerGroupHeartbeat {
+        /// Group name.
+        group: String,
+        /// Empty or the client's own id on a join; the member's id after.
+        member_id: String,
+        /// The client's own name, shown by `group describe`.
+        client: String,
+        /// The member epoch the client sent (0 joins).
+        member_epoch: u32,
+        /// The subscription, on a join and whenever it changed; `None`: unchanged.
+        topics: Option<Vec<String>>,
+        /// Assignor this member wants; must match the group's.
+        assignor: Assignor,
+        /// The partitions the member owns now, when it says; `None`: unchanged.
+        owned: Option<Vec<TopicAssignment>>,
+        /// How long it may take to revoke partitions; `None`: its session timeout.
+        #[serde(default)]
+        rebalance_timeout_ms: Option<u64>,
+    },
     /// Consumer → ZooKeeper: leaving the group now (triggers a rebalance).
     LeaveGroup {
         /// Group name.
@@ -310,6 +337,9 @@ pub enum Call {
         topic: String,
         /// Next offset to read per partition.
         offsets: Vec<PartitionOffset>,
+        /// Kafka commit metadata strings per partition (KIP-848 members).
+        #[serde(default)]
+        metadata: BTreeMap<u32, String>,
     },
     /// Committed offsets of a group for a topic.
     FetchOffsets {

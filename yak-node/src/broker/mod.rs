@@ -633,6 +633,7 @@ impl Handler for Broker {
             | Call::InitProducerId
             | Call::BumpProducerEpoch { .. }
             | Call::JoinGroup { .. }
+            | Call::ConsumerGroupHeartbeat { .. }
             | Call::GroupHeartbeat { .. }
             | Call::LeaveGroup { .. }
             | Call::CommitOffsets { .. }

@@ -46,6 +46,10 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// The Kafka error code a client acts on for a YaK error.
 pub fn code(e: &ErrorCode) -> i16 {

@@ -17,7 +17,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -34,10 +36,17 @@ fn name(s: &str) -> TopicName {
 fn valid(api: ApiKey, version: i16) -> BytesMut {
     let mut buf = BytesMut::new();
     let r = match api {
+        // v10+: a topic named by id too (a null name from v12).
         ApiKey::Metadata => MetadataRequest::default()
             .with_topics(Some(vec![
                 MetadataRequestTopic::default().with_name(Some(name("a"))),
-                MetadataRequestTopic::default().with_name(Some(name("bb"))),
+                MetadataRequestTopic::default()
+                    .with_name((version < 12).then(|| name("bb")))
+                    .with_topic_id(if version >= 10 {
+                        uuid::Uuid::from_u64_pair(1, 2)
+                    } else {
+                        uuid::Uuid::nil()
+                    }),
             ]))
             .encode(&mut buf, version),
         ApiKey::CreateTopics => CreateTopicsRequest::default()
@@ -96,6 +105,7 @@ fn valid(api: ApiKey, version: i16) -> BytesMut {
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
             .with_subscribed_topic_names(Some(vec![name("t"), name("u")]))
             .with_server_assignor(Some(StrBytes::from_static_str("range")))
+            .with_subscribed_topic_regex((version >= 1).then(|| StrBytes::from_static_str("t.*")))
             .with_topic_partitions(Some(vec![
                 consumer_group_heartbeat_request::TopicPartitions::default()
                     .with_partitions(vec![0, 3]),
@@ -225,6 +235,19 @@ fn valid_group(api: ApiKey, version: i16) -> BytesMut {
                 .with_partitions(vec![OffsetCommitRequestPartition::default()
                     .with_committed_offset(5)
                     .with_committed_metadata(Some(s("meta")))])])
+            .encode(&mut buf, version),
+        ApiKey::OffsetFetch if version >= 8 => OffsetFetchRequest::default()
+            .with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group)
+                    .with_member_id((version >= 9).then(|| s("m")))
+                    .with_member_epoch(if version >= 9 { 3 } else { -1 })
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(name("t"))
+                        .with_partition_indexes(vec![0, 1])])),
+                OffsetFetchRequestGroup::default().with_group_id(GroupId(s("h"))),
+            ])
+            .with_require_stable(true)
             .encode(&mut buf, version),
         ApiKey::OffsetFetch => OffsetFetchRequest::default()
             .with_group_id(group)

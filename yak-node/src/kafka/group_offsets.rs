@@ -2,19 +2,26 @@
 //! ones YaK's own group consumers commit, kept durable by ZooKeeper with
 //! the commit metadata string. Commits are fenced by member id and
 //! generation there (generation -1: a consumer assigning partitions by
-//! hand, accepted while the group has no members). Never decides anything.
+//! hand, accepted while the group has no members). A commit from a member
+//! the classic coordinator does not know goes to the native coordinator,
+//! which knows KIP-848 members and fences them by member epoch (v9's
+//! `generation_id_or_member_epoch`). Never decides anything.
 
 use super::errors;
 use super::frame::{self, KafkaFrameError};
 use super::groups::call;
 use super::request::{topic_name, Outcome, Shared};
-use crate::protocol::classic::{ClassicCall, ClassicReply, CommitPartition, CommitTopic};
+use crate::protocol::classic::{
+    ClassicCall, ClassicReply, CommitPartition, CommitTopic, FetchedOffset, FetchedTopic,
+};
+use crate::protocol::{Call, ClientError, ErrorCode, PartitionOffset, Reply};
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
@@ -74,9 +81,18 @@ pub fn commit(
         group: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
         generation: req.generation_id_or_member_epoch,
-        topics,
+        topics: topics.clone(),
     };
+    let kip848_epoch = u32::try_from(req.generation_id_or_member_epoch)
+        .ok()
+        .filter(|_| !req.member_id.is_empty());
     let (mut per_partition, all) = match call(shared, c) {
+        // Not a classic member: perhaps a KIP-848 one, which the native
+        // coordinator knows (it fences by member epoch).
+        Err(errors::UNKNOWN_MEMBER_ID) if kip848_epoch.is_some() => (
+            native_commit(shared, &req, kip848_epoch.unwrap_or(0), &topics, version),
+            errors::NONE,
+        ),
         Ok(ClassicReply::Results(results)) => (
             results
                 .into_iter()
@@ -122,9 +138,59 @@ pub fn commit(
     )?))
 }
 
-/// Answers OffsetFetch (one group; a null topic list means every topic
-/// the group has offsets for). A partition without a committed offset
-/// gets offset -1.
+/// Commits a KIP-848 member's offsets through the native coordinator, one
+/// call per topic. A stale epoch is `STALE_MEMBER_EPOCH` from v9 (where the
+/// field is a member epoch), `ILLEGAL_GENERATION` before.
+fn native_commit(
+    shared: &Shared,
+    req: &OffsetCommitRequest,
+    epoch: u32,
+    topics: &[CommitTopic],
+    version: i16,
+) -> HashMap<(String, i32), i16> {
+    let mut results = HashMap::new();
+    for t in topics {
+        let call = Call::CommitOffsets {
+            group: req.group_id.0.to_string(),
+            member_id: req.member_id.to_string(),
+            generation: epoch,
+            topic: t.topic.clone(),
+            offsets: t
+                .partitions
+                .iter()
+                .map(|p| PartitionOffset {
+                    partition: p.partition,
+                    offset: p.offset,
+                })
+                .collect(),
+            metadata: t
+                .partitions
+                .iter()
+                .filter_map(|p| Some((p.partition, p.metadata.clone().filter(|m| !m.is_empty())?)))
+                .collect(),
+        };
+        let code = match shared.zk.call(&call) {
+            Ok(Reply::GroupOk) => errors::NONE,
+            Ok(Reply::Error(e)) | Err(ClientError::Server(e)) => match e.code {
+                ErrorCode::IllegalGeneration if version >= 9 => errors::STALE_MEMBER_EPOCH,
+                _ => errors::of(&e),
+            },
+            Ok(_) => errors::UNKNOWN_SERVER_ERROR,
+            Err(_) => errors::COORDINATOR_NOT_AVAILABLE,
+        };
+        results.extend(
+            t.partitions
+                .iter()
+                .map(|p| ((t.topic.clone(), p.partition as i32), code)),
+        );
+    }
+    results
+}
+
+/// Answers OffsetFetch (v8+: several groups; v9 names the KIP-848 member,
+/// whose epoch is not checked: reading offsets changes nothing). A null
+/// topic list means every topic the group has offsets for; a partition
+/// without a committed offset gets offset -1.
 pub fn fetch(
     shared: &Shared,
     correlation_id: i32,
@@ -132,54 +198,90 @@ pub fn fetch(
     body: Bytes,
 ) -> Result<Outcome, KafkaFrameError> {
     let req: OffsetFetchRequest = frame::decode(body, version, "OffsetFetch")?;
-    let topics = req.topics.as_ref().map(|ts| {
-        ts.iter()
-            .map(|t| {
-                (
-                    t.name.0.to_string(),
-                    t.partition_indexes
-                        .iter()
-                        .filter_map(|p| u32::try_from(*p).ok())
-                        .collect(),
-                )
+    let wanted = |names: &mut dyn Iterator<Item = (String, &Vec<i32>)>| -> Vec<(String, Vec<u32>)> {
+        names
+            .map(|(name, ps)| {
+                let ps = ps.iter().filter_map(|p| u32::try_from(*p).ok()).collect();
+                (name, ps)
             })
             .collect()
-    });
-    let c = ClassicCall::FetchOffsets {
-        group: req.group_id.0.to_string(),
-        topics,
     };
     let mut r = OffsetFetchResponse::default();
-    match call(shared, c) {
-        Ok(ClassicReply::Offsets(fetched)) => {
-            r.topics = fetched
-                .into_iter()
-                .map(|t| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(topic_name(&t.topic))
-                        .with_partitions(
-                            t.partitions
-                                .into_iter()
-                                .map(|p| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p.partition as i32)
-                                        .with_committed_offset(
-                                            p.offset
-                                                .and_then(|o| i64::try_from(o).ok())
-                                                .unwrap_or(-1),
-                                        )
-                                        .with_committed_leader_epoch(-1)
-                                        .with_metadata(Some(StrBytes::from_string(
-                                            p.metadata.unwrap_or_default(),
-                                        )))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
+    if version >= 8 {
+        r.groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    wanted(
+                        &mut ts
+                            .iter()
+                            .map(|t| (t.name.0.to_string(), &t.partition_indexes)),
+                    )
+                });
+                let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match fetch_group(shared, &g.group_id.0, topics) {
+                    Ok(fetched) => group.with_topics(
+                        fetched
+                            .into_iter()
+                            .map(|t| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(&t.topic))
+                                    .with_partitions(
+                                        t.partitions
+                                            .into_iter()
+                                            .map(|p| {
+                                                let index = p.partition as i32;
+                                                let (offset, metadata) = committed(p);
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(index)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(-1)
+                                                    .with_metadata(Some(metadata))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    Err(code) => group.with_error_code(code),
+                }
+            })
+            .collect();
+    } else {
+        let topics = req.topics.as_ref().map(|ts| {
+            wanted(
+                &mut ts
+                    .iter()
+                    .map(|t| (t.name.0.to_string(), &t.partition_indexes)),
+            )
+        });
+        match fetch_group(shared, &req.group_id.0, topics) {
+            Ok(fetched) => {
+                r.topics = fetched
+                    .into_iter()
+                    .map(|t| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(topic_name(&t.topic))
+                            .with_partitions(
+                                t.partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        let index = p.partition as i32;
+                                        let (offset, metadata) = committed(p);
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(index)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(-1)
+                                            .with_metadata(Some(metadata))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+            }
+            Err(code) => r.error_code = code,
         }
-        Ok(_) => r.error_code = errors::UNKNOWN_SERVER_ERROR,
-        Err(code) => r.error_code = code,
     }
     Ok(Outcome::Ready(frame::response(
         correlation_id,
@@ -187,4 +289,28 @@ pub fn fetch(
         &r,
         "OffsetFetch",
     )?))
+}
+
+/// One group's committed offsets of `topics` (`None`: every topic it has).
+fn fetch_group(
+    shared: &Shared,
+    group: &str,
+    topics: Option<Vec<(String, Vec<u32>)>>,
+) -> Result<Vec<FetchedTopic>, i16> {
+    let c = ClassicCall::FetchOffsets {
+        group: group.to_string(),
+        topics,
+    };
+    match call(shared, c)? {
+        ClassicReply::Offsets(fetched) => Ok(fetched),
+        _ => Err(errors::UNKNOWN_SERVER_ERROR),
+    }
+}
+
+/// A partition's committed offset (-1: none) and metadata string.
+fn committed(p: FetchedOffset) -> (i64, StrBytes) {
+    (
+        p.offset.and_then(|o| i64::try_from(o).ok()).unwrap_or(-1),
+        StrBytes::from_string(p.metadata.unwrap_or_default()),
+    )
 }

@@ -38,6 +38,10 @@ use F::*;
 /// listener decodes (see `versions::SERVED`); `None` for anything else.
 fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
     Some(match api {
+        // v10+: each topic is a topic id (a UUID, 16 bytes) and a name;
+        // v11 drops include_cluster_authorized_operations.
+        ApiKey::Metadata if v >= 11 => vec![CArr(&[I64, I64, CStr, Tags]), I8, I8, Tags],
+        ApiKey::Metadata if v == 10 => vec![CArr(&[I64, I64, CStr, Tags]), I8, I8, I8, Tags],
         ApiKey::Metadata if v >= 9 => vec![CArr(&[CStr, Tags]), I8, I8, I8, Tags],
         ApiKey::Metadata => {
             const TOPIC: &[F] = &[Str];
@@ -140,18 +144,13 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
         }
         ApiKey::ConsumerGroupHeartbeat => {
             const OWNED: &[F] = &[I64, I64, CArr(&[I32]), Tags];
-            vec![
-                CStr,
-                CStr,
-                I32,
-                CStr,
-                CStr,
-                I32,
-                CArr(&[CStr]),
-                CStr,
-                CArr(OWNED),
-                Tags,
-            ]
+            let mut s = vec![CStr, CStr, I32, CStr, CStr, I32, CArr(&[CStr])];
+            if v >= 1 {
+                // subscribed_topic_regex
+                s.push(CStr);
+            }
+            s.extend([CStr, CArr(OWNED), Tags]);
+            s
         }
         ApiKey::CreatePartitions if v >= 2 => {
             const TOPIC: &[F] = &[CStr, I32, CArr(&[CArr(&[I32]), Tags]), Tags];
@@ -241,6 +240,11 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
         }
         ApiKey::LeaveGroup if v >= 3 => vec![Str, Arr(&[Str, Str])],
         ApiKey::LeaveGroup => vec![Str, Str],
+        ApiKey::OffsetCommit if v >= 8 => {
+            const PARTITION: &[F] = &[I32, I64, I32, CStr, Tags];
+            const TOPIC: &[F] = &[CStr, CArr(PARTITION), Tags];
+            vec![CStr, I32, CStr, CStr, CArr(TOPIC), Tags]
+        }
         ApiKey::OffsetCommit => {
             // Partition: index, offset, [leader epoch v6+], metadata.
             let topic: &'static [F] = if v >= 6 {
@@ -256,6 +260,13 @@ fn schema(api: ApiKey, v: i16) -> Option<Vec<F>> {
             }
             s.push(Arr(topic));
             s
+        }
+        ApiKey::OffsetFetch if v >= 8 => {
+            const TOPIC: &[F] = &[CStr, CArr(&[I32]), Tags];
+            const GROUP_V8: &[F] = &[CStr, CArr(TOPIC), Tags];
+            // v9: member id and member epoch after the group id.
+            const GROUP_V9: &[F] = &[CStr, CStr, I32, CArr(TOPIC), Tags];
+            vec![CArr(if v >= 9 { GROUP_V9 } else { GROUP_V8 }), I8, Tags]
         }
         ApiKey::OffsetFetch if v >= 6 => {
             const TOPIC: &[F] = &[CStr, CArr(&[I32]), Tags];

@@ -20,7 +20,8 @@
 //!   DeleteGroups): groups are served by ZooKeeper's coordinator;
 //!   `leader_epoch.rs` (OffsetForLeaderEpoch),
 //!   `consumer_group.rs` (ConsumerGroupHeartbeat, KIP-848, onto the native
-//!   group coordinator).
+//!   group coordinator); `topic_ids.rs`: Kafka topic ids (UUIDs) of YaK
+//!   topics, for Metadata v10+ and KIP-848 assignments.
 //! - `topic_admin.rs` (CreatePartitions, AlterPartitionReassignments,
 //!   ListPartitionReassignments) and `configs.rs` (DescribeConfigs,
 //!   IncrementalAlterConfigs, AlterConfigs): forwarded to the ZooKeeper
@@ -59,6 +60,7 @@ mod offsets;
 mod produce;
 mod request;
 mod topic_admin;
+mod topic_ids;
 mod versions;
 
 pub use listener::{KafkaListener, ListenError};

@@ -46,8 +46,9 @@ pub const SERVED: &[Served] = &[
         key: ApiKey::Metadata,
         advertised_min: 0,
         // 9+: librdkafka trusts leader epochs (and validates positions
-        // with OffsetForLeaderEpoch after a leader change) only from 9.
-        max: 9,
+        // with OffsetForLeaderEpoch after a leader change) only from 9;
+        // 10+ carry topic ids, which KIP-848 consumers need.
+        max: 12,
         served_min: 0,
     },
     Served {
@@ -71,7 +72,7 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::ConsumerGroupHeartbeat,
         advertised_min: 0,
-        max: 0,
+        max: 1,
         served_min: 0,
     },
     Served {
@@ -155,13 +156,15 @@ pub const SERVED: &[Served] = &[
     Served {
         key: ApiKey::OffsetCommit,
         advertised_min: 0,
-        max: 7,
+        // 9: generation_id_or_member_epoch carries a KIP-848 member epoch.
+        max: 9,
         served_min: 2,
     },
     Served {
         key: ApiKey::OffsetFetch,
         advertised_min: 0,
-        max: 7,
+        // 8+: groups batched; 9 adds the KIP-848 member id and epoch.
+        max: 9,
         served_min: 1,
     },
     Served {

@@ -3,11 +3,14 @@
 //! [`super::groups`] (soft state); committed offsets go through the
 //! metadata log like every other durable change.
 
-use super::groups::{GroupEvent, Join};
+use super::groups::{ConsumerBeat, GroupEvent, Join};
 use super::{Inner, ZooKeeper};
-use crate::limits::{CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX};
+use crate::limits::{
+    CLIENT_ID_CHARS_MAX, GROUP_MEMBER_TOPICS_MAX, GROUP_NAME_CHARS_MAX,
+    KIP848_REBALANCE_TIMEOUT_MS_MAX, OFFSET_METADATA_BYTES_MAX,
+};
 use crate::protocol::{
-    Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
+    Assignor, Call, ErrorBody, ErrorCode, GroupDescription, GroupSummary, GroupTopicOffsets, Reply,
 };
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -180,11 +183,62 @@ impl ZooKeeper {
                     topics: &topics,
                     assignor,
                     session_timeout,
+                    kip848: false,
                 };
                 let fresh = new_member_id(&client);
                 let Inner { state, groups, .. } = inner;
                 let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
                 let (status, events) = groups.join(&join, &fresh, now, &counts)?;
+                log_events(&events);
+                Self::record_events(inner, super::events::group_rebalances(&events));
+                Ok(Reply::GroupMember(status))
+            }
+            Call::ConsumerGroupHeartbeat {
+                group,
+                member_id,
+                client,
+                member_epoch,
+                topics,
+                assignor,
+                owned,
+                rebalance_timeout_ms,
+            } => {
+                check_group_name(&group)?;
+                check_client(&client)?;
+                if inner.classic.has_members(&group) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::InconsistentGroupProtocol,
+                        format!("group '{group}' is a Kafka consumer group (classic protocol); a consumer-protocol member cannot join it"),
+                    ));
+                }
+                // A topic that does not exist yet is kept: it is assigned once created.
+                let topics = match topics {
+                    Some(ts) => match ts.split_first() {
+                        Some((first, rest)) => Some(subscription(first.clone(), rest.to_vec())?),
+                        None => Some(Vec::new()),
+                    },
+                    None => None,
+                };
+                let beat = ConsumerBeat {
+                    group: &group,
+                    member_id: &member_id,
+                    client: &client,
+                    epoch: member_epoch,
+                    topics: topics.as_deref(),
+                    assignor,
+                    owned: owned.as_deref(),
+                    session_timeout: self.group_session_timeout,
+                    rebalance_timeout: Duration::from_millis(
+                        rebalance_timeout_ms
+                            .unwrap_or(0)
+                            .min(KIP848_REBALANCE_TIMEOUT_MS_MAX),
+                    )
+                    .max(self.group_session_timeout),
+                };
+                let fresh = new_member_id(&client);
+                let Inner { state, groups, .. } = inner;
+                let counts = |t: &str| state.topic(t).map(|t| t.partitions.len() as u32);
+                let (status, events) = groups.consumer_heartbeat(&beat, &fresh, now, &counts)?;
                 log_events(&events);
                 Self::record_events(inner, super::events::group_rebalances(&events));
                 Ok(Reply::GroupMember(status))
@@ -210,11 +264,24 @@ impl ZooKeeper {
                 generation,
                 topic,
                 offsets,
+                metadata,
             } => {
                 inner
                     .groups
                     .check_commit(&group, &member_id, generation, &topic, &offsets)?;
-                if let Some(record) = inner.state.plan_commit_offsets(&group, &topic, &offsets)? {
+                if metadata
+                    .values()
+                    .any(|m| m.len() > OFFSET_METADATA_BYTES_MAX)
+                {
+                    return Err(ErrorBody::new(
+                        ErrorCode::OffsetMetadataTooLarge,
+                        format!("commit metadata is limited to {OFFSET_METADATA_BYTES_MAX} bytes"),
+                    ));
+                }
+                if let Some(record) = inner
+                    .state
+                    .plan_commit_offsets_with(&group, &topic, &offsets, &metadata)?
+                {
                     Self::commit(inner, record)?;
                 }
                 Ok(Reply::GroupOk)
@@ -335,7 +402,14 @@ impl ZooKeeper {
                 assignor: v.assignor,
                 members: v.members,
                 offsets,
-                protocol: None,
+                // KIP-848 groups show Kafka's name of their server assignor.
+                protocol: v.kip848.then(|| {
+                    let name = match v.assignor {
+                        Assignor::Range => "range",
+                        _ => "uniform",
+                    };
+                    format!("consumer:{name}")
+                }),
             },
             None => GroupDescription {
                 group: group.to_string(),

@@ -189,6 +189,7 @@ impl ZooKeeper {
                 Ok(Reply::Events { events, more })
             }
             call @ (Call::JoinGroup { .. }
+            | Call::ConsumerGroupHeartbeat { .. }
             | Call::GroupHeartbeat { .. }
             | Call::LeaveGroup { .. }
             | Call::CommitOffsets { .. }

@@ -14,6 +14,14 @@
 //!    computes a new assignment and raises the generation.
 //! 4. Commits name the generation; an older one is refused, so a member
 //!    that missed a rebalance cannot overwrite its successor's offsets.
+//!
+//! KIP-848 members (Kafka's `group.protocol=consumer`, through the Kafka
+//! front door) never rejoin: a membership change computes the new target
+//! at once (a new generation), and each heartbeat reconciles the member
+//! towards it ([`super::reconcile`]): revoke first, and a partition goes to
+//! its new owner only once its old owner no longer holds it. Each has its
+//! own epoch (the generation it has converged to); its commits name that.
+//! A group's members are all native or all KIP-848.
 
 use super::assign::{assign, Assignment, Subscription};
 use crate::limits::{GROUPS_MAX, GROUP_MEMBERS_MAX};
@@ -21,8 +29,13 @@ use crate::protocol::{
     Assignor, ErrorBody, ErrorCode, MemberDescription, MemberStatus, PartitionOffset,
     TopicAssignment,
 };
+pub use kip848::ConsumerBeat;
+use kip848::{assigned_of, check_kip848_commit, Kip848};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+#[path = "groups_kip848.rs"]
+mod kip848;
 
 #[derive(Debug, Clone)]
 struct Member {
@@ -33,6 +46,8 @@ struct Member {
     last_seen: Instant,
     /// Has rejoined in the rebalance under way (or joined during it).
     rejoined: bool,
+    /// A KIP-848 member's reconciliation; `None` for a native member.
+    kip848: Option<Kip848>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +83,8 @@ pub struct Join<'a> {
     pub assignor: Assignor,
     /// Session timeout (already clamped).
     pub session_timeout: Duration,
+    /// A KIP-848 member (reconciled by the coordinator, never rejoins).
+    pub kip848: bool,
 }
 
 /// Something worth a log line.
@@ -87,7 +104,8 @@ pub enum GroupEvent {
         /// Member.
         member: String,
     },
-    /// A member's session expired, or it did not rejoin a rebalance in time.
+    /// A member's session expired, or it did not rejoin a rebalance (or,
+    /// a KIP-848 member, revoke partitions) in time.
     Expired {
         /// Group.
         group: String,
@@ -116,6 +134,8 @@ pub struct GroupView {
     pub assignor: Assignor,
     /// Members with their partitions.
     pub members: Vec<MemberDescription>,
+    /// Its members are KIP-848 ones (Kafka's consumer protocol).
+    pub kip848: bool,
 }
 
 /// Every group with members.
@@ -170,14 +190,31 @@ impl Group {
         if self.phase == Phase::Stable {
             self.phase = Phase::Rebalancing { since: now };
             for m in self.members.values_mut() {
-                m.rejoined = false;
+                // KIP-848 members do not rejoin: the coordinator reconciles them.
+                m.rejoined = m.kip848.is_some();
             }
         }
+    }
+
+    /// Whether the group's members are KIP-848 ones (`None`: no members).
+    fn is_kip848(&self) -> Option<bool> {
+        self.members.values().next().map(|m| m.kip848.is_some())
     }
 
     fn status(&self, member_id: &str) -> MemberStatus {
         let rebalancing = matches!(self.phase, Phase::Rebalancing { .. });
         let member = self.members.get(member_id);
+        if let Some((m, k)) = member.and_then(|m| Some((m, m.kip848.as_ref()?))) {
+            let assigned = assigned_of(&k.delivered);
+            return MemberStatus {
+                member_id: member_id.to_string(),
+                generation: k.epoch,
+                rebalancing: false,
+                partitions: first_topic_share(Some(m), &assigned),
+                heartbeat_interval_ms: (m.session_timeout / 5).as_millis() as u64,
+                assigned,
+            };
+        }
         let session = member.map_or(Duration::ZERO, |m| m.session_timeout);
         let assigned = if rebalancing {
             Vec::new()
@@ -278,6 +315,23 @@ impl Groups {
             .groups
             .entry(j.group.to_string())
             .or_insert_with(|| Group::new(j.assignor));
+        if let Some(kip848) = group.is_kip848().filter(|k| *k != j.kip848) {
+            let (is, asks) = if kip848 {
+                (
+                    "a Kafka consumer group (KIP-848 consumer protocol)",
+                    "a YaK consumer",
+                )
+            } else {
+                (
+                    "a YaK consumer group",
+                    "a Kafka consumer (KIP-848 consumer protocol)",
+                )
+            };
+            return Err(ErrorBody::new(
+                ErrorCode::InconsistentGroupProtocol,
+                format!("group '{}' is {is}; {asks} cannot join it", j.group),
+            ));
+        }
         if group.members.is_empty() {
             group.assignor = j.assignor;
         } else if group.assignor != j.assignor {
@@ -309,6 +363,7 @@ impl Groups {
                 session_timeout: j.session_timeout,
                 last_seen: now,
                 rejoined: true,
+                kip848: j.kip848.then(Kip848::default),
             };
             group.members.insert(new_member_id.to_string(), member);
             events.push(GroupEvent::Joined {
@@ -409,7 +464,12 @@ impl Groups {
                     let laggard = !m.rejoined
                         && since
                             .is_some_and(|s| now.saturating_duration_since(s) > m.session_timeout);
-                    silent || laggard
+                    // A KIP-848 member too slow to revoke.
+                    let stuck = m.kip848.as_ref().is_some_and(|k| {
+                        k.revoking_since
+                            .is_some_and(|s| now.saturating_duration_since(s) > k.rebalance_timeout)
+                    });
+                    silent || laggard || stuck
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
@@ -456,6 +516,9 @@ impl Groups {
             .members
             .get(member_id)
             .ok_or_else(|| unknown_member(group, member_id))?;
+        if let Some(k) = &m.kip848 {
+            return check_kip848_commit(k, group, member_id, generation, topic, offsets);
+        }
         if generation != g.generation {
             return Err(ErrorBody::new(
                 ErrorCode::IllegalGeneration,
@@ -512,14 +575,15 @@ impl Groups {
             state: if rebalancing { "rebalancing" } else { "stable" },
             generation: g.generation,
             assignor: g.assignor,
+            kip848: g.is_kip848() == Some(true),
             members: g
                 .members
                 .iter()
                 .map(|(id, m)| {
-                    let assigned = if rebalancing {
-                        Vec::new()
-                    } else {
-                        g.assigned(id)
+                    let assigned = match &m.kip848 {
+                        Some(k) => assigned_of(&k.delivered),
+                        None if rebalancing => Vec::new(),
+                        None => g.assigned(id),
                     };
                     MemberDescription {
                         member_id: id.clone(),
@@ -547,18 +611,18 @@ impl Groups {
 mod tests {
     use super::*;
 
-    const SESSION: Duration = Duration::from_millis(3000);
+    pub(super) const SESSION: Duration = Duration::from_millis(3000);
 
-    fn six(_: &str) -> Option<u32> {
+    pub(super) fn six(_: &str) -> Option<u32> {
         Some(6)
     }
 
     /// A subscription for the length of the test.
-    fn topics(names: &[&str]) -> &'static [String] {
+    pub(super) fn topics(names: &[&str]) -> &'static [String] {
         Box::leak(names.iter().map(|t| t.to_string()).collect())
     }
 
-    fn join<'a>(member_id: &'a str, assignor: Assignor) -> Join<'a> {
+    pub(super) fn join<'a>(member_id: &'a str, assignor: Assignor) -> Join<'a> {
         Join {
             group: "g",
             member_id,
@@ -566,11 +630,12 @@ mod tests {
             topics: topics(&["t"]),
             assignor,
             session_timeout: SESSION,
+            kip848: false,
         }
     }
 
     /// Joins a new member and returns its id.
-    fn new_member(gs: &mut Groups, id: &str, now: Instant) -> MemberStatus {
+    pub(super) fn new_member(gs: &mut Groups, id: &str, now: Instant) -> MemberStatus {
         gs.join(&join("", Assignor::Range), id, now, &six)
             .expect("join")
             .0

@@ -16,6 +16,7 @@ pub mod metalog;
 mod ops;
 pub mod producer_epochs;
 pub mod reassign;
+pub mod reconcile;
 pub mod sessions;
 pub mod state;
 
