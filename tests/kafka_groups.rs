@@ -19,12 +19,14 @@ use kafka_protocol::messages::{
     ListGroupsResponse, RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_support::{kafka_cluster, python, KafkaCluster};
-use serde_json::Value;
+use kafka_support::members::{
+    create_topic, describe, lines_of, partitions, produce, settle, split, try_describe, values,
+    Member, OwnedOf,
+};
+use kafka_support::{kafka_cluster, KafkaCluster};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A group consumer: prints `assigned P,P`, `revoked P,P`, `msg P VALUE`,
@@ -80,57 +82,26 @@ c.close()
 print("closed", flush=True)
 "#;
 
-/// One consumer process and the lines it printed.
-struct Member {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+/// A member running [`CONSUMER`]; its ownership is its last `assigned` line.
+fn start(k: &KafkaCluster, group: &str, topic: &str, strategy: &str, inst: &str) -> Member {
+    let owned_of: OwnedOf = |seen| {
+        let last = seen.iter().rev().find(|l| l.starts_with("assigned"))?;
+        Some(partitions(last.trim_start_matches("assigned").trim()))
+    };
+    Member::start(
+        CONSUMER,
+        &[&k.bootstrap(), group, topic, strategy, inst],
+        owned_of,
+    )
 }
 
-/// Forwards a child's stdout lines to a channel.
-fn lines_of(child: &mut Child) -> Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-impl Member {
-    fn start(k: &KafkaCluster, group: &str, topic: &str, strategy: &str, inst: &str) -> Member {
-        let mut child = python(CONSUMER, &[&k.bootstrap(), group, topic, strategy, inst]);
-        let lines = lines_of(&mut child);
-        Member {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Takes every line printed so far.
-    fn drain(&mut self) {
-        self.seen.extend(self.lines.try_iter());
-    }
-
-    /// The partitions of its last `assigned` line.
-    fn owned(&self) -> Option<BTreeSet<u32>> {
-        let last = self.seen.iter().rev().find(|l| l.starts_with("assigned"))?;
-        Some(
-            last.trim_start_matches("assigned")
-                .trim()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|p| p.parse().unwrap())
-                .collect(),
-        )
-    }
-
+/// What a member read.
+trait Reads {
     /// `(partition, value)` of every message read.
+    fn messages(&self) -> Vec<(u32, String)>;
+}
+
+impl Reads for Member {
     fn messages(&self) -> Vec<(u32, String)> {
         self.seen
             .iter()
@@ -141,109 +112,6 @@ impl Member {
             })
             .collect()
     }
-
-    /// Commits, closes and exits.
-    fn close(mut self) -> Vec<String> {
-        let mut stdin = self.child.stdin.take().unwrap();
-        stdin.write_all(b"close\n").unwrap();
-        drop(stdin);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.seen.iter().any(|l| l == "closed") {
-            match self.lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) => self.seen.push(l),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            assert!(Instant::now() < deadline, "no close: {:?}", self.seen);
-        }
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "consumer did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::mem::take(&mut self.seen)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `members` until `done` holds, at most `secs` seconds.
-fn settle(
-    members: &mut [&mut Member],
-    secs: u64,
-    what: &str,
-    done: impl Fn(&[&mut Member]) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        for m in members.iter_mut() {
-            m.drain();
-        }
-        if done(members) {
-            return;
-        }
-        let state: Vec<_> = members
-            .iter()
-            .map(|m| m.seen.iter().rev().take(3).cloned().collect::<Vec<_>>())
-            .collect();
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {secs} s: {state:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Every member owns `sizes[i]` partitions and together they own `0..total`.
-fn split(members: &[&mut Member], sizes: &[usize], total: u32) -> bool {
-    let owned: Vec<BTreeSet<u32>> = members.iter().filter_map(|m| m.owned()).collect();
-    let mut got: Vec<usize> = owned.iter().map(BTreeSet::len).collect();
-    got.sort_unstable();
-    let union: BTreeSet<u32> = owned.iter().flatten().copied().collect();
-    let count: usize = owned.iter().map(BTreeSet::len).sum();
-    owned.len() == members.len()
-        && got == sizes
-        && union == (0..total).collect()
-        && count == total as usize
-}
-
-fn create_topic(k: &KafkaCluster, topic: &str, partitions: u32) {
-    k.cluster.yak_ok(&[
-        "topic",
-        "create",
-        topic,
-        "--partitions",
-        &partitions.to_string(),
-        "--replication-factor",
-        "1",
-    ]);
-}
-
-/// Produces `v{from}..v{to}` with keys spread over the partitions.
-fn produce(k: &KafkaCluster, topic: &str, from: usize, to: usize) {
-    let input: String = (from..to).map(|i| format!("k{i}:v{i}\n")).collect();
-    k.cluster.yak_stdin_ok(
-        &["produce", "--topic", topic, "--key-separator", ":"],
-        &input,
-    );
-}
-
-fn values(range: std::ops::Range<usize>) -> BTreeSet<String> {
-    range.map(|i| format!("v{i}")).collect()
-}
-
-/// `group describe --json`, or `Null` while the group does not exist yet.
-fn try_describe(k: &KafkaCluster, group: &str) -> Value {
-    let out = k.cluster.yak(&["group", "describe", group, "--json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn describe(k: &KafkaCluster, group: &str) -> Value {
-    serde_json::from_str(&k.cluster.yak_ok(&["group", "describe", group, "--json"])).unwrap()
 }
 
 #[test]
@@ -251,9 +119,9 @@ fn given_three_range_consumers_when_reading_6000_messages_should_split_2_2_2_rea
 ) {
     let k = kafka_cluster(3);
     create_topic(&k, "gt", 6);
-    let mut a = Member::start(&k, "g1", "gt", "range", "-");
-    let mut b = Member::start(&k, "g1", "gt", "range", "-");
-    let mut c = Member::start(&k, "g1", "gt", "range", "-");
+    let mut a = start(&k, "g1", "gt", "range", "-");
+    let mut b = start(&k, "g1", "gt", "range", "-");
+    let mut c = start(&k, "g1", "gt", "range", "-");
     settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
         split(m, &[2, 2, 2], 6)
     });
@@ -303,7 +171,7 @@ fn given_three_range_consumers_when_reading_6000_messages_should_split_2_2_2_rea
     assert_eq!((committed, d["total_lag"].as_u64()), (6000, Some(0)), "{d}");
     // A restarted member reads only what was produced after the commits.
     produce(&k, "gt", 6000, 6600);
-    let mut again = Member::start(&k, "g1", "gt", "range", "-");
+    let mut again = start(&k, "g1", "gt", "range", "-");
     settle(&mut [&mut again], 20, "600 new messages read", |m| {
         m[0].messages().len() >= 600
     });
@@ -438,9 +306,9 @@ fn given_two_kcat_group_members_when_consuming_should_split_the_partitions_and_s
 fn given_three_roundrobin_members_when_one_is_killed_should_give_its_partitions_to_the_others() {
     let k = kafka_cluster(1);
     create_topic(&k, "rr", 6);
-    let mut a = Member::start(&k, "g2", "rr", "roundrobin", "-");
-    let mut b = Member::start(&k, "g2", "rr", "roundrobin", "-");
-    let mut c = Member::start(&k, "g2", "rr", "roundrobin", "-");
+    let mut a = start(&k, "g2", "rr", "roundrobin", "-");
+    let mut b = start(&k, "g2", "rr", "roundrobin", "-");
+    let mut c = start(&k, "g2", "rr", "roundrobin", "-");
     settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
         split(m, &[2, 2, 2], 6)
     });
@@ -476,14 +344,14 @@ fn given_three_roundrobin_members_when_one_is_killed_should_give_its_partitions_
 fn given_cooperative_sticky_members_when_a_third_joins_should_move_only_the_partitions_it_takes() {
     let k = kafka_cluster(1);
     create_topic(&k, "cs", 6);
-    let mut a = Member::start(&k, "g3", "cs", "cooperative-sticky", "-");
-    let mut b = Member::start(&k, "g3", "cs", "cooperative-sticky", "-");
+    let mut a = start(&k, "g3", "cs", "cooperative-sticky", "-");
+    let mut b = start(&k, "g3", "cs", "cooperative-sticky", "-");
     settle(&mut [&mut a, &mut b], 20, "a 3/3 split", |m| {
         split(m, &[3, 3], 6)
     });
     let (before_a, before_b) = (a.owned().unwrap(), b.owned().unwrap());
     let (seen_a, seen_b) = (a.seen.len(), b.seen.len());
-    let mut c = Member::start(&k, "g3", "cs", "cooperative-sticky", "-");
+    let mut c = start(&k, "g3", "cs", "cooperative-sticky", "-");
     settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
         split(m, &[2, 2, 2], 6)
     });
@@ -518,8 +386,8 @@ fn given_static_member_when_restarted_within_session_timeout_should_get_its_part
 ) {
     let k = kafka_cluster(1);
     create_topic(&k, "st", 4);
-    let mut a = Member::start(&k, "g4", "st", "range", "ia");
-    let mut b = Member::start(&k, "g4", "st", "range", "ib");
+    let mut a = start(&k, "g4", "st", "range", "ia");
+    let mut b = start(&k, "g4", "st", "range", "ib");
     settle(&mut [&mut a, &mut b], 20, "a 2/2 split", |m| {
         split(m, &[2, 2], 4)
     });
@@ -527,7 +395,7 @@ fn given_static_member_when_restarted_within_session_timeout_should_get_its_part
     let seen_a = a.seen.len();
     b.child.kill().unwrap();
     drop(b);
-    let mut b2 = Member::start(&k, "g4", "st", "range", "ib");
+    let mut b2 = start(&k, "g4", "st", "range", "ib");
     settle(&mut [&mut b2], 10, "b's partitions back", |m| {
         m[0].owned() == Some(before_b.clone())
     });

@@ -16,14 +16,14 @@ use kafka_protocol::messages::{
     ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_support::{kafka_cluster, python, KafkaCluster};
-use serde_json::Value;
+use kafka_support::members::{
+    create_topic, describe, produce, settle, split, values, Member, OwnedOf,
+};
+use kafka_support::{kafka_cluster, KafkaCluster};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Child;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A KIP-848 group consumer: prints `owned T P,P` (T: CLOCK_MONOTONIC
 /// seconds, shared by every process) whenever its partitions change,
@@ -95,43 +95,20 @@ fn history(lines: &[String]) -> Vec<(f64, BTreeSet<u32>)> {
         .collect()
 }
 
-/// One consumer process and the lines it printed.
-struct Member {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+/// A `group.protocol=consumer` member running [`CONSUMER`]; its ownership
+/// is its last `owned` line.
+fn start(k: &KafkaCluster, group: &str, topic: &str) -> Member {
+    let owned_of: OwnedOf = |seen| history(seen).pop().map(|(_, ps)| ps);
+    Member::start(CONSUMER, &[&k.bootstrap(), group, topic], owned_of)
 }
 
-impl Member {
-    fn start(k: &KafkaCluster, group: &str, topic: &str) -> Member {
-        let mut child = python(CONSUMER, &[&k.bootstrap(), group, topic]);
-        let (tx, lines) = std::sync::mpsc::channel();
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Member {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Takes every line printed so far.
-    fn drain(&mut self) {
-        self.seen.extend(self.lines.try_iter());
-    }
-
-    /// The partitions it owns now.
-    fn owned(&self) -> Option<BTreeSet<u32>> {
-        history(&self.seen).pop().map(|(_, ps)| ps)
-    }
-
+/// What a member read.
+trait Reads {
     /// Values of every message read.
+    fn values(&self) -> Vec<String>;
+}
+
+impl Reads for Member {
     fn values(&self) -> Vec<String> {
         self.seen
             .iter()
@@ -139,80 +116,6 @@ impl Member {
             .map(|l| l.split(' ').nth(1).unwrap().to_string())
             .collect()
     }
-
-    /// Commits, closes and exits; returns every line it printed.
-    fn close(mut self) -> Vec<String> {
-        let mut stdin = self.child.stdin.take().unwrap();
-        stdin.write_all(b"close\n").unwrap();
-        drop(stdin);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.seen.iter().any(|l| l == "closed") {
-            match self.lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) => self.seen.push(l),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            assert!(Instant::now() < deadline, "no close: {:?}", self.seen);
-        }
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "consumer did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::mem::take(&mut self.seen)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `members` until `done` holds, at most `secs` seconds.
-fn settle(
-    members: &mut [&mut Member],
-    secs: u64,
-    what: &str,
-    done: impl Fn(&[&mut Member]) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        for m in members.iter_mut() {
-            m.drain();
-        }
-        if done(members) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let state: Vec<_> = members
-                .iter_mut()
-                .map(|m| {
-                    let _ = m.child.kill();
-                    let err = m.child.stderr.take().map(|mut e| {
-                        let mut s = String::new();
-                        let _ = std::io::Read::read_to_string(&mut e, &mut s);
-                        s.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-                    });
-                    (
-                        m.seen.iter().rev().take(4).cloned().collect::<Vec<_>>(),
-                        err,
-                    )
-                })
-                .collect();
-            panic!("{what} within {secs} s: {state:#?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Every member owns `sizes[i]` partitions and together they own `0..total` once.
-fn split(members: &[&mut Member], sizes: &[usize], total: u32) -> bool {
-    let owned: Vec<BTreeSet<u32>> = members.iter().filter_map(|m| m.owned()).collect();
-    let mut got: Vec<usize> = owned.iter().map(BTreeSet::len).collect();
-    got.sort_unstable();
-    let union: BTreeSet<u32> = owned.iter().flatten().copied().collect();
-    owned.len() == members.len() && got == sizes && union == (0..total).collect()
 }
 
 /// No partition was owned by two members at once: each member's `owned`
@@ -252,43 +155,14 @@ fn assert_never_owned_twice(histories: &[Vec<(f64, BTreeSet<u32>)>]) {
     }
 }
 
-fn create_topic(k: &KafkaCluster, topic: &str, partitions: u32) {
-    k.cluster.yak_ok(&[
-        "topic",
-        "create",
-        topic,
-        "--partitions",
-        &partitions.to_string(),
-        "--replication-factor",
-        "1",
-    ]);
-}
-
-/// Produces `v{from}..v{to}` with keys spread over the partitions.
-fn produce(k: &KafkaCluster, topic: &str, from: usize, to: usize) {
-    let input: String = (from..to).map(|i| format!("k{i}:v{i}\n")).collect();
-    k.cluster.yak_stdin_ok(
-        &["produce", "--topic", topic, "--key-separator", ":"],
-        &input,
-    );
-}
-
-fn values(range: std::ops::Range<usize>) -> BTreeSet<String> {
-    range.map(|i| format!("v{i}")).collect()
-}
-
-fn describe(k: &KafkaCluster, group: &str) -> Value {
-    serde_json::from_str(&k.cluster.yak_ok(&["group", "describe", group, "--json"])).unwrap()
-}
-
 #[test]
 fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split_2_2_2_read_each_once_rebalance_and_resume(
 ) {
     let k = kafka_cluster(1);
     create_topic(&k, "kt", 6);
-    let mut a = Member::start(&k, "k1", "kt");
-    let mut b = Member::start(&k, "k1", "kt");
-    let mut c = Member::start(&k, "k1", "kt");
+    let mut a = start(&k, "k1", "kt");
+    let mut b = start(&k, "k1", "kt");
+    let mut c = start(&k, "k1", "kt");
     settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
         split(m, &[2, 2, 2], 6)
     });
@@ -346,7 +220,7 @@ fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split
     assert_eq!((committed, d["total_lag"].as_u64()), (6600, Some(0)), "{d}");
     // A restarted member reads only what was produced after the commits.
     produce(&k, "kt", 6600, 7000);
-    let mut again = Member::start(&k, "k1", "kt");
+    let mut again = start(&k, "k1", "kt");
     settle(&mut [&mut again], 20, "400 new messages read", |m| {
         m[0].values().len() >= 400
     });
@@ -362,9 +236,9 @@ fn given_three_consumer_protocol_members_when_reading_6000_messages_should_split
 fn given_a_member_killed_when_its_session_expires_should_give_its_partitions_to_the_others() {
     let k = kafka_cluster(1);
     create_topic(&k, "kk", 6);
-    let mut a = Member::start(&k, "k2", "kk");
-    let mut b = Member::start(&k, "k2", "kk");
-    let mut c = Member::start(&k, "k2", "kk");
+    let mut a = start(&k, "k2", "kk");
+    let mut b = start(&k, "k2", "kk");
+    let mut c = start(&k, "k2", "kk");
     settle(&mut [&mut a, &mut b, &mut c], 20, "a 2/2/2 split", |m| {
         split(m, &[2, 2, 2], 6)
     });
@@ -482,7 +356,7 @@ fn given_topic_ids_and_a_regex_subscription_when_consuming_should_resolve_ids_an
         let input: String = (0..50).map(|i| format!("{t}-{i}\n")).collect();
         k.cluster.yak_stdin_ok(&["produce", "--topic", t], &input);
     }
-    let mut m = Member::start(&k, "k3", "^r.*");
+    let mut m = start(&k, "k3", "^r.*");
     settle(&mut [&mut m], 20, "100 messages of ra and rb", |m| {
         m[0].values().len() >= 100
     });
